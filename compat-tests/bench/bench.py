@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Klamm benchmark: prints numbers, asserts nothing about speed.
+
+Measures, against a release broker on an ephemeral data dir:
+  - time from exec to the `klamm ready on` line, and idle RSS;
+  - produce and consume throughput of N x 100-byte messages with kcat (librdkafka),
+    median of 3 runs (msgs/s and MB/s);
+  - produce latency p50/p99 at a fixed rate with confluent-kafka (librdkafka), linger 0;
+  - RSS after the run.
+Usage: bench.py KLAMM_BIN [--messages N]
+"""
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def start_broker(binary, port):
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [binary, "--listen", f"127.0.0.1:{port}", "--ephemeral", "--log-level", "warn,klamm::broker=info"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        if "klamm ready on" in line:
+            return proc, (time.perf_counter() - t0) * 1000
+    proc.kill()
+    sys.exit("broker did not become ready")
+
+
+def kcat_produce(bootstrap, topic, path):
+    t0 = time.perf_counter()
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-l", path], check=True)
+    return time.perf_counter() - t0
+
+
+def kcat_consume(bootstrap, topic, n):
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%o\n"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    elapsed = time.perf_counter() - t0
+    got = out.count(b"\n")
+    if got != n:
+        sys.exit(f"consumed {got} messages from {topic}, expected {n}")
+    return elapsed
+
+
+def latency(bootstrap, rate, seconds):
+    try:
+        from confluent_kafka import Producer
+    except ImportError:
+        return None
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+    lat = []
+
+    def done(err, msg, sent):
+        if err is None:
+            lat.append((time.perf_counter() - sent) * 1000)
+
+    payload = b"x" * 100
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        target = start + i * interval
+        while True:
+            now = time.perf_counter()
+            if now >= target:
+                break
+            p.poll(min(target - now, 0.001))
+        sent = time.perf_counter()
+        p.produce("latency", payload, callback=lambda e, m, s=sent: done(e, m, s))
+        p.poll(0)
+    p.flush(30)
+    lat.sort()
+    return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1], len(lat)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--seconds", type=int, default=10)
+    args = ap.parse_args()
+    n = args.messages
+
+    # Startup: median of 5 cold starts on an empty ephemeral dir.
+    starts = []
+    for _ in range(5):
+        proc, ms = start_broker(args.binary, free_port())
+        starts.append(ms)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    proc, _ = start_broker(args.binary, port)
+    time.sleep(0.5)
+    idle = rss_kb(proc.pid)
+
+    with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+        line = b"m" * 100 + b"\n"
+        f.write(line * n)
+        path = f.name
+    prod, cons = [], []
+    for run in range(3):
+        topic = f"bench-{run}"
+        prod.append(kcat_produce(bootstrap, topic, path))
+        cons.append(kcat_consume(bootstrap, topic, n))
+    os.unlink(path)
+    lat = latency(bootstrap, args.rate, args.seconds)
+    after = rss_kb(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+    def rate(ts):
+        t = statistics.median(ts)
+        return f"{n / t:,.0f} msg/s  {n * 100 / t / 1e6:,.1f} MB/s  (runs: {', '.join(f'{x:.2f}s' for x in ts)})"
+
+    print(f"messages per run:        {n:,} x 100 B")
+    print(f"produce (kcat -P):       {rate(prod)}")
+    print(f"consume (kcat -C):       {rate(cons)}")
+    if lat:
+        print(f"produce latency @{args.rate}/s:  p50 {lat[0]:.2f} ms  p99 {lat[1]:.2f} ms  ({lat[2]} acks, acks=all, linger.ms=0)")
+    else:
+        print("produce latency:         skipped (confluent-kafka not installed)")
+    print(f"exec -> ready:           median {statistics.median(starts):.1f} ms (runs: {', '.join(f'{x:.1f}' for x in starts)})")
+    print(f"RSS idle:                {idle / 1024:.1f} MB")
+    print(f"RSS after run:           {after / 1024:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+//! Fetch: read whole batches from the offset asked for, long-polling until `min_bytes` are
+//! there or `max_wait_ms` passes. Fetch sessions are declined (session id 0), so every
+//! request is a full fetch.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::broker::Context;
+use crate::log::partition::check_leader_epoch;
+use crate::log::Partition;
+use crate::server::dispatch::RequestContext;
+
+/// Longest long-poll we honour: a bound so a request cannot pin a task for days.
+const MAX_WAIT_CAP_MS: i32 = 5 * 60 * 1000;
+
+/// One requested partition, resolved once per request.
+struct Wanted {
+    topic_slot: usize,
+    partition_index: i32,
+    fetch_offset: i64,
+    current_leader_epoch: i32,
+    partition_max_bytes: usize,
+    target: Result<Arc<Partition>, ResponseError>,
+}
+
+pub async fn handle(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: FetchRequest,
+) -> Option<FetchResponse> {
+    let mut resp = FetchResponse::default();
+    if req.session_id != 0 || req.session_epoch > 0 {
+        // We never hand out session ids, so an incremental fetch cannot be ours.
+        resp.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return Some(resp);
+    }
+    let read_committed = req.isolation_level == 1;
+    let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(req.topics.len());
+    let mut wanted = Vec::new();
+    for t in req.topics {
+        let topic = if version >= 13 {
+            ctx.metadata
+                .topic_by_id(&t.topic_id)
+                .ok_or(ResponseError::UnknownTopicId)
+        } else {
+            ctx.metadata
+                .topic(t.topic.0.as_str())
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+        };
+        let slot = topics.len();
+        let (name, id) = match &topic {
+            Ok(tp) => (super::topic_name(&tp.name), tp.id),
+            Err(_) => (t.topic.clone(), t.topic_id),
+        };
+        topics.push((name, id));
+        for p in t.partitions {
+            let target = topic.clone().and_then(|tp| {
+                tp.partition(p.partition)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownTopicOrPartition)
+            });
+            wanted.push(Wanted {
+                topic_slot: slot,
+                partition_index: p.partition,
+                fetch_offset: p.fetch_offset,
+                current_leader_epoch: p.current_leader_epoch,
+                partition_max_bytes: p.partition_max_bytes.max(0) as usize,
+                target,
+            });
+        }
+    }
+
+    let max_bytes = if version >= 3 {
+        req.max_bytes.max(0) as usize
+    } else {
+        i32::MAX as usize
+    };
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let max_wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
+    let deadline = Instant::now() + max_wait;
+    let live: Vec<Arc<Partition>> = wanted
+        .iter()
+        .filter_map(|w| w.target.as_ref().ok().cloned())
+        .collect();
+
+    loop {
+        // Register for wake-ups before reading, so an append between the read and the wait
+        // is never missed.
+        let mut woken: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = live
+            .iter()
+            .map(|p| Box::pin(p.appended.notified()))
+            .collect();
+        for n in woken.iter_mut() {
+            n.as_mut().enable();
+        }
+        let (partitions, total_bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+        let done =
+            total_bytes >= min_bytes || any_error || live.is_empty() || Instant::now() >= deadline;
+        if done {
+            resp.responses = assemble(&topics, partitions);
+            return Some(resp);
+        }
+        let any_append = std::future::poll_fn(|cx| {
+            for n in woken.iter_mut() {
+                if n.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        });
+        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
+            // Timed out: one last read so data that raced the timer is not left behind.
+            let (partitions, _, _) = read_all(&wanted, max_bytes, read_committed);
+            resp.responses = assemble(&topics, partitions);
+            return Some(resp);
+        }
+    }
+}
+
+/// Reads every wanted partition once; returns per-partition data, bytes, and whether any
+/// partition had an error (Kafka answers at once in that case).
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<(usize, PartitionData)>, usize, bool) {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut total = 0usize;
+    let mut any_error = false;
+    for w in wanted {
+        let mut pd = PartitionData::default()
+            .with_partition_index(w.partition_index)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1);
+        let result = w.target.clone().and_then(|p| {
+            check_leader_epoch(w.current_leader_epoch)?;
+            let hw = p.high_watermark();
+            if w.fetch_offset < p.log_start_offset() || w.fetch_offset > hw {
+                pd.high_watermark = hw;
+                pd.last_stable_offset = hw;
+                pd.log_start_offset = p.log_start_offset();
+                return Err(ResponseError::OffsetOutOfRange);
+            }
+            let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
+            p.read(w.fetch_offset, budget, total == 0)
+        });
+        match result {
+            Ok(r) => {
+                total += r.records.len();
+                pd.high_watermark = r.high_watermark;
+                pd.last_stable_offset = r.high_watermark;
+                pd.log_start_offset = r.log_start_offset;
+                pd.records = Some(r.records);
+                if read_committed {
+                    pd.aborted_transactions = Some(Vec::new());
+                }
+            }
+            Err(code) => {
+                any_error = true;
+                pd.error_code = code.code();
+                pd.records = Some(Default::default());
+            }
+        }
+        out.push((w.topic_slot, pd));
+    }
+    (out, total, any_error)
+}
+
+fn assemble(
+    topics: &[(TopicName, Uuid)],
+    partitions: Vec<(usize, PartitionData)>,
+) -> Vec<FetchableTopicResponse> {
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .iter()
+        .map(|(name, id)| {
+            FetchableTopicResponse::default()
+                .with_topic(name.clone())
+                .with_topic_id(*id)
+        })
+        .collect();
+    for (slot, pd) in partitions {
+        responses[slot].partitions.push(pd);
+    }
+    responses
+}

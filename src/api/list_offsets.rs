@@ -1,0 +1,81 @@
+//! ListOffsets: earliest, latest, max-timestamp, and first-offset-at-or-after a timestamp.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use crate::broker::Context;
+use crate::log::partition::{check_leader_epoch, LEADER_EPOCH};
+use crate::log::Partition;
+use crate::server::dispatch::RequestContext;
+
+/// Kafka's special timestamps in ListOffsets requests.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+const EARLIEST_PENDING_UPLOAD: i64 = -6;
+
+pub async fn handle(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> Option<ListOffsetsResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = ctx.metadata.topic(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1);
+                    let part = topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition_index))
+                        .ok_or(ResponseError::UnknownTopicOrPartition);
+                    let result = part.and_then(|part| {
+                        check_leader_epoch(p.current_leader_epoch)?;
+                        lookup(part, p.timestamp)
+                    });
+                    match result {
+                        Ok((offset, timestamp)) => {
+                            out.offset = offset;
+                            out.timestamp = timestamp;
+                            if version >= 4 {
+                                out.leader_epoch = LEADER_EPOCH;
+                            }
+                        }
+                        Err(code) => out.error_code = code.code(),
+                    }
+                    out
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    Some(ListOffsetsResponse::default().with_topics(topics))
+}
+
+/// (offset, timestamp) for one partition and one requested timestamp.
+fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+    match timestamp {
+        LATEST => Ok((p.high_watermark(), -1)),
+        EARLIEST | EARLIEST_LOCAL => Ok((p.log_start_offset(), -1)),
+        // No tiered storage: nothing is in, or pending upload to, remote storage.
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
+        MAX_TIMESTAMP => Ok(p.max_timestamp_offset()?.unwrap_or((-1, -1))),
+        ts if ts >= 0 => Ok(p.offset_for_timestamp(ts)?.unwrap_or((-1, -1))),
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}

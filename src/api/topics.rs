@@ -1,0 +1,222 @@
+//! CreateTopics, DeleteTopics and CreatePartitions.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
+};
+use kafka_protocol::ResponseError;
+
+use super::{sb, topic_name};
+use crate::broker::Context;
+use crate::server::dispatch::RequestContext;
+
+/// Kafka's ConfigSource.DEFAULT_CONFIG, for configs reported back by CreateTopics v5+.
+const CONFIG_SOURCE_DEFAULT: i8 = 5;
+/// Kafka's ConfigSource.TOPIC_CONFIG.
+const CONFIG_SOURCE_TOPIC: i8 = 1;
+
+pub async fn create_topics(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: CreateTopicsRequest,
+) -> Option<CreateTopicsResponse> {
+    let mut seen = std::collections::HashSet::new();
+    let duplicates: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.0.to_string()))
+        .map(|t| t.name.0.to_string())
+        .collect();
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut result = CreatableTopicResult::default()
+            .with_name(t.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let outcome = (|| {
+            if duplicates.contains(&name) {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Create topics request from client `{}` contains multiple entries for the following topics: {name}", rc.client_id()),
+                ));
+            }
+            let rf = t.replication_factor;
+            if rf != -1 && rf != 1 && t.assignments.is_empty() {
+                return Err((
+                    ResponseError::InvalidReplicationFactor,
+                    format!("Replication factor: {rf} larger than available brokers: 1."),
+                ));
+            }
+            let num_partitions = if !t.assignments.is_empty() {
+                if t.num_partitions != -1 || t.replication_factor != -1 {
+                    return Err((
+                        ResponseError::InvalidRequest,
+                        "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".to_string(),
+                    ));
+                }
+                for (i, a) in t.assignments.iter().enumerate() {
+                    let ok = a.partition_index == i as i32
+                        && a.broker_ids.len() == 1
+                        && a.broker_ids[0].0 == ctx.config.node_id;
+                    if !ok {
+                        return Err((
+                            ResponseError::InvalidReplicaAssignment,
+                            format!("replica assignment for partition {} must be [{}] on this single-node cluster", a.partition_index, ctx.config.node_id),
+                        ));
+                    }
+                }
+                t.assignments.len() as i32
+            } else if t.num_partitions == -1 {
+                ctx.config.num_partitions
+            } else {
+                t.num_partitions
+            };
+            let mut configs = BTreeMap::new();
+            for c in &t.configs {
+                let Some(v) = &c.value else { continue };
+                configs.insert(c.name.to_string(), v.to_string());
+            }
+            ctx.metadata
+                .create_topic(&name, num_partitions, configs, req.validate_only)
+        })();
+        match outcome {
+            Ok(topic) => {
+                result.topic_id = if version >= 7 && !req.validate_only {
+                    topic.id
+                } else {
+                    Default::default()
+                };
+                result.num_partitions = topic.partitions.len() as i32;
+                result.replication_factor = 1;
+                if version >= 5 {
+                    result.configs = Some(
+                        topic
+                            .configs
+                            .iter()
+                            .map(|(k, v)| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(sb(k.clone()))
+                                    .with_value(Some(sb(v.clone())))
+                                    .with_config_source(CONFIG_SOURCE_TOPIC)
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            Err((code, message)) => {
+                result.error_code = code.code();
+                if version >= 1 {
+                    result.error_message = Some(sb(message));
+                }
+            }
+        }
+        results.push(result);
+    }
+    let _ = CONFIG_SOURCE_DEFAULT;
+    Some(CreateTopicsResponse::default().with_topics(results))
+}
+
+pub async fn delete_topics(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: DeleteTopicsRequest,
+) -> Option<DeleteTopicsResponse> {
+    // v6+ names topics by name or id; older versions by name only.
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let mut r = DeletableTopicResult::default();
+            let resolved = match &name {
+                Some(n) => ctx
+                    .metadata
+                    .topic(n)
+                    .map(|t| (t.name.to_string(), t.id))
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                None => ctx
+                    .metadata
+                    .topic_by_id(&id)
+                    .map(|t| (t.name.to_string(), t.id))
+                    .ok_or(ResponseError::UnknownTopicId),
+            };
+            r.name = name.as_deref().map(topic_name);
+            r.topic_id = id;
+            match resolved.and_then(|(n, tid)| {
+                ctx.metadata.delete_topic(&n)?;
+                Ok((n, tid))
+            }) {
+                Ok((n, tid)) => {
+                    r.name = Some(topic_name(&n));
+                    if version >= 6 {
+                        r.topic_id = tid;
+                    }
+                }
+                Err(code) => {
+                    r.error_code = code.code();
+                    if version >= 5 {
+                        r.error_message = Some(sb(code.to_string()));
+                    }
+                }
+            }
+            r
+        })
+        .collect();
+    Some(DeleteTopicsResponse::default().with_responses(responses))
+}
+
+pub async fn create_partitions(
+    ctx: &Context,
+    _rc: &RequestContext,
+    _version: i16,
+    req: CreatePartitionsRequest,
+) -> Option<CreatePartitionsResponse> {
+    let results = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != ctx.config.node_id)
+            });
+            let outcome = if bad_assignment {
+                Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "every new partition must be assigned to [{}] on this single-node cluster",
+                        ctx.config.node_id
+                    ),
+                ))
+            } else {
+                ctx.metadata
+                    .create_partitions(t.name.0.as_str(), t.count, req.validate_only)
+            };
+            if let Err((code, message)) = outcome {
+                r.error_code = code.code();
+                r.error_message = Some(sb(message));
+            }
+            r
+        })
+        .collect();
+    Some(CreatePartitionsResponse::default().with_results(results))
+}

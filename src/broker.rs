@@ -1,0 +1,178 @@
+//! Broker start-up and shutdown: open the store, load metadata, accept connections.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::log::Store;
+use crate::metadata::Metadata;
+use crate::server::listener;
+
+/// What every request handler may use: the configuration and the services.
+///
+/// It exists so handlers take one argument for the broker's shared state, and so that no
+/// handler reaches RocksDB except through a service.
+pub struct Context {
+    pub config: BrokerConfig,
+    pub metadata: Metadata,
+    pub store: Arc<Store>,
+    /// Host and port that Metadata and DescribeCluster report for this broker.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+/// A bound, ready broker: the listening socket is open, the store is loaded.
+///
+/// Binding and serving are separate steps so that callers (tests, the CLI) learn the real
+/// address (port 0 becomes a free port) before any client connects.
+pub struct Broker {
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    // Dropped last: removes an ephemeral data dir after the store is closed.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+/// A broker serving on a background task; shuts down when dropped or on [`BrokerHandle::shutdown`].
+pub struct BrokerHandle {
+    addr: SocketAddr,
+    shutdown: Option<watch::Sender<bool>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Opens the data dir, loads metadata and binds the listener.
+    pub async fn bind(mut config: BrokerConfig) -> anyhow::Result<Broker> {
+        let temp_dir = if config.ephemeral {
+            let dir = tempfile::Builder::new()
+                .prefix("klamm-")
+                .tempdir()
+                .context("creating the ephemeral data dir")?;
+            config.data_dir = dir.path().to_path_buf();
+            Some(dir)
+        } else {
+            None
+        };
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir, config.fsync)
+            .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
+        let metadata = Metadata::load(store.clone()).context("loading metadata")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let (advertised_host, advertised_port) = match &config.advertise {
+            Some(a) => parse_host_port(a)?,
+            None => (local_addr.ip().to_string(), i32::from(local_addr.port())),
+        };
+        let ctx = Arc::new(Context {
+            config,
+            metadata,
+            store,
+            advertised_host,
+            advertised_port,
+        });
+        Ok(Broker {
+            ctx,
+            listener,
+            local_addr,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared state, for embedding code that wants to look inside.
+    pub fn context(&self) -> Arc<Context> {
+        self.ctx.clone()
+    }
+
+    /// Serves clients until `shutdown` completes, then closes connections and flushes.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let (tx, rx) = watch::channel(false);
+        tracing::info!("klamm ready on {}", self.local_addr);
+        let serve = listener::serve(self.listener, self.ctx.clone(), rx);
+        tokio::pin!(serve);
+        tokio::select! {
+            _ = &mut serve => {}
+            _ = shutdown => {
+                let _ = tx.send(true);
+                serve.await;
+            }
+        }
+        self.ctx.store.flush().context("flushing the store")?;
+        tracing::info!("klamm stopped");
+        Ok(())
+    }
+
+    /// Serves on a background task; the returned handle stops the broker when dropped.
+    pub fn spawn(self) -> BrokerHandle {
+        let addr = self.local_addr;
+        let (tx, mut rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            if let Err(e) = self.run_until(stop).await {
+                tracing::error!(error = %e, "broker stopped with an error");
+            }
+        });
+        BrokerHandle {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+impl BrokerHandle {
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `HOST:PORT` for a client's bootstrap.servers.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Stops accepting, closes connections, flushes the store and waits for all of it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for BrokerHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+fn parse_host_port(s: &str) -> anyhow::Result<(String, i32)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .with_context(|| format!("--advertise {s}: expected HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .with_context(|| format!("--advertise {s}: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    anyhow::ensure!(!host.is_empty(), "--advertise {s}: empty host");
+    Ok((host.to_string(), i32::from(port)))
+}

@@ -1,0 +1,122 @@
+//! Every knob of the broker, with Kafka's names and defaults where one exists.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
+pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
+/// Kafka's `message.max.bytes` default (1 MiB plus the 12-byte log overhead).
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_048_588;
+
+/// Command-line and environment configuration of one broker.
+///
+/// It exists so that `klamm` with no arguments is a working broker on 127.0.0.1:9092, while
+/// every setting can come from a flag, a `KLAMM_*` variable, or (for embedding) a struct literal.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "klamm",
+    version,
+    about = "A Kafka-compatible broker with a RocksDB log"
+)]
+pub struct BrokerConfig {
+    /// Address to accept Kafka clients on.
+    #[arg(long, env = "KLAMM_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// HOST:PORT that Metadata tells clients to connect to (default: the listen address,
+    /// with the real port when listening on port 0).
+    #[arg(long, env = "KLAMM_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// Directory of the RocksDB database.
+    #[arg(long, env = "KLAMM_DATA_DIR", default_value = "./klamm-data")]
+    pub data_dir: PathBuf,
+
+    /// Use a temporary data directory that is removed on exit (for CI).
+    #[arg(long, env = "KLAMM_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Sync the write-ahead log before acknowledging a produce request.
+    #[arg(long, env = "KLAMM_FSYNC")]
+    pub fsync: bool,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
+    #[arg(long, env = "KLAMM_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Kafka's `auto.create.topics.enable`: create unknown topics on Metadata and Produce.
+    #[arg(
+        long = "auto-create-topics-enable",
+        alias = "auto.create.topics.enable",
+        env = "KLAMM_AUTO_CREATE_TOPICS_ENABLE",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub auto_create_topics_enable: bool,
+
+    /// Kafka's `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
+    #[arg(
+        long = "num-partitions",
+        alias = "num.partitions",
+        env = "KLAMM_NUM_PARTITIONS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(i32).range(1..=100_000)
+    )]
+    pub num_partitions: i32,
+
+    /// Kafka's `message.max.bytes`: the largest record batch accepted (topic default of
+    /// `max.message.bytes`).
+    #[arg(
+        long = "message-max-bytes",
+        alias = "message.max.bytes",
+        env = "KLAMM_MESSAGE_MAX_BYTES",
+        default_value_t = DEFAULT_MESSAGE_MAX_BYTES
+    )]
+    pub message_max_bytes: usize,
+
+    /// Kafka's `socket.request.max.bytes`: larger request frames close the connection.
+    #[arg(
+        long = "socket-request-max-bytes",
+        alias = "socket.request.max.bytes",
+        env = "KLAMM_SOCKET_REQUEST_MAX_BYTES",
+        default_value_t = DEFAULT_SOCKET_REQUEST_MAX_BYTES
+    )]
+    pub socket_request_max_bytes: usize,
+
+    /// Kafka's `max.connections`: further connections are refused until one closes.
+    #[arg(
+        long = "max-connections",
+        alias = "max.connections",
+        env = "KLAMM_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+
+    /// This broker's node id, as reported in Metadata.
+    #[arg(
+        long = "node-id",
+        alias = "node.id",
+        env = "KLAMM_NODE_ID",
+        default_value_t = 1
+    )]
+    pub node_id: i32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig::parse_from(["klamm"])
+    }
+}
+
+impl BrokerConfig {
+    /// A configuration for tests and embedding: a free loopback port and a temporary data dir.
+    pub fn ephemeral() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ephemeral: true,
+            ..BrokerConfig::default()
+        }
+    }
+}

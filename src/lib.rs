@@ -1,0 +1,15 @@
+//! Klamm: a Kafka broker that speaks the real wire protocol and keeps its log in RocksDB.
+//!
+//! The library holds the whole broker; `main.rs` is a thin CLI around [`Broker`]. Tests and
+//! other programs can start a broker in-process with [`BrokerConfig::ephemeral`].
+
+pub mod api;
+pub mod config;
+pub mod log;
+pub mod metadata;
+pub mod server;
+
+mod broker;
+
+pub use broker::{Broker, BrokerHandle, Context};
+pub use config::BrokerConfig;

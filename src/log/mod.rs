@@ -1,0 +1,8 @@
+//! The partition store: RocksDB layout, batch validation, and per-partition state.
+
+pub mod batch;
+pub mod partition;
+pub mod store;
+
+pub use partition::Partition;
+pub use store::Store;

@@ -1,0 +1,272 @@
+//! One partition's log: offset assignment on append, reads for Fetch, offsets for ListOffsets.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::ResponseError;
+use rocksdb::WriteBatch;
+use tokio::sync::Notify;
+
+use super::batch::{self, BatchHeader, ProducedBatch};
+use super::store::{Store, StoreError};
+
+/// The leader epoch of every partition: a single node is always the leader, in epoch 0.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// Checks a client's `current_leader_epoch` against ours (-1 means "not given"): a newer
+/// epoch is UNKNOWN_LEADER_EPOCH, an older one FENCED_LEADER_EPOCH, as Kafka answers.
+pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError> {
+    if current_leader_epoch < 0 {
+        return Ok(());
+    }
+    match current_leader_epoch.cmp(&LEADER_EPOCH) {
+        std::cmp::Ordering::Greater => Err(ResponseError::UnknownLeaderEpoch),
+        std::cmp::Ordering::Less => Err(ResponseError::FencedLeaderEpoch),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+/// In-memory state of one partition, shared by every request that touches it.
+///
+/// It exists so that offsets are assigned in one place under one lock, and so that readers
+/// learn the high watermark and wait for new data without touching RocksDB.
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub index: i32,
+    /// Allocated once, never reused: the key prefix of this partition's data.
+    pub uid: u64,
+    store: Arc<Store>,
+    /// Serializes appends; holds the max-timestamp-so-far for the time index.
+    append: Mutex<AppendState>,
+    log_start_offset: AtomicI64,
+    log_end_offset: AtomicI64,
+    high_watermark: AtomicI64,
+    deleted: AtomicBool,
+    /// Woken after every append, for long-polling fetches.
+    pub appended: Notify,
+}
+
+struct AppendState {
+    max_timestamp: i64,
+}
+
+/// Where a successful append put the batches.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// Result of reading for a fetch: the concatenated batches and the offsets around them.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl Partition {
+    /// Loads a partition's state from the store: log end offset from the last batch key,
+    /// log start offset from the first, no scan of the data.
+    pub fn open(
+        store: Arc<Store>,
+        topic: Arc<str>,
+        index: i32,
+        uid: u64,
+    ) -> Result<Partition, StoreError> {
+        let leo = match store.last_batch(uid)? {
+            Some((base, bytes)) => {
+                let h = BatchHeader::parse(&bytes).ok_or_else(|| {
+                    StoreError::Corrupt(format!("short batch at {topic}-{index}@{base}"))
+                })?;
+                base + i64::from(h.last_offset_delta) + 1
+            }
+            None => 0,
+        };
+        let lso = store.first_batch(uid)?.map(|(b, _)| b).unwrap_or(leo);
+        let max_ts = store
+            .last_time_index(uid)?
+            .map(|(ts, _)| ts)
+            .unwrap_or(i64::MIN);
+        Ok(Partition {
+            topic,
+            index,
+            uid,
+            store,
+            append: Mutex::new(AppendState {
+                max_timestamp: max_ts,
+            }),
+            log_start_offset: AtomicI64::new(lso),
+            log_end_offset: AtomicI64::new(leo),
+            high_watermark: AtomicI64::new(leo),
+            deleted: AtomicBool::new(false),
+            appended: Notify::new(),
+        })
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::Acquire)
+    }
+
+    /// Marks the partition gone (its topic was deleted) so no append lands after the
+    /// delete_range; returns once no append is in progress.
+    pub fn mark_deleted(&self) {
+        let _guard = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        self.deleted.store(true, Ordering::Release);
+        self.appended.notify_waiters();
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// Appends validated batches: assigns offsets, writes them and their time-index entries in
+    /// one RocksDB write batch, then publishes the new high watermark and wakes fetchers.
+    pub fn append(&self, batches: &[ProducedBatch]) -> Result<AppendResult, ResponseError> {
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_deleted() {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        let first = self.log_end_offset.load(Ordering::Acquire);
+        let mut next = first;
+        let mut max_ts = state.max_timestamp;
+        let mut wb = WriteBatch::default();
+        for b in batches {
+            let stored = batch::assign_offset(&b.bytes, next, LEADER_EPOCH);
+            self.store.put_log(&mut wb, self.uid, next, &stored);
+            if b.header.max_timestamp > max_ts {
+                max_ts = b.header.max_timestamp;
+                self.store.put_time_index(&mut wb, self.uid, max_ts, next);
+            }
+            next += i64::from(b.header.last_offset_delta) + 1;
+        }
+        if let Err(e) = self.store.write(wb) {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        state.max_timestamp = max_ts;
+        self.log_end_offset.store(next, Ordering::Release);
+        self.high_watermark.store(next, Ordering::Release);
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(AppendResult {
+            base_offset: first,
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// Reads whole batches from the one containing `offset`, up to `max_bytes` (but always the
+    /// first batch when `at_least_one` is set, as Kafka does so a large batch never blocks a
+    /// consumer). Stops at the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+    ) -> Result<ReadResult, ResponseError> {
+        let hw = self.high_watermark();
+        let lso = self.log_start_offset();
+        let mut out = BytesMut::new();
+        if offset < hw {
+            let res = self.store.read_batches(self.uid, offset, |base, bytes| {
+                if base >= hw {
+                    return false;
+                }
+                let Some(h) = BatchHeader::parse(bytes) else {
+                    return false;
+                };
+                if h.last_offset() < offset {
+                    return true; // the batch before the requested offset: skip it
+                }
+                let fits = out.len() + bytes.len() <= max_bytes;
+                if fits || (at_least_one && out.is_empty()) {
+                    out.extend_from_slice(bytes);
+                    fits
+                } else {
+                    false
+                }
+            });
+            if let Err(e) = res {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "read failed");
+                return Err(ResponseError::KafkaStorageError);
+            }
+        }
+        Ok(ReadResult {
+            records: out.freeze(),
+            high_watermark: hw,
+            log_start_offset: lso,
+        })
+    }
+
+    /// The first offset whose record timestamp is at least `ts`, with that timestamp
+    /// (ListOffsets by time); `None` when no record is that late.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ResponseError> {
+        let entry = self
+            .store
+            .time_index_at_or_after(self.uid, ts)
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        let Some((_, base)) = entry else {
+            return Ok(None);
+        };
+        self.scan_records_from(base, |t| t >= ts)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, ResponseError> {
+        let max_ts = self
+            .append
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .max_timestamp;
+        if max_ts == i64::MIN {
+            return Ok(None);
+        }
+        self.offset_for_timestamp(max_ts)
+    }
+
+    /// Decodes batches from `base` until a record satisfies `pred` on its timestamp.
+    fn scan_records_from(
+        &self,
+        base: i64,
+        pred: impl Fn(i64) -> bool,
+    ) -> Result<Option<(i64, i64)>, ResponseError> {
+        let hw = self.high_watermark();
+        let mut found = None;
+        let mut failed = false;
+        let res = self.store.read_batches(self.uid, base, |b, bytes| {
+            if b >= hw {
+                return false;
+            }
+            let mut buf = Bytes::copy_from_slice(bytes);
+            match RecordBatchDecoder::decode(&mut buf) {
+                Ok(set) => {
+                    for r in set.records {
+                        if pred(r.timestamp) && r.offset >= self.log_start_offset() {
+                            found = Some((r.offset, r.timestamp));
+                            return false;
+                        }
+                    }
+                    true
+                }
+                Err(_) => {
+                    failed = true;
+                    false
+                }
+            }
+        });
+        if res.is_err() || failed {
+            return Err(ResponseError::KafkaStorageError);
+        }
+        Ok(found)
+    }
+}

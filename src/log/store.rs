@@ -1,0 +1,311 @@
+//! The RocksDB handle: column families and key encoding.
+//!
+//! One database holds everything (see DESIGN.md). Keys are big-endian so that RocksDB's
+//! byte order is numeric order: all batches of a partition are contiguous and sorted by
+//! base offset, which makes "the batch containing offset N" a single `seek_for_prev`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode,
+    Options, ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+/// Column family of record batches: uid ‖ base offset -> batch bytes.
+pub const CF_LOG: &str = "log";
+/// Column family for ListOffsets by time: uid ‖ max-timestamp-so-far ‖ base offset -> "".
+pub const CF_TIME_INDEX: &str = "time_index";
+/// Column family of cluster metadata: typed prefix ‖ name -> serialized record.
+pub const CF_META: &str = "meta";
+/// Column family of committed offsets and group metadata (used by the group coordinator).
+pub const CF_GROUPS: &str = "groups";
+/// Column family of producer state (used by the transaction coordinator).
+pub const CF_PRODUCERS: &str = "producers";
+
+const ALL_CFS: [&str; 5] = [CF_LOG, CF_TIME_INDEX, CF_META, CF_GROUPS, CF_PRODUCERS];
+
+/// Errors from the storage layer. RocksDB errors are rare and fatal to the request, not to
+/// the broker: handlers turn them into KAFKA_STORAGE_ERROR.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// A stored key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// The one RocksDB database of a broker.
+///
+/// It exists so that the rest of the broker never sees RocksDB types or key layouts: the
+/// partition log, the metadata service and the coordinators each call typed methods here.
+pub struct Store {
+    db: DB,
+    write_sync: WriteOptions,
+    write_nosync: WriteOptions,
+    fsync: bool,
+}
+
+/// Key of a batch in the `log` CF.
+pub fn log_key(uid: u64, base_offset: i64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&uid.to_be_bytes());
+    k[8..].copy_from_slice(&(base_offset as u64).to_be_bytes());
+    k
+}
+
+/// Timestamps are signed; flipping the sign bit makes their big-endian bytes sort numerically.
+fn ts_bytes(ts: i64) -> [u8; 8] {
+    ((ts as u64) ^ (1u64 << 63)).to_be_bytes()
+}
+
+/// Key of an entry in the `time_index` CF.
+pub fn time_key(uid: u64, max_ts_so_far: i64, base_offset: i64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&uid.to_be_bytes());
+    k[8..16].copy_from_slice(&ts_bytes(max_ts_so_far));
+    k[16..].copy_from_slice(&(base_offset as u64).to_be_bytes());
+    k
+}
+
+fn be_i64(b: &[u8]) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    i64::from_be_bytes(a)
+}
+
+impl Store {
+    /// Opens (or creates) the database under `path`.
+    pub fn open(path: &Path, fsync: bool) -> Result<Arc<Store>, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.increase_parallelism(2);
+        opts.set_max_background_jobs(2);
+        // Keep memory flat regardless of data size: bounded memtables and one small cache.
+        opts.set_write_buffer_size(32 * 1024 * 1024);
+        opts.set_max_write_buffer_number(2);
+        opts.set_keep_log_file_num(2);
+        opts.set_max_total_wal_size(128 * 1024 * 1024);
+        let cache = Cache::new_lru_cache(8 * 1024 * 1024);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            cf_opts.set_write_buffer_size(if *name == CF_LOG {
+                32 * 1024 * 1024
+            } else {
+                4 * 1024 * 1024
+            });
+            cf_opts.set_max_write_buffer_number(2);
+            if *name == CF_LOG {
+                // Producers' batches are mostly compressed already; let large ones live in
+                // blob files so compaction does not rewrite them over and over.
+                cf_opts.set_enable_blob_files(true);
+                cf_opts.set_min_blob_size(4096);
+            }
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let mut write_sync = WriteOptions::default();
+        write_sync.set_sync(true);
+        Ok(Arc::new(Store {
+            db,
+            write_sync,
+            write_nosync: WriteOptions::default(),
+            fsync,
+        }))
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        // The CFs are created at open; a missing one is a programming error, not input.
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
+    }
+
+    /// Whether produce writes sync the WAL before acknowledging.
+    pub fn fsync(&self) -> bool {
+        self.fsync
+    }
+
+    /// Applies a write batch with the configured durability.
+    pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let opts = if self.fsync {
+            &self.write_sync
+        } else {
+            &self.write_nosync
+        };
+        self.db.write_opt(batch, opts)?;
+        Ok(())
+    }
+
+    /// Applies a write batch and syncs the WAL, whatever `--fsync` says (metadata changes).
+    pub fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.db.write_opt(batch, &self.write_sync)?;
+        Ok(())
+    }
+
+    pub fn put_log(&self, wb: &mut WriteBatch, uid: u64, base_offset: i64, batch: &[u8]) {
+        wb.put_cf(self.cf(CF_LOG), log_key(uid, base_offset), batch);
+    }
+
+    pub fn put_time_index(&self, wb: &mut WriteBatch, uid: u64, max_ts: i64, base_offset: i64) {
+        wb.put_cf(
+            self.cf(CF_TIME_INDEX),
+            time_key(uid, max_ts, base_offset),
+            [],
+        );
+    }
+
+    pub fn put_meta(&self, wb: &mut WriteBatch, key: &[u8], value: &[u8]) {
+        wb.put_cf(self.cf(CF_META), key, value);
+    }
+
+    pub fn delete_meta(&self, wb: &mut WriteBatch, key: &[u8]) {
+        wb.delete_cf(self.cf(CF_META), key);
+    }
+
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_META), key)?)
+    }
+
+    /// All meta entries whose key starts with `prefix`.
+    pub fn scan_meta(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_META),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Removes every batch and time-index entry of a partition.
+    pub fn delete_partition(&self, wb: &mut WriteBatch, uid: u64) {
+        let end = uid.checked_add(1);
+        let (from, to) = (log_key(uid, 0), end.map(|e| log_key(e, 0)));
+        let to = to.unwrap_or([0xff; 16]);
+        wb.delete_range_cf(self.cf(CF_LOG), from, to);
+        let tfrom = uid.to_be_bytes();
+        let tto = end.map(|e| e.to_be_bytes()).unwrap_or([0xff; 8]);
+        wb.delete_range_cf(self.cf(CF_TIME_INDEX), tfrom, tto);
+    }
+
+    /// The last batch of a partition, for recovering its log end offset without a scan.
+    pub fn last_batch(&self, uid: u64) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_LOG));
+        iter.seek_for_prev(log_key(uid, i64::MAX));
+        self.current_of(&iter, uid)
+    }
+
+    /// The first batch of a partition.
+    pub fn first_batch(&self, uid: u64) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_LOG));
+        iter.seek(log_key(uid, 0));
+        self.current_of(&iter, uid)
+    }
+
+    fn current_of(
+        &self,
+        iter: &rocksdb::DBRawIterator<'_>,
+        uid: u64,
+    ) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        if !iter.valid() {
+            iter.status()?;
+            return Ok(None);
+        }
+        match (iter.key(), iter.value()) {
+            (Some(k), Some(v)) if k.len() == 16 && k[..8] == uid.to_be_bytes() => {
+                Ok(Some((be_i64(&k[8..]), v.to_vec())))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The largest max-timestamp-so-far recorded for a partition (for recovery).
+    pub fn last_time_index(&self, uid: u64) -> Result<Option<(i64, i64)>, StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_TIME_INDEX));
+        let mut upper = [0xffu8; 24];
+        upper[..8].copy_from_slice(&uid.to_be_bytes());
+        iter.seek_for_prev(upper);
+        Ok(self.time_entry(&iter, uid))
+    }
+
+    /// The first time-index entry whose max-timestamp-so-far is at least `ts`:
+    /// (max ts so far, base offset of the batch that reached it).
+    pub fn time_index_at_or_after(
+        &self,
+        uid: u64,
+        ts: i64,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_TIME_INDEX));
+        iter.seek(time_key(uid, ts, 0));
+        iter.status()?;
+        Ok(self.time_entry(&iter, uid))
+    }
+
+    fn time_entry(&self, iter: &rocksdb::DBRawIterator<'_>, uid: u64) -> Option<(i64, i64)> {
+        if !iter.valid() {
+            return None;
+        }
+        let k = iter.key()?;
+        if k.len() != 24 || k[..8] != uid.to_be_bytes() {
+            return None;
+        }
+        let ts = (be_i64(&k[8..16]) as u64 ^ (1u64 << 63)) as i64;
+        Some((ts, be_i64(&k[16..24])))
+    }
+
+    /// Reads batches of partition `uid` starting with the one that contains `offset`, calling
+    /// `visit` with each (base offset, bytes) until it returns false or the partition ends.
+    pub fn read_batches(
+        &self,
+        uid: u64,
+        offset: i64,
+        mut visit: impl FnMut(i64, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(log_key(uid, i64::MAX).to_vec());
+        ro.fill_cache(true);
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_LOG), ro);
+        iter.seek_for_prev(log_key(uid, offset));
+        if !iter.valid() || iter.key().is_none_or(|k| k[..8] != uid.to_be_bytes()) {
+            iter.seek(log_key(uid, offset));
+        }
+        while iter.valid() {
+            let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
+                break;
+            };
+            if k.len() != 16 || k[..8] != uid.to_be_bytes() {
+                break;
+            }
+            if !visit(be_i64(&k[8..]), v) {
+                break;
+            }
+            iter.next();
+        }
+        iter.status()?;
+        Ok(())
+    }
+
+    /// Flushes memtables so that a graceful shutdown leaves nothing to replay.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+}

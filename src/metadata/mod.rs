@@ -1,0 +1,345 @@
+//! The role ZooKeeper played: cluster id, this broker, topics, partitions and their configs,
+//! persisted in the `meta` column family.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use kafka_protocol::ResponseError;
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::log::store::StoreError;
+use crate::log::{Partition, Store};
+
+const KEY_CLUSTER_ID: &[u8] = b"cluster_id";
+const KEY_NEXT_UID: &[u8] = b"next_partition_uid";
+const PREFIX_TOPIC: &[u8] = b"topic\0";
+
+/// Longest legal topic name (Kafka's limit).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Upper bound on partitions per topic: a limit so one request cannot exhaust memory.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+/// A topic as persisted: its id, the uid of each partition (index = position), its configs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TopicRecord {
+    version: u32,
+    id: Uuid,
+    partition_uids: Vec<u64>,
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
+}
+
+/// A live topic: its identity and the shared state of each partition.
+///
+/// It is immutable once built; adding partitions replaces the whole `Arc<Topic>`, so readers
+/// never see a half-updated partition list.
+pub struct Topic {
+    pub name: Arc<str>,
+    pub id: Uuid,
+    pub partitions: Vec<Arc<Partition>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// The cluster metadata service of a single-node cluster.
+///
+/// Everything that needs to know which topics exist asks this service. It is the narrow
+/// interface a multi-broker deployment would back with a real coordination service.
+pub struct Metadata {
+    store: Arc<Store>,
+    cluster_id: String,
+    topics: DashMap<String, Arc<Topic>>,
+    topic_names_by_id: DashMap<Uuid, String>,
+    /// Serializes topic creation, deletion and partition changes (rare, and need uid order).
+    admin_lock: Mutex<()>,
+}
+
+/// Checks a topic name the way Kafka does: 1..=249 chars of [a-zA-Z0-9._-], not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name cannot be \"{name}\""));
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(format!(
+            "topic name is longer than {MAX_TOPIC_NAME_LEN} characters"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
+    {
+        return Err(format!(
+            "topic name \"{name}\" contains '{c}': only ASCII alphanumerics, '.', '_' and '-' are legal"
+        ));
+    }
+    Ok(())
+}
+
+impl Metadata {
+    /// Loads the cluster id and every topic from the store, opening each partition.
+    pub fn load(store: Arc<Store>) -> Result<Metadata, StoreError> {
+        let cluster_id = match store.get_meta(KEY_CLUSTER_ID)? {
+            Some(v) => String::from_utf8_lossy(&v).into_owned(),
+            None => {
+                let id = new_cluster_id();
+                let mut wb = WriteBatch::default();
+                store.put_meta(&mut wb, KEY_CLUSTER_ID, id.as_bytes());
+                store.write_synced(wb)?;
+                id
+            }
+        };
+        let md = Metadata {
+            store: store.clone(),
+            cluster_id,
+            topics: DashMap::new(),
+            topic_names_by_id: DashMap::new(),
+            admin_lock: Mutex::new(()),
+        };
+        for (k, v) in store.scan_meta(PREFIX_TOPIC)? {
+            let name = String::from_utf8_lossy(&k[PREFIX_TOPIC.len()..]).into_owned();
+            let rec: TopicRecord = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt(format!("topic record {name}: {e}")))?;
+            let topic = md.build_topic(&name, &rec)?;
+            md.topic_names_by_id.insert(rec.id, name.clone());
+            md.topics.insert(name, Arc::new(topic));
+        }
+        Ok(md)
+    }
+
+    fn build_topic(&self, name: &str, rec: &TopicRecord) -> Result<Topic, StoreError> {
+        let name: Arc<str> = Arc::from(name);
+        let partitions = rec
+            .partition_uids
+            .iter()
+            .enumerate()
+            .map(|(i, uid)| {
+                Partition::open(self.store.clone(), name.clone(), i as i32, *uid).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Topic {
+            name,
+            id: rec.id,
+            partitions,
+            configs: rec.configs.clone(),
+        })
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.get(name).map(|t| t.value().clone())
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
+        let name = self.topic_names_by_id.get(id)?.value().clone();
+        self.topic(&name)
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = self.topics.iter().map(|e| e.value().clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn next_uids(&self, wb: &mut WriteBatch, n: usize) -> Result<Vec<u64>, ResponseError> {
+        let current = self
+            .store
+            .get_meta(KEY_NEXT_UID)
+            .map_err(|_| ResponseError::KafkaStorageError)?
+            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(1);
+        let next = current + n as u64;
+        self.store.put_meta(wb, KEY_NEXT_UID, &next.to_be_bytes());
+        Ok((current..next).collect())
+    }
+
+    fn persist(&self, wb: &mut WriteBatch, name: &str, rec: &TopicRecord) {
+        let key = [PREFIX_TOPIC, name.as_bytes()].concat();
+        // Serializing plain structs of strings and numbers cannot fail.
+        let value = serde_json::to_vec(rec).unwrap_or_default();
+        self.store.put_meta(wb, &key, &value);
+    }
+
+    /// Creates a topic. `validate_only` checks everything and changes nothing.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, (ResponseError, String)> {
+        validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
+        if !(1..=MAX_PARTITIONS_PER_TOPIC).contains(&num_partitions) {
+            return Err((
+                ResponseError::InvalidPartitions,
+                format!("number of partitions must be between 1 and {MAX_PARTITIONS_PER_TOPIC}"),
+            ));
+        }
+        let _guard = self.admin_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.topics.contains_key(name) {
+            return Err((
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        let storage = |_| {
+            (
+                ResponseError::KafkaStorageError,
+                "storage error".to_string(),
+            )
+        };
+        let mut wb = WriteBatch::default();
+        let uids = self
+            .next_uids(&mut wb, num_partitions as usize)
+            .map_err(|e| (e, "storage error".to_string()))?;
+        let rec = TopicRecord {
+            version: 1,
+            id: Uuid::new_v4(),
+            partition_uids: uids,
+            configs,
+        };
+        let topic = Arc::new(self.build_topic(name, &rec).map_err(storage)?);
+        if validate_only {
+            return Ok(topic);
+        }
+        self.persist(&mut wb, name, &rec);
+        self.store.write_synced(wb).map_err(storage)?;
+        self.topic_names_by_id.insert(rec.id, name.to_string());
+        self.topics.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions = num_partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, ResponseError> {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(topic) = self.topic(name) else {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        };
+        for p in &topic.partitions {
+            p.mark_deleted();
+        }
+        let mut wb = WriteBatch::default();
+        self.store
+            .delete_meta(&mut wb, &[PREFIX_TOPIC, name.as_bytes()].concat());
+        for p in &topic.partitions {
+            self.store.delete_partition(&mut wb, p.uid);
+        }
+        self.store
+            .write_synced(wb)
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        self.topics.remove(name);
+        self.topic_names_by_id.remove(&topic.id);
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic.id)
+    }
+
+    /// Grows a topic to `total` partitions.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), (ResponseError, String)> {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(topic) = self.topic(name) else {
+            return Err((
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            ));
+        };
+        let current = topic.partitions.len() as i32;
+        if total <= current {
+            return Err((
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than or equal to the requested {total}."),
+            ));
+        }
+        if total > MAX_PARTITIONS_PER_TOPIC {
+            return Err((
+                ResponseError::InvalidPartitions,
+                format!("number of partitions must be at most {MAX_PARTITIONS_PER_TOPIC}"),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let storage = |_| {
+            (
+                ResponseError::KafkaStorageError,
+                "storage error".to_string(),
+            )
+        };
+        let mut wb = WriteBatch::default();
+        let new_uids = self
+            .next_uids(&mut wb, (total - current) as usize)
+            .map_err(|e| (e, "storage error".to_string()))?;
+        let mut partitions = topic.partitions.clone();
+        for (i, uid) in new_uids.iter().enumerate() {
+            let p = Partition::open(
+                self.store.clone(),
+                topic.name.clone(),
+                current + i as i32,
+                *uid,
+            )
+            .map_err(storage)?;
+            partitions.push(Arc::new(p));
+        }
+        let rec = TopicRecord {
+            version: 1,
+            id: topic.id,
+            partition_uids: partitions.iter().map(|p| p.uid).collect(),
+            configs: topic.configs.clone(),
+        };
+        self.persist(&mut wb, name, &rec);
+        self.store.write_synced(wb).map_err(storage)?;
+        self.topics.insert(
+            name.to_string(),
+            Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                partitions,
+                configs: topic.configs.clone(),
+            }),
+        );
+        tracing::info!(topic = name, partitions = total, "added partitions");
+        Ok(())
+    }
+}
+
+/// A cluster id in Kafka's format: 16 random bytes, URL-safe base64 without padding.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 0x3f) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
+    }
+    out
+}

@@ -1,0 +1,219 @@
+//! ApiKey + version -> handler. The supported-version table lives here, and ApiVersions
+//! answers from it, so what is advertised is exactly what is handled.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+    ProduceRequest, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::ResponseError;
+
+use crate::api;
+use crate::broker::Context;
+
+/// One row of the supported-version table.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSupport {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+const fn api(key: ApiKey, min_version: i16, max_version: i16) -> ApiSupport {
+    ApiSupport {
+        key,
+        min_version,
+        max_version,
+    }
+}
+
+/// Every API this broker handles, from the oldest version current clients send (and the
+/// kafka-protocol crate still decodes) to the newest the crate supports.
+pub const SUPPORTED_APIS: &[ApiSupport] = &[
+    api(ApiKey::Produce, 3, 13),
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The supported range of `key`, if it is handled at all.
+pub fn supported(key: ApiKey) -> Option<ApiSupport> {
+    SUPPORTED_APIS.iter().copied().find(|a| a.key == key)
+}
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// Write this (already length-prefixed) response.
+    Respond(BytesMut),
+    /// Nothing to write (acks=0 produce).
+    NoResponse,
+    /// Close the connection; the reason is logged as a warning.
+    Close(String),
+}
+
+/// Identity of the request being served, for handlers and for log lines.
+pub struct RequestContext {
+    pub peer: SocketAddr,
+    pub header: RequestHeader,
+}
+
+impl RequestContext {
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+}
+
+/// Decodes one request frame, runs its handler, and encodes the response.
+pub async fn handle(ctx: &Context, peer: SocketAddr, mut frame: Bytes) -> Outcome {
+    if frame.len() < 8 {
+        return Outcome::Close(format!(
+            "frame of {} bytes is shorter than a request header",
+            frame.len()
+        ));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(key) = ApiKey::try_from(raw_key) else {
+        return Outcome::Close(format!("unknown api key {raw_key}"));
+    };
+    let Some(support) = supported(key) else {
+        return Outcome::Close(format!("unsupported api {key:?} (key {raw_key})"));
+    };
+    if version < support.min_version || version > support.max_version {
+        if key == ApiKey::ApiVersions && version > support.max_version {
+            // KIP-511: a client newer than us learns our table from a v0 response.
+            return Outcome::Respond(api_versions_fallback(correlation_id));
+        }
+        return Outcome::Close(format!(
+            "unsupported version {version} of {key:?} (supported {}..={})",
+            support.min_version, support.max_version
+        ));
+    }
+    let header_version = key.request_header_version(version);
+    let header = match decode_guarded(|| RequestHeader::decode(&mut frame, header_version)) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("undecodable {key:?} v{version} header: {e}")),
+    };
+    let rc = RequestContext { peer, header };
+    route(ctx, &rc, key, version, frame).await
+}
+
+/// Runs a decoder, turning both errors and (defensively) panics into an error message.
+fn decode_guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("decoder panicked".to_string()),
+    }
+}
+
+macro_rules! routes {
+    ($ctx:expr, $rc:expr, $key:expr, $version:expr, $body:expr;
+     $( $api:ident => $req:ty => $handler:path ),* $(,)?) => {
+        match $key {
+            $(
+                ApiKey::$api => {
+                    let mut body = $body;
+                    let req = match decode_guarded(|| <$req>::decode(&mut body, $version)) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            return Outcome::Close(format!(
+                                "undecodable {:?} v{} request from client {:?}: {e}",
+                                $key, $version, $rc.client_id()
+                            ))
+                        }
+                    };
+                    match $handler($ctx, $rc, $version, req).await {
+                        Some(resp) => encode_response($rc.header.correlation_id, $version, &resp),
+                        None => Outcome::NoResponse,
+                    }
+                }
+            )*
+            other => Outcome::Close(format!("no handler for {other:?}")),
+        }
+    };
+}
+
+async fn route(
+    ctx: &Context,
+    rc: &RequestContext,
+    key: ApiKey,
+    version: i16,
+    body: Bytes,
+) -> Outcome {
+    routes!(ctx, rc, key, version, body;
+        Produce => ProduceRequest => api::produce::handle,
+        Fetch => FetchRequest => api::fetch::handle,
+        ListOffsets => ListOffsetsRequest => api::list_offsets::handle,
+        Metadata => MetadataRequest => api::metadata::handle,
+        ApiVersions => ApiVersionsRequest => api::api_versions::handle,
+        CreateTopics => CreateTopicsRequest => api::topics::create_topics,
+        DeleteTopics => DeleteTopicsRequest => api::topics::delete_topics,
+        CreatePartitions => CreatePartitionsRequest => api::topics::create_partitions,
+        DescribeCluster => DescribeClusterRequest => api::cluster::describe_cluster,
+    )
+}
+
+/// Encodes a response with its header, length-prefixed.
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    resp: &R,
+) -> Outcome {
+    match encode_frame(correlation_id, R::header_version(version), version, resp) {
+        Ok(b) => Outcome::Respond(b),
+        Err(e) => Outcome::Close(format!("failed to encode a v{version} response: {e}")),
+    }
+}
+
+fn encode_frame<R: Encodable>(
+    correlation_id: i32,
+    header_version: i16,
+    version: i16,
+    resp: &R,
+) -> anyhow::Result<BytesMut> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + resp.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version)?;
+    resp.encode(&mut buf, version)?;
+    Ok(buf)
+}
+
+/// The ApiVersions table as the response carries it.
+pub fn api_versions_table() -> Vec<kafka_protocol::messages::api_versions_response::ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|a| {
+            kafka_protocol::messages::api_versions_response::ApiVersion::default()
+                .with_api_key(a.key as i16)
+                .with_min_version(a.min_version)
+                .with_max_version(a.max_version)
+        })
+        .collect()
+}
+
+/// KIP-511: ApiVersions at an unknown version is answered in the v0 format with
+/// UNSUPPORTED_VERSION and the full table, so the client can retry with a version we know.
+fn api_versions_fallback(correlation_id: i32) -> BytesMut {
+    let resp = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(api_versions_table());
+    match encode_frame(correlation_id, 0, 0, &resp) {
+        Ok(b) => b,
+        // A v0 ApiVersions response of a fixed table always encodes.
+        Err(_) => BytesMut::new(),
+    }
+}

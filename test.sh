@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, builds the release broker once, and runs every test:
+# Rust unit and integration tests, then each real-client suite in compat-tests/ against the
+# same release binary. Works non-interactively (CI=true, no stdin) on a fresh Debian machine.
+#
+#   ./test.sh                 everything
+#   ./test.sh rust            only cargo fmt/clippy/test
+#   ./test.sh compat [NAME]   only the client suites (optionally one, e.g. kcat)
+set -uo pipefail
+
+cd "$(dirname "$0")"
+ROOT=$PWD
+export KLAMM_CACHE="${KLAMM_CACHE:-$HOME/.cache/klamm}"
+# One release build, kept outside the clone so a fresh checkout does not rebuild RocksDB.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KLAMM_CACHE/target}"
+export KLAMM_BIN="$CARGO_TARGET_DIR/release/klamm"
+mkdir -p "$KLAMM_CACHE"
+
+what="${1:-all}"
+only="${2:-}"
+
+log() { printf '\n=== %s\n' "$*"; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+passed=0
+failed=0
+failures=()
+record() { # name exit-code
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+
+# bindgen (rocksdb) needs libclang; kcat is the CLI client the compat suites use.
+apt_install libclang-dev clang kcat
+
+log "cargo build --release"
+cargo build --release --locked 2>&1 | tail -n 3
+[ -x "$KLAMM_BIN" ] || { echo "build failed: no $KLAMM_BIN"; exit 1; }
+
+if [ "$what" = all ] || [ "$what" = rust ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check; record "cargo fmt" $?
+  log "cargo clippy --release"
+  cargo clippy --release --locked --all-targets -- -D warnings 2>&1 | tail -n 20; record "cargo clippy" "${PIPESTATUS[0]}"
+  log "cargo test --release"
+  cargo test --release --locked 2>&1 | tee "$KLAMM_CACHE/cargo-test.log" | grep -E '^(test |running|test result|error|failures|---- )' ; record "cargo test" "${PIPESTATUS[0]}"
+fi
+
+if [ "$what" = all ] || [ "$what" = compat ]; then
+  for suite in compat-tests/*/run.sh; do
+    name=$(basename "$(dirname "$suite")")
+    [ -n "$only" ] && [ "$only" != "$name" ] && continue
+    log "compat: $name"
+    bash "$suite" </dev/null; record "compat $name" $?
+  done
+fi
+
+log "summary"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "test.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,571 @@
+//! The broker over the real wire protocol: topics, produce, fetch, offsets, restarts.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+fn tn(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+async fn create_topic(c: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(tn(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5000);
+    c.send(&req, 7).await
+}
+
+fn produce_req(
+    topic: &str,
+    topic_id: Uuid,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(tn(topic))
+            .with_topic_id(topic_id)
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+/// Produces one batch and returns (error code, base offset).
+async fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    version: i16,
+) -> (i16, i64) {
+    let resp = c
+        .send(
+            &produce_req(topic, Uuid::nil(), partition, records, -1),
+            version,
+        )
+        .await;
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_req(topic: &str, topic_id: Uuid, partition: i32, offset: i64) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(tn(topic))
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(10 * 1024 * 1024)])])
+}
+
+async fn fetch(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    version: i16,
+) -> fetch_response::PartitionData {
+    let resp = c
+        .send(&fetch_req(topic, Uuid::nil(), partition, offset), version)
+        .await;
+    assert_eq!(resp.error_code, 0);
+    resp.responses[0].partitions[0].clone()
+}
+
+async fn list_offset(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    ts: i64,
+    version: i16,
+) -> (i16, i64, i64) {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(ts)])]);
+    let resp = c.send(&req, version).await;
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+fn assert_same_records(got: &[Record], want: &[Record], first_offset: i64) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.offset, first_offset + i as i64);
+        assert_eq!(g.key, w.key, "key of record {i}");
+        assert_eq!(g.value, w.value, "value of record {i}");
+        assert_eq!(g.headers, w.headers, "headers of record {i}");
+        assert_eq!(g.timestamp, w.timestamp, "timestamp of record {i}");
+    }
+}
+
+#[tokio::test]
+async fn api_versions_every_version_and_kip511_fallback() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    for v in 0..=4 {
+        let mut req = ApiVersionsRequest::default();
+        if v >= 3 {
+            req = req
+                .with_client_software_name(StrBytes::from_static_str("klamm-tests"))
+                .with_client_software_version(StrBytes::from_static_str("1.0"));
+        }
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.error_code, 0, "v{v}");
+        let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+        assert_eq!((produce.min_version, produce.max_version), (3, 13));
+        assert!(resp
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Fetch as i16));
+    }
+    // ApiVersions v99: answered in the v0 format with UNSUPPORTED_VERSION and the table.
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&18i16.to_be_bytes());
+    raw.extend_from_slice(&99i16.to_be_bytes());
+    raw.extend_from_slice(&7i32.to_be_bytes());
+    raw.extend_from_slice(&(-1i16).to_be_bytes());
+    raw.extend_from_slice(&[0, 0, 0]);
+    c.send_raw_frame(&raw).await;
+    let mut frame = c.recv_frame().await.expect("fallback response");
+    use kafka_protocol::protocol::Decodable;
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    let resp = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(resp.error_code, ResponseError::UnsupportedVersion.code());
+    assert!(resp
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::Metadata as i16));
+}
+
+#[tokio::test]
+async fn produce_and_fetch_are_byte_exact_for_every_codec_and_version() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let created = create_topic(&mut c, "codecs", 2).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let topic_id = created.topics[0].topic_id;
+    assert_ne!(topic_id, Uuid::nil());
+
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+    let mut all = Vec::new();
+    let mut next = 0i64;
+    for (round, codec) in codecs.iter().enumerate() {
+        let recs: Vec<Record> = (0..7)
+            .map(|i| record(round as i64 * 10 + i, 1_700_000_000_000 + i))
+            .collect();
+        let version = [3, 7, 9, 11, 12][round];
+        let (err, base) = produce(&mut c, "codecs", 1, batch(&recs, *codec), version).await;
+        assert_eq!(err, 0, "codec {codec:?}");
+        assert_eq!(base, next);
+        next += recs.len() as i64;
+        all.extend(recs);
+    }
+    // Produce v13 addresses the topic by id.
+    let recs: Vec<Record> = (0..3).map(|i| record(100 + i, 5)).collect();
+    let resp = c
+        .send(
+            &produce_req("", topic_id, 1, batch(&recs, Compression::None), 1),
+            13,
+        )
+        .await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(resp.responses[0].partition_responses[0].base_offset, next);
+    all.extend(recs);
+
+    for version in [4, 7, 11, 12] {
+        let p = fetch(&mut c, "codecs", 1, 0, version).await;
+        assert_eq!(p.error_code, 0);
+        assert_eq!(p.high_watermark, all.len() as i64);
+        assert_same_records(&decode_records(p.records.unwrap()), &all, 0);
+    }
+    for version in [13, 16, 18] {
+        let resp = c.send(&fetch_req("", topic_id, 1, 0), version).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert_same_records(&decode_records(p.records.clone().unwrap()), &all, 0);
+    }
+    // Fetching from the middle of a batch returns that whole batch.
+    let p = fetch(&mut c, "codecs", 1, 9, 12).await;
+    let got = decode_records(p.records.unwrap());
+    assert_eq!(got[0].offset, 7);
+    // The other partition is untouched.
+    let p = fetch(&mut c, "codecs", 0, 0, 12).await;
+    assert_eq!(p.high_watermark, 0);
+    assert!(p.records.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn fetch_respects_byte_limits_but_always_returns_one_batch() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    create_topic(&mut c, "limits", 1).await;
+    let mut sizes = Vec::new();
+    for i in 0..5 {
+        let recs: Vec<Record> = (0..10).map(|j| record(i * 10 + j, 1)).collect();
+        let b = batch(&recs, Compression::None);
+        sizes.push(b.len());
+        produce(&mut c, "limits", 0, b, 9).await;
+    }
+    let mut req = fetch_req("limits", Uuid::nil(), 0, 0);
+    req.topics[0].partitions[0].partition_max_bytes = 1;
+    let resp = c.send(&req, 12).await;
+    let got = decode_records(resp.responses[0].partitions[0].records.clone().unwrap());
+    assert_eq!(
+        got.len(),
+        10,
+        "exactly one batch although it exceeds the limit"
+    );
+    let mut req = fetch_req("limits", Uuid::nil(), 0, 0);
+    req.max_bytes = (sizes[0] + sizes[1] + sizes[2] - 1) as i32;
+    let resp = c.send(&req, 12).await;
+    let got = decode_records(resp.responses[0].partitions[0].records.clone().unwrap());
+    assert_eq!(got.len(), 20, "two batches fit in max_bytes");
+}
+
+#[tokio::test]
+async fn list_offsets_by_special_values_and_time() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    create_topic(&mut c, "times", 1).await;
+    let a: Vec<Record> = (0..3).map(|i| record(i, 1000 + i * 10)).collect(); // 1000,1010,1020
+    let b: Vec<Record> = (0..3).map(|i| record(i, 5000 + i * 10)).collect(); // 5000..5020
+    let d: Vec<Record> = (0..2).map(|i| record(i, 3000 + i)).collect(); // out of order
+    produce(&mut c, "times", 0, batch(&a, Compression::Lz4), 9).await;
+    produce(&mut c, "times", 0, batch(&b, Compression::Gzip), 9).await;
+    produce(&mut c, "times", 0, batch(&d, Compression::None), 9).await;
+    for v in [1, 4, 7, 10] {
+        assert_eq!(list_offset(&mut c, "times", 0, -2, v).await, (0, 0, -1));
+        assert_eq!(list_offset(&mut c, "times", 0, -1, v).await, (0, 8, -1));
+        assert_eq!(list_offset(&mut c, "times", 0, 1010, v).await, (0, 1, 1010));
+        assert_eq!(list_offset(&mut c, "times", 0, 1011, v).await, (0, 2, 1020));
+        assert_eq!(list_offset(&mut c, "times", 0, 2000, v).await, (0, 3, 5000));
+        assert_eq!(list_offset(&mut c, "times", 0, 9999, v).await, (0, -1, -1));
+    }
+    assert_eq!(list_offset(&mut c, "times", 0, -3, 7).await, (0, 5, 5020));
+    let (err, _, _) = list_offset(&mut c, "nope", 0, -1, 7).await;
+    assert_eq!(err, ResponseError::UnknownTopicOrPartition.code());
+}
+
+#[tokio::test]
+async fn long_poll_returns_on_produce_and_not_before_min_bytes() {
+    let broker = start().await;
+    let addr = broker.addr();
+    let mut c = Client::connect(addr).await;
+    create_topic(&mut c, "poll", 1).await;
+    let waiter = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let mut req = fetch_req("poll", Uuid::nil(), 0, 0);
+        req.max_wait_ms = 15_000;
+        req.min_bytes = 1;
+        c.send(&req, 12).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !waiter.is_finished(),
+        "fetch with no data waits for max_wait/min_bytes"
+    );
+    let recs = vec![record(1, 42)];
+    produce(&mut c, "poll", 0, batch(&recs, Compression::None), 9).await;
+    let resp = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("fetch woke up on produce")
+        .unwrap();
+    let got = decode_records(resp.responses[0].partitions[0].records.clone().unwrap());
+    assert_same_records(&got, &recs, 0);
+
+    // Data already there: answered without waiting for max_wait.
+    let mut req = fetch_req("poll", Uuid::nil(), 0, 0);
+    req.max_wait_ms = 30_000;
+    req.min_bytes = 1;
+    let started = Instant::now();
+    let resp = c.send(&req, 12).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!resp.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn data_and_topics_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs: Vec<Record> = (0..20).map(|i| record(i, 10_000 + i)).collect();
+    let topic_id;
+    {
+        let broker = start_with(config_in(dir.path())).await;
+        let mut c = Client::connect(broker.addr()).await;
+        topic_id = create_topic(&mut c, "durable", 2).await.topics[0].topic_id;
+        produce(
+            &mut c,
+            "durable",
+            1,
+            batch(&recs[..10], Compression::Zstd),
+            9,
+        )
+        .await;
+        produce(
+            &mut c,
+            "durable",
+            1,
+            batch(&recs[10..], Compression::Snappy),
+            9,
+        )
+        .await;
+        broker.shutdown().await;
+    }
+    let broker = start_with(config_in(dir.path())).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let md = c
+        .send(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(md.topics.len(), 1);
+    assert_eq!(md.topics[0].topic_id, topic_id);
+    assert_eq!(md.topics[0].partitions.len(), 2);
+    let p = fetch(&mut c, "durable", 1, 0, 12).await;
+    assert_eq!(p.high_watermark, 20);
+    assert_same_records(&decode_records(p.records.unwrap()), &recs, 0);
+    assert_eq!(
+        list_offset(&mut c, "durable", 1, 10_015, 7).await,
+        (0, 15, 10_015)
+    );
+    // New appends continue after the recovered log end offset.
+    let (err, base) = produce(
+        &mut c,
+        "durable",
+        1,
+        batch(&recs[..1], Compression::None),
+        9,
+    )
+    .await;
+    assert_eq!((err, base), (0, 20));
+}
+
+#[tokio::test]
+async fn topic_admin_create_delete_recreate_and_add_partitions() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let r = create_topic(&mut c, "admin", 2).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[0].num_partitions, 2);
+    let r = create_topic(&mut c, "admin", 2).await;
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::TopicAlreadyExists.code()
+    );
+    let r = create_topic(&mut c, "bad/name", 1).await;
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::InvalidTopicException.code()
+    );
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(tn("rf3"))
+        .with_num_partitions(1)
+        .with_replication_factor(3)]);
+    let r = c.send(&req, 5).await;
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::InvalidReplicationFactor.code()
+    );
+
+    produce(
+        &mut c,
+        "admin",
+        0,
+        batch(&[record(1, 1)], Compression::None),
+        9,
+    )
+    .await;
+    let req = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(tn("admin"))
+            .with_count(5)]);
+    let r = c.send(&req, 3).await;
+    assert_eq!(r.results[0].error_code, 0);
+    let req = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(tn("admin"))
+            .with_count(3)]);
+    let r = c.send(&req, 3).await;
+    assert_eq!(
+        r.results[0].error_code,
+        ResponseError::InvalidPartitions.code()
+    );
+    let md = c
+        .send(
+            &MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(tn("admin")))
+            ])),
+            12,
+        )
+        .await;
+    assert_eq!(md.topics[0].partitions.len(), 5);
+    assert_eq!(fetch(&mut c, "admin", 0, 0, 12).await.high_watermark, 1);
+
+    let req = DeleteTopicsRequest::default().with_topics(vec![
+        DeleteTopicState::default().with_name(Some(tn("admin")))
+    ]);
+    let r = c.send(&req, 6).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let r = c.send(&req, 6).await;
+    assert_eq!(
+        r.responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let req = DeleteTopicsRequest::default().with_topic_names(vec![tn("admin")]);
+    let r = c.send(&req, 4).await;
+    assert_eq!(
+        r.responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+
+    // Re-created under the same name: a new id, and none of the old data.
+    let r = create_topic(&mut c, "admin", 1).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let p = fetch(&mut c, "admin", 0, 0, 12).await;
+    assert_eq!(p.high_watermark, 0);
+    assert!(p.records.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn metadata_auto_creates_and_describes_cluster() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    for v in [0, 1, 4, 9, 12, 13] {
+        let name = format!("auto-{v}");
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(tn(&name)))
+            ]))
+            .with_allow_auto_topic_creation(true);
+        let md = c.send(&req, v).await;
+        assert_eq!(md.topics[0].error_code, 0, "v{v}");
+        assert_eq!(md.topics[0].partitions.len(), 1);
+        assert_eq!(md.brokers[0].port, broker.addr().port() as i32);
+        assert_eq!(md.topics[0].partitions[0].leader_id, md.brokers[0].node_id);
+    }
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(tn("no-auto")))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let md = c.send(&req, 12).await;
+    assert_eq!(
+        md.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let dc = c.send(&DescribeClusterRequest::default(), 0).await;
+    assert_eq!(dc.error_code, 0);
+    assert_eq!(dc.brokers.len(), 1);
+    assert_eq!(dc.controller_id, dc.brokers[0].broker_id);
+    let md = c
+        .send(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(md.cluster_id.as_deref(), Some(dc.cluster_id.as_str()));
+    assert_eq!(md.topics.len(), 6);
+}
+
+#[tokio::test]
+async fn produce_errors_use_kafka_codes() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    create_topic(&mut c, "errs", 1).await;
+    let good = batch(&[record(1, 1)], Compression::None);
+    assert_eq!(
+        produce(&mut c, "errs", 7, good.clone(), 9).await.0,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    let mut bad = good.to_vec();
+    *bad.last_mut().unwrap() ^= 0x55;
+    assert_eq!(
+        produce(&mut c, "errs", 0, Bytes::from(bad), 9).await.0,
+        ResponseError::CorruptMessage.code()
+    );
+    let big: Vec<Record> = (0..1)
+        .map(|_| Record {
+            value: Some(Bytes::from(vec![7u8; 1_100_000])),
+            ..record(1, 1)
+        })
+        .collect();
+    assert_eq!(
+        produce(&mut c, "errs", 0, batch(&big, Compression::None), 9)
+            .await
+            .0,
+        ResponseError::MessageTooLarge.code()
+    );
+    let resp = c
+        .send(&produce_req("errs", Uuid::nil(), 0, good.clone(), 2), 9)
+        .await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::InvalidRequiredAcks.code()
+    );
+    let mut v1 = good.to_vec();
+    v1[16] = 1;
+    assert_eq!(
+        produce(&mut c, "errs", 0, Bytes::from(v1), 9).await.0,
+        ResponseError::InvalidRecord.code()
+    );
+    // Nothing of the above was stored; the good batch still lands at offset 0.
+    assert_eq!(produce(&mut c, "errs", 0, good, 9).await, (0, 0));
+    let p = fetch(&mut c, "errs", 0, 5, 12).await;
+    assert_eq!(p.error_code, ResponseError::OffsetOutOfRange.code());
+}
+
+#[tokio::test]
+async fn acks_zero_gets_no_response_but_is_stored() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    create_topic(&mut c, "fire", 1).await;
+    let recs = vec![record(1, 1), record(2, 2)];
+    c.send_only(
+        &produce_req("fire", Uuid::nil(), 0, batch(&recs, Compression::None), 0),
+        9,
+    )
+    .await;
+    // The next response on this connection is for the next request, not the produce.
+    let md = c
+        .send(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(md.topics.len(), 1);
+    let p = fetch(&mut c, "fire", 0, 0, 12).await;
+    assert_same_records(&decode_records(p.records.unwrap()), &recs, 0);
+}
