@@ -13,6 +13,7 @@ use crate::config::BrokerConfig;
 use crate::log::Store;
 use crate::metadata::Metadata;
 use crate::server::listener;
+use crate::txn::ProducerIds;
 
 /// What every request handler may use: the configuration and the services.
 ///
@@ -21,6 +22,7 @@ use crate::server::listener;
 pub struct Context {
     pub config: BrokerConfig,
     pub metadata: Metadata,
+    pub producer_ids: ProducerIds,
     pub store: Arc<Store>,
     /// Host and port that Metadata and DescribeCluster report for this broker.
     pub advertised_host: String,
@@ -64,6 +66,7 @@ impl Broker {
         let store = Store::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
         let metadata = Metadata::load(store.clone()).context("loading metadata")?;
+        let producer_ids = ProducerIds::load(&store).context("loading producer ids")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -75,6 +78,7 @@ impl Broker {
         let ctx = Arc::new(Context {
             config,
             metadata,
+            producer_ids,
             store,
             advertised_host,
             advertised_port,

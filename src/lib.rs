@@ -8,6 +8,7 @@ pub mod config;
 pub mod log;
 pub mod metadata;
 pub mod server;
+pub mod txn;
 
 mod broker;
 

@@ -569,3 +569,61 @@ async fn acks_zero_gets_no_response_but_is_stored() {
     let p = fetch(&mut c, "fire", 0, 0, 12).await;
     assert_same_records(&decode_records(p.records.unwrap()), &recs, 0);
 }
+
+#[tokio::test]
+async fn init_producer_id_hands_out_unique_ids_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let first;
+    {
+        let broker = start_with(config_in(dir.path())).await;
+        let mut c = Client::connect(broker.addr()).await;
+        let a = c
+            .send(&idempotent().with_transaction_timeout_ms(60_000), 4)
+            .await;
+        let b = c
+            .send(&idempotent().with_transaction_timeout_ms(60_000), 0)
+            .await;
+        assert_eq!((a.error_code, b.error_code), (0, 0));
+        assert!(a.producer_id.0 >= 0 && b.producer_id.0 >= 0);
+        assert_ne!(a.producer_id, b.producer_id);
+        assert_eq!(a.producer_epoch, 0);
+        // KIP-360 epoch bump for an existing producer.
+        let bumped = c
+            .send(
+                &idempotent()
+                    .with_producer_id(a.producer_id)
+                    .with_producer_epoch(0),
+                4,
+            )
+            .await;
+        assert_eq!(
+            (bumped.producer_id, bumped.producer_epoch),
+            (a.producer_id, 1)
+        );
+        let txn = c
+            .send(
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx")))),
+                4,
+            )
+            .await;
+        assert_ne!(
+            txn.error_code, 0,
+            "transactions are refused until implemented"
+        );
+        first = b.producer_id.0.max(a.producer_id.0);
+        broker.shutdown().await;
+    }
+    let broker = start_with(config_in(dir.path())).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let again = c.send(&idempotent(), 4).await;
+    assert!(
+        again.producer_id.0 > first,
+        "ids are never reused after a restart"
+    );
+}
+
+/// What idempotent producers send: no transactional id (null, not empty).
+fn idempotent() -> InitProducerIdRequest {
+    InitProducerIdRequest::default().with_transactional_id(None)
+}

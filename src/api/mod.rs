@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod producer_id;
 pub mod topics;
 
 use kafka_protocol::messages::TopicName;

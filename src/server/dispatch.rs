@@ -7,8 +7,8 @@ use std::panic::AssertUnwindSafe;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
-    ProduceRequest, RequestHeader, ResponseHeader,
+    DeleteTopicsRequest, DescribeClusterRequest, FetchRequest, InitProducerIdRequest,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -44,6 +44,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::InitProducerId, 0, 6),
 ];
 
 /// The supported range of `key`, if it is handled at all.
@@ -162,6 +163,7 @@ async fn route(
         DeleteTopics => DeleteTopicsRequest => api::topics::delete_topics,
         CreatePartitions => CreatePartitionsRequest => api::topics::create_partitions,
         DescribeCluster => DescribeClusterRequest => api::cluster::describe_cluster,
+        InitProducerId => InitProducerIdRequest => api::producer_id::init_producer_id,
     )
 }
 
