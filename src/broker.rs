@@ -63,10 +63,16 @@ impl Broker {
         };
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let started = std::time::Instant::now();
         let store = Store::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
         let metadata = Metadata::load(store.clone()).context("loading metadata")?;
         let producer_ids = ProducerIds::load(&store).context("loading producer ids")?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            topics = metadata.topics().len(),
+            "store opened and metadata loaded"
+        );
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

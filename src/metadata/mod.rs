@@ -97,7 +97,9 @@ impl Metadata {
                 let id = new_cluster_id();
                 let mut wb = WriteBatch::default();
                 store.put_meta(&mut wb, KEY_CLUSTER_ID, id.as_bytes());
-                store.write_synced(wb)?;
+                // Not synced: it reaches the disk with the first synced write (topic creation)
+                // at the latest, and until something is stored a lost id loses nothing.
+                store.write(wb)?;
                 id
             }
         };
