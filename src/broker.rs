@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::Store;
 use crate::metadata::Metadata;
 use crate::server::listener;
@@ -23,6 +24,7 @@ pub struct Context {
     pub config: BrokerConfig,
     pub metadata: Metadata,
     pub producer_ids: ProducerIds,
+    pub groups: Arc<GroupCoordinator>,
     pub store: Arc<Store>,
     /// Host and port that Metadata and DescribeCluster report for this broker.
     pub advertised_host: String,
@@ -68,6 +70,18 @@ impl Broker {
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
         let metadata = Metadata::load(store.clone()).context("loading metadata")?;
         let producer_ids = ProducerIds::load(&store).context("loading producer ids")?;
+        let groups = Arc::new(
+            GroupCoordinator::load(
+                store.clone(),
+                GroupConfig {
+                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                    min_session_timeout_ms: config.group_min_session_timeout_ms,
+                    max_session_timeout_ms: config.group_max_session_timeout_ms,
+                },
+            )
+            .context("loading consumer groups")?,
+        );
+        groups.start_timers();
         tracing::debug!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             topics = metadata.topics().len(),
@@ -85,6 +99,7 @@ impl Broker {
             config,
             metadata,
             producer_ids,
+            groups,
             store,
             advertised_host,
             advertised_port,

@@ -94,6 +94,35 @@ pub struct BrokerConfig {
     )]
     pub max_connections: usize,
 
+    /// Kafka's `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
+    /// group waits for more members. Kafka defaults to 3000; 0 here so test suites do not
+    /// wait three seconds per group (set 3000 for Kafka's behaviour).
+    #[arg(
+        long = "group-initial-rebalance-delay-ms",
+        alias = "group.initial.rebalance.delay.ms",
+        env = "KLAMM_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 0
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Kafka's `group.min.session.timeout.ms`.
+    #[arg(
+        long = "group-min-session-timeout-ms",
+        alias = "group.min.session.timeout.ms",
+        env = "KLAMM_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub group_min_session_timeout_ms: i32,
+
+    /// Kafka's `group.max.session.timeout.ms`.
+    #[arg(
+        long = "group-max-session-timeout-ms",
+        alias = "group.max.session.timeout.ms",
+        env = "KLAMM_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: i32,
+
     /// This broker's node id, as reported in Metadata.
     #[arg(
         long = "node-id",

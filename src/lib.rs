@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod server;

@@ -5,8 +5,10 @@
 pub mod api_versions;
 pub mod cluster;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod producer_id;
 pub mod topics;

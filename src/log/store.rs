@@ -18,11 +18,13 @@ pub const CF_LOG: &str = "log";
 pub const CF_TIME_INDEX: &str = "time_index";
 /// Column family of cluster metadata: typed prefix ‖ name -> serialized record.
 pub const CF_META: &str = "meta";
+/// Column family of committed offsets: group ‖ topic ‖ partition -> offset, epoch, metadata.
+pub const CF_GROUPS: &str = "groups";
 
-/// The column families opened today. The `groups` and `producers` CFs of DESIGN.md join this
-/// list with the coordinators that fill them: every CF costs start-up time (its options are
+/// The column families opened today. The `producers` CF of DESIGN.md joins this list with the
+/// transaction coordinator that fills it: every CF costs start-up time (its options are
 /// serialized and a MANIFEST record synced), and an empty broker must be ready in < 10 ms.
-const ALL_CFS: [&str; 3] = [CF_LOG, CF_TIME_INDEX, CF_META];
+const ALL_CFS: [&str; 4] = [CF_LOG, CF_TIME_INDEX, CF_META, CF_GROUPS];
 
 /// Errors from the storage layer. RocksDB errors are rare and fatal to the request, not to
 /// the broker: handlers turn them into KAFKA_STORAGE_ERROR.
@@ -186,6 +188,35 @@ impl Store {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(CF_META),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub fn put_group(&self, wb: &mut WriteBatch, key: &[u8], value: &[u8]) {
+        wb.put_cf(self.cf(CF_GROUPS), key, value);
+    }
+
+    pub fn delete_group_key(&self, wb: &mut WriteBatch, key: &[u8]) {
+        wb.delete_cf(self.cf(CF_GROUPS), key);
+    }
+
+    pub fn get_group(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_GROUPS), key)?)
+    }
+
+    /// All `groups` entries whose key starts with `prefix` (empty: all of them).
+    pub fn scan_groups(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_GROUPS),
             IteratorMode::From(prefix, Direction::Forward),
         );
         for item in iter {

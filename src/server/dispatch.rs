@@ -7,8 +7,11 @@ use std::panic::AssertUnwindSafe;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, FetchRequest, InitProducerIdRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -45,6 +48,17 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::InitProducerId, 0, 6),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 10),
+    api(ApiKey::OffsetFetch, 1, 10),
+    api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The supported range of `key`, if it is handled at all.
@@ -164,6 +178,17 @@ async fn route(
         CreatePartitions => CreatePartitionsRequest => api::topics::create_partitions,
         DescribeCluster => DescribeClusterRequest => api::cluster::describe_cluster,
         InitProducerId => InitProducerIdRequest => api::producer_id::init_producer_id,
+        FindCoordinator => FindCoordinatorRequest => api::groups::find_coordinator,
+        JoinGroup => JoinGroupRequest => api::groups::join_group,
+        SyncGroup => SyncGroupRequest => api::groups::sync_group,
+        Heartbeat => HeartbeatRequest => api::groups::heartbeat,
+        LeaveGroup => LeaveGroupRequest => api::groups::leave_group,
+        OffsetCommit => OffsetCommitRequest => api::offsets::offset_commit,
+        OffsetFetch => OffsetFetchRequest => api::offsets::offset_fetch,
+        OffsetDelete => OffsetDeleteRequest => api::offsets::offset_delete,
+        ListGroups => ListGroupsRequest => api::groups::list_groups,
+        DescribeGroups => DescribeGroupsRequest => api::groups::describe_groups,
+        DeleteGroups => DeleteGroupsRequest => api::groups::delete_groups,
     )
 }
 

@@ -1,0 +1,317 @@
+//! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups, DescribeGroups
+//! and DeleteGroups: the classic group protocol, answered by the group coordinator.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+
+use super::sb;
+use crate::broker::Context;
+use crate::group::{GroupState, JoinRequest};
+use crate::server::dispatch::RequestContext;
+
+fn code(e: Option<ResponseError>) -> i16 {
+    e.map_or(0, |e| e.code())
+}
+
+pub async fn find_coordinator(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: FindCoordinatorRequest,
+) -> Option<FindCoordinatorResponse> {
+    let node = BrokerId(ctx.config.node_id);
+    let mut resp = FindCoordinatorResponse::default();
+    // key_type 0 = group, 1 = transaction: this broker coordinates both.
+    let error = match req.key_type {
+        0 | 1 => None,
+        _ => Some(ResponseError::InvalidRequest),
+    };
+    if version >= 4 {
+        resp.coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                let mut c = Coordinator::default().with_key(key);
+                match error {
+                    None => {
+                        c.node_id = node;
+                        c.host = sb(ctx.advertised_host.clone());
+                        c.port = ctx.advertised_port;
+                    }
+                    Some(e) => {
+                        c.node_id = BrokerId(-1);
+                        c.error_code = e.code();
+                    }
+                }
+                c
+            })
+            .collect();
+    } else {
+        match error {
+            None => {
+                resp.node_id = node;
+                resp.host = sb(ctx.advertised_host.clone());
+                resp.port = ctx.advertised_port;
+            }
+            Some(e) => {
+                resp.node_id = BrokerId(-1);
+                resp.error_code = e.code();
+            }
+        }
+    }
+    Some(resp)
+}
+
+pub async fn join_group(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: JoinGroupRequest,
+) -> Option<JoinGroupResponse> {
+    let outcome = ctx
+        .groups
+        .join(JoinRequest {
+            group_id: req.group_id.0.to_string(),
+            member_id: req.member_id.to_string(),
+            group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+            client_id: rc.client_id().to_string(),
+            client_host: format!("/{}", rc.peer.ip()),
+            session_timeout_ms: req.session_timeout_ms,
+            // v0 has no rebalance timeout: it is the session timeout.
+            rebalance_timeout_ms: if version >= 1 {
+                req.rebalance_timeout_ms
+            } else {
+                req.session_timeout_ms
+            },
+            protocol_type: req.protocol_type.to_string(),
+            protocols: req
+                .protocols
+                .iter()
+                .map(|p| (p.name.to_string(), p.metadata.clone()))
+                .collect(),
+            require_known_member_id: version >= 4,
+        })
+        .await;
+    let mut resp = JoinGroupResponse::default()
+        .with_error_code(code(outcome.error))
+        .with_generation_id(outcome.generation_id)
+        .with_leader(sb(outcome.leader))
+        .with_member_id(sb(outcome.member_id))
+        .with_members(
+            outcome
+                .members
+                .into_iter()
+                .map(|(id, instance, metadata)| {
+                    let mut m = JoinGroupResponseMember::default()
+                        .with_member_id(sb(id))
+                        .with_metadata(metadata);
+                    if version >= 5 {
+                        m.group_instance_id = instance.map(sb);
+                    }
+                    m
+                })
+                .collect(),
+        );
+    // v0-v6: protocol_name is a non-null string; v7+ carries the type too.
+    resp.protocol_name = Some(sb(outcome.protocol_name.unwrap_or_default()));
+    if version >= 7 {
+        resp.protocol_type = outcome.protocol_type.map(sb);
+    }
+    Some(resp)
+}
+
+pub async fn sync_group(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: SyncGroupRequest,
+) -> Option<SyncGroupResponse> {
+    let group_id = req.group_id.0.to_string();
+    let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    let outcome = ctx
+        .groups
+        .sync(
+            &group_id,
+            req.generation_id,
+            req.member_id.as_str(),
+            &instance,
+            req.assignments
+                .iter()
+                .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+                .collect(),
+        )
+        .await;
+    let mut error = outcome.error;
+    // v5+: the client names the protocol it expects; a mismatch is INCONSISTENT_GROUP_PROTOCOL.
+    if version >= 5 && error.is_none() {
+        let type_ok = req
+            .protocol_type
+            .as_ref()
+            .is_none_or(|t| Some(t.to_string()) == outcome.protocol_type);
+        let name_ok = req
+            .protocol_name
+            .as_ref()
+            .is_none_or(|n| Some(n.to_string()) == outcome.protocol_name);
+        if !type_ok || !name_ok {
+            error = Some(ResponseError::InconsistentGroupProtocol);
+        }
+    }
+    let mut resp = SyncGroupResponse::default().with_error_code(code(error));
+    if error.is_none() {
+        resp.assignment = outcome.assignment;
+        if version >= 5 {
+            resp.protocol_type = outcome.protocol_type.map(sb);
+            resp.protocol_name = outcome.protocol_name.map(sb);
+        }
+    }
+    Some(resp)
+}
+
+pub async fn heartbeat(
+    ctx: &Context,
+    _rc: &RequestContext,
+    _version: i16,
+    req: HeartbeatRequest,
+) -> Option<HeartbeatResponse> {
+    let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    let result = ctx.groups.heartbeat(
+        req.group_id.0.as_str(),
+        req.generation_id,
+        req.member_id.as_str(),
+        &instance,
+    );
+    Some(HeartbeatResponse::default().with_error_code(code(result.err())))
+}
+
+pub async fn leave_group(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: LeaveGroupRequest,
+) -> Option<LeaveGroupResponse> {
+    let group_id = req.group_id.0.to_string();
+    let mut resp = LeaveGroupResponse::default();
+    if version < 3 {
+        let result = ctx.groups.leave(&group_id, req.member_id.as_str(), &None);
+        resp.error_code = code(result.err());
+        return Some(resp);
+    }
+    resp.members = req
+        .members
+        .iter()
+        .map(|m| {
+            let instance = m.group_instance_id.as_ref().map(|s| s.to_string());
+            let result = ctx.groups.leave(&group_id, m.member_id.as_str(), &instance);
+            MemberResponse::default()
+                .with_member_id(m.member_id.clone())
+                .with_group_instance_id(m.group_instance_id.clone())
+                .with_error_code(code(result.err()))
+        })
+        .collect();
+    Some(resp)
+}
+
+pub async fn list_groups(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: ListGroupsRequest,
+) -> Option<ListGroupsResponse> {
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let groups = ctx
+        .groups
+        .list()
+        .into_iter()
+        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|g| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(sb(g.group_id)))
+                .with_protocol_type(sb(g.protocol_type));
+            if version >= 4 {
+                l.group_state = sb(g.state.name());
+            }
+            if version >= 5 {
+                l.group_type = sb("classic");
+            }
+            l
+        })
+        .collect();
+    Some(ListGroupsResponse::default().with_groups(groups))
+}
+
+pub async fn describe_groups(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: DescribeGroupsRequest,
+) -> Option<DescribeGroupsResponse> {
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            let mut d = DescribedGroup::default().with_group_id(id.clone());
+            if req.include_authorized_operations && version >= 3 {
+                d.authorized_operations = 0b1_1111_1111_1000;
+            }
+            match ctx.groups.describe(id.0.as_str()) {
+                Some(g) => {
+                    d.group_state = sb(g.state.name());
+                    d.protocol_type = sb(g.protocol_type);
+                    d.protocol_data = sb(g.protocol_name);
+                    d.members = g
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            let mut dm = DescribedGroupMember::default()
+                                .with_member_id(sb(m.member_id))
+                                .with_client_id(sb(m.client_id))
+                                .with_client_host(sb(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment);
+                            if version >= 4 {
+                                dm.group_instance_id = m.group_instance_id.map(sb);
+                            }
+                            dm
+                        })
+                        .collect();
+                }
+                None => {
+                    d.group_state = sb(GroupState::Dead.name());
+                    if version >= 6 {
+                        d.error_code = ResponseError::GroupIdNotFound.code();
+                        d.error_message = Some(sb(format!("Group {} not found.", id.0.as_str())));
+                    }
+                }
+            }
+            d
+        })
+        .collect();
+    Some(DescribeGroupsResponse::default().with_groups(groups))
+}
+
+pub async fn delete_groups(
+    ctx: &Context,
+    _rc: &RequestContext,
+    _version: i16,
+    req: DeleteGroupsRequest,
+) -> Option<DeleteGroupsResponse> {
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|id| {
+            let result = ctx.groups.delete_group(id.0.as_str());
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(code(result.err()))
+        })
+        .collect();
+    Some(DeleteGroupsResponse::default().with_results(results))
+}

@@ -1,0 +1,316 @@
+//! OffsetCommit, OffsetFetch and OffsetDelete: committed offsets of consumer groups.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{sb, topic_name};
+use crate::broker::Context;
+use crate::group::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
+use crate::server::dispatch::RequestContext;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub async fn offset_commit(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: OffsetCommitRequest,
+) -> Option<OffsetCommitResponse> {
+    let group_id = req.group_id.0.to_string();
+    let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    let group_error = ctx
+        .groups
+        .check_commit(
+            &group_id,
+            req.generation_id_or_member_epoch,
+            req.member_id.as_str(),
+            &instance,
+        )
+        .err();
+    let now = now_ms();
+    let mut to_commit = Vec::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let topic = if version >= 10 {
+            ctx.metadata.topic_by_id(&t.topic_id)
+        } else {
+            ctx.metadata.topic(t.name.0.as_str())
+        };
+        let unknown = if version >= 10 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let error = if let Some(e) = group_error {
+                    Some(e)
+                } else if topic
+                    .as_ref()
+                    .and_then(|tp| tp.partition(p.partition_index))
+                    .is_none()
+                {
+                    Some(unknown)
+                } else if p
+                    .committed_metadata
+                    .as_ref()
+                    .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
+                {
+                    Some(ResponseError::OffsetMetadataTooLarge)
+                } else {
+                    None
+                };
+                if error.is_none() {
+                    if let Some(tp) = &topic {
+                        to_commit.push((
+                            tp.name.to_string(),
+                            p.partition_index,
+                            CommittedOffset {
+                                offset: p.committed_offset,
+                                leader_epoch: if version >= 6 {
+                                    p.committed_leader_epoch
+                                } else {
+                                    -1
+                                },
+                                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                                commit_timestamp_ms: now,
+                            },
+                        ));
+                    }
+                }
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(error.map_or(0, |e| e.code()))
+            })
+            .collect::<Vec<_>>();
+        topics.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    if !to_commit.is_empty() {
+        if let Err(e) = ctx.groups.offsets.commit(&group_id, &to_commit) {
+            for t in topics.iter_mut() {
+                for p in t.partitions.iter_mut() {
+                    if p.error_code == 0 {
+                        p.error_code = e.code();
+                    }
+                }
+            }
+        }
+    }
+    Some(OffsetCommitResponse::default().with_topics(topics))
+}
+
+/// One partition's committed offset, or Kafka's "none" (-1, empty metadata).
+fn lookup(
+    ctx: &Context,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> (i64, i32, Option<String>, i16) {
+    match ctx.groups.offsets.fetch(group, topic, partition) {
+        Ok(Some(c)) => (c.offset, c.leader_epoch, c.metadata, 0),
+        Ok(None) => (-1, -1, Some(String::new()), 0),
+        Err(e) => (-1, -1, Some(String::new()), e.code()),
+    }
+}
+
+/// (topic, partitions) requested, or every committed one when the request says "all".
+fn wanted(
+    ctx: &Context,
+    group: &str,
+    topics: Option<Vec<(String, Uuid, Vec<i32>)>>,
+) -> Result<Vec<(String, Uuid, Vec<i32>)>, ResponseError> {
+    if let Some(t) = topics {
+        return Ok(t);
+    }
+    let mut out: Vec<(String, Uuid, Vec<i32>)> = Vec::new();
+    for (topic, partition, _) in ctx.groups.offsets.fetch_all(group)? {
+        match out.last_mut() {
+            Some((t, _, ps)) if *t == topic => ps.push(partition),
+            _ => {
+                let id = ctx.metadata.topic(&topic).map(|t| t.id).unwrap_or_default();
+                out.push((topic, id, vec![partition]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn offset_fetch(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: OffsetFetchRequest,
+) -> Option<OffsetFetchResponse> {
+    let mut resp = OffsetFetchResponse::default();
+    if version < 8 {
+        let group = req.group_id.0.to_string();
+        let requested = req.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), Uuid::nil(), t.partition_indexes))
+                .collect()
+        });
+        match wanted(ctx, &group, requested) {
+            Ok(topics) => {
+                resp.topics = topics
+                    .into_iter()
+                    .map(|(topic, _, partitions)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(topic_name(&topic))
+                            .with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|p| {
+                                        let (offset, epoch, metadata, code) =
+                                            lookup(ctx, &group, &topic, p);
+                                        let mut r = OffsetFetchResponsePartition::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(offset)
+                                            .with_metadata(metadata.map(sb))
+                                            .with_error_code(code);
+                                        if version >= 5 {
+                                            r.committed_leader_epoch = epoch;
+                                        }
+                                        r
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+            }
+            Err(e) => {
+                if version >= 2 {
+                    resp.error_code = e.code();
+                }
+            }
+        }
+        return Some(resp);
+    }
+    resp.groups = req
+        .groups
+        .into_iter()
+        .map(|g| {
+            let group = g.group_id.0.to_string();
+            let requested = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| {
+                        let name = if version >= 10 {
+                            ctx.metadata
+                                .topic_by_id(&t.topic_id)
+                                .map(|tp| tp.name.to_string())
+                                .unwrap_or_default()
+                        } else {
+                            t.name.0.to_string()
+                        };
+                        (name, t.topic_id, t.partition_indexes)
+                    })
+                    .collect()
+            });
+            let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
+            match wanted(ctx, &group, requested) {
+                Ok(topics) => {
+                    out.topics = topics
+                        .into_iter()
+                        .map(|(topic, id, partitions)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(topic_name(&topic))
+                                .with_topic_id(id)
+                                .with_partitions(
+                                    partitions
+                                        .into_iter()
+                                        .map(|p| {
+                                            let (offset, epoch, metadata, code) =
+                                                lookup(ctx, &group, &topic, p);
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(offset)
+                                                .with_committed_leader_epoch(epoch)
+                                                .with_metadata(metadata.map(sb))
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                }
+                Err(e) => out.error_code = e.code(),
+            }
+            out
+        })
+        .collect();
+    Some(resp)
+}
+
+pub async fn offset_delete(
+    ctx: &Context,
+    _rc: &RequestContext,
+    _version: i16,
+    req: OffsetDeleteRequest,
+) -> Option<OffsetDeleteResponse> {
+    let group = req.group_id.0.to_string();
+    let mut resp = OffsetDeleteResponse::default();
+    if !ctx.groups.exists(&group) {
+        resp.error_code = ResponseError::GroupIdNotFound.code();
+        return Some(resp);
+    }
+    let subscribed = ctx.groups.subscribed_topics(&group);
+    let mut delete = Vec::new();
+    resp.topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = if subscribed.contains(&name) {
+                        Some(ResponseError::GroupSubscribedToTopic)
+                    } else if ctx
+                        .metadata
+                        .topic(&name)
+                        .and_then(|tp| tp.partition(p.partition_index).cloned())
+                        .is_none()
+                    {
+                        Some(ResponseError::UnknownTopicOrPartition)
+                    } else {
+                        delete.push((name.clone(), p.partition_index));
+                        None
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error.map_or(0, |e| e.code()))
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    if let Err(e) = ctx.groups.offsets.delete(&group, Some(&delete)) {
+        resp.error_code = e.code();
+    }
+    Some(resp)
+}

@@ -1,0 +1,635 @@
+//! The group coordinator for classic consumer groups: membership, rebalances, and offsets.
+//!
+//! Membership lives in memory (members rejoin after a broker restart, as they do after a
+//! coordinator failover in Kafka); committed offsets are durable in RocksDB.
+
+pub mod offsets;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+pub use offsets::{CommittedOffset, OffsetStore};
+use state::{Group, Member};
+pub use state::{GroupState, JoinOutcome, SyncOutcome};
+
+use crate::log::store::StoreError;
+use crate::log::Store;
+
+/// How often session timeouts and rebalance deadlines are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// Longest committed metadata string (Kafka's `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+/// Upper bound on members per group (Kafka's `group.max.size` default is unbounded; a limit).
+pub const GROUP_MAX_SIZE: usize = 10_000;
+
+/// Group coordinator settings, with Kafka's names.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+}
+
+/// A JoinGroup as the coordinator needs it.
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: unknown members first get MEMBER_ID_REQUIRED (KIP-394).
+    pub require_known_member_id: bool,
+}
+
+/// A member as DescribeGroups reports it.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups and ListGroups report it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: Vec<MemberDescription>,
+}
+
+/// The coordinator of every classic group on this broker.
+///
+/// One mutex guards all groups: group operations are rare next to produce and fetch, and a
+/// single lock keeps ListGroups, timers and joins trivially consistent. Nothing awaits while
+/// holding it; JoinGroup and SyncGroup wait on oneshot channels after releasing it.
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    pub offsets: OffsetStore,
+    config: GroupConfig,
+}
+
+fn fence_static(
+    group: &Group,
+    instance: &Option<String>,
+    member_id: &str,
+) -> Result<(), ResponseError> {
+    if let Some(instance) = instance {
+        if let Some(current) = group.static_members.get(instance) {
+            if current != member_id {
+                return Err(ResponseError::FencedInstanceId);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl GroupCoordinator {
+    /// Loads the ids of groups with committed offsets; they exist as Empty groups.
+    pub fn load(store: Arc<Store>, config: GroupConfig) -> Result<GroupCoordinator, StoreError> {
+        let offsets = OffsetStore::new(store);
+        let groups = offsets
+            .group_ids()?
+            .into_iter()
+            .map(|id| (id.clone(), Group::new(&id)))
+            .collect();
+        Ok(GroupCoordinator {
+            groups: Mutex::new(groups),
+            offsets,
+            config,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs session expiry and rebalance deadlines until the coordinator is dropped.
+    pub fn start_timers(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else { break };
+                me.on_tick(Instant::now());
+            }
+        });
+    }
+
+    /// Expires members whose session ran out and completes rebalances that are due.
+    pub fn on_tick(&self, now: Instant) {
+        let delay = self.config.initial_rebalance_delay_ms;
+        let mut groups = self.lock();
+        for g in groups.values_mut() {
+            let expired: Vec<String> = g
+                .members
+                .values()
+                .filter(|m| {
+                    m.join_waiter.is_none()
+                        && now.duration_since(m.last_heartbeat)
+                            > Duration::from_millis(m.session_timeout_ms.max(0) as u64)
+                })
+                .map(|m| m.member_id.clone())
+                .collect();
+            g.pending_members.retain(|_, deadline| *deadline > now);
+            for id in &expired {
+                tracing::info!(group = %g.group_id, member = %id, "member session expired");
+                g.remove_member(id);
+            }
+            if !expired.is_empty() {
+                g.membership_changed(now, delay);
+            }
+            if g.join_can_complete(now) {
+                g.complete_join();
+            }
+        }
+    }
+
+    /// JoinGroup. Waits (without holding the lock) until the rebalance completes.
+    pub async fn join(&self, req: JoinRequest) -> JoinOutcome {
+        let rx = match self.join_inner(req) {
+            Ok(outcome) => return outcome,
+            Err(rx) => rx,
+        };
+        rx.await
+            .unwrap_or_else(|_| JoinOutcome::error(ResponseError::CoordinatorNotAvailable, ""))
+    }
+
+    fn join_inner(&self, req: JoinRequest) -> Result<JoinOutcome, oneshot::Receiver<JoinOutcome>> {
+        let now = Instant::now();
+        let delay = self.config.initial_rebalance_delay_ms;
+        let err = |e| Ok(JoinOutcome::error(e, &req.member_id));
+        if req.group_id.is_empty() {
+            return err(ResponseError::InvalidGroupId);
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return err(ResponseError::InvalidSessionTimeout);
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group::new(&req.group_id));
+        if !group.supports_protocols(&req.protocol_type, &req.protocols) {
+            return err(ResponseError::InconsistentGroupProtocol);
+        }
+        let mut member_id = req.member_id.clone();
+        if member_id.is_empty() {
+            if let Some(instance) = &req.group_instance_id {
+                if let Some(old_id) = group.static_members.get(instance).cloned() {
+                    // KIP-345: a restarted static member takes over its old identity; the old
+                    // member id is fenced and no rebalance happens if nothing changed.
+                    let new_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+                    if let Some(mut old) = group.members.remove(&old_id) {
+                        if let Some(w) = old.join_waiter.take() {
+                            let _ = w
+                                .send(JoinOutcome::error(ResponseError::FencedInstanceId, &old_id));
+                        }
+                        if let Some(w) = old.sync_waiter.take() {
+                            let _ = w.send(SyncOutcome {
+                                error: Some(ResponseError::FencedInstanceId),
+                                ..Default::default()
+                            });
+                        }
+                        let unchanged = old.protocols == req.protocols;
+                        old.member_id = new_id.clone();
+                        old.protocols = req.protocols.clone();
+                        old.session_timeout_ms = req.session_timeout_ms;
+                        old.rebalance_timeout_ms = req.rebalance_timeout_ms;
+                        old.last_heartbeat = now;
+                        old.client_id = req.client_id.clone();
+                        old.client_host = req.client_host.clone();
+                        group.members.insert(new_id.clone(), old);
+                        group
+                            .static_members
+                            .insert(instance.clone(), new_id.clone());
+                        for id in group.join_order.iter_mut() {
+                            if *id == old_id {
+                                *id = new_id.clone();
+                            }
+                        }
+                        if group.leader_id.as_deref() == Some(old_id.as_str()) {
+                            group.leader_id = Some(new_id.clone());
+                        }
+                        if group.state == state::GroupState::Stable && unchanged {
+                            return Ok(group.current_join(&new_id));
+                        }
+                        member_id = new_id;
+                        return self.join_known(group, member_id, &req, now, delay);
+                    }
+                }
+                member_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+            } else {
+                let client = if req.client_id.is_empty() {
+                    "member"
+                } else {
+                    req.client_id.as_str()
+                };
+                member_id = format!("{client}-{}", uuid::Uuid::new_v4());
+                if req.require_known_member_id {
+                    let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
+                    group
+                        .pending_members
+                        .insert(member_id.clone(), now + session);
+                    return Ok(JoinOutcome::error(
+                        ResponseError::MemberIdRequired,
+                        &member_id,
+                    ));
+                }
+            }
+            if group.members.len() >= GROUP_MAX_SIZE {
+                return err(ResponseError::GroupMaxSizeReached);
+            }
+            return self.add_member(group, member_id, &req, now, delay);
+        }
+        if group.pending_members.remove(&member_id).is_some() {
+            if group.members.len() >= GROUP_MAX_SIZE {
+                return err(ResponseError::GroupMaxSizeReached);
+            }
+            return self.add_member(group, member_id, &req, now, delay);
+        }
+        if !group.members.contains_key(&member_id) {
+            return err(ResponseError::UnknownMemberId);
+        }
+        if let Err(e) = fence_static(group, &req.group_instance_id, &member_id) {
+            return err(e);
+        }
+        self.join_known(group, member_id, &req, now, delay)
+    }
+
+    fn add_member(
+        &self,
+        group: &mut Group,
+        member_id: String,
+        req: &JoinRequest,
+        now: Instant,
+        delay: u64,
+    ) -> Result<JoinOutcome, oneshot::Receiver<JoinOutcome>> {
+        let (tx, rx) = oneshot::channel();
+        if group.members.is_empty() {
+            group.protocol_type = Some(req.protocol_type.clone());
+        }
+        if let Some(instance) = &req.group_instance_id {
+            group
+                .static_members
+                .insert(instance.clone(), member_id.clone());
+        }
+        group.join_order.push(member_id.clone());
+        group.members.insert(
+            member_id.clone(),
+            Member {
+                member_id: member_id.clone(),
+                group_instance_id: req.group_instance_id.clone(),
+                client_id: req.client_id.clone(),
+                client_host: req.client_host.clone(),
+                session_timeout_ms: req.session_timeout_ms,
+                rebalance_timeout_ms: req.rebalance_timeout_ms,
+                protocols: req.protocols.clone(),
+                assignment: Bytes::new(),
+                last_heartbeat: now,
+                join_waiter: Some(tx),
+                sync_waiter: None,
+            },
+        );
+        match group.state {
+            GroupState::PreparingRebalance => {
+                // A newcomer extends the initial delay of a group that is forming (Kafka's
+                // InitialDelayedJoin), up to the rebalance deadline.
+                if let (Some(until), Some(deadline)) =
+                    (group.initial_delay_until, group.rebalance_deadline)
+                {
+                    let extended = now + Duration::from_millis(delay);
+                    if extended > until {
+                        group.initial_delay_until = Some(extended.min(deadline));
+                    }
+                }
+            }
+            _ => group.prepare_rebalance(now, delay),
+        }
+        if group.join_can_complete(now) {
+            group.complete_join();
+        }
+        Err(rx)
+    }
+
+    fn join_known(
+        &self,
+        group: &mut Group,
+        member_id: String,
+        req: &JoinRequest,
+        now: Instant,
+        delay: u64,
+    ) -> Result<JoinOutcome, oneshot::Receiver<JoinOutcome>> {
+        let state = group.state;
+        let is_leader = group.leader_id.as_deref() == Some(member_id.as_str());
+        let Some(member) = group.members.get_mut(&member_id) else {
+            return Ok(JoinOutcome::error(
+                ResponseError::UnknownMemberId,
+                &member_id,
+            ));
+        };
+        member.last_heartbeat = now;
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        let unchanged = member.protocols == req.protocols;
+        member.protocols = req.protocols.clone();
+        match state {
+            GroupState::CompletingRebalance | GroupState::Stable
+                if unchanged && !(state == GroupState::Stable && is_leader) =>
+            {
+                // A follower (or anyone mid-sync) re-sending its join: answer with the
+                // current generation instead of starting over.
+                Ok(group.current_join(&member_id))
+            }
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                if let Some(old) = member.join_waiter.replace(tx) {
+                    let _ = old.send(JoinOutcome::error(
+                        ResponseError::RebalanceInProgress,
+                        &member_id,
+                    ));
+                }
+                if state != GroupState::PreparingRebalance {
+                    group.prepare_rebalance(now, delay);
+                }
+                if group.join_can_complete(now) {
+                    group.complete_join();
+                }
+                Err(rx)
+            }
+        }
+    }
+
+    /// SyncGroup. The leader's call installs the assignment; followers wait for it.
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: &Option<String>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncOutcome {
+        let rx = {
+            let mut groups = self.lock();
+            let fail = |e| SyncOutcome {
+                error: Some(e),
+                ..Default::default()
+            };
+            let Some(group) = groups.get_mut(group_id) else {
+                return fail(ResponseError::UnknownMemberId);
+            };
+            if let Err(e) = fence_static(group, group_instance_id, member_id) {
+                return fail(e);
+            }
+            if !group.members.contains_key(member_id) {
+                return fail(ResponseError::UnknownMemberId);
+            }
+            if generation_id != group.generation_id {
+                return fail(ResponseError::IllegalGeneration);
+            }
+            let now = Instant::now();
+            match group.state {
+                GroupState::PreparingRebalance => return fail(ResponseError::RebalanceInProgress),
+                GroupState::Empty | GroupState::Dead => {
+                    return fail(ResponseError::UnknownMemberId)
+                }
+                GroupState::Stable => {
+                    let m = &group.members[member_id];
+                    return SyncOutcome {
+                        error: None,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol_name: group.protocol_name.clone(),
+                        assignment: m.assignment.clone(),
+                    };
+                }
+                GroupState::CompletingRebalance => {
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(m) = group.members.get_mut(member_id) {
+                        m.last_heartbeat = now;
+                        m.sync_waiter = Some(tx);
+                    }
+                    if group.leader_id.as_deref() == Some(member_id) {
+                        group.install_assignment(assignments.into_iter().collect());
+                    }
+                    rx
+                }
+            }
+        };
+        rx.await.unwrap_or(SyncOutcome {
+            error: Some(ResponseError::RebalanceInProgress),
+            ..Default::default()
+        })
+    }
+
+    /// Heartbeat: keeps the session alive and tells members when to rejoin.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: &Option<String>,
+    ) -> Result<(), ResponseError> {
+        let mut groups = self.lock();
+        let group = groups
+            .get_mut(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        fence_static(group, group_instance_id, member_id)?;
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation_id != group.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        if let Some(m) = group.members.get_mut(member_id) {
+            m.last_heartbeat = Instant::now();
+        }
+        match group.state {
+            GroupState::PreparingRebalance => Err(ResponseError::RebalanceInProgress),
+            GroupState::Empty | GroupState::Dead => Err(ResponseError::UnknownMemberId),
+            GroupState::CompletingRebalance | GroupState::Stable => Ok(()),
+        }
+    }
+
+    /// LeaveGroup for one member (by member id, or by instance id for static members).
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: &Option<String>,
+    ) -> Result<(), ResponseError> {
+        let mut groups = self.lock();
+        let group = groups
+            .get_mut(group_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        let id = match group_instance_id {
+            Some(instance) => {
+                let current = group
+                    .static_members
+                    .get(instance)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownMemberId)?;
+                if !member_id.is_empty() && member_id != current {
+                    return Err(ResponseError::FencedInstanceId);
+                }
+                current
+            }
+            None => member_id.to_string(),
+        };
+        if group.pending_members.remove(&id).is_some() {
+            return Ok(());
+        }
+        if !group.members.contains_key(&id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        tracing::debug!(group = group_id, member = %id, "member left");
+        group.remove_member(&id);
+        group.membership_changed(Instant::now(), self.config.initial_rebalance_delay_ms);
+        Ok(())
+    }
+
+    /// Validates an OffsetCommit against the group's generation. Simple commits (generation
+    /// -1, no member) are allowed for groups without members, as Kafka allows them.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: &Option<String>,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        if generation_id < 0 && member_id.is_empty() {
+            return if group.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        }
+        fence_static(group, group_instance_id, member_id)?;
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation_id != group.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        // During PreparingRebalance the generation is still current and members commit what
+        // they consumed before giving partitions up (as librdkafka does on revoke); only
+        // between the join and the leader's assignment is there nothing valid to commit.
+        if group.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        if let Some(m) = group.members.get_mut(member_id) {
+            m.last_heartbeat = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Every known group, for ListGroups.
+    pub fn list(&self) -> Vec<GroupDescription> {
+        let groups = self.lock();
+        let mut out: Vec<GroupDescription> = groups.values().map(describe).collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        self.lock().get(group_id).map(describe)
+    }
+
+    /// Topics the group's members subscribe to (consumer protocol), for OffsetDelete.
+    pub fn subscribed_topics(&self, group_id: &str) -> Vec<String> {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::Decodable;
+        let groups = self.lock();
+        let Some(g) = groups.get(group_id) else {
+            return Vec::new();
+        };
+        if g.protocol_type.as_deref() != Some("consumer") || g.state != GroupState::Stable {
+            return Vec::new();
+        }
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        let mut topics = Vec::new();
+        for m in g.members.values() {
+            let mut meta = m.metadata_for(&protocol);
+            if meta.len() < 2 {
+                continue;
+            }
+            let version = i16::from_be_bytes([meta[0], meta[1]]);
+            bytes::Buf::advance(&mut meta, 2);
+            if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)) {
+                topics.extend(sub.topics.iter().map(|t| t.to_string()));
+            }
+        }
+        topics
+    }
+
+    /// DeleteGroups for one group: only an empty group (no members) can be deleted.
+    pub fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        let mut groups = self.lock();
+        let Some(group) = groups.get(group_id) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        if !group.members.is_empty() || group.state != GroupState::Empty {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        self.offsets.delete(group_id, None)?;
+        groups.remove(group_id);
+        Ok(())
+    }
+
+    /// Whether a group is known (has members or committed offsets).
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.lock().contains_key(group_id)
+    }
+}
+
+fn describe(g: &Group) -> GroupDescription {
+    let protocol = g.protocol_name.clone().unwrap_or_default();
+    GroupDescription {
+        group_id: g.group_id.clone(),
+        state: g.state,
+        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+        protocol_name: if g.state == GroupState::Stable
+            || g.state == GroupState::CompletingRebalance
+        {
+            protocol.clone()
+        } else {
+            String::new()
+        },
+        members: g
+            .members
+            .values()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: m.metadata_for(&protocol),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+    }
+}
