@@ -104,6 +104,67 @@ def latency(bootstrap, rate, seconds):
     return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1], len(lat)
 
 
+def group_rebalance(bootstrap, members=3):
+    """Seconds from the first subscribe until all members own partitions (6 partitions,
+    confluent-kafka, range assignor), and from one member's close until the others own all."""
+    try:
+        from confluent_kafka import Consumer
+        from confluent_kafka.admin import AdminClient, NewTopic
+    except ImportError:
+        return None
+    import threading
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("group-bench", 6, 1)])["group-bench"].result(10)
+    owned = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    leave = {}
+
+    def run(i):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "session.timeout.ms": 6000,
+                      "heartbeat.interval.ms": 100, "enable.auto.commit": False})
+
+        def on_assign(consumer, parts):
+            with lock:
+                owned[i] = {p.partition for p in parts}
+
+        def on_revoke(consumer, parts):
+            with lock:
+                owned[i] = set()
+
+        c.subscribe(["group-bench"], on_assign=on_assign, on_revoke=on_revoke)
+        while not stop.is_set() and not leave.get(i):
+            c.poll(0.05)
+        c.close()
+        with lock:
+            owned.pop(i, None)
+
+    def covered(n):
+        with lock:
+            parts = [p for s in owned.values() for p in s]
+            return len(owned) == n and sorted(parts) == list(range(6))
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(members)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 60
+    while not covered(members) and time.time() < deadline:
+        time.sleep(0.005)
+    stable = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    leave[0] = True
+    threads[0].join()
+    while not covered(members - 1) and time.time() < deadline:
+        time.sleep(0.005)
+    after_leave = time.perf_counter() - t1
+    stop.set()
+    for t in threads:
+        t.join()
+    return stable, after_leave
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -138,6 +199,7 @@ def main():
         cons.append(kcat_consume(bootstrap, topic, n))
     os.unlink(path)
     lat = latency(bootstrap, args.rate, args.seconds)
+    grp = group_rebalance(bootstrap)
     after = rss_kb(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
@@ -153,6 +215,9 @@ def main():
         print(f"produce latency @{args.rate}/s:  p50 {lat[0]:.2f} ms  p99 {lat[1]:.2f} ms  ({lat[2]} acks, acks=all, linger.ms=0)")
     else:
         print("produce latency:         skipped (confluent-kafka not installed)")
+    if grp:
+        print(f"group of 3 to Stable:    {grp[0] * 1000:.0f} ms from first subscribe (6 partitions, range, initial delay 0)")
+        print(f"rebalance after a leave: {grp[1] * 1000:.0f} ms until the other 2 own all partitions")
     print(f"exec -> ready:           median {statistics.median(starts):.1f} ms (runs: {', '.join(f'{x:.1f}' for x in starts)})")
     print(f"RSS idle:                {idle / 1024:.1f} MB")
     print(f"RSS after run:           {after / 1024:.1f} MB")
