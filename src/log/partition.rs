@@ -1,5 +1,6 @@
 //! One partition's log: offset assignment on append, reads for Fetch, offsets for ListOffsets.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::batch::{self, BatchHeader, ProducedBatch};
 use super::store::{Store, StoreError};
+use crate::txn::{self, BatchMeta, ProducerEntry, SequenceCheck};
 
 /// The leader epoch of every partition: a single node is always the leader, in epoch 0.
 pub const LEADER_EPOCH: i32 = 0;
@@ -50,6 +52,8 @@ pub struct Partition {
 
 struct AppendState {
     max_timestamp: i64,
+    /// Idempotent producers seen on this partition, by producer id.
+    producers: HashMap<i64, ProducerEntry>,
 }
 
 /// Where a successful append put the batches.
@@ -90,6 +94,11 @@ impl Partition {
             .last_time_index(uid)?
             .map(|(ts, _)| ts)
             .unwrap_or(i64::MIN);
+        let producers = store
+            .scan_producers(uid)?
+            .into_iter()
+            .filter_map(|(pid, v)| Some((pid, ProducerEntry::decode(&v)?)))
+            .collect();
         Ok(Partition {
             topic,
             index,
@@ -97,6 +106,7 @@ impl Partition {
             store,
             append: Mutex::new(AppendState {
                 max_timestamp: max_ts,
+                producers,
             }),
             log_start_offset: AtomicI64::new(lso),
             log_end_offset: AtomicI64::new(leo),
@@ -130,8 +140,10 @@ impl Partition {
         self.deleted.load(Ordering::Acquire)
     }
 
-    /// Appends validated batches: assigns offsets, writes them and their time-index entries in
-    /// one RocksDB write batch, then publishes the new high watermark and wakes fetchers.
+    /// Appends validated batches: checks idempotent producers' sequences, assigns offsets,
+    /// writes batches, time-index entries and producer state in one RocksDB write batch, then
+    /// publishes the new high watermark and wakes fetchers. A retried batch is not appended
+    /// again: its original offset is returned.
     pub fn append(&self, batches: &[ProducedBatch]) -> Result<AppendResult, ResponseError> {
         let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
@@ -139,9 +151,38 @@ impl Partition {
         }
         let first = self.log_end_offset.load(Ordering::Acquire);
         let mut next = first;
+        let mut result_base = None;
         let mut max_ts = state.max_timestamp;
         let mut wb = WriteBatch::default();
+        let mut touched: HashMap<i64, Option<ProducerEntry>> = HashMap::new();
         for b in batches {
+            let h = &b.header;
+            if h.producer_id >= 0 {
+                let entry = touched
+                    .entry(h.producer_id)
+                    .or_insert_with(|| state.producers.get(&h.producer_id).cloned());
+                let last_seq = txn::increment_sequence(h.base_sequence, h.last_offset_delta);
+                match txn::check_sequence(
+                    entry.as_ref(),
+                    h.producer_epoch,
+                    h.base_sequence,
+                    last_seq,
+                )? {
+                    SequenceCheck::Duplicate(offset) => {
+                        result_base.get_or_insert(offset);
+                        continue;
+                    }
+                    SequenceCheck::Append => {
+                        let meta = BatchMeta {
+                            first_seq: h.base_sequence,
+                            last_seq,
+                            base_offset: next,
+                        };
+                        txn::record_batch(entry, h.producer_epoch, meta);
+                    }
+                }
+            }
+            result_base.get_or_insert(next);
             let stored = batch::assign_offset(&b.bytes, next, LEADER_EPOCH);
             self.store.put_log(&mut wb, self.uid, next, &stored);
             if b.header.max_timestamp > max_ts {
@@ -150,17 +191,35 @@ impl Partition {
             }
             next += i64::from(b.header.last_offset_delta) + 1;
         }
+        for (pid, entry) in &touched {
+            if let Some(e) = entry {
+                self.store
+                    .put_producer(&mut wb, self.uid, *pid, &e.encode());
+            }
+        }
+        if next == first {
+            // Only duplicates: nothing to write.
+            return Ok(AppendResult {
+                base_offset: result_base.unwrap_or(first),
+                log_start_offset: self.log_start_offset(),
+            });
+        }
         if let Err(e) = self.store.write(wb) {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
             return Err(ResponseError::KafkaStorageError);
         }
         state.max_timestamp = max_ts;
+        for (pid, entry) in touched {
+            if let Some(e) = entry {
+                state.producers.insert(pid, e);
+            }
+        }
         self.log_end_offset.store(next, Ordering::Release);
         self.high_watermark.store(next, Ordering::Release);
         drop(state);
         self.appended.notify_waiters();
         Ok(AppendResult {
-            base_offset: first,
+            base_offset: result_base.unwrap_or(first),
             log_start_offset: self.log_start_offset(),
         })
     }

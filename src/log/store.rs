@@ -21,10 +21,10 @@ pub const CF_META: &str = "meta";
 /// Column family of committed offsets: group ‖ topic ‖ partition -> offset, epoch, metadata.
 pub const CF_GROUPS: &str = "groups";
 
-/// The column families opened today. The `producers` CF of DESIGN.md joins this list with the
-/// transaction coordinator that fills it: every CF costs start-up time (its options are
-/// serialized and a MANIFEST record synced), and an empty broker must be ready in < 10 ms.
-const ALL_CFS: [&str; 4] = [CF_LOG, CF_TIME_INDEX, CF_META, CF_GROUPS];
+/// Column family of idempotent producer state: partition uid ‖ producer id -> entry.
+pub const CF_PRODUCERS: &str = "producers";
+
+const ALL_CFS: [&str; 5] = [CF_LOG, CF_TIME_INDEX, CF_META, CF_GROUPS, CF_PRODUCERS];
 
 /// Errors from the storage layer. RocksDB errors are rare and fatal to the request, not to
 /// the broker: handlers turn them into KAFKA_STORAGE_ERROR.
@@ -229,6 +229,32 @@ impl Store {
         Ok(out)
     }
 
+    /// Producer state of one partition is written with the batch it describes.
+    pub fn put_producer(&self, wb: &mut WriteBatch, uid: u64, producer_id: i64, value: &[u8]) {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&uid.to_be_bytes());
+        k[8..].copy_from_slice(&producer_id.to_be_bytes());
+        wb.put_cf(self.cf(CF_PRODUCERS), k, value);
+    }
+
+    /// Every producer entry of a partition: (producer id, encoded entry).
+    pub fn scan_producers(&self, uid: u64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let prefix = uid.to_be_bytes();
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_PRODUCERS),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if k.len() != 16 || !k.starts_with(&prefix) {
+                break;
+            }
+            out.push((be_i64(&k[8..]), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Removes every batch and time-index entry of a partition.
     pub fn delete_partition(&self, wb: &mut WriteBatch, uid: u64) {
         let end = uid.checked_add(1);
@@ -238,6 +264,7 @@ impl Store {
         let tfrom = uid.to_be_bytes();
         let tto = end.map(|e| e.to_be_bytes()).unwrap_or([0xff; 8]);
         wb.delete_range_cf(self.cf(CF_TIME_INDEX), tfrom, tto);
+        wb.delete_range_cf(self.cf(CF_PRODUCERS), tfrom, tto);
     }
 
     /// The last batch of a partition, for recovering its log end offset without a scan.

@@ -1,9 +1,10 @@
-//! Producer ids for idempotent producers.
+//! Idempotent producers: producer ids, and the per-partition sequence checks that make retries
+//! safe.
 //!
-//! Today this hands out producer ids and epochs (InitProducerId) so that idempotent producers,
-//! the default in Java and kafka-python 3, can connect. Sequence checks per partition and the
-//! transaction coordinator are the next step (issue 5); until then batches carrying a producer
-//! id are appended like any other.
+//! InitProducerId hands out ids and epochs; each partition checks every batch that carries a
+//! producer id against the last five batches of that producer (duplicates are answered with
+//! their original offset, gaps and stale epochs refused). The transaction coordinator is the
+//! next step (issue 5).
 
 use std::sync::Mutex;
 
@@ -59,4 +60,198 @@ fn read_next(store: &Store) -> Result<i64, StoreError> {
         .get_meta(KEY_NEXT_PRODUCER_ID)?
         .and_then(|v| v.try_into().ok().map(i64::from_be_bytes))
         .unwrap_or(0))
+}
+
+/// How many recent batches per producer and partition are remembered for duplicate
+/// detection: Kafka's limit of in-flight requests for an idempotent producer.
+pub const MAX_CACHED_BATCHES: usize = 5;
+
+/// Sequence range and offset of one appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub base_offset: i64,
+}
+
+/// What a partition remembers about one idempotent producer.
+///
+/// It exists so a retried batch is answered with its original offset instead of being
+/// appended twice, and so a gap or a stale epoch is refused with Kafka's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: std::collections::VecDeque<BatchMeta>,
+}
+
+/// The verdict on a batch from an idempotent producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    Append,
+    /// Already appended at this base offset: answer success without appending.
+    Duplicate(i64),
+}
+
+/// Kafka's sequence arithmetic: sequences wrap from i32::MAX to 0.
+pub fn increment_sequence(seq: i32, by: i32) -> i32 {
+    if seq > i32::MAX - by {
+        by - (i32::MAX - seq) - 1
+    } else {
+        seq + by
+    }
+}
+
+/// Checks a batch's producer epoch and sequence against what the partition has seen, as
+/// Kafka's ProducerStateManager does. An unknown producer may start at any sequence (its
+/// state may have been lost to retention), as in Kafka since KIP-360.
+pub fn check_sequence(
+    entry: Option<&ProducerEntry>,
+    epoch: i16,
+    first_seq: i32,
+    last_seq: i32,
+) -> Result<SequenceCheck, ResponseError> {
+    let Some(entry) = entry else {
+        return Ok(SequenceCheck::Append);
+    };
+    if epoch < entry.epoch {
+        return Err(ResponseError::InvalidProducerEpoch);
+    }
+    if epoch > entry.epoch {
+        return if first_seq == 0 {
+            Ok(SequenceCheck::Append)
+        } else {
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        };
+    }
+    if let Some(b) = entry
+        .batches
+        .iter()
+        .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+    {
+        return Ok(SequenceCheck::Duplicate(b.base_offset));
+    }
+    match entry.batches.back() {
+        Some(last) if increment_sequence(last.last_seq, 1) != first_seq => {
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        }
+        _ => Ok(SequenceCheck::Append),
+    }
+}
+
+/// Records an appended batch in the producer's entry (creating or re-epoching it).
+pub fn record_batch(entry: &mut Option<ProducerEntry>, epoch: i16, meta: BatchMeta) {
+    let e = entry.get_or_insert_with(|| ProducerEntry {
+        epoch,
+        batches: Default::default(),
+    });
+    if epoch != e.epoch {
+        e.epoch = epoch;
+        e.batches.clear();
+    }
+    e.batches.push_back(meta);
+    while e.batches.len() > MAX_CACHED_BATCHES {
+        e.batches.pop_front();
+    }
+}
+
+impl ProducerEntry {
+    /// epoch (i16) ‖ count (u8) ‖ count × (first seq i32, last seq i32, base offset i64).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(3 + self.batches.len() * 16);
+        v.extend_from_slice(&self.epoch.to_be_bytes());
+        v.push(self.batches.len() as u8);
+        for b in &self.batches {
+            v.extend_from_slice(&b.first_seq.to_be_bytes());
+            v.extend_from_slice(&b.last_seq.to_be_bytes());
+            v.extend_from_slice(&b.base_offset.to_be_bytes());
+        }
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<ProducerEntry> {
+        let epoch = i16::from_be_bytes(v.get(..2)?.try_into().ok()?);
+        let n = *v.get(2)? as usize;
+        let mut batches = std::collections::VecDeque::with_capacity(n);
+        for i in 0..n {
+            let b = v.get(3 + i * 16..3 + (i + 1) * 16)?;
+            batches.push_back(BatchMeta {
+                first_seq: i32::from_be_bytes(b[..4].try_into().ok()?),
+                last_seq: i32::from_be_bytes(b[4..8].try_into().ok()?),
+                base_offset: i64::from_be_bytes(b[8..].try_into().ok()?),
+            });
+        }
+        Some(ProducerEntry { epoch, batches })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(epoch: i16, seqs: &[(i32, i32, i64)]) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: seqs
+                .iter()
+                .map(|&(first_seq, last_seq, base_offset)| BatchMeta {
+                    first_seq,
+                    last_seq,
+                    base_offset,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn sequences_duplicates_gaps_and_epochs() {
+        let e = entry(3, &[(0, 4, 100), (5, 9, 105)]);
+        assert_eq!(
+            check_sequence(Some(&e), 3, 10, 14),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(
+            check_sequence(Some(&e), 3, 5, 9),
+            Ok(SequenceCheck::Duplicate(105))
+        );
+        assert_eq!(
+            check_sequence(Some(&e), 3, 12, 14),
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(
+            check_sequence(Some(&e), 2, 10, 14),
+            Err(ResponseError::InvalidProducerEpoch)
+        );
+        assert_eq!(check_sequence(Some(&e), 4, 0, 3), Ok(SequenceCheck::Append));
+        assert_eq!(
+            check_sequence(Some(&e), 4, 7, 9),
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(check_sequence(None, 0, 77, 80), Ok(SequenceCheck::Append));
+        let wrap = entry(0, &[(i32::MAX - 1, i32::MAX, 5)]);
+        assert_eq!(
+            check_sequence(Some(&wrap), 0, 0, 3),
+            Ok(SequenceCheck::Append)
+        );
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn entry_keeps_five_batches_and_round_trips() {
+        let mut e = None;
+        for i in 0..8 {
+            record_batch(
+                &mut e,
+                1,
+                BatchMeta {
+                    first_seq: i * 2,
+                    last_seq: i * 2 + 1,
+                    base_offset: i as i64 * 2,
+                },
+            );
+        }
+        let e = e.unwrap();
+        assert_eq!(e.batches.len(), MAX_CACHED_BATCHES);
+        assert_eq!(e.batches[0].first_seq, 6);
+        assert_eq!(ProducerEntry::decode(&e.encode()), Some(e));
+    }
 }
