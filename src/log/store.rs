@@ -1,4 +1,4 @@
-//! The RocksDB handle: column families and key encoding.
+//! The RocksDB handle: column families, tables and key encoding.
 //!
 //! One database holds everything (see DESIGN.md). Keys are big-endian so that RocksDB's
 //! byte order is numeric order: all batches of a partition are contiguous and sorted by
@@ -12,19 +12,31 @@ use rocksdb::{
     Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
-/// Column family of record batches: uid ‖ base offset -> batch bytes.
+/// Column family of record batches: uid ‖ base offset -> batch bytes (large values, blob files).
 pub const CF_LOG: &str = "log";
-/// Column family for ListOffsets by time: uid ‖ max-timestamp-so-far ‖ base offset -> "".
-pub const CF_TIME_INDEX: &str = "time_index";
-/// Column family of cluster metadata: typed prefix ‖ name -> serialized record.
+/// Column family of everything small. DESIGN.md gives each table its own column family;
+/// every column family costs ~2 ms of start-up (options serialized, a synced MANIFEST
+/// record), which kept an empty broker from being ready in < 10 ms. The small tables share
+/// one, each under a one-byte prefix; only the log, with its large values, is tuned apart.
 pub const CF_META: &str = "meta";
-/// Column family of committed offsets: group ‖ topic ‖ partition -> offset, epoch, metadata.
-pub const CF_GROUPS: &str = "groups";
 
-/// Column family of idempotent producer state: partition uid ‖ producer id -> entry.
-pub const CF_PRODUCERS: &str = "producers";
+const ALL_CFS: [&str; 2] = [CF_LOG, CF_META];
 
-const ALL_CFS: [&str; 5] = [CF_LOG, CF_TIME_INDEX, CF_META, CF_GROUPS, CF_PRODUCERS];
+/// Cluster metadata: 'm' ‖ typed name -> serialized record.
+const T_META: u8 = b'm';
+/// ListOffsets by time: 't' ‖ uid ‖ max-timestamp-so-far ‖ base offset -> "".
+const T_TIME: u8 = b't';
+/// Committed offsets: 'g' ‖ group ‖ topic ‖ partition -> offset, epoch, metadata.
+const T_GROUPS: u8 = b'g';
+/// Idempotent producer state: 'p' ‖ partition uid ‖ producer id -> entry.
+const T_PRODUCERS: u8 = b'p';
+
+fn prefixed(table: u8, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(table);
+    k.extend_from_slice(key);
+    k
+}
 
 /// Errors from the storage layer. RocksDB errors are rare and fatal to the request, not to
 /// the broker: handlers turn them into KAFKA_STORAGE_ERROR.
@@ -63,13 +75,24 @@ fn ts_bytes(ts: i64) -> [u8; 8] {
     ((ts as u64) ^ (1u64 << 63)).to_be_bytes()
 }
 
-/// Key of an entry in the `time_index` CF.
-pub fn time_key(uid: u64, max_ts_so_far: i64, base_offset: i64) -> [u8; 24] {
-    let mut k = [0u8; 24];
-    k[..8].copy_from_slice(&uid.to_be_bytes());
-    k[8..16].copy_from_slice(&ts_bytes(max_ts_so_far));
-    k[16..].copy_from_slice(&(base_offset as u64).to_be_bytes());
+/// Key of a time-index entry.
+pub fn time_key(uid: u64, max_ts_so_far: i64, base_offset: i64) -> [u8; 25] {
+    let mut k = [0u8; 25];
+    k[0] = T_TIME;
+    k[1..9].copy_from_slice(&uid.to_be_bytes());
+    k[9..17].copy_from_slice(&ts_bytes(max_ts_so_far));
+    k[17..].copy_from_slice(&(base_offset as u64).to_be_bytes());
     k
+}
+
+/// [table ‖ uid, table ‖ uid+1): every key of one partition in a per-partition table.
+fn partition_range(table: u8, uid: u64) -> (Vec<u8>, Vec<u8>) {
+    let from = prefixed(table, &uid.to_be_bytes());
+    let to = match uid.checked_add(1) {
+        Some(next) => prefixed(table, &next.to_be_bytes()),
+        None => vec![table + 1],
+    };
+    (from, to)
 }
 
 fn be_i64(b: &[u8]) -> i64 {
@@ -164,95 +187,76 @@ impl Store {
     }
 
     pub fn put_time_index(&self, wb: &mut WriteBatch, uid: u64, max_ts: i64, base_offset: i64) {
-        wb.put_cf(
-            self.cf(CF_TIME_INDEX),
-            time_key(uid, max_ts, base_offset),
-            [],
-        );
+        wb.put_cf(self.cf(CF_META), time_key(uid, max_ts, base_offset), []);
     }
 
     pub fn put_meta(&self, wb: &mut WriteBatch, key: &[u8], value: &[u8]) {
-        wb.put_cf(self.cf(CF_META), key, value);
+        wb.put_cf(self.cf(CF_META), prefixed(T_META, key), value);
     }
 
     pub fn delete_meta(&self, wb: &mut WriteBatch, key: &[u8]) {
-        wb.delete_cf(self.cf(CF_META), key);
+        wb.delete_cf(self.cf(CF_META), prefixed(T_META, key));
     }
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(CF_META), key)?)
+        Ok(self.db.get_cf(self.cf(CF_META), prefixed(T_META, key))?)
     }
 
     /// All meta entries whose key starts with `prefix`.
     pub fn scan_meta(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_table(T_META, prefix)
+    }
+
+    /// Entries of one table under `prefix`, keys returned without the table byte.
+    fn scan_table(&self, table: u8, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let full = prefixed(table, prefix);
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(CF_META),
-            IteratorMode::From(prefix, Direction::Forward),
+            IteratorMode::From(&full, Direction::Forward),
         );
         for item in iter {
             let (k, v) = item?;
-            if !k.starts_with(prefix) {
+            if !k.starts_with(&full) {
                 break;
             }
-            out.push((k.to_vec(), v.to_vec()));
+            out.push((k[1..].to_vec(), v.to_vec()));
         }
         Ok(out)
     }
 
     pub fn put_group(&self, wb: &mut WriteBatch, key: &[u8], value: &[u8]) {
-        wb.put_cf(self.cf(CF_GROUPS), key, value);
+        wb.put_cf(self.cf(CF_META), prefixed(T_GROUPS, key), value);
     }
 
     pub fn delete_group_key(&self, wb: &mut WriteBatch, key: &[u8]) {
-        wb.delete_cf(self.cf(CF_GROUPS), key);
+        wb.delete_cf(self.cf(CF_META), prefixed(T_GROUPS, key));
     }
 
     pub fn get_group(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(CF_GROUPS), key)?)
+        Ok(self.db.get_cf(self.cf(CF_META), prefixed(T_GROUPS, key))?)
     }
 
-    /// All `groups` entries whose key starts with `prefix` (empty: all of them).
+    /// All committed-offset entries whose key starts with `prefix` (empty: all of them).
     pub fn scan_groups(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_GROUPS),
-            IteratorMode::From(prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
+        self.scan_table(T_GROUPS, prefix)
     }
 
     /// Producer state of one partition is written with the batch it describes.
     pub fn put_producer(&self, wb: &mut WriteBatch, uid: u64, producer_id: i64, value: &[u8]) {
-        let mut k = [0u8; 16];
-        k[..8].copy_from_slice(&uid.to_be_bytes());
-        k[8..].copy_from_slice(&producer_id.to_be_bytes());
-        wb.put_cf(self.cf(CF_PRODUCERS), k, value);
+        let mut k = prefixed(T_PRODUCERS, &uid.to_be_bytes());
+        k.extend_from_slice(&producer_id.to_be_bytes());
+        wb.put_cf(self.cf(CF_META), k, value);
     }
 
     /// Every producer entry of a partition: (producer id, encoded entry).
     pub fn scan_producers(&self, uid: u64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-        let prefix = uid.to_be_bytes();
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_PRODUCERS),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item?;
-            if k.len() != 16 || !k.starts_with(&prefix) {
-                break;
-            }
-            out.push((be_i64(&k[8..]), v.to_vec()));
-        }
-        Ok(out)
+        Ok(self
+            .scan_table(T_PRODUCERS, &uid.to_be_bytes())?
+            .into_iter()
+            .filter(|(k, _)| k.len() == 16)
+            .map(|(k, v)| (be_i64(&k[8..]), v))
+            .collect())
     }
 
     /// Removes every batch and time-index entry of a partition.
@@ -261,10 +265,10 @@ impl Store {
         let (from, to) = (log_key(uid, 0), end.map(|e| log_key(e, 0)));
         let to = to.unwrap_or([0xff; 16]);
         wb.delete_range_cf(self.cf(CF_LOG), from, to);
-        let tfrom = uid.to_be_bytes();
-        let tto = end.map(|e| e.to_be_bytes()).unwrap_or([0xff; 8]);
-        wb.delete_range_cf(self.cf(CF_TIME_INDEX), tfrom, tto);
-        wb.delete_range_cf(self.cf(CF_PRODUCERS), tfrom, tto);
+        for table in [T_TIME, T_PRODUCERS] {
+            let (from, to) = partition_range(table, uid);
+            wb.delete_range_cf(self.cf(CF_META), from, to);
+        }
     }
 
     /// The last batch of a partition, for recovering its log end offset without a scan.
@@ -300,9 +304,10 @@ impl Store {
 
     /// The largest max-timestamp-so-far recorded for a partition (for recovery).
     pub fn last_time_index(&self, uid: u64) -> Result<Option<(i64, i64)>, StoreError> {
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_TIME_INDEX));
-        let mut upper = [0xffu8; 24];
-        upper[..8].copy_from_slice(&uid.to_be_bytes());
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_META));
+        let mut upper = [0xffu8; 25];
+        upper[0] = T_TIME;
+        upper[1..9].copy_from_slice(&uid.to_be_bytes());
         iter.seek_for_prev(upper);
         Ok(self.time_entry(&iter, uid))
     }
@@ -314,7 +319,7 @@ impl Store {
         uid: u64,
         ts: i64,
     ) -> Result<Option<(i64, i64)>, StoreError> {
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_TIME_INDEX));
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_META));
         iter.seek(time_key(uid, ts, 0));
         iter.status()?;
         Ok(self.time_entry(&iter, uid))
@@ -325,11 +330,11 @@ impl Store {
             return None;
         }
         let k = iter.key()?;
-        if k.len() != 24 || k[..8] != uid.to_be_bytes() {
+        if k.len() != 25 || k[0] != T_TIME || k[1..9] != uid.to_be_bytes() {
             return None;
         }
-        let ts = (be_i64(&k[8..16]) as u64 ^ (1u64 << 63)) as i64;
-        Some((ts, be_i64(&k[16..24])))
+        let ts = (be_i64(&k[9..17]) as u64 ^ (1u64 << 63)) as i64;
+        Some((ts, be_i64(&k[17..25])))
     }
 
     /// Reads batches of partition `uid` starting with the one that contains `offset`, calling
