@@ -162,3 +162,32 @@ def topic(request):
     """A topic name unique to the test (valid Kafka chars only)."""
     name = re.sub(r"[^a-zA-Z0-9._-]", "-", request.node.name)[:180]
     return f"t-{name}-{time.monotonic_ns() % 100000}"
+
+
+# --------------------------------------------------------------------------- consumer groups
+@pytest.fixture
+def group_broker(request, tmp_path):
+    """A fresh broker whose group.min.session.timeout.ms is 1000 (fast session expiry)."""
+    from test_groups_support import GROUP_BROKER_ARGS
+    yield from _make_broker(request, tmp_path, GROUP_BROKER_ARGS)
+
+
+@pytest.fixture
+def workers(request, tmp_path):
+    """Factory of group-consumer processes (`test_groups_support.Worker`); all are
+    SIGKILLed at teardown, and their logs are printed when the test failed."""
+    from test_groups_support import Worker
+    started = []
+
+    def make(*args, **kwargs):
+        w = Worker(*args, log_dir=tmp_path, **kwargs)
+        started.append(w)
+        return w
+
+    yield make
+    for w in started:
+        w.kill()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for w in started:
+            print(f"\n----- worker {w.name} ({w.log_path}) -----\n{w.log_tail(60)}")

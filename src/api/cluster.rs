@@ -11,6 +11,27 @@ use crate::server::dispatch::RequestContext;
 /// Kafka's "authorized operations not requested" sentinel.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
+/// Bits of Kafka's AclOperation codes.
+const fn ops(codes: &[u8]) -> i32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < codes.len() {
+        bits |= 1 << codes[i];
+        i += 1;
+    }
+    bits
+}
+
+// AclOperation: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+// DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12. With no authorizer every
+// operation that applies to a resource type is allowed; the sets are Kafka's per type.
+/// Operations on the cluster resource.
+pub const CLUSTER_OPERATIONS: i32 = ops(&[5, 7, 8, 9, 10, 11, 12]);
+/// Operations on a topic.
+pub const TOPIC_OPERATIONS: i32 = ops(&[3, 4, 5, 6, 7, 8, 10, 11]);
+/// Operations on a consumer group.
+pub const GROUP_OPERATIONS: i32 = ops(&[3, 6, 8]);
+
 pub async fn describe_cluster(
     ctx: &Context,
     _rc: &RequestContext,
@@ -34,8 +55,7 @@ pub async fn describe_cluster(
         }
     }
     if req.include_cluster_authorized_operations {
-        // No authorizer yet: everything is allowed (bits 2..=12 of Kafka's AclOperation).
-        resp.cluster_authorized_operations = 0b1_1111_1111_1100;
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
     }
     resp.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(ctx.config.node_id))

@@ -259,7 +259,7 @@ pub async fn describe_groups(
         .map(|id| {
             let mut d = DescribedGroup::default().with_group_id(id.clone());
             if req.include_authorized_operations && version >= 3 {
-                d.authorized_operations = 0b1_1111_1111_1000;
+                d.authorized_operations = super::cluster::GROUP_OPERATIONS;
             }
             match ctx.groups.describe(id.0.as_str()) {
                 Some(g) => {

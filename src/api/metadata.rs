@@ -35,7 +35,7 @@ pub async fn handle(
         resp.cluster_id = Some(sb(ctx.metadata.cluster_id()));
     }
     if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
-        resp.cluster_authorized_operations = 0b1_1111_1111_1100;
+        resp.cluster_authorized_operations = super::cluster::CLUSTER_OPERATIONS;
     }
     let allow_auto_create =
         ctx.config.auto_create_topics_enable && (version < 4 || req.allow_auto_topic_creation);
@@ -150,7 +150,7 @@ fn describe_topic(topic: &Topic, node: BrokerId, want_topic_ops: bool) -> Metada
                 .collect(),
         );
     if want_topic_ops {
-        t.topic_authorized_operations = 0b1_1111_1111_1000;
+        t.topic_authorized_operations = super::cluster::TOPIC_OPERATIONS;
     }
     t
 }

@@ -130,7 +130,13 @@ fn lookup(
     partition: i32,
 ) -> (i64, i32, Option<String>, i16) {
     match ctx.groups.offsets.fetch(group, topic, partition) {
-        Ok(Some(c)) => (c.offset, c.leader_epoch, c.metadata, 0),
+        // Kafka stores a null commit metadata as "" and returns it so.
+        Ok(Some(c)) => (
+            c.offset,
+            c.leader_epoch,
+            Some(c.metadata.unwrap_or_default()),
+            0,
+        ),
         Ok(None) => (-1, -1, Some(String::new()), 0),
         Err(e) => (-1, -1, Some(String::new()), e.code()),
     }

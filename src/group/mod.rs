@@ -522,10 +522,12 @@ impl GroupCoordinator {
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id));
         if generation_id < 0 && member_id.is_empty() {
+            // Kafka: an admin's (or assign()-only consumer's) commit to a group with live
+            // members comes from no member of it.
             return if group.members.is_empty() {
                 Ok(())
             } else {
-                Err(ResponseError::IllegalGeneration)
+                Err(ResponseError::UnknownMemberId)
             };
         }
         fence_static(group, group_instance_id, member_id)?;
