@@ -9,6 +9,7 @@ pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod server;
+pub mod topic_config;
 pub mod txn;
 
 mod broker;

@@ -420,6 +420,53 @@ async fn static_member_rejoins_without_rebalance_and_old_id_is_fenced() {
         )
         .await;
     assert_eq!(hb.error_code, ResponseError::FencedInstanceId.code());
+
+    // The static leader comes back again with different subscription metadata (as a
+    // cooperative consumer's owned partitions make it): the selected protocol is the same,
+    // so Kafka keeps the generation and tells the leader to skip the assignment (KIP-814).
+    let changed =
+        join_req("g4", "", b"S-changed", 10_000).with_group_instance_id(Some(s("instance-1")));
+    let j3 = c.send(&changed, 9).await;
+    assert_eq!(j3.error_code, 0);
+    assert_eq!(
+        j3.generation_id, 1,
+        "changed metadata alone must not rebalance"
+    );
+    assert_eq!(
+        j3.leader, j3.member_id,
+        "the returning member is still the leader"
+    );
+    assert!(
+        j3.skip_assignment,
+        "a Stable group's leader must skip the assignment"
+    );
+    assert_eq!(j3.members.len(), 1);
+    assert_eq!(j3.members[0].metadata.as_ref(), b"S-changed");
+    let sy = c
+        .send(
+            &sync_req("g4", 1, &j3.member_id, &[]).with_group_instance_id(Some(s("instance-1"))),
+            5,
+        )
+        .await;
+    assert_eq!(sy.assignment.as_ref(), b"mine");
+
+    // Once everyone has left, the Empty group is still a "consumer" group.
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(gid("g4"))
+        .with_members(vec![MemberIdentity::default()
+            .with_member_id(j3.member_id.clone())
+            .with_group_instance_id(Some(s("instance-1")))]);
+    assert_eq!(c.send(&leave, 5).await.error_code, 0);
+    let l = c.send(&ListGroupsRequest::default(), 5).await;
+    let g = l
+        .groups
+        .iter()
+        .find(|g| g.group_id.0.as_str() == "g4")
+        .unwrap();
+    assert_eq!(
+        (g.group_state.as_str(), g.protocol_type.as_str()),
+        ("Empty", "consumer")
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 #   compat-tests/librdkafka/run.sh --tests 0017,0090 [--debug protocol,broker]   some tests, any list
 #
 # Other options are passed to rdk_suite.py (--jobs N, --timeout S, --multiplier X, --logdir DIR,
-# --kafka-version V, --tail N); see `python3 rdk_suite.py --help`.
+# --kafka-version V, --tail N, --idempotent, --quick yes|no, --extra-budget S,
+# --group-initial-rebalance-delay-ms N); see `python3 rdk_suite.py --help` and README.md.
 #
 # The source (apt-get source librdkafka, from a deb-src entry added for the machine's own Debian
 # suites) and its build are cached in ${KLAMM_CACHE:-$HOME/.cache/klamm}/librdkafka-src, so a

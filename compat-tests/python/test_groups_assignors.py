@@ -73,17 +73,20 @@ def test_assignor(group_broker, workers, topic, client, assignor):
     check(adm, group, assignor, s2)
 
     for w in ws[1:]:
-        revoked = set()
-        for e in w.assignment_events()[marks[w.name]:]:
-            if e["ev"] != "assign":
-                revoked.update(e["delta"])
+        # A client may rebalance more than once on its way to s2 (kafka-python's leader
+        # sometimes drops a completed SyncGroup when its poll times out at that instant and
+        # rejoins; Kafka answers a leader's rejoin with a rebalance too), so the eager rule
+        # is checked on the first revocation after s1: it gives back everything owned.
+        revocations = [set(e["delta"]) for e in w.assignment_events()[marks[w.name]:]
+                       if e["ev"] != "assign"]
+        revoked = set().union(*revocations)
         before, after = s1.assignment[w.name], s2.assignment[w.name]
         if "sticky" in assignor:
             assert before <= after, f"{assignor}: {w.name} had {set(before)}, now {set(after)}"
         if assignor.startswith("cooperative"):
             assert not revoked, f"cooperative rebalance revoked {revoked} from survivor {w.name}"
         else:
-            assert revoked == before, \
-                f"eager rebalance: {w.name} revoked {revoked}, owned {set(before)}"
+            assert revocations and revocations[0] == before, \
+                f"eager rebalance: {w.name} revoked {revocations}, owned {set(before)}"
     for w in ws[1:]:
         w.close()

@@ -123,6 +123,9 @@ pub async fn join_group(
     if version >= 7 {
         resp.protocol_type = outcome.protocol_type.map(sb);
     }
+    if version >= 9 {
+        resp.skip_assignment = outcome.skip_assignment;
+    }
     Some(resp)
 }
 

@@ -16,11 +16,7 @@ use kafka_protocol::ResponseError;
 use super::{sb, topic_name};
 use crate::broker::Context;
 use crate::server::dispatch::RequestContext;
-
-/// Kafka's ConfigSource.DEFAULT_CONFIG, for configs reported back by CreateTopics v5+.
-const CONFIG_SOURCE_DEFAULT: i8 = 5;
-/// Kafka's ConfigSource.TOPIC_CONFIG.
-const CONFIG_SOURCE_TOPIC: i8 = 1;
+use crate::topic_config;
 
 pub async fn create_topics(
     ctx: &Context,
@@ -82,9 +78,18 @@ pub async fn create_topics(
             };
             let mut configs = BTreeMap::new();
             for c in &t.configs {
-                let Some(v) = &c.value else { continue };
-                configs.insert(c.name.to_string(), v.to_string());
+                let Some(v) = &c.value else {
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        format!("Null value not supported for topic configs: {}", c.name),
+                    ));
+                };
+                let v = topic_config::validate(&c.name, v)
+                    .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
+                configs.insert(c.name.to_string(), v);
             }
+            topic_config::validate_set(&configs)
+                .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
             ctx.metadata
                 .create_topic(&name, num_partitions, configs, req.validate_only)
         })();
@@ -99,16 +104,19 @@ pub async fn create_topics(
                 result.replication_factor = 1;
                 if version >= 5 {
                     result.configs = Some(
-                        topic
-                            .configs
-                            .iter()
-                            .map(|(k, v)| {
-                                CreatableTopicConfigs::default()
-                                    .with_name(sb(k.clone()))
-                                    .with_value(Some(sb(v.clone())))
-                                    .with_config_source(CONFIG_SOURCE_TOPIC)
-                            })
-                            .collect(),
+                        topic_config::effective(
+                            &topic.configs,
+                            &ctx.config,
+                            &ctx.metadata.broker_configs(),
+                        )
+                        .into_iter()
+                        .map(|c| {
+                            CreatableTopicConfigs::default()
+                                .with_name(sb(c.def.name))
+                                .with_value(Some(sb(c.value)))
+                                .with_config_source(c.source as i8)
+                        })
+                        .collect(),
                     );
                 }
             }
@@ -121,7 +129,6 @@ pub async fn create_topics(
         }
         results.push(result);
     }
-    let _ = CONFIG_SOURCE_DEFAULT;
     Some(CreateTopicsResponse::default().with_topics(results))
 }
 

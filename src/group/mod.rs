@@ -24,6 +24,8 @@ use crate::log::Store;
 
 /// How often session timeouts and rebalance deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);
+/// Never wake more often than this, even if a deadline stays in the past.
+const MIN_TICK: Duration = Duration::from_millis(5);
 /// Longest committed metadata string (Kafka's `offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 /// Upper bound on members per group (Kafka's `group.max.size` default is unbounded; a limit).
@@ -123,18 +125,24 @@ impl GroupCoordinator {
     pub fn start_timers(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
                 let Some(me) = weak.upgrade() else { break };
-                me.on_tick(Instant::now());
+                let now = Instant::now();
+                // Sleep to the next session or rebalance deadline, so expiry is as punctual
+                // as Kafka's timers (clients and librdkafka's tests time against it); the
+                // tick bounds the sleep for deadlines that requests create meanwhile.
+                let next = me
+                    .on_tick(now)
+                    .map_or(now + TICK, |d| d.clamp(now + MIN_TICK, now + TICK));
+                drop(me);
+                tokio::time::sleep_until(next).await;
             }
         });
     }
 
     /// Expires members whose session ran out and completes rebalances that are due.
-    pub fn on_tick(&self, now: Instant) {
+    /// Returns the earliest instant at which something else falls due.
+    pub fn on_tick(&self, now: Instant) -> Option<Instant> {
         let delay = self.config.initial_rebalance_delay_ms;
         let mut groups = self.lock();
         for g in groups.values_mut() {
@@ -160,6 +168,7 @@ impl GroupCoordinator {
                 g.complete_join();
             }
         }
+        groups.values().filter_map(|g| g.next_deadline()).min()
     }
 
     /// JoinGroup. Waits (without holding the lock) until the rebalance completes.
@@ -184,6 +193,14 @@ impl GroupCoordinator {
         {
             return err(ResponseError::InvalidSessionTimeout);
         }
+        tracing::debug!(
+            group = %req.group_id,
+            member = %req.member_id,
+            instance = ?req.group_instance_id,
+            session_timeout_ms = req.session_timeout_ms,
+            rebalance_timeout_ms = req.rebalance_timeout_ms,
+            "JoinGroup"
+        );
         let mut groups = self.lock();
         let group = groups
             .entry(req.group_id.clone())
@@ -209,7 +226,6 @@ impl GroupCoordinator {
                                 ..Default::default()
                             });
                         }
-                        let unchanged = old.protocols == req.protocols;
                         old.member_id = new_id.clone();
                         old.protocols = req.protocols.clone();
                         old.session_timeout_ms = req.session_timeout_ms;
@@ -229,11 +245,28 @@ impl GroupCoordinator {
                         if group.leader_id.as_deref() == Some(old_id.as_str()) {
                             group.leader_id = Some(new_id.clone());
                         }
-                        if group.state == state::GroupState::Stable && unchanged {
-                            return Ok(group.current_join(&new_id));
+                        match group.state {
+                            // Kafka rebalances a Stable group on a static rejoin only when
+                            // the protocol the group would select changes; new subscription
+                            // metadata alone (cooperative owned partitions) does not. A
+                            // returning leader gets the member list but, per KIP-814, is
+                            // told to skip the assignment.
+                            GroupState::Stable
+                                if group.select_protocol() == group.protocol_name =>
+                            {
+                                let mut out = group.current_join(&new_id);
+                                out.skip_assignment =
+                                    group.leader_id.as_deref() == Some(new_id.as_str());
+                                return Ok(out);
+                            }
+                            // Mid-sync, the leader may be assigning to the old member id,
+                            // which the new one would never receive: start over.
+                            GroupState::Stable | GroupState::CompletingRebalance => {
+                                group.prepare_rebalance(now, delay)
+                            }
+                            _ => {}
                         }
-                        member_id = new_id;
-                        return self.join_known(group, member_id, &req, now, delay);
+                        return self.join_known(group, new_id, &req, now, delay);
                     }
                 }
                 member_id = format!("{instance}-{}", uuid::Uuid::new_v4());

@@ -40,6 +40,8 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// Only for the leader: every member with its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// KIP-814: a static leader rejoining a Stable group must not compute a new assignment.
+    pub skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -203,6 +205,28 @@ impl Group {
         self.state = GroupState::PreparingRebalance;
     }
 
+    /// The earliest instant at which a session expires or a rebalance phase is due, just
+    /// past it (expiry is strictly after the session timeout).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none())
+            .map(|m| {
+                m.last_heartbeat
+                    + std::time::Duration::from_millis(m.session_timeout_ms.max(0) as u64)
+            });
+        let phases = [self.rebalance_deadline, self.initial_delay_until]
+            .into_iter()
+            .flatten()
+            .filter(|_| self.state == GroupState::PreparingRebalance);
+        sessions
+            .chain(self.pending_members.values().copied())
+            .chain(phases)
+            .min()
+            .map(|t| t + std::time::Duration::from_millis(1))
+    }
+
     /// Whether a PreparingRebalance group can complete its join phase now.
     pub fn join_can_complete(&self, now: Instant) -> bool {
         if self.state != GroupState::PreparingRebalance {
@@ -271,6 +295,7 @@ impl Group {
                     protocol_name: self.protocol_name.clone(),
                     leader: leader.clone(),
                     member_id: m.member_id.clone(),
+                    skip_assignment: false,
                     members: if m.member_id == leader {
                         all.clone()
                     } else {
@@ -292,6 +317,7 @@ impl Group {
             protocol_name: self.protocol_name.clone(),
             leader: leader.clone(),
             member_id: member_id.to_string(),
+            skip_assignment: false,
             members: if member_id == leader {
                 self.members
                     .values()
@@ -334,9 +360,8 @@ impl Group {
         if self.leader_id.as_deref() == Some(member_id) {
             self.leader_id = None;
         }
-        if self.members.is_empty() {
-            self.protocol_type = None;
-        }
+        // An Empty group keeps its protocol type, as Kafka's does: ListGroups and
+        // DescribeGroups still call it a "consumer" group once everyone has left.
     }
 
     /// After membership changed: rebalance if the group was settled, or become Empty.

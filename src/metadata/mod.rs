@@ -16,6 +16,8 @@ use crate::log::{Partition, Store};
 const KEY_CLUSTER_ID: &[u8] = b"cluster_id";
 const KEY_NEXT_UID: &[u8] = b"next_partition_uid";
 const PREFIX_TOPIC: &[u8] = b"topic\0";
+/// Dynamic broker configs (AlterConfigs on a BROKER resource): JSON of [`BrokerConfigs`].
+const KEY_BROKER_CONFIGS: &[u8] = b"broker-configs";
 
 /// Longest legal topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -62,6 +64,15 @@ pub struct Metadata {
     topic_names_by_id: DashMap<Uuid, String>,
     /// Serializes topic creation, deletion and partition changes (rare, and need uid order).
     admin_lock: Mutex<()>,
+    broker_configs: std::sync::RwLock<BrokerConfigs>,
+}
+
+/// Broker configs set at runtime with AlterConfigs, as Kafka keeps them in its metadata:
+/// the cluster-wide defaults (resource name "") and this broker's own (its node id).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BrokerConfigs {
+    pub cluster_default: BTreeMap<String, String>,
+    pub this_broker: BTreeMap<String, String>,
 }
 
 /// Checks a topic name the way Kafka does: 1..=249 chars of [a-zA-Z0-9._-], not "." or "..".
@@ -109,7 +120,13 @@ impl Metadata {
             topics: DashMap::new(),
             topic_names_by_id: DashMap::new(),
             admin_lock: Mutex::new(()),
+            broker_configs: Default::default(),
         };
+        if let Some(v) = store.get_meta(KEY_BROKER_CONFIGS)? {
+            let bc: BrokerConfigs = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt(format!("broker configs: {e}")))?;
+            *md.broker_configs.write().unwrap_or_else(|e| e.into_inner()) = bc;
+        }
         for (k, v) in store.scan_meta(PREFIX_TOPIC)? {
             let name = String::from_utf8_lossy(&k[PREFIX_TOPIC.len()..]).into_owned();
             let rec: TopicRecord = serde_json::from_slice(&v)
@@ -321,6 +338,67 @@ impl Metadata {
             }),
         );
         tracing::info!(topic = name, partitions = total, "added partitions");
+        Ok(())
+    }
+}
+
+impl Metadata {
+    /// The dynamic broker configs in force.
+    pub fn broker_configs(&self) -> BrokerConfigs {
+        self.broker_configs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the dynamic broker configs (already validated) and persists them.
+    pub fn set_broker_configs(&self, configs: BrokerConfigs) -> Result<(), ResponseError> {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wb = WriteBatch::default();
+        let json = serde_json::to_vec(&configs).map_err(|_| ResponseError::UnknownServerError)?;
+        self.store.put_meta(&mut wb, KEY_BROKER_CONFIGS, &json);
+        self.store
+            .write_synced(wb)
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        *self
+            .broker_configs
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = configs;
+        tracing::info!("altered dynamic broker configs");
+        Ok(())
+    }
+
+    /// Replaces a topic's explicitly set configs (already validated) and persists them.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), ResponseError> {
+        let _guard = self.admin_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(topic) = self.topic(name) else {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        };
+        let rec = TopicRecord {
+            version: 1,
+            id: topic.id,
+            partition_uids: topic.partitions.iter().map(|p| p.uid).collect(),
+            configs: configs.clone(),
+        };
+        let mut wb = WriteBatch::default();
+        self.persist(&mut wb, name, &rec);
+        self.store
+            .write_synced(wb)
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        self.topics.insert(
+            name.to_string(),
+            Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                partitions: topic.partitions.clone(),
+                configs,
+            }),
+        );
+        tracing::info!(topic = name, "altered topic configs");
         Ok(())
     }
 }

@@ -6,12 +6,13 @@ use std::panic::AssertUnwindSafe;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeGroupsRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, InitProducerIdRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    ResponseHeader, SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -47,6 +48,9 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
     // The crate lists v6 for InitProducerId and v10 for the offset APIs in ApiKey, but its
     // request decoders stop at v5 and v9: advertise what actually decodes.
     api(ApiKey::InitProducerId, 0, 5),
@@ -179,6 +183,9 @@ async fn route(
         DeleteTopics => DeleteTopicsRequest => api::topics::delete_topics,
         CreatePartitions => CreatePartitionsRequest => api::topics::create_partitions,
         DescribeCluster => DescribeClusterRequest => api::cluster::describe_cluster,
+        DescribeConfigs => DescribeConfigsRequest => api::configs::describe_configs,
+        AlterConfigs => AlterConfigsRequest => api::configs::alter_configs,
+        IncrementalAlterConfigs => IncrementalAlterConfigsRequest => api::configs::incremental_alter_configs,
         InitProducerId => InitProducerIdRequest => api::producer_id::init_producer_id,
         FindCoordinator => FindCoordinatorRequest => api::groups::find_coordinator,
         JoinGroup => JoinGroupRequest => api::groups::join_group,

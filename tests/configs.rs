@@ -1,0 +1,387 @@
+//! Topic and broker configs over the wire: CreateTopics validation, DescribeConfigs,
+//! AlterConfigs, IncrementalAlterConfigs, persistence across a restart, and per-topic
+//! max.message.bytes acting on Produce.
+
+mod common;
+
+use common::*;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+const SRC_TOPIC: i8 = 1;
+const SRC_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+const SRC_DEFAULT: i8 = 5;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn create(name: &str, configs: &[(&str, &str)]) -> CreateTopicsRequest {
+    CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(s(name)))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)))
+                })
+                .collect(),
+        )])
+}
+
+async fn describe(c: &mut Client, kind: i8, name: &str, synonyms: bool) -> DescribeConfigsResult {
+    let req = DescribeConfigsRequest::default()
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(s(name))
+            .with_configuration_keys(None)])
+        .with_include_synonyms(synonyms)
+        .with_include_documentation(true);
+    c.send(&req, 4).await.results.remove(0)
+}
+
+/// (value, source, read_only) of one config in a DescribeConfigs result.
+fn get(r: &DescribeConfigsResult, name: &str) -> (String, i8, bool) {
+    let c = r
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == name)
+        .unwrap_or_else(|| panic!("{name} not described"));
+    (
+        c.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        c.config_source,
+        c.read_only,
+    )
+}
+
+fn incremental(
+    kind: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> IncrementalAlterConfigsRequest {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(kind)
+        .with_resource_name(s(name))
+        .with_configs(
+            ops.iter()
+                .map(|(k, op, v)| {
+                    AlterableConfig::default()
+                        .with_name(s(k))
+                        .with_config_operation(*op)
+                        .with_value(v.map(s))
+                })
+                .collect(),
+        )])
+}
+
+fn legacy_alter(kind: i8, name: &str, configs: &[(&str, &str)]) -> AlterConfigsRequest {
+    use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(kind)
+        .with_resource_name(s(name))
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    AlterableConfig::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)))
+                })
+                .collect(),
+        )])
+}
+
+#[tokio::test]
+async fn create_topics_validates_configs_and_reports_them() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    for (configs, needle) in [
+        (
+            vec![("dummy.doesntexist", "1")],
+            "Unknown topic config name",
+        ),
+        (vec![("retention.ms", "abc")], "LONG"),
+        (vec![("retention.ms", "-2")], "at least -1"),
+        (vec![("cleanup.policy", "shred")], "cleanup.policy"),
+    ] {
+        let r = c.send(&create("bad", &configs), 7).await.topics.remove(0);
+        assert_eq!(
+            r.error_code,
+            ResponseError::InvalidConfig.code(),
+            "{configs:?}"
+        );
+        assert!(r.error_message.unwrap().contains(needle));
+    }
+    assert_eq!(
+        describe(&mut c, TOPIC, "bad", false).await.error_code,
+        ResponseError::UnknownTopicOrPartition.code(),
+        "a refused topic must not exist"
+    );
+
+    let r = c
+        .send(
+            &create(
+                "t",
+                &[
+                    ("retention.ms", "60000"),
+                    ("cleanup.policy", "compact,delete"),
+                ],
+            ),
+            7,
+        )
+        .await
+        .topics
+        .remove(0);
+    assert_eq!(r.error_code, 0);
+    let configs = r.configs.unwrap();
+    let find = |n: &str| configs.iter().find(|c| c.name.as_str() == n).unwrap();
+    assert_eq!(
+        find("retention.ms").value.as_ref().unwrap().to_string(),
+        "60000"
+    );
+    assert_eq!(find("retention.ms").config_source, SRC_TOPIC);
+    assert_eq!(find("segment.bytes").config_source, SRC_DEFAULT);
+    let d = describe(&mut c, TOPIC, "t", true).await;
+    assert_eq!(
+        get(&d, "cleanup.policy"),
+        ("compact,delete".into(), SRC_TOPIC, false)
+    );
+    assert_eq!(
+        get(&d, "max.message.bytes"),
+        ("1048588".into(), SRC_DEFAULT, false)
+    );
+    let rm = d
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    let syn: Vec<_> = rm
+        .synonyms
+        .iter()
+        .map(|s| (s.name.to_string(), s.source))
+        .collect();
+    // log.retention.ms has no default of its own in Kafka, so no DEFAULT_CONFIG synonym.
+    assert_eq!(syn, vec![("retention.ms".to_string(), SRC_TOPIC)]);
+    let cp = d
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "cleanup.policy")
+        .unwrap();
+    let syn: Vec<_> = cp
+        .synonyms
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_string(),
+                s.value.as_ref().map(|v| v.to_string()),
+                s.source,
+            )
+        })
+        .collect();
+    assert_eq!(
+        syn,
+        vec![
+            (
+                "cleanup.policy".to_string(),
+                Some("compact,delete".to_string()),
+                SRC_TOPIC
+            ),
+            (
+                "log.cleanup.policy".to_string(),
+                Some("delete".to_string()),
+                SRC_DEFAULT
+            )
+        ]
+    );
+    assert!(rm.documentation.is_some());
+    assert_eq!(rm.config_type, 5, "LONG");
+}
+
+#[tokio::test]
+async fn alter_configs_persist_across_restart_and_act() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = start_with(config_in(dir.path())).await;
+        let mut c = Client::connect(broker.addr()).await;
+        assert_eq!(c.send(&create("t", &[]), 7).await.topics[0].error_code, 0);
+
+        // Incremental: SET, APPEND to a list, SUBTRACT, DELETE.
+        let r = c
+            .send(
+                &incremental(
+                    TOPIC,
+                    "t",
+                    &[
+                        ("retention.ms", SET, Some("1000")),
+                        ("max.message.bytes", SET, Some("200")),
+                        ("cleanup.policy", APPEND, Some("compact")),
+                    ],
+                ),
+                1,
+            )
+            .await;
+        assert_eq!(
+            r.responses[0].error_code, 0,
+            "{:?}",
+            r.responses[0].error_message
+        );
+        let d = describe(&mut c, TOPIC, "t", false).await;
+        assert_eq!(
+            get(&d, "cleanup.policy").0,
+            "delete,compact",
+            "APPEND starts from the default"
+        );
+        let r = c
+            .send(
+                &incremental(TOPIC, "t", &[("cleanup.policy", SUBTRACT, Some("delete"))]),
+                1,
+            )
+            .await;
+        assert_eq!(r.responses[0].error_code, 0);
+        let r = c
+            .send(
+                &incremental(TOPIC, "t", &[("retention.ms", DELETE, None)]),
+                1,
+            )
+            .await;
+        assert_eq!(r.responses[0].error_code, 0);
+
+        // Refusals change nothing, and say why.
+        for (ops, code) in [
+            (
+                vec![("retention.ms", APPEND, Some("5"))],
+                ResponseError::InvalidConfig,
+            ),
+            (
+                vec![("no.such.config", SET, Some("5"))],
+                ResponseError::InvalidConfig,
+            ),
+            (
+                vec![("retention.ms", SET, Some("-7"))],
+                ResponseError::InvalidConfig,
+            ),
+            (
+                vec![("retention.ms", 9, Some("5"))],
+                ResponseError::InvalidRequest,
+            ),
+            (
+                vec![
+                    ("retention.ms", SET, Some("5")),
+                    ("retention.ms", SET, Some("6")),
+                ],
+                ResponseError::InvalidRequest,
+            ),
+        ] {
+            let r = c.send(&incremental(TOPIC, "t", &ops), 1).await;
+            assert_eq!(r.responses[0].error_code, code.code(), "{ops:?}");
+            assert!(r.responses[0].error_message.is_some());
+        }
+        let r = c
+            .send(
+                &incremental(TOPIC, "nope", &[("retention.ms", SET, Some("5"))]),
+                1,
+            )
+            .await;
+        assert_eq!(
+            r.responses[0].error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        let r = c
+            .send(
+                &incremental(BROKER, "1", &[("num.partitions", SET, Some("5"))]),
+                1,
+            )
+            .await;
+        assert_eq!(
+            r.responses[0].error_code,
+            ResponseError::InvalidRequest.code(),
+            "static flag"
+        );
+        let mut validate_only = legacy_alter(TOPIC, "t", &[("retention.ms", "5")]);
+        validate_only.validate_only = true;
+        assert_eq!(c.send(&validate_only, 2).await.responses[0].error_code, 0);
+
+        // A cluster-wide dynamic default reaches topics that do not set the config.
+        let r = c
+            .send(
+                &incremental(BROKER, "", &[("log.retention.ms", SET, Some("7200000"))]),
+                1,
+            )
+            .await;
+        assert_eq!(r.responses[0].error_code, 0);
+
+        // Per-topic max.message.bytes acts on Produce without a restart.
+        let mut large = record(1, 0);
+        large.value = Some(bytes::Bytes::from(vec![7u8; 400]));
+        let big = batch(&[large], kafka_protocol::records::Compression::None);
+        let produce = |records: bytes::Bytes| {
+            ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records))])])
+        };
+        let r = c.send(&produce(big), 9).await;
+        assert_eq!(
+            r.responses[0].partition_responses[0].error_code,
+            ResponseError::MessageTooLarge.code()
+        );
+        let small = batch(&[record(2, 0)], kafka_protocol::records::Compression::None);
+        let r = c.send(&produce(small), 9).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+        broker.shutdown().await;
+    }
+    let broker = start_with(config_in(dir.path())).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let d = describe(&mut c, TOPIC, "t", false).await;
+    assert_eq!(
+        get(&d, "cleanup.policy"),
+        ("compact".into(), SRC_TOPIC, false)
+    );
+    assert_eq!(
+        get(&d, "max.message.bytes"),
+        ("200".into(), SRC_TOPIC, false)
+    );
+    assert_eq!(
+        get(&d, "retention.ms"),
+        ("7200000".into(), SRC_DYNAMIC_DEFAULT_BROKER, false),
+        "deleted topic value falls back to the dynamic broker default"
+    );
+    let b = describe(&mut c, BROKER, "1", false).await;
+    assert_eq!(b.error_code, 0);
+    assert_eq!(get(&b, "log.retention.ms").0, "7200000");
+    assert!(get(&b, "num.partitions").2, "flags are read-only");
+    let other = describe(&mut c, BROKER, "7", false).await;
+    assert_eq!(other.error_code, ResponseError::InvalidRequest.code());
+
+    // Legacy AlterConfigs replaces the whole set.
+    let r = c
+        .send(&legacy_alter(TOPIC, "t", &[("segment.ms", "100000")]), 2)
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let d = describe(&mut c, TOPIC, "t", false).await;
+    assert_eq!(get(&d, "segment.ms").1, SRC_TOPIC);
+    assert_eq!(
+        get(&d, "cleanup.policy"),
+        ("delete".into(), SRC_DEFAULT, false)
+    );
+}
