@@ -125,6 +125,10 @@ impl Broker {
     /// Serves clients until `shutdown` completes, then closes connections and flushes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
+        crate::log::retention::spawn(
+            Arc::downgrade(&self.ctx),
+            std::time::Duration::from_millis(self.ctx.config.log_retention_check_interval_ms),
+        );
         tracing::info!("klamm ready on {}", self.local_addr);
         let serve = listener::serve(self.listener, self.ctx.clone(), rx);
         tokio::pin!(serve);

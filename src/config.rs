@@ -123,6 +123,16 @@ pub struct BrokerConfig {
     )]
     pub group_max_session_timeout_ms: i32,
 
+    /// Kafka's `log.retention.check.interval.ms`: how often batches past `retention.ms` or
+    /// `retention.bytes` are deleted.
+    #[arg(
+        long = "log-retention-check-interval-ms",
+        alias = "log.retention.check.interval.ms",
+        env = "KLAMM_LOG_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
+    pub log_retention_check_interval_ms: u64,
+
     /// This broker's node id, as reported in Metadata.
     #[arg(
         long = "node-id",

@@ -389,6 +389,21 @@ pub fn validate_broker(name: &str, value: &str) -> Result<String, InvalidConfig>
     )))
 }
 
+/// The value in force of one topic config for a topic that sets `set`.
+pub fn value_of(
+    set: &std::collections::BTreeMap<String, String>,
+    name: &str,
+    broker: &BrokerConfig,
+    dynamic: &BrokerConfigs,
+) -> String {
+    match set.get(name) {
+        Some(v) => v.clone(),
+        None => find(name)
+            .map(|d| default_value(d, broker, dynamic).0)
+            .unwrap_or_default(),
+    }
+}
+
 /// A topic config's effective value and its source.
 pub struct Effective {
     pub def: &'static TopicConfigDef,

@@ -385,3 +385,88 @@ async fn alter_configs_persist_across_restart_and_act() {
         ("delete".into(), SRC_DEFAULT, false)
     );
 }
+
+#[tokio::test]
+async fn message_timestamp_type_and_bounds_act_on_produce() {
+    use common::wire::{fetch, produce};
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let req = create("lat", &[("message.timestamp.type", "LogAppendTime")]);
+    assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
+    let records = batch(
+        &[record(1, 1000), record(2, 2000)],
+        kafka_protocol::records::Compression::Snappy,
+    );
+    let resp = c
+        .send(
+            &ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(s("lat")))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records))])]),
+            9,
+        )
+        .await;
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0);
+    let appended = p.log_append_time_ms;
+    assert!(
+        appended >= now && appended < now + 60_000,
+        "{appended} vs {now}"
+    );
+    let raw = fetch(&mut c, "lat", 0, 0, 12).await.records.unwrap();
+    // Batch header: attributes at byte 21 (timestamp type bit 0x08), max timestamp at 35,
+    // which clients report as every record's timestamp for LogAppendTime.
+    assert_eq!(raw[22] & 0x08, 0x08, "timestamp type is LogAppendTime");
+    assert_eq!(
+        i64::from_be_bytes(raw[35..43].try_into().unwrap()),
+        appended
+    );
+    let got = decode_records(raw);
+    assert_eq!(got.len(), 2);
+    for r in &got {
+        assert_eq!(
+            r.timestamp_type,
+            kafka_protocol::records::TimestampType::LogAppend
+        );
+    }
+    assert_eq!(got[1].key, record(2, 0).key, "payload untouched");
+
+    // CreateTime: Kafka 4's message.timestamp.after.max.ms (1 h) refuses far-future stamps.
+    assert_eq!(c.send(&create("ct", &[]), 7).await.topics[0].error_code, 0);
+    let future = batch(
+        &[record(1, now + 7_200_000)],
+        kafka_protocol::records::Compression::None,
+    );
+    let (err, _) = produce(&mut c, "ct", 0, future.clone(), 9).await;
+    assert_eq!(err, ResponseError::InvalidTimestamp.code());
+    let (err, _) = produce(
+        &mut c,
+        "ct",
+        0,
+        batch(&[record(1, 5)], kafka_protocol::records::Compression::None),
+        9,
+    )
+    .await;
+    assert_eq!(err, 0, "no lower bound by default");
+    let r = c
+        .send(
+            &incremental(
+                TOPIC,
+                "ct",
+                &[("message.timestamp.after.max.ms", SET, Some("86400000"))],
+            ),
+            1,
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let (err, base) = produce(&mut c, "ct", 0, future, 9).await;
+    assert_eq!((err, base), (0, 1), "accepted once the bound allows it");
+}

@@ -5,118 +5,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::wire::*;
 use common::*;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
-
-fn tn(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-async fn create_topic(c: &mut Client, name: &str, partitions: i32) -> CreateTopicsResponse {
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(tn(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)])
-        .with_timeout_ms(5000);
-    c.send(&req, 7).await
-}
-
-fn produce_req(
-    topic: &str,
-    topic_id: Uuid,
-    partition: i32,
-    records: Bytes,
-    acks: i16,
-) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(tn(topic))
-            .with_topic_id(topic_id)
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
-}
-
-/// Produces one batch and returns (error code, base offset).
-async fn produce(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: Bytes,
-    version: i16,
-) -> (i16, i64) {
-    let resp = c
-        .send(
-            &produce_req(topic, Uuid::nil(), partition, records, -1),
-            version,
-        )
-        .await;
-    let p = &resp.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
-}
-
-fn fetch_req(topic: &str, topic_id: Uuid, partition: i32, offset: i64) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
-        .with_max_bytes(50 * 1024 * 1024)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(tn(topic))
-            .with_topic_id(topic_id)
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(partition)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(10 * 1024 * 1024)])])
-}
-
-async fn fetch(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    version: i16,
-) -> fetch_response::PartitionData {
-    let resp = c
-        .send(&fetch_req(topic, Uuid::nil(), partition, offset), version)
-        .await;
-    assert_eq!(resp.error_code, 0);
-    resp.responses[0].partitions[0].clone()
-}
-
-async fn list_offset(
-    c: &mut Client,
-    topic: &str,
-    partition: i32,
-    ts: i64,
-    version: i16,
-) -> (i16, i64, i64) {
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(tn(topic))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(partition)
-                .with_timestamp(ts)])]);
-    let resp = c.send(&req, version).await;
-    let p = &resp.topics[0].partitions[0];
-    (p.error_code, p.offset, p.timestamp)
-}
 
 fn assert_same_records(got: &[Record], want: &[Record], first_offset: i64) {
     assert_eq!(got.len(), want.len());

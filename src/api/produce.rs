@@ -10,9 +10,10 @@ use kafka_protocol::ResponseError;
 use super::metadata::auto_create_topic;
 use super::sb;
 use crate::broker::Context;
-use crate::log::batch::split_and_validate;
+use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader};
 use crate::metadata::{validate_topic_name, Topic};
 use crate::server::dispatch::RequestContext;
+use crate::topic_config;
 
 pub async fn handle(
     ctx: &Context,
@@ -69,12 +70,7 @@ fn produce_topic(
     } else {
         Err(ResponseError::InvalidRequiredAcks)
     };
-    let max_message_bytes = topic
-        .as_ref()
-        .ok()
-        .and_then(|t| t.configs.get("max.message.bytes"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ctx.config.message_max_bytes);
+    let rules = topic.as_ref().ok().map(|t| TopicRules::of(ctx, t));
     let partition_responses = data
         .partition_data
         .iter()
@@ -92,22 +88,42 @@ fn produce_topic(
                     .records
                     .as_ref()
                     .ok_or((ResponseError::CorruptMessage, None))?;
-                let batches = split_and_validate(records, max_message_bytes).map_err(|e| {
+                let rules = rules
+                    .as_ref()
+                    .ok_or((ResponseError::UnknownServerError, None))?;
+                let reject = |code: ResponseError, message: String| {
                     tracing::warn!(
                         peer = %rc.peer,
                         client_id = rc.client_id(),
                         topic = %t.name,
                         partition = pd.index,
-                        "rejected produce: {e}"
+                        "rejected produce: {message}"
                     );
-                    (e.error(), Some(e.to_string()))
-                })?;
-                p.append(&batches).map_err(|e| (e, None))
+                    (code, Some(message))
+                };
+                let mut batches = split_and_validate(records, rules.max_message_bytes)
+                    .map_err(|e| reject(e.error(), e.to_string()))?;
+                let now = now_ms();
+                if rules.log_append_time {
+                    for b in batches.iter_mut() {
+                        *b = set_log_append_time(b, now);
+                    }
+                } else {
+                    for b in &batches {
+                        rules
+                            .check_create_time(&b.header, now)
+                            .map_err(|m| reject(ResponseError::InvalidTimestamp, m))?;
+                    }
+                }
+                p.append(&batches)
+                    .map(|r| (r, rules.log_append_time.then_some(now)))
+                    .map_err(|e| (e, None))
             });
             match result {
-                Ok(r) => {
+                Ok((r, append_time)) => {
                     out.base_offset = r.base_offset;
                     out.log_start_offset = r.log_start_offset;
+                    out.log_append_time_ms = append_time.unwrap_or(-1);
                 }
                 Err((code, message)) => {
                     out.error_code = code.code();
@@ -123,4 +139,54 @@ fn produce_topic(
         .with_name(data.name)
         .with_topic_id(data.topic_id)
         .with_partition_responses(partition_responses)
+}
+
+/// The topic configs Produce enforces, read once per request.
+struct TopicRules {
+    max_message_bytes: usize,
+    log_append_time: bool,
+    /// `message.timestamp.before.max.ms` / `after.max.ms`: how far a CreateTime timestamp
+    /// may lag behind or run ahead of the broker's clock.
+    before_max_ms: i64,
+    after_max_ms: i64,
+}
+
+impl TopicRules {
+    fn of(ctx: &Context, topic: &Topic) -> TopicRules {
+        let dynamic = ctx.metadata.broker_configs();
+        let value = |name| topic_config::value_of(&topic.configs, name, &ctx.config, &dynamic);
+        let long = |name| value(name).parse::<i64>().unwrap_or(i64::MAX);
+        TopicRules {
+            max_message_bytes: value("max.message.bytes")
+                .parse()
+                .unwrap_or(ctx.config.message_max_bytes),
+            log_append_time: value("message.timestamp.type") == "LogAppendTime",
+            before_max_ms: long("message.timestamp.before.max.ms"),
+            after_max_ms: long("message.timestamp.after.max.ms"),
+        }
+    }
+
+    /// Kafka's INVALID_TIMESTAMP check for CreateTime topics, on the batch's bounds.
+    fn check_create_time(&self, h: &BatchHeader, now: i64) -> Result<(), String> {
+        let (lo, hi) = (
+            now.saturating_sub(self.before_max_ms),
+            now.saturating_add(self.after_max_ms),
+        );
+        for ts in [h.base_timestamp, h.max_timestamp] {
+            if ts >= 0 && (ts < lo || ts > hi) {
+                return Err(format!(
+                    "Timestamp {ts} of a record in the batch at offset delta 0..{} is out of range. The timestamp should be within [{lo}, {hi}]",
+                    h.last_offset_delta
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

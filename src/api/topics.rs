@@ -1,4 +1,4 @@
-//! CreateTopics, DeleteTopics and CreatePartitions.
+//! CreateTopics, DeleteTopics, CreatePartitions and DeleteRecords.
 
 use std::collections::BTreeMap;
 
@@ -6,10 +6,13 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse,
+    DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -226,4 +229,63 @@ pub async fn create_partitions(
         })
         .collect();
     Some(CreatePartitionsResponse::default().with_results(results))
+}
+
+/// DeleteRecords: moves each partition's log start offset (low watermark) and frees the
+/// batches below it. Offset -1 means the high watermark, as in Kafka.
+pub async fn delete_records(
+    ctx: &Context,
+    rc: &RequestContext,
+    _version: i16,
+    req: DeleteRecordsRequest,
+) -> Option<DeleteRecordsResponse> {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = ctx.metadata.topic(&t.name.0);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let result = match topic
+                .as_ref()
+                .and_then(|tp| tp.partition(p.partition_index))
+            {
+                None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(part) => {
+                    let part = part.clone();
+                    let offset = p.offset;
+                    // Reads and deletes in RocksDB block: keep them off the async workers.
+                    tokio::task::spawn_blocking(move || part.delete_records_before(offset))
+                        .await
+                        .unwrap_or(Err(ResponseError::UnknownServerError))
+                }
+            };
+            let mut out = DeleteRecordsPartitionResult::default()
+                .with_partition_index(p.partition_index)
+                .with_low_watermark(-1);
+            match result {
+                Ok(lw) => {
+                    out.low_watermark = lw;
+                    tracing::info!(topic = %t.name.0, partition = p.partition_index, low_watermark = lw, "deleted records");
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        peer = %rc.peer,
+                        client_id = rc.client_id(),
+                        topic = %t.name.0,
+                        partition = p.partition_index,
+                        offset = p.offset,
+                        error = ?e,
+                        "DeleteRecords refused"
+                    );
+                    out.error_code = e.code();
+                }
+            }
+            partitions.push(out);
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    Some(DeleteRecordsResponse::default().with_topics(topics))
 }

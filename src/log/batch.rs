@@ -15,7 +15,9 @@ pub const LOG_OVERHEAD: usize = 12;
 const BASE_OFFSET: usize = 0;
 const PARTITION_LEADER_EPOCH: usize = 12;
 const MAGIC: usize = 16;
+const CRC: usize = 17;
 const ATTRIBUTES: usize = 21;
+const MAX_TIMESTAMP: usize = 35;
 
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
@@ -191,6 +193,26 @@ pub fn split_and_validate(
     Ok(batches)
 }
 
+/// Stamps a batch for a `LogAppendTime` topic as Kafka does without recompressing: the
+/// timestamp-type attribute is set and the max timestamp becomes `now` (consumers take it as
+/// every record's timestamp); the CRC, which covers both, is recomputed.
+pub fn set_log_append_time(b: &ProducedBatch, now: i64) -> ProducedBatch {
+    let mut out = BytesMut::from(&b.bytes[..]);
+    let attributes = (b.header.attributes | ATTR_TIMESTAMP_TYPE).to_be_bytes();
+    out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes);
+    out[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now.to_be_bytes());
+    let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
+    out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    let mut header = b.header;
+    header.attributes |= ATTR_TIMESTAMP_TYPE;
+    header.max_timestamp = now;
+    header.crc = crc;
+    ProducedBatch {
+        header,
+        bytes: out.freeze(),
+    }
+}
+
 /// Copies a produced batch with the log's fields written in: its base offset and the leader
 /// epoch. Neither is covered by the CRC, so the producer's checksum stays valid.
 pub fn assign_offset(batch: &[u8], base_offset: i64, leader_epoch: i32) -> BytesMut {
@@ -248,6 +270,32 @@ mod tests {
         let moved = assign_offset(&batches[0].bytes, 42, 0).freeze();
         let again = split_and_validate(&moved, 1 << 20).unwrap();
         assert_eq!(again[0].header.base_offset, 42);
+    }
+
+    #[test]
+    fn log_append_time_restamps_every_record_and_keeps_the_batch_valid() {
+        let b = encode(3, Compression::Gzip);
+        let produced = split_and_validate(&b, 1 << 20).unwrap().remove(0);
+        let stamped = set_log_append_time(&produced, 1_700_000_000_123);
+        let again = split_and_validate(&stamped.bytes, 1 << 20)
+            .unwrap()
+            .remove(0);
+        assert_eq!(
+            again.header, stamped.header,
+            "header and CRC agree with the bytes"
+        );
+        assert!(again.header.is_log_append_time());
+        let mut bytes = stamped.bytes.clone();
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).unwrap();
+        assert_eq!(set.records.len(), 3);
+        // Clients take the batch's max timestamp as every record's timestamp for
+        // LogAppendTime (the crate's decoder reports the type but keeps record deltas).
+        for r in &set.records {
+            assert_eq!(r.timestamp_type, TimestampType::LogAppend);
+        }
+        assert_eq!(again.header.max_timestamp, 1_700_000_000_123);
+        assert_eq!(again.header.base_timestamp, produced.header.base_timestamp);
+        assert_eq!(set.records[2].value.as_deref(), Some(&b"v2"[..]));
     }
 
     #[test]

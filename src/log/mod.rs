@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod partition;
+pub mod retention;
 pub mod store;
 
 pub use partition::Partition;

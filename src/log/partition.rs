@@ -89,7 +89,14 @@ impl Partition {
             }
             None => 0,
         };
-        let lso = store.first_batch(uid)?.map(|(b, _)| b).unwrap_or(leo);
+        let recorded_start = store.log_start(uid)?;
+        // Everything may have been deleted: the log then resumes at its recorded start.
+        let leo = leo.max(recorded_start.unwrap_or(0));
+        let lso = store
+            .first_batch(uid)?
+            .map(|(b, _)| b)
+            .unwrap_or(leo)
+            .max(recorded_start.unwrap_or(i64::MIN));
         let max_ts = store
             .last_time_index(uid)?
             .map(|(ts, _)| ts)
@@ -222,6 +229,102 @@ impl Partition {
             base_offset: result_base.unwrap_or(first),
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords; -1 means the high watermark)
+    /// and deletes every batch that lies wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, ResponseError> {
+        let _state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_deleted() {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(ResponseError::OffsetOutOfRange);
+        }
+        let lso = self.log_start_offset();
+        if target <= lso {
+            return Ok(lso);
+        }
+        self.truncate_front(target, true, |_, _| true)
+            .map(|_| self.log_start_offset())
+    }
+
+    /// Deletes batches from the front of the log while `delete(header, size)` says so and
+    /// they end below `limit`. The log start offset becomes `limit` when `start_at_limit`
+    /// (DeleteRecords: Kafka's log start may fall inside a batch), else the first kept batch
+    /// (retention). Callers hold the append lock. Returns how many bytes were deleted.
+    fn truncate_front(
+        &self,
+        limit: i64,
+        start_at_limit: bool,
+        mut delete: impl FnMut(&BatchHeader, usize) -> bool,
+    ) -> Result<u64, ResponseError> {
+        let lso = self.log_start_offset();
+        let mut first_kept = None;
+        let mut freed = 0u64;
+        let res = self.store.read_batches(self.uid, lso, |base, bytes| {
+            match BatchHeader::parse(bytes) {
+                Some(h) if h.last_offset() < limit && delete(&h, bytes.len()) => {
+                    freed += bytes.len() as u64;
+                    true
+                }
+                _ => {
+                    first_kept = Some(base);
+                    false
+                }
+            }
+        });
+        if let Err(e) = res {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "truncate failed");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        let first_kept_base = first_kept.unwrap_or(self.log_end_offset.load(Ordering::Acquire));
+        let new_start = if start_at_limit {
+            limit
+        } else {
+            first_kept_base
+        }
+        .max(lso);
+        if new_start == lso && freed == 0 {
+            return Ok(0);
+        }
+        let mut wb = WriteBatch::default();
+        self.store
+            .delete_log_before(&mut wb, self.uid, first_kept_base, new_start)
+            .and_then(|_| self.store.write(wb))
+            .map_err(|e| {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "truncate failed");
+                ResponseError::KafkaStorageError
+            })?;
+        self.log_start_offset.store(new_start, Ordering::Release);
+        Ok(freed)
+    }
+
+    /// Retention: deletes batches from the front while `expired(header, size)` holds.
+    /// Returns the bytes freed.
+    pub fn apply_retention(
+        &self,
+        expired: impl FnMut(&BatchHeader, usize) -> bool,
+    ) -> Result<u64, ResponseError> {
+        let _state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_deleted() {
+            return Ok(0);
+        }
+        self.truncate_front(self.high_watermark(), false, expired)
+    }
+
+    /// The total size of the partition's batches (a scan of the log).
+    pub fn size_bytes(&self) -> Result<u64, ResponseError> {
+        let mut total = 0u64;
+        self.store
+            .read_batches(self.uid, self.log_start_offset(), |_, bytes| {
+                total += bytes.len() as u64;
+                true
+            })
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        Ok(total)
     }
 
     /// Reads whole batches from the one containing `offset`, up to `max_bytes` (but always the

@@ -30,6 +30,9 @@ const T_TIME: u8 = b't';
 const T_GROUPS: u8 = b'g';
 /// Idempotent producer state: 'p' ‖ partition uid ‖ producer id -> entry.
 const T_PRODUCERS: u8 = b'p';
+/// Log start offset moved by DeleteRecords or retention: 'l' ‖ partition uid -> i64.
+/// Without it a log whose batches were all deleted would restart at offset 0.
+const T_LOG_START: u8 = b'l';
 
 fn prefixed(table: u8, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + key.len());
@@ -265,10 +268,44 @@ impl Store {
         let (from, to) = (log_key(uid, 0), end.map(|e| log_key(e, 0)));
         let to = to.unwrap_or([0xff; 16]);
         wb.delete_range_cf(self.cf(CF_LOG), from, to);
-        for table in [T_TIME, T_PRODUCERS] {
+        for table in [T_TIME, T_PRODUCERS, T_LOG_START] {
             let (from, to) = partition_range(table, uid);
             wb.delete_range_cf(self.cf(CF_META), from, to);
         }
+    }
+
+    /// Deletes every batch of a partition whose base offset is below `first_kept`, with
+    /// the time-index entries that point at them, and records `log_start`.
+    pub fn delete_log_before(
+        &self,
+        wb: &mut WriteBatch,
+        uid: u64,
+        first_kept: i64,
+        log_start: i64,
+    ) -> Result<(), StoreError> {
+        wb.delete_range_cf(self.cf(CF_LOG), log_key(uid, 0), log_key(uid, first_kept));
+        for (k, _) in self.scan_table(T_TIME, &uid.to_be_bytes())? {
+            if k.len() == 24 && be_i64(&k[16..24]) < first_kept {
+                let mut full = vec![T_TIME];
+                full.extend_from_slice(&k);
+                wb.delete_cf(self.cf(CF_META), full);
+            }
+        }
+        wb.put_cf(
+            self.cf(CF_META),
+            prefixed(T_LOG_START, &uid.to_be_bytes()),
+            log_start.to_be_bytes(),
+        );
+        Ok(())
+    }
+
+    /// The log start offset recorded by [`Store::delete_log_before`], if any.
+    pub fn log_start(&self, uid: u64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .db
+            .get_cf(self.cf(CF_META), prefixed(T_LOG_START, &uid.to_be_bytes()))?
+            .filter(|v| v.len() == 8)
+            .map(|v| be_i64(&v)))
     }
 
     /// The last batch of a partition, for recovering its log end offset without a scan.

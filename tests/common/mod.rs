@@ -2,6 +2,8 @@
 //! kafka-protocol crate, so tests speak the real wire protocol.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
