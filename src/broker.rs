@@ -129,6 +129,10 @@ impl Broker {
             Arc::downgrade(&self.ctx),
             std::time::Duration::from_millis(self.ctx.config.log_retention_check_interval_ms),
         );
+        crate::log::compaction::spawn(
+            Arc::downgrade(&self.ctx),
+            std::time::Duration::from_millis(self.ctx.config.log_cleaner_backoff_ms),
+        );
         tracing::info!("klamm ready on {}", self.local_addr);
         let serve = listener::serve(self.listener, self.ctx.clone(), rx);
         tokio::pin!(serve);

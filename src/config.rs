@@ -133,6 +133,16 @@ pub struct BrokerConfig {
     )]
     pub log_retention_check_interval_ms: u64,
 
+    /// Kafka's `log.cleaner.backoff.ms`: how often the log cleaner looks for compacted
+    /// topics to clean.
+    #[arg(
+        long = "log-cleaner-backoff-ms",
+        alias = "log.cleaner.backoff.ms",
+        env = "KLAMM_LOG_CLEANER_BACKOFF_MS",
+        default_value_t = 15_000
+    )]
+    pub log_cleaner_backoff_ms: u64,
+
     /// This broker's node id, as reported in Metadata.
     #[arg(
         long = "node-id",

@@ -160,7 +160,12 @@ async fn retention_by_time_and_size_deletes_from_the_front() {
         &[("retention.ms", "60000"), ("cleanup.policy", "compact")],
     )
     .await;
-    produce_batches(&mut c, "compacted", 2, old).await;
+    for i in 0..2 {
+        let mut r = record(i, old);
+        r.key = Some(bytes::Bytes::from(format!("key-{i}")));
+        let (err, _) = produce(&mut c, "compacted", 0, batch(&[r], Compression::None), 9).await;
+        assert_eq!(err, 0);
+    }
 
     // By size: five equal batches, room for two.
     create_with(&mut c, "by-size", &[]).await;

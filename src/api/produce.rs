@@ -103,6 +103,21 @@ fn produce_topic(
                 };
                 let mut batches = split_and_validate(records, rules.max_message_bytes)
                     .map_err(|e| reject(e.error(), e.to_string()))?;
+                if rules.compacted {
+                    for b in &batches {
+                        if !crate::log::compaction::all_records_keyed(&b.bytes)
+                            .map_err(|e| reject(e, "undecodable record batch".into()))?
+                        {
+                            return Err(reject(
+                                ResponseError::InvalidRecord,
+                                format!(
+                                    "Compacted topic cannot accept message without key in topic partition {}-{}.",
+                                    t.name, pd.index
+                                ),
+                            ));
+                        }
+                    }
+                }
                 let now = now_ms();
                 if rules.log_append_time {
                     for b in batches.iter_mut() {
@@ -149,6 +164,8 @@ struct TopicRules {
     /// may lag behind or run ahead of the broker's clock.
     before_max_ms: i64,
     after_max_ms: i64,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    compacted: bool,
 }
 
 impl TopicRules {
@@ -163,6 +180,9 @@ impl TopicRules {
             log_append_time: value("message.timestamp.type") == "LogAppendTime",
             before_max_ms: long("message.timestamp.before.max.ms"),
             after_max_ms: long("message.timestamp.after.max.ms"),
+            compacted: topic_config::split_list(&value("cleanup.policy"))
+                .iter()
+                .any(|p| p == "compact"),
         }
     }
 

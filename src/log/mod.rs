@@ -1,6 +1,7 @@
 //! The partition store: RocksDB layout, batch validation, and per-partition state.
 
 pub mod batch;
+pub mod compaction;
 pub mod partition;
 pub mod retention;
 pub mod store;

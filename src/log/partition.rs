@@ -92,11 +92,12 @@ impl Partition {
         let recorded_start = store.log_start(uid)?;
         // Everything may have been deleted: the log then resumes at its recorded start.
         let leo = leo.max(recorded_start.unwrap_or(0));
-        let lso = store
-            .first_batch(uid)?
-            .map(|(b, _)| b)
-            .unwrap_or(leo)
-            .max(recorded_start.unwrap_or(i64::MIN));
+        // A recorded start wins: DeleteRecords may put it inside the first batch, and
+        // compaction may have removed the first batch's leading records without moving it.
+        let lso = match recorded_start {
+            Some(start) => start.min(leo),
+            None => store.first_batch(uid)?.map(|(b, _)| b).unwrap_or(leo),
+        };
         let max_ts = store
             .last_time_index(uid)?
             .map(|(ts, _)| ts)
@@ -313,6 +314,51 @@ impl Partition {
             return Ok(0);
         }
         self.truncate_front(self.high_watermark(), false, expired)
+    }
+
+    /// Visits the batches from the log start offset while `visit(base, bytes)` says so.
+    pub fn scan_batches(
+        &self,
+        mut visit: impl FnMut(i64, &[u8]) -> bool,
+    ) -> Result<(), ResponseError> {
+        let hw = self.high_watermark();
+        self.store
+            .read_batches(self.uid, self.log_start_offset(), |base, bytes| {
+                base < hw && visit(base, bytes)
+            })
+            .map_err(|e| {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "scan failed");
+                ResponseError::KafkaStorageError
+            })
+    }
+
+    /// Compaction's write: removes the batches at `removed` base offsets and stores the
+    /// rewritten ones, atomically, unless retention or DeleteRecords moved the log start
+    /// past `expected_start` meanwhile (then nothing is written and false is returned).
+    pub fn replace_batches(
+        &self,
+        expected_start: i64,
+        removed: &[i64],
+        rewritten: &[(i64, Bytes)],
+    ) -> Result<bool, ResponseError> {
+        let _state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_deleted() || self.log_start_offset() != expected_start {
+            return Ok(false);
+        }
+        let mut wb = WriteBatch::default();
+        for base in removed {
+            self.store.delete_log(&mut wb, self.uid, *base);
+        }
+        for (base, bytes) in rewritten {
+            self.store.put_log(&mut wb, self.uid, *base, bytes);
+        }
+        // Compaction never moves the log start, even when the first batch loses its head.
+        self.store.put_log_start(&mut wb, self.uid, expected_start);
+        self.store.write(wb).map_err(|e| {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "compaction write failed");
+            ResponseError::KafkaStorageError
+        })?;
+        Ok(true)
     }
 
     /// The total size of the partition's batches (a scan of the log).

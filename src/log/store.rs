@@ -189,6 +189,10 @@ impl Store {
         wb.put_cf(self.cf(CF_LOG), log_key(uid, base_offset), batch);
     }
 
+    pub fn delete_log(&self, wb: &mut WriteBatch, uid: u64, base_offset: i64) {
+        wb.delete_cf(self.cf(CF_LOG), log_key(uid, base_offset));
+    }
+
     pub fn put_time_index(&self, wb: &mut WriteBatch, uid: u64, max_ts: i64, base_offset: i64) {
         wb.put_cf(self.cf(CF_META), time_key(uid, max_ts, base_offset), []);
     }
@@ -291,12 +295,17 @@ impl Store {
                 wb.delete_cf(self.cf(CF_META), full);
             }
         }
+        self.put_log_start(wb, uid, log_start);
+        Ok(())
+    }
+
+    /// Records a partition's log start offset.
+    pub fn put_log_start(&self, wb: &mut WriteBatch, uid: u64, log_start: i64) {
         wb.put_cf(
             self.cf(CF_META),
             prefixed(T_LOG_START, &uid.to_be_bytes()),
             log_start.to_be_bytes(),
         );
-        Ok(())
     }
 
     /// The log start offset recorded by [`Store::delete_log_before`], if any.

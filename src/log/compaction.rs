@@ -1,0 +1,348 @@
+//! Log compaction for topics whose `cleanup.policy` includes `compact`: the latest record
+//! of each key survives, older ones disappear, offsets of survivors never change, and
+//! tombstones (null values) go once they are older than `delete.retention.ms`.
+//!
+//! It works per batch rather than per segment: a batch whose records all survive is left
+//! alone; a batch that loses some is decoded and re-encoded with the same codec (its base
+//! offset becomes its first survivor's); a batch that loses all is deleted. Only batches
+//! whose newest record is older than `min.compaction.lag.ms` are cleaned. The cleaner runs
+//! every `log.cleaner.backoff.ms` and cleans a partition when the share of bytes written
+//! since its last cleaning reaches `min.cleanable.dirty.ratio`, or a tombstone is due.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+};
+use kafka_protocol::ResponseError;
+
+use super::batch::{self, BatchHeader};
+use super::Partition;
+use crate::broker::Context;
+use crate::topic_config;
+
+/// The compaction settings of one topic.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactionConfig {
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+/// The compaction settings of a topic, or None when its policy does not include `compact`.
+pub fn compaction_of(
+    ctx: &Context,
+    configs: &std::collections::BTreeMap<String, String>,
+) -> Option<CompactionConfig> {
+    let dynamic = ctx.metadata.broker_configs();
+    let value = |name: &str| topic_config::value_of(configs, name, &ctx.config, &dynamic);
+    if !topic_config::split_list(&value("cleanup.policy"))
+        .iter()
+        .any(|p| p == "compact")
+    {
+        return None;
+    }
+    Some(CompactionConfig {
+        delete_retention_ms: value("delete.retention.ms").parse().unwrap_or(86_400_000),
+        min_compaction_lag_ms: value("min.compaction.lag.ms").parse().unwrap_or(0),
+        min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio").parse().unwrap_or(0.5),
+    })
+}
+
+/// What one cleaning of one partition did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanStats {
+    /// Bytes of the batches that were read (the cleanable part of the log).
+    pub bytes_read: u64,
+    /// Bytes removed from the log.
+    pub bytes_freed: u64,
+    pub records_removed: u64,
+    pub batches_rewritten: u64,
+    pub batches_deleted: u64,
+}
+
+/// The cleaner's memory of a partition between runs.
+#[derive(Debug, Default, Clone)]
+pub struct CleanerMark {
+    /// Everything below this offset was cleaned.
+    pub cleaned_up_to: i64,
+    /// Each kept tombstone's offset and when a cleaning first kept it. As with Kafka's
+    /// delete horizon (KIP-534), a tombstone stays for `delete.retention.ms` after the
+    /// cleaner first saw it, so consumers catching up can still observe the delete. (In
+    /// memory: after a restart the wait starts over, which only keeps tombstones longer.)
+    pub tombstones: HashMap<i64, i64>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<Record>, ResponseError> {
+    let mut buf = Bytes::copy_from_slice(bytes);
+    RecordBatchDecoder::decode(&mut buf)
+        .map(|set| set.records)
+        .map_err(|_| ResponseError::CorruptMessage)
+}
+
+/// Whether every record of a produced batch has a key (compacted topics require one).
+pub fn all_records_keyed(bytes: &[u8]) -> Result<bool, ResponseError> {
+    Ok(decode(bytes)?.iter().all(|r| r.key.is_some()))
+}
+
+fn codec(h: &BatchHeader) -> Compression {
+    match h.attributes & 0x07 {
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+/// Re-encodes the surviving records of a batch as one batch with the same codec, producer
+/// fields, leader epoch and timestamp type; record offsets are kept.
+fn reencode(h: &BatchHeader, survivors: &[Record]) -> Result<Bytes, ResponseError> {
+    let first = survivors[0].offset;
+    // The encoder keeps records in one batch while offset - sequence is constant, and
+    // derives the base sequence from the first record: give each record the sequence its
+    // offset had in the original batch (-1-based for non-idempotent batches).
+    let records: Vec<Record> = survivors
+        .iter()
+        .map(|r| Record {
+            sequence: if h.producer_id >= 0 {
+                h.base_sequence
+                    .wrapping_add((r.offset - h.base_offset) as i32)
+            } else {
+                (r.offset - first) as i32 - 1
+            },
+            partition_leader_epoch: h.partition_leader_epoch,
+            ..r.clone()
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut out,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: codec(h),
+        },
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "compaction could not re-encode a batch");
+        ResponseError::UnknownServerError
+    })?;
+    let out = out.freeze();
+    if h.is_log_append_time() {
+        // The encoder writes CreateTime; restore the broker's stamp.
+        let produced = batch::split_and_validate(&out, usize::MAX)
+            .map_err(|_| ResponseError::UnknownServerError)?
+            .remove(0);
+        return Ok(batch::set_log_append_time(&produced, h.max_timestamp).bytes);
+    }
+    Ok(out)
+}
+
+/// Cleans one partition if it is due. `mark` is updated to what was cleaned.
+pub fn clean_partition(
+    p: &Partition,
+    cfg: &CompactionConfig,
+    mark: &mut CleanerMark,
+    now: i64,
+) -> Result<CleanStats, ResponseError> {
+    let start = p.log_start_offset();
+    let hw = p.high_watermark();
+    // Pass 1: the cleanable range (batches whose newest record has aged past the lag),
+    // the dirty share, and the offset of each key's latest record in the range.
+    let mut latest: HashMap<Bytes, i64> = HashMap::new();
+    let (mut total, mut dirty) = (0u64, 0u64);
+    let mut end = start;
+    let mut failed = None;
+    p.scan_batches(|_, bytes| {
+        let Some(h) = BatchHeader::parse(bytes) else {
+            return false;
+        };
+        if now.saturating_sub(h.max_timestamp) < cfg.min_compaction_lag_ms {
+            return false;
+        }
+        total += bytes.len() as u64;
+        if h.last_offset() >= mark.cleaned_up_to {
+            dirty += bytes.len() as u64;
+        }
+        end = h.last_offset() + 1;
+        if h.is_control() {
+            return true;
+        }
+        match decode(bytes) {
+            Ok(records) => {
+                for r in records {
+                    if let Some(k) = r.key {
+                        latest.insert(k, r.offset);
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let tombstone_due = mark
+        .tombstones
+        .values()
+        .min()
+        .is_some_and(|t| now >= t.saturating_add(cfg.delete_retention_ms));
+    let dirty_enough = total > 0 && dirty as f64 / total as f64 >= cfg.min_cleanable_dirty_ratio;
+    if total == 0 || !(dirty_enough || tombstone_due) {
+        return Ok(CleanStats::default());
+    }
+
+    // Pass 2: decide each batch's fate.
+    let mut stats = CleanStats::default();
+    let mut removed = Vec::new();
+    let mut rewritten = Vec::new();
+    let mut tombstones = HashMap::new();
+    p.scan_batches(|base, bytes| {
+        let Some(h) = BatchHeader::parse(bytes) else {
+            return false;
+        };
+        if h.base_offset >= end {
+            return false;
+        }
+        stats.bytes_read += bytes.len() as u64;
+        if h.is_control() {
+            return true;
+        }
+        let records = match decode(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                failed = Some(e);
+                return false;
+            }
+        };
+        let count = records.len();
+        let survivors: Vec<Record> = records
+            .into_iter()
+            .filter(|r| {
+                let Some(k) = &r.key else { return false };
+                if latest.get(k) != Some(&r.offset) {
+                    return false;
+                }
+                if r.value.is_none() {
+                    let seen = mark.tombstones.get(&r.offset).copied().unwrap_or(now);
+                    if now >= seen.saturating_add(cfg.delete_retention_ms) {
+                        return false;
+                    }
+                    tombstones.insert(r.offset, seen);
+                }
+                true
+            })
+            .collect();
+        stats.records_removed += (count - survivors.len()) as u64;
+        if survivors.len() == count {
+            return true;
+        }
+        removed.push(base);
+        if survivors.is_empty() {
+            stats.batches_deleted += 1;
+            stats.bytes_freed += bytes.len() as u64;
+            return true;
+        }
+        match reencode(&h, &survivors) {
+            Ok(new) => {
+                stats.batches_rewritten += 1;
+                stats.bytes_freed += (bytes.len() as u64).saturating_sub(new.len() as u64);
+                rewritten.push((survivors[0].offset, new));
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if (!removed.is_empty() || !rewritten.is_empty())
+        && !p.replace_batches(start, &removed, &rewritten)?
+    {
+        return Ok(CleanStats::default()); // the log start moved meanwhile: next round
+    }
+    mark.cleaned_up_to = end.min(hw);
+    mark.tombstones = tombstones;
+    Ok(stats)
+}
+
+/// One pass of the cleaner over every compacted topic. Returns the totals.
+pub fn run_once(ctx: &Context, marks: &mut HashMap<u64, CleanerMark>) -> CleanStats {
+    let now = now_ms();
+    let mut total = CleanStats::default();
+    let mut live = HashSet::new();
+    for topic in ctx.metadata.topics() {
+        let Some(cfg) = compaction_of(ctx, &topic.configs) else {
+            continue;
+        };
+        for p in &topic.partitions {
+            live.insert(p.uid);
+            let mark = marks.entry(p.uid).or_default();
+            match clean_partition(p, &cfg, mark, now) {
+                Ok(s) if s.records_removed > 0 => {
+                    tracing::info!(
+                        topic = %topic.name,
+                        partition = p.index,
+                        records_removed = s.records_removed,
+                        batches_rewritten = s.batches_rewritten,
+                        batches_deleted = s.batches_deleted,
+                        bytes_freed = s.bytes_freed,
+                        "compacted"
+                    );
+                    total.bytes_read += s.bytes_read;
+                    total.bytes_freed += s.bytes_freed;
+                    total.records_removed += s.records_removed;
+                    total.batches_rewritten += s.batches_rewritten;
+                    total.batches_deleted += s.batches_deleted;
+                }
+                Ok(s) => total.bytes_read += s.bytes_read,
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, partition = p.index, error = ?e, "compaction failed")
+                }
+            }
+        }
+    }
+    marks.retain(|uid, _| live.contains(uid));
+    total
+}
+
+/// Runs the cleaner every `log.cleaner.backoff.ms` until the broker is dropped.
+pub fn spawn(ctx: Weak<Context>, backoff: Duration) {
+    tokio::spawn(async move {
+        let mut marks = HashMap::new();
+        loop {
+            tokio::time::sleep(backoff.max(Duration::from_millis(10))).await;
+            let Some(ctx): Option<Arc<Context>> = ctx.upgrade() else {
+                break;
+            };
+            // Decoding and RocksDB work block: keep them off the async workers.
+            let res = tokio::task::spawn_blocking(move || {
+                run_once(&ctx, &mut marks);
+                marks
+            })
+            .await;
+            match res {
+                Ok(m) => marks = m,
+                Err(_) => break,
+            }
+        }
+    });
+}
