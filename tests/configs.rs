@@ -470,3 +470,38 @@ async fn message_timestamp_type_and_bounds_act_on_produce() {
     let (err, base) = produce(&mut c, "ct", 0, future, 9).await;
     assert_eq!((err, base), (0, 1), "accepted once the bound allows it");
 }
+
+#[tokio::test]
+async fn compression_type_recompresses_on_the_broker() {
+    use common::wire::{fetch, produce};
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    for (topic, setting, codec) in [
+        ("z", "zstd", 4u8),
+        ("u", "uncompressed", 0),
+        ("p", "producer", 1),
+    ] {
+        let req = create(topic, &[("compression.type", setting)]);
+        assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
+        let records: Vec<_> = (0..4).map(|i| record(i, 1000 + i)).collect();
+        let (err, base) = produce(
+            &mut c,
+            topic,
+            0,
+            batch(&records, kafka_protocol::records::Compression::Gzip),
+            9,
+        )
+        .await;
+        assert_eq!((err, base), (0, 0));
+        let raw = fetch(&mut c, topic, 0, 0, 12).await.records.unwrap();
+        assert_eq!(raw[22] & 0x07, codec, "{topic}: stored with {setting}");
+        let got = decode_records(raw);
+        assert_eq!(got.len(), 4);
+        for (g, w) in got.iter().zip(&records) {
+            assert_eq!(
+                (&g.key, &g.value, &g.headers, g.timestamp),
+                (&w.key, &w.value, &w.headers, w.timestamp)
+            );
+        }
+    }
+}

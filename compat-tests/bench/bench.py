@@ -6,6 +6,7 @@ Measures, against a release broker on an ephemeral data dir:
   - produce and consume throughput of N x 100-byte messages with kcat (librdkafka),
     median of 3 runs (msgs/s and MB/s);
   - produce latency p50/p99 at a fixed rate with confluent-kafka (librdkafka), linger 0;
+  - compaction throughput, and produce throughput while the cleaner runs vs alone;
   - RSS after the run.
 Usage: bench.py KLAMM_BIN [--messages N]
 """
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -35,10 +37,10 @@ def rss_kb(pid):
     return -1
 
 
-def start_broker(binary, port):
+def start_broker(binary, port, extra=(), log="warn,klamm::broker=info"):
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [binary, "--listen", f"127.0.0.1:{port}", "--ephemeral", "--log-level", "warn,klamm::broker=info"],
+        [binary, "--listen", f"127.0.0.1:{port}", "--ephemeral", "--log-level", log, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -165,6 +167,50 @@ def group_rebalance(bootstrap, members=3):
     return stable, after_leave
 
 
+def compaction(binary, n, keys=10_000):
+    """Compaction throughput (MB/s of log read and rewritten by the cleaner) and kcat
+    produce throughput to another topic while the cleaner runs, relative to alone."""
+    try:
+        from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+    except ImportError:
+        return None
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    proc, _ = start_broker(binary, port, ["--log-cleaner-backoff-ms", "300"],
+                           log="warn,klamm::broker=info,klamm::log::compaction=info")
+    lines = []
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    adm = AdminClient({"bootstrap.servers": bootstrap})
+    for f in adm.create_topics([NewTopic("cmp", 1, 1), NewTopic("plain", 1, 1)]).values():
+        f.result()
+    with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+        for i in range(n):
+            f.write(b"key-%05d:" % (i % keys) + b"v" * 90 + b"\n")
+        keyed = f.name
+    with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+        f.write((b"m" * 100 + b"\n") * (n // 5))
+        plain = f.name
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", "cmp", "-p", "0", "-K", ":", "-l", keyed],
+                   check=True)
+    alone = [kcat_produce(bootstrap, "plain", plain) for _ in range(3)]
+    res = ConfigResource(ConfigResource.Type.TOPIC, "cmp", set_config={"cleanup.policy": "compact"})
+    adm.alter_configs([res])[res].result()
+    # Produce in rounds until the cleaner reports, so every round overlaps the cleaning.
+    during, deadline = [], time.time() + 120
+    while not any("compacted" in l for l in lines) and time.time() < deadline:
+        during.append(kcat_produce(bootstrap, "plain", plain))
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    os.unlink(keyed)
+    os.unlink(plain)
+    done = [l for l in lines if "compacted" in l]
+    if not done:
+        return None
+    field = lambda name: float(re.search(name + r"=([0-9.]+)", done[0]).group(1))
+    return (field("bytes_read"), field("elapsed_ms"), field("records_removed"),
+            statistics.median(alone), during, n // 5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -218,6 +264,16 @@ def main():
     if grp:
         print(f"group of 3 to Stable:    {grp[0] * 1000:.0f} ms from first subscribe (6 partitions, range, initial delay 0)")
         print(f"rebalance after a leave: {grp[1] * 1000:.0f} ms until the other 2 own all partitions")
+    cmp = compaction(args.binary, n)
+    if cmp:
+        mb, ms, removed, alone, during, m = cmp
+        print(f"compaction:              {mb / 1e6 / (ms / 1000):,.0f} MB/s of log read and rewritten "
+              f"({mb / 1e6:,.0f} MB, {n:,} records of 10,000 keys, {removed:,.0f} removed, {ms:,.0f} ms)")
+        rate_during = m * len(during) / sum(during) if during else 0
+        print(f"produce while compacting: {rate_during:,.0f} msg/s vs {m / alone:,.0f} msg/s alone "
+              f"({rate_during / (m / alone):.0%}; {len(during)} kcat runs of {m:,} overlapped the cleaning)")
+    else:
+        print("compaction:              skipped (confluent-kafka not installed or no cleaning seen)")
     print(f"exec -> ready:           median {statistics.median(starts):.1f} ms (runs: {', '.join(f'{x:.1f}' for x in starts)})")
     print(f"RSS idle:                {idle / 1024:.1f} MB")
     print(f"RSS after run:           {after / 1024:.1f} MB")

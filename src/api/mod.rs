@@ -10,6 +10,7 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
+pub mod partitions;
 pub mod produce;
 pub mod producer_id;
 pub mod topics;

@@ -11,9 +11,11 @@ use super::metadata::auto_create_topic;
 use super::sb;
 use crate::broker::Context;
 use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader};
+use crate::log::recode;
 use crate::metadata::{validate_topic_name, Topic};
 use crate::server::dispatch::RequestContext;
 use crate::topic_config;
+use kafka_protocol::records::Compression;
 
 pub async fn handle(
     ctx: &Context,
@@ -105,7 +107,7 @@ fn produce_topic(
                     .map_err(|e| reject(e.error(), e.to_string()))?;
                 if rules.compacted {
                     for b in &batches {
-                        if !crate::log::compaction::all_records_keyed(&b.bytes)
+                        if !crate::log::recode::all_records_keyed(&b.bytes)
                             .map_err(|e| reject(e, "undecodable record batch".into()))?
                         {
                             return Err(reject(
@@ -116,6 +118,12 @@ fn produce_topic(
                                 ),
                             ));
                         }
+                    }
+                }
+                if let Some(codec) = rules.recompress {
+                    for b in batches.iter_mut() {
+                        *b = recode::recompress(b, codec)
+                            .map_err(|e| reject(e, "could not recompress the batch".into()))?;
                     }
                 }
                 let now = now_ms();
@@ -166,6 +174,8 @@ struct TopicRules {
     after_max_ms: i64,
     /// `cleanup.policy` includes `compact`: every record needs a key.
     compacted: bool,
+    /// `compression.type` names a codec: batches are stored with it, not the producer's.
+    recompress: Option<Compression>,
 }
 
 impl TopicRules {
@@ -183,6 +193,7 @@ impl TopicRules {
             compacted: topic_config::split_list(&value("cleanup.policy"))
                 .iter()
                 .any(|p| p == "compact"),
+            recompress: recode::topic_codec(&value("compression.type")),
         }
     }
 

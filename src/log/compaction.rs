@@ -13,13 +13,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-};
+use bytes::Bytes;
+use kafka_protocol::records::Record;
 use kafka_protocol::ResponseError;
 
-use super::batch::{self, BatchHeader};
+use super::batch::BatchHeader;
+use super::recode::{codec, decode, reencode};
 use super::Partition;
 use crate::broker::Context;
 use crate::topic_config;
@@ -81,72 +80,6 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-fn decode(bytes: &[u8]) -> Result<Vec<Record>, ResponseError> {
-    let mut buf = Bytes::copy_from_slice(bytes);
-    RecordBatchDecoder::decode(&mut buf)
-        .map(|set| set.records)
-        .map_err(|_| ResponseError::CorruptMessage)
-}
-
-/// Whether every record of a produced batch has a key (compacted topics require one).
-pub fn all_records_keyed(bytes: &[u8]) -> Result<bool, ResponseError> {
-    Ok(decode(bytes)?.iter().all(|r| r.key.is_some()))
-}
-
-fn codec(h: &BatchHeader) -> Compression {
-    match h.attributes & 0x07 {
-        1 => Compression::Gzip,
-        2 => Compression::Snappy,
-        3 => Compression::Lz4,
-        4 => Compression::Zstd,
-        _ => Compression::None,
-    }
-}
-
-/// Re-encodes the surviving records of a batch as one batch with the same codec, producer
-/// fields, leader epoch and timestamp type; record offsets are kept.
-fn reencode(h: &BatchHeader, survivors: &[Record]) -> Result<Bytes, ResponseError> {
-    let first = survivors[0].offset;
-    // The encoder keeps records in one batch while offset - sequence is constant, and
-    // derives the base sequence from the first record: give each record the sequence its
-    // offset had in the original batch (-1-based for non-idempotent batches).
-    let records: Vec<Record> = survivors
-        .iter()
-        .map(|r| Record {
-            sequence: if h.producer_id >= 0 {
-                h.base_sequence
-                    .wrapping_add((r.offset - h.base_offset) as i32)
-            } else {
-                (r.offset - first) as i32 - 1
-            },
-            partition_leader_epoch: h.partition_leader_epoch,
-            ..r.clone()
-        })
-        .collect();
-    let mut out = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut out,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: codec(h),
-        },
-    )
-    .map_err(|e| {
-        tracing::error!(error = %e, "compaction could not re-encode a batch");
-        ResponseError::UnknownServerError
-    })?;
-    let out = out.freeze();
-    if h.is_log_append_time() {
-        // The encoder writes CreateTime; restore the broker's stamp.
-        let produced = batch::split_and_validate(&out, usize::MAX)
-            .map_err(|_| ResponseError::UnknownServerError)?
-            .remove(0);
-        return Ok(batch::set_log_append_time(&produced, h.max_timestamp).bytes);
-    }
-    Ok(out)
 }
 
 /// Cleans one partition if it is due. `mark` is updated to what was cleaned.
@@ -258,7 +191,7 @@ pub fn clean_partition(
             stats.bytes_freed += bytes.len() as u64;
             return true;
         }
-        match reencode(&h, &survivors) {
+        match reencode(&h, &survivors, codec(&h)) {
             Ok(new) => {
                 stats.batches_rewritten += 1;
                 stats.bytes_freed += (bytes.len() as u64).saturating_sub(new.len() as u64);
@@ -296,11 +229,14 @@ pub fn run_once(ctx: &Context, marks: &mut HashMap<u64, CleanerMark>) -> CleanSt
         for p in &topic.partitions {
             live.insert(p.uid);
             let mark = marks.entry(p.uid).or_default();
+            let started = std::time::Instant::now();
             match clean_partition(p, &cfg, mark, now) {
                 Ok(s) if s.records_removed > 0 => {
                     tracing::info!(
                         topic = %topic.name,
                         partition = p.index,
+                        bytes_read = s.bytes_read,
+                        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
                         records_removed = s.records_removed,
                         batches_rewritten = s.batches_rewritten,
                         batches_deleted = s.batches_deleted,

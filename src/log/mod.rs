@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod compaction;
 pub mod partition;
+pub mod recode;
 pub mod retention;
 pub mod store;
 

@@ -6,13 +6,15 @@ use std::panic::AssertUnwindSafe;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest,
+    ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeLogDirsRequest, DescribeTopicPartitionsRequest,
+    ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -48,6 +50,12 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
@@ -184,6 +192,12 @@ async fn route(
         DeleteTopics => DeleteTopicsRequest => api::topics::delete_topics,
         CreatePartitions => CreatePartitionsRequest => api::topics::create_partitions,
         DeleteRecords => DeleteRecordsRequest => api::topics::delete_records,
+        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => api::partitions::offset_for_leader_epoch,
+        DescribeLogDirs => DescribeLogDirsRequest => api::partitions::describe_log_dirs,
+        ElectLeaders => ElectLeadersRequest => api::partitions::elect_leaders,
+        AlterPartitionReassignments => AlterPartitionReassignmentsRequest => api::partitions::alter_partition_reassignments,
+        ListPartitionReassignments => ListPartitionReassignmentsRequest => api::partitions::list_partition_reassignments,
+        DescribeTopicPartitions => DescribeTopicPartitionsRequest => api::partitions::describe_topic_partitions,
         DescribeCluster => DescribeClusterRequest => api::cluster::describe_cluster,
         DescribeConfigs => DescribeConfigsRequest => api::configs::describe_configs,
         AlterConfigs => AlterConfigsRequest => api::configs::alter_configs,
