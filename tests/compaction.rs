@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::wire::*;
 use common::*;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record};
@@ -30,20 +29,7 @@ fn kv(key: Option<&str>, value: Option<&str>, ts: i64) -> Record {
 async fn create_compacted(c: &mut Client, topic: &str, extra: &[(&str, &str)]) {
     let mut configs = vec![("cleanup.policy", "compact")];
     configs.extend_from_slice(extra);
-    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(tn(topic))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(s(k))
-                        .with_value(Some(s(v)))
-                })
-                .collect(),
-        )]);
+    let req = create_with_configs(topic, &configs);
     assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
 }
 

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -28,20 +27,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn create(name: &str, configs: &[(&str, &str)]) -> CreateTopicsRequest {
-    CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(TopicName(s(name)))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(s(k))
-                        .with_value(Some(s(v)))
-                })
-                .collect(),
-        )])
+    common::wire::create_with_configs(name, configs)
 }
 
 async fn describe(c: &mut Client, kind: i8, name: &str, synonyms: bool) -> DescribeConfigsResult {

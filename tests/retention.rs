@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::wire::*;
 use common::*;
-use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -52,22 +51,7 @@ async fn delete_records(c: &mut Client, topic: &str, offset: i64) -> (i16, i64) 
 }
 
 async fn create_with(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default().with_topics(vec![
-        kafka_protocol::messages::create_topics_request::CreatableTopic::default()
-            .with_name(tn(topic))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            ),
-    ]);
+    let req = create_with_configs(topic, configs);
     assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
 }
 

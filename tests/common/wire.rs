@@ -110,3 +110,22 @@ pub async fn list_offset(
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.offset, p.timestamp)
 }
+
+/// CreateTopics (v7) for one single-partition topic with the given topic configs.
+pub fn create_with_configs(name: &str, configs: &[(&str, &str)]) -> CreateTopicsRequest {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(tn(name))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        )])
+}
