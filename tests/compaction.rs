@@ -198,3 +198,40 @@ async fn recent_records_wait_for_min_compaction_lag() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(log_contents(&mut c, "lag").await.0.len(), 3);
 }
+
+#[tokio::test]
+async fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    create_compacted(&mut c, "c", &[]).await;
+    create_compacted(&mut c, "cd", &[]).await;
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(s("cd"))
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(s("cleanup.policy"))
+                    .with_config_operation(0)
+                    .with_value(Some(s("compact,delete"))),
+            ]),
+    ]);
+    assert_eq!(c.send(&alter, 1).await.responses[0].error_code, 0);
+    for (topic, want) in [("c", ResponseError::PolicyViolation.code()), ("cd", 0)] {
+        let recs = [kv(Some("a"), Some("1"), 5), kv(Some("b"), Some("2"), 5)];
+        produce(&mut c, topic, 0, batch(&recs, Compression::None), 9).await;
+        let req = DeleteRecordsRequest::default().with_topics(vec![
+            delete_records_request::DeleteRecordsTopic::default()
+                .with_name(tn(topic))
+                .with_partitions(vec![
+                    delete_records_request::DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(1),
+                ]),
+        ]);
+        let r = c.send(&req, 2).await;
+        assert_eq!(r.topics[0].partitions[0].error_code, want, "{topic}");
+        let start = list_offset(&mut c, topic, 0, -2, 7).await.1;
+        assert_eq!(start, if want == 0 { 1 } else { 0 }, "{topic}");
+    }
+}

@@ -242,6 +242,15 @@ pub async fn delete_records(
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let topic = ctx.metadata.topic(&t.name.0);
+        // Kafka refuses to delete records of a topic whose cleanup.policy lacks `delete`.
+        let deletable = topic.as_ref().is_some_and(|tp| {
+            let dynamic = ctx.metadata.broker_configs();
+            let policy =
+                topic_config::value_of(&tp.configs, "cleanup.policy", &ctx.config, &dynamic);
+            topic_config::split_list(&policy)
+                .iter()
+                .any(|p| p == "delete")
+        });
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let result = match topic
@@ -249,6 +258,7 @@ pub async fn delete_records(
                 .and_then(|tp| tp.partition(p.partition_index))
             {
                 None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(_) if !deletable => Err(ResponseError::PolicyViolation),
                 Some(part) => {
                     let part = part.clone();
                     let offset = p.offset;
