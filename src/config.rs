@@ -46,6 +46,10 @@ pub struct BrokerConfig {
     #[arg(long, env = "KLAMM_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// `text` (human-readable) or `json` (one object per line, for log collectors).
+    #[arg(long, env = "KLAMM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Kafka's `auto.create.topics.enable`: create unknown topics on Metadata and Produce.
     #[arg(
         long = "auto-create-topics-enable",
@@ -168,4 +172,11 @@ impl BrokerConfig {
             ..BrokerConfig::default()
         }
     }
+}
+
+/// How the broker writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }

@@ -1,7 +1,8 @@
 //! Klamm: a Kafka broker that speaks the real wire protocol and keeps its log in RocksDB.
 //!
 //! The library holds the whole broker; `main.rs` is a thin CLI around [`Broker`]. Tests and
-//! other programs can start a broker in-process with [`BrokerConfig::ephemeral`].
+//! other programs can start a broker in-process with [`TestBroker`] (a free port, a
+//! temporary data dir, stopped on drop) or [`Broker::bind`] for full control.
 
 pub mod api;
 pub mod config;
@@ -13,6 +14,8 @@ pub mod topic_config;
 pub mod txn;
 
 mod broker;
+mod embed;
 
 pub use broker::{Broker, BrokerHandle, Context};
 pub use config::BrokerConfig;
+pub use embed::TestBroker;

@@ -1,17 +1,23 @@
 //! The `klamm` command: parse flags, set up logging, run the broker until Ctrl-C or SIGTERM.
 
 use clap::Parser;
+use klamm::config::LogFormat;
 use klamm::{Broker, BrokerConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let config = BrokerConfig::parse();
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        // One JSON object per line, for CI log collectors.
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -245,3 +245,47 @@ fn bad_flags_are_refused() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn json_log_lines_for_collectors() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klamm"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--ephemeral",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("klamm starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut ready = None;
+    while ready.is_none() && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        let msg = v["fields"]["message"].as_str().unwrap_or_default();
+        if let Some(addr) = msg.strip_prefix("klamm ready on ") {
+            ready = Some(addr.to_string());
+        }
+    }
+    let addr = ready.expect("a JSON ready line");
+    assert!(std::net::TcpStream::connect(&addr).is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
