@@ -5,6 +5,7 @@
 //! temporary data dir, stopped on drop) or [`Broker::bind`] for full control.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod group;
 pub mod log;

@@ -5,8 +5,23 @@ use klamm::config::LogFormat;
 use klamm::{Broker, BrokerConfig};
 use tracing_subscriber::EnvFilter;
 
+/// `klamm [FLAGS]` runs the broker; `klamm topics|groups|produce|consume ...` are the admin
+/// tools, which talk to `--bootstrap-server` over the Kafka protocol.
+#[derive(clap::Parser)]
+#[command(name = "klamm", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<klamm::cli::Command>,
+    #[command(flatten)]
+    broker: BrokerConfig,
+}
+
 fn main() -> std::process::ExitCode {
-    let config = BrokerConfig::parse();
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return run_tool(command);
+    }
+    let config = cli.broker;
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -32,6 +47,27 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs an admin subcommand on a small runtime; errors go to stderr, as Kafka's tools do.
+fn run_tool(command: klamm::cli::Command) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("klamm: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(klamm::cli::run(command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

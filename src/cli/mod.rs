@@ -1,0 +1,583 @@
+//! `klamm topics|groups|produce|consume`: quick checks from a shell, speaking the Kafka
+//! protocol to `--bootstrap-server` as Kafka's own tools do, so they work against a real
+//! Kafka too. Output follows Kafka's tools where they have one.
+
+pub mod client;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::{Buf, Bytes, BytesMut};
+use clap::{Args, Subcommand};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_protocol::ResponseError;
+
+use client::Client;
+
+/// The CLI's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, describe and delete topics (like kafka-topics.sh).
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// List and describe consumer groups (like kafka-consumer-groups.sh).
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Produce stdin's lines, one message each (like kafka-console-producer.sh).
+    Produce(ProduceArgs),
+    /// Print messages of one partition (like kafka-console-consumer.sh).
+    Consume(ConsumeArgs),
+}
+
+/// Where to connect, for every subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct Conn {
+    /// HOST:PORT of a broker.
+    #[arg(
+        long = "bootstrap-server",
+        env = "KLAMM_BOOTSTRAP_SERVER",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_server: String,
+    /// How long to wait for each response.
+    #[arg(long = "request-timeout-ms", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Topic names, one per line.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    Create {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        topic: String,
+        /// Default: the broker's num.partitions.
+        #[arg(long)]
+        partitions: Option<i32>,
+        #[arg(long = "replication-factor")]
+        replication_factor: Option<i16>,
+        /// A topic config, `NAME=VALUE`; repeat for more.
+        #[arg(long = "config")]
+        config: Vec<String>,
+    },
+    /// Partitions, leaders and the configs set on the topic (all topics without --topic).
+    Describe {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        topic: Option<String>,
+    },
+    Delete {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        topic: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Group ids, one per line.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// State, members, and per partition the committed offset, log end and lag.
+    Describe {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        group: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 0)]
+    partition: i32,
+    /// Split each line into KEY SEP VALUE at the first SEP.
+    #[arg(long = "key-separator")]
+    key_separator: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 0)]
+    partition: i32,
+    /// Start at the log start offset instead of the end.
+    #[arg(long = "from-beginning")]
+    from_beginning: bool,
+    /// Start at this offset.
+    #[arg(long, conflicts_with = "from_beginning")]
+    offset: Option<i64>,
+    /// Stop after this many messages.
+    #[arg(long = "max-messages")]
+    max_messages: Option<u64>,
+    /// Stop when no message arrives for this long.
+    #[arg(long = "timeout-ms", default_value_t = 5_000)]
+    timeout_ms: u64,
+    /// Print KEY SEP VALUE.
+    #[arg(long = "print-key")]
+    print_key: bool,
+    #[arg(long = "key-separator", default_value = "\t")]
+    key_separator: String,
+}
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn check(code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let name = ResponseError::try_from_code(code)
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| format!("error {code}"));
+    match message {
+        Some(m) if !m.is_empty() => bail!("{name}: {m}"),
+        _ => bail!("{name}"),
+    }
+}
+
+async fn connect(conn: &Conn) -> anyhow::Result<Client> {
+    Client::connect(
+        &conn.bootstrap_server,
+        Duration::from_millis(conn.request_timeout_ms),
+    )
+    .await
+}
+
+/// Runs a subcommand; output goes to stdout, errors are returned.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Topics(t) => topics(t).await,
+        Command::Groups(g) => groups(g).await,
+        Command::Produce(p) => produce(p).await,
+        Command::Consume(c) => consume(c).await,
+    }
+}
+
+async fn metadata(c: &mut Client, topics: Option<Vec<String>>) -> anyhow::Result<MetadataResponse> {
+    let req = MetadataRequest::default()
+        .with_topics(topics.map(|ts| {
+            ts.iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(sb(t)))))
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    c.send(&req, 12).await
+}
+
+async fn topics(cmd: TopicsCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        TopicsCommand::List { conn } => {
+            let md = metadata(&mut connect(&conn).await?, None).await?;
+            let mut names: Vec<String> = md
+                .topics
+                .iter()
+                .filter(|t| !t.is_internal)
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect();
+            names.sort();
+            for n in names {
+                writeln!(out, "{n}")?;
+            }
+        }
+        TopicsCommand::Create {
+            conn,
+            topic,
+            partitions,
+            replication_factor,
+            config,
+        } => {
+            let configs = config
+                .iter()
+                .map(|kv| {
+                    let (k, v) = kv
+                        .split_once('=')
+                        .with_context(|| format!("--config {kv}: expected NAME=VALUE"))?;
+                    Ok(CreatableTopicConfig::default()
+                        .with_name(sb(k.trim()))
+                        .with_value(Some(sb(v.trim()))))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let req = CreateTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(sb(&topic)))
+                    .with_num_partitions(partitions.unwrap_or(-1))
+                    .with_replication_factor(replication_factor.unwrap_or(-1))
+                    .with_configs(configs)]);
+            let r = connect(&conn).await?.send(&req, 5).await?;
+            let t = r.topics.first().context("empty CreateTopics response")?;
+            check(t.error_code, t.error_message.as_ref())?;
+            writeln!(out, "Created topic {topic}.")?;
+        }
+        TopicsCommand::Describe { conn, topic } => {
+            let mut c = connect(&conn).await?;
+            let md = metadata(&mut c, topic.clone().map(|t| vec![t])).await?;
+            let mut topics: Vec<_> = md.topics.into_iter().filter(|t| !t.is_internal).collect();
+            topics.sort_by(|a, b| a.name.cmp(&b.name));
+            for t in topics {
+                let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                check(t.error_code, None).with_context(|| format!("topic {name}"))?;
+                let req = DescribeConfigsRequest::default().with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(sb(&name))
+                        .with_configuration_keys(None),
+                ]);
+                let cfg = c.send(&req, 4).await?;
+                let set: Vec<String> = cfg
+                    .results
+                    .iter()
+                    .flat_map(|r| r.configs.iter())
+                    .filter(|e| e.config_source == 1)
+                    .map(|e| {
+                        format!(
+                            "{}={}",
+                            e.name,
+                            e.value.as_ref().map(|v| v.to_string()).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
+                writeln!(
+                    out,
+                    "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
+                    t.topic_id,
+                    t.partitions.len(),
+                    set.join(",")
+                )?;
+                let mut parts = t.partitions;
+                parts.sort_by_key(|p| p.partition_index);
+                for p in parts {
+                    let ids = |v: &[BrokerId]| {
+                        v.iter()
+                            .map(|b| b.0.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    writeln!(
+                        out,
+                        "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                        p.partition_index,
+                        p.leader_id.0,
+                        ids(&p.replica_nodes),
+                        ids(&p.isr_nodes)
+                    )?;
+                }
+            }
+        }
+        TopicsCommand::Delete { conn, topic } => {
+            let req = DeleteTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topic_names(vec![TopicName(sb(&topic))]);
+            let r = connect(&conn).await?.send(&req, 4).await?;
+            let t = r.responses.first().context("empty DeleteTopics response")?;
+            check(t.error_code, t.error_message.as_ref())?;
+            writeln!(out, "Deleted topic {topic}.")?;
+        }
+    }
+    Ok(())
+}
+
+/// Partitions of a consumer-protocol assignment: topic -> partitions.
+fn decode_assignment(mut b: Bytes) -> BTreeMap<String, Vec<i32>> {
+    let mut out = BTreeMap::new();
+    let mut read = || -> Option<()> {
+        if b.remaining() < 6 {
+            return None;
+        }
+        b.get_i16();
+        let topics = b.get_i32();
+        for _ in 0..topics.max(0) {
+            if b.remaining() < 2 {
+                return None;
+            }
+            let len = b.get_i16().max(0) as usize;
+            if b.remaining() < len + 4 {
+                return None;
+            }
+            let name = String::from_utf8_lossy(&b.split_to(len)).into_owned();
+            let n = b.get_i32().max(0) as usize;
+            if b.remaining() < n * 4 {
+                return None;
+            }
+            let parts = (0..n).map(|_| b.get_i32()).collect();
+            out.insert(name, parts);
+        }
+        Some(())
+    };
+    let _ = read();
+    out
+}
+
+async fn groups(cmd: GroupsCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        GroupsCommand::List { conn } => {
+            let r = connect(&conn)
+                .await?
+                .send(&ListGroupsRequest::default(), 4)
+                .await?;
+            check(r.error_code, None)?;
+            let mut ids: Vec<String> = r.groups.iter().map(|g| g.group_id.0.to_string()).collect();
+            ids.sort();
+            for id in ids {
+                writeln!(out, "{id}")?;
+            }
+        }
+        GroupsCommand::Describe { conn, group } => {
+            let mut c = connect(&conn).await?;
+            let d = c
+                .send(
+                    &DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(&group))]),
+                    5,
+                )
+                .await?;
+            let g = d.groups.first().context("empty DescribeGroups response")?;
+            check(g.error_code, None)?;
+            // partition -> (consumer id, host, client id)
+            let mut owners = BTreeMap::new();
+            for m in &g.members {
+                for (topic, parts) in decode_assignment(m.member_assignment.clone()) {
+                    for p in parts {
+                        owners.insert(
+                            (topic.clone(), p),
+                            (
+                                m.member_id.to_string(),
+                                m.client_host.to_string(),
+                                m.client_id.to_string(),
+                            ),
+                        );
+                    }
+                }
+            }
+            let offsets = c
+                .send(
+                    &OffsetFetchRequest::default()
+                        .with_group_id(GroupId(sb(&group)))
+                        .with_topics(None),
+                    7,
+                )
+                .await?;
+            check(offsets.error_code, None)?;
+            let mut rows: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            for t in &offsets.topics {
+                for p in &t.partitions {
+                    rows.insert(
+                        (t.name.0.to_string(), p.partition_index),
+                        p.committed_offset,
+                    );
+                }
+            }
+            for k in owners.keys() {
+                rows.entry(k.clone()).or_insert(-1);
+            }
+            writeln!(
+                out,
+                "Consumer group '{group}': state {}, protocol {}, {} member(s)",
+                g.group_state,
+                g.protocol_data,
+                g.members.len()
+            )?;
+            writeln!(out)?;
+            writeln!(out, "GROUP\tTOPIC\tPARTITION\tCURRENT-OFFSET\tLOG-END-OFFSET\tLAG\tCONSUMER-ID\tHOST\tCLIENT-ID")?;
+            for ((topic, p), committed) in rows {
+                let end = log_end(&mut c, &topic, p).await.unwrap_or(-1);
+                let (cur, lag) = if committed >= 0 && end >= 0 {
+                    (committed.to_string(), (end - committed).to_string())
+                } else {
+                    ("-".to_string(), "-".to_string())
+                };
+                let (id, host, client) = owners.get(&(topic.clone(), p)).cloned().unwrap_or((
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ));
+                writeln!(
+                    out,
+                    "{group}\t{topic}\t{p}\t{cur}\t{end}\t{lag}\t{id}\t{host}\t{client}"
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ListOffsets for one partition: -1 latest, -2 earliest.
+async fn list_offset(c: &mut Client, topic: &str, partition: i32, at: i64) -> anyhow::Result<i64> {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(sb(topic)))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(at)])]);
+    let r = c.send(&req, 7).await?;
+    let p = r
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .context("empty ListOffsets response")?;
+    check(p.error_code, None)?;
+    Ok(p.offset)
+}
+
+async fn log_end(c: &mut Client, topic: &str, partition: i32) -> anyhow::Result<i64> {
+    list_offset(c, topic, partition, -1).await
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let mut c = connect(&args.conn).await?;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    loop {
+        let mut records = Vec::new();
+        for line in lines.by_ref().take(1000) {
+            let line = line?;
+            let (key, value) = match &args.key_separator {
+                Some(sep) => match line.split_once(sep.as_str()) {
+                    Some((k, v)) => (Some(Bytes::from(k.to_string())), v.to_string()),
+                    None => (None, line),
+                },
+                None => (None, line),
+            };
+            let i = records.len() as i64;
+            records.push(Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32 - 1,
+                timestamp: now,
+                key,
+                value: Some(Bytes::from(value)),
+                headers: Default::default(),
+            });
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )?;
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(sb(&args.topic)))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(args.partition)
+                    .with_records(Some(buf.freeze()))])]);
+        let r = c.send(&req, 9).await?;
+        let p = r
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .context("empty Produce response")?;
+        check(p.error_code, p.error_message.as_ref())?;
+    }
+}
+
+async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    let mut c = connect(&args.conn).await?;
+    let mut offset = match (args.offset, args.from_beginning) {
+        (Some(o), _) => o,
+        (None, true) => list_offset(&mut c, &args.topic, args.partition, -2).await?,
+        (None, false) => list_offset(&mut c, &args.topic, args.partition, -1).await?,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut printed = 0u64;
+    let idle = Duration::from_millis(args.timeout_ms);
+    let mut last = Instant::now();
+    while args.max_messages.is_none_or(|m| printed < m) && last.elapsed() < idle {
+        let wait = idle
+            .saturating_sub(last.elapsed())
+            .min(Duration::from_millis(500));
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(wait.as_millis() as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(8 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(sb(&args.topic)))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(args.partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(4 << 20)])]);
+        let r = c.send(&req, 12).await?;
+        check(r.error_code, None)?;
+        let p = r
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .context("empty Fetch response")?;
+        check(p.error_code, None)?;
+        let mut records = p.records.clone().unwrap_or_default();
+        'batches: while records.has_remaining() {
+            let set = RecordBatchDecoder::decode(&mut records)?;
+            for rec in set.records {
+                if args.max_messages.is_some_and(|m| printed >= m) {
+                    break 'batches;
+                }
+                if rec.offset < offset || rec.control {
+                    continue;
+                }
+                offset = rec.offset + 1;
+                last = Instant::now();
+                if args.print_key {
+                    out.write_all(rec.key.as_deref().unwrap_or(b"null"))?;
+                    out.write_all(args.key_separator.as_bytes())?;
+                }
+                out.write_all(rec.value.as_deref().unwrap_or(b"null"))?;
+                out.write_all(b"\n")?;
+                printed += 1;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}

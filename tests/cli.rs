@@ -1,0 +1,173 @@
+//! The admin CLI (`klamm topics|groups|produce|consume`) as a user runs it, against a broker
+//! embedded in the test: output, exit codes and Kafka's error names.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn klamm(bootstrap: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klamm"))
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_produce_consume_and_groups_from_the_command_line() {
+    let broker = klamm::TestBroker::start().await.unwrap();
+    let bs = broker.bootstrap();
+    let b = bs.clone();
+    let run = move |args: Vec<&'static str>, stdin: Option<&'static str>| {
+        let b = b.clone();
+        tokio::task::spawn_blocking(move || klamm(&b, &args, stdin))
+    };
+
+    let out = run(
+        vec![
+            "topics",
+            "create",
+            "--topic",
+            "orders",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=60000",
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok(&out), "Created topic orders.\n");
+    let dup = run(vec!["topics", "create", "--topic", "orders"], None)
+        .await
+        .unwrap();
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("TopicAlreadyExists"));
+    let bad = run(
+        vec!["topics", "create", "--topic", "x", "--config", "no.such=1"],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("InvalidConfig"),
+        "{bad:?}"
+    );
+
+    let lines = "k1:first\nk2:second\nno key here\n";
+    ok(&run(
+        vec![
+            "produce",
+            "--topic",
+            "orders",
+            "--partition",
+            "2",
+            "--key-separator",
+            ":",
+        ],
+        Some(lines),
+    )
+    .await
+    .unwrap());
+    let got = ok(&run(
+        vec![
+            "consume",
+            "--topic",
+            "orders",
+            "--partition",
+            "2",
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "--print-key",
+            "--key-separator",
+            "=",
+        ],
+        None,
+    )
+    .await
+    .unwrap());
+    assert_eq!(got, "k1=first\nk2=second\nnull=no key here\n");
+
+    assert_eq!(
+        ok(&run(vec!["topics", "list"], None).await.unwrap()),
+        "orders\n"
+    );
+    let described = ok(&run(vec!["topics", "describe", "--topic", "orders"], None)
+        .await
+        .unwrap());
+    assert!(
+        described.contains("PartitionCount: 3\tReplicationFactor: 1\tConfigs: retention.ms=60000"),
+        "{described}"
+    );
+    assert_eq!(
+        described.matches("Leader: 1\tReplicas: 1\tIsr: 1").count(),
+        3
+    );
+
+    // A group with a committed offset (a simple, member-less commit).
+    let mut c = Client::connect(bs.parse().unwrap()).await;
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("billing")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("orders")))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(2)
+                .with_committed_offset(1)])]);
+    assert_eq!(
+        c.send(&commit, 8).await.topics[0].partitions[0].error_code,
+        0
+    );
+    assert_eq!(
+        ok(&run(vec!["groups", "list"], None).await.unwrap()),
+        "billing\n"
+    );
+    let g = ok(&run(vec!["groups", "describe", "--group", "billing"], None)
+        .await
+        .unwrap());
+    assert!(g.contains("billing\torders\t2\t1\t3\t2\t-\t-\t-"), "{g}");
+
+    assert_eq!(
+        ok(&run(vec!["topics", "delete", "--topic", "orders"], None)
+            .await
+            .unwrap()),
+        "Deleted topic orders.\n"
+    );
+    assert_eq!(ok(&run(vec!["topics", "list"], None).await.unwrap()), "");
+    broker.shutdown().await;
+
+    // Nothing listening: a clear error and exit code 1.
+    let gone = klamm(
+        &bs,
+        &["topics", "list", "--request-timeout-ms", "2000"],
+        None,
+    );
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("connecting to"));
+}
