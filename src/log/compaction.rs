@@ -91,6 +91,14 @@ pub fn clean_partition(
 ) -> Result<CleanStats, ResponseError> {
     let start = p.log_start_offset();
     let hw = p.high_watermark();
+    let tombstone_due = mark
+        .tombstones
+        .values()
+        .min()
+        .is_some_and(|t| now >= t.saturating_add(cfg.delete_retention_ms));
+    if hw <= mark.cleaned_up_to && !tombstone_due {
+        return Ok(CleanStats::default()); // nothing written since the last cleaning
+    }
     // Pass 1: the cleanable range (batches whose newest record has aged past the lag),
     // the dirty share, and the offset of each key's latest record in the range.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
@@ -130,11 +138,6 @@ pub fn clean_partition(
     if let Some(e) = failed {
         return Err(e);
     }
-    let tombstone_due = mark
-        .tombstones
-        .values()
-        .min()
-        .is_some_and(|t| now >= t.saturating_add(cfg.delete_retention_ms));
     let dirty_enough = total > 0 && dirty as f64 / total as f64 >= cfg.min_cleanable_dirty_ratio;
     if total == 0 || !(dirty_enough || tombstone_due) {
         return Ok(CleanStats::default());
