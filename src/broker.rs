@@ -29,6 +29,11 @@ pub struct Context {
     /// Host and port that Metadata and DescribeCluster report for this broker.
     pub advertised_host: String,
     pub advertised_port: i32,
+    pub metrics: crate::metrics::Metrics,
+    /// True while the listener accepts clients (the HTTP port's `/ready`).
+    pub ready: std::sync::atomic::AtomicBool,
+    /// Where the admin HTTP port listens, once bound (`--http`).
+    pub http_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 /// A bound, ready broker: the listening socket is open, the store is loaded.
@@ -38,6 +43,7 @@ pub struct Context {
 pub struct Broker {
     ctx: Arc<Context>,
     listener: TcpListener,
+    http_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     // Dropped last: removes an ephemeral data dir after the store is closed.
     _temp_dir: Option<tempfile::TempDir>,
@@ -91,6 +97,14 @@ impl Broker {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let http_listener = match config.http {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the HTTP port {addr}"))?,
+            ),
+            None => None,
+        };
         let (advertised_host, advertised_port) = match &config.advertise {
             Some(a) => parse_host_port(a)?,
             None => (local_addr.ip().to_string(), i32::from(local_addr.port())),
@@ -103,10 +117,17 @@ impl Broker {
             store,
             advertised_host,
             advertised_port,
+            metrics: crate::metrics::Metrics::new(),
+            ready: std::sync::atomic::AtomicBool::new(false),
+            http_addr: std::sync::OnceLock::new(),
         });
+        if let Some(h) = &http_listener {
+            let _ = ctx.http_addr.set(h.local_addr()?);
+        }
         Ok(Broker {
             ctx,
             listener,
+            http_listener,
             local_addr,
             _temp_dir: temp_dir,
         })
@@ -133,12 +154,20 @@ impl Broker {
             Arc::downgrade(&self.ctx),
             std::time::Duration::from_millis(self.ctx.config.log_cleaner_backoff_ms),
         );
+        if let Some(http) = self.http_listener {
+            crate::http::spawn(self.ctx.clone(), http, rx.clone())
+                .context("starting the HTTP port")?;
+        }
+        self.ctx
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
         tracing::info!("klamm ready on {}", self.local_addr);
         let serve = listener::serve(self.listener, self.ctx.clone(), rx);
         tokio::pin!(serve);
         tokio::select! {
             _ = &mut serve => {}
             _ = shutdown => {
+                self.ctx.ready.store(false, std::sync::atomic::Ordering::Release);
                 let _ = tx.send(true);
                 serve.await;
             }

@@ -147,6 +147,10 @@ pub struct BrokerConfig {
     )]
     pub log_cleaner_backoff_ms: u64,
 
+    /// Admin HTTP port (`/health`, `/ready`, Prometheus `/metrics`); off unless given.
+    #[arg(long, env = "KLAMM_HTTP")]
+    pub http: Option<SocketAddr>,
+
     /// This broker's node id, as reported in Metadata.
     #[arg(
         long = "node-id",

@@ -107,7 +107,7 @@ pub async fn handle(
         let done =
             total_bytes >= min_bytes || any_error || live.is_empty() || Instant::now() >= deadline;
         if done {
-            resp.responses = assemble(&topics, partitions);
+            resp.responses = assemble(ctx, &topics, partitions);
             return Some(resp);
         }
         let any_append = std::future::poll_fn(|cx| {
@@ -121,7 +121,7 @@ pub async fn handle(
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
             // Timed out: one last read so data that raced the timer is not left behind.
             let (partitions, _, _) = read_all(&wanted, max_bytes, read_committed);
-            resp.responses = assemble(&topics, partitions);
+            resp.responses = assemble(ctx, &topics, partitions);
             return Some(resp);
         }
     }
@@ -178,6 +178,7 @@ fn read_all(
 }
 
 fn assemble(
+    ctx: &Context,
     topics: &[(TopicName, Uuid)],
     partitions: Vec<(usize, PartitionData)>,
 ) -> Vec<FetchableTopicResponse> {
@@ -190,6 +191,13 @@ fn assemble(
         })
         .collect();
     for (slot, pd) in partitions {
+        let bytes = pd.records.as_ref().map_or(0, |r| r.len());
+        if bytes > 0 {
+            ctx.metrics.bytes_out(&topics[slot].0 .0, bytes);
+        }
+        if pd.error_code != 0 {
+            ctx.metrics.partition_error("Fetch", pd.error_code);
+        }
         responses[slot].partitions.push(pd);
     }
     responses

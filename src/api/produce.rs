@@ -147,8 +147,11 @@ fn produce_topic(
                     out.base_offset = r.base_offset;
                     out.log_start_offset = r.log_start_offset;
                     out.log_append_time_ms = append_time.unwrap_or(-1);
+                    let bytes = pd.records.as_ref().map_or(0, |b| b.len());
+                    ctx.metrics.bytes_in(&data.name.0, bytes);
                 }
                 Err((code, message)) => {
+                    ctx.metrics.partition_error("Produce", code.code());
                     out.error_code = code.code();
                     if version >= 8 {
                         out.error_message = message.map(sb);

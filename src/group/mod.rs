@@ -582,6 +582,16 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// How many groups exist (with members or committed offsets).
+    pub fn group_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Every committed offset: (group, topic, partition, offset), for metrics.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.offsets.all().unwrap_or_default()
+    }
+
     /// Every known group, for ListGroups.
     pub fn list(&self) -> Vec<GroupDescription> {
         let groups = self.lock();

@@ -141,6 +141,21 @@ impl OffsetStore {
             .collect())
     }
 
+    /// Every committed offset of every group: (group, topic, partition, offset).
+    pub fn all(&self) -> Result<Vec<(String, String, i32, i64)>, ResponseError> {
+        let rows = self
+            .store
+            .scan_groups(&[])
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        Ok(rows
+            .iter()
+            .filter_map(|(k, v)| {
+                let (g, t, p) = parse_key(k)?;
+                Some((g, t, p, decode(v)?.offset))
+            })
+            .collect())
+    }
+
     /// Deletes the given partitions' offsets, or all of the group's when `None`.
     pub fn delete(
         &self,

@@ -56,7 +56,9 @@ impl Connection {
     /// Serves the connection until the client leaves, misbehaves, or the broker shuts down.
     pub async fn run(mut self, shutdown: watch::Receiver<bool>) {
         tracing::debug!(peer = %self.peer, "connection opened");
+        self.ctx.metrics.connection_opened();
         let result = self.serve(shutdown).await;
+        self.ctx.metrics.connection_closed();
         match result {
             Close::PeerClosed => tracing::debug!(peer = %self.peer, "connection closed by client"),
             Close::Shutdown => tracing::debug!(peer = %self.peer, "connection closed for shutdown"),

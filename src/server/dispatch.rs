@@ -136,7 +136,11 @@ pub async fn handle(ctx: &Context, peer: SocketAddr, mut frame: Bytes) -> Outcom
         Err(e) => return Outcome::Close(format!("undecodable {key:?} v{version} header: {e}")),
     };
     let rc = RequestContext { peer, header };
-    route(ctx, &rc, key, version, frame).await
+    let started = std::time::Instant::now();
+    let outcome = route(ctx, &rc, key, version, frame).await;
+    ctx.metrics
+        .request(&format!("{key:?}"), version, started.elapsed());
+    outcome
 }
 
 /// Runs a decoder, turning both errors and (defensively) panics into an error message.
