@@ -483,6 +483,7 @@ type AlterItem = (i8, StrBytes, Result<Vec<(String, Change)>, Failure>);
 /// resource with its error, if any.
 fn alter_all(
     ctx: &Context,
+    rc: &RequestContext,
     api: &str,
     items: Vec<AlterItem>,
     replace_all: bool,
@@ -507,7 +508,14 @@ fn alter_all(
                 alter_resource(ctx, kind, &n, changes, replace_all, validate_only)
             };
             if let Err((code, message)) = &outcome {
-                tracing::warn!(resource = %n, error = ?code, %message, "{api} refused");
+                tracing::warn!(
+                    peer = %rc.peer,
+                    client_id = rc.client_id(),
+                    resource = %n,
+                    error = ?code,
+                    %message,
+                    "{api} refused"
+                );
             }
             (kind, name, outcome.err())
         })
@@ -516,7 +524,7 @@ fn alter_all(
 
 pub async fn alter_configs(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     _version: i16,
     req: AlterConfigsRequest,
 ) -> Option<AlterConfigsResponse> {
@@ -538,7 +546,7 @@ pub async fn alter_configs(
             (r.resource_type, r.resource_name, changes)
         })
         .collect();
-    let responses = alter_all(ctx, "AlterConfigs", items, true, req.validate_only)
+    let responses = alter_all(ctx, rc, "AlterConfigs", items, true, req.validate_only)
         .into_iter()
         .map(|(kind, name, err)| {
             let mut resp = alter_configs_response::AlterConfigsResourceResponse::default()
@@ -556,7 +564,7 @@ pub async fn alter_configs(
 
 pub async fn incremental_alter_configs(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
 ) -> Option<IncrementalAlterConfigsResponse> {
@@ -598,6 +606,7 @@ pub async fn incremental_alter_configs(
         .collect();
     let responses = alter_all(
         ctx,
+        rc,
         "IncrementalAlterConfigs",
         items,
         false,

@@ -30,6 +30,8 @@ pub struct Connection {
     ctx: Arc<Context>,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// The client id of the last request header that had one, for log lines.
+    client_id: Option<String>,
 }
 
 /// Why a connection ended.
@@ -50,6 +52,7 @@ impl Connection {
             ctx,
             rbuf: BytesMut::with_capacity(8 * 1024),
             wbuf: BytesMut::new(),
+            client_id: None,
         }
     }
 
@@ -64,7 +67,8 @@ impl Connection {
             Close::Shutdown => tracing::debug!(peer = %self.peer, "connection closed for shutdown"),
             Close::Io(e) => tracing::debug!(peer = %self.peer, error = %e, "connection i/o error"),
             Close::Protocol(why) => {
-                tracing::warn!(peer = %self.peer, "closing connection: {why}")
+                let client_id = self.client_id.as_deref().unwrap_or("");
+                tracing::warn!(peer = %self.peer, client_id, "closing connection: {why}")
             }
         }
         let _ = self.writer.shutdown().await;
@@ -79,6 +83,11 @@ impl Connection {
                     return Close::Protocol(why);
                 }
                 Ok(Some(frame)) => {
+                    if let Some(id) = dispatch::peek_client_id(&frame) {
+                        if self.client_id.as_deref() != Some(id.as_str()) {
+                            self.client_id = Some(id);
+                        }
+                    }
                     let handled = tokio::select! {
                         out = dispatch::handle(&self.ctx, self.peer, frame) => out,
                         _ = shutdown.wait_for(|v| *v) => return Close::Shutdown,
