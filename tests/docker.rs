@@ -328,8 +328,22 @@ fn check_dockerfile(text: &str) -> Result<Image, String> {
                     let cmd = cmd.trim();
                     healthcheck = exec_form(cmd)
                         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), cmd.into()]);
-                    if !cmd.contains(&port.to_string()) {
-                        problems.push(format!("HEALTHCHECK {cmd} does not probe port {port}"));
+                    // With the admin HTTP port on, the check must ask /ready there; without
+                    // it, the Kafka port must at least accept connections.
+                    match config.http {
+                        Some(http) => {
+                            let target = format!("/dev/tcp/127.0.0.1/{}", http.port());
+                            if !cmd.contains(&target) || !cmd.contains("GET /ready") {
+                                problems.push(format!(
+                                    "HEALTHCHECK {cmd} does not ask /ready on the HTTP port {}",
+                                    http.port()
+                                ));
+                            }
+                        }
+                        None if !cmd.contains(&port.to_string()) => {
+                            problems.push(format!("HEALTHCHECK {cmd} does not probe port {port}"));
+                        }
+                        None => {}
                     }
                 }
             }
@@ -798,11 +812,18 @@ fn healthcheck_and_smoke_script_against_the_binary() {
     let addr = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
 
+    let http_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let image_http_port = image.config.http.map(|h| h.port());
     let mut args = image.args.clone();
     for i in 0..args.len().saturating_sub(1) {
         match args[i].as_str() {
             "--listen" => args[i + 1] = addr.clone(),
             "--data-dir" => args[i + 1] = dir.path().to_string_lossy().into_owned(),
+            "--http" => args[i + 1] = format!("127.0.0.1:{http_port}"),
             _ => {}
         }
     }
@@ -840,7 +861,10 @@ fn healthcheck_and_smoke_script_against_the_binary() {
         let argv: Vec<String> = image
             .healthcheck
             .iter()
-            .map(|a| a.replace(&PORT.to_string(), &port.to_string()))
+            .map(|a| match image_http_port {
+                Some(h) => a.replace(&format!("/{h}"), &format!("/{http_port}")),
+                None => a.replace(&PORT.to_string(), &port.to_string()),
+            })
             .collect();
         let result = run_bounded(
             Command::new(&argv[0]).args(&argv[1..]),
@@ -928,9 +952,10 @@ const BROKEN_DOCKERFILES: &[(&str, &str, &str)] = &[
     ("volume elsewhere", "VOLUME /var/lib/klamm", "VOLUME /data"),
     (
         "probe elsewhere",
-        "/dev/tcp/127.0.0.1/9092",
+        "/dev/tcp/127.0.0.1/9644",
         "/dev/tcp/127.0.0.1/80",
     ),
+    ("probe not /ready", "GET /ready", "GET /health"),
     (
         "loopback listener",
         "\"0.0.0.0:9092\"",
@@ -938,16 +963,20 @@ const BROKEN_DOCKERFILES: &[(&str, &str, &str)] = &[
     ),
     ("bad flag value", "\"0.0.0.0:9092\"", "\"0.0.0.0:http\""),
     ("unknown flag", "\"--data-dir\"", "\"--data-directory\""),
-    ("other data dir", "\"/var/lib/klamm\"]", "\"/data\"]"),
+    (
+        "other data dir",
+        "\"/var/lib/klamm\", \"--http\"",
+        "\"/data\", \"--http\"",
+    ),
     (
         "--ephemeral",
-        "\"/var/lib/klamm\"]",
-        "\"/var/lib/klamm\", \"--ephemeral\"]",
+        "\"0.0.0.0:9644\"]",
+        "\"0.0.0.0:9644\", \"--ephemeral\"]",
     ),
     (
         "--advertise flag",
-        "\"/var/lib/klamm\"]",
-        "\"/var/lib/klamm\", \"--advertise\", \"x:9092\"]",
+        "\"0.0.0.0:9644\"]",
+        "\"0.0.0.0:9644\", \"--advertise\", \"x:9092\"]",
     ),
     (
         "misspelt env",
