@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -16,6 +18,57 @@ use crate::broker::Context;
 
 type Labels = Vec<(&'static str, String)>;
 
+// The per-request label sets are made of static strings and integers, so recording a
+// request hashes and looks up without allocating.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiVersionLabels {
+    api: &'static str,
+    version: i16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    api: &'static str,
+    error: &'static str,
+}
+
+/// Kafka's names for API keys and error codes, as static strings (made once).
+fn static_name<T: std::fmt::Debug>(
+    table: &'static std::sync::OnceLock<DashMap<i16, &'static str>>,
+    code: i16,
+    value: impl FnOnce() -> Option<T>,
+) -> &'static str {
+    let names = table.get_or_init(DashMap::new);
+    if let Some(n) = names.get(&code) {
+        return *n;
+    }
+    let name = match value() {
+        Some(v) => format!("{v:?}"),
+        None => code.to_string(),
+    };
+    *names
+        .entry(code)
+        .or_insert_with(|| Box::leak(name.into_boxed_str()))
+}
+
+/// The name an API key is reported under (`Produce`, `Fetch`, ...).
+pub fn api_name(key: kafka_protocol::messages::ApiKey) -> &'static str {
+    static NAMES: std::sync::OnceLock<DashMap<i16, &'static str>> = std::sync::OnceLock::new();
+    static_name(&NAMES, key as i16, || Some(key))
+}
+
+fn error_name(code: i16) -> &'static str {
+    static NAMES: std::sync::OnceLock<DashMap<i16, &'static str>> = std::sync::OnceLock::new();
+    static_name(&NAMES, code, || {
+        kafka_protocol::ResponseError::try_from_code(code)
+    })
+}
+
 fn new_histogram() -> Histogram {
     // 50 µs .. ~1.6 s
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -24,11 +77,14 @@ fn new_histogram() -> Histogram {
 /// The broker's live counters.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<Labels, Counter>,
-    latency: Family<Labels, Histogram, fn() -> Histogram>,
-    errors: Family<Labels, Counter>,
+    requests: Family<ApiVersionLabels, Counter>,
+    latency: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    errors: Family<ErrorLabels, Counter>,
     bytes_in: Family<Labels, Counter>,
     bytes_out: Family<Labels, Counter>,
+    /// The bytes counters by topic name, so the hot path finds them by `&str`.
+    bytes_in_by_topic: DashMap<String, Counter>,
+    bytes_out_by_topic: DashMap<String, Counter>,
     connections: Gauge,
     connections_total: Counter,
 }
@@ -42,10 +98,10 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("klamm");
-        let requests = Family::<Labels, Counter>::default();
+        let requests = Family::<ApiVersionLabels, Counter>::default();
         let latency =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
-        let errors = Family::<Labels, Counter>::default();
+            Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
+        let errors = Family::<ErrorLabels, Counter>::default();
         let bytes_in = Family::<Labels, Counter>::default();
         let bytes_out = Family::<Labels, Counter>::default();
         let connections = Gauge::default();
@@ -92,42 +148,37 @@ impl Metrics {
             errors,
             bytes_in,
             bytes_out,
+            bytes_in_by_topic: DashMap::new(),
+            bytes_out_by_topic: DashMap::new(),
             connections,
             connections_total,
         }
     }
 
-    pub fn request(&self, api: &str, version: i16, took: Duration) {
+    pub fn request(&self, api: &'static str, version: i16, took: Duration) {
         self.requests
-            .get_or_create(&vec![
-                ("api", api.to_string()),
-                ("version", version.to_string()),
-            ])
+            .get_or_create(&ApiVersionLabels { api, version })
             .inc();
         self.latency
-            .get_or_create(&vec![("api", api.to_string())])
+            .get_or_create(&ApiLabels { api })
             .observe(took.as_secs_f64());
     }
 
-    pub fn partition_error(&self, api: &str, code: i16) {
-        let name = kafka_protocol::ResponseError::try_from_code(code)
-            .map(|e| format!("{e:?}"))
-            .unwrap_or_else(|| code.to_string());
+    pub fn partition_error(&self, api: &'static str, code: i16) {
         self.errors
-            .get_or_create(&vec![("api", api.to_string()), ("error", name)])
+            .get_or_create(&ErrorLabels {
+                api,
+                error: error_name(code),
+            })
             .inc();
     }
 
     pub fn bytes_in(&self, topic: &str, n: usize) {
-        self.bytes_in
-            .get_or_create(&vec![("topic", topic.to_string())])
-            .inc_by(n as u64);
+        topic_counter(&self.bytes_in, &self.bytes_in_by_topic, topic).inc_by(n as u64);
     }
 
     pub fn bytes_out(&self, topic: &str, n: usize) {
-        self.bytes_out
-            .get_or_create(&vec![("topic", topic.to_string())])
-            .inc_by(n as u64);
+        topic_counter(&self.bytes_out, &self.bytes_out_by_topic, topic).inc_by(n as u64);
     }
 
     pub fn connection_opened(&self) {
@@ -140,6 +191,23 @@ impl Metrics {
     }
 }
 
+/// The family's counter for `topic`, found through `cache` without allocating once known
+/// (a family's counters are shared handles, so the cached clone counts into the family).
+fn topic_counter(
+    family: &Family<Labels, Counter>,
+    cache: &DashMap<String, Counter>,
+    topic: &str,
+) -> Counter {
+    if let Some(c) = cache.get(topic) {
+        return c.clone();
+    }
+    let c = family
+        .get_or_create(&vec![("topic", topic.to_string())])
+        .clone();
+    cache.insert(topic.to_string(), c.clone());
+    c
+}
+
 /// The Prometheus text exposition of everything: live counters, then gauges computed now.
 pub fn render(ctx: &Context) -> String {
     let mut snapshot = Registry::with_prefix("klamm");
@@ -147,6 +215,7 @@ pub fn render(ctx: &Context) -> String {
     let partitions = Gauge::<i64>::default();
     let log_end = Family::<Labels, Gauge>::default();
     let log_start = Family::<Labels, Gauge>::default();
+    let log_size = Family::<Labels, Gauge>::default();
     let groups = Gauge::<i64>::default();
     let lag = Family::<Labels, Gauge>::default();
     snapshot.register("topics", "Topics", topics.clone());
@@ -160,6 +229,11 @@ pub fn render(ctx: &Context) -> String {
         "log_start_offset",
         "First offset kept, by partition",
         log_start.clone(),
+    );
+    snapshot.register(
+        "log_size_bytes",
+        "Bytes of record batches stored, by partition",
+        log_size.clone(),
     );
     snapshot.register(
         "consumer_groups",
@@ -182,6 +256,9 @@ pub fn render(ctx: &Context) -> String {
             ];
             log_end.get_or_create(&labels).set(p.high_watermark());
             log_start.get_or_create(&labels).set(p.log_start_offset());
+            if let Ok(size) = p.size_bytes() {
+                log_size.get_or_create(&labels).set(size as i64);
+            }
         }
     }
     let committed = ctx.groups.committed_offsets();

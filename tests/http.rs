@@ -104,6 +104,7 @@ async fn health_ready_and_metrics() {
         ("klamm_topics ", 1.0),
         ("klamm_partitions ", 1.0),
         ("klamm_log_end_offset{topic=\"t\",partition=\"0\"}", 10.0),
+        ("klamm_log_size_bytes{topic=\"t\",partition=\"0\"}", size),
         ("klamm_consumer_groups ", 1.0),
         (
             "klamm_consumer_group_lag{group=\"g\",topic=\"t\",partition=\"0\"}",
@@ -120,6 +121,18 @@ async fn health_ready_and_metrics() {
             "klamm_request_duration_seconds_count{api=\"Produce\"}"
         ),
         Some(1.0),
+        "{body}"
+    );
+
+    // The log size, counted once by a scan, follows later appends.
+    let more = batch(&records, Compression::None);
+    assert_eq!(produce(&mut c, "t", 0, more, 9).await.0, 0);
+    let (_, body) = tokio::task::spawn_blocking(move || get(http, "/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&body, "klamm_log_size_bytes{topic=\"t\",partition=\"0\"}"),
+        Some(2.0 * size),
         "{body}"
     );
 

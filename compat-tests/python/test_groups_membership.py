@@ -53,9 +53,16 @@ def assert_broker_agrees(adm, group, settled):
 def check_stable_window(feeder, all_workers, live, settled, duration=1.0):
     """Records delivered while the group is settled are consumed exactly once, by the
     owner of their partition in this generation, with the produced value."""
+    # At least `duration`, then until the feeder has delivered enough: right after a broker
+    # restart its producer may still sit in librdkafka's reconnect backoff (up to 10 s).
     time.sleep(duration)
-    t1 = time.time()
-    window = [d for d in feeder.snapshot() if settled.at <= d[3] <= t1]
+    deadline = time.monotonic() + 20
+    while True:
+        t1 = time.time()
+        window = [d for d in feeder.snapshot() if settled.at <= d[3] <= t1]
+        if len(window) >= 10 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(window) >= 10, f"feeder delivered only {len(window)} records in the window"
     keys = {(p, o): v for p, o, v, _ in window}
     wait_until(lambda: keys.keys() <= consumed_by_key(all_workers).keys(), 20,

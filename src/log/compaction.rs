@@ -146,6 +146,7 @@ pub fn clean_partition(
     // Pass 2: decide each batch's fate.
     let mut stats = CleanStats::default();
     let mut removed = Vec::new();
+    let mut removed_bytes = 0u64;
     let mut rewritten = Vec::new();
     let mut tombstones = HashMap::new();
     p.scan_batches(|base, bytes| {
@@ -189,6 +190,7 @@ pub fn clean_partition(
             return true;
         }
         removed.push(base);
+        removed_bytes += bytes.len() as u64;
         if survivors.is_empty() {
             stats.batches_deleted += 1;
             stats.bytes_freed += bytes.len() as u64;
@@ -211,7 +213,7 @@ pub fn clean_partition(
         return Err(e);
     }
     if (!removed.is_empty() || !rewritten.is_empty())
-        && !p.replace_batches(start, &removed, &rewritten)?
+        && !p.replace_batches(start, &removed, removed_bytes, &rewritten)?
     {
         return Ok(CleanStats::default()); // the log start moved meanwhile: next round
     }

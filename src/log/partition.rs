@@ -54,6 +54,9 @@ struct AppendState {
     max_timestamp: i64,
     /// Idempotent producers seen on this partition, by producer id.
     producers: HashMap<i64, ProducerEntry>,
+    /// Bytes of stored batches, once someone asked (one scan), then kept current by every
+    /// write under this lock. Unknown at open so startup never scans the log.
+    size: Option<u64>,
 }
 
 /// Where a successful append put the batches.
@@ -115,6 +118,7 @@ impl Partition {
             append: Mutex::new(AppendState {
                 max_timestamp: max_ts,
                 producers,
+                size: None,
             }),
             log_start_offset: AtomicI64::new(lso),
             log_end_offset: AtomicI64::new(leo),
@@ -163,6 +167,7 @@ impl Partition {
         let mut max_ts = state.max_timestamp;
         let mut wb = WriteBatch::default();
         let mut touched: HashMap<i64, Option<ProducerEntry>> = HashMap::new();
+        let mut written = 0u64;
         for b in batches {
             let h = &b.header;
             if h.producer_id >= 0 {
@@ -192,6 +197,7 @@ impl Partition {
             }
             result_base.get_or_insert(next);
             let stored = batch::assign_offset(&b.bytes, next, LEADER_EPOCH);
+            written += stored.len() as u64;
             self.store.put_log(&mut wb, self.uid, next, &stored);
             if b.header.max_timestamp > max_ts {
                 max_ts = b.header.max_timestamp;
@@ -217,6 +223,9 @@ impl Partition {
             return Err(ResponseError::KafkaStorageError);
         }
         state.max_timestamp = max_ts;
+        if let Some(size) = &mut state.size {
+            *size += written;
+        }
         for (pid, entry) in touched {
             if let Some(e) = entry {
                 state.producers.insert(pid, e);
@@ -235,7 +244,7 @@ impl Partition {
     /// Moves the log start offset to `offset` (DeleteRecords; -1 means the high watermark)
     /// and deletes every batch that lies wholly below it. Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ResponseError> {
-        let _state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
             return Err(ResponseError::UnknownTopicOrPartition);
         }
@@ -248,7 +257,7 @@ impl Partition {
         if target <= lso {
             return Ok(lso);
         }
-        self.truncate_front(target, true, |_, _| true)
+        self.truncate_front(&mut state, target, true, |_, _| true)
             .map(|_| self.log_start_offset())
     }
 
@@ -258,6 +267,7 @@ impl Partition {
     /// (retention). Callers hold the append lock. Returns how many bytes were deleted.
     fn truncate_front(
         &self,
+        state: &mut AppendState,
         limit: i64,
         start_at_limit: bool,
         mut delete: impl FnMut(&BatchHeader, usize) -> bool,
@@ -300,6 +310,9 @@ impl Partition {
                 ResponseError::KafkaStorageError
             })?;
         self.log_start_offset.store(new_start, Ordering::Release);
+        if let Some(size) = &mut state.size {
+            *size = size.saturating_sub(freed);
+        }
         Ok(freed)
     }
 
@@ -309,11 +322,11 @@ impl Partition {
         &self,
         expired: impl FnMut(&BatchHeader, usize) -> bool,
     ) -> Result<u64, ResponseError> {
-        let _state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
             return Ok(0);
         }
-        self.truncate_front(self.high_watermark(), false, expired)
+        self.truncate_front(&mut state, self.high_watermark(), false, expired)
     }
 
     /// Visits the batches from the log start offset while `visit(base, bytes)` says so.
@@ -335,13 +348,15 @@ impl Partition {
     /// Compaction's write: removes the batches at `removed` base offsets and stores the
     /// rewritten ones, atomically, unless retention or DeleteRecords moved the log start
     /// past `expected_start` meanwhile (then nothing is written and false is returned).
+    /// `removed_bytes` is the removed batches' total size, for the running log size.
     pub fn replace_batches(
         &self,
         expected_start: i64,
         removed: &[i64],
+        removed_bytes: u64,
         rewritten: &[(i64, Bytes)],
     ) -> Result<bool, ResponseError> {
-        let _state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() || self.log_start_offset() != expected_start {
             return Ok(false);
         }
@@ -358,11 +373,21 @@ impl Partition {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "compaction write failed");
             ResponseError::KafkaStorageError
         })?;
+        if let Some(size) = &mut state.size {
+            let added: u64 = rewritten.iter().map(|(_, b)| b.len() as u64).sum();
+            *size = size.saturating_sub(removed_bytes) + added;
+        }
         Ok(true)
     }
 
-    /// The total size of the partition's batches (a scan of the log).
+    /// The total size of the partition's batches. The first call scans the log, under the
+    /// append lock so no write slips between the scan and the running count; later calls
+    /// are free.
     pub fn size_bytes(&self) -> Result<u64, ResponseError> {
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(size) = state.size {
+            return Ok(size);
+        }
         let mut total = 0u64;
         self.store
             .read_batches(self.uid, self.log_start_offset(), |_, bytes| {
@@ -370,6 +395,7 @@ impl Partition {
                 true
             })
             .map_err(|_| ResponseError::KafkaStorageError)?;
+        state.size = Some(total);
         Ok(total)
     }
 

@@ -84,8 +84,9 @@ impl Connection {
                 }
                 Ok(Some(frame)) => {
                     if let Some(id) = dispatch::peek_client_id(&frame) {
-                        if self.client_id.as_deref() != Some(id.as_str()) {
-                            self.client_id = Some(id);
+                        // Clients keep one id per connection: compare, and allocate only on change.
+                        if self.client_id.as_deref() != Some(id) {
+                            self.client_id = Some(id.to_string());
                         }
                     }
                     let handled = tokio::select! {

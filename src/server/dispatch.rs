@@ -139,16 +139,16 @@ pub async fn handle(ctx: &Context, peer: SocketAddr, mut frame: Bytes) -> Outcom
     let started = std::time::Instant::now();
     let outcome = route(ctx, &rc, key, version, frame).await;
     ctx.metrics
-        .request(&format!("{key:?}"), version, started.elapsed());
+        .request(crate::metrics::api_name(key), version, started.elapsed());
     outcome
 }
 
 /// The client id of a request frame, read without decoding the header (every header
 /// version from v1 carries it, as a non-compact nullable string after the correlation id).
-pub fn peek_client_id(frame: &[u8]) -> Option<String> {
+pub fn peek_client_id(frame: &[u8]) -> Option<&str> {
     let len = i16::from_be_bytes([*frame.get(8)?, *frame.get(9)?]);
     let bytes = frame.get(10..10 + usize::try_from(len).ok()?)?;
-    std::str::from_utf8(bytes).ok().map(str::to_string)
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Runs a decoder, turning both errors and (defensively) panics into an error message.
