@@ -25,6 +25,7 @@ pub struct Context {
     pub metadata: Metadata,
     pub producer_ids: ProducerIds,
     pub groups: Arc<GroupCoordinator>,
+    pub txns: crate::txn::coordinator::TxnCoordinator,
     pub store: Arc<Store>,
     /// Host and port that Metadata and DescribeCluster report for this broker.
     pub advertised_host: String,
@@ -88,6 +89,13 @@ impl Broker {
             .context("loading consumer groups")?,
         );
         groups.start_timers();
+        let txns = crate::txn::coordinator::TxnCoordinator::load(
+            store.clone(),
+            crate::txn::coordinator::TxnConfig {
+                max_timeout_ms: config.transaction_max_timeout_ms,
+            },
+        )
+        .context("loading transactions")?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             topics = metadata.topics().len(),
@@ -114,6 +122,7 @@ impl Broker {
             metadata,
             producer_ids,
             groups,
+            txns,
             store,
             advertised_host,
             advertised_port,
@@ -124,6 +133,7 @@ impl Broker {
         if let Some(h) = &http_listener {
             let _ = ctx.http_addr.set(h.local_addr()?);
         }
+        ctx.txns.recover(&ctx);
         Ok(Broker {
             ctx,
             listener,
@@ -153,6 +163,14 @@ impl Broker {
         crate::log::compaction::spawn(
             Arc::downgrade(&self.ctx),
             std::time::Duration::from_millis(self.ctx.config.log_cleaner_backoff_ms),
+        );
+        crate::txn::coordinator::spawn(
+            Arc::downgrade(&self.ctx),
+            std::time::Duration::from_millis(
+                self.ctx
+                    .config
+                    .transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            ),
         );
         if let Some(http) = self.http_listener {
             crate::http::spawn(self.ctx.clone(), http, rx.clone())

@@ -147,6 +147,26 @@ pub struct BrokerConfig {
     )]
     pub log_cleaner_backoff_ms: u64,
 
+    /// Kafka's `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a
+    /// producer may ask for (longer gets INVALID_TRANSACTION_TIMEOUT).
+    #[arg(
+        long = "transaction-max-timeout-ms",
+        alias = "transaction.max.timeout.ms",
+        env = "KLAMM_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000
+    )]
+    pub transaction_max_timeout_ms: i32,
+
+    /// Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often
+    /// transactions open past their timeout are aborted (and their producer fenced).
+    #[arg(
+        long = "transaction-abort-timed-out-transaction-cleanup-interval-ms",
+        alias = "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        env = "KLAMM_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+
     /// Admin HTTP port (`/health`, `/ready`, Prometheus `/metrics`); off unless given.
     #[arg(long, env = "KLAMM_HTTP")]
     pub http: Option<SocketAddr>,

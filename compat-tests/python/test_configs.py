@@ -240,7 +240,7 @@ BAD_VALUES = [
     ("retention.ms", "abc"),
     ("retention.bytes", "1.5"),
     ("max.message.bytes", "99999999999"),  # INT overflow
-    ("segment.bytes", "1000"),  # below Kafka's minimum of 1 MiB
+    ("segment.bytes", "10"),  # below Kafka 3.x's minimum of 14 (Klamm keeps 3.x's bound)
     ("cleanup.policy", "shred"),
     ("cleanup.policy", "compact,shred"),
     ("compression.type", "brotli"),

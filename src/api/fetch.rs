@@ -8,13 +8,16 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::Context;
+use crate::log::batch::BatchHeader;
 use crate::log::partition::check_leader_epoch;
 use crate::log::Partition;
 use crate::server::dispatch::RequestContext;
@@ -148,23 +151,36 @@ fn read_all(
             let hw = p.high_watermark();
             if w.fetch_offset < p.log_start_offset() || w.fetch_offset > hw {
                 pd.high_watermark = hw;
-                pd.last_stable_offset = hw;
+                pd.last_stable_offset = p.last_stable_offset();
                 pd.log_start_offset = p.log_start_offset();
                 return Err(ResponseError::OffsetOutOfRange);
             }
             let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
-            p.read(w.fetch_offset, budget, total == 0)
+            let lso = p.last_stable_offset();
+            let r = p.read(w.fetch_offset, budget, total == 0, read_committed)?;
+            // The aborted transactions a read_committed reader needs to drop records of
+            // the returned batches (whose end is at most the last stable offset).
+            let aborted = read_committed.then(|| {
+                let end = last_offset_in(&r.records).map_or(lso, |o| o + 1);
+                p.aborted_between(w.fetch_offset, end)
+                    .into_iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect()
+            });
+            Ok((r, lso, aborted))
         });
         match result {
-            Ok(r) => {
+            Ok((r, lso, aborted)) => {
                 total += r.records.len();
                 pd.high_watermark = r.high_watermark;
-                pd.last_stable_offset = r.high_watermark;
+                pd.last_stable_offset = lso;
                 pd.log_start_offset = r.log_start_offset;
                 pd.records = Some(r.records);
-                if read_committed {
-                    pd.aborted_transactions = Some(Vec::new());
-                }
+                pd.aborted_transactions = aborted;
             }
             Err(code) => {
                 any_error = true;
@@ -175,6 +191,17 @@ fn read_all(
         out.push((w.topic_slot, pd));
     }
     (out, total, any_error)
+}
+
+/// The last offset of the last whole batch in `records`.
+fn last_offset_in(records: &[u8]) -> Option<i64> {
+    let mut pos = 0;
+    let mut last = None;
+    while let Some(h) = records.get(pos..).and_then(BatchHeader::parse) {
+        last = Some(h.last_offset());
+        pos += h.size_bytes();
+    }
+    last
 }
 
 fn assemble(

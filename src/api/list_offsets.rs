@@ -44,7 +44,7 @@ pub async fn handle(
                         .ok_or(ResponseError::UnknownTopicOrPartition);
                     let result = part.and_then(|part| {
                         check_leader_epoch(p.current_leader_epoch)?;
-                        lookup(part, p.timestamp)
+                        lookup(part, p.timestamp, req.isolation_level == 1)
                     });
                     match result {
                         Ok((offset, timestamp)) => {
@@ -67,15 +67,26 @@ pub async fn handle(
     Some(ListOffsetsResponse::default().with_topics(topics))
 }
 
-/// (offset, timestamp) for one partition and one requested timestamp.
-fn lookup(p: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
-    match timestamp {
-        LATEST => Ok((p.high_watermark(), -1)),
-        EARLIEST | EARLIEST_LOCAL => Ok((p.log_start_offset(), -1)),
+/// (offset, timestamp) for one partition and one requested timestamp. A read_committed
+/// reader's log ends at the last stable offset, as in Kafka.
+fn lookup(
+    p: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64), ResponseError> {
+    let end = if read_committed {
+        p.last_stable_offset()
+    } else {
+        p.high_watermark()
+    };
+    let found = match timestamp {
+        LATEST => return Ok((end, -1)),
+        EARLIEST | EARLIEST_LOCAL => return Ok((p.log_start_offset(), -1)),
         // No tiered storage: nothing is in, or pending upload to, remote storage.
-        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok((-1, -1)),
-        MAX_TIMESTAMP => Ok(p.max_timestamp_offset()?.unwrap_or((-1, -1))),
-        ts if ts >= 0 => Ok(p.offset_for_timestamp(ts)?.unwrap_or((-1, -1))),
-        _ => Err(ResponseError::InvalidRequest),
-    }
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => return Ok((-1, -1)),
+        MAX_TIMESTAMP => p.max_timestamp_offset()?,
+        ts if ts >= 0 => p.offset_for_timestamp(ts)?,
+        _ => return Err(ResponseError::InvalidRequest),
+    };
+    Ok(found.filter(|(o, _)| *o < end).unwrap_or((-1, -1)))
 }

@@ -14,6 +14,7 @@ pub mod partitions;
 pub mod produce;
 pub mod producer_id;
 pub mod topics;
+pub mod transactions;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

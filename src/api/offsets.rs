@@ -122,13 +122,24 @@ pub async fn offset_commit(
     Some(OffsetCommitResponse::default().with_topics(topics))
 }
 
-/// One partition's committed offset, or Kafka's "none" (-1, empty metadata).
+/// One partition's committed offset, or Kafka's "none" (-1, empty metadata). With
+/// require_stable, a partition whose offset waits in an open transaction answers
+/// UNSTABLE_OFFSET_COMMIT, so the consumer retries instead of starting from a stale one.
 fn lookup(
     ctx: &Context,
     group: &str,
     topic: &str,
     partition: i32,
+    unstable: &std::collections::BTreeSet<(String, i32)>,
 ) -> (i64, i32, Option<String>, i16) {
+    if unstable.contains(&(topic.to_string(), partition)) {
+        return (
+            -1,
+            -1,
+            Some(String::new()),
+            ResponseError::UnstableOffsetCommit.code(),
+        );
+    }
     match ctx.groups.offsets.fetch(group, topic, partition) {
         // Kafka stores a null commit metadata as "" and returns it so.
         Ok(Some(c)) => (
@@ -171,8 +182,16 @@ pub async fn offset_fetch(
     req: OffsetFetchRequest,
 ) -> Option<OffsetFetchResponse> {
     let mut resp = OffsetFetchResponse::default();
+    let unstable_of = |group: &str| {
+        if req.require_stable {
+            ctx.txns.pending_partitions(group)
+        } else {
+            Default::default()
+        }
+    };
     if version < 8 {
         let group = req.group_id.0.to_string();
+        let unstable = unstable_of(&group);
         let requested = req.topics.map(|ts| {
             ts.into_iter()
                 .map(|t| (t.name.0.to_string(), Uuid::nil(), t.partition_indexes))
@@ -190,7 +209,7 @@ pub async fn offset_fetch(
                                     .into_iter()
                                     .map(|p| {
                                         let (offset, epoch, metadata, code) =
-                                            lookup(ctx, &group, &topic, p);
+                                            lookup(ctx, &group, &topic, p, &unstable);
                                         let mut r = OffsetFetchResponsePartition::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(offset)
@@ -235,6 +254,7 @@ pub async fn offset_fetch(
                     .collect()
             });
             let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
+            let unstable = unstable_of(&group);
             match wanted(ctx, &group, requested) {
                 Ok(topics) => {
                     out.topics = topics
@@ -248,7 +268,7 @@ pub async fn offset_fetch(
                                         .into_iter()
                                         .map(|p| {
                                             let (offset, epoch, metadata, code) =
-                                                lookup(ctx, &group, &topic, p);
+                                                lookup(ctx, &group, &topic, p, &unstable);
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(offset)

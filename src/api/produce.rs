@@ -138,7 +138,22 @@ fn produce_topic(
                             .map_err(|m| reject(ResponseError::InvalidTimestamp, m))?;
                     }
                 }
-                p.append(&batches)
+                let verify = |pid: i64, epoch: i16| {
+                    ctx.txns
+                        .verify_produce(pid, epoch, &t.name, pd.index)
+                        .inspect_err(|e| {
+                            tracing::warn!(
+                                peer = %rc.peer,
+                                client_id = rc.client_id(),
+                                topic = %t.name,
+                                partition = pd.index,
+                                producer_id = pid,
+                                error = ?e,
+                                "transactional batch for a partition not in an open transaction"
+                            );
+                        })
+                };
+                p.append(&batches, &verify)
                     .map(|r| (r, rules.log_append_time.then_some(now)))
                     .map_err(|e| (e, None))
             });

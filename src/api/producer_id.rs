@@ -1,7 +1,7 @@
-//! InitProducerId for idempotent (non-transactional) producers.
+//! InitProducerId: ids for idempotent producers here, and for transactional ones from the
+//! transaction coordinator.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
 
 use crate::broker::Context;
 use crate::server::dispatch::RequestContext;
@@ -9,16 +9,28 @@ use crate::server::dispatch::RequestContext;
 pub async fn init_producer_id(
     ctx: &Context,
     rc: &RequestContext,
-    _version: i16,
+    version: i16,
     req: InitProducerIdRequest,
 ) -> Option<InitProducerIdResponse> {
     let mut resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        // Transactions are not implemented yet (issue 5): refuse rather than pretend.
-        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), "InitProducerId with a transactional.id: transactions are not supported yet");
-        resp.error_code = ResponseError::InvalidRequest.code();
+    if let Some(id) = req.transactional_id.as_ref().filter(|id| !id.is_empty()) {
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        match ctx
+            .txns
+            .init_producer_id(ctx, id.as_str(), req.transaction_timeout_ms, expected)
+        {
+            Ok((pid, epoch)) => {
+                resp.producer_id = ProducerId(pid);
+                resp.producer_epoch = epoch;
+            }
+            Err(e) => {
+                let e = crate::api::transactions::fenced_for(e, version, 4);
+                tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %id.as_str(), error = ?e, "InitProducerId refused");
+                resp.error_code = e.code();
+            }
+        }
         return Some(resp);
     }
     // KIP-360: a producer that already has an id may ask for an epoch bump to reset its

@@ -582,6 +582,14 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Makes a group that received offsets outside OffsetCommit (a committed transaction)
+    /// known to ListGroups and DescribeGroups, as an OffsetCommit would have.
+    pub fn touch(&self, group_id: &str) {
+        self.lock()
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+    }
+
     /// How many groups exist (with members or committed offsets).
     pub fn group_count(&self) -> usize {
         self.lock().len()

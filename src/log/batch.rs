@@ -223,12 +223,75 @@ pub fn assign_offset(batch: &[u8], base_offset: i64, leader_epoch: i32) -> Bytes
     out
 }
 
+/// A transaction marker as Kafka writes it: a transactional control batch with one record
+/// whose key is (version 0, type: 0 abort, 1 commit) and whose value is (version 0,
+/// coordinator epoch). Clients read the type from the key and never surface the record.
+pub fn control_batch(
+    base_offset: i64,
+    leader_epoch: i32,
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut record = Vec::with_capacity(17);
+    // Varints are zigzag-encoded: length 16 -> 0x20, key length 4 -> 0x08, value length
+    // 6 -> 0x0c, zero -> 0x00.
+    record.extend_from_slice(&[0x20, 0x00, 0x00, 0x00, 0x08]);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&i16::from(commit).to_be_bytes());
+    record.push(0x0c);
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    record.push(0x00); // no headers
+    let mut out = Vec::with_capacity(HEADER_LEN + record.len());
+    out.extend_from_slice(&base_offset.to_be_bytes());
+    let batch_length = (HEADER_LEN - LOG_OVERHEAD + record.len()) as i32;
+    out.extend_from_slice(&batch_length.to_be_bytes());
+    out.extend_from_slice(&leader_epoch.to_be_bytes());
+    out.push(2); // magic
+    out.extend_from_slice(&[0; 4]); // crc, below
+    out.extend_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&producer_id.to_be_bytes());
+    out.extend_from_slice(&producer_epoch.to_be_bytes());
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    out.extend_from_slice(&1i32.to_be_bytes()); // records
+    out.extend_from_slice(&record);
+    let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
+    out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
+
+    #[test]
+    fn control_batches_decode_as_kafka_markers() {
+        for commit in [false, true] {
+            let bytes = control_batch(42, 0, 7, 3, commit, 5, 1_000);
+            let h = BatchHeader::parse(&bytes).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.base_offset, h.producer_id, h.producer_epoch), (42, 7, 3));
+            assert_eq!(h.size_bytes(), bytes.len());
+            assert_eq!(crc32c::crc32c(&bytes[ATTRIBUTES..]), h.crc);
+            let mut buf = Bytes::from(bytes);
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
+            let r = &set.records[0];
+            assert!(r.control && r.transactional);
+            assert_eq!(r.offset, 42);
+            let key = r.key.as_ref().unwrap();
+            assert_eq!(&key[..], &[0, 0, 0, u8::from(commit)]);
+            assert_eq!(&r.value.as_ref().unwrap()[..], &[0, 0, 0, 0, 0, 5]);
+        }
+    }
 
     pub(crate) fn encode(n: usize, compression: Compression) -> Bytes {
         let records: Vec<Record> = (0..n)

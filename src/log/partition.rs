@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
@@ -30,6 +30,22 @@ pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError
     }
 }
 
+/// The last stable offset: the first offset of the oldest open transaction, else `end`.
+fn stable_offset(producers: &HashMap<i64, ProducerEntry>, end: i64) -> i64 {
+    producers
+        .values()
+        .filter_map(|e| e.txn_first_offset)
+        .min()
+        .map_or(end, |first| first.min(end))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// In-memory state of one partition, shared by every request that touches it.
 ///
 /// It exists so that offsets are assigned in one place under one lock, and so that readers
@@ -45,6 +61,11 @@ pub struct Partition {
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     high_watermark: AtomicI64,
+    /// The first offset of the oldest open transaction, or the high watermark when none is
+    /// open: read_committed consumers read up to here.
+    last_stable_offset: AtomicI64,
+    /// Aborted transactions in marker-offset order, for read_committed fetches.
+    aborted: RwLock<Vec<AbortedTxn>>,
     deleted: AtomicBool,
     /// Woken after every append, for long-polling fetches.
     pub appended: Notify,
@@ -57,6 +78,22 @@ struct AppendState {
     /// Bytes of stored batches, once someone asked (one scan), then kept current by every
     /// write under this lock. Unknown at open so startup never scans the log.
     size: Option<u64>,
+}
+
+/// A transaction a producer aborted on this partition: its records from `first_offset` up
+/// to the abort marker at `last_offset` are not to be delivered to read_committed readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+/// Whether a transaction marker commits or aborts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Commit,
+    Abort,
 }
 
 /// Where a successful append put the batches.
@@ -105,11 +142,21 @@ impl Partition {
             .last_time_index(uid)?
             .map(|(ts, _)| ts)
             .unwrap_or(i64::MIN);
-        let producers = store
+        let producers: HashMap<i64, ProducerEntry> = store
             .scan_producers(uid)?
             .into_iter()
             .filter_map(|(pid, v)| Some((pid, ProducerEntry::decode(&v)?)))
             .collect();
+        let aborted = store
+            .scan_aborted(uid)?
+            .into_iter()
+            .map(|(last_offset, producer_id, first_offset)| AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset,
+            })
+            .collect();
+        let stable = stable_offset(&producers, leo);
         Ok(Partition {
             topic,
             index,
@@ -122,6 +169,8 @@ impl Partition {
             }),
             log_start_offset: AtomicI64::new(lso),
             log_end_offset: AtomicI64::new(leo),
+            last_stable_offset: AtomicI64::new(stable),
+            aborted: RwLock::new(aborted),
             high_watermark: AtomicI64::new(leo),
             deleted: AtomicBool::new(false),
             appended: Notify::new(),
@@ -134,6 +183,34 @@ impl Partition {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.load(Ordering::Acquire)
+    }
+
+    /// The last stable offset: read_committed readers see nothing at or past it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset.load(Ordering::Acquire)
+    }
+
+    /// Aborted transactions that overlap `[from, to)`, for a read_committed fetch.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let aborted = self.aborted.read().unwrap_or_else(|e| e.into_inner());
+        let start = aborted.partition_point(|a| a.last_offset < from);
+        aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// The producers with state on this partition, for DescribeProducers.
+    pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
+        let state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = state
+            .producers
+            .iter()
+            .map(|(pid, e)| (*pid, e.clone()))
+            .collect();
+        out.sort_by_key(|(pid, _)| *pid);
+        out
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -156,10 +233,26 @@ impl Partition {
     /// writes batches, time-index entries and producer state in one RocksDB write batch, then
     /// publishes the new high watermark and wakes fetchers. A retried batch is not appended
     /// again: its original offset is returned.
-    pub fn append(&self, batches: &[ProducedBatch]) -> Result<AppendResult, ResponseError> {
+    ///
+    /// `verify_txn(producer_id, epoch)` is asked, under the append lock, about every
+    /// transactional batch: the coordinator must have this partition in the producer's open
+    /// transaction. Asking under the lock orders the append before any marker for it.
+    pub fn append(
+        &self,
+        batches: &[ProducedBatch],
+        verify_txn: &dyn Fn(i64, i16) -> Result<(), ResponseError>,
+    ) -> Result<AppendResult, ResponseError> {
         let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
             return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        for b in batches {
+            if b.header.is_transactional() {
+                if b.header.producer_id < 0 {
+                    return Err(ResponseError::InvalidRecord);
+                }
+                verify_txn(b.header.producer_id, b.header.producer_epoch)?;
+            }
         }
         let first = self.log_end_offset.load(Ordering::Acquire);
         let mut next = first;
@@ -192,6 +285,12 @@ impl Partition {
                             base_offset: next,
                         };
                         txn::record_batch(entry, h.producer_epoch, meta);
+                        if let Some(e) = entry.as_mut() {
+                            e.last_timestamp = h.max_timestamp;
+                            if h.is_transactional() && e.txn_first_offset.is_none() {
+                                e.txn_first_offset = Some(next);
+                            }
+                        }
                     }
                 }
             }
@@ -231,14 +330,97 @@ impl Partition {
                 state.producers.insert(pid, e);
             }
         }
-        self.log_end_offset.store(next, Ordering::Release);
-        self.high_watermark.store(next, Ordering::Release);
+        self.publish_end(&state, next);
         drop(state);
         self.appended.notify_waiters();
         Ok(AppendResult {
             base_offset: result_base.unwrap_or(first),
             log_start_offset: self.log_start_offset(),
         })
+    }
+
+    /// Publishes a new log end: high watermark, then the last stable offset.
+    fn publish_end(&self, state: &AppendState, end: i64) {
+        self.log_end_offset.store(end, Ordering::Release);
+        self.high_watermark.store(end, Ordering::Release);
+        self.last_stable_offset
+            .store(stable_offset(&state.producers, end), Ordering::Release);
+    }
+
+    /// Writes a transaction marker (a control batch) for `producer_id` at `epoch`, ending
+    /// its open transaction on this partition; an abort is recorded for read_committed
+    /// readers. Kafka writes a marker even when the producer wrote nothing here. Returns the
+    /// marker's offset.
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+    ) -> Result<i64, ResponseError> {
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_deleted() {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        let offset = self.log_end_offset.load(Ordering::Acquire);
+        let mut entry = state
+            .producers
+            .get(&producer_id)
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(epoch));
+        if epoch < entry.epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        let now = now_ms();
+        let bytes = batch::control_batch(
+            offset,
+            LEADER_EPOCH,
+            producer_id,
+            epoch,
+            marker == Marker::Commit,
+            coordinator_epoch,
+            now,
+        );
+        let first = entry.txn_first_offset.take();
+        entry.last_timestamp = now;
+        let mut wb = WriteBatch::default();
+        self.store.put_log(&mut wb, self.uid, offset, &bytes);
+        self.store
+            .put_producer(&mut wb, self.uid, producer_id, &entry.encode());
+        let aborted = match (marker, first) {
+            (Marker::Abort, Some(first_offset)) => {
+                self.store
+                    .put_aborted(&mut wb, self.uid, offset, producer_id, first_offset);
+                Some(AbortedTxn {
+                    producer_id,
+                    first_offset,
+                    last_offset: offset,
+                })
+            }
+            _ => None,
+        };
+        if let Err(e) = self.store.write(wb) {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "marker write failed");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        if let Some(a) = aborted {
+            self.aborted
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(a);
+        }
+        state.producers.insert(producer_id, entry);
+        if let Some(size) = &mut state.size {
+            *size += bytes.len() as u64;
+        }
+        self.publish_end(&state, offset + 1);
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(offset)
     }
 
     /// Moves the log start offset to `offset` (DeleteRecords; -1 means the high watermark)
@@ -401,14 +583,20 @@ impl Partition {
 
     /// Reads whole batches from the one containing `offset`, up to `max_bytes` (but always the
     /// first batch when `at_least_one` is set, as Kafka does so a large batch never blocks a
-    /// consumer). Stops at the high watermark.
+    /// consumer). Stops at the high watermark, or at the last stable offset for
+    /// read_committed readers.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         at_least_one: bool,
+        read_committed: bool,
     ) -> Result<ReadResult, ResponseError> {
-        let hw = self.high_watermark();
+        let hw = if read_committed {
+            self.last_stable_offset()
+        } else {
+            self.high_watermark()
+        };
         let lso = self.log_start_offset();
         let mut out = BytesMut::new();
         if offset < hw {
@@ -437,7 +625,7 @@ impl Partition {
         }
         Ok(ReadResult {
             records: out.freeze(),
-            high_watermark: hw,
+            high_watermark: self.high_watermark(),
             log_start_offset: lso,
         })
     }

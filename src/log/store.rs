@@ -33,6 +33,11 @@ const T_PRODUCERS: u8 = b'p';
 /// Log start offset moved by DeleteRecords or retention: 'l' ‖ partition uid -> i64.
 /// Without it a log whose batches were all deleted would restart at offset 0.
 const T_LOG_START: u8 = b'l';
+/// Aborted transactions of a partition, for read_committed fetches:
+/// 'a' ‖ partition uid ‖ abort marker offset ‖ producer id -> first offset of the transaction.
+const T_ABORTED: u8 = b'a';
+/// Transaction coordinator state: 'x' ‖ transactional id -> serialized state.
+const T_TXN: u8 = b'x';
 
 fn prefixed(table: u8, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + key.len());
@@ -266,13 +271,54 @@ impl Store {
             .collect())
     }
 
+    /// Records an aborted transaction: producer `producer_id`'s records from `first_offset`
+    /// up to the abort marker at `marker_offset` are to be skipped by read_committed readers.
+    pub fn put_aborted(
+        &self,
+        wb: &mut WriteBatch,
+        uid: u64,
+        marker_offset: i64,
+        producer_id: i64,
+        first_offset: i64,
+    ) {
+        let mut k = prefixed(T_ABORTED, &uid.to_be_bytes());
+        k.extend_from_slice(&marker_offset.to_be_bytes());
+        k.extend_from_slice(&producer_id.to_be_bytes());
+        wb.put_cf(self.cf(CF_META), k, first_offset.to_be_bytes());
+    }
+
+    /// A partition's aborted transactions, by marker offset: (marker offset, producer id,
+    /// first offset).
+    pub fn scan_aborted(&self, uid: u64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        Ok(self
+            .scan_table(T_ABORTED, &uid.to_be_bytes())?
+            .into_iter()
+            .filter(|(k, v)| k.len() == 24 && v.len() == 8)
+            .map(|(k, v)| (be_i64(&k[8..]), be_i64(&k[16..]), be_i64(&v)))
+            .collect())
+    }
+
+    /// Stores (or, with `None`, removes) one transactional id's coordinator state.
+    pub fn put_txn(&self, wb: &mut WriteBatch, transactional_id: &str, value: Option<&[u8]>) {
+        let k = prefixed(T_TXN, transactional_id.as_bytes());
+        match value {
+            Some(v) => wb.put_cf(self.cf(CF_META), k, v),
+            None => wb.delete_cf(self.cf(CF_META), k),
+        }
+    }
+
+    /// Every transactional id's stored state.
+    pub fn scan_txns(&self) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan_table(T_TXN, &[])
+    }
+
     /// Removes every batch and time-index entry of a partition.
     pub fn delete_partition(&self, wb: &mut WriteBatch, uid: u64) {
         let end = uid.checked_add(1);
         let (from, to) = (log_key(uid, 0), end.map(|e| log_key(e, 0)));
         let to = to.unwrap_or([0xff; 16]);
         wb.delete_range_cf(self.cf(CF_LOG), from, to);
-        for table in [T_TIME, T_PRODUCERS, T_LOG_START] {
+        for table in [T_TIME, T_PRODUCERS, T_LOG_START, T_ABORTED] {
             let (from, to) = partition_range(table, uid);
             wb.delete_range_cf(self.cf(CF_META), from, to);
         }

@@ -6,15 +6,18 @@ use std::panic::AssertUnwindSafe;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest,
-    ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, DescribeLogDirsRequest, DescribeTopicPartitionsRequest,
-    ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest,
+    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeTopicPartitionsRequest,
+    DescribeTransactionsRequest, ElectLeadersRequest, EndTxnRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, ListPartitionReassignmentsRequest, ListTransactionsRequest,
+    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+    OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
+    TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -63,6 +66,16 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     // The crate lists v6 for InitProducerId and v10 for the offset APIs in ApiKey, but its
     // request decoders stop at v5 and v9: advertise what actually decodes.
     api(ApiKey::InitProducerId, 0, 5),
+    // Transactions as Kafka 2.x-3.x clients run them (transaction.version 0: partitions
+    // are added explicitly, no KIP-890 epoch bump per transaction). The versions that only
+    // transaction.version 2 clients send are not advertised.
+    api(ApiKey::AddPartitionsToTxn, 0, 4),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 4),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),
@@ -215,6 +228,13 @@ async fn route(
         AlterConfigs => AlterConfigsRequest => api::configs::alter_configs,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest => api::configs::incremental_alter_configs,
         InitProducerId => InitProducerIdRequest => api::producer_id::init_producer_id,
+        AddPartitionsToTxn => AddPartitionsToTxnRequest => api::transactions::add_partitions_to_txn,
+        AddOffsetsToTxn => AddOffsetsToTxnRequest => api::transactions::add_offsets_to_txn,
+        EndTxn => EndTxnRequest => api::transactions::end_txn,
+        TxnOffsetCommit => TxnOffsetCommitRequest => api::transactions::txn_offset_commit,
+        DescribeProducers => DescribeProducersRequest => api::transactions::describe_producers,
+        DescribeTransactions => DescribeTransactionsRequest => api::transactions::describe_transactions,
+        ListTransactions => ListTransactionsRequest => api::transactions::list_transactions,
         FindCoordinator => FindCoordinatorRequest => api::groups::find_coordinator,
         JoinGroup => JoinGroupRequest => api::groups::join_group,
         SyncGroup => SyncGroupRequest => api::groups::sync_group,

@@ -3,8 +3,10 @@
 //!
 //! InitProducerId hands out ids and epochs; each partition checks every batch that carries a
 //! producer id against the last five batches of that producer (duplicates are answered with
-//! their original offset, gaps and stale epochs refused). The transaction coordinator is the
-//! next step (issue 5).
+//! their original offset, gaps and stale epochs refused). The transaction coordinator is in
+//! `coordinator`.
+
+pub mod coordinator;
 
 use std::sync::Mutex;
 
@@ -82,6 +84,11 @@ pub struct BatchMeta {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: std::collections::VecDeque<BatchMeta>,
+    /// First offset of this producer's open transaction on the partition: the last stable
+    /// offset cannot pass it until the transaction's marker is written.
+    pub txn_first_offset: Option<i64>,
+    /// Max timestamp of the producer's last batch (DescribeProducers).
+    pub last_timestamp: i64,
 }
 
 /// The verdict on a batch from an idempotent producer.
@@ -140,10 +147,7 @@ pub fn check_sequence(
 
 /// Records an appended batch in the producer's entry (creating or re-epoching it).
 pub fn record_batch(entry: &mut Option<ProducerEntry>, epoch: i16, meta: BatchMeta) {
-    let e = entry.get_or_insert_with(|| ProducerEntry {
-        epoch,
-        batches: Default::default(),
-    });
+    let e = entry.get_or_insert_with(|| ProducerEntry::new(epoch));
     if epoch != e.epoch {
         e.epoch = epoch;
         e.batches.clear();
@@ -155,9 +159,20 @@ pub fn record_batch(entry: &mut Option<ProducerEntry>, epoch: i16, meta: BatchMe
 }
 
 impl ProducerEntry {
-    /// epoch (i16) ‖ count (u8) ‖ count × (first seq i32, last seq i32, base offset i64).
+    pub fn new(epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            epoch,
+            batches: Default::default(),
+            txn_first_offset: None,
+            last_timestamp: -1,
+        }
+    }
+
+    /// epoch (i16) ‖ count (u8) ‖ count × (first seq i32, last seq i32, base offset i64)
+    /// ‖ open transaction's first offset (i64, -1 for none) ‖ last timestamp (i64). The two
+    /// trailing fields came with transactions; entries stored before them decode without.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(3 + self.batches.len() * 16);
+        let mut v = Vec::with_capacity(19 + self.batches.len() * 16);
         v.extend_from_slice(&self.epoch.to_be_bytes());
         v.push(self.batches.len() as u8);
         for b in &self.batches {
@@ -165,6 +180,8 @@ impl ProducerEntry {
             v.extend_from_slice(&b.last_seq.to_be_bytes());
             v.extend_from_slice(&b.base_offset.to_be_bytes());
         }
+        v.extend_from_slice(&self.txn_first_offset.unwrap_or(-1).to_be_bytes());
+        v.extend_from_slice(&self.last_timestamp.to_be_bytes());
         v
     }
 
@@ -180,7 +197,18 @@ impl ProducerEntry {
                 base_offset: i64::from_be_bytes(b[8..].try_into().ok()?),
             });
         }
-        Some(ProducerEntry { epoch, batches })
+        let tail = 3 + n * 16;
+        let long_at = |at: usize| {
+            v.get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes)
+        };
+        Some(ProducerEntry {
+            epoch,
+            batches,
+            txn_first_offset: long_at(tail).filter(|o| *o >= 0),
+            last_timestamp: long_at(tail + 8).unwrap_or(-1),
+        })
     }
 }
 
@@ -190,6 +218,8 @@ mod tests {
 
     fn entry(epoch: i16, seqs: &[(i32, i32, i64)]) -> ProducerEntry {
         ProducerEntry {
+            txn_first_offset: None,
+            last_timestamp: -1,
             epoch,
             batches: seqs
                 .iter()
@@ -249,9 +279,20 @@ mod tests {
                 },
             );
         }
-        let e = e.unwrap();
+        let mut e = e.unwrap();
         assert_eq!(e.batches.len(), MAX_CACHED_BATCHES);
         assert_eq!(e.batches[0].first_seq, 6);
-        assert_eq!(ProducerEntry::decode(&e.encode()), Some(e));
+        assert_eq!(ProducerEntry::decode(&e.encode()), Some(e.clone()));
+        e.txn_first_offset = Some(77);
+        e.last_timestamp = 1234;
+        assert_eq!(ProducerEntry::decode(&e.encode()), Some(e.clone()));
+        // An entry stored before transactions existed has no trailing fields.
+        let old = &e.encode()[..3 + 5 * 16];
+        let decoded = ProducerEntry::decode(old).unwrap();
+        assert_eq!(
+            (decoded.txn_first_offset, decoded.last_timestamp),
+            (None, -1)
+        );
+        assert_eq!(decoded.batches, e.batches);
     }
 }

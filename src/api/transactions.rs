@@ -1,0 +1,444 @@
+//! The transactional APIs: AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, TxnOffsetCommit,
+//! and the admin views DescribeTransactions, ListTransactions and DescribeProducers. The
+//! state machine is `txn::coordinator`; these handlers translate requests and errors.
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTransaction;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+
+use super::{sb, topic_name};
+use crate::broker::Context;
+use crate::group::OFFSET_METADATA_MAX_BYTES;
+use crate::server::dispatch::RequestContext;
+use crate::txn::coordinator::{PendingOffset, TxnState};
+
+/// Clients older than KIP-588 know a fenced producer as INVALID_PRODUCER_EPOCH; each API
+/// got PRODUCER_FENCED from the version given.
+pub(crate) fn fenced_for(e: ResponseError, version: i16, fenced_since: i16) -> ResponseError {
+    if e == ResponseError::ProducerFenced && version < fenced_since {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        e
+    }
+}
+
+fn code(r: Result<(), ResponseError>) -> i16 {
+    r.err().map_or(0, |e| e.code())
+}
+
+/// One transaction's part of an AddPartitionsToTxn request (v0-3 have one, v4+ several).
+struct AddPartitions<'a> {
+    transactional_id: &'a str,
+    producer_id: i64,
+    epoch: i16,
+    topics: &'a [AddPartitionsToTxnTopic],
+    verify_only: bool,
+}
+
+/// Results for one transaction's partitions: an unknown partition fails alone and the
+/// others are OPERATION_NOT_ATTEMPTED, as Kafka answers; otherwise all share `outcome`.
+fn add_partitions_one(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: AddPartitions<'_>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let AddPartitions {
+        transactional_id,
+        producer_id,
+        epoch,
+        topics,
+        verify_only,
+    } = req;
+    let mut wanted = Vec::new();
+    let mut unknown = Vec::new();
+    for t in topics {
+        let topic = ctx.metadata.topic(t.name.0.as_str());
+        for p in &t.partitions {
+            let key = (t.name.0.to_string(), *p);
+            if topic.as_ref().and_then(|tp| tp.partition(*p)).is_some() {
+                wanted.push(key);
+            } else {
+                unknown.push(key);
+            }
+        }
+    }
+    let outcome = if unknown.is_empty() {
+        ctx.txns
+            .add_partitions(transactional_id, producer_id, epoch, &wanted, verify_only)
+            .map_err(|e| fenced_for(e, version, 2))
+    } else {
+        Err(ResponseError::OperationNotAttempted)
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id, error = ?e, "AddPartitionsToTxn refused");
+    }
+    topics
+        .iter()
+        .map(|t| {
+            let results = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let key = (t.name.0.to_string(), *p);
+                    let error = if unknown.contains(&key) {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        code(outcome)
+                    };
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(error)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(results)
+        })
+        .collect()
+}
+
+pub async fn add_partitions_to_txn(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: AddPartitionsToTxnRequest,
+) -> Option<AddPartitionsToTxnResponse> {
+    let mut resp = AddPartitionsToTxnResponse::default();
+    if version <= 3 {
+        resp.results_by_topic_v3_and_below = add_partitions_one(
+            ctx,
+            rc,
+            version,
+            AddPartitions {
+                transactional_id: req.v3_and_below_transactional_id.as_str(),
+                producer_id: req.v3_and_below_producer_id.0,
+                epoch: req.v3_and_below_producer_epoch,
+                topics: &req.v3_and_below_topics,
+                verify_only: false,
+            },
+        );
+    } else {
+        resp.results_by_transaction = req
+            .transactions
+            .iter()
+            .map(|t| {
+                AddPartitionsToTxnResult::default()
+                    .with_transactional_id(t.transactional_id.clone())
+                    .with_topic_results(add_partitions_one(
+                        ctx,
+                        rc,
+                        version,
+                        AddPartitions {
+                            transactional_id: t.transactional_id.as_str(),
+                            producer_id: t.producer_id.0,
+                            epoch: t.producer_epoch,
+                            topics: &t.topics,
+                            verify_only: t.verify_only,
+                        },
+                    ))
+            })
+            .collect();
+    }
+    Some(resp)
+}
+
+pub async fn add_offsets_to_txn(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: AddOffsetsToTxnRequest,
+) -> Option<AddOffsetsToTxnResponse> {
+    let group = req.group_id.0.as_str();
+    let result = if group.is_empty() {
+        Err(ResponseError::InvalidGroupId)
+    } else {
+        ctx.txns
+            .add_offsets(
+                req.transactional_id.as_str(),
+                req.producer_id.0,
+                req.producer_epoch,
+                group,
+            )
+            .map_err(|e| fenced_for(e, version, 2))
+    };
+    if let Err(e) = result {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), error = ?e, "AddOffsetsToTxn refused");
+    }
+    Some(AddOffsetsToTxnResponse::default().with_error_code(code(result)))
+}
+
+pub async fn end_txn(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: EndTxnRequest,
+) -> Option<EndTxnResponse> {
+    let commit = req.committed;
+    // The markers are one small RocksDB write per partition, like a Produce's append.
+    let result = ctx
+        .txns
+        .end_txn(
+            ctx,
+            req.transactional_id.as_str(),
+            req.producer_id.0,
+            req.producer_epoch,
+            commit,
+        )
+        .map_err(|e| fenced_for(e, version, 2));
+    if let Err(e) = result {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), committed = commit, error = ?e, "EndTxn refused");
+    }
+    Some(
+        EndTxnResponse::default()
+            .with_error_code(code(result))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    )
+}
+
+pub async fn txn_offset_commit(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: TxnOffsetCommitRequest,
+) -> Option<TxnOffsetCommitResponse> {
+    let group = req.group_id.0.as_str();
+    // v3+ carries the consumer's generation: a zombie member's offsets are refused as
+    // OffsetCommit would refuse them. Without it (-1, no member) only the producer counts.
+    let member_check = if group.is_empty() {
+        Err(ResponseError::InvalidGroupId)
+    } else if req.generation_id >= 0 || !req.member_id.is_empty() {
+        let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+        ctx.groups
+            .check_commit(group, req.generation_id, req.member_id.as_str(), &instance)
+    } else {
+        Ok(())
+    };
+    let mut pending = Vec::new();
+    let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let topic = ctx.metadata.topic(t.name.0.as_str());
+        for p in &t.partitions {
+            let error = if topic
+                .as_ref()
+                .and_then(|tp| tp.partition(p.partition_index))
+                .is_none()
+            {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
+            {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                pending.push(PendingOffset {
+                    topic: t.name.0.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 2 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+                None
+            };
+            per_partition.push((ti, p.partition_index, error));
+        }
+    }
+    let shared = member_check.and_then(|_| {
+        ctx.txns
+            .add_pending_offsets(
+                req.transactional_id.as_str(),
+                req.producer_id.0,
+                req.producer_epoch,
+                group,
+                pending,
+            )
+            .map_err(|e| fenced_for(e, version, 3))
+    });
+    if let Err(e) = shared {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), group, error = ?e, "TxnOffsetCommit refused");
+    }
+    let mut topics: Vec<TxnOffsetCommitResponseTopic> = req
+        .topics
+        .iter()
+        .map(|t| TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()))
+        .collect();
+    for (ti, index, error) in per_partition {
+        let error = error.map_or_else(|| code(shared), |e| e.code());
+        topics[ti].partitions.push(
+            TxnOffsetCommitResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(error),
+        );
+    }
+    Some(TxnOffsetCommitResponse::default().with_topics(topics))
+}
+
+pub async fn describe_transactions(
+    ctx: &Context,
+    _rc: &RequestContext,
+    _version: i16,
+    req: DescribeTransactionsRequest,
+) -> Option<DescribeTransactionsResponse> {
+    let states = req
+        .transactional_ids
+        .into_iter()
+        .map(|id| {
+            let mut out = TransactionState::default()
+                .with_transactional_id(id.clone())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+                .with_transaction_start_time_ms(-1)
+                .with_transaction_state(sb(""));
+            match ctx.txns.describe(id.as_str()) {
+                None => out.error_code = ResponseError::TransactionalIdNotFound.code(),
+                Some(m) => {
+                    let mut topics: Vec<TopicData> = Vec::new();
+                    for (t, p) in &m.partitions {
+                        match topics.last_mut() {
+                            Some(last) if last.topic.0.as_str() == t => last.partitions.push(*p),
+                            _ => topics.push(
+                                TopicData::default()
+                                    .with_topic(topic_name(t))
+                                    .with_partitions(vec![*p]),
+                            ),
+                        }
+                    }
+                    out = out
+                        .with_transaction_state(sb(m.state.name()))
+                        .with_transaction_timeout_ms(m.timeout_ms)
+                        .with_transaction_start_time_ms(m.start_ms)
+                        .with_producer_id(ProducerId(m.producer_id))
+                        .with_producer_epoch(m.producer_epoch)
+                        .with_topics(topics);
+                }
+            }
+            out
+        })
+        .collect();
+    Some(DescribeTransactionsResponse::default().with_transaction_states(states))
+}
+
+pub async fn list_transactions(
+    ctx: &Context,
+    _rc: &RequestContext,
+    version: i16,
+    req: ListTransactionsRequest,
+) -> Option<ListTransactionsResponse> {
+    const STATES: [TxnState; 6] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+    ];
+    let unknown: Vec<_> = req
+        .state_filters
+        .iter()
+        .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
+        .cloned()
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let states = ctx
+        .txns
+        .list()
+        .into_iter()
+        .filter(|m| {
+            req.state_filters.is_empty()
+                || req
+                    .state_filters
+                    .iter()
+                    .any(|f| f.as_str() == m.state.name())
+        })
+        .filter(|m| {
+            req.producer_id_filters.is_empty()
+                || req.producer_id_filters.iter().any(|p| p.0 == m.producer_id)
+        })
+        .filter(|m| {
+            // v1 (KIP-994): only transactions running longer than the filter.
+            version < 1
+                || req.duration_filter < 0
+                || (m.start_ms >= 0 && now - m.start_ms > req.duration_filter)
+        })
+        .map(|m| {
+            ListedTransaction::default()
+                .with_transactional_id(TransactionalId(sb(m.transactional_id)))
+                .with_producer_id(ProducerId(m.producer_id))
+                .with_transaction_state(sb(m.state.name()))
+        })
+        .collect();
+    Some(
+        ListTransactionsResponse::default()
+            .with_unknown_state_filters(unknown)
+            .with_transaction_states(states),
+    )
+}
+
+pub async fn describe_producers(
+    ctx: &Context,
+    _rc: &RequestContext,
+    _version: i16,
+    req: DescribeProducersRequest,
+) -> Option<DescribeProducersResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = ctx.metadata.topic(t.name.0.as_str());
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|i| {
+                    let mut out = PartitionResponse::default().with_partition_index(*i);
+                    match topic.as_ref().and_then(|tp| tp.partition(*i)) {
+                        None => out.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                        Some(p) => {
+                            out.active_producers = p
+                                .producers()
+                                .into_iter()
+                                .map(|(pid, e)| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(pid))
+                                        .with_producer_epoch(i32::from(e.epoch))
+                                        .with_last_sequence(
+                                            e.batches.back().map_or(-1, |b| b.last_seq),
+                                        )
+                                        .with_last_timestamp(e.last_timestamp)
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(
+                                            e.txn_first_offset.unwrap_or(-1),
+                                        )
+                                })
+                                .collect();
+                        }
+                    }
+                    out
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    Some(DescribeProducersResponse::default().with_topics(topics))
+}

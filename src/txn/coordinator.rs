@@ -1,0 +1,588 @@
+//! The transaction coordinator: the state of every `transactional.id`, and the commit or
+//! abort that writes markers into the partitions a transaction touched.
+//!
+//! One state per transactional id, as in Kafka's TransactionStateManager, persisted in the
+//! store on every transition so a restart resumes where the broker stopped: an open
+//! transaction can still be committed, and a commit or abort that was being written is
+//! finished at start-up. Offsets sent with a transaction (TxnOffsetCommit) are held here
+//! and become the group's committed offsets only when the transaction commits.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use kafka_protocol::ResponseError;
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::broker::Context;
+use crate::group::CommittedOffset;
+use crate::log::partition::Marker;
+use crate::log::store::StoreError;
+use crate::log::Store;
+
+/// Kafka's transaction states, under Kafka's names (DescribeTransactions reports them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    fn preparing(self) -> bool {
+        matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)
+    }
+}
+
+/// An offset sent to a group inside a transaction, committed only with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// One transactional id's state.
+///
+/// It exists so that a producer's transaction outlives its connection and the broker
+/// process: the coordinator, not the producer, knows which partitions need a marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnMeta {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    /// Partitions added to the open transaction (AddPartitionsToTxn).
+    pub partitions: BTreeSet<(String, i32)>,
+    /// Groups added (AddOffsetsToTxn), with the offsets sent to each (TxnOffsetCommit).
+    pub groups: BTreeMap<String, Vec<PendingOffset>>,
+    /// When the open transaction started (ms since the epoch), -1 when none is open.
+    pub start_ms: i64,
+    pub update_ms: i64,
+}
+
+/// Coordinator limits, from the broker's flags.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnConfig {
+    /// Kafka's `transaction.max.timeout.ms`: the longest transaction.timeout.ms accepted.
+    pub max_timeout_ms: i32,
+}
+
+#[derive(Default)]
+struct Inner {
+    txns: HashMap<String, TxnMeta>,
+    /// Which transactional id owns each producer id, for the Produce-time check.
+    by_producer: HashMap<i64, String>,
+}
+
+/// The transaction coordinator of this broker.
+///
+/// It exists so transactional producers get Kafka's exactly-once protocol: fencing by
+/// epoch, partitions registered before they are written, markers on commit and abort,
+/// and a broker-side abort of transactions left open past their timeout.
+pub struct TxnCoordinator {
+    store: Arc<Store>,
+    config: TxnConfig,
+    inner: Mutex<Inner>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Kafka's producer check on every transactional request: the id must be this
+/// transactional id's, and the epoch its current one (an older epoch is a fenced producer).
+fn check_producer(meta: &TxnMeta, producer_id: i64, epoch: i16) -> Result<(), ResponseError> {
+    if meta.producer_id != producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if meta.producer_epoch != epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    Ok(())
+}
+
+impl TxnCoordinator {
+    /// Loads every transactional id's state from the store (a prefix scan).
+    pub fn load(store: Arc<Store>, config: TxnConfig) -> Result<TxnCoordinator, StoreError> {
+        let mut inner = Inner::default();
+        for (k, v) in store.scan_txns()? {
+            let Ok(meta) = serde_json::from_slice::<TxnMeta>(&v) else {
+                tracing::warn!(
+                    key = %String::from_utf8_lossy(&k),
+                    "unreadable transaction state skipped"
+                );
+                continue;
+            };
+            inner
+                .by_producer
+                .insert(meta.producer_id, meta.transactional_id.clone());
+            inner.txns.insert(meta.transactional_id.clone(), meta);
+        }
+        Ok(TxnCoordinator {
+            store,
+            config,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn persist(&self, meta: &TxnMeta) -> Result<(), ResponseError> {
+        let value = serde_json::to_vec(meta).map_err(|_| ResponseError::UnknownServerError)?;
+        let mut wb = WriteBatch::default();
+        self.store
+            .put_txn(&mut wb, &meta.transactional_id, Some(&value));
+        self.store.write(wb).map_err(|e| {
+            tracing::error!(transactional_id = %meta.transactional_id, error = %e, "transaction state write failed");
+            ResponseError::KafkaStorageError
+        })
+    }
+
+    /// Finishes commits and aborts that a stopped broker left half-written.
+    pub fn recover(&self, ctx: &Context) {
+        let preparing: Vec<(String, TxnState)> = self
+            .lock()
+            .txns
+            .values()
+            .filter(|m| m.state.preparing())
+            .map(|m| (m.transactional_id.clone(), m.state))
+            .collect();
+        for (id, state) in preparing {
+            let marker = if state == TxnState::PrepareCommit {
+                Marker::Commit
+            } else {
+                Marker::Abort
+            };
+            tracing::info!(transactional_id = %id, state = state.name(), "finishing a transaction left half-written");
+            self.write_markers_and_complete(ctx, &id, marker);
+        }
+    }
+
+    /// InitProducerId with a transactional id: a fresh producer id for a new id, else the
+    /// next epoch of its producer id, which fences every older producer instance. An open
+    /// transaction of the old instance is aborted first.
+    pub fn init_producer_id(
+        &self,
+        ctx: &Context,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let ongoing = {
+            let inner = self.lock();
+            match inner.txns.get(transactional_id) {
+                Some(m) if m.state.preparing() => {
+                    return Err(ResponseError::ConcurrentTransactions)
+                }
+                Some(m) => {
+                    if let Some((pid, epoch)) = expected {
+                        // KIP-360: a producer recovering its own id must hold the current one.
+                        if pid != m.producer_id || epoch != m.producer_epoch {
+                            return Err(ResponseError::ProducerFenced);
+                        }
+                    }
+                    m.state == TxnState::Ongoing
+                }
+                None => false,
+            }
+        };
+        if ongoing {
+            self.end(ctx, transactional_id, Marker::Abort, true)?;
+        }
+        let mut inner = self.lock();
+        let now = now_ms();
+        let existing = inner.txns.get(transactional_id).cloned();
+        let meta = match existing {
+            Some(mut m) => {
+                if m.state.preparing() {
+                    return Err(ResponseError::ConcurrentTransactions);
+                }
+                if m.producer_epoch >= i16::MAX - 1 {
+                    // Epochs are exhausted: a new producer id starts over at epoch 0.
+                    let pid = ctx.producer_ids.allocate(&ctx.store)?;
+                    inner.by_producer.remove(&m.producer_id);
+                    m.producer_id = pid;
+                    m.producer_epoch = 0;
+                } else {
+                    m.producer_epoch += 1;
+                }
+                m.timeout_ms = timeout_ms;
+                m.state = TxnState::Empty;
+                m.partitions.clear();
+                m.groups.clear();
+                m.start_ms = -1;
+                m.update_ms = now;
+                m
+            }
+            None => TxnMeta {
+                transactional_id: transactional_id.to_string(),
+                producer_id: ctx.producer_ids.allocate(&ctx.store)?,
+                producer_epoch: 0,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                groups: BTreeMap::new(),
+                start_ms: -1,
+                update_ms: now,
+            },
+        };
+        self.persist(&meta)?;
+        let ids = (meta.producer_id, meta.producer_epoch);
+        inner
+            .by_producer
+            .insert(meta.producer_id, transactional_id.to_string());
+        inner.txns.insert(transactional_id.to_string(), meta);
+        Ok(ids)
+    }
+
+    /// Runs `f` on a transactional id's state after the producer check, persisting it if
+    /// `f` succeeds; a transaction being completed answers CONCURRENT_TRANSACTIONS.
+    fn update<T>(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        f: impl FnOnce(&mut TxnMeta) -> Result<T, ResponseError>,
+    ) -> Result<T, ResponseError> {
+        let mut inner = self.lock();
+        let meta = inner
+            .txns
+            .get(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        check_producer(meta, producer_id, epoch)?;
+        if meta.state.preparing() {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        let mut next = meta.clone();
+        let out = f(&mut next)?;
+        if next != *meta {
+            next.update_ms = now_ms();
+            self.persist(&next)?;
+            inner.txns.insert(transactional_id.to_string(), next);
+        }
+        Ok(out)
+    }
+
+    fn begin(meta: &mut TxnMeta) {
+        if meta.state != TxnState::Ongoing {
+            meta.state = TxnState::Ongoing;
+            meta.start_ms = now_ms();
+            meta.partitions.clear();
+            meta.groups.clear();
+        }
+    }
+
+    /// AddPartitionsToTxn: registers partitions in the producer's transaction, starting
+    /// it if none is open. With `verify_only` nothing changes: every partition must already
+    /// be in the open transaction.
+    pub fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        verify_only: bool,
+    ) -> Result<(), ResponseError> {
+        self.update(transactional_id, producer_id, epoch, |m| {
+            if verify_only {
+                let all_in = m.state == TxnState::Ongoing
+                    && partitions.iter().all(|p| m.partitions.contains(p));
+                return if all_in {
+                    Ok(())
+                } else {
+                    Err(ResponseError::InvalidTxnState)
+                };
+            }
+            Self::begin(m);
+            m.partitions.extend(partitions.iter().cloned());
+            Ok(())
+        })
+    }
+
+    /// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
+    pub fn add_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group_id: &str,
+    ) -> Result<(), ResponseError> {
+        self.update(transactional_id, producer_id, epoch, |m| {
+            Self::begin(m);
+            m.groups.entry(group_id.to_string()).or_default();
+            Ok(())
+        })
+    }
+
+    /// TxnOffsetCommit: holds offsets for the group until the transaction ends.
+    pub fn add_pending_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group_id: &str,
+        offsets: Vec<PendingOffset>,
+    ) -> Result<(), ResponseError> {
+        self.update(transactional_id, producer_id, epoch, |m| {
+            if m.state != TxnState::Ongoing {
+                return Err(ResponseError::InvalidTxnState);
+            }
+            let pending = m.groups.entry(group_id.to_string()).or_default();
+            for o in offsets {
+                pending
+                    .retain(|p| (p.topic.as_str(), p.partition) != (o.topic.as_str(), o.partition));
+                pending.push(o);
+            }
+            Ok(())
+        })
+    }
+
+    /// EndTxn from the producer. A retry of a completed commit (or abort) succeeds again;
+    /// the other outcome of a completed transaction is INVALID_TXN_STATE, as in Kafka.
+    pub fn end_txn(
+        &self,
+        ctx: &Context,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        {
+            let inner = self.lock();
+            let meta = inner
+                .txns
+                .get(transactional_id)
+                .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            check_producer(meta, producer_id, epoch)?;
+            match (meta.state, commit) {
+                (TxnState::Ongoing, _) => {}
+                (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                    return Ok(())
+                }
+                (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => {
+                    return Err(ResponseError::ConcurrentTransactions)
+                }
+                _ => return Err(ResponseError::InvalidTxnState),
+            }
+        }
+        let marker = if commit {
+            Marker::Commit
+        } else {
+            Marker::Abort
+        };
+        self.end(ctx, transactional_id, marker, false)
+    }
+
+    /// Moves an open transaction to Prepare*, optionally bumping the epoch (to fence the
+    /// producer: timeouts and a new instance's InitProducerId), then writes the markers.
+    fn end(
+        &self,
+        ctx: &Context,
+        transactional_id: &str,
+        marker: Marker,
+        bump_epoch: bool,
+    ) -> Result<(), ResponseError> {
+        {
+            let mut inner = self.lock();
+            let meta = inner
+                .txns
+                .get(transactional_id)
+                .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            if meta.state != TxnState::Ongoing {
+                return Err(ResponseError::InvalidTxnState);
+            }
+            let mut next = meta.clone();
+            next.state = match marker {
+                Marker::Commit => TxnState::PrepareCommit,
+                Marker::Abort => TxnState::PrepareAbort,
+            };
+            if bump_epoch && next.producer_epoch < i16::MAX - 1 {
+                next.producer_epoch += 1;
+            }
+            next.update_ms = now_ms();
+            self.persist(&next)?;
+            inner.txns.insert(transactional_id.to_string(), next);
+        }
+        self.write_markers_and_complete(ctx, transactional_id, marker);
+        Ok(())
+    }
+
+    /// Writes the markers of a Prepare* transaction and commits (or drops) its offsets,
+    /// then marks it complete. Runs without the coordinator lock: a partition's append
+    /// lock is taken inside, and Produce asks the coordinator while holding that lock.
+    fn write_markers_and_complete(&self, ctx: &Context, transactional_id: &str, marker: Marker) {
+        let Some(meta) = self.lock().txns.get(transactional_id).cloned() else {
+            return;
+        };
+        for (topic, index) in &meta.partitions {
+            let Some(p) = ctx
+                .metadata
+                .topic(topic)
+                .and_then(|t| t.partition(*index).cloned())
+            else {
+                continue; // deleted meanwhile: nothing left to mark
+            };
+            if let Err(e) = p.write_marker(meta.producer_id, meta.producer_epoch, marker, 0) {
+                tracing::warn!(transactional_id, topic = %topic, partition = index, error = ?e, "transaction marker not written");
+            }
+        }
+        if marker == Marker::Commit {
+            let now = now_ms();
+            for (group, offsets) in &meta.groups {
+                let commits: Vec<(String, i32, CommittedOffset)> = offsets
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.topic.clone(),
+                            o.partition,
+                            CommittedOffset {
+                                offset: o.offset,
+                                leader_epoch: o.leader_epoch,
+                                metadata: o.metadata.clone(),
+                                commit_timestamp_ms: now,
+                            },
+                        )
+                    })
+                    .collect();
+                if !commits.is_empty() {
+                    if let Err(e) = ctx.groups.offsets.commit(group, &commits) {
+                        tracing::error!(transactional_id, group = %group, error = ?e, "transactional offsets not committed");
+                    }
+                    ctx.groups.touch(group);
+                }
+            }
+        }
+        let mut inner = self.lock();
+        if let Some(m) = inner.txns.get_mut(transactional_id) {
+            m.state = match marker {
+                Marker::Commit => TxnState::CompleteCommit,
+                Marker::Abort => TxnState::CompleteAbort,
+            };
+            m.partitions.clear();
+            m.groups.clear();
+            m.start_ms = -1;
+            m.update_ms = now_ms();
+            let done = m.clone();
+            if let Err(e) = self.persist(&done) {
+                tracing::error!(transactional_id, error = ?e, "completed transaction state not stored");
+            }
+        }
+    }
+
+    /// Aborts, with an epoch bump that fences the producer, every transaction open longer
+    /// than its timeout. Returns how many were aborted.
+    pub fn abort_timed_out(&self, ctx: &Context) -> usize {
+        let now = now_ms();
+        let expired: Vec<String> = self
+            .lock()
+            .txns
+            .values()
+            .filter(|m| {
+                m.state == TxnState::Ongoing
+                    && m.start_ms >= 0
+                    && now.saturating_sub(m.start_ms) > i64::from(m.timeout_ms)
+            })
+            .map(|m| m.transactional_id.clone())
+            .collect();
+        let mut n = 0;
+        for id in expired {
+            tracing::info!(transactional_id = %id, "aborting a transaction open past its transaction.timeout.ms");
+            if self.end(ctx, &id, Marker::Abort, true).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The Produce-time check of a transactional batch: its producer must be in an open
+    /// transaction, at its current epoch, with this partition added.
+    pub fn verify_produce(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ResponseError> {
+        let inner = self.lock();
+        let meta = inner
+            .by_producer
+            .get(&producer_id)
+            .and_then(|id| inner.txns.get(id))
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if epoch < meta.producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if epoch > meta.producer_epoch
+            || meta.state != TxnState::Ongoing
+            || !meta.partitions.contains(&(topic.to_string(), partition))
+        {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// Partitions of `group` with offsets waiting in an open transaction (OffsetFetch
+    /// with require_stable answers UNSTABLE_OFFSET_COMMIT for them).
+    pub fn pending_partitions(&self, group: &str) -> BTreeSet<(String, i32)> {
+        self.lock()
+            .txns
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing)
+            .filter_map(|m| m.groups.get(group))
+            .flatten()
+            .map(|o| (o.topic.clone(), o.partition))
+            .collect()
+    }
+
+    pub fn describe(&self, transactional_id: &str) -> Option<TxnMeta> {
+        self.lock().txns.get(transactional_id).cloned()
+    }
+
+    /// Every transactional id's state, sorted by id.
+    pub fn list(&self) -> Vec<TxnMeta> {
+        let mut out: Vec<TxnMeta> = self.lock().txns.values().cloned().collect();
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        out
+    }
+}
+
+/// Runs the timeout abort every `interval` (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`) until the broker goes.
+pub fn spawn(ctx: std::sync::Weak<Context>, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(ctx) = ctx.upgrade() else { return };
+            let _ = tokio::task::spawn_blocking(move || ctx.txns.abort_timed_out(&ctx)).await;
+        }
+    });
+}
