@@ -31,6 +31,8 @@ pub struct Context {
     pub advertised_host: String,
     pub advertised_port: i32,
     pub metrics: crate::metrics::Metrics,
+    /// Fault-injection rules set over the HTTP port (none unless a user adds some).
+    pub faults: crate::fault::Faults,
     /// True while the listener accepts clients (the HTTP port's `/ready`).
     pub ready: std::sync::atomic::AtomicBool,
     /// Where the admin HTTP port listens, once bound (`--http`).
@@ -127,6 +129,7 @@ impl Broker {
             advertised_host,
             advertised_port,
             metrics: crate::metrics::Metrics::new(),
+            faults: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),
             http_addr: std::sync::OnceLock::new(),
         });

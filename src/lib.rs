@@ -7,6 +7,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod fault;
 pub mod group;
 pub mod http;
 pub mod log;

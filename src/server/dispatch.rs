@@ -189,10 +189,35 @@ macro_rules! routes {
                             ))
                         }
                     };
-                    match $handler($ctx, $rc, $version, req).await {
+                    let mut drop_response = false;
+                    if $ctx.faults.armed() {
+                        use crate::fault::{Action, Faultable};
+                        match $ctx.faults.check($key, &req.topics()) {
+                            Some(Action::Close) => {
+                                return Outcome::Close(format!(
+                                    "fault injection: close on {:?}", $key
+                                ))
+                            }
+                            Some(Action::Delay(d)) => tokio::time::sleep(d).await,
+                            Some(Action::Error(code)) => {
+                                if let Some(resp) = req.error_response($version, code) {
+                                    return encode_response($rc.header.correlation_id, $version, &resp);
+                                }
+                            }
+                            Some(Action::DropResponse) => drop_response = true,
+                            None => {}
+                        }
+                    }
+                    let outcome = match $handler($ctx, $rc, $version, req).await {
                         Some(resp) => encode_response($rc.header.correlation_id, $version, &resp),
                         None => Outcome::NoResponse,
+                    };
+                    if drop_response {
+                        return Outcome::Close(format!(
+                            "fault injection: {:?} handled, response dropped", $key
+                        ));
                     }
+                    outcome
                 }
             )*
             other => Outcome::Close(format!("no handler for {other:?}")),
