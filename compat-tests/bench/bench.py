@@ -56,10 +56,54 @@ def start_broker(binary, port, extra=(), log="warn,klamm::broker=info"):
     sys.exit("broker did not become ready")
 
 
-def kcat_produce(bootstrap, topic, path):
+def kcat_produce(bootstrap, topic, path, extra=()):
     t0 = time.perf_counter()
-    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", "-l", path], check=True)
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-p", "0", *extra, "-l", path],
+                   check=True)
     return time.perf_counter() - t0
+
+
+def producer_modes(bootstrap, n, commit_every=1000):
+    """Seconds for n x 100 B with confluent-kafka (librdkafka 2.16) as a plain producer, an
+    idempotent one, and a transactional one committing every `commit_every` messages, each
+    to a fresh one-partition topic, in the same broker run. None without confluent-kafka."""
+    try:
+        from confluent_kafka import Producer
+    except ImportError:
+        return None
+    value = b"t" * 100
+    out = {}
+    for mode in ("plain", "idempotent", "transactional"):
+        conf = {"bootstrap.servers": bootstrap, "linger.ms": 5, "queue.buffering.max.messages": 1_000_000}
+        if mode == "idempotent":
+            conf["enable.idempotence"] = True
+        if mode == "transactional":
+            conf["transactional.id"] = f"bench-{time.time_ns()}"
+        topic = f"bench-{mode}-{time.time_ns()}"
+        warm = Producer({"bootstrap.servers": bootstrap})
+        warm.produce(topic, b"warm-up", partition=0)  # creates the topic before the clock starts
+        warm.flush(30)
+        p = Producer(conf)
+        if mode == "transactional":
+            p.init_transactions(30)
+        t0 = time.perf_counter()
+        if mode == "transactional":
+            for start in range(0, n, commit_every):
+                p.begin_transaction()
+                for _ in range(min(commit_every, n - start)):
+                    p.produce(topic, value, partition=0)
+                p.commit_transaction(30)
+        else:
+            for i in range(n):
+                while True:
+                    try:
+                        p.produce(topic, value, partition=0)
+                        break
+                    except BufferError:
+                        p.poll(0.001)
+            p.flush(60)
+        out[mode] = time.perf_counter() - t0
+    return out
 
 
 def kcat_consume(bootstrap, topic, n):
@@ -238,12 +282,15 @@ def main():
         line = b"m" * 100 + b"\n"
         f.write(line * n)
         path = f.name
-    prod, cons = [], []
+    prod, cons, idem = [], [], []
     for run in range(3):
         topic = f"bench-{run}"
         prod.append(kcat_produce(bootstrap, topic, path))
         cons.append(kcat_consume(bootstrap, topic, n))
+        idem.append(kcat_produce(bootstrap, f"bench-idem-{run}", path,
+                                 ["-X", "enable.idempotence=true"]))
     os.unlink(path)
+    modes = producer_modes(bootstrap, n)
     lat = latency(bootstrap, args.rate, args.seconds)
     grp = group_rebalance(bootstrap)
     after = rss_kb(proc.pid)
@@ -257,6 +304,16 @@ def main():
     print(f"messages per run:        {n:,} x 100 B")
     print(f"produce (kcat -P):       {rate(prod)}")
     print(f"consume (kcat -C):       {rate(cons)}")
+    print(f"produce, idempotent:     {rate(idem)}  (kcat -X enable.idempotence=true)")
+    if modes:
+        base = n / modes["plain"]
+        for mode in ("plain", "idempotent", "transactional"):
+            r = n / modes[mode]
+            what = {"plain": "", "idempotent": "enable.idempotence=true",
+                    "transactional": "commit every 1,000"}[mode]
+            print(f"confluent-kafka {mode + ':':<15}{r:,.0f} msg/s  ({r / base:.0%} of plain) {what}")
+    else:
+        print("producer modes:          skipped (confluent-kafka not installed)")
     if lat:
         print(f"produce latency @{args.rate}/s:  p50 {lat[0]:.2f} ms  p99 {lat[1]:.2f} ms  ({lat[2]} acks, acks=all, linger.ms=0)")
     else:
