@@ -26,6 +26,8 @@ pub struct Context {
     pub producer_ids: ProducerIds,
     pub groups: Arc<GroupCoordinator>,
     pub txns: crate::txn::coordinator::TxnCoordinator,
+    /// KIP-848 consumer groups (ConsumerGroupHeartbeat).
+    pub consumer_groups: crate::group::consumer::ConsumerGroups,
     pub store: Arc<Store>,
     /// Host and port that Metadata and DescribeCluster report for this broker.
     pub advertised_host: String,
@@ -119,12 +121,19 @@ impl Broker {
             Some(a) => parse_host_port(a)?,
             None => (local_addr.ip().to_string(), i32::from(local_addr.port())),
         };
+        let consumer_groups = crate::group::consumer::ConsumerGroups::new(
+            crate::group::consumer::ConsumerGroupConfig {
+                heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+                session_timeout_ms: config.group_consumer_session_timeout_ms,
+            },
+        );
         let ctx = Arc::new(Context {
             config,
             metadata,
             producer_ids,
             groups,
             txns,
+            consumer_groups,
             store,
             advertised_host,
             advertised_port,
@@ -167,6 +176,18 @@ impl Broker {
             Arc::downgrade(&self.ctx),
             std::time::Duration::from_millis(self.ctx.config.log_cleaner_backoff_ms),
         );
+        {
+            // KIP-848 session and revocation timeouts.
+            let weak = Arc::downgrade(&self.ctx);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+                loop {
+                    tick.tick().await;
+                    let Some(ctx) = weak.upgrade() else { return };
+                    ctx.consumer_groups.expire(std::time::Instant::now());
+                }
+            });
+        }
         crate::txn::coordinator::spawn(
             Arc::downgrade(&self.ctx),
             std::time::Duration::from_millis(

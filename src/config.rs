@@ -127,6 +127,26 @@ pub struct BrokerConfig {
     )]
     pub group_max_session_timeout_ms: i32,
 
+    /// Kafka's `group.consumer.heartbeat.interval.ms`: how often KIP-848 consumers
+    /// heartbeat (they also heartbeat at once when they finished revoking partitions).
+    #[arg(
+        long = "group-consumer-heartbeat-interval-ms",
+        alias = "group.consumer.heartbeat.interval.ms",
+        env = "KLAMM_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub group_consumer_heartbeat_interval_ms: i32,
+
+    /// Kafka's `group.consumer.session.timeout.ms`: a KIP-848 member that does not
+    /// heartbeat for this long is removed and its partitions reassigned.
+    #[arg(
+        long = "group-consumer-session-timeout-ms",
+        alias = "group.consumer.session.timeout.ms",
+        env = "KLAMM_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    pub group_consumer_session_timeout_ms: i32,
+
     /// Kafka's `log.retention.check.interval.ms`: how often batches past `retention.ms` or
     /// `retention.bytes` are deleted.
     #[arg(

@@ -307,6 +307,8 @@ no_error_answer!(
     ListGroupsRequest,
     DescribeGroupsRequest,
     DeleteGroupsRequest,
+    ConsumerGroupHeartbeatRequest,
+    ConsumerGroupDescribeRequest,
 );
 
 impl Faultable for ProduceRequest {

@@ -1,6 +1,8 @@
 //! ApiVersions: the table of supported APIs, from the dispatch table.
 
+use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use crate::broker::Context;
@@ -13,6 +15,20 @@ pub async fn handle(
     req: ApiVersionsRequest,
 ) -> Option<ApiVersionsResponse> {
     let mut resp = ApiVersionsResponse::default().with_api_keys(api_versions_table());
+    if version >= 3 {
+        // KIP-584 features: group.version 1 turns on the KIP-848 consumer protocol in
+        // clients that check it (Java 4.x). transaction.version is not advertised: KIP-890's
+        // version 2 is not implemented.
+        resp.supported_features = vec![SupportedFeatureKey::default()
+            .with_name(StrBytes::from_static_str("group.version"))
+            .with_min_version(0)
+            .with_max_version(1)];
+        resp.finalized_features = vec![FinalizedFeatureKey::default()
+            .with_name(StrBytes::from_static_str("group.version"))
+            .with_min_version_level(1)
+            .with_max_version_level(1)];
+        resp.finalized_features_epoch = 1;
+    }
     if version >= 3
         && !(valid_software_field(&req.client_software_name)
             && valid_software_field(&req.client_software_version))

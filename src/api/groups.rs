@@ -74,6 +74,16 @@ pub async fn join_group(
     version: i16,
     req: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
+    if ctx.consumer_groups.has_members(req.group_id.0.as_str()) {
+        // A KIP-848 group with members: classic members cannot join it.
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), group = %req.group_id.0.as_str(), "classic JoinGroup for a consumer-protocol group");
+        return Some(
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::InconsistentGroupProtocol.code())
+                .with_generation_id(-1)
+                .with_member_id(req.member_id),
+        );
+    }
     let outcome = ctx
         .groups
         .join(JoinRequest {
@@ -228,10 +238,29 @@ pub async fn list_groups(
 ) -> Option<ListGroupsResponse> {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    let consumer = ctx.consumer_groups.list();
+    let consumer_listed = consumer
+        .iter()
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "consumer"))
+        .map(|g| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(sb(g.group_id.clone())))
+                .with_protocol_type(sb("consumer"));
+            if version >= 4 {
+                l.group_state = sb(g.state);
+            }
+            if version >= 5 {
+                l.group_type = sb("consumer");
+            }
+            l
+        })
+        .collect::<Vec<_>>();
     let groups = ctx
         .groups
         .list()
         .into_iter()
+        .filter(|g| !consumer.iter().any(|c| c.group_id == g.group_id))
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
         .map(|g| {
@@ -246,6 +275,7 @@ pub async fn list_groups(
             }
             l
         })
+        .chain(consumer_listed)
         .collect();
     Some(ListGroupsResponse::default().with_groups(groups))
 }
@@ -263,6 +293,18 @@ pub async fn describe_groups(
             let mut d = DescribedGroup::default().with_group_id(id.clone());
             if req.include_authorized_operations && version >= 3 {
                 d.authorized_operations = super::cluster::GROUP_OPERATIONS;
+            }
+            if ctx.consumer_groups.exists(id.0.as_str()) {
+                // As Kafka: a KIP-848 group is described by ConsumerGroupDescribe.
+                d.group_state = sb(GroupState::Dead.name());
+                d.error_code = ResponseError::GroupIdNotFound.code();
+                if version >= 6 {
+                    d.error_message = Some(sb(format!(
+                        "Group {} is not a classic group.",
+                        id.0.as_str()
+                    )));
+                }
+                return d;
             }
             match ctx.groups.describe(id.0.as_str()) {
                 Some(g) => {
@@ -310,7 +352,17 @@ pub async fn delete_groups(
         .groups_names
         .into_iter()
         .map(|id| {
-            let result = ctx.groups.delete_group(id.0.as_str());
+            let result = match ctx.consumer_groups.delete(id.0.as_str()) {
+                Some(Err(e)) => Err(e),
+                Some(Ok(())) => {
+                    // Its committed offsets (and any classic entry) go too.
+                    match ctx.groups.delete_group(id.0.as_str()) {
+                        Err(ResponseError::GroupIdNotFound) => Ok(()),
+                        other => other,
+                    }
+                }
+                None => ctx.groups.delete_group(id.0.as_str()),
+            };
             DeletableGroupResult::default()
                 .with_group_id(id)
                 .with_error_code(code(result.err()))

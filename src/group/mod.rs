@@ -3,6 +3,7 @@
 //! Membership lives in memory (members rejoin after a broker restart, as they do after a
 //! coordinator failover in Kafka); committed offsets are durable in RocksDB.
 
+pub mod consumer;
 pub mod offsets;
 pub mod state;
 
@@ -656,6 +657,14 @@ impl GroupCoordinator {
     /// Whether a group is known (has members or committed offsets).
     pub fn exists(&self, group_id: &str) -> bool {
         self.lock().contains_key(group_id)
+    }
+
+    /// True when `group_id` is a classic group with members (consumer-protocol
+    /// heartbeats for it are refused).
+    pub fn has_members(&self, group_id: &str) -> bool {
+        self.lock()
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
     }
 }
 

@@ -1,0 +1,709 @@
+//! KIP-848 consumer groups (`group.protocol=consumer`): the broker computes the assignment
+//! and hands each member its partitions through ConsumerGroupHeartbeat, revoking before it
+//! reassigns, so no partition is ever owned by two members.
+//!
+//! Per group: a group epoch that moves when membership, subscriptions or the subscribed
+//! topics' partitions change; a target assignment computed by a server-side assignor
+//! (`uniform`, sticky and balanced, or `range`) for that epoch; and per member the
+//! partitions it was given, those it still has to give up, and its member epoch, which
+//! reaches the group's epoch once the member has revoked what it no longer owns. State is
+//! in memory, like classic groups' membership: after a restart members rejoin.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use crate::metadata::Metadata;
+
+/// A partition by topic id, as the consumer protocol names them.
+pub type Tp = (Uuid, i32);
+
+/// The server-side assignors, under Kafka's names; `uniform` is the default.
+pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
+
+/// Timeouts of consumer groups (Kafka's `group.consumer.*` broker configs).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerGroupConfig {
+    pub heartbeat_interval_ms: i32,
+    pub session_timeout_ms: i32,
+}
+
+/// One member as the heartbeat left it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub member_epoch: i32,
+    previous_epoch: i32,
+    pub topics: BTreeSet<String>,
+    pub regex: Option<String>,
+    pub server_assignor: Option<String>,
+    rebalance_timeout_ms: i32,
+    /// The partitions the member was given and has not given back.
+    pub assigned: BTreeSet<Tp>,
+    /// Partitions taken from it that it has not confirmed giving up.
+    revoking: BTreeSet<Tp>,
+    /// The assignment last sent, so unchanged assignments are not sent again.
+    last_sent: Option<BTreeSet<Tp>>,
+    last_heartbeat: Instant,
+    revoke_deadline: Option<Instant>,
+}
+
+/// One consumer group.
+#[derive(Debug, Default)]
+pub struct ConsumerGroup {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: BTreeMap<String, Member>,
+    /// Target assignment of `assignment_epoch`, by member id.
+    pub target: HashMap<String, BTreeSet<Tp>>,
+    /// Hash of what the target depends on (members, subscriptions, partition counts).
+    fingerprint: u64,
+}
+
+impl ConsumerGroup {
+    /// Kafka's consumer group states.
+    pub fn state(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if self.group_epoch > self.assignment_epoch {
+            "Assigning"
+        } else if self.members.values().any(|m| {
+            m.member_epoch != self.assignment_epoch
+                || !m.revoking.is_empty()
+                || self.target.get(&m.member_id) != Some(&m.assigned)
+        }) {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+}
+
+/// What a heartbeat asked for.
+pub struct Heartbeat {
+    pub group_id: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub topics: Option<Vec<String>>,
+    pub regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// The partitions the client says it owns (sent when they changed).
+    pub owned: Option<BTreeSet<Tp>>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// The heartbeat's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// None: unchanged since the last answer.
+    pub assignment: Option<BTreeSet<Tp>>,
+}
+
+/// The consumer groups of this broker.
+///
+/// It exists so KIP-848 clients get server-side assignment with Kafka's reconciliation
+/// rules, next to (and exclusive with) the classic groups of `GroupCoordinator`.
+pub struct ConsumerGroups {
+    config: ConsumerGroupConfig,
+    groups: Mutex<HashMap<String, ConsumerGroup>>,
+}
+
+fn fail(e: ResponseError, message: impl Into<String>) -> (ResponseError, Option<String>) {
+    (e, Some(message.into()))
+}
+
+impl ConsumerGroups {
+    pub fn new(config: ConsumerGroupConfig) -> ConsumerGroups {
+        ConsumerGroups {
+            config,
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True when `group_id` is a consumer group with members (classic joins are refused).
+    pub fn has_members(&self, group_id: &str) -> bool {
+        self.lock()
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.lock().contains_key(group_id)
+    }
+
+    /// OffsetCommit by a member of a consumer group: the member must exist and commit
+    /// with its current epoch (STALE_MEMBER_EPOCH otherwise, as Kafka answers).
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Option<Result<(), ResponseError>> {
+        let groups = self.lock();
+        let g = groups.get(group_id)?;
+        if epoch < 0 && member_id.is_empty() {
+            return Some(if g.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::UnknownMemberId)
+            });
+        }
+        Some(match g.members.get(member_id) {
+            None => Err(ResponseError::UnknownMemberId),
+            Some(m) if m.member_epoch != epoch => Err(ResponseError::StaleMemberEpoch),
+            Some(_) => Ok(()),
+        })
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<ConsumerGroupView> {
+        self.lock().get(group_id).map(view)
+    }
+
+    pub fn list(&self) -> Vec<ConsumerGroupView> {
+        let mut out: Vec<_> = self.lock().values().map(view).collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    /// Deletes an empty group (NON_EMPTY_GROUP while it has members).
+    pub fn delete(&self, group_id: &str) -> Option<Result<(), ResponseError>> {
+        let mut groups = self.lock();
+        let g = groups.get(group_id)?;
+        if !g.members.is_empty() {
+            return Some(Err(ResponseError::NonEmptyGroup));
+        }
+        groups.remove(group_id);
+        Some(Ok(()))
+    }
+
+    /// Removes members whose session expired or who did not revoke in time; their
+    /// partitions go to the others at their next heartbeat.
+    pub fn expire(&self, now: Instant) {
+        let session = Duration::from_millis(self.config.session_timeout_ms.max(0) as u64);
+        let mut groups = self.lock();
+        for g in groups.values_mut() {
+            let gone: Vec<String> = g
+                .members
+                .values()
+                .filter(|m| {
+                    now.duration_since(m.last_heartbeat) > session
+                        || m.revoke_deadline.is_some_and(|d| now > d)
+                })
+                .map(|m| m.member_id.clone())
+                .collect();
+            for id in gone {
+                tracing::info!(group = %g.group_id, member = %id, "consumer group member expired");
+                g.members.remove(&id);
+                g.target.remove(&id);
+            }
+        }
+    }
+
+    /// ConsumerGroupHeartbeat.
+    pub fn heartbeat(
+        &self,
+        metadata: &Metadata,
+        hb: Heartbeat,
+    ) -> Result<HeartbeatReply, (ResponseError, Option<String>)> {
+        if hb.group_id.is_empty() {
+            return Err(fail(
+                ResponseError::InvalidRequest,
+                "GroupId can't be empty.",
+            ));
+        }
+        if let Some(a) = &hb.server_assignor {
+            if !ASSIGNORS.contains(&a.as_str()) {
+                return Err(fail(
+                    ResponseError::UnsupportedAssignor,
+                    format!(
+                        "ServerAssignor {a} is not supported. Supported assignors: uniform, range."
+                    ),
+                ));
+            }
+        }
+        let regex = match hb.regex.as_deref().filter(|r| !r.is_empty()) {
+            Some(r) => Some(regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                fail(
+                    ResponseError::InvalidRegularExpression,
+                    format!("SubscribedTopicRegex {r} is invalid: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let now = Instant::now();
+        let mut groups = self.lock();
+        let g = groups
+            .entry(hb.group_id.clone())
+            .or_insert_with(|| ConsumerGroup {
+                group_id: hb.group_id.clone(),
+                assignor: ASSIGNORS[0].to_string(),
+                ..Default::default()
+            });
+
+        // Leaving (-1), or a static member leaving for now (-2): its partitions are freed.
+        if hb.member_epoch < 0 {
+            if hb.member_epoch != -1 && hb.member_epoch != -2 {
+                return Err(fail(
+                    ResponseError::InvalidRequest,
+                    "MemberEpoch is invalid.",
+                ));
+            }
+            if g.members.remove(&hb.member_id).is_none() {
+                return Err(fail(ResponseError::UnknownMemberId, "unknown member"));
+            }
+            g.target.remove(&hb.member_id);
+            return Ok(HeartbeatReply {
+                member_id: hb.member_id,
+                member_epoch: hb.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            });
+        }
+
+        let member_id = if hb.member_epoch == 0 {
+            if hb.rebalance_timeout_ms < 0 && hb.rebalance_timeout_ms != -1 {
+                return Err(fail(
+                    ResponseError::InvalidRequest,
+                    "RebalanceTimeoutMs is invalid.",
+                ));
+            }
+            if hb.topics.is_none() && hb.regex.is_none() {
+                return Err(fail(
+                    ResponseError::InvalidRequest,
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                ));
+            }
+            let id = if hb.member_id.is_empty() {
+                Uuid::new_v4().to_string()
+            } else {
+                hb.member_id.clone()
+            };
+            // A static member coming back replaces its previous incarnation.
+            if let Some(inst) = &hb.instance_id {
+                let old: Vec<String> = g
+                    .members
+                    .values()
+                    .filter(|m| m.instance_id.as_ref() == Some(inst) && m.member_id != id)
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                for o in old {
+                    g.members.remove(&o);
+                    g.target.remove(&o);
+                }
+            }
+            let rejoining = g.members.remove(&id);
+            g.members.insert(
+                id.clone(),
+                Member {
+                    member_id: id.clone(),
+                    instance_id: hb.instance_id.clone(),
+                    rack_id: hb.rack_id.clone(),
+                    client_id: hb.client_id.clone(),
+                    client_host: hb.client_host.clone(),
+                    member_epoch: 0,
+                    previous_epoch: -1,
+                    topics: BTreeSet::new(),
+                    regex: None,
+                    server_assignor: None,
+                    rebalance_timeout_ms: if hb.rebalance_timeout_ms > 0 {
+                        hb.rebalance_timeout_ms
+                    } else {
+                        300_000
+                    },
+                    // A member rejoining with epoch 0 owns nothing any more.
+                    assigned: BTreeSet::new(),
+                    revoking: BTreeSet::new(),
+                    last_sent: None,
+                    last_heartbeat: now,
+                    revoke_deadline: None,
+                },
+            );
+            drop(rejoining);
+            id
+        } else {
+            let Some(m) = g.members.get(&hb.member_id) else {
+                return Err(fail(
+                    ResponseError::UnknownMemberId,
+                    format!(
+                        "Member {} is not a member of group {}.",
+                        hb.member_id, hb.group_id
+                    ),
+                ));
+            };
+            if hb.member_epoch != m.member_epoch && hb.member_epoch != m.previous_epoch {
+                return Err(fail(
+                    ResponseError::FencedMemberEpoch,
+                    format!(
+                        "The member epoch {} does not match the expected epoch {}.",
+                        hb.member_epoch, m.member_epoch
+                    ),
+                ));
+            }
+            hb.member_id.clone()
+        };
+
+        {
+            let m = g
+                .members
+                .get_mut(&member_id)
+                .expect("member just found or added");
+            m.last_heartbeat = now;
+            m.client_id = hb.client_id.clone();
+            if let Some(t) = &hb.topics {
+                m.topics = t.iter().cloned().collect();
+            }
+            if hb.regex.is_some() {
+                m.regex = hb.regex.clone().filter(|r| !r.is_empty());
+            }
+            if hb.server_assignor.is_some() {
+                m.server_assignor = hb.server_assignor.clone();
+            }
+            if hb.rebalance_timeout_ms > 0 {
+                m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
+            }
+            if hb.member_epoch != 0 && hb.member_epoch == m.previous_epoch {
+                m.last_sent = None; // the last answer was lost: send it again
+            }
+            // The client owns what it reports: revocations it completed are confirmed.
+            if let Some(owned) = &hb.owned {
+                if !m.revoking.is_empty() && m.revoking.is_disjoint(owned) {
+                    m.revoking.clear();
+                    m.revoke_deadline = None;
+                }
+                if owned != &m.assigned && m.revoking.is_empty() {
+                    m.last_sent = None;
+                }
+            }
+            if let Some(re) = &regex {
+                let matched: BTreeSet<String> = metadata
+                    .topics()
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .filter(|n| re.is_match(n))
+                    .collect();
+                m.topics = matched
+                    .into_iter()
+                    .chain(hb.topics.clone().unwrap_or_default())
+                    .collect();
+            } else if let Some(r) = m.regex.clone() {
+                if let Ok(re) = regex::Regex::new(&format!("^(?:{r})$")) {
+                    m.topics.extend(
+                        metadata
+                            .topics()
+                            .iter()
+                            .map(|t| t.name.to_string())
+                            .filter(|n| re.is_match(n)),
+                    );
+                }
+            }
+        }
+
+        refresh_target(g, metadata);
+        let reply = reconcile(g, &member_id, now, self.config.heartbeat_interval_ms);
+        Ok(reply)
+    }
+}
+
+/// Recomputes the target assignment when what it depends on changed (a new group epoch).
+fn refresh_target(g: &mut ConsumerGroup, metadata: &Metadata) {
+    let mut topics: BTreeMap<String, (Uuid, i32)> = BTreeMap::new();
+    for m in g.members.values() {
+        for t in &m.topics {
+            if let Some(tp) = metadata.topic(t) {
+                topics.insert(t.clone(), (tp.id, tp.partitions.len() as i32));
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for m in g.members.values() {
+        m.member_id.hash(&mut h);
+        m.topics.hash(&mut h);
+        m.server_assignor.hash(&mut h);
+    }
+    topics.hash(&mut h);
+    let fingerprint = h.finish();
+    if fingerprint == g.fingerprint && g.assignment_epoch == g.group_epoch && g.group_epoch > 0 {
+        return;
+    }
+    g.fingerprint = fingerprint;
+    g.group_epoch += 1;
+    // The assignor most members ask for, else the default.
+    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in g.members.values() {
+        if let Some(a) = &m.server_assignor {
+            *votes.entry(a.as_str()).or_default() += 1;
+        }
+    }
+    g.assignor = votes
+        .iter()
+        .max_by_key(|(name, n)| (**n, std::cmp::Reverse(**name)))
+        .map_or(ASSIGNORS[0], |(name, _)| name)
+        .to_string();
+    let subs: BTreeMap<String, BTreeSet<String>> = g
+        .members
+        .values()
+        .map(|m| (m.member_id.clone(), m.topics.clone()))
+        .collect();
+    g.target = if g.assignor == "range" {
+        range_assign(&subs, &topics)
+    } else {
+        uniform_assign(&subs, &topics, &g.target)
+    };
+    g.assignment_epoch = g.group_epoch;
+}
+
+/// Moves one member towards its target: first it gives up what it must (keeping its
+/// epoch), then it reaches the assignment epoch and gets every target partition no other
+/// member still holds.
+fn reconcile(
+    g: &mut ConsumerGroup,
+    member_id: &str,
+    now: Instant,
+    interval: i32,
+) -> HeartbeatReply {
+    let target = g.target.get(member_id).cloned().unwrap_or_default();
+    let held_by_others: BTreeSet<Tp> = g
+        .members
+        .values()
+        .filter(|o| o.member_id != member_id)
+        .flat_map(|o| o.assigned.iter().chain(o.revoking.iter()).copied())
+        .collect();
+    let assignment_epoch = g.assignment_epoch;
+    let m = g.members.get_mut(member_id).expect("member exists");
+    if m.revoking.is_empty() {
+        let to_revoke: BTreeSet<Tp> = m.assigned.difference(&target).copied().collect();
+        if !to_revoke.is_empty() {
+            m.assigned = m.assigned.intersection(&target).copied().collect();
+            m.revoking = to_revoke;
+            m.revoke_deadline =
+                Some(now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+        } else {
+            if m.member_epoch != assignment_epoch {
+                m.previous_epoch = m.member_epoch;
+                m.member_epoch = assignment_epoch;
+            }
+            m.assigned = target.difference(&held_by_others).copied().collect();
+        }
+    }
+    let assignment = if m.last_sent.as_ref() != Some(&m.assigned) {
+        m.last_sent = Some(m.assigned.clone());
+        Some(m.assigned.clone())
+    } else {
+        None
+    };
+    HeartbeatReply {
+        member_id: member_id.to_string(),
+        member_epoch: m.member_epoch,
+        heartbeat_interval_ms: interval,
+        assignment,
+    }
+}
+
+fn partitions_of(topics: &BTreeMap<String, (Uuid, i32)>, topic: &str) -> Vec<Tp> {
+    topics
+        .get(topic)
+        .map(|(id, n)| (0..*n).map(|p| (*id, p)).collect())
+        .unwrap_or_default()
+}
+
+/// Kafka's range assignor, server side: per topic, contiguous ranges to the subscribed
+/// members in member-id order, the first ones one partition more.
+fn range_assign(
+    subs: &BTreeMap<String, BTreeSet<String>>,
+    topics: &BTreeMap<String, (Uuid, i32)>,
+) -> HashMap<String, BTreeSet<Tp>> {
+    let mut out: HashMap<String, BTreeSet<Tp>> =
+        subs.keys().map(|m| (m.clone(), BTreeSet::new())).collect();
+    for topic in topics.keys() {
+        let members: Vec<&String> = subs
+            .iter()
+            .filter(|(_, ts)| ts.contains(topic))
+            .map(|(m, _)| m)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let parts = partitions_of(topics, topic);
+        let (base, extra) = (parts.len() / members.len(), parts.len() % members.len());
+        let mut at = 0;
+        for (i, m) in members.iter().enumerate() {
+            let n = base + usize::from(i < extra);
+            out.entry((*m).clone())
+                .or_default()
+                .extend(parts[at..at + n].iter().copied());
+            at += n;
+        }
+    }
+    out
+}
+
+/// The uniform assignor: balanced (counts differ by at most one among members with the
+/// same subscription) and sticky (a member keeps what it had while within its share).
+fn uniform_assign(
+    subs: &BTreeMap<String, BTreeSet<String>>,
+    topics: &BTreeMap<String, (Uuid, i32)>,
+    previous: &HashMap<String, BTreeSet<Tp>>,
+) -> HashMap<String, BTreeSet<Tp>> {
+    let mut out: HashMap<String, BTreeSet<Tp>> =
+        subs.keys().map(|m| (m.clone(), BTreeSet::new())).collect();
+    let topic_of: HashMap<Uuid, &String> = topics.iter().map(|(n, (id, _))| (*id, n)).collect();
+    let all: Vec<Tp> = topics
+        .keys()
+        .flat_map(|t| partitions_of(topics, t))
+        .collect();
+    let members = subs.len().max(1);
+    let (floor, mut extra) = (all.len() / members, all.len() % members);
+    let mut taken: BTreeSet<Tp> = BTreeSet::new();
+    for (m, ts) in subs {
+        let mut keep: Vec<Tp> = previous
+            .get(m)
+            .into_iter()
+            .flatten()
+            .filter(|tp| {
+                topic_of.get(&tp.0).is_some_and(|t| ts.contains(*t))
+                    && topics.get(topic_of[&tp.0]).is_some_and(|(_, n)| tp.1 < *n)
+            })
+            .copied()
+            .collect();
+        let mut allowed = floor;
+        if keep.len() > floor && extra > 0 {
+            allowed += 1;
+            extra -= 1;
+        }
+        keep.truncate(allowed);
+        for tp in keep {
+            if taken.insert(tp) {
+                out.get_mut(m).expect("member").insert(tp);
+            }
+        }
+    }
+    for tp in all {
+        if taken.contains(&tp) {
+            continue;
+        }
+        let topic = topic_of[&tp.0];
+        if let Some(m) = subs
+            .iter()
+            .filter(|(_, ts)| ts.contains(topic))
+            .map(|(m, _)| m)
+            .min_by_key(|m| (out[*m].len(), (*m).clone()))
+        {
+            out.get_mut(m).expect("member").insert(tp);
+            taken.insert(tp);
+        }
+    }
+    out
+}
+
+/// A group as ConsumerGroupDescribe and ListGroups report it.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupView {
+    pub group_id: String,
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<Member>,
+    pub target: HashMap<String, BTreeSet<Tp>>,
+}
+
+fn view(g: &ConsumerGroup) -> ConsumerGroupView {
+    ConsumerGroupView {
+        group_id: g.group_id.clone(),
+        state: g.state(),
+        group_epoch: g.group_epoch,
+        assignment_epoch: g.assignment_epoch,
+        assignor: g.assignor.clone(),
+        members: g.members.values().cloned().collect(),
+        target: g.target.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics(spec: &[(&str, i32)]) -> BTreeMap<String, (Uuid, i32)> {
+        spec.iter()
+            .map(|(n, p)| (n.to_string(), (Uuid::new_v4(), *p)))
+            .collect()
+    }
+
+    fn subs(members: &[&str], t: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+        members
+            .iter()
+            .map(|m| (m.to_string(), t.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    fn sizes(a: &HashMap<String, BTreeSet<Tp>>) -> Vec<usize> {
+        let mut v: Vec<usize> = a.values().map(|s| s.len()).collect();
+        v.sort();
+        v
+    }
+
+    fn exact_cover(a: &HashMap<String, BTreeSet<Tp>>, total: usize) {
+        let mut seen = BTreeSet::new();
+        for s in a.values() {
+            for tp in s {
+                assert!(seen.insert(*tp), "{tp:?} owned twice");
+            }
+        }
+        assert_eq!(seen.len(), total);
+    }
+
+    #[test]
+    fn uniform_is_balanced_and_sticky() {
+        let t = topics(&[("a", 4), ("b", 3)]);
+        let one = uniform_assign(&subs(&["m1"], &["a", "b"]), &t, &HashMap::new());
+        exact_cover(&one, 7);
+        let three = uniform_assign(&subs(&["m1", "m2", "m3"], &["a", "b"]), &t, &one);
+        exact_cover(&three, 7);
+        assert_eq!(sizes(&three), vec![2, 2, 3]);
+        assert!(
+            three["m1"].is_subset(&one["m1"]),
+            "m1 keeps part of what it had"
+        );
+        let two = uniform_assign(&subs(&["m1", "m3"], &["a", "b"]), &t, &three);
+        exact_cover(&two, 7);
+        assert!(
+            three["m3"].is_subset(&two["m3"]),
+            "a survivor keeps everything it had"
+        );
+        // 4 partitions over 3 members that each had 2 before.
+        let t4 = topics(&[("c", 4)]);
+        let prev = uniform_assign(&subs(&["x", "y"], &["c"]), &t4, &HashMap::new());
+        let next = uniform_assign(&subs(&["x", "y", "z"], &["c"]), &t4, &prev);
+        assert_eq!(sizes(&next), vec![1, 1, 2]);
+    }
+
+    #[test]
+    fn range_gives_contiguous_ranges_per_topic() {
+        let t = topics(&[("a", 5)]);
+        let r = range_assign(&subs(&["m1", "m2"], &["a"]), &t);
+        let id = t["a"].0;
+        assert_eq!(r["m1"], [0, 1, 2].iter().map(|p| (id, *p)).collect());
+        assert_eq!(r["m2"], [3, 4].iter().map(|p| (id, *p)).collect());
+    }
+}

@@ -1,0 +1,418 @@
+//! KIP-848 consumer groups over the wire: joining, revocation before reassignment, fencing
+//! and Kafka's errors, leaving, session expiry, assignors, regex subscriptions, the describe
+//! and list views, offset commits checked against member epochs, and exclusion of classic
+//! members.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::wire::*;
+use common::*;
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+struct Hb<'a> {
+    member: &'a str,
+    epoch: i32,
+    topics: Option<&'a [&'a str]>,
+    regex: Option<&'a str>,
+    assignor: Option<&'a str>,
+    owned: Option<Vec<(Uuid, i32)>>,
+}
+
+fn hb<'a>(member: &'a str, epoch: i32) -> Hb<'a> {
+    Hb {
+        member,
+        epoch,
+        topics: None,
+        regex: None,
+        assignor: None,
+        owned: None,
+    }
+}
+
+async fn heartbeat(c: &mut Client, group: &str, h: Hb<'_>) -> ConsumerGroupHeartbeatResponse {
+    let owned = h.owned.map(|parts| {
+        let mut by: std::collections::BTreeMap<Uuid, Vec<i32>> = Default::default();
+        for (t, p) in parts {
+            by.entry(t).or_default().push(p);
+        }
+        by.into_iter()
+            .map(|(t, ps)| {
+                TopicPartitions::default()
+                    .with_topic_id(t)
+                    .with_partitions(ps)
+            })
+            .collect()
+    });
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_member_id(sb(h.member))
+        .with_member_epoch(h.epoch)
+        .with_rebalance_timeout_ms(if h.epoch == 0 { 30_000 } else { -1 })
+        .with_subscribed_topic_names(h.topics.map(|ts| ts.iter().map(|t| tn(t)).collect()))
+        .with_subscribed_topic_regex(h.regex.map(sb))
+        .with_server_assignor(h.assignor.map(sb))
+        .with_topic_partitions(owned);
+    c.send(&req, 1).await
+}
+
+fn parts(r: &ConsumerGroupHeartbeatResponse) -> Option<BTreeSet<(Uuid, i32)>> {
+    r.assignment.as_ref().map(|a| {
+        a.topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+            .collect()
+    })
+}
+
+async fn topic_id(c: &mut Client, name: &str, partitions: i32) -> Uuid {
+    let r = create_topic(c, name, partitions).await;
+    r.topics[0].topic_id
+}
+
+#[tokio::test]
+async fn members_join_revoke_then_reassign_and_leave() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let t = topic_id(&mut c, "cg", 4).await;
+    let all: BTreeSet<(Uuid, i32)> = (0..4).map(|p| (t, p)).collect();
+
+    // The first member gets everything, at group epoch 1.
+    let r = heartbeat(
+        &mut c,
+        "g",
+        Hb {
+            topics: Some(&["cg"]),
+            ..hb("a", 0)
+        },
+    )
+    .await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.member_id.as_deref(), Some("a"));
+    assert_eq!(r.member_epoch, 1);
+    assert!(r.heartbeat_interval_ms > 0);
+    assert_eq!(parts(&r), Some(all.clone()));
+    // Nothing changed: no assignment in the answer.
+    let r = heartbeat(&mut c, "g", hb("a", 1)).await;
+    assert_eq!((r.member_epoch, parts(&r)), (1, None));
+
+    // A second member (server-made member id, v0 style): it gets nothing while "a" still
+    // owns the partitions; "a" is told to give half up and keeps its epoch meanwhile.
+    let r = heartbeat(
+        &mut c,
+        "g",
+        Hb {
+            topics: Some(&["cg"]),
+            ..hb("", 0)
+        },
+    )
+    .await;
+    let b = r.member_id.clone().unwrap().to_string();
+    assert!(!b.is_empty());
+    assert_eq!(r.member_epoch, 2);
+    assert_eq!(parts(&r), Some(BTreeSet::new()));
+    let r = heartbeat(&mut c, "g", hb("a", 1)).await;
+    assert_eq!(r.member_epoch, 1, "epoch waits for the revocation");
+    let kept = parts(&r).unwrap();
+    assert_eq!(kept.len(), 2);
+    // "b" still gets nothing: the partitions are not released yet.
+    let r = heartbeat(&mut c, "g", hb(&b, 2)).await;
+    assert_eq!(parts(&r), None);
+    // "a" confirms by reporting what it owns now: it reaches epoch 2.
+    let r = heartbeat(
+        &mut c,
+        "g",
+        Hb {
+            owned: Some(kept.iter().copied().collect()),
+            ..hb("a", 1)
+        },
+    )
+    .await;
+    assert_eq!(r.member_epoch, 2);
+    // "b" gets the released half.
+    let r = heartbeat(&mut c, "g", hb(&b, 2)).await;
+    let got_b = parts(&r).unwrap();
+    assert_eq!(got_b.len(), 2);
+    assert!(got_b.is_disjoint(&kept));
+    assert_eq!(&got_b | &kept, all);
+
+    // ConsumerGroupDescribe and ListGroups.
+    let d = c
+        .send(
+            &ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![GroupId(sb("g")), GroupId(sb("nope"))]),
+            1,
+        )
+        .await;
+    let g = &d.groups[0];
+    assert_eq!(
+        (
+            g.error_code,
+            g.group_state.as_str(),
+            g.group_epoch,
+            g.assignment_epoch
+        ),
+        (0, "Stable", 2, 2)
+    );
+    assert_eq!(g.assignor_name.as_str(), "uniform");
+    assert_eq!(g.members.len(), 2);
+    let member_a = g
+        .members
+        .iter()
+        .find(|m| m.member_id.as_str() == "a")
+        .unwrap();
+    assert_eq!(
+        member_a.assignment.topic_partitions[0]
+            .topic_name
+            .0
+            .as_str(),
+        "cg"
+    );
+    assert_eq!(
+        d.groups[1].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+    let l = c.send(&ListGroupsRequest::default(), 5).await;
+    let listed = l
+        .groups
+        .iter()
+        .find(|x| x.group_id.0.as_str() == "g")
+        .unwrap();
+    assert_eq!(
+        (
+            listed.group_type.as_str(),
+            listed.group_state.as_str(),
+            listed.protocol_type.as_str()
+        ),
+        ("consumer", "Stable", "consumer")
+    );
+    // DescribeGroups, as Kafka: not a classic group.
+    let dg = c
+        .send(
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(sb("g"))]),
+            5,
+        )
+        .await;
+    assert_eq!(
+        dg.groups[0].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+
+    // Errors: wrong epoch, unknown member, bad assignor, missing subscription on join.
+    assert_eq!(
+        heartbeat(&mut c, "g", hb("a", 7)).await.error_code,
+        ResponseError::FencedMemberEpoch.code()
+    );
+    assert_eq!(
+        heartbeat(&mut c, "g", hb("ghost", 3)).await.error_code,
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(
+        heartbeat(
+            &mut c,
+            "g",
+            Hb {
+                topics: Some(&["cg"]),
+                assignor: Some("sticky"),
+                ..hb("x", 0)
+            }
+        )
+        .await
+        .error_code,
+        ResponseError::UnsupportedAssignor.code()
+    );
+    assert_eq!(
+        heartbeat(&mut c, "g", hb("y", 0)).await.error_code,
+        ResponseError::InvalidRequest.code()
+    );
+
+    // OffsetCommit is checked against the member epoch.
+    let commit = |member: &str, epoch: i32| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(sb("g")))
+            .with_member_id(sb(member))
+            .with_generation_id_or_member_epoch(epoch)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(tn("cg"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(5)])])
+    };
+    let code = |r: OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+    assert_eq!(code(c.send(&commit("a", 2), 9).await), 0);
+    assert_eq!(
+        code(c.send(&commit("a", 1), 9).await),
+        ResponseError::StaleMemberEpoch.code()
+    );
+    assert_eq!(
+        code(c.send(&commit("ghost", 2), 9).await),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(
+        code(c.send(&commit("", -1), 9).await),
+        ResponseError::UnknownMemberId.code()
+    );
+
+    // A classic member cannot join; DeleteGroups refuses a group with members.
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(sb("g")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(sb("consumer"));
+    assert_eq!(
+        c.send(&join, 5).await.error_code,
+        ResponseError::InconsistentGroupProtocol.code()
+    );
+    let del = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb("g"))]);
+    assert_eq!(
+        c.send(&del, 2).await.results[0].error_code,
+        ResponseError::NonEmptyGroup.code()
+    );
+
+    // Leaving: "b" goes (-1); "a" gets everything at the next epoch.
+    let r = heartbeat(&mut c, "g", hb(&b, -1)).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, -1));
+    let r = heartbeat(&mut c, "g", hb("a", 2)).await;
+    assert_eq!(r.member_epoch, 3);
+    assert_eq!(parts(&r), Some(all.clone()));
+    heartbeat(&mut c, "g", hb("a", -1)).await;
+    assert_eq!(
+        c.send(&del, 2).await.results[0].error_code,
+        0,
+        "empty: deletable"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_members_release_partitions_and_assignors_and_regex_work() {
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.group_consumer_session_timeout_ms = 300;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let t = topic_id(&mut c, "exp", 2).await;
+
+    // Range: contiguous ranges per topic, in member-id order.
+    let r1 = heartbeat(
+        &mut c,
+        "rg",
+        Hb {
+            topics: Some(&["exp"]),
+            assignor: Some("range"),
+            ..hb("m1", 0)
+        },
+    )
+    .await;
+    assert_eq!(parts(&r1).unwrap().len(), 2);
+    let r2 = heartbeat(
+        &mut c,
+        "rg",
+        Hb {
+            topics: Some(&["exp"]),
+            assignor: Some("range"),
+            ..hb("m2", 0)
+        },
+    )
+    .await;
+    let e2 = r2.member_epoch;
+    let r1 = heartbeat(&mut c, "rg", hb("m1", 1)).await;
+    assert_eq!(
+        parts(&r1),
+        Some([(t, 0)].into_iter().collect()),
+        "m1 keeps the first range"
+    );
+    heartbeat(
+        &mut c,
+        "rg",
+        Hb {
+            owned: Some(vec![(t, 0)]),
+            ..hb("m1", 1)
+        },
+    )
+    .await;
+    let r2 = heartbeat(&mut c, "rg", hb("m2", e2)).await;
+    assert_eq!(parts(&r2), Some([(t, 1)].into_iter().collect()));
+
+    // m1 stops heartbeating: after the session timeout m2 gets its partition.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = BTreeSet::new();
+    let mut epoch = e2;
+    while got.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = heartbeat(&mut c, "rg", hb("m2", epoch)).await;
+        assert_eq!(r.error_code, 0);
+        epoch = r.member_epoch;
+        if let Some(p) = parts(&r) {
+            got = p;
+        }
+    }
+    assert_eq!(got, [(t, 0), (t, 1)].into_iter().collect());
+    assert_eq!(
+        heartbeat(&mut c, "rg", hb("m1", 1)).await.error_code,
+        ResponseError::UnknownMemberId.code(),
+        "the expired member must rejoin"
+    );
+
+    // A regex subscription picks up topics created later.
+    let r = heartbeat(
+        &mut c,
+        "re",
+        Hb {
+            regex: Some("rx-.*"),
+            ..hb("r", 0)
+        },
+    )
+    .await;
+    assert_eq!(parts(&r), Some(BTreeSet::new()));
+    let rx = topic_id(&mut c, "rx-1", 3).await;
+    let r = heartbeat(&mut c, "re", hb("r", r.member_epoch)).await;
+    assert_eq!(parts(&r), Some((0..3).map(|p| (rx, p)).collect()));
+    assert_eq!(
+        heartbeat(
+            &mut c,
+            "re2",
+            Hb {
+                regex: Some("("),
+                ..hb("r", 0)
+            }
+        )
+        .await
+        .error_code,
+        ResponseError::InvalidRegularExpression.code()
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_versions_advertise_group_version() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let r = c
+        .send(
+            &ApiVersionsRequest::default()
+                .with_client_software_name(sb("t"))
+                .with_client_software_version(sb("1")),
+            3,
+        )
+        .await;
+    let f = &r.finalized_features[0];
+    assert_eq!((f.name.as_str(), f.max_version_level), ("group.version", 1));
+    assert!(r
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::ConsumerGroupHeartbeat as i16 && k.max_version == 1));
+    broker.shutdown().await;
+}
