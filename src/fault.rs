@@ -238,12 +238,15 @@ impl Faults {
     }
 
     /// The action of the first rule that matches this request, counting the match.
-    pub fn check(&self, api: ApiKey, topics: &[&str]) -> Option<Action> {
+    pub fn check(&self, api: ApiKey, topics: &[String]) -> Option<Action> {
         let mut rules = self.lock();
         self.expire(&mut rules);
-        let i = rules
-            .iter()
-            .position(|r| r.api == api && r.topic.as_deref().is_none_or(|t| topics.contains(&t)))?;
+        let i = rules.iter().position(|r| {
+            r.api == api
+                && r.topic
+                    .as_deref()
+                    .is_none_or(|t| topics.iter().any(|n| n == t))
+        })?;
         let rule = &mut rules[i];
         rule.matched += 1;
         let action = rule.action;
@@ -270,12 +273,27 @@ fn view(r: &Rule) -> RuleView {
 /// What fault injection needs of a request: the topics it names (for topic rules) and,
 /// for the APIs in `ERROR_APIS`, the answer that carries an error everywhere it can.
 pub trait Faultable: Request {
-    fn topics(&self) -> Vec<&str> {
+    /// Topic names the request carries; `by_id` names topics given by id (newer versions
+    /// of Produce, Fetch, OffsetCommit and OffsetFetch carry ids only).
+    fn topics(&self, _by_id: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
         Vec::new()
     }
 
     fn error_response(&self, _version: i16, _code: i16) -> Option<Self::Response> {
         None
+    }
+}
+
+/// The topic's name, looked up by id when the request version carries only the id.
+fn name_or_id(
+    name: &str,
+    id: &uuid::Uuid,
+    by_id: &dyn Fn(&uuid::Uuid) -> Option<String>,
+) -> String {
+    if name.is_empty() && !id.is_nil() {
+        by_id(id).unwrap_or_default()
+    } else {
+        name.to_string()
     }
 }
 
@@ -312,8 +330,11 @@ no_error_answer!(
 );
 
 impl Faultable for ProduceRequest {
-    fn topics(&self) -> Vec<&str> {
-        self.topic_data.iter().map(|t| t.name.0.as_str()).collect()
+    fn topics(&self, by_id: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
+        self.topic_data
+            .iter()
+            .map(|t| name_or_id(&t.name.0, &t.topic_id, by_id))
+            .collect()
     }
 
     fn error_response(&self, _version: i16, code: i16) -> Option<ProduceResponse> {
@@ -347,8 +368,11 @@ impl Faultable for ProduceRequest {
 }
 
 impl Faultable for FetchRequest {
-    fn topics(&self) -> Vec<&str> {
-        self.topics.iter().map(|t| t.topic.0.as_str()).collect()
+    fn topics(&self, by_id: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
+        self.topics
+            .iter()
+            .map(|t| name_or_id(&t.topic.0, &t.topic_id, by_id))
+            .collect()
     }
 
     fn error_response(&self, _version: i16, code: i16) -> Option<FetchResponse> {
@@ -383,8 +407,8 @@ impl Faultable for FetchRequest {
 }
 
 impl Faultable for ListOffsetsRequest {
-    fn topics(&self) -> Vec<&str> {
-        self.topics.iter().map(|t| t.name.0.as_str()).collect()
+    fn topics(&self, _: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
+        self.topics.iter().map(|t| t.name.0.to_string()).collect()
     }
 
     fn error_response(&self, _version: i16, code: i16) -> Option<ListOffsetsResponse> {
@@ -492,8 +516,11 @@ impl Faultable for EndTxnRequest {
 }
 
 impl Faultable for OffsetCommitRequest {
-    fn topics(&self) -> Vec<&str> {
-        self.topics.iter().map(|t| t.name.0.as_str()).collect()
+    fn topics(&self, by_id: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
+        self.topics
+            .iter()
+            .map(|t| name_or_id(&t.name.0, &t.topic_id, by_id))
+            .collect()
     }
 
     fn error_response(&self, _version: i16, code: i16) -> Option<OffsetCommitResponse> {
@@ -524,8 +551,8 @@ impl Faultable for OffsetCommitRequest {
 }
 
 impl Faultable for TxnOffsetCommitRequest {
-    fn topics(&self) -> Vec<&str> {
-        self.topics.iter().map(|t| t.name.0.as_str()).collect()
+    fn topics(&self, _: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
+        self.topics.iter().map(|t| t.name.0.to_string()).collect()
     }
 
     fn error_response(&self, _version: i16, code: i16) -> Option<TxnOffsetCommitResponse> {
@@ -555,11 +582,11 @@ impl Faultable for TxnOffsetCommitRequest {
 }
 
 impl Faultable for AddPartitionsToTxnRequest {
-    fn topics(&self) -> Vec<&str> {
+    fn topics(&self, _: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
         self.v3_and_below_topics
             .iter()
             .chain(self.transactions.iter().flat_map(|t| t.topics.iter()))
-            .map(|t| t.name.0.as_str())
+            .map(|t| t.name.0.to_string())
             .collect()
     }
 
@@ -593,15 +620,20 @@ impl Faultable for AddPartitionsToTxnRequest {
 }
 
 impl Faultable for OffsetFetchRequest {
-    fn topics(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = self
+    fn topics(&self, by_id: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
+        let mut out: Vec<String> = self
             .topics
             .iter()
             .flatten()
-            .map(|t| t.name.0.as_str())
+            .map(|t| t.name.0.to_string())
             .collect();
         for g in &self.groups {
-            out.extend(g.topics.iter().flatten().map(|t| t.name.0.as_str()));
+            out.extend(
+                g.topics
+                    .iter()
+                    .flatten()
+                    .map(|t| name_or_id(&t.name.0, &t.topic_id, by_id)),
+            );
         }
         out
     }
@@ -713,17 +745,20 @@ mod tests {
             .unwrap();
         assert_eq!(r.remaining, Some(2));
         assert!(f.armed());
-        assert_eq!(f.check(ApiKey::Produce, &["other"]), None);
-        assert_eq!(f.check(ApiKey::Fetch, &["t"]), None);
+        assert_eq!(f.check(ApiKey::Produce, &["other".into()]), None);
+        assert_eq!(f.check(ApiKey::Fetch, &["t".into()]), None);
         let code = ResponseError::NotLeaderOrFollower.code();
-        assert_eq!(f.check(ApiKey::Produce, &["t"]), Some(Action::Error(code)));
+        assert_eq!(
+            f.check(ApiKey::Produce, &["t".into()]),
+            Some(Action::Error(code))
+        );
         assert_eq!(f.list()[0].matched, 1);
         assert_eq!(
-            f.check(ApiKey::Produce, &["x", "t"]),
+            f.check(ApiKey::Produce, &["x".into(), "t".into()]),
             Some(Action::Error(code))
         );
         assert!(!f.armed(), "the rule is used up");
-        assert_eq!(f.check(ApiKey::Produce, &["t"]), None);
+        assert_eq!(f.check(ApiKey::Produce, &["t".into()]), None);
     }
 
     #[test]

@@ -186,6 +186,22 @@ async fn injected_errors_and_lost_responses_reach_the_client() {
     assert_eq!(fetch(&mut c, "t", 0, 0, 12).await.error_code, 0);
     assert!(started.elapsed() >= Duration::from_millis(300));
 
+    // Fetch v13+ names topics by id only: a topic rule still matches it.
+    let id = broker.context().metadata.topic("t").unwrap().id;
+    call(
+        http,
+        "POST",
+        "/faults",
+        r#"{"api":"Fetch","topic":"t","action":"error","error":"NOT_LEADER_OR_FOLLOWER","count":1}"#,
+    )
+    .await;
+    let by_id = fetch_req("", id, 0, 0);
+    let r = c.send(&by_id, 16).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, not_leader);
+    assert_eq!(r.responses[0].topic_id, id);
+    let r = c.send(&by_id, 16).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "used up");
+
     // "Answer COORDINATOR_LOAD_IN_PROGRESS for 300 ms" (here: until cleared by time).
     call(
         http,

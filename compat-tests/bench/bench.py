@@ -150,9 +150,10 @@ def latency(bootstrap, rate, seconds):
     return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1], len(lat)
 
 
-def group_rebalance(bootstrap, members=3):
+def group_rebalance(bootstrap, members=3, protocol="classic"):
     """Seconds from the first subscribe until all members own partitions (6 partitions,
-    confluent-kafka, range assignor), and from one member's close until the others own all."""
+    confluent-kafka; classic: range assignor; consumer: KIP-848, server-side uniform), and
+    from one member's close until the others own all."""
     try:
         from confluent_kafka import Consumer
         from confluent_kafka.admin import AdminClient, NewTopic
@@ -161,27 +162,26 @@ def group_rebalance(bootstrap, members=3):
     import threading
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic("group-bench", 6, 1)])["group-bench"].result(10)
+    topic = f"group-bench-{protocol}"
+    admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(10)
     owned = {}
     lock = threading.Lock()
     stop = threading.Event()
     leave = {}
 
     def run(i):
-        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench", "session.timeout.ms": 6000,
-                      "heartbeat.interval.ms": 100, "enable.auto.commit": False})
-
-        def on_assign(consumer, parts):
-            with lock:
-                owned[i] = {p.partition for p in parts}
-
-        def on_revoke(consumer, parts):
-            with lock:
-                owned[i] = set()
-
-        c.subscribe(["group-bench"], on_assign=on_assign, on_revoke=on_revoke)
+        conf = {"bootstrap.servers": bootstrap, "group.id": f"bench-{protocol}",
+                "enable.auto.commit": False}
+        if protocol == "consumer":
+            conf["group.protocol"] = "consumer"
+        else:
+            conf.update({"session.timeout.ms": 6000, "heartbeat.interval.ms": 100})
+        c = Consumer(conf)
+        c.subscribe([topic])
         while not stop.is_set() and not leave.get(i):
-            c.poll(0.05)
+            c.poll(0.01)
+            with lock:
+                owned[i] = {p.partition for p in c.assignment()}
         c.close()
         with lock:
             owned.pop(i, None)
@@ -293,6 +293,7 @@ def main():
     modes = producer_modes(bootstrap, n)
     lat = latency(bootstrap, args.rate, args.seconds)
     grp = group_rebalance(bootstrap)
+    grp848 = group_rebalance(bootstrap, protocol="consumer")
     after = rss_kb(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
@@ -321,6 +322,9 @@ def main():
     if grp:
         print(f"group of 3 to Stable:    {grp[0] * 1000:.0f} ms from first subscribe (6 partitions, range, initial delay 0)")
         print(f"rebalance after a leave: {grp[1] * 1000:.0f} ms until the other 2 own all partitions")
+    if grp848:
+        print(f"KIP-848 group of 3:      {grp848[0] * 1000:.0f} ms to cover (uniform, heartbeat interval 5 s, Kafka's default)")
+        print(f"KIP-848 after a leave:   {grp848[1] * 1000:.0f} ms until the other 2 own all partitions")
     cmp = compaction(args.binary, n)
     if cmp:
         mb, ms, removed, alone, during, m = cmp

@@ -40,4 +40,4 @@ if [ ! -x "$KLAMM_BIN" ]; then
 fi
 exec timeout -k 10 600 node --test --test-concurrency=1 --test-reporter=spec \
     test/admin.test.js test/producer.test.js test/consumer.test.js test/configs.test.js test/retention.test.js \
-    test/transactions.test.js
+    test/transactions.test.js test/faults.test.js

@@ -194,7 +194,8 @@ macro_rules! routes {
                     let mut drop_response = false;
                     if $ctx.faults.armed() {
                         use crate::fault::{Action, Faultable};
-                        match $ctx.faults.check($key, &req.topics()) {
+                        let by_id = |id: &uuid::Uuid| $ctx.metadata.topic_by_id(id).map(|t| t.name.to_string());
+                        match $ctx.faults.check($key, &req.topics(&by_id)) {
                             Some(Action::Close) => {
                                 return Outcome::Close(format!(
                                     "fault injection: close on {:?}", $key
