@@ -187,9 +187,11 @@ def group_rebalance(bootstrap, members=3, protocol="classic"):
             owned.pop(i, None)
 
     def covered(n):
+        # Every member owns some partitions, and each partition exactly one owner.
         with lock:
             parts = [p for s in owned.values() for p in s]
-            return len(owned) == n and sorted(parts) == list(range(6))
+            return (len(owned) == n and all(owned.values())
+                    and sorted(parts) == list(range(6)))
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=run, args=(i,)) for i in range(members)]
