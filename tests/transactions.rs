@@ -591,3 +591,103 @@ async fn describe_and_list_transactions_and_producers() {
     );
     broker.shutdown().await;
 }
+
+/// One batch of keyed records, transactional when `pid` is given.
+fn keyed(pid: Option<(i64, i16, i32)>, kvs: &[(&str, &str)]) -> Bytes {
+    let records: Vec<Record> = kvs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: pid.is_some(),
+            producer_id: pid.map_or(-1, |p| p.0),
+            producer_epoch: pid.map_or(-1, |p| p.1),
+            sequence: pid.map_or(-1, |p| p.2 + i as i32),
+            offset: i as i64,
+            key: Some(Bytes::from(k.to_string())),
+            value: Some(Bytes::from(v.to_string())),
+            ..record(1, 1)
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+#[tokio::test]
+async fn compaction_drops_aborted_records_and_leaves_open_transactions_alone() {
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.log_cleaner_backoff_ms = 50;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let req = create_with_configs("ctx", &[("cleanup.policy", "compact")]);
+    assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
+    assert_eq!(
+        produce(&mut c, "ctx", 0, keyed(None, &[("k", "committed")]), 9).await,
+        (0, 0)
+    );
+    let (_, pid, e) = init(&mut c, "ctx-a", 60_000, 4).await;
+    add_partitions(&mut c, "ctx-a", pid, e, &[("ctx", 0)]).await;
+    assert_eq!(
+        produce(
+            &mut c,
+            "ctx",
+            0,
+            keyed(Some((pid, e, 0)), &[("k", "aborted")]),
+            9
+        )
+        .await,
+        (0, 1)
+    );
+    assert_eq!(end_txn(&mut c, "ctx-a", pid, e, false, 3).await, 0); // marker at 2
+                                                                     // An open transaction rewrites "j"; the older "j" before it must survive until it ends.
+    assert_eq!(
+        produce(&mut c, "ctx", 0, keyed(None, &[("j", "old")]), 9).await,
+        (0, 3)
+    );
+    let (_, pid_b, eb) = init(&mut c, "ctx-b", 60_000, 4).await;
+    add_partitions(&mut c, "ctx-b", pid_b, eb, &[("ctx", 0)]).await;
+    assert_eq!(
+        produce(
+            &mut c,
+            "ctx",
+            0,
+            keyed(Some((pid_b, eb, 0)), &[("j", "open")]),
+            9
+        )
+        .await,
+        (0, 4)
+    );
+
+    // The cleaner runs every 50 ms: wait for the aborted batch at offset 1 to go.
+    let values = |p: &fetch_response::PartitionData| -> Vec<(i64, String)> {
+        batches(p.records.as_ref().unwrap())
+            .into_iter()
+            .filter(|b| !b.1)
+            .flat_map(|b| b.3.into_iter().map(move |v| (b.0, v)))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = values(&fetch_iso(&mut c, "ctx", 0, 0).await);
+    while got.iter().any(|(_, v)| v == "aborted") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        got = values(&fetch_iso(&mut c, "ctx", 0, 0).await);
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, "committed".to_string()),
+            (3, "old".to_string()),
+            (4, "open".to_string())
+        ],
+        "the aborted value is gone, the committed one kept, the open transaction untouched"
+    );
+    broker.shutdown().await;
+}

@@ -82,6 +82,15 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// True for a data batch of a transaction its producer aborted.
+fn in_aborted_txn(p: &Partition, h: &BatchHeader) -> bool {
+    h.is_transactional()
+        && !h.is_control()
+        && p.aborted_between(h.base_offset, h.base_offset + 1)
+            .iter()
+            .any(|a| a.producer_id == h.producer_id && a.first_offset <= h.base_offset)
+}
+
 /// Cleans one partition if it is due. `mark` is updated to what was cleaned.
 pub fn clean_partition(
     p: &Partition,
@@ -105,11 +114,15 @@ pub fn clean_partition(
     let (mut total, mut dirty) = (0u64, 0u64);
     let mut end = start;
     let mut failed = None;
+    // Open transactions are not cleaned: the cleanable range ends at the last stable offset.
+    let stable = p.last_stable_offset();
     p.scan_batches(|_, bytes| {
         let Some(h) = BatchHeader::parse(bytes) else {
             return false;
         };
-        if now.saturating_sub(h.max_timestamp) < cfg.min_compaction_lag_ms {
+        if now.saturating_sub(h.max_timestamp) < cfg.min_compaction_lag_ms
+            || h.last_offset() >= stable
+        {
             return false;
         }
         total += bytes.len() as u64;
@@ -117,7 +130,8 @@ pub fn clean_partition(
             dirty += bytes.len() as u64;
         }
         end = h.last_offset() + 1;
-        if h.is_control() {
+        // Aborted records never count as a key's latest value.
+        if h.is_control() || in_aborted_txn(p, &h) {
             return true;
         }
         match decode(bytes) {
@@ -158,6 +172,15 @@ pub fn clean_partition(
         }
         stats.bytes_read += bytes.len() as u64;
         if h.is_control() {
+            return true;
+        }
+        if in_aborted_txn(p, &h) {
+            // As Kafka's cleaner: records of aborted transactions go entirely.
+            removed.push(base);
+            removed_bytes += bytes.len() as u64;
+            stats.records_removed += h.records_count.max(0) as u64;
+            stats.batches_deleted += 1;
+            stats.bytes_freed += bytes.len() as u64;
             return true;
         }
         let records = match decode(bytes) {
