@@ -30,6 +30,7 @@ struct Hb<'a> {
     regex: Option<&'a str>,
     assignor: Option<&'a str>,
     owned: Option<Vec<(Uuid, i32)>>,
+    instance: Option<&'a str>,
 }
 
 fn hb<'a>(member: &'a str, epoch: i32) -> Hb<'a> {
@@ -40,6 +41,7 @@ fn hb<'a>(member: &'a str, epoch: i32) -> Hb<'a> {
         regex: None,
         assignor: None,
         owned: None,
+        instance: None,
     }
 }
 
@@ -65,6 +67,7 @@ async fn heartbeat(c: &mut Client, group: &str, h: Hb<'_>) -> ConsumerGroupHeart
         .with_subscribed_topic_names(h.topics.map(|ts| ts.iter().map(|t| tn(t)).collect()))
         .with_subscribed_topic_regex(h.regex.map(sb))
         .with_server_assignor(h.assignor.map(sb))
+        .with_instance_id(h.instance.map(sb))
         .with_topic_partitions(owned);
     c.send(&req, 1).await
 }
@@ -414,5 +417,73 @@ async fn api_versions_advertise_group_version() {
         .api_keys
         .iter()
         .any(|k| k.api_key == ApiKey::ConsumerGroupHeartbeat as i16 && k.max_version == 1));
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_static_member_that_left_gets_its_partitions_back_without_a_rebalance() {
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.group_consumer_session_timeout_ms = 1_000;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let t = topic_id(&mut c, "st", 4).await;
+    let all: BTreeSet<(Uuid, i32)> = (0..4).map(|p| (t, p)).collect();
+    let join = |m: &'static str, inst: Option<&'static str>| Hb {
+        topics: Some(&["st"]),
+        instance: inst,
+        ..hb(m, 0)
+    };
+    let r = heartbeat(&mut c, "sg", join("s1", Some("i-1"))).await;
+    assert_eq!(parts(&r), Some(all.clone()));
+    let r = heartbeat(&mut c, "sg", join("x", None)).await;
+    let ex = r.member_epoch;
+    let r = heartbeat(&mut c, "sg", hb("s1", 1)).await;
+    let s1_parts = parts(&r).unwrap();
+    let e1 = r.member_epoch;
+    heartbeat(
+        &mut c,
+        "sg",
+        Hb {
+            owned: Some(s1_parts.iter().copied().collect()),
+            ..hb("s1", e1)
+        },
+    )
+    .await;
+    let x_parts = parts(&heartbeat(&mut c, "sg", hb("x", ex)).await).unwrap();
+    assert_eq!(&s1_parts | &x_parts, all);
+
+    // The instance id is in use: another process with it is refused.
+    assert_eq!(
+        heartbeat(&mut c, "sg", join("s1-dup", Some("i-1")))
+            .await
+            .error_code,
+        ResponseError::UnreleasedInstanceId.code()
+    );
+    // s1 leaves for now (-2): x does not get its partitions.
+    let r = heartbeat(&mut c, "sg", hb("s1", -2)).await;
+    assert_eq!((r.error_code, r.member_epoch), (0, -2));
+    let r = heartbeat(&mut c, "sg", hb("x", ex)).await;
+    assert!(parts(&r).is_none_or(|p| p == x_parts));
+    // Its restart (a new member id, same instance id) gets the same partitions at once.
+    let r = heartbeat(&mut c, "sg", join("s2", Some("i-1"))).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(parts(&r), Some(s1_parts.clone()), "no rebalance");
+
+    // Gone for longer than the session timeout: x takes everything.
+    heartbeat(&mut c, "sg", hb("s2", r.member_epoch)).await;
+    heartbeat(&mut c, "sg", hb("s2", -2)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut epoch = ex;
+    let mut got = x_parts.clone();
+    while got != all && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = heartbeat(&mut c, "sg", hb("x", epoch)).await;
+        assert_eq!(r.error_code, 0);
+        epoch = r.member_epoch;
+        if let Some(p) = parts(&r) {
+            got = p;
+        }
+    }
+    assert_eq!(got, all);
     broker.shutdown().await;
 }

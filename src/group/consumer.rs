@@ -54,6 +54,9 @@ pub struct Member {
     last_sent: Option<BTreeSet<Tp>>,
     last_heartbeat: Instant,
     revoke_deadline: Option<Instant>,
+    /// A static member that left with epoch -2: its partitions stay reserved for its
+    /// instance id until the session timeout.
+    left_static: bool,
 }
 
 /// One consumer group.
@@ -261,7 +264,8 @@ impl ConsumerGroups {
                 ..Default::default()
             });
 
-        // Leaving (-1), or a static member leaving for now (-2): its partitions are freed.
+        // Leaving (-1): its partitions are freed. A static member leaving for now (-2) keeps
+        // them reserved for its instance id until its session times out.
         if hb.member_epoch < 0 {
             if hb.member_epoch != -1 && hb.member_epoch != -2 {
                 return Err(fail(
@@ -269,10 +273,15 @@ impl ConsumerGroups {
                     "MemberEpoch is invalid.",
                 ));
             }
-            if g.members.remove(&hb.member_id).is_none() {
+            let Some(m) = g.members.get_mut(&hb.member_id) else {
                 return Err(fail(ResponseError::UnknownMemberId, "unknown member"));
+            };
+            if hb.member_epoch == -2 && m.instance_id.is_some() {
+                m.left_static = true;
+            } else {
+                g.members.remove(&hb.member_id);
+                g.target.remove(&hb.member_id);
             }
-            g.target.remove(&hb.member_id);
             return Ok(HeartbeatReply {
                 member_id: hb.member_id,
                 member_epoch: hb.member_epoch,
@@ -299,17 +308,31 @@ impl ConsumerGroups {
             } else {
                 hb.member_id.clone()
             };
-            // A static member coming back replaces its previous incarnation.
+            // A static member coming back takes over its previous incarnation's partitions
+            // (no rebalance) once that one left with -2; while it is active, the instance id
+            // is not released (UNRELEASED_INSTANCE_ID, as Kafka answers).
+            let mut inherited = None;
             if let Some(inst) = &hb.instance_id {
-                let old: Vec<String> = g
+                let old = g
                     .members
                     .values()
-                    .filter(|m| m.instance_id.as_ref() == Some(inst) && m.member_id != id)
-                    .map(|m| m.member_id.clone())
-                    .collect();
-                for o in old {
-                    g.members.remove(&o);
-                    g.target.remove(&o);
+                    .find(|m| m.instance_id.as_ref() == Some(inst) && m.member_id != id)
+                    .map(|m| (m.member_id.clone(), m.left_static));
+                match old {
+                    Some((_, false)) => {
+                        return Err(fail(
+                            ResponseError::UnreleasedInstanceId,
+                            format!("Static member with instance id {inst} is not released yet."),
+                        ))
+                    }
+                    Some((o, true)) => {
+                        let m = g.members.remove(&o).expect("found above");
+                        if let Some(t) = g.target.remove(&o) {
+                            g.target.insert(id.clone(), t);
+                        }
+                        inherited = Some((m.assigned, m.member_epoch));
+                    }
+                    None => {}
                 }
             }
             let rejoining = g.members.remove(&id);
@@ -321,7 +344,7 @@ impl ConsumerGroups {
                     rack_id: hb.rack_id.clone(),
                     client_id: hb.client_id.clone(),
                     client_host: hb.client_host.clone(),
-                    member_epoch: 0,
+                    member_epoch: inherited.as_ref().map_or(0, |i| i.1),
                     previous_epoch: -1,
                     topics: BTreeSet::new(),
                     regex: None,
@@ -331,12 +354,14 @@ impl ConsumerGroups {
                     } else {
                         300_000
                     },
-                    // A member rejoining with epoch 0 owns nothing any more.
-                    assigned: BTreeSet::new(),
+                    // A member rejoining with epoch 0 owns nothing any more, unless it is a
+                    // static member taking its partitions back.
+                    assigned: inherited.map(|i| i.0).unwrap_or_default(),
                     revoking: BTreeSet::new(),
                     last_sent: None,
                     last_heartbeat: now,
                     revoke_deadline: None,
+                    left_static: false,
                 },
             );
             drop(rejoining);
