@@ -558,7 +558,20 @@ def main():
             # Runs of the same test number (variants, subtests) never overlap: some tests
             # use fixed topic and group names.
             with number_locks[num]:
-                return key, run_number(num, variant, sub, names, flags, broker, opts, workdir, timeout)
+                out = run_number(num, variant, sub, names, flags, broker, opts, workdir, timeout)
+                # An allow-listed test that fails is run once more: several of librdkafka's
+                # tests race their own client threads on a loaded 2-core machine (0086's
+                # first batch). A broker defect fails both runs; the first failure is logged.
+                failed = [n for e, n in groups[key]
+                          if e in allow and out[0][n][0] not in ("PASSED", "SKIPPED")]
+                if failed:
+                    again = run_number(num, variant, sub, names, flags, broker, opts, workdir, timeout)
+                    if all(again[0][n][0] == "PASSED" for n in failed):
+                        for n in failed:
+                            log("RETRIED  %s: passed on a second run; first run: %s %s"
+                                % (n, out[0][n][0], out[0][n][1][:200]))
+                        out = (again[0], out[1] + again[1], again[2], again[3] or out[3])
+                return key, out
 
         number_locks = {k[1]: threading.Lock() for k in groups}
         with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as ex:
