@@ -16,15 +16,9 @@ use uuid::Uuid;
 
 use super::{sb, topic_name};
 use crate::broker::Context;
+use crate::clock::now_ms;
 use crate::group::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
 use crate::server::dispatch::RequestContext;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 pub async fn offset_commit(
     ctx: &Context,

@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 use super::metadata::auto_create_topic;
 use super::sb;
 use crate::broker::Context;
+use crate::clock::now_ms;
 use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader};
 use crate::log::recode;
 use crate::metadata::{validate_topic_name, Topic};
@@ -231,11 +232,4 @@ impl TopicRules {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -355,10 +355,7 @@ pub async fn list_transactions(
         .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
         .cloned()
         .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::now_ms();
     let states = ctx
         .txns
         .list()

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::records::Record;
@@ -21,6 +21,7 @@ use super::batch::BatchHeader;
 use super::recode::{codec, decode, reencode};
 use super::Partition;
 use crate::broker::Context;
+use crate::clock::now_ms;
 use crate::topic_config;
 
 /// The compaction settings of one topic.
@@ -73,13 +74,6 @@ pub struct CleanerMark {
     /// cleaner first saw it, so consumers catching up can still observe the delete. (In
     /// memory: after a restart the wait starts over, which only keeps tombstones longer.)
     pub tombstones: HashMap<i64, i64>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// True for a data batch of a transaction its producer aborted.

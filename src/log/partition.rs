@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::batch::{self, BatchHeader, ProducedBatch};
 use super::store::{Store, StoreError};
+use crate::clock::now_ms;
 use crate::txn::{self, BatchMeta, ProducerEntry, SequenceCheck};
 
 /// The leader epoch of every partition: a single node is always the leader, in epoch 0.
@@ -37,13 +38,6 @@ fn stable_offset(producers: &HashMap<i64, ProducerEntry>, end: i64) -> i64 {
         .filter_map(|e| e.txn_first_offset)
         .min()
         .map_or(end, |first| first.min(end))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// In-memory state of one partition, shared by every request that touches it.

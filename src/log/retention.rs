@@ -4,9 +4,10 @@
 //! `log.retention.check.interval.ms`, as Kafka's log manager does.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::broker::Context;
+use crate::clock::now_ms;
 use crate::topic_config;
 
 /// The retention settings in force for one topic.
@@ -41,13 +42,6 @@ pub fn retention_of(
         .ok()
         .filter(|v| *v >= 0);
     Some(Retention { ms, bytes })
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// One pass over every partition. Returns the bytes freed.

@@ -15,6 +15,7 @@ use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::Context;
+use crate::clock::now_ms;
 use crate::group::CommittedOffset;
 use crate::log::partition::Marker;
 use crate::log::store::StoreError;
@@ -101,13 +102,6 @@ pub struct TxnCoordinator {
     store: Arc<Store>,
     config: TxnConfig,
     inner: Mutex<Inner>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Kafka's producer check on every transactional request: the id must be this
