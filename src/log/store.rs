@@ -12,15 +12,24 @@ use rocksdb::{
     Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
-/// Column family of record batches: uid ‖ base offset -> batch bytes (large values, blob files).
-pub const CF_LOG: &str = "log";
-/// Column family of everything small. DESIGN.md gives each table its own column family;
-/// every column family costs ~2 ms of start-up (options serialized, a synced MANIFEST
-/// record), which kept an empty broker from being ready in < 10 ms. The small tables share
-/// one, each under a one-byte prefix; only the log, with its large values, is tuned apart.
-pub const CF_META: &str = "meta";
+/// The one column family of a data dir created by this version: record batches under
+/// uid ‖ base offset, every small table under its one-byte prefix.
+///
+/// DESIGN.md gives each table its own column family. Each one RocksDB has to create costs
+/// start-up time on an empty data dir (a synced MANIFEST record, its section of the OPTIONS
+/// file, which RocksDB writes, syncs and parses back), and the broker's exec-to-ready budget
+/// is 10 ms. Batch keys begin with a partition uid, whose first byte is 0 for any uid below
+/// 2^56 ([`MAX_PARTITION_UID`]), and table keys begin with a letter, so the key spaces never
+/// meet; record batches of 4 KiB and more go to blob files, small values stay in the tables.
+const CF_SINGLE: &str = rocksdb::DEFAULT_COLUMN_FAMILY_NAME;
+/// Data dirs created before the single column family kept batches in `log` and the tables
+/// in `meta`; they are opened as they are.
+const CF_LEGACY_LOG: &str = "log";
+const CF_LEGACY_META: &str = "meta";
 
-const ALL_CFS: [&str; 2] = [CF_LOG, CF_META];
+/// Partition uids stay below this so a batch key can never sort among the table keys of the
+/// shared column family (their first byte is a letter, 0x61 and above).
+pub const MAX_PARTITION_UID: u64 = 1 << 56;
 
 /// Cluster metadata: 'm' ‖ typed name -> serialized record.
 const T_META: u8 = b'm';
@@ -65,6 +74,10 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 /// partition log, the metadata service and the coordinators each call typed methods here.
 pub struct Store {
     db: DB,
+    /// Column family of record batches, and of the small tables: the same one unless the
+    /// data dir predates the single-column-family layout.
+    log_cf: &'static str,
+    meta_cf: &'static str,
     write_sync: WriteOptions,
     write_nosync: WriteOptions,
     fsync: bool,
@@ -133,32 +146,69 @@ impl Store {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
         table.set_cache_index_and_filter_blocks(true);
-        let cfs = ALL_CFS.iter().map(|name| {
+        let log_opts = |write_buffer_bytes: usize| {
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table);
-            cf_opts.set_write_buffer_size(if *name == CF_LOG {
-                16 * 1024 * 1024
-            } else {
-                2 * 1024 * 1024
-            });
+            cf_opts.set_write_buffer_size(write_buffer_bytes);
             cf_opts.set_max_write_buffer_number(2);
-            if *name == CF_LOG {
-                // Producers' batches are mostly compressed already; let large ones live in
-                // blob files so compaction does not rewrite them over and over.
-                cf_opts.set_enable_blob_files(true);
-                cf_opts.set_min_blob_size(4096);
-            }
-            ColumnFamilyDescriptor::new(*name, cf_opts)
-        });
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+            // Producers' batches are mostly compressed already; let large ones live in blob
+            // files so compaction does not rewrite them over and over.
+            cf_opts.set_enable_blob_files(true);
+            cf_opts.set_min_blob_size(4096);
+            cf_opts
+        };
+        // Asking RocksDB for the column families costs a MANIFEST read, so only a data dir
+        // that already holds a database is asked.
+        let legacy = path.join("CURRENT").exists()
+            && DB::list_cf(&opts, path)?
+                .iter()
+                .any(|name| name == CF_LEGACY_LOG);
+        let (db, log_cf, meta_cf) = if legacy {
+            let mut meta_opts = Options::default();
+            meta_opts.set_block_based_table_factory(&table);
+            meta_opts.set_write_buffer_size(2 * 1024 * 1024);
+            meta_opts.set_max_write_buffer_number(2);
+            let cfs = [
+                ColumnFamilyDescriptor::new(CF_LEGACY_LOG, log_opts(16 * 1024 * 1024)),
+                ColumnFamilyDescriptor::new(CF_LEGACY_META, meta_opts),
+            ];
+            let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+            (db, CF_LEGACY_LOG, CF_LEGACY_META)
+        } else {
+            let cfs = [ColumnFamilyDescriptor::new(
+                CF_SINGLE,
+                log_opts(16 * 1024 * 1024),
+            )];
+            (
+                DB::open_cf_descriptors(&opts, path, cfs)?,
+                CF_SINGLE,
+                CF_SINGLE,
+            )
+        };
         let mut write_sync = WriteOptions::default();
         write_sync.set_sync(true);
         Ok(Arc::new(Store {
             db,
+            log_cf,
+            meta_cf,
             write_sync,
             write_nosync: WriteOptions::default(),
             fsync,
         }))
+    }
+
+    /// Whether this data dir keeps batches and tables in separate column families (made by
+    /// an earlier version).
+    pub fn is_legacy_layout(&self) -> bool {
+        self.log_cf != self.meta_cf
+    }
+
+    fn log(&self) -> &ColumnFamily {
+        self.cf(self.log_cf)
+    }
+
+    fn meta(&self) -> &ColumnFamily {
+        self.cf(self.meta_cf)
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
@@ -191,27 +241,27 @@ impl Store {
     }
 
     pub fn put_log(&self, wb: &mut WriteBatch, uid: u64, base_offset: i64, batch: &[u8]) {
-        wb.put_cf(self.cf(CF_LOG), log_key(uid, base_offset), batch);
+        wb.put_cf(self.log(), log_key(uid, base_offset), batch);
     }
 
     pub fn delete_log(&self, wb: &mut WriteBatch, uid: u64, base_offset: i64) {
-        wb.delete_cf(self.cf(CF_LOG), log_key(uid, base_offset));
+        wb.delete_cf(self.log(), log_key(uid, base_offset));
     }
 
     pub fn put_time_index(&self, wb: &mut WriteBatch, uid: u64, max_ts: i64, base_offset: i64) {
-        wb.put_cf(self.cf(CF_META), time_key(uid, max_ts, base_offset), []);
+        wb.put_cf(self.meta(), time_key(uid, max_ts, base_offset), []);
     }
 
     pub fn put_meta(&self, wb: &mut WriteBatch, key: &[u8], value: &[u8]) {
-        wb.put_cf(self.cf(CF_META), prefixed(T_META, key), value);
+        wb.put_cf(self.meta(), prefixed(T_META, key), value);
     }
 
     pub fn delete_meta(&self, wb: &mut WriteBatch, key: &[u8]) {
-        wb.delete_cf(self.cf(CF_META), prefixed(T_META, key));
+        wb.delete_cf(self.meta(), prefixed(T_META, key));
     }
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(CF_META), prefixed(T_META, key))?)
+        Ok(self.db.get_cf(self.meta(), prefixed(T_META, key))?)
     }
 
     /// All meta entries whose key starts with `prefix`.
@@ -223,10 +273,9 @@ impl Store {
     fn scan_table(&self, table: u8, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let full = prefixed(table, prefix);
         let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_META),
-            IteratorMode::From(&full, Direction::Forward),
-        );
+        let iter = self
+            .db
+            .iterator_cf(self.meta(), IteratorMode::From(&full, Direction::Forward));
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(&full) {
@@ -238,15 +287,15 @@ impl Store {
     }
 
     pub fn put_group(&self, wb: &mut WriteBatch, key: &[u8], value: &[u8]) {
-        wb.put_cf(self.cf(CF_META), prefixed(T_GROUPS, key), value);
+        wb.put_cf(self.meta(), prefixed(T_GROUPS, key), value);
     }
 
     pub fn delete_group_key(&self, wb: &mut WriteBatch, key: &[u8]) {
-        wb.delete_cf(self.cf(CF_META), prefixed(T_GROUPS, key));
+        wb.delete_cf(self.meta(), prefixed(T_GROUPS, key));
     }
 
     pub fn get_group(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(CF_META), prefixed(T_GROUPS, key))?)
+        Ok(self.db.get_cf(self.meta(), prefixed(T_GROUPS, key))?)
     }
 
     /// All committed-offset entries whose key starts with `prefix` (empty: all of them).
@@ -258,7 +307,7 @@ impl Store {
     pub fn put_producer(&self, wb: &mut WriteBatch, uid: u64, producer_id: i64, value: &[u8]) {
         let mut k = prefixed(T_PRODUCERS, &uid.to_be_bytes());
         k.extend_from_slice(&producer_id.to_be_bytes());
-        wb.put_cf(self.cf(CF_META), k, value);
+        wb.put_cf(self.meta(), k, value);
     }
 
     /// Every producer entry of a partition: (producer id, encoded entry).
@@ -284,7 +333,7 @@ impl Store {
         let mut k = prefixed(T_ABORTED, &uid.to_be_bytes());
         k.extend_from_slice(&marker_offset.to_be_bytes());
         k.extend_from_slice(&producer_id.to_be_bytes());
-        wb.put_cf(self.cf(CF_META), k, first_offset.to_be_bytes());
+        wb.put_cf(self.meta(), k, first_offset.to_be_bytes());
     }
 
     /// A partition's aborted transactions, by marker offset: (marker offset, producer id,
@@ -302,8 +351,8 @@ impl Store {
     pub fn put_txn(&self, wb: &mut WriteBatch, transactional_id: &str, value: Option<&[u8]>) {
         let k = prefixed(T_TXN, transactional_id.as_bytes());
         match value {
-            Some(v) => wb.put_cf(self.cf(CF_META), k, v),
-            None => wb.delete_cf(self.cf(CF_META), k),
+            Some(v) => wb.put_cf(self.meta(), k, v),
+            None => wb.delete_cf(self.meta(), k),
         }
     }
 
@@ -317,10 +366,10 @@ impl Store {
         let end = uid.checked_add(1);
         let (from, to) = (log_key(uid, 0), end.map(|e| log_key(e, 0)));
         let to = to.unwrap_or([0xff; 16]);
-        wb.delete_range_cf(self.cf(CF_LOG), from, to);
+        wb.delete_range_cf(self.log(), from, to);
         for table in [T_TIME, T_PRODUCERS, T_LOG_START, T_ABORTED] {
             let (from, to) = partition_range(table, uid);
-            wb.delete_range_cf(self.cf(CF_META), from, to);
+            wb.delete_range_cf(self.meta(), from, to);
         }
     }
 
@@ -333,12 +382,12 @@ impl Store {
         first_kept: i64,
         log_start: i64,
     ) -> Result<(), StoreError> {
-        wb.delete_range_cf(self.cf(CF_LOG), log_key(uid, 0), log_key(uid, first_kept));
+        wb.delete_range_cf(self.log(), log_key(uid, 0), log_key(uid, first_kept));
         for (k, _) in self.scan_table(T_TIME, &uid.to_be_bytes())? {
             if k.len() == 24 && be_i64(&k[16..24]) < first_kept {
                 let mut full = vec![T_TIME];
                 full.extend_from_slice(&k);
-                wb.delete_cf(self.cf(CF_META), full);
+                wb.delete_cf(self.meta(), full);
             }
         }
         self.put_log_start(wb, uid, log_start);
@@ -348,7 +397,7 @@ impl Store {
     /// Records a partition's log start offset.
     pub fn put_log_start(&self, wb: &mut WriteBatch, uid: u64, log_start: i64) {
         wb.put_cf(
-            self.cf(CF_META),
+            self.meta(),
             prefixed(T_LOG_START, &uid.to_be_bytes()),
             log_start.to_be_bytes(),
         );
@@ -358,21 +407,21 @@ impl Store {
     pub fn log_start(&self, uid: u64) -> Result<Option<i64>, StoreError> {
         Ok(self
             .db
-            .get_cf(self.cf(CF_META), prefixed(T_LOG_START, &uid.to_be_bytes()))?
+            .get_cf(self.meta(), prefixed(T_LOG_START, &uid.to_be_bytes()))?
             .filter(|v| v.len() == 8)
             .map(|v| be_i64(&v)))
     }
 
     /// The last batch of a partition, for recovering its log end offset without a scan.
     pub fn last_batch(&self, uid: u64) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_LOG));
+        let mut iter = self.db.raw_iterator_cf(self.log());
         iter.seek_for_prev(log_key(uid, i64::MAX));
         self.current_of(&iter, uid)
     }
 
     /// The first batch of a partition.
     pub fn first_batch(&self, uid: u64) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_LOG));
+        let mut iter = self.db.raw_iterator_cf(self.log());
         iter.seek(log_key(uid, 0));
         self.current_of(&iter, uid)
     }
@@ -396,7 +445,7 @@ impl Store {
 
     /// The largest max-timestamp-so-far recorded for a partition (for recovery).
     pub fn last_time_index(&self, uid: u64) -> Result<Option<(i64, i64)>, StoreError> {
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_META));
+        let mut iter = self.db.raw_iterator_cf(self.meta());
         let mut upper = [0xffu8; 25];
         upper[0] = T_TIME;
         upper[1..9].copy_from_slice(&uid.to_be_bytes());
@@ -411,7 +460,7 @@ impl Store {
         uid: u64,
         ts: i64,
     ) -> Result<Option<(i64, i64)>, StoreError> {
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_META));
+        let mut iter = self.db.raw_iterator_cf(self.meta());
         iter.seek(time_key(uid, ts, 0));
         iter.status()?;
         Ok(self.time_entry(&iter, uid))
@@ -440,7 +489,7 @@ impl Store {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(log_key(uid, i64::MAX).to_vec());
         ro.fill_cache(true);
-        let mut iter = self.db.raw_iterator_cf_opt(self.cf(CF_LOG), ro);
+        let mut iter = self.db.raw_iterator_cf_opt(self.log(), ro);
         iter.seek_for_prev(log_key(uid, offset));
         if !iter.valid() || iter.key().is_none_or(|k| k[..8] != uid.to_be_bytes()) {
             iter.seek(log_key(uid, offset));
@@ -463,10 +512,109 @@ impl Store {
 
     /// Flushes memtables so that a graceful shutdown leaves nothing to replay.
     pub fn flush(&self) -> Result<(), StoreError> {
-        for name in ALL_CFS {
-            self.db.flush_cf(self.cf(name))?;
+        self.db.flush_cf(self.log())?;
+        if self.is_legacy_layout() {
+            self.db.flush_cf(self.meta())?;
         }
         self.db.flush_wal(true)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_both(store: &Store, uid: u64) {
+        let mut wb = WriteBatch::default();
+        store.put_log(&mut wb, uid, 0, b"batch-0");
+        store.put_log(&mut wb, uid, 5, b"batch-5");
+        store.put_meta(&mut wb, b"topic", b"record");
+        store.put_log_start(&mut wb, uid, 0);
+        store.write_synced(wb).unwrap();
+    }
+
+    fn batches(store: &Store, uid: u64) -> Vec<(i64, Vec<u8>)> {
+        let mut out = Vec::new();
+        store
+            .read_batches(uid, 0, |base, bytes| {
+                out.push((base, bytes.to_vec()));
+                true
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn new_data_dir_uses_one_column_family_and_keeps_tables_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), false).unwrap();
+        assert!(!store.is_legacy_layout());
+        put_both(&store, 7);
+        put_both(&store, 8);
+        // Deleting a partition's range must leave the tables and other partitions alone.
+        let mut wb = WriteBatch::default();
+        store.delete_partition(&mut wb, 7);
+        store.write_synced(wb).unwrap();
+        assert!(batches(&store, 7).is_empty());
+        assert_eq!(batches(&store, 8).len(), 2);
+        assert_eq!(
+            store.get_meta(b"topic").unwrap().as_deref(),
+            Some(&b"record"[..])
+        );
+        assert_eq!(store.last_batch(8).unwrap().map(|b| b.0), Some(5));
+        store.flush().unwrap();
+        drop(store);
+        let names = DB::list_cf(&Options::default(), dir.path()).unwrap();
+        assert_eq!(names, vec![CF_SINGLE.to_string()]);
+        let store = Store::open(dir.path(), false).unwrap();
+        assert_eq!(
+            batches(&store, 8),
+            vec![(0, b"batch-0".to_vec()), (5, b"batch-5".to_vec())]
+        );
+        assert_eq!(
+            store.get_meta(b"topic").unwrap().as_deref(),
+            Some(&b"record"[..])
+        );
+    }
+
+    #[test]
+    fn data_dir_with_log_and_meta_column_families_is_opened_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The layout of earlier versions: batches in `log`, tables in `meta`.
+            let mut opts = Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let db = DB::open_cf(&opts, dir.path(), [CF_LEGACY_LOG, CF_LEGACY_META]).unwrap();
+            let log = db.cf_handle(CF_LEGACY_LOG).unwrap();
+            let meta = db.cf_handle(CF_LEGACY_META).unwrap();
+            db.put_cf(log, log_key(3, 0), b"old-batch").unwrap();
+            db.put_cf(meta, prefixed(T_META, b"topic"), b"old-record")
+                .unwrap();
+        }
+        let store = Store::open(dir.path(), false).unwrap();
+        assert!(store.is_legacy_layout());
+        assert_eq!(batches(&store, 3), vec![(0, b"old-batch".to_vec())]);
+        assert_eq!(
+            store.get_meta(b"topic").unwrap().as_deref(),
+            Some(&b"old-record"[..])
+        );
+        put_both(&store, 4);
+        store.flush().unwrap();
+        drop(store);
+        // New writes went to the old column families, not to the default one.
+        let db = DB::open_cf(
+            &Options::default(),
+            dir.path(),
+            [CF_LEGACY_LOG, CF_LEGACY_META],
+        )
+        .unwrap();
+        let log = db.cf_handle(CF_LEGACY_LOG).unwrap();
+        assert_eq!(
+            db.get_cf(log, log_key(4, 5)).unwrap().as_deref(),
+            Some(&b"batch-5"[..])
+        );
+        assert_eq!(db.get(log_key(4, 5)).unwrap(), None);
     }
 }

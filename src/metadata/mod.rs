@@ -184,6 +184,11 @@ impl Metadata {
             .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(1);
         let next = current + n as u64;
+        if next >= crate::log::store::MAX_PARTITION_UID {
+            // 2^56 partitions ever created: unreachable in practice, refused rather than let a
+            // batch key sort among the tables' keys.
+            return Err(ResponseError::KafkaStorageError);
+        }
         self.store.put_meta(wb, KEY_NEXT_UID, &next.to_be_bytes());
         Ok((current..next).collect())
     }
