@@ -106,10 +106,14 @@ def producer_modes(bootstrap, n, commit_every=1000):
     return out
 
 
-def kcat_consume(bootstrap, topic, n):
+def kcat_consume(bootstrap, topic, n, extra=()):
+    # -c n stops at the n-th message. -e would add one empty long-poll at the end of the log
+    # (fetch.wait.max.ms, 500 ms by default: Kafka answers a fetch at the high watermark only
+    # when min.bytes arrive or the wait ends), which is end-of-log detection, not throughput.
     t0 = time.perf_counter()
     out = subprocess.run(
-        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%o\n"],
+        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-c", str(n), "-q",
+         "-f", "%o\n", *extra],
         check=True,
         capture_output=True,
     ).stdout
@@ -118,6 +122,19 @@ def kcat_consume(bootstrap, topic, n):
     if got != n:
         sys.exit(f"consumed {got} messages from {topic}, expected {n}")
     return elapsed
+
+
+def rdkafka_consume(tool, bootstrap, topic, n):
+    """Seconds for librdkafka (default settings, no formatting) to read n messages; see
+    rdkafka_consume.c. None without the tool."""
+    if not tool:
+        return None
+    out = subprocess.run([tool, bootstrap, topic, "0", str(n)], check=True, capture_output=True,
+                         text=True).stdout
+    fields = dict(kv.split("=") for kv in out.split())
+    if int(fields["messages"]) != n or int(fields["bytes"]) != n * 100:
+        sys.exit(f"rdkafka_consume read {out.strip()} from {topic}, expected {n} x 100 B")
+    return float(fields["seconds"])
 
 
 def latency(bootstrap, rate, seconds):
@@ -263,12 +280,14 @@ def main():
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rdkafka-consume", help="path of the built rdkafka_consume.c")
+    ap.add_argument("--starts", type=int, default=11, help="cold starts to time")
     args = ap.parse_args()
     n = args.messages
 
-    # Startup: median of 5 cold starts on an empty ephemeral dir.
+    # Startup: median of cold starts on an empty ephemeral dir.
     starts = []
-    for _ in range(5):
+    for _ in range(args.starts):
         proc, ms = start_broker(args.binary, free_port())
         starts.append(ms)
         proc.send_signal(signal.SIGTERM)
@@ -284,11 +303,19 @@ def main():
         line = b"m" * 100 + b"\n"
         f.write(line * n)
         path = f.name
-    prod, cons, idem = [], [], []
+    prod, cons, cons_q, rdk, idem = [], [], [], [], []
     for run in range(3):
         topic = f"bench-{run}"
         prod.append(kcat_produce(bootstrap, topic, path))
         cons.append(kcat_consume(bootstrap, topic, n))
+        # librdkafka stops fetching a partition once 100,000 messages wait for the application
+        # (queued.min.messages) and looks again only at its next wake-up, up to 1 s later;
+        # kcat formats more slowly than the broker serves, so its default runs include such
+        # pauses. The same runs with the threshold above the message count show kcat without them.
+        cons_q.append(kcat_consume(bootstrap, topic, n, ["-X", "queued.min.messages=10000000"]))
+        r = rdkafka_consume(args.rdkafka_consume, bootstrap, topic, n)
+        if r is not None:
+            rdk.append(r)
         idem.append(kcat_produce(bootstrap, f"bench-idem-{run}", path,
                                  ["-X", "enable.idempotence=true"]))
     os.unlink(path)
@@ -307,6 +334,11 @@ def main():
     print(f"messages per run:        {n:,} x 100 B")
     print(f"produce (kcat -P):       {rate(prod)}")
     print(f"consume (kcat -C):       {rate(cons)}")
+    print(f"consume (kcat -C, queued.min.messages=10M): {rate(cons_q)}")
+    if rdk:
+        print(f"consume (librdkafka):    {rate(rdk)}")
+    else:
+        print("consume (librdkafka):    skipped (no --rdkafka-consume)")
     print(f"produce, idempotent:     {rate(idem)}  (kcat -X enable.idempotence=true)")
     if modes:
         base = n / modes["plain"]
@@ -337,7 +369,8 @@ def main():
               f"({rate_during / (m / alone):.0%}; {len(during)} kcat runs of {m:,} overlapped the cleaning)")
     else:
         print("compaction:              skipped (confluent-kafka not installed or no cleaning seen)")
-    print(f"exec -> ready:           median {statistics.median(starts):.1f} ms (runs: {', '.join(f'{x:.1f}' for x in starts)})")
+    print(f"exec -> ready:           median {statistics.median(starts):.1f} ms, min {min(starts):.1f}, "
+          f"max {max(starts):.1f} ({len(starts)} starts)")
     print(f"RSS idle:                {idle / 1024:.1f} MB")
     print(f"RSS after run:           {after / 1024:.1f} MB")
 
