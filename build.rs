@@ -1,7 +1,13 @@
-//! Links libstdc++ (RocksDB's C++ runtime) statically.
+//! Links libstdc++ (RocksDB's C++ runtime) statically, and packs the binary's relative
+//! relocations (DT_RELR).
 //!
-//! Why: the dynamic loader spent about a millisecond of every start resolving RocksDB's
-//! libstdc++ symbols and relocating the library, a tenth of the broker's exec-to-ready budget
+//! Why the packing: the position-independent binary carries ~34,000 relative relocations
+//! (vtables, static string tables) in 800 KB of `.rela.dyn`, which the loader reads on
+//! every start and which then stay resident; packed they take a few KB. It needs glibc 2.36
+//! and binutils 2.38 (Debian 12); older linkers ignore the flag with a warning.
+//!
+//! Why static libstdc++: the dynamic loader spent about a millisecond of every start
+//! resolving RocksDB's libstdc++ symbols and relocating the library, a tenth of the broker's exec-to-ready budget
 //! (see BENCHMARKS.md). librocksdb-sys asks for `-lstdc++`; a search directory holding only
 //! `libstdc++.a`, put ahead of the compiler's own, makes the linker take the archive.
 //! Set `KLAMM_DYNAMIC_LIBSTDCXX=1` to keep the shared library.
@@ -13,10 +19,13 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=KLAMM_DYNAMIC_LIBSTDCXX");
     println!("cargo:rerun-if-env-changed=CXX");
-    if std::env::var_os("KLAMM_DYNAMIC_LIBSTDCXX").is_some()
-        || std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux")
         || std::env::var("CARGO_CFG_TARGET_ENV").as_deref() != Ok("gnu")
     {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if std::env::var_os("KLAMM_DYNAMIC_LIBSTDCXX").is_some() {
         return;
     }
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "g++".to_string());

@@ -3,12 +3,13 @@
 
 Measures, against a release broker on an ephemeral data dir:
   - time from exec to the `klamm ready on` line, and idle RSS;
-  - produce and consume throughput of N x 100-byte messages with kcat (librdkafka),
-    median of 3 runs (msgs/s and MB/s);
+  - produce and consume throughput of N x 100-byte messages with kcat (librdkafka), and
+    consume throughput with a plain librdkafka consumer (rdkafka_consume.c), median of 3
+    runs (msgs/s and MB/s);
   - produce latency p50/p99 at a fixed rate with confluent-kafka (librdkafka), linger 0;
   - compaction throughput, and produce throughput while the cleaner runs vs alone;
-  - RSS after the run.
-Usage: bench.py KLAMM_BIN [--messages N]
+  - RSS after each throughput run (the log grows by 2 N messages per run) and at the end.
+Usage: bench.py KLAMM_BIN [--messages N] [--rdkafka-consume PATH]
 """
 import argparse
 import os
@@ -303,7 +304,7 @@ def main():
         line = b"m" * 100 + b"\n"
         f.write(line * n)
         path = f.name
-    prod, cons, cons_q, rdk, idem = [], [], [], [], []
+    prod, cons, cons_q, rdk, idem, grown = [], [], [], [], [], []
     for run in range(3):
         topic = f"bench-{run}"
         prod.append(kcat_produce(bootstrap, topic, path))
@@ -318,6 +319,8 @@ def main():
             rdk.append(r)
         idem.append(kcat_produce(bootstrap, f"bench-idem-{run}", path,
                                  ["-X", "enable.idempotence=true"]))
+        # Each run stores 2 n more messages; RSS should stay put as the log grows.
+        grown.append(rss_kb(proc.pid))
     os.unlink(path)
     modes = producer_modes(bootstrap, n)
     lat = latency(bootstrap, args.rate, args.seconds)
@@ -372,6 +375,8 @@ def main():
     print(f"exec -> ready:           median {statistics.median(starts):.1f} ms, min {min(starts):.1f}, "
           f"max {max(starts):.1f} ({len(starts)} starts)")
     print(f"RSS idle:                {idle / 1024:.1f} MB")
+    stored = ", ".join(f"{kb / 1024:.1f} MB at {2 * n * (i + 1) / 1e6:g} M" for i, kb in enumerate(grown))
+    print(f"RSS as the log grows:    {stored} messages stored")
     print(f"RSS after run:           {after / 1024:.1f} MB")
 
 
