@@ -1,16 +1,19 @@
-//! Links libstdc++ (RocksDB's C++ runtime) statically, and packs the binary's relative
-//! relocations (DT_RELR).
+//! Link-time choices that cut the broker's start-up time and idle memory (see BENCHMARKS.md):
 //!
-//! Why the packing: the position-independent binary carries ~34,000 relative relocations
-//! (vtables, static string tables) in 800 KB of `.rela.dyn`, which the loader reads on
-//! every start and which then stay resident; packed they take a few KB. It needs glibc 2.36
-//! and binutils 2.38 (Debian 12); older linkers ignore the flag with a warning.
-//!
-//! Why static libstdc++: the dynamic loader spent about a millisecond of every start
-//! resolving RocksDB's libstdc++ symbols and relocating the library, a tenth of the broker's exec-to-ready budget
-//! (see BENCHMARKS.md). librocksdb-sys asks for `-lstdc++`; a search directory holding only
-//! `libstdc++.a`, put ahead of the compiler's own, makes the linker take the archive.
-//! Set `KLAMM_DYNAMIC_LIBSTDCXX=1` to keep the shared library.
+//! - Relative relocations packed (DT_RELR): the position-independent binary carries ~34,000
+//!   of them (vtables, static string tables) in 800 KB of `.rela.dyn`, which the loader read
+//!   on every start and which then stayed resident; packed they take 8 KB. Running the binary
+//!   needs glibc 2.36 (Debian 12); rust-lld, Rust's default linker on x86-64 Linux, and GNU ld
+//!   2.38+ write them (older GNU ld ignores the flag with a warning).
+//! - `.text.startup`/`.text.unlikely`/`.text.hot` kept together (`-z keep-text-section-prefix`),
+//!   as GNU ld does by default and rust-lld does not: RocksDB's ~290 static initialisers,
+//!   which all run before `main`, otherwise lie scattered over 86 of the binary's 64 KB blocks,
+//!   and the kernel maps whole blocks around each page touched (fault-around).
+//! - libstdc++ (RocksDB's C++ runtime) linked statically: the dynamic loader spent about a
+//!   millisecond of every start resolving RocksDB's libstdc++ symbols and relocating the
+//!   library, a tenth of the exec-to-ready budget. librocksdb-sys asks for `-lstdc++`; a
+//!   search directory holding only `libstdc++.a`, put ahead of the compiler's own, makes the
+//!   linker take the archive. Set `KLAMM_DYNAMIC_LIBSTDCXX=1` to keep the shared library.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,6 +28,7 @@ fn main() {
         return;
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,keep-text-section-prefix");
     if std::env::var_os("KLAMM_DYNAMIC_LIBSTDCXX").is_some() {
         return;
     }
