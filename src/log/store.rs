@@ -146,15 +146,17 @@ impl Store {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
         table.set_cache_index_and_filter_blocks(true);
-        let log_opts = |write_buffer_bytes: usize| {
+        let cf_opts = |write_buffer_bytes: usize, blob_files: bool| {
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table);
             cf_opts.set_write_buffer_size(write_buffer_bytes);
             cf_opts.set_max_write_buffer_number(2);
-            // Producers' batches are mostly compressed already; let large ones live in blob
-            // files so compaction does not rewrite them over and over.
-            cf_opts.set_enable_blob_files(true);
-            cf_opts.set_min_blob_size(4096);
+            if blob_files {
+                // Producers' batches are mostly compressed already; let large ones live in
+                // blob files so compaction does not rewrite them over and over.
+                cf_opts.set_enable_blob_files(true);
+                cf_opts.set_min_blob_size(4096);
+            }
             cf_opts
         };
         // Asking RocksDB for the column families costs a MANIFEST read, so only a data dir
@@ -164,20 +166,16 @@ impl Store {
                 .iter()
                 .any(|name| name == CF_LEGACY_LOG);
         let (db, log_cf, meta_cf) = if legacy {
-            let mut meta_opts = Options::default();
-            meta_opts.set_block_based_table_factory(&table);
-            meta_opts.set_write_buffer_size(2 * 1024 * 1024);
-            meta_opts.set_max_write_buffer_number(2);
             let cfs = [
-                ColumnFamilyDescriptor::new(CF_LEGACY_LOG, log_opts(16 * 1024 * 1024)),
-                ColumnFamilyDescriptor::new(CF_LEGACY_META, meta_opts),
+                ColumnFamilyDescriptor::new(CF_LEGACY_LOG, cf_opts(16 * 1024 * 1024, true)),
+                ColumnFamilyDescriptor::new(CF_LEGACY_META, cf_opts(2 * 1024 * 1024, false)),
             ];
             let db = DB::open_cf_descriptors(&opts, path, cfs)?;
             (db, CF_LEGACY_LOG, CF_LEGACY_META)
         } else {
             let cfs = [ColumnFamilyDescriptor::new(
                 CF_SINGLE,
-                log_opts(16 * 1024 * 1024),
+                cf_opts(16 * 1024 * 1024, true),
             )];
             (
                 DB::open_cf_descriptors(&opts, path, cfs)?,
