@@ -9,6 +9,8 @@ use clap::Parser;
 pub const DEFAULT_SOCKET_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
 /// Kafka's `message.max.bytes` default (1 MiB plus the 12-byte log overhead).
 pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_048_588;
+/// Kafka's `fetch.max.bytes` default (55 MiB).
+pub const DEFAULT_FETCH_MAX_BYTES: u32 = 55 * 1024 * 1024;
 
 /// Command-line and environment configuration of one broker.
 ///
@@ -18,37 +20,47 @@ pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_048_588;
 #[command(
     name = "klamm",
     version,
-    about = "A Kafka-compatible broker with a RocksDB log"
+    about = "A Kafka-compatible broker with a RocksDB log",
+    next_line_help = true
 )]
 pub struct BrokerConfig {
     /// Address to accept Kafka clients on.
-    #[arg(long, env = "KLAMM_LISTEN", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "KLAMM_LISTEN",
+        default_value = "127.0.0.1:9092",
+        help_heading = "Listeners",
+        value_name = "HOST:PORT"
+    )]
     pub listen: SocketAddr,
 
     /// HOST:PORT that Metadata tells clients to connect to (default: the listen address,
     /// with the real port when listening on port 0).
-    #[arg(long, env = "KLAMM_ADVERTISE")]
+    #[arg(
+        long,
+        env = "KLAMM_ADVERTISE",
+        help_heading = "Listeners",
+        value_name = "HOST:PORT"
+    )]
     pub advertise: Option<String>,
 
     /// Directory of the RocksDB database.
-    #[arg(long, env = "KLAMM_DATA_DIR", default_value = "./klamm-data")]
+    #[arg(
+        long,
+        env = "KLAMM_DATA_DIR",
+        default_value = "./klamm-data",
+        help_heading = "Storage",
+        value_name = "PATH"
+    )]
     pub data_dir: PathBuf,
 
     /// Use a temporary data directory that is removed on exit (for CI).
-    #[arg(long, env = "KLAMM_EPHEMERAL")]
+    #[arg(long, env = "KLAMM_EPHEMERAL", help_heading = "Storage")]
     pub ephemeral: bool,
 
     /// Sync the write-ahead log before acknowledging a produce request.
-    #[arg(long, env = "KLAMM_FSYNC")]
+    #[arg(long, env = "KLAMM_FSYNC", help_heading = "Storage")]
     pub fsync: bool,
-
-    /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
-    #[arg(long, env = "KLAMM_LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
-
-    /// `text` (human-readable) or `json` (one object per line, for log collectors).
-    #[arg(long, env = "KLAMM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
 
     /// Kafka's `auto.create.topics.enable`: create unknown topics on Metadata and Produce.
     #[arg(
@@ -56,7 +68,8 @@ pub struct BrokerConfig {
         alias = "auto.create.topics.enable",
         env = "KLAMM_AUTO_CREATE_TOPICS_ENABLE",
         default_value_t = true,
-        action = clap::ArgAction::Set
+        action = clap::ArgAction::Set,
+        help_heading = "Topics", value_name = "BOOL"
     )]
     pub auto_create_topics_enable: bool,
 
@@ -66,7 +79,8 @@ pub struct BrokerConfig {
         alias = "num.partitions",
         env = "KLAMM_NUM_PARTITIONS",
         default_value_t = 1,
-        value_parser = clap::value_parser!(i32).range(1..=100_000)
+        value_parser = clap::value_parser!(i32).range(1..=100_000),
+        help_heading = "Topics", value_name = "N"
     )]
     pub num_partitions: i32,
 
@@ -76,7 +90,8 @@ pub struct BrokerConfig {
         long = "message-max-bytes",
         alias = "message.max.bytes",
         env = "KLAMM_MESSAGE_MAX_BYTES",
-        default_value_t = DEFAULT_MESSAGE_MAX_BYTES
+        default_value_t = DEFAULT_MESSAGE_MAX_BYTES,
+        help_heading = "Topics", value_name = "BYTES"
     )]
     pub message_max_bytes: usize,
 
@@ -85,16 +100,31 @@ pub struct BrokerConfig {
         long = "socket-request-max-bytes",
         alias = "socket.request.max.bytes",
         env = "KLAMM_SOCKET_REQUEST_MAX_BYTES",
-        default_value_t = DEFAULT_SOCKET_REQUEST_MAX_BYTES
+        default_value_t = DEFAULT_SOCKET_REQUEST_MAX_BYTES,
+        help_heading = "Listeners", value_name = "BYTES"
     )]
     pub socket_request_max_bytes: usize,
+
+    /// Kafka's `fetch.max.bytes`: the most record bytes one Fetch response carries, whatever
+    /// the client asks for (at least one batch is still returned, as Kafka does).
+    #[arg(
+        long = "fetch-max-bytes",
+        alias = "fetch.max.bytes",
+        env = "KLAMM_FETCH_MAX_BYTES",
+        default_value_t = DEFAULT_FETCH_MAX_BYTES,
+        value_parser = clap::value_parser!(u32).range(1024..=i32::MAX as i64),
+        help_heading = "Listeners", value_name = "BYTES"
+    )]
+    pub fetch_max_bytes: u32,
 
     /// Kafka's `max.connections`: further connections are refused until one closes.
     #[arg(
         long = "max-connections",
         alias = "max.connections",
         env = "KLAMM_MAX_CONNECTIONS",
-        default_value_t = 10_000
+        default_value_t = 10_000,
+        help_heading = "Listeners",
+        value_name = "N"
     )]
     pub max_connections: usize,
 
@@ -105,7 +135,9 @@ pub struct BrokerConfig {
         long = "group-initial-rebalance-delay-ms",
         alias = "group.initial.rebalance.delay.ms",
         env = "KLAMM_GROUP_INITIAL_REBALANCE_DELAY_MS",
-        default_value_t = 0
+        default_value_t = 0,
+        help_heading = "Groups",
+        value_name = "MS"
     )]
     pub group_initial_rebalance_delay_ms: u64,
 
@@ -114,7 +146,9 @@ pub struct BrokerConfig {
         long = "group-min-session-timeout-ms",
         alias = "group.min.session.timeout.ms",
         env = "KLAMM_GROUP_MIN_SESSION_TIMEOUT_MS",
-        default_value_t = 6000
+        default_value_t = 6000,
+        help_heading = "Groups",
+        value_name = "MS"
     )]
     pub group_min_session_timeout_ms: i32,
 
@@ -123,7 +157,9 @@ pub struct BrokerConfig {
         long = "group-max-session-timeout-ms",
         alias = "group.max.session.timeout.ms",
         env = "KLAMM_GROUP_MAX_SESSION_TIMEOUT_MS",
-        default_value_t = 1_800_000
+        default_value_t = 1_800_000,
+        help_heading = "Groups",
+        value_name = "MS"
     )]
     pub group_max_session_timeout_ms: i32,
 
@@ -133,7 +169,9 @@ pub struct BrokerConfig {
         long = "group-consumer-heartbeat-interval-ms",
         alias = "group.consumer.heartbeat.interval.ms",
         env = "KLAMM_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
-        default_value_t = 5_000
+        default_value_t = 5_000,
+        help_heading = "Groups",
+        value_name = "MS"
     )]
     pub group_consumer_heartbeat_interval_ms: i32,
 
@@ -143,7 +181,9 @@ pub struct BrokerConfig {
         long = "group-consumer-session-timeout-ms",
         alias = "group.consumer.session.timeout.ms",
         env = "KLAMM_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
-        default_value_t = 45_000
+        default_value_t = 45_000,
+        help_heading = "Groups",
+        value_name = "MS"
     )]
     pub group_consumer_session_timeout_ms: i32,
 
@@ -153,7 +193,9 @@ pub struct BrokerConfig {
         long = "log-retention-check-interval-ms",
         alias = "log.retention.check.interval.ms",
         env = "KLAMM_LOG_RETENTION_CHECK_INTERVAL_MS",
-        default_value_t = 300_000
+        default_value_t = 300_000,
+        help_heading = "Retention and compaction",
+        value_name = "MS"
     )]
     pub log_retention_check_interval_ms: u64,
 
@@ -163,7 +205,9 @@ pub struct BrokerConfig {
         long = "log-cleaner-backoff-ms",
         alias = "log.cleaner.backoff.ms",
         env = "KLAMM_LOG_CLEANER_BACKOFF_MS",
-        default_value_t = 15_000
+        default_value_t = 15_000,
+        help_heading = "Retention and compaction",
+        value_name = "MS"
     )]
     pub log_cleaner_backoff_ms: u64,
 
@@ -173,7 +217,9 @@ pub struct BrokerConfig {
         long = "transaction-max-timeout-ms",
         alias = "transaction.max.timeout.ms",
         env = "KLAMM_TRANSACTION_MAX_TIMEOUT_MS",
-        default_value_t = 900_000
+        default_value_t = 900_000,
+        help_heading = "Transactions",
+        value_name = "MS"
     )]
     pub transaction_max_timeout_ms: i32,
 
@@ -183,20 +229,43 @@ pub struct BrokerConfig {
         long = "transaction-abort-timed-out-transaction-cleanup-interval-ms",
         alias = "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         env = "KLAMM_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS",
-        default_value_t = 10_000
+        default_value_t = 10_000,
+        help_heading = "Transactions",
+        value_name = "MS"
     )]
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
 
     /// Admin HTTP port (`/health`, `/ready`, Prometheus `/metrics`); off unless given.
-    #[arg(long, env = "KLAMM_HTTP")]
+    #[arg(
+        long,
+        env = "KLAMM_HTTP",
+        help_heading = "Admin",
+        value_name = "HOST:PORT"
+    )]
     pub http: Option<SocketAddr>,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter expression).
+    #[arg(
+        long,
+        env = "KLAMM_LOG_LEVEL",
+        default_value = "info",
+        help_heading = "Admin",
+        value_name = "FILTER"
+    )]
+    pub log_level: String,
+
+    /// `text` (human-readable) or `json` (one object per line, for log collectors).
+    #[arg(long, env = "KLAMM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, help_heading = "Admin", value_name = "FORMAT")]
+    pub log_format: LogFormat,
 
     /// This broker's node id, as reported in Metadata.
     #[arg(
         long = "node-id",
         alias = "node.id",
         env = "KLAMM_NODE_ID",
-        default_value_t = 1
+        default_value_t = 1,
+        help_heading = "Listeners",
+        value_name = "ID"
     )]
     pub node_id: i32,
 }

@@ -8,7 +8,13 @@ use tracing_subscriber::EnvFilter;
 /// `klamm [FLAGS]` runs the broker; `klamm topics|groups|produce|consume ...` are the admin
 /// tools, which talk to `--bootstrap-server` over the Kafka protocol.
 #[derive(clap::Parser)]
-#[command(name = "klamm", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "klamm",
+    version,
+    about = "A Kafka-compatible broker with a RocksDB log",
+    args_conflicts_with_subcommands = true,
+    next_line_help = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<klamm::cli::Command>,

@@ -487,3 +487,99 @@ async fn a_static_member_that_left_gets_its_partitions_back_without_a_rebalance(
     assert_eq!(got, all);
     broker.shutdown().await;
 }
+
+/// TxnOffsetCommit v3+ from a KIP-848 member (Java's `sendOffsetsToTransaction(offsets,
+/// consumer.groupMetadata())` with `group.protocol=consumer`): the member id and epoch are
+/// checked by the group's one owner, as OffsetCommit checks them, and the offsets become the
+/// group's committed offsets when the transaction commits.
+#[tokio::test]
+async fn transactional_commits_from_a_consumer_protocol_member() {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    topic_id(&mut c, "in", 1).await;
+    let r = heartbeat(
+        &mut c,
+        "tg",
+        Hb {
+            topics: Some(&["in"]),
+            ..hb("m1", 0)
+        },
+    )
+    .await;
+    assert_eq!((r.error_code, r.member_epoch), (0, 1));
+
+    let init = c
+        .send(
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(sb("tx"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+            4,
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+    let add = c
+        .send(
+            &AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(sb("tx")))
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_group_id(GroupId(sb("tg"))),
+            3,
+        )
+        .await;
+    assert_eq!(add.error_code, 0);
+    let commit = |member: &str, member_epoch: i32, offset: i64| {
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(sb("tx")))
+            .with_group_id(GroupId(sb("tg")))
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_generation_id(member_epoch)
+            .with_member_id(sb(member))
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(tn("in"))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(-1)])])
+    };
+    let code = |r: TxnOffsetCommitResponse| r.topics[0].partitions[0].error_code;
+    assert_eq!(
+        code(c.send(&commit("nobody", 1, 5), 3).await),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(
+        code(c.send(&commit("m1", 0, 5), 3).await),
+        ResponseError::StaleMemberEpoch.code()
+    );
+    assert_eq!(code(c.send(&commit("m1", 1, 7), 3).await), 0);
+    let end = c
+        .send(
+            &EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(sb("tx")))
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+            3,
+        )
+        .await;
+    assert_eq!(end.error_code, 0);
+    let fetched = c
+        .send(
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(sb("tg")))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(tn("in"))
+                    .with_partition_indexes(vec![0])])),
+            7,
+        )
+        .await;
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, 7);
+}

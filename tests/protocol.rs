@@ -159,6 +159,98 @@ async fn fetch_respects_byte_limits_but_always_returns_one_batch() {
     assert_eq!(got.len(), 20, "two batches fit in max_bytes");
 }
 
+/// KIP-227's table as Kafka's FetchManager applies it: epoch 0 (INITIAL) and -1 (FINAL) are
+/// full fetches whatever the session id (kafka-go's `Client.Fetch` sends id -1, epoch -1);
+/// any other epoch continues a session, and this broker has none to continue.
+#[tokio::test]
+async fn fetch_session_id_and_epoch_follow_kip227() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let topic_id = create_topic(&mut c, "sessions", 1).await.topics[0].topic_id;
+    let recs: Vec<Record> = (0..3).map(|i| record(i, 1)).collect();
+    produce(&mut c, "sessions", 0, batch(&recs, Compression::None), 9).await;
+    let cases: [(i32, i32, bool); 9] = [
+        (0, -1, true),
+        (-1, -1, true),
+        (7, -1, true),
+        (0, 0, true),
+        (-1, 0, true),
+        (7, 0, true),
+        (0, 1, false),
+        (7, 3, false),
+        (0, -2, false),
+    ];
+    for version in [7, 11, 12, 16] {
+        for (session_id, epoch, full) in cases {
+            let mut req = fetch_req("sessions", topic_id, 0, 0);
+            req.session_id = session_id;
+            req.session_epoch = epoch;
+            let resp = c.send(&req, version).await;
+            let what = format!("v{version} session id {session_id} epoch {epoch}");
+            if full {
+                assert_eq!(resp.error_code, 0, "{what}");
+                assert_eq!(resp.session_id, 0, "{what}: no session is created");
+                let p = &resp.responses[0].partitions[0];
+                assert_eq!(p.error_code, 0, "{what}");
+                assert_same_records(&decode_records(p.records.clone().unwrap()), &recs, 0);
+            } else {
+                assert_eq!(
+                    resp.error_code,
+                    ResponseError::FetchSessionIdNotFound.code(),
+                    "{what}"
+                );
+                assert!(resp.responses.is_empty(), "{what}");
+            }
+        }
+    }
+}
+
+/// The broker's `fetch.max.bytes` caps a response whatever the client asks for, and still
+/// returns at least one batch.
+#[tokio::test]
+async fn broker_fetch_max_bytes_caps_what_a_client_asks_for() {
+    let broker = start_with(klamm::BrokerConfig {
+        fetch_max_bytes: 1024,
+        ..klamm::BrokerConfig::ephemeral()
+    })
+    .await;
+    let mut c = Client::connect(broker.addr()).await;
+    create_topic(&mut c, "capped", 1).await;
+    let mut sizes = Vec::new();
+    for i in 0..6 {
+        let mut r = record(i, 1);
+        r.value = Some(Bytes::from(vec![b'v'; 400]));
+        let b = batch(&[r], Compression::None);
+        sizes.push(b.len());
+        assert_eq!(produce(&mut c, "capped", 0, b, 9).await.0, 0);
+    }
+    let fits = sizes
+        .iter()
+        .scan(0, |sum, s| {
+            *sum += s;
+            Some(*sum)
+        })
+        .take_while(|sum| *sum <= 1024)
+        .count();
+    assert!((1..6).contains(&fits));
+    let resp = c.send(&fetch_req("capped", Uuid::nil(), 0, 0), 12).await;
+    let got = decode_records(resp.responses[0].partitions[0].records.clone().unwrap());
+    assert_eq!(got.len(), fits, "the broker's cap, not the client's 50 MiB");
+    // A batch larger than the cap still comes back alone.
+    let mut big = record(9, 1);
+    big.value = Some(Bytes::from(vec![b'b'; 4000]));
+    assert_eq!(
+        produce(&mut c, "capped", 0, batch(&[big], Compression::None), 9)
+            .await
+            .0,
+        0
+    );
+    let resp = c.send(&fetch_req("capped", Uuid::nil(), 0, 6), 12).await;
+    let got = decode_records(resp.responses[0].partitions[0].records.clone().unwrap());
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value.as_ref().map(|v| v.len()), Some(4000));
+}
+
 #[tokio::test]
 async fn list_offsets_by_special_values_and_time() {
     let broker = start().await;
@@ -467,6 +559,18 @@ async fn acks_zero_gets_no_response_but_is_stored() {
     assert_eq!(md.topics.len(), 1);
     let p = fetch(&mut c, "fire", 0, 0, 12).await;
     assert_same_records(&decode_records(p.records.unwrap()), &recs, 0);
+
+    // A failed acks=0 produce has no response to carry its error: the broker closes the
+    // connection, as Kafka does, and nothing is stored; other connections are unaffected.
+    c.send_only(
+        &produce_req("fire", Uuid::nil(), 7, batch(&recs, Compression::None), 0),
+        9,
+    )
+    .await;
+    assert!(c.recv_frame().await.is_none(), "connection closed");
+    let mut c = Client::connect(broker.addr()).await;
+    let (_, end, _) = list_offset(&mut c, "fire", 0, -1, 7).await;
+    assert_eq!(end, 2);
 }
 
 #[tokio::test]

@@ -120,6 +120,7 @@ fn static_broker_entries(c: &BrokerConfig) -> Vec<Entry> {
         ("advertised.listeners", advertised, false, ConfigType::String, "Addresses clients are told to connect to (--advertise)."),
         ("auto.create.topics.enable", c.auto_create_topics_enable.to_string(), c.auto_create_topics_enable, ConfigType::Boolean, "Create topics on first Metadata or Produce (--auto-create-topics-enable)."),
         ("broker.id", c.node_id.to_string(), c.node_id == 1, ConfigType::Int, "This broker's id (--node-id)."),
+        ("fetch.max.bytes", c.fetch_max_bytes.to_string(), c.fetch_max_bytes == crate::config::DEFAULT_FETCH_MAX_BYTES, ConfigType::Int, "Most record bytes in one Fetch response, whatever the client asks (--fetch-max-bytes)."),
         ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string(), c.group_initial_rebalance_delay_ms == 0, ConfigType::Int, "Wait for more members before an empty group's first rebalance (Klamm default 0; Kafka's 3000)."),
         ("group.max.session.timeout.ms", c.group_max_session_timeout_ms.to_string(), c.group_max_session_timeout_ms == 1_800_000, ConfigType::Int, "Largest session timeout a member may ask for."),
         ("group.min.session.timeout.ms", c.group_min_session_timeout_ms.to_string(), c.group_min_session_timeout_ms == 6000, ConfigType::Int, "Smallest session timeout a member may ask for."),

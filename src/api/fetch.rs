@@ -35,6 +35,15 @@ struct Wanted {
     target: Result<Arc<Partition>, ResponseError>,
 }
 
+/// KIP-227: epoch 0 (INITIAL_EPOCH) opens a session and epoch -1 (FINAL_EPOCH) asks for a
+/// sessionless fetch; both are full fetches whatever the session id says (a client closing
+/// its old session sends that id with epoch -1 or 0, as kafka-go does). We create no sessions,
+/// so both are served in full with session id 0; any other epoch continues a session we
+/// cannot have.
+fn is_full_fetch(session_epoch: i32) -> bool {
+    session_epoch == 0 || session_epoch == -1
+}
+
 pub async fn handle(
     ctx: &Context,
     _rc: &RequestContext,
@@ -42,7 +51,7 @@ pub async fn handle(
     req: FetchRequest,
 ) -> Option<FetchResponse> {
     let mut resp = FetchResponse::default();
-    if req.session_id != 0 || req.session_epoch > 0 {
+    if !is_full_fetch(req.session_epoch) {
         // We never hand out session ids, so an incremental fetch cannot be ours.
         resp.error_code = ResponseError::FetchSessionIdNotFound.code();
         return Some(resp);
@@ -83,10 +92,13 @@ pub async fn handle(
         }
     }
 
+    // Kafka caps what the client asks for by its own `fetch.max.bytes`, so no request can
+    // make the broker assemble a response of gigabytes.
+    let broker_max_bytes = ctx.config.fetch_max_bytes as usize;
     let max_bytes = if version >= 3 {
-        req.max_bytes.max(0) as usize
+        (req.max_bytes.max(0) as usize).min(broker_max_bytes)
     } else {
-        i32::MAX as usize
+        broker_max_bytes
     };
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);

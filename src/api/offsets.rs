@@ -29,22 +29,15 @@ pub async fn offset_commit(
     let group_id = req.group_id.0.to_string();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     // A KIP-848 group checks the member's epoch; a classic group its generation.
-    let group_error = match ctx.consumer_groups.check_commit(
+    let group_error = crate::group::check_member_commit(
+        &ctx.groups,
+        &ctx.consumer_groups,
         &group_id,
-        req.member_id.as_str(),
         req.generation_id_or_member_epoch,
-    ) {
-        Some(result) => result.err(),
-        None => ctx
-            .groups
-            .check_commit(
-                &group_id,
-                req.generation_id_or_member_epoch,
-                req.member_id.as_str(),
-                &instance,
-            )
-            .err(),
-    };
+        req.member_id.as_str(),
+        &instance,
+    )
+    .err();
     let now = now_ms();
     let mut to_commit = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());

@@ -26,12 +26,24 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
-    let responses = req
+    let responses: Vec<_> = req
         .topic_data
         .into_iter()
         .map(|t| produce_topic(ctx, rc, version, acks_valid, t))
         .collect();
     if acks == 0 {
+        // No response can carry the error, so Kafka closes the connection: the client
+        // reconnects and refreshes its metadata instead of writing into the void.
+        let failed = responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.error_code != 0);
+        if let Some(p) = failed {
+            rc.close_connection(format!(
+                "acks=0 produce failed with error {} on partition {}",
+                p.error_code, p.index
+            ));
+        }
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))

@@ -215,14 +215,21 @@ pub async fn txn_offset_commit(
     req: TxnOffsetCommitRequest,
 ) -> Option<TxnOffsetCommitResponse> {
     let group = req.group_id.0.as_str();
-    // v3+ carries the consumer's generation: a zombie member's offsets are refused as
-    // OffsetCommit would refuse them. Without it (-1, no member) only the producer counts.
+    // v3+ carries the consumer's generation (classic) or member epoch (KIP-848): a zombie
+    // member's offsets are refused as OffsetCommit would refuse them. Without it (-1, no
+    // member) only the producer counts.
     let member_check = if group.is_empty() {
         Err(ResponseError::InvalidGroupId)
     } else if req.generation_id >= 0 || !req.member_id.is_empty() {
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
-        ctx.groups
-            .check_commit(group, req.generation_id, req.member_id.as_str(), &instance)
+        crate::group::check_member_commit(
+            &ctx.groups,
+            &ctx.consumer_groups,
+            group,
+            req.generation_id,
+            req.member_id.as_str(),
+            &instance,
+        )
     } else {
         Ok(())
     };

@@ -102,6 +102,29 @@ fn fence_static(
     Ok(())
 }
 
+/// Validates the member fields of an OffsetCommit or TxnOffsetCommit against whichever
+/// coordinator owns the group: a KIP-848 group checks the member epoch, a classic group its
+/// generation. Both commit paths call this one function, so a group id is judged by one
+/// owner whatever protocol its members speak.
+pub fn check_member_commit(
+    classic: &GroupCoordinator,
+    consumer: &consumer::ConsumerGroups,
+    group_id: &str,
+    generation_id_or_member_epoch: i32,
+    member_id: &str,
+    group_instance_id: &Option<String>,
+) -> Result<(), ResponseError> {
+    match consumer.check_commit(group_id, member_id, generation_id_or_member_epoch) {
+        Some(result) => result,
+        None => classic.check_commit(
+            group_id,
+            generation_id_or_member_epoch,
+            member_id,
+            group_instance_id,
+        ),
+    }
+}
+
 impl GroupCoordinator {
     /// Loads the ids of groups with committed offsets; they exist as Empty groups.
     pub fn load(store: Arc<Store>, config: GroupConfig) -> Result<GroupCoordinator, StoreError> {

@@ -110,11 +110,26 @@ pub enum Outcome {
 pub struct RequestContext {
     pub peer: SocketAddr,
     pub header: RequestHeader,
+    /// Set by a handler that has no response to carry an error (acks=0 produce): Kafka
+    /// closes the connection instead, so the client notices and refreshes its metadata.
+    close_reason: std::sync::Mutex<Option<String>>,
 }
 
 impl RequestContext {
     pub fn client_id(&self) -> &str {
         self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Asks the connection to close once this request is handled.
+    pub fn close_connection(&self, reason: String) {
+        *self.close_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    fn take_close_reason(&self) -> Option<String> {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
@@ -150,12 +165,19 @@ pub async fn handle(ctx: &Context, peer: SocketAddr, mut frame: Bytes) -> Outcom
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("undecodable {key:?} v{version} header: {e}")),
     };
-    let rc = RequestContext { peer, header };
+    let rc = RequestContext {
+        peer,
+        header,
+        close_reason: Default::default(),
+    };
     let started = std::time::Instant::now();
     let outcome = route(ctx, &rc, key, version, frame).await;
     ctx.metrics
         .request(crate::metrics::api_name(key), version, started.elapsed());
-    outcome
+    match rc.take_close_reason() {
+        Some(reason) => Outcome::Close(reason),
+        None => outcome,
+    }
 }
 
 /// The client id of a request frame, read without decoding the header (every header
