@@ -241,7 +241,7 @@ pub fn validate(name: &str, value: &str) -> Result<String, InvalidConfig> {
             if let Check::ListOf(allowed) = def.check {
                 for item in &items {
                     if !allowed.contains(&item.as_str()) {
-                        return Err(bad(format!(
+                        return Err(InvalidConfig(format!(
                             "Invalid value {item} for configuration {name}: String must be one of: {}",
                             allowed.join(", ")
                         )));

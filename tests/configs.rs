@@ -491,3 +491,56 @@ async fn compression_type_recompresses_on_the_broker() {
         }
     }
 }
+
+/// `compression.type` changes only the codec of the records section: a record whose headers
+/// repeat a key (which the protocol crate's record type cannot represent) comes back byte for
+/// byte, in every codec the broker converts to.
+#[tokio::test]
+async fn recompression_keeps_records_byte_for_byte_with_duplicate_header_keys() {
+    use common::wire::{fetch, produce};
+    use kafka_protocol::records::Compression;
+    let mut r = record(1, 1000);
+    let mut headers = kafka_protocol::indexmap::IndexMap::new();
+    for (k, v) in [("hA", "first"), ("hB", "second"), ("hC", "third")] {
+        headers.insert(
+            kafka_protocol::protocol::StrBytes::from_static_str(k),
+            Some(bytes::Bytes::from_static(v.as_bytes())),
+        );
+    }
+    r.headers = headers;
+    // Encode uncompressed, rename header "hB" to "hA" in place and fix the CRC: the record
+    // now carries hA twice, as Java and Go clients can send it.
+    let mut raw = bytes::BytesMut::from(&batch(&[r], Compression::None)[..]);
+    let at = raw.windows(2).position(|w| w == b"hB").unwrap();
+    raw[at + 1] = b'A';
+    let crc = crc32c::crc32c(&raw[21..]);
+    raw[17..21].copy_from_slice(&crc.to_be_bytes());
+    let raw = raw.freeze();
+    let records_section = raw[61..].to_vec();
+
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    for (topic, setting, codec) in [
+        ("dz", "zstd", 4u8),
+        ("dg", "gzip", 1),
+        ("ds", "snappy", 2),
+        ("dl", "lz4", 3),
+        ("du", "uncompressed", 0),
+    ] {
+        let req = create(topic, &[("compression.type", setting)]);
+        assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
+        assert_eq!(produce(&mut c, topic, 0, raw.clone(), 9).await, (0, 0));
+        let stored = fetch(&mut c, topic, 0, 0, 12).await.records.unwrap();
+        assert_eq!(stored[22] & 0x07, codec, "{topic}: stored with {setting}");
+        // Back to uncompressed through the broker itself: the records section is the
+        // producer's, byte for byte.
+        let back = format!("{topic}-back");
+        let req = create(&back, &[("compression.type", "uncompressed")]);
+        assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
+        let mut again = bytes::BytesMut::from(&stored[..]);
+        again[0..8].copy_from_slice(&0i64.to_be_bytes());
+        assert_eq!(produce(&mut c, &back, 0, again.freeze(), 9).await, (0, 0));
+        let plain = fetch(&mut c, &back, 0, 0, 12).await.records.unwrap();
+        assert_eq!(&plain[61..], &records_section[..], "{setting}");
+    }
+}

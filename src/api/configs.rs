@@ -45,6 +45,19 @@ const NULL_BROKER_DEFAULTS: &[&str] = &[
     "follower.replication.throttled.replicas",
 ];
 
+/// Where Kafka derives a broker config's default from another config (its Kafka default is
+/// null), the synonym that carries the DEFAULT_CONFIG value, as Kafka lists it.
+const DERIVED_BROKER_DEFAULTS: &[(&str, &str, &str)] = &[
+    ("log.retention.ms", "log.retention.hours", "168"),
+    ("log.roll.ms", "log.roll.hours", "168"),
+    ("log.roll.jitter.ms", "log.roll.jitter.hours", "0"),
+    (
+        "log.flush.interval.ms",
+        "log.flush.scheduler.interval.ms",
+        "9223372036854775807",
+    ),
+];
+
 /// One config as DescribeConfigs reports it.
 struct Entry {
     name: String,
@@ -80,14 +93,40 @@ fn broker_entries(c: &BrokerConfig, dynamic: &BrokerConfigs, per_broker: bool) -
         }
         let (value, source) = dynamic_source(name)
             .unwrap_or_else(|| topic_config::default_value(def, c, &BrokerConfigs::default()));
+        // Every level that has a value, in precedence order, as Kafka lists synonyms.
+        let mut synonyms = Vec::new();
+        if per_broker {
+            if let Some(v) = dynamic.this_broker.get(name) {
+                synonyms.push((
+                    name.to_string(),
+                    v.clone(),
+                    ConfigSource::DynamicBrokerConfig,
+                ));
+            }
+        }
+        if let Some(v) = dynamic.cluster_default.get(name) {
+            synonyms.push((
+                name.to_string(),
+                v.clone(),
+                ConfigSource::DynamicDefaultBrokerConfig,
+            ));
+        }
+        let (default, default_source) =
+            topic_config::default_value(def, c, &BrokerConfigs::default());
+        match DERIVED_BROKER_DEFAULTS.iter().find(|(n, _, _)| *n == name) {
+            Some((_, from, v)) if default_source == ConfigSource::DefaultConfig => {
+                synonyms.push((from.to_string(), v.to_string(), ConfigSource::DefaultConfig))
+            }
+            _ => synonyms.push((name.to_string(), default, default_source)),
+        }
         out.push(Entry {
             name: name.to_string(),
-            value: value.clone(),
+            value,
             read_only: false,
             source,
             ty: def.ty,
             doc: def.doc,
-            synonyms: vec![(name.to_string(), value, source)],
+            synonyms,
         });
     }
     for name in topic_config::OTHER_DYNAMIC_BROKER_CONFIGS {

@@ -152,7 +152,7 @@ pub async fn describe(
                                 .with_client_id(sb(m.client_id.clone()))
                                 .with_client_host(sb(m.client_host.clone()))
                                 .with_subscribed_topic_names(
-                                    m.topics.iter().map(|t| topic_name(t)).collect(),
+                                    m.subscribed_names.iter().map(|t| topic_name(t)).collect(),
                                 )
                                 .with_subscribed_topic_regex(m.regex.clone().map(sb))
                                 .with_assignment(described(ctx, Some(&m.assigned)))

@@ -29,6 +29,20 @@ pub async fn offset_commit(
     let group_id = req.group_id.0.to_string();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     // A KIP-848 group checks the member's epoch; a classic group its generation.
+    let committed: Vec<(Uuid, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let id = if version >= 10 {
+                Some(t.topic_id)
+            } else {
+                ctx.metadata.topic(t.name.0.as_str()).map(|tp| tp.id)
+            };
+            t.partitions
+                .iter()
+                .filter_map(move |p| id.map(|id| (id, p.partition_index)))
+        })
+        .collect();
     let group_error = crate::group::check_member_commit(
         &ctx.groups,
         &ctx.consumer_groups,
@@ -36,6 +50,7 @@ pub async fn offset_commit(
         req.generation_id_or_member_epoch,
         req.member_id.as_str(),
         &instance,
+        &committed,
     )
     .err();
     let now = now_ms();

@@ -222,6 +222,16 @@ pub async fn txn_offset_commit(
         Err(ResponseError::InvalidGroupId)
     } else if req.generation_id >= 0 || !req.member_id.is_empty() {
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+        let committed: Vec<(uuid::Uuid, i32)> = req
+            .topics
+            .iter()
+            .flat_map(|t| {
+                let id = ctx.metadata.topic(t.name.0.as_str()).map(|tp| tp.id);
+                t.partitions
+                    .iter()
+                    .filter_map(move |p| id.map(|id| (id, p.partition_index)))
+            })
+            .collect();
         crate::group::check_member_commit(
             &ctx.groups,
             &ctx.consumer_groups,
@@ -229,6 +239,7 @@ pub async fn txn_offset_commit(
             req.generation_id,
             req.member_id.as_str(),
             &instance,
+            &committed,
         )
     } else {
         Ok(())

@@ -42,7 +42,11 @@ pub struct Member {
     pub client_host: String,
     pub member_epoch: i32,
     previous_epoch: i32,
+    /// Every topic the member subscribes to: its names plus what its regex matches.
     pub topics: BTreeSet<String>,
+    /// The topic names the member itself sent, as ConsumerGroupDescribe reports them (a
+    /// regex-only member has none; Kafka does not list what the regex resolved to).
+    pub subscribed_names: BTreeSet<String>,
     pub regex: Option<String>,
     pub server_assignor: Option<String>,
     rebalance_timeout_ms: i32,
@@ -155,13 +159,16 @@ impl ConsumerGroups {
         self.lock().contains_key(group_id)
     }
 
-    /// OffsetCommit by a member of a consumer group: the member must exist and commit
-    /// with its current epoch (STALE_MEMBER_EPOCH otherwise, as Kafka answers).
+    /// OffsetCommit by a member of a consumer group: the member must exist and commit with
+    /// its current epoch, or with an older one for partitions it still owns (a commit sent
+    /// while a rebalance gave it a new epoch, as Kafka 4.4 accepts); STALE_MEMBER_EPOCH
+    /// otherwise, as Kafka answers.
     pub fn check_commit(
         &self,
         group_id: &str,
         member_id: &str,
         epoch: i32,
+        partitions: &[Tp],
     ) -> Option<Result<(), ResponseError>> {
         let groups = self.lock();
         let g = groups.get(group_id)?;
@@ -174,8 +181,16 @@ impl ConsumerGroups {
         }
         Some(match g.members.get(member_id) {
             None => Err(ResponseError::UnknownMemberId),
-            Some(m) if m.member_epoch != epoch => Err(ResponseError::StaleMemberEpoch),
-            Some(_) => Ok(()),
+            Some(m) if m.member_epoch == epoch => Ok(()),
+            Some(m)
+                if epoch > 0
+                    && epoch < m.member_epoch
+                    && !partitions.is_empty()
+                    && partitions.iter().all(|tp| m.assigned.contains(tp)) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(ResponseError::StaleMemberEpoch),
         })
     }
 
@@ -347,6 +362,7 @@ impl ConsumerGroups {
                     member_epoch: inherited.as_ref().map_or(0, |i| i.1),
                     previous_epoch: -1,
                     topics: BTreeSet::new(),
+                    subscribed_names: BTreeSet::new(),
                     regex: None,
                     server_assignor: None,
                     rebalance_timeout_ms: if hb.rebalance_timeout_ms > 0 {
@@ -397,6 +413,7 @@ impl ConsumerGroups {
             m.client_id = hb.client_id.clone();
             if let Some(t) = &hb.topics {
                 m.topics = t.iter().cloned().collect();
+                m.subscribed_names = m.topics.clone();
             }
             if hb.regex.is_some() {
                 m.regex = hb.regex.clone().filter(|r| !r.is_empty());

@@ -113,8 +113,14 @@ pub fn check_member_commit(
     generation_id_or_member_epoch: i32,
     member_id: &str,
     group_instance_id: &Option<String>,
+    partitions: &[consumer::Tp],
 ) -> Result<(), ResponseError> {
-    match consumer.check_commit(group_id, member_id, generation_id_or_member_epoch) {
+    match consumer.check_commit(
+        group_id,
+        member_id,
+        generation_id_or_member_epoch,
+        partitions,
+    ) {
         Some(result) => result,
         None => classic.check_commit(
             group_id,

@@ -249,6 +249,12 @@ impl Group {
         for id in gone {
             self.remove_member(&id);
         }
+        // A member may wait in JoinGroup longer than its session timeout (for a slow one to
+        // rejoin); as in Kafka, completing the join starts every member's session afresh.
+        let now = Instant::now();
+        for m in self.members.values_mut() {
+            m.last_heartbeat = now;
+        }
         self.pending_members.clear();
         self.rebalance_deadline = None;
         self.initial_delay_until = None;

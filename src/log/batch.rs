@@ -13,6 +13,7 @@ pub const HEADER_LEN: usize = 61;
 pub const LOG_OVERHEAD: usize = 12;
 
 const BASE_OFFSET: usize = 0;
+const BATCH_LENGTH: usize = 8;
 const PARTITION_LEADER_EPOCH: usize = 12;
 const MAGIC: usize = 16;
 const CRC: usize = 17;
@@ -211,6 +212,22 @@ pub fn set_log_append_time(b: &ProducedBatch, now: i64) -> ProducedBatch {
         header,
         bytes: out.freeze(),
     }
+}
+
+/// The same batch with its records section replaced (already compressed with the codec that
+/// `codec_bits` names): the header is kept field for field except the codec bits of the
+/// attributes, the batch length and the CRC, which are recomputed.
+pub fn with_records_section(b: &ProducedBatch, codec_bits: i16, records: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(HEADER_LEN + records.len());
+    out.extend_from_slice(&b.bytes[..HEADER_LEN]);
+    out.extend_from_slice(records);
+    let attributes = ((b.header.attributes & !0x07) | (codec_bits & 0x07)).to_be_bytes();
+    out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes);
+    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
+    out[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
+    out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    out.freeze()
 }
 
 /// Copies a produced batch with the log's fields written in: its base offset and the leader

@@ -82,19 +82,78 @@ pub fn reencode(
 
 /// A produced batch converted to `compression` (a topic's `compression.type`), or the batch
 /// itself when it already uses that codec.
+///
+/// Only the records section changes codec: its bytes are decompressed and compressed again
+/// as they are, never decoded into records, so every record (duplicate header keys
+/// included) comes back byte for byte, as Kafka's conversion keeps them.
 pub fn recompress(
     b: &ProducedBatch,
     compression: Compression,
 ) -> Result<ProducedBatch, ResponseError> {
-    if codec(&b.header) == compression {
+    let from = codec(&b.header);
+    if from == compression {
         return Ok(b.clone());
     }
-    let records = decode(&b.bytes)?;
-    let bytes = reencode(&b.header, &records, compression)?;
+    let section = b
+        .bytes
+        .get(batch::HEADER_LEN..)
+        .ok_or(ResponseError::CorruptMessage)?;
+    let raw = decompress(from, section).map_err(|e| {
+        tracing::warn!(error = %e, codec = ?from, "cannot decompress a produced batch");
+        ResponseError::CorruptMessage
+    })?;
+    let packed = compress(compression, &raw).map_err(|e| {
+        tracing::error!(error = %e, codec = ?compression, "cannot compress a batch");
+        ResponseError::UnknownServerError
+    })?;
+    let bytes = batch::with_records_section(b, codec_bits(compression), &packed);
     batch::split_and_validate(&bytes, usize::MAX)
         .ok()
         .and_then(|mut v| (v.len() == 1).then(|| v.remove(0)))
         .ok_or(ResponseError::UnknownServerError)
+}
+
+fn codec_bits(c: Compression) -> i16 {
+    match c {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
+    }
+}
+
+/// The records section of a batch, uncompressed.
+fn decompress(c: Compression, section: &[u8]) -> anyhow::Result<Bytes> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    let mut src = Bytes::copy_from_slice(section);
+    let take = |b: &mut Bytes| Ok(std::mem::take(b));
+    match c {
+        Compression::None => Ok(src),
+        Compression::Gzip => Gzip::decompress(&mut src, take),
+        Compression::Snappy => Snappy::decompress(&mut src, take),
+        Compression::Lz4 => Lz4::decompress(&mut src, take),
+        Compression::Zstd => Zstd::decompress(&mut src, take),
+    }
+}
+
+/// `raw` compressed with `c`, framed as Kafka's clients frame each codec.
+fn compress(c: Compression, raw: &[u8]) -> anyhow::Result<BytesMut> {
+    use bytes::BufMut;
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let mut out = BytesMut::new();
+    let fill = |b: &mut BytesMut| {
+        b.put_slice(raw);
+        Ok(())
+    };
+    match c {
+        Compression::None => out.put_slice(raw),
+        Compression::Gzip => Gzip::compress(&mut out, fill)?,
+        Compression::Snappy => Snappy::compress(&mut out, fill)?,
+        Compression::Lz4 => Lz4::compress(&mut out, fill)?,
+        Compression::Zstd => Zstd::compress(&mut out, fill)?,
+    }
+    Ok(out)
 }
 
 /// Kafka's `compression.type` value as a codec; None for `producer` (keep the batch's own).

@@ -292,7 +292,7 @@ impl Metadata {
         if total <= current {
             return Err((
                 ResponseError::InvalidPartitions,
-                format!("Topic currently has {current} partitions, which is higher than or equal to the requested {total}."),
+                format!("The topic {name} currently has {current} partition(s); {total} would not be an increase."),
             ));
         }
         if total > MAX_PARTITIONS_PER_TOPIC {
