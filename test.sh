@@ -5,14 +5,23 @@
 #
 #   ./test.sh                 everything
 #   ./test.sh rust            only cargo fmt/clippy/test
-#   ./test.sh compat [NAME]   only the client suites (optionally one, e.g. kcat)
+#   ./test.sh compat [NAME]   only the client suites (optionally one: kcat, python, kafkajs,
+#                             librdkafka, java, kafka-tools, go)
 set -uo pipefail
 
 cd "$(dirname "$0")"
 ROOT=$PWD
 export KLAMM_CACHE="${KLAMM_CACHE:-$HOME/.cache/klamm}"
-# One release build, kept outside the clone so a fresh checkout does not rebuild RocksDB.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KLAMM_CACHE/target}"
+# One release build. On a developer's machine it is ./target, the same one `cargo run
+# --release` uses, so running both set-up commands compiles RocksDB once. CI works in a
+# fresh clone each time, so there the build lives outside the clone and is reused.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  if [ "${CI:-}" = true ]; then
+    export CARGO_TARGET_DIR="$KLAMM_CACHE/target"
+  else
+    export CARGO_TARGET_DIR="$ROOT/target"
+  fi
+fi
 export KLAMM_BIN="$CARGO_TARGET_DIR/release/klamm"
 mkdir -p "$KLAMM_CACHE"
 
@@ -42,6 +51,19 @@ record() { # name exit-code
 
 # bindgen (rocksdb) needs libclang; kcat is the CLI client the compat suites use.
 apt_install libclang-dev clang kcat
+
+# The Java suites (kafka-clients, Kafka Streams, Kafka's tools, the reference Kafka broker)
+# need a JDK 17+ and Maven; the Go suite needs Go. Machines that have them keep theirs.
+need_compat() { [ "$what" = all ] || { [ "$what" = compat ] && { [ -z "$only" ] || [ "$only" = "$1" ]; }; }; }
+if need_compat java || need_compat kafka-tools; then
+  command -v java >/dev/null && command -v mvn >/dev/null || apt_install openjdk-17-jdk-headless maven
+fi
+if need_compat go && ! command -v go >/dev/null; then
+  # Debian's Go is older than the clients need; the go command fetches the toolchain that
+  # go.mod names from the module proxy.
+  apt_install golang-go
+  export GOTOOLCHAIN=auto
+fi
 
 log "cargo build --release"
 cargo build --release --locked 2>&1 | tail -n 3

@@ -1,0 +1,399 @@
+package dev.klamm.compat;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * One broker process for a test class (or a test): Klamm by default, or the reference
+ * Apache Kafka broker when {@code COMPAT_BROKER=kafka} (through {@code compat-tests/kafka/kafka.sh}).
+ *
+ * <p>Settings are given as Klamm flags ({@code "--group-min-session-timeout-ms", "1000"});
+ * {@link #KAFKA_PROPERTY} maps each one to the Kafka broker property with the same meaning.
+ * Klamm runs on a free loopback port with a temp data dir, is awaited on its
+ * {@code klamm ready on 127.0.0.1:PORT} log line and is stopped by PID (SIGTERM, then SIGKILL).
+ */
+public final class Broker {
+    public static final String DEFAULT_BIN = "/root/.cache/klamm/target/release/klamm";
+    static final Duration READY_TIMEOUT = Duration.ofSeconds(20);
+    static final Duration KAFKA_READY_TIMEOUT = Duration.ofSeconds(180);
+    static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
+
+    /** Klamm flag -> the Kafka broker properties it stands for (same value). */
+    static final Map<String, List<String>> KAFKA_PROPERTY = Map.of(
+            "--group-min-session-timeout-ms", List.of("group.min.session.timeout.ms"),
+            "--group-initial-rebalance-delay-ms", List.of("group.initial.rebalance.delay.ms"),
+            // Kafka refuses a heartbeat interval / session timeout below its group.consumer.min.* bound
+            "--group-consumer-heartbeat-interval-ms",
+            List.of("group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms"),
+            "--group-consumer-session-timeout-ms",
+            List.of("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms"),
+            "--transaction-abort-timed-out-transaction-cleanup-interval-ms",
+            List.of("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+            "--transaction-max-timeout-ms", List.of("transaction.max.timeout.ms"),
+            "--num-partitions", List.of("num.partitions"),
+            "--message-max-bytes", List.of("message.max.bytes"),
+            "--auto-create-topics-enable", List.of("auto.create.topics.enable"));
+
+    /** Klamm flags with no Kafka counterpart: a class using one is skipped under COMPAT_BROKER=kafka. */
+    static final java.util.Set<String> KLAMM_ONLY = java.util.Set.of("--http");
+
+    /** Every broker process still running, killed by a shutdown hook if the JVM exits early. */
+    private static final Set<Process> LIVE = ConcurrentHashMap.newKeySet();
+
+    static {
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            for (Process p : LIVE) {
+                p.destroyForcibly();
+            }
+        }, "klamm-broker-reaper"));
+    }
+
+    private final List<String> args;
+    private final boolean kafka;
+    private final Path dir;
+    private final Path dataDir;
+    private final Path logFile;
+    private int port;
+    private Process process;
+    private int starts;
+    private boolean running;
+
+    public Broker(List<String> klammArgs) {
+        this.args = List.copyOf(klammArgs);
+        if (args.size() % 2 != 0) {
+            throw new IllegalArgumentException("flags must come in pairs: " + args);
+        }
+        this.kafka = isKafka();
+        try {
+            Path base = Paths.get(System.getProperty("compat.tmp", System.getProperty("java.io.tmpdir")));
+            Files.createDirectories(base);
+            this.dir = Files.createTempDirectory(base, kafka ? "kafka-" : "klamm-");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        this.dataDir = dir.resolve("data");
+        this.logFile = dir.resolve("broker.log");
+    }
+
+    /** True when the suite runs against the reference Apache Kafka broker. */
+    public static boolean isKafka() {
+        return "kafka".equalsIgnoreCase(System.getenv().getOrDefault("COMPAT_BROKER", "klamm"));
+    }
+
+    static Path repoRoot() {
+        String prop = System.getProperty("klamm.repo");
+        if (prop != null && !prop.isEmpty()) {
+            return Paths.get(prop).toAbsolutePath().normalize();
+        }
+        // Maven runs the tests in compat-tests/java
+        return Paths.get(System.getProperty("user.dir")).toAbsolutePath().resolve("../..").normalize();
+    }
+
+    static Path klammBin() {
+        String env = System.getenv("KLAMM_BIN");
+        return Paths.get(env == null || env.isEmpty() ? DEFAULT_BIN : env);
+    }
+
+    public String bootstrap() {
+        if (!running) {
+            throw new IllegalStateException("broker is not running");
+        }
+        return "127.0.0.1:" + port;
+    }
+
+    public Path logFile() {
+        return logFile;
+    }
+
+    public synchronized Broker start() {
+        if (running) {
+            throw new IllegalStateException("broker already running");
+        }
+        starts++;
+        if (kafka) {
+            startKafka();
+        } else {
+            startKlamm();
+        }
+        running = true;
+        return this;
+    }
+
+    private void startKlamm() {
+        Path bin = klammBin();
+        if (!Files.isExecutable(bin)) {
+            throw new IllegalStateException("klamm binary not found at " + bin + " (set KLAMM_BIN)");
+        }
+        if (port == 0) {
+            port = freePort(); // a restart keeps the port, so clients can reconnect
+        }
+        List<String> cmd = new ArrayList<>();
+        cmd.add(bin.toString());
+        cmd.add("--listen");
+        cmd.add("127.0.0.1:" + port);
+        cmd.add("--data-dir");
+        cmd.add(dataDir.toString());
+        cmd.addAll(args);
+        try {
+            Files.writeString(logFile, "\n===== start #" + starts + ": " + String.join(" ", cmd) + " =====\n",
+                    StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.CREATE,
+                    java.nio.file.StandardOpenOption.APPEND);
+            long from = Files.size(logFile);
+            ProcessBuilder pb = new ProcessBuilder(cmd)
+                    .redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+            // KLAMM_* variables would override the defaults the tests rely on.
+            pb.environment().keySet().removeIf(k -> k.startsWith("KLAMM_") && !k.equals("KLAMM_LOG_LEVEL"));
+            pb.environment().put("NO_COLOR", "1");
+            process = pb.start();
+            LIVE.add(process);
+            Pattern ready = Pattern.compile("klamm ready on 127\\.0\\.0\\.1:" + port + "\\b");
+            long deadline = System.nanoTime() + READY_TIMEOUT.toNanos();
+            while (System.nanoTime() < deadline) {
+                if (ready.matcher(readFrom(from)).find()) {
+                    return;
+                }
+                if (!process.isAlive()) {
+                    throw new IllegalStateException("klamm exited with " + process.exitValue()
+                            + " before it was ready:\n" + logTail(60));
+                }
+                Thread.sleep(10);
+            }
+            stopProcess(true);
+            throw new IllegalStateException("klamm not ready within " + READY_TIMEOUT + ":\n" + logTail(60));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private Path kafkaScript() {
+        String prop = System.getProperty("compat.kafkaScript");
+        return prop != null && !prop.isEmpty() ? Paths.get(prop) : repoRoot().resolve("compat-tests/kafka/kafka.sh");
+    }
+
+    /** The Kafka broker properties for this broker's Klamm flags. */
+    List<String> kafkaProperties() {
+        Map<String, String> props = new LinkedHashMap<>();
+        props.put("group.initial.rebalance.delay.ms", "0"); // Klamm's default
+        for (int i = 0; i < args.size(); i += 2) {
+            String flag = args.get(i);
+            List<String> names = KAFKA_PROPERTY.get(flag);
+            if (names == null) {
+                throw new IllegalArgumentException("no Kafka property known for Klamm flag " + flag);
+            }
+            for (String name : names) {
+                props.put(name, args.get(i + 1));
+            }
+        }
+        List<String> out = new ArrayList<>();
+        props.forEach((k, v) -> out.add(k + "=" + v));
+        return out;
+    }
+
+    private void startKafka() {
+        List<String> cmd = new ArrayList<>(List.of("bash", kafkaScript().toString(), "start", dir.toString()));
+        cmd.addAll(kafkaProperties());
+        String out = runScript(cmd, KAFKA_READY_TIMEOUT);
+        Matcher m = Pattern.compile("(?m)^127\\.0\\.0\\.1:(\\d+)\\s*$").matcher(out);
+        int found = -1;
+        while (m.find()) {
+            found = Integer.parseInt(m.group(1));
+        }
+        if (found < 0) {
+            throw new IllegalStateException("kafka.sh start printed no 127.0.0.1:PORT line:\n" + out);
+        }
+        port = found;
+    }
+
+    private String runScript(List<String> cmd, Duration timeout) {
+        try {
+            Path out = dir.resolve("script-" + System.nanoTime() + ".out");
+            Process p = new ProcessBuilder(cmd)
+                    .redirectOutput(out.toFile())
+                    .redirectError(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .start();
+            if (!p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+                p.destroyForcibly();
+                p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+                throw new IllegalStateException(cmd + " did not finish within " + timeout + "\n" + logTail(60));
+            }
+            String text = Files.readString(out);
+            if (p.exitValue() != 0) {
+                throw new IllegalStateException(cmd + " exited with " + p.exitValue() + ":\n" + text + "\n" + logTail(60));
+            }
+            return text;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** SIGTERM (then SIGKILL after {@link #STOP_TIMEOUT}). Returns true if the broker was still alive. */
+    public synchronized boolean stop() {
+        return stop(false);
+    }
+
+    /** SIGKILL: no clean shutdown. Returns true if the broker was still alive. */
+    public synchronized boolean kill() {
+        return stop(true);
+    }
+
+    private boolean stop(boolean hard) {
+        if (!running) {
+            return true;
+        }
+        running = false;
+        if (kafka) {
+            List<String> cmd = new ArrayList<>(List.of("bash", kafkaScript().toString(), "stop", dir.toString()));
+            if (hard) {
+                cmd.add("KILL");
+            }
+            runScript(cmd, Duration.ofSeconds(60));
+            return true;
+        }
+        return stopProcess(hard);
+    }
+
+    private boolean stopProcess(boolean hard) {
+        Process p = process;
+        process = null;
+        if (p == null) {
+            return false;
+        }
+        boolean alive = p.isAlive();
+        try {
+            if (hard) {
+                p.destroyForcibly();
+            } else {
+                p.destroy(); // SIGTERM
+            }
+            if (!p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                p.destroyForcibly();
+                p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            }
+        } catch (InterruptedException e) {
+            p.destroyForcibly();
+            Thread.currentThread().interrupt();
+        } finally {
+            LIVE.remove(p);
+        }
+        return alive;
+    }
+
+    /** Stop (SIGTERM) and start again on the same port and data dir. */
+    public Broker restart() {
+        stop();
+        return start();
+    }
+
+    /** SIGKILL and start again on the same port and data dir. */
+    public Broker killAndRestart() {
+        kill();
+        return start();
+    }
+
+    /** True if a Klamm process died on its own (not stopped by us). */
+    public synchronized boolean diedUnexpectedly() {
+        return !kafka && running && process != null && !process.isAlive();
+    }
+
+    public long logSize() {
+        try {
+            return Files.exists(logFile) ? Files.size(logFile) : 0;
+        } catch (IOException e) {
+            return 0;
+        }
+    }
+
+    String readFrom(long from) throws IOException {
+        if (!Files.exists(logFile)) {
+            return "";
+        }
+        byte[] all = Files.readAllBytes(logFile);
+        int start = (int) Math.min(Math.max(from, 0), all.length);
+        return new String(all, start, all.length - start, StandardCharsets.UTF_8).replaceAll("\u001b\\[[0-9;]*m", "");
+    }
+
+    /** The last {@code n} lines of the broker log (for Kafka: of every *.log file kafka.sh left in the dir). */
+    public String logTail(int n) {
+        StringBuilder sb = new StringBuilder();
+        List<Path> logs = new ArrayList<>();
+        logs.add(logFile);
+        if (kafka) {
+            try (Stream<Path> s = Files.walk(dir, 3)) {
+                s.filter(p -> p.toString().endsWith(".log") && !p.equals(logFile)
+                                && (p.getFileName().toString().startsWith("server")
+                                || p.getFileName().toString().startsWith("kafka")))
+                        .sorted(Comparator.naturalOrder()).forEach(logs::add);
+            } catch (IOException ignored) {
+                // best effort
+            }
+        }
+        for (Path log : logs) {
+            try {
+                if (!Files.exists(log)) {
+                    continue;
+                }
+                List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8);
+                sb.append("----- ").append(log).append(" (last ").append(Math.min(n, lines.size()))
+                        .append(" lines) -----\n");
+                for (String line : lines.subList(Math.max(0, lines.size() - n), lines.size())) {
+                    sb.append(line.replaceAll("\u001b\\[[0-9;]*m", "")).append('\n');
+                }
+            } catch (IOException | RuntimeException e) {
+                sb.append("<cannot read ").append(log).append(": ").append(e).append(">\n");
+            }
+        }
+        return sb.toString();
+    }
+
+    /** Remove the temp dir (after stop). */
+    void cleanUp() {
+        if (running) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(dir)) {
+            List<Path> paths = new ArrayList<>(s.toList());
+            Collections.reverse(paths);
+            for (Path p : paths) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException ignored) {
+            // leave it for the OS
+        }
+    }
+
+    static int freePort() {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
