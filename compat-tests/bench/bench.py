@@ -10,6 +10,10 @@ Measures, against a release broker on an ephemeral data dir:
   - compaction throughput, and produce throughput while the cleaner runs vs alone;
   - RSS after each throughput run (the log grows by 2 N messages per run) and at the end.
 Usage: bench.py KLAMM_BIN [--messages N] [--rdkafka-consume PATH]
+       bench.py KLAMM_BIN --reference [--messages N] [--reference-rounds R] [--reference-starts S]
+With --reference, the same workloads (and Kafka's Java perf tools) run against Klamm and a
+real Kafka 4.4 broker (compat-tests/kafka/kafka.sh) one at a time, and a table gives the
+ratios; see reference.py.
 """
 import argparse
 import os
@@ -283,7 +287,19 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rdkafka-consume", help="path of the built rdkafka_consume.c")
     ap.add_argument("--starts", type=int, default=11, help="cold starts to time")
+    ap.add_argument("--reference", action="store_true",
+                    help="compare with a Kafka 4.4 broker (kafka.sh) instead; see reference.py")
+    ap.add_argument("--reference-rounds", type=int, default=3,
+                    help="with --reference: load rounds per broker, alternating, each on a fresh broker")
+    ap.add_argument("--reference-starts", type=int, default=2,
+                    help="with --reference: extra starts per broker timed alone (each round's start counts too)")
+    ap.add_argument("--kafka-sh", help="with --reference: kafka.sh (default compat-tests/kafka/kafka.sh)")
+    ap.add_argument("--java", help="with --reference: java for Kafka's perf tools (default: java on PATH)")
     args = ap.parse_args()
+    if args.reference:
+        import reference
+        reference.run(args, sys.modules[__name__])
+        return
     n = args.messages
 
     # Startup: median of cold starts on an empty ephemeral dir.

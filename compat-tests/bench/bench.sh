@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Builds the release broker and the librdkafka consumer, then runs the benchmark; prints
-# numbers (see BENCHMARKS.md).
+# numbers (see BENCHMARKS.md). With --reference, bench.py runs the same workloads against a
+# Kafka 4.4 broker (compat-tests/kafka/kafka.sh) as well and prints the ratios (REFERENCE.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export KLAMM_CACHE="${KLAMM_CACHE:-$HOME/.cache/klamm}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KLAMM_CACHE/target}"
+# The same build as test.sh: ./target on a developer's machine, the cache in CI.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  if [ "${CI:-}" = true ]; then export CARGO_TARGET_DIR="$KLAMM_CACHE/target"; else export CARGO_TARGET_DIR="$PWD/target"; fi
+fi
 cargo build --release --locked 2>&1 | tail -n 1
 missing=()
 command -v kcat >/dev/null || missing+=(kcat)
