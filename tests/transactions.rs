@@ -585,9 +585,32 @@ async fn describe_and_list_transactions_and_producers() {
         ),
         (pid, i32::from(epoch), 2, 0)
     );
+    assert_eq!(p.coordinator_epoch, -1, "no marker written yet");
     assert_eq!(
         parts[1].error_code,
         ResponseError::UnknownTopicOrPartition.code()
+    );
+    // After the commit marker: no open transaction, and the epoch of the coordinator that
+    // wrote the marker (0 on a single node), as Kafka reports it.
+    assert_eq!(end_txn(&mut c, "adm-open", pid, epoch, true, 3).await, 0);
+    let r = c
+        .send(
+            &DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(tn("adm"))
+                    .with_partition_indexes(vec![0]),
+            ]),
+            0,
+        )
+        .await;
+    let p = &r.topics[0].partitions[0].active_producers[0];
+    assert_eq!(
+        (
+            p.producer_id.0,
+            p.current_txn_start_offset,
+            p.coordinator_epoch
+        ),
+        (pid, -1, 0)
     );
     broker.shutdown().await;
 }

@@ -439,7 +439,7 @@ pub async fn describe_producers(
                                             e.batches.back().map_or(-1, |b| b.last_seq),
                                         )
                                         .with_last_timestamp(e.last_timestamp)
-                                        .with_coordinator_epoch(-1)
+                                        .with_coordinator_epoch(e.coordinator_epoch)
                                         .with_current_txn_start_offset(
                                             e.txn_first_offset.unwrap_or(-1),
                                         )

@@ -381,6 +381,7 @@ impl Partition {
         );
         let first = entry.txn_first_offset.take();
         entry.last_timestamp = now;
+        entry.coordinator_epoch = coordinator_epoch;
         let mut wb = WriteBatch::default();
         self.store.put_log(&mut wb, self.uid, offset, &bytes);
         self.store

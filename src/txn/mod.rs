@@ -89,6 +89,9 @@ pub struct ProducerEntry {
     pub txn_first_offset: Option<i64>,
     /// Max timestamp of the producer's last batch (DescribeProducers).
     pub last_timestamp: i64,
+    /// Epoch of the coordinator that wrote this producer's last transaction marker here, -1
+    /// before any (DescribeProducers reports it, as Kafka does).
+    pub coordinator_epoch: i32,
 }
 
 /// The verdict on a batch from an idempotent producer.
@@ -165,12 +168,14 @@ impl ProducerEntry {
             batches: Default::default(),
             txn_first_offset: None,
             last_timestamp: -1,
+            coordinator_epoch: -1,
         }
     }
 
     /// epoch (i16) ‖ count (u8) ‖ count × (first seq i32, last seq i32, base offset i64)
-    /// ‖ open transaction's first offset (i64, -1 for none) ‖ last timestamp (i64). The two
-    /// trailing fields came with transactions; entries stored before them decode without.
+    /// ‖ open transaction's first offset (i64, -1 for none) ‖ last timestamp (i64) ‖
+    /// coordinator epoch (i32). The trailing fields came later, one by one; entries stored
+    /// before them decode without (-1).
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(19 + self.batches.len() * 16);
         v.extend_from_slice(&self.epoch.to_be_bytes());
@@ -182,6 +187,7 @@ impl ProducerEntry {
         }
         v.extend_from_slice(&self.txn_first_offset.unwrap_or(-1).to_be_bytes());
         v.extend_from_slice(&self.last_timestamp.to_be_bytes());
+        v.extend_from_slice(&self.coordinator_epoch.to_be_bytes());
         v
     }
 
@@ -208,6 +214,11 @@ impl ProducerEntry {
             batches,
             txn_first_offset: long_at(tail).filter(|o| *o >= 0),
             last_timestamp: long_at(tail + 8).unwrap_or(-1),
+            coordinator_epoch: v
+                .get(tail + 16..tail + 20)
+                .and_then(|b| b.try_into().ok())
+                .map(i32::from_be_bytes)
+                .unwrap_or(-1),
         })
     }
 }
@@ -220,6 +231,7 @@ mod tests {
         ProducerEntry {
             txn_first_offset: None,
             last_timestamp: -1,
+            coordinator_epoch: -1,
             epoch,
             batches: seqs
                 .iter()
@@ -285,7 +297,15 @@ mod tests {
         assert_eq!(ProducerEntry::decode(&e.encode()), Some(e.clone()));
         e.txn_first_offset = Some(77);
         e.last_timestamp = 1234;
+        e.coordinator_epoch = 3;
         assert_eq!(ProducerEntry::decode(&e.encode()), Some(e.clone()));
+        // An entry stored before the coordinator epoch was kept: -1.
+        let before = &e.encode()[..3 + 5 * 16 + 16];
+        let decoded = ProducerEntry::decode(before).unwrap();
+        assert_eq!(
+            (decoded.last_timestamp, decoded.coordinator_epoch),
+            (1234, -1)
+        );
         // An entry stored before transactions existed has no trailing fields.
         let old = &e.encode()[..3 + 5 * 16];
         let decoded = ProducerEntry::decode(old).unwrap();
