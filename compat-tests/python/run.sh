@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the Python client compatibility suite against a Klamm binary.
 #   KLAMM_BIN    broker binary (default /root/.cache/klamm/target/release/klamm)
+#   COMPAT_BROKER=kafka  run it against a real Apache Kafka 4.4 instead (compat-tests/kafka)
 #   KLAMM_CACHE  cache dir for the venv (default ~/.cache/klamm)
 # Extra arguments are passed to pytest (e.g. -k confluent, -x).
 set -euo pipefail
@@ -43,7 +44,10 @@ if ! cmp -s "$here/requirements.txt" "$stamp"; then
   cp "$here/requirements.txt" "$stamp"
 fi
 
-if [ ! -x "$KLAMM_BIN" ]; then
+if [ "${COMPAT_BROKER:-klamm}" = kafka ]; then
+  # The reference broker: a real Kafka 4.4 per test, run by compat-tests/kafka/kafka.sh.
+  "$repo/compat-tests/kafka/kafka.sh" install >/dev/null
+elif [ ! -x "$KLAMM_BIN" ]; then
   echo "klamm binary not found at $KLAMM_BIN (set KLAMM_BIN)" >&2
   exit 1
 fi

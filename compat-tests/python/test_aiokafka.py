@@ -37,10 +37,31 @@ async def admin(broker):
     return adm
 
 
-async def partitions_of(adm, topic):
-    [t] = await adm.describe_topics([topic])
-    assert t["error_code"] == 0, t
-    return sorted((p["partition"], p["leader"]) for p in t["partitions"])
+async def partitions_of(adm, topic, want=None, timeout=10.0):
+    """[(partition, leader)] of the topic. With `want`, described again (bounded) until it
+    matches: Kafka answers CreateTopics/CreatePartitions once the controller committed the
+    change, and its broker's metadata cache catches up a moment later (UNKNOWN_TOPIC_OR_
+    PARTITION or the old partition count meanwhile). Klamm answers from the new state at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [t] = await adm.describe_topics([topic])
+        got = (sorted((p["partition"], p["leader"]) for p in t["partitions"])
+               if t["error_code"] == 0 else None)
+        if want is None or got == want or time.monotonic() > deadline:
+            assert t["error_code"] == 0, t
+            return got
+        await asyncio.sleep(0.05)
+
+
+async def topic_listed(adm, topic, want, timeout=10.0):
+    """Whether ListTopics shows the topic, polled (bounded) until it is `want` (see
+    partitions_of: Kafka's broker learns of a deleted topic a moment after DeleteTopics)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = topic in await adm.list_topics()
+        if listed == want or time.monotonic() > deadline:
+            return listed
+        await asyncio.sleep(0.05)
 
 
 def topic_errors(resp):
@@ -71,7 +92,7 @@ async def test_three_partitions_explicit(broker, topic):
     try:
         resp = await adm.create_topics([NewTopic(topic, 3, 1)])
         assert topic_errors(resp) == {topic: 0}
-        assert await partitions_of(adm, topic) == [(0, 1), (1, 1), (2, 1)]
+        assert await partitions_of(adm, topic, [(0, 1), (1, 1), (2, 1)]) == [(0, 1), (1, 1), (2, 1)]
         resp = await adm.create_topics([NewTopic(topic, 3, 1)])
         assert topic_errors(resp) == {topic: TOPIC_ALREADY_EXISTS}
     finally:
@@ -233,7 +254,7 @@ async def test_delete_topic_and_create_partitions(broker, topic):
         check_offsets("all", await AK.aproduce(broker.bootstrap, topic, first, partition=0), 0)
 
         await adm.create_partitions({topic: NewPartitions(3)})
-        assert await partitions_of(adm, topic) == [(0, 1), (1, 1), (2, 1)]
+        assert await partitions_of(adm, topic, [(0, 1), (1, 1), (2, 1)]) == [(0, 1), (1, 1), (2, 1)]
         with pytest.raises(InvalidPartitionsError):
             await adm.create_partitions({topic: NewPartitions(2)})
         new = [Rec(b"p2", b"in new partition", (("h", b"v"),), now_ms())]
@@ -242,11 +263,11 @@ async def test_delete_topic_and_create_partitions(broker, topic):
         assert_same(await AK.aconsume(broker.bootstrap, topic, 0, 0, 3), first)
 
         assert topic_errors(await adm.delete_topics([topic])) == {topic: 0}
-        assert topic not in await adm.list_topics()
+        assert not await topic_listed(adm, topic, False)
         assert topic_errors(await adm.delete_topics([topic])) == \
             {topic: UNKNOWN_TOPIC_OR_PARTITION}
         assert topic_errors(await adm.create_topics([NewTopic(topic, 1, 1)])) == {topic: 0}
-        assert await partitions_of(adm, topic) == [(0, 1)]
+        assert await partitions_of(adm, topic, [(0, 1)]) == [(0, 1)]
     finally:
         await adm.close()
     c = AK.consumer(broker.bootstrap)

@@ -23,6 +23,7 @@ validators Klamm lacks or adds, documentation sent as "" instead of null).
 import asyncio
 import os
 import signal
+import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -120,6 +121,29 @@ def legacy_alter(adm, restype, name, configs, validate_only=False):
     return adm.alter_configs([r], validate_only=validate_only, request_timeout=10)[r]
 
 
+def settled(fn, want, timeout=10.0):
+    """fn() called again (bounded) until it returns `want`; returns its last value.
+    Kafka answers an admin change once its controller has committed it, and applies it to
+    the broker's metadata cache (what DescribeConfigs and Metadata answer from) a moment
+    later; Klamm answers from the new state at once, so there this is a single call."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got == want or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def describe_until(adm, topic, pred, timeout=10.0):
+    """describe(), again (bounded, see settled) until pred(entries) holds; the last entries."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = describe(adm, topic)
+        if pred(entries) or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.05)
+
+
 def topic_exists(adm, topic):
     return topic in adm.list_topics(timeout=10).topics
 
@@ -162,7 +186,13 @@ def test_describe_defaults_of_created_and_auto_created_topics(broker, topic):
     adm = admin(broker)
     create(adm, topic)
     auto = topic + "-auto"
-    md = adm.list_topics(auto, timeout=10)  # auto-creates it
+    # Metadata auto-creates it. Kafka's first answer for it is UNKNOWN_TOPIC_OR_PARTITION
+    # (created through the controller meanwhile), Klamm's already has it.
+    md = adm.list_topics(auto, timeout=10)
+    deadline = time.monotonic() + 10
+    while md.topics[auto].error is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        md = adm.list_topics(auto, timeout=10)
     assert md.topics[auto].error is None
     for name in (topic, auto):
         entries = describe(adm, name)
@@ -378,15 +408,16 @@ def test_alter_configs_replaces_the_whole_set(broker, topic):
     T = ConfigResource.Type.TOPIC
     assert legacy_alter(adm, T, topic, {"max.message.bytes": "4096",
                                         "segment.ms": "3600000"}).result(15) is None
-    entries = describe(adm, topic)
-    assert overrides(entries) == {"max.message.bytes": "4096", "segment.ms": "3600000"}
+    want = {"max.message.bytes": "4096", "segment.ms": "3600000"}
+    entries = describe_until(adm, topic, lambda e: overrides(e) == want)
+    assert overrides(entries) == want
     # What the request left out is back to Kafka's default.
     assert entries["retention.ms"].value == "604800000"
     assert entries["retention.ms"].source == DEFAULT
     assert entries["cleanup.policy"].value == "delete"
     # An empty set clears every override.
     assert legacy_alter(adm, T, topic, {}).result(15) is None
-    assert overrides(describe(adm, topic)) == {}
+    assert settled(lambda: overrides(describe(adm, topic)), {}) == {}
 
 
 def test_alter_configs_errors_and_validate_only(broker, topic):
@@ -506,9 +537,16 @@ def test_configs_survive_restart_and_vanish_with_the_topic(broker, topic):
     # A deleted and re-created topic starts from the defaults.
     adm.delete_topics([t_create])[t_create].result(timeout=15)
     r = topic_res(t_create)
-    assert error_of(adm.describe_configs([r])[r]).code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+    def describe_error():
+        try:
+            adm.describe_configs([r])[r].result(timeout=15)
+            return None
+        except KafkaException as e:
+            return e.args[0].code()
+    assert settled(describe_error, KafkaError.UNKNOWN_TOPIC_OR_PART) == KafkaError.UNKNOWN_TOPIC_OR_PART
     create(adm, t_create)
-    assert overrides(describe(adm, t_create)) == {}
+    assert settled(lambda: overrides(describe(adm, t_create)), {}) == {}
     broker.restart()
     assert overrides(describe(admin(broker), t_create)) == {}
 

@@ -10,6 +10,8 @@ empty group, OffsetDelete (GROUP_SUBSCRIBED_TO_TOPIC for the topic the members c
 allowed for another topic and once the group is empty), and Kafka's answers for
 unknown groups and for altering the offsets of a group that has members.
 """
+import time
+
 import pytest
 from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError,
                              KafkaException, TopicPartition as CTP)
@@ -188,7 +190,20 @@ def test_kafka_python_admin(group_broker, workers, topic):
     ka = kp_admin(bs)
     try:
         # Offsets for a topic the members will not subscribe to, committed while empty.
-        res = ka.alter_group_offsets(group, {TopicPartition(other, 0): OffsetAndMetadata(0, "x", -1)})
+        # The broker's first group request: Kafka answers FindCoordinator with
+        # COORDINATOR_NOT_AVAILABLE (retriable) while it creates __consumer_offsets, and
+        # kafka-python's admin client raises it instead of retrying.
+        from kafka.errors import CoordinatorNotAvailableError
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                res = ka.alter_group_offsets(
+                    group, {TopicPartition(other, 0): OffsetAndMetadata(0, "x", -1)})
+                break
+            except CoordinatorNotAvailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         assert {tp: e.errno for tp, e in res.items()} == {TopicPartition(other, 0): 0}
 
         ws = [workers("kafka-python", bs, group, topic, n) for n in ("m1", "m2")]

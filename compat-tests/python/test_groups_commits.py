@@ -188,9 +188,20 @@ def admin_offsets(bs, group, topic):
     """{partition: (offset, metadata)} of the group via kafka-python's KafkaAdminClient
     (OffsetFetch), which decodes metadata strings exactly."""
     from kafka import KafkaAdminClient
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError
     ka = KafkaAdminClient(bootstrap_servers=bs, request_timeout_ms=15000)
     try:
-        res = ka.list_group_offsets({group: None})[group]
+        # Kafka answers COORDINATOR_LOAD_IN_PROGRESS (retriable) while it reloads the
+        # group's offsets after a restart; kafka-python's admin client raises it.
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                res = ka.list_group_offsets({group: None})[group]
+                break
+            except (CoordinatorLoadInProgressError, CoordinatorNotAvailableError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         ka.close()
     return {tp.partition: (om.offset, om.metadata) for tp, om in res.items() if tp.topic == topic}

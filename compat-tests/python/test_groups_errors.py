@@ -14,6 +14,7 @@ read back as "" (Kafka stores OffsetAndMetadata.NO_METADATA); and OffsetCommit/O
 must be answered at every version the broker advertises in ApiVersions.
 """
 import struct
+import time
 import uuid
 
 import pytest
@@ -27,6 +28,7 @@ from test_groups_support import create_topic
 NONE, OFFSET_METADATA_TOO_LARGE, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL = 0, 12, 22, 23
 UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_MEMBER_ID, INVALID_SESSION_TIMEOUT = 3, 25, 26
 NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND = 68, 69
+COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR = 14, 15, 16
 MEMBER_ID_REQUIRED, GROUP_SUBSCRIBED_TO_TOPIC = 79, 86
 SESSION_MS = 10000
 # OffsetCommit/OffsetFetch version for the helpers: what kafka-python's own consumer and
@@ -55,6 +57,30 @@ class Raw:
     def __init__(self, bs):
         from kafka import KafkaAdminClient
         self.ka = KafkaAdminClient(bootstrap_servers=bs, request_timeout_ms=15000)
+
+    def wait_coordinator(self, timeout=30.0):
+        """Waits (bounded) until node 1 coordinates groups, as a client's FindCoordinator
+        would. The requests here go straight to node 1; Kafka creates __consumer_offsets on
+        the first FindCoordinator (COORDINATOR_NOT_AVAILABLE meanwhile) and answers group
+        requests with NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS until its partition is
+        loaded. Klamm coordinates from the start: one round trip each."""
+        from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
+        deadline, probe = time.monotonic() + timeout, "klamm-compat-coordinator-probe"
+        while True:
+            if self.max_version(FindCoordinatorRequest) >= 4:
+                r = self.send(FindCoordinatorRequest(key_type=0, coordinator_keys=[probe],
+                                                     min_version=4))
+                found = r.coordinators[0].error_code == NONE
+            else:
+                found = self.send(FindCoordinatorRequest(key=probe, key_type=0)).error_code == NONE
+            if found:
+                d = self.send(DescribeGroupsRequest(groups=[probe],
+                                                    include_authorized_operations=False)).groups[0]
+                if d.error_code not in (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+                                        NOT_COORDINATOR):
+                    return
+            assert time.monotonic() < deadline, "node 1 did not become the group coordinator"
+            time.sleep(0.2)
 
     def send(self, req):
         async def go():
@@ -129,6 +155,7 @@ class Raw:
 @pytest.fixture
 def raw(group_broker):
     r = Raw(group_broker.bootstrap)
+    r.wait_coordinator()
     yield r
     r.close()
 
