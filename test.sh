@@ -49,8 +49,9 @@ record() { # name exit-code
   if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
 }
 
-# bindgen (rocksdb) needs libclang; kcat is the CLI client the compat suites use.
-apt_install libclang-dev clang kcat
+# bindgen (rocksdb) needs libclang; kcat is the CLI client the compat suites use; objdump
+# (binutils) checks the binary's glibc needs against the Docker image.
+apt_install libclang-dev clang kcat binutils
 
 # The Java suites (kafka-clients, Kafka Streams, Kafka's tools, the reference Kafka broker)
 # need a JDK 17+ and Maven; the Go suite needs Go. Machines that have them keep theirs.

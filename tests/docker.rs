@@ -748,12 +748,8 @@ fn binary_glibc_fits_runtime_base() {
         .output()
     {
         Ok(out) => out,
-        Err(e) => {
-            println!(
-                "note: objdump not runnable ({e}); glibc check skipped (apt-get install binutils)"
-            );
-            return;
-        }
+        // test.sh installs binutils; a check that cannot run must not pass.
+        Err(e) => panic!("objdump not runnable ({e}): apt-get install binutils"),
     };
     assert!(
         out.status.success(),
@@ -870,20 +866,18 @@ fn healthcheck_and_smoke_script_against_the_binary() {
             Command::new(&argv[0]).args(&argv[1..]),
             Duration::from_secs(10),
         );
-        if result.is_none() {
-            println!(
-                "note: {} not installed; healthcheck probe ({what}) skipped",
-                argv[0]
-            );
-        }
+        // The probe is the image's own command (bash); it must run here.
+        assert!(
+            result.is_some(),
+            "{} not runnable: healthcheck probe ({what}) cannot run",
+            argv[0]
+        );
         result
     };
     let up = probe("broker up");
     let smoke = match run_bounded(Command::new("kcat").arg("-V"), Duration::from_secs(10)) {
-        None => {
-            println!("note: kcat not installed; compose smoke script skipped");
-            None
-        }
+        // test.sh installs kcat; the smoke script is the compose file's own.
+        None => panic!("kcat not installed: apt-get install kcat"),
         Some(_) => {
             let script = compose.smoke.replace(&compose.bootstrap, &addr);
             run_bounded(

@@ -359,9 +359,13 @@ async fn second_member_triggers_rebalance_and_leader_assigns_both() {
         .unwrap()
         .unwrap();
     assert_eq!((sb.error_code, sb.assignment.as_ref()), (0, &b"p1"[..]));
-    // An old generation's commit is refused.
+    // An old generation's commit is refused, whatever the topic (the group is checked
+    // first, as Kafka does).
     let r = a.send(&commit("g2", 1, &a_id, "x", 1, None), 8).await;
-    assert_ne!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::IllegalGeneration.code()
+    );
 }
 
 #[tokio::test]
