@@ -126,10 +126,11 @@ fn codec_bits(c: Compression) -> i16 {
 /// The records section of a batch, uncompressed.
 fn decompress(c: Compression, section: &[u8]) -> anyhow::Result<Bytes> {
     use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-    let mut src = Bytes::copy_from_slice(section);
+    // The decompressors read the stored slice in place; only their output is allocated.
+    let mut src: &[u8] = section;
     let take = |b: &mut Bytes| Ok(std::mem::take(b));
     match c {
-        Compression::None => Ok(src),
+        Compression::None => Ok(Bytes::copy_from_slice(section)),
         Compression::Gzip => Gzip::decompress(&mut src, take),
         Compression::Snappy => Snappy::decompress(&mut src, take),
         Compression::Lz4 => Lz4::decompress(&mut src, take),
