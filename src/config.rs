@@ -95,6 +95,19 @@ pub struct BrokerConfig {
     )]
     pub message_max_bytes: usize,
 
+    /// The most one record batch may inflate to when the broker looks inside it (validation,
+    /// a topic's `compression.type`, the cleaner, ListOffsets by time); larger batches get
+    /// INVALID_RECORD. Kafka has no such cap. A topic's `max.message.bytes`, when larger,
+    /// raises it for that topic.
+    #[arg(
+        long = "max-uncompressed-batch-bytes",
+        env = "KLAMM_MAX_UNCOMPRESSED_BATCH_BYTES",
+        default_value_t = crate::log::records::DEFAULT_MAX_UNCOMPRESSED_BATCH_BYTES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=(1u64 << 31)),
+        help_heading = "Topics", value_name = "BYTES"
+    )]
+    pub max_uncompressed_batch_bytes: usize,
+
     /// Kafka's `socket.request.max.bytes`: larger request frames close the connection.
     #[arg(
         long = "socket-request-max-bytes",

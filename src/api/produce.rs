@@ -11,8 +11,9 @@ use super::metadata::auto_create_topic;
 use super::sb;
 use crate::broker::Context;
 use crate::clock::now_ms;
-use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader};
+use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader, ProducedBatch};
 use crate::log::recode;
+use crate::log::records::{self, Check};
 use crate::metadata::{validate_topic_name, Topic};
 use crate::server::dispatch::RequestContext;
 use crate::topic_config;
@@ -118,28 +119,18 @@ fn produce_topic(
                 };
                 let mut batches = split_and_validate(records, rules.max_message_bytes)
                     .map_err(|e| reject(e.error(), e.to_string()))?;
-                if rules.compacted {
-                    for b in &batches {
-                        if !crate::log::recode::all_records_keyed(&b.bytes)
-                            .map_err(|e| reject(e, "undecodable record batch".into()))?
-                        {
-                            return Err(reject(
-                                ResponseError::InvalidRecord,
-                                format!(
-                                    "Compacted topic cannot accept message without key in topic partition {}-{}.",
-                                    t.name, pd.index
-                                ),
-                            ));
-                        }
-                    }
+                let now = now_ms();
+                for b in &batches {
+                    rules
+                        .check_records(b, now, &format!("{}-{}", t.name, pd.index))
+                        .map_err(|(code, m)| reject(code, m))?;
                 }
                 if let Some(codec) = rules.recompress {
                     for b in batches.iter_mut() {
-                        *b = recode::recompress(b, codec)
-                            .map_err(|e| reject(e, "could not recompress the batch".into()))?;
+                        *b = recode::recompress(b, codec, rules.max_uncompressed)
+                            .map_err(|e| reject(e.error(), e.to_string()))?;
                     }
                 }
-                let now = now_ms();
                 if rules.log_append_time {
                     for b in batches.iter_mut() {
                         *b = set_log_append_time(b, now);
@@ -207,6 +198,9 @@ struct TopicRules {
     compacted: bool,
     /// `compression.type` names a codec: batches are stored with it, not the producer's.
     recompress: Option<Compression>,
+    /// What one batch may inflate to (`--max-uncompressed-batch-bytes`, or more when the
+    /// topic's `max.message.bytes` is larger).
+    max_uncompressed: usize,
 }
 
 impl TopicRules {
@@ -214,10 +208,15 @@ impl TopicRules {
         let dynamic = ctx.metadata.broker_configs();
         let value = |name| topic_config::value_of(&topic.configs, name, &ctx.config, &dynamic);
         let long = |name| value(name).parse::<i64>().unwrap_or(i64::MAX);
+        let max_message_bytes = value("max.message.bytes")
+            .parse()
+            .unwrap_or(ctx.config.message_max_bytes);
         TopicRules {
-            max_message_bytes: value("max.message.bytes")
-                .parse()
-                .unwrap_or(ctx.config.message_max_bytes),
+            max_message_bytes,
+            max_uncompressed: ctx
+                .config
+                .max_uncompressed_batch_bytes
+                .max(max_message_bytes),
             log_append_time: value("message.timestamp.type") == "LogAppendTime",
             before_max_ms: long("message.timestamp.before.max.ms"),
             after_max_ms: long("message.timestamp.after.max.ms"),
@@ -226,6 +225,61 @@ impl TopicRules {
                 .any(|p| p == "compact"),
             recompress: recode::topic_codec(&value("compression.type")),
         }
+    }
+
+    /// Kafka's `LogValidator` checks on every record of a produced batch, walked with
+    /// bounded memory: the structure and count of the records, offset deltas 0, 1, 2, ...,
+    /// a key on every record of a compacted topic, and each CreateTime timestamp in range.
+    fn check_records(
+        &self,
+        b: &ProducedBatch,
+        now: i64,
+        partition: &str,
+    ) -> Result<(), (ResponseError, String)> {
+        let h = &b.header;
+        if !self.log_append_time && h.is_log_append_time() {
+            return Err((
+                ResponseError::InvalidTimestamp,
+                "Invalid timestamp type in the batch: producers should not set timestamp type to LogAppendTime".into(),
+            ));
+        }
+        let mut problem = None;
+        records::walk(&b.bytes, self.max_uncompressed, Check::Produced, |r| {
+            if self.compacted && r.key.is_none() {
+                problem = Some((
+                    ResponseError::InvalidRecord,
+                    format!("Compacted topic cannot accept message without key in topic partition {partition}."),
+                ));
+                return false;
+            }
+            if !self.log_append_time {
+                let ts = h.base_timestamp.saturating_add(r.timestamp_delta);
+                if let Err(m) = self.check_timestamp(ts, r.offset_delta, now) {
+                    problem = Some((ResponseError::InvalidTimestamp, m));
+                    return false;
+                }
+            }
+            true
+        })
+        .map_err(|e| (e.error(), e.to_string()))?;
+        match problem {
+            Some(p) => Err(p),
+            None => Ok(()),
+        }
+    }
+
+    /// Kafka's INVALID_TIMESTAMP check for one CreateTime timestamp (-1 means none).
+    fn check_timestamp(&self, ts: i64, offset_delta: i32, now: i64) -> Result<(), String> {
+        let (lo, hi) = (
+            now.saturating_sub(self.before_max_ms),
+            now.saturating_add(self.after_max_ms),
+        );
+        if ts != -1 && (ts < lo || ts > hi) {
+            return Err(format!(
+                "Timestamp {ts} of the record at offset delta {offset_delta} is out of range. The timestamp should be within [{lo}, {hi}]"
+            ));
+        }
+        Ok(())
     }
 
     /// Kafka's INVALID_TIMESTAMP check for CreateTime topics, on the batch's bounds.

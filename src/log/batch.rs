@@ -2,7 +2,8 @@
 //!
 //! The broker stores producers' batches whole. It reads only the fixed 61-byte header, checks
 //! the CRC32C over everything after it, and rewrites the fields that belong to the log
-//! (baseOffset, partitionLeaderEpoch), which the CRC does not cover. It never decompresses.
+//! (baseOffset, partitionLeaderEpoch), which the CRC does not cover. Looking inside a batch
+//! is `records.rs`'s job.
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
@@ -19,6 +20,7 @@ const MAGIC: usize = 16;
 const CRC: usize = 17;
 const ATTRIBUTES: usize = 21;
 const MAX_TIMESTAMP: usize = 35;
+const RECORDS_COUNT: usize = 57;
 
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
@@ -218,11 +220,45 @@ pub fn set_log_append_time(b: &ProducedBatch, now: i64) -> ProducedBatch {
 /// `codec_bits` names): the header is kept field for field except the codec bits of the
 /// attributes, the batch length and the CRC, which are recomputed.
 pub fn with_records_section(b: &ProducedBatch, codec_bits: i16, records: &[u8]) -> Bytes {
+    rebuild_header(
+        &b.bytes,
+        codec_bits,
+        b.header.records_count,
+        b.header.max_timestamp,
+        records,
+    )
+}
+
+/// A stored batch rebuilt around `records` (a section compressed with `codec`, holding
+/// `count` of its records with their original offset deltas), as Kafka's cleaner rebuilds a
+/// v2 batch: base and last offset, producer fields and timestamp type stay; the record
+/// count, the max timestamp, the batch length and the CRC change.
+pub fn rebuild(
+    batch: &[u8],
+    codec: kafka_protocol::records::Compression,
+    count: i32,
+    max_timestamp: i64,
+    records: &[u8],
+) -> Bytes {
+    let bits = super::records::codec_bits(codec);
+    rebuild_header(batch, bits, count, max_timestamp, records)
+}
+
+fn rebuild_header(
+    batch: &[u8],
+    codec_bits: i16,
+    count: i32,
+    max_timestamp: i64,
+    records: &[u8],
+) -> Bytes {
     let mut out = BytesMut::with_capacity(HEADER_LEN + records.len());
-    out.extend_from_slice(&b.bytes[..HEADER_LEN]);
+    out.extend_from_slice(&batch[..HEADER_LEN]);
     out.extend_from_slice(records);
-    let attributes = ((b.header.attributes & !0x07) | (codec_bits & 0x07)).to_be_bytes();
+    let attributes = i16::from_be_bytes([out[ATTRIBUTES], out[ATTRIBUTES + 1]]);
+    let attributes = ((attributes & !0x07) | (codec_bits & 0x07)).to_be_bytes();
     out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes);
+    out[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    out[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&count.to_be_bytes());
     let batch_length = (out.len() - LOG_OVERHEAD) as i32;
     out[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
     let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
@@ -284,7 +320,7 @@ pub fn control_batch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,

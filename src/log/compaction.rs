@@ -3,8 +3,9 @@
 //! tombstones (null values) go once they are older than `delete.retention.ms`.
 //!
 //! It works per batch rather than per segment: a batch whose records all survive is left
-//! alone; a batch that loses some is decoded and re-encoded with the same codec (its base
-//! offset becomes its first survivor's); a batch that loses all is deleted. Only batches
+//! alone; a batch that loses some is rebuilt, as Kafka's cleaner rebuilds v2 batches, with
+//! the same base and last offset, producer fields and codec, its surviving records copied
+//! byte for byte (headers included); a batch that loses all is deleted. Only batches
 //! whose newest record is older than `min.compaction.lag.ms` are cleaned. The cleaner runs
 //! every `log.cleaner.backoff.ms` and cleans a partition when the share of bytes written
 //! since its last cleaning reaches `min.cleanable.dirty.ratio`, or a tombstone is due.
@@ -14,11 +15,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::records::Record;
 use kafka_protocol::ResponseError;
 
-use super::batch::BatchHeader;
-use super::recode::{codec, decode, reencode};
+use super::batch::{self, BatchHeader};
+use super::records::{self, codec, Check};
 use super::Partition;
 use crate::broker::Context;
 use crate::clock::now_ms;
@@ -128,17 +128,17 @@ pub fn clean_partition(
         if h.is_control() || in_aborted_txn(p, &h) {
             return true;
         }
-        match decode(bytes) {
-            Ok(records) => {
-                for r in records {
-                    if let Some(k) = r.key {
-                        latest.insert(k, r.offset);
-                    }
-                }
-                true
+        let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, |r| {
+            if let Some(k) = r.key {
+                latest.insert(Bytes::copy_from_slice(k), h.base_offset + i64::from(r.offset_delta));
             }
+            true
+        });
+        match walked {
+            Ok(()) => true,
             Err(e) => {
-                failed = Some(e);
+                tracing::warn!(topic = %p.topic, partition = p.index, offset = h.base_offset, error = %e, "the cleaner cannot read a batch");
+                failed = Some(e.error());
                 false
             }
         }
@@ -177,51 +177,58 @@ pub fn clean_partition(
             stats.bytes_freed += bytes.len() as u64;
             return true;
         }
-        let records = match decode(bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                failed = Some(e);
-                return false;
+        // The survivors' records, uncompressed and byte for byte, and the newest timestamp
+        // among them (the rebuilt batch's max timestamp, as Kafka's cleaner sets it).
+        let mut kept = Vec::new();
+        let (mut count, mut survivors) = (0i32, 0i32);
+        let mut max_ts = i64::MIN;
+        let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, |r| {
+            count += 1;
+            let offset = h.base_offset + i64::from(r.offset_delta);
+            let Some(k) = r.key else { return true };
+            if latest.get(k) != Some(&offset) {
+                return true;
             }
-        };
-        let count = records.len();
-        let survivors: Vec<Record> = records
-            .into_iter()
-            .filter(|r| {
-                let Some(k) = &r.key else { return false };
-                if latest.get(k) != Some(&r.offset) {
-                    return false;
+            if r.value.is_none() {
+                let seen = mark.tombstones.get(&offset).copied().unwrap_or(now);
+                if now >= seen.saturating_add(cfg.delete_retention_ms) {
+                    return true;
                 }
-                if r.value.is_none() {
-                    let seen = mark.tombstones.get(&r.offset).copied().unwrap_or(now);
-                    if now >= seen.saturating_add(cfg.delete_retention_ms) {
-                        return false;
-                    }
-                    tombstones.insert(r.offset, seen);
-                }
-                true
-            })
-            .collect();
-        stats.records_removed += (count - survivors.len()) as u64;
-        if survivors.len() == count {
+                tombstones.insert(offset, seen);
+            }
+            survivors += 1;
+            max_ts = max_ts.max(h.base_timestamp.saturating_add(r.timestamp_delta));
+            kept.extend_from_slice(r.raw);
+            true
+        });
+        if let Err(e) = walked {
+            tracing::warn!(topic = %p.topic, partition = p.index, offset = h.base_offset, error = %e, "the cleaner cannot read a batch");
+            failed = Some(e.error());
+            return false;
+        }
+        stats.records_removed += (count - survivors) as u64;
+        if survivors == count {
             return true;
         }
         removed.push(base);
         removed_bytes += bytes.len() as u64;
-        if survivors.is_empty() {
+        if survivors == 0 {
             stats.batches_deleted += 1;
             stats.bytes_freed += bytes.len() as u64;
             return true;
         }
-        match reencode(&h, &survivors, codec(&h)) {
-            Ok(new) => {
+        let max_ts = if h.is_log_append_time() { h.max_timestamp } else { max_ts };
+        match records::compress(codec(&h), &mut &kept[..]) {
+            Ok(section) => {
+                let new = batch::rebuild(bytes, codec(&h), survivors, max_ts, &section);
                 stats.batches_rewritten += 1;
                 stats.bytes_freed += (bytes.len() as u64).saturating_sub(new.len() as u64);
-                rewritten.push((survivors[0].offset, new));
+                rewritten.push((base, new));
                 true
             }
             Err(e) => {
-                failed = Some(e);
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "the cleaner could not compress a rebuilt batch");
+                failed = Some(ResponseError::UnknownServerError);
                 false
             }
         }

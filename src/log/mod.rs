@@ -4,6 +4,7 @@ pub mod batch;
 pub mod compaction;
 pub mod partition;
 pub mod recode;
+pub mod records;
 pub mod retention;
 pub mod store;
 

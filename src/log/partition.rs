@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use rocksdb::WriteBatch;
 use tokio::sync::Notify;
 
 use super::batch::{self, BatchHeader, ProducedBatch};
+use super::records::{self, Check};
 use super::store::{Store, StoreError};
 use crate::clock::now_ms;
 use crate::txn::{self, BatchMeta, ProducerEntry, SequenceCheck};
@@ -664,22 +664,28 @@ impl Partition {
             if b >= hw {
                 return false;
             }
-            let mut buf = Bytes::copy_from_slice(bytes);
-            match RecordBatchDecoder::decode(&mut buf) {
-                Ok(set) => {
-                    for r in set.records {
-                        if pred(r.timestamp) && r.offset >= self.log_start_offset() {
-                            found = Some((r.offset, r.timestamp));
-                            return false;
-                        }
-                    }
-                    true
+            let Some(h) = BatchHeader::parse(bytes) else {
+                failed = true;
+                return false;
+            };
+            let start = self.log_start_offset();
+            let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, |r| {
+                let offset = h.base_offset + i64::from(r.offset_delta);
+                let ts = if h.is_log_append_time() {
+                    h.max_timestamp
+                } else {
+                    h.base_timestamp.saturating_add(r.timestamp_delta)
+                };
+                if pred(ts) && offset >= start {
+                    found = Some((offset, ts));
+                    return false;
                 }
-                Err(_) => {
-                    failed = true;
-                    false
-                }
+                true
+            });
+            if walked.is_err() {
+                failed = true;
             }
+            found.is_none() && !failed
         });
         if res.is_err() || failed {
             return Err(ResponseError::KafkaStorageError);
