@@ -564,9 +564,11 @@ async fn transactional_commits_from_a_consumer_protocol_member() {
         code(c.send(&commit("nobody", 1, 5), 3).await),
         ResponseError::UnknownMemberId.code()
     );
+    // Kafka's validateTransactionalOffsetCommit answers a stale member epoch with
+    // ILLEGAL_GENERATION (STALE_MEMBER_EPOCH is OffsetCommit's answer).
     assert_eq!(
         code(c.send(&commit("m1", 0, 5), 3).await),
-        ResponseError::StaleMemberEpoch.code()
+        ResponseError::IllegalGeneration.code()
     );
     assert_eq!(code(c.send(&commit("m1", 1, 7), 3).await), 0);
     let end = c

@@ -536,3 +536,42 @@ async fn committed_offsets_survive_restart() {
         ("durable", 17)
     );
 }
+
+/// Kafka's `validateOffsetCommit`: only a commit with generation -1 creates a (simple) group;
+/// any other commit to an unknown group is refused (GROUP_ID_NOT_FOUND from v9, before that
+/// ILLEGAL_GENERATION) and creates nothing. A group id too long for Kafka's offsets key
+/// (over 32,767 bytes) gets INVALID_GROUP_ID: before, ids over 64 KiB wrapped the key's
+/// two length bytes, so two groups could share keys.
+#[tokio::test]
+async fn commits_to_unknown_groups_and_overlong_ids_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "g".repeat(70_000);
+    {
+        let broker = broker_in(Some(dir.path())).await;
+        let mut c = Client::connect(broker.addr()).await;
+        create_topic(&mut c, "t").await;
+        let code = |r: OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+        let r = c.send(&commit("ghost", 3, "m", "t", 5, None), 9).await;
+        assert_eq!(code(r), ResponseError::GroupIdNotFound.code());
+        let r = c.send(&commit("ghost", 3, "m", "t", 5, None), 8).await;
+        assert_eq!(code(r), ResponseError::IllegalGeneration.code());
+        for v in [8, 9] {
+            let r = c.send(&commit(&long, -1, "", "t", 5, None), v).await;
+            assert_eq!(code(r), ResponseError::InvalidGroupId.code(), "v{v}");
+        }
+        let j = c.send(&join_req(&long, "", b"x", 10_000), 9).await;
+        assert_eq!(j.error_code, ResponseError::InvalidGroupId.code());
+        // A simple commit, with a member id as some admin tools send, to a group with no
+        // members is accepted and creates the group.
+        let r = c.send(&commit("short", -1, "admin", "t", 7, None), 9).await;
+        assert_eq!(code(r), 0);
+        assert_eq!(fetch_offset(&mut c, &long, "t").await.0, -1);
+        broker.shutdown().await;
+    }
+    let broker = broker_in(Some(dir.path())).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let l = c.send(&ListGroupsRequest::default(), 4).await;
+    let ids: Vec<&str> = l.groups.iter().map(|g| g.group_id.0.as_str()).collect();
+    assert_eq!(ids, vec!["short"]);
+    assert_eq!(fetch_offset(&mut c, "short", "t").await.0, 7);
+}

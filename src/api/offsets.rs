@@ -46,11 +46,15 @@ pub async fn offset_commit(
     let group_error = crate::group::check_member_commit(
         &ctx.groups,
         &ctx.consumer_groups,
-        &group_id,
-        req.generation_id_or_member_epoch,
-        req.member_id.as_str(),
-        &instance,
-        &committed,
+        &crate::group::CommitCheck {
+            group_id: &group_id,
+            generation_or_epoch: req.generation_id_or_member_epoch,
+            member_id: req.member_id.as_str(),
+            instance_id: &instance,
+            partitions: &committed,
+            transactional: false,
+            version,
+        },
     )
     .err();
     let now = now_ms();

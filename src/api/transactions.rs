@@ -161,8 +161,8 @@ pub async fn add_offsets_to_txn(
     req: AddOffsetsToTxnRequest,
 ) -> Option<AddOffsetsToTxnResponse> {
     let group = req.group_id.0.as_str();
-    let result = if group.is_empty() {
-        Err(ResponseError::InvalidGroupId)
+    let result = if let Err(e) = crate::group::validate_group_id(group) {
+        Err(e)
     } else {
         ctx.txns
             .add_offsets(
@@ -217,10 +217,8 @@ pub async fn txn_offset_commit(
     let group = req.group_id.0.as_str();
     // v3+ carries the consumer's generation (classic) or member epoch (KIP-848): a zombie
     // member's offsets are refused as OffsetCommit would refuse them. Without it (-1, no
-    // member) only the producer counts.
-    let member_check = if group.is_empty() {
-        Err(ResponseError::InvalidGroupId)
-    } else if req.generation_id >= 0 || !req.member_id.is_empty() {
+    // member) Kafka validates nothing but the group id and the producer.
+    let member_check = {
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
         let committed: Vec<(uuid::Uuid, i32)> = req
             .topics
@@ -235,14 +233,16 @@ pub async fn txn_offset_commit(
         crate::group::check_member_commit(
             &ctx.groups,
             &ctx.consumer_groups,
-            group,
-            req.generation_id,
-            req.member_id.as_str(),
-            &instance,
-            &committed,
+            &crate::group::CommitCheck {
+                group_id: group,
+                generation_or_epoch: req.generation_id,
+                member_id: req.member_id.as_str(),
+                instance_id: &instance,
+                partitions: &committed,
+                transactional: true,
+                version,
+            },
         )
-    } else {
-        Ok(())
     };
     let mut pending = Vec::new();
     let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();

@@ -163,35 +163,40 @@ impl ConsumerGroups {
     /// its current epoch, or with an older one for partitions it still owns (a commit sent
     /// while a rebalance gave it a new epoch, as Kafka 4.4 accepts); STALE_MEMBER_EPOCH
     /// otherwise, as Kafka answers.
-    pub fn check_commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        epoch: i32,
-        partitions: &[Tp],
-    ) -> Option<Result<(), ResponseError>> {
+    /// Validates a commit's member fields against a consumer-protocol group, as Kafka's
+    /// `ConsumerGroup.validateOffsetCommit` does; None when no such group exists.
+    pub fn check_commit(&self, c: &super::CommitCheck) -> Option<Result<(), ResponseError>> {
+        let (group_id, member_id, epoch) = (c.group_id, c.member_id, c.generation_or_epoch);
+        let (instance_id, partitions) = (c.instance_id, c.partitions);
+        let (transactional, version) = (c.transactional, c.version);
         let groups = self.lock();
         let g = groups.get(group_id)?;
-        if epoch < 0 && member_id.is_empty() {
-            return Some(if g.members.is_empty() {
-                Ok(())
-            } else {
-                Err(ResponseError::UnknownMemberId)
-            });
+        // An admin's (or assign()-only consumer's) commit to a group with no members.
+        if epoch < 0 && g.members.is_empty() {
+            return Some(Ok(()));
         }
-        Some(match g.members.get(member_id) {
-            None => Err(ResponseError::UnknownMemberId),
-            Some(m) if m.member_epoch == epoch => Ok(()),
-            Some(m)
-                if epoch > 0
-                    && epoch < m.member_epoch
-                    && !partitions.is_empty()
-                    && partitions.iter().all(|tp| m.assigned.contains(tp)) =>
-            {
+        // TxnOffsetCommit's member fields are optional: validated only when given.
+        if transactional && epoch == -1 && member_id.is_empty() && instance_id.is_none() {
+            return Some(Ok(()));
+        }
+        let Some(m) = g.members.get(member_id) else {
+            return Some(Err(ResponseError::UnknownMemberId));
+        };
+        if !transactional && version < 9 {
+            // Kafka: "OffsetCommit version 9 or above must be used by members using the
+            // modern group protocol".
+            return Some(Err(ResponseError::UnsupportedVersion));
+        }
+        let owned = !partitions.is_empty() && partitions.iter().all(|tp| m.assigned.contains(tp));
+        Some(
+            if m.member_epoch == epoch || (epoch > 0 && epoch < m.member_epoch && owned) {
                 Ok(())
-            }
-            Some(_) => Err(ResponseError::StaleMemberEpoch),
-        })
+            } else if transactional {
+                Err(ResponseError::IllegalGeneration)
+            } else {
+                Err(ResponseError::StaleMemberEpoch)
+            },
+        )
     }
 
     pub fn describe(&self, group_id: &str) -> Option<ConsumerGroupView> {
@@ -248,6 +253,12 @@ impl ConsumerGroups {
             return Err(fail(
                 ResponseError::InvalidRequest,
                 "GroupId can't be empty.",
+            ));
+        }
+        if hb.group_id.len() > super::GROUP_ID_MAX_BYTES {
+            return Err(fail(
+                ResponseError::InvalidGroupId,
+                "GroupId is longer than 32767 bytes.",
             ));
         }
         if let Some(a) = &hb.server_assignor {

@@ -106,29 +106,43 @@ fn fence_static(
 /// coordinator owns the group: a KIP-848 group checks the member epoch, a classic group its
 /// generation. Both commit paths call this one function, so a group id is judged by one
 /// owner whatever protocol its members speak.
+/// The member fields of one OffsetCommit or TxnOffsetCommit, as the group's owner checks
+/// them.
+pub struct CommitCheck<'a> {
+    pub group_id: &'a str,
+    /// A classic group's generation, or a KIP-848 member's epoch.
+    pub generation_or_epoch: i32,
+    pub member_id: &'a str,
+    pub instance_id: &'a Option<String>,
+    /// The (topic id, partition) pairs committed, for KIP-848's older-epoch rule.
+    pub partitions: &'a [consumer::Tp],
+    pub transactional: bool,
+    pub version: i16,
+}
+
 pub fn check_member_commit(
     classic: &GroupCoordinator,
     consumer: &consumer::ConsumerGroups,
-    group_id: &str,
-    generation_id_or_member_epoch: i32,
-    member_id: &str,
-    group_instance_id: &Option<String>,
-    partitions: &[consumer::Tp],
+    c: &CommitCheck,
 ) -> Result<(), ResponseError> {
-    match consumer.check_commit(
-        group_id,
-        member_id,
-        generation_id_or_member_epoch,
-        partitions,
-    ) {
+    validate_group_id(c.group_id)?;
+    match consumer.check_commit(c) {
         Some(result) => result,
-        None => classic.check_commit(
-            group_id,
-            generation_id_or_member_epoch,
-            member_id,
-            group_instance_id,
-        ),
+        None => classic.check_commit(c),
     }
+}
+
+/// The longest group id the broker accepts: Kafka writes group ids as an i16-length string
+/// in its offsets topic, so a longer one cannot exist there either, and the offsets key here
+/// stores the length in two bytes.
+pub const GROUP_ID_MAX_BYTES: usize = i16::MAX as usize;
+
+/// INVALID_GROUP_ID for an empty group id or one past `GROUP_ID_MAX_BYTES`.
+pub fn validate_group_id(group_id: &str) -> Result<(), ResponseError> {
+    if group_id.is_empty() || group_id.len() > GROUP_ID_MAX_BYTES {
+        return Err(ResponseError::InvalidGroupId);
+    }
+    Ok(())
 }
 
 impl GroupCoordinator {
@@ -215,8 +229,8 @@ impl GroupCoordinator {
         let now = Instant::now();
         let delay = self.config.initial_rebalance_delay_ms;
         let err = |e| Ok(JoinOutcome::error(e, &req.member_id));
-        if req.group_id.is_empty() {
-            return err(ResponseError::InvalidGroupId);
+        if let Err(e) = validate_group_id(&req.group_id) {
+            return err(e);
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
@@ -568,42 +582,47 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Validates an OffsetCommit against the group's generation. Simple commits (generation
-    /// -1, no member) are allowed for groups without members, as Kafka allows them.
-    pub fn check_commit(
-        &self,
-        group_id: &str,
-        generation_id: i32,
-        member_id: &str,
-        group_instance_id: &Option<String>,
-    ) -> Result<(), ResponseError> {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+    /// Validates an OffsetCommit or TxnOffsetCommit against a classic group, as Kafka's
+    /// `validateOffsetCommit` does. A commit with generation -1 to an unknown group creates
+    /// a "simple" group (an admin's or an assign()-only consumer's); any other commit to an
+    /// unknown group is refused and creates nothing.
+    pub fn check_commit(&self, c: &CommitCheck) -> Result<(), ResponseError> {
+        let (group_id, generation_id, member_id) = (c.group_id, c.generation_or_epoch, c.member_id);
+        let (group_instance_id, transactional, version) =
+            (c.instance_id, c.transactional, c.version);
+        validate_group_id(group_id)?;
         let mut groups = self.lock();
-        let group = groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id));
-        if generation_id < 0 && member_id.is_empty() {
-            // Kafka: an admin's (or assign()-only consumer's) commit to a group with live
-            // members comes from no member of it.
-            return if group.members.is_empty() {
-                Ok(())
+        let Some(group) = groups.get_mut(group_id) else {
+            if generation_id < 0 {
+                groups.insert(group_id.to_string(), Group::new(group_id));
+                return Ok(());
+            }
+            return Err(if !transactional && version >= 9 {
+                ResponseError::GroupIdNotFound
             } else {
-                Err(ResponseError::UnknownMemberId)
-            };
+                ResponseError::IllegalGeneration
+            });
+        };
+        let empty = group.state == GroupState::Empty;
+        if generation_id < 0 && empty {
+            return Ok(());
         }
-        fence_static(group, group_instance_id, member_id)?;
-        if !group.members.contains_key(member_id) {
+        if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
+            fence_static(group, group_instance_id, member_id)?;
+            if !group.members.contains_key(member_id) {
+                return Err(ResponseError::UnknownMemberId);
+            }
+            if generation_id != group.generation_id {
+                return Err(ResponseError::IllegalGeneration);
+            }
+        } else if !transactional && !empty {
+            // A commit from no member of a group that has members.
             return Err(ResponseError::UnknownMemberId);
-        }
-        if generation_id != group.generation_id {
-            return Err(ResponseError::IllegalGeneration);
         }
         // During PreparingRebalance the generation is still current and members commit what
         // they consumed before giving partitions up (as librdkafka does on revoke); only
         // between the join and the leader's assignment is there nothing valid to commit.
-        if group.state == GroupState::CompletingRebalance {
+        if !transactional && group.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }
         if let Some(m) = group.members.get_mut(member_id) {

@@ -30,24 +30,22 @@ pub struct OffsetStore {
     store: Arc<Store>,
 }
 
-fn group_prefix(group: &str) -> Vec<u8> {
+/// The key prefix of a group's offsets; None for an id whose length does not fit the two
+/// length bytes (such a group can have no offsets: `validate_group_id` refuses it first).
+fn group_prefix(group: &str) -> Option<Vec<u8>> {
+    let len = u16::try_from(group.len()).ok()?;
     let mut k = Vec::with_capacity(2 + group.len());
-    k.extend_from_slice(&(group.len() as u16).to_be_bytes());
+    k.extend_from_slice(&len.to_be_bytes());
     k.extend_from_slice(group.as_bytes());
-    k
+    Some(k)
 }
 
-fn topic_prefix(group: &str, topic: &str) -> Vec<u8> {
-    let mut k = group_prefix(group);
-    k.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+fn key(group: &str, topic: &str, partition: i32) -> Option<Vec<u8>> {
+    let mut k = group_prefix(group)?;
+    k.extend_from_slice(&u16::try_from(topic.len()).ok()?.to_be_bytes());
     k.extend_from_slice(topic.as_bytes());
-    k
-}
-
-fn key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
-    let mut k = topic_prefix(group, topic);
     k.extend_from_slice(&partition.to_be_bytes());
-    k
+    Some(k)
 }
 
 /// Splits a key back into (group, topic, partition).
@@ -99,10 +97,11 @@ impl OffsetStore {
         group: &str,
         offsets: &[(String, i32, CommittedOffset)],
     ) -> Result<(), ResponseError> {
+        super::validate_group_id(group)?;
         let mut wb = WriteBatch::default();
         for (topic, partition, c) in offsets {
-            self.store
-                .put_group(&mut wb, &key(group, topic, *partition), &encode(c));
+            let k = key(group, topic, *partition).ok_or(ResponseError::InvalidGroupId)?;
+            self.store.put_group(&mut wb, &k, &encode(c));
         }
         self.store
             .write(wb)
@@ -115,9 +114,12 @@ impl OffsetStore {
         topic: &str,
         partition: i32,
     ) -> Result<Option<CommittedOffset>, ResponseError> {
+        let Some(k) = key(group, topic, partition) else {
+            return Ok(None);
+        };
         let v = self
             .store
-            .get_group(&key(group, topic, partition))
+            .get_group(&k)
             .map_err(|_| ResponseError::KafkaStorageError)?;
         Ok(v.as_deref().and_then(decode))
     }
@@ -127,9 +129,12 @@ impl OffsetStore {
         &self,
         group: &str,
     ) -> Result<Vec<(String, i32, CommittedOffset)>, ResponseError> {
+        let Some(prefix) = group_prefix(group) else {
+            return Ok(Vec::new());
+        };
         let rows = self
             .store
-            .scan_groups(&group_prefix(group))
+            .scan_groups(&prefix)
             .map_err(|_| ResponseError::KafkaStorageError)?;
         Ok(rows
             .iter()
@@ -166,12 +171,16 @@ impl OffsetStore {
         match partitions {
             Some(ps) => {
                 for (t, p) in ps {
-                    self.store.delete_group_key(&mut wb, &key(group, t, *p));
+                    if let Some(k) = key(group, t, *p) {
+                        self.store.delete_group_key(&mut wb, &k);
+                    }
                 }
             }
             None => {
                 for (t, p, _) in self.fetch_all(group)? {
-                    self.store.delete_group_key(&mut wb, &key(group, &t, p));
+                    if let Some(k) = key(group, &t, p) {
+                        self.store.delete_group_key(&mut wb, &k);
+                    }
                 }
             }
         }
@@ -200,7 +209,7 @@ mod tests {
 
     #[test]
     fn keys_and_values_round_trip() {
-        let k = key("grp", "topic-a", 7);
+        let k = key("grp", "topic-a", 7).unwrap();
         assert_eq!(parse_key(&k), Some(("grp".into(), "topic-a".into(), 7)));
         for metadata in [None, Some(String::new()), Some("meta data ✓".to_string())] {
             let c = CommittedOffset {
@@ -212,6 +221,10 @@ mod tests {
             assert_eq!(decode(&encode(&c)), Some(c));
         }
         // A group whose name is a prefix of another's does not capture its keys.
-        assert!(!key("ab", "t", 0).starts_with(&group_prefix("a")));
+        assert!(!key("ab", "t", 0)
+            .unwrap()
+            .starts_with(&group_prefix("a").unwrap()));
+        // An id too long for the two length bytes has no key, rather than a wrapped one.
+        assert_eq!(group_prefix(&"g".repeat(65_537)), None);
     }
 }
