@@ -141,6 +141,35 @@ pub struct BrokerConfig {
     )]
     pub max_connections: usize,
 
+    /// Kafka's `connections.max.idle.ms`: a connection with no request for this long is
+    /// closed (a half-sent frame does not count as activity).
+    #[arg(
+        long = "connections-max-idle-ms",
+        alias = "connections.max.idle.ms",
+        env = "KLAMM_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = 600_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Listeners",
+        value_name = "MS"
+    )]
+    pub connections_max_idle_ms: u64,
+
+    /// Kafka's `queued.max.request.bytes`: request bytes all connections together may hold
+    /// before the broker stops reading from sockets until handled requests free them. Kafka's
+    /// default is -1 (no bound); Klamm's is 512 MiB so that many clients sending large frames
+    /// at once cannot grow its memory without limit. -1 turns the bound off.
+    #[arg(
+        long = "queued-max-request-bytes",
+        alias = "queued.max.request.bytes",
+        env = "KLAMM_QUEUED_MAX_REQUEST_BYTES",
+        default_value_t = 512 << 20,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..),
+        help_heading = "Listeners",
+        value_name = "BYTES"
+    )]
+    pub queued_max_request_bytes: i64,
+
     /// Kafka's `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// group waits for more members. Kafka defaults to 3000; 0 here so test suites do not
     /// wait three seconds per group (set 3000 for Kafka's behaviour).

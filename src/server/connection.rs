@@ -3,11 +3,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::dispatch::{self, Outcome};
 use crate::broker::Context;
@@ -17,6 +20,12 @@ use crate::broker::Context;
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// Responses are written once this much is pending, or when no further request is buffered.
 const WRITE_FLUSH_BYTES: usize = 1024 * 1024;
+/// While a request is being handled the socket is still read, so that a client that closes
+/// it (an abandoned long-poll Fetch) frees its connection at once; pipelined bytes are
+/// buffered up to this much meanwhile.
+const PIPELINE_READ_BYTES: usize = 64 * 1024;
+/// Buffers that grew past this for one large frame or response are given back afterwards.
+const SHRINK_ABOVE_BYTES: usize = 256 * 1024;
 
 /// A client connection and its buffers.
 ///
@@ -32,18 +41,30 @@ pub struct Connection {
     wbuf: BytesMut,
     /// The client id of the last request header that had one, for log lines.
     client_id: Option<String>,
+    /// `queued.max.request.bytes`, shared by every connection of the listener (None: no
+    /// bound), and this connection's share of it for the frame at the head of `rbuf`.
+    pool: Option<Arc<Semaphore>>,
+    held: Option<OwnedSemaphorePermit>,
 }
 
 /// Why a connection ended.
 enum Close {
     PeerClosed,
+    /// The client closed its socket while a request of it was still being handled.
+    Abandoned,
+    Idle(Duration),
     Shutdown,
     Io(std::io::Error),
     Protocol(String),
 }
 
 impl Connection {
-    pub fn new(socket: TcpStream, peer: SocketAddr, ctx: Arc<Context>) -> Connection {
+    pub fn new(
+        socket: TcpStream,
+        peer: SocketAddr,
+        ctx: Arc<Context>,
+        pool: Option<Arc<Semaphore>>,
+    ) -> Connection {
         let (reader, writer) = socket.into_split();
         Connection {
             reader,
@@ -53,6 +74,8 @@ impl Connection {
             rbuf: BytesMut::with_capacity(8 * 1024),
             wbuf: BytesMut::new(),
             client_id: None,
+            pool,
+            held: None,
         }
     }
 
@@ -64,6 +87,12 @@ impl Connection {
         self.ctx.metrics.connection_closed();
         match result {
             Close::PeerClosed => tracing::debug!(peer = %self.peer, "connection closed by client"),
+            Close::Abandoned => {
+                tracing::debug!(peer = %self.peer, "client closed its connection while a request was pending; the request was dropped")
+            }
+            Close::Idle(after) => {
+                tracing::debug!(peer = %self.peer, idle_ms = after.as_millis() as u64, "closing idle connection (connections.max.idle.ms)")
+            }
             Close::Shutdown => tracing::debug!(peer = %self.peer, "connection closed for shutdown"),
             Close::Io(e) => tracing::debug!(peer = %self.peer, error = %e, "connection i/o error"),
             Close::Protocol(why) => {
@@ -76,6 +105,8 @@ impl Connection {
 
     async fn serve(&mut self, mut shutdown: watch::Receiver<bool>) -> Close {
         let max_frame = self.ctx.config.socket_request_max_bytes;
+        let idle = Duration::from_millis(self.ctx.config.connections_max_idle_ms);
+        let mut last_request = Instant::now();
         loop {
             match self.next_frame(max_frame) {
                 Err(why) => {
@@ -83,16 +114,34 @@ impl Connection {
                     return Close::Protocol(why);
                 }
                 Ok(Some(frame)) => {
+                    last_request = Instant::now();
                     if let Some(id) = dispatch::peek_client_id(&frame) {
                         // Clients keep one id per connection: compare, and allocate only on change.
                         if self.client_id.as_deref() != Some(id) {
                             self.client_id = Some(id.to_string());
                         }
                     }
-                    let handled = tokio::select! {
-                        out = dispatch::handle(&self.ctx, self.peer, frame) => out,
-                        _ = shutdown.wait_for(|v| *v) => return Close::Shutdown,
+                    let handled = {
+                        let handling = dispatch::handle(&self.ctx, self.peer, frame);
+                        tokio::pin!(handling);
+                        loop {
+                            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                                self.rbuf.reserve(4096);
+                            }
+                            tokio::select! {
+                                out = &mut handling => break out,
+                                _ = shutdown.wait_for(|v| *v) => return Close::Shutdown,
+                                r = self.reader.read_buf(&mut self.rbuf),
+                                    if self.rbuf.len() < PIPELINE_READ_BYTES => match r {
+                                    Ok(0) => return Close::Abandoned,
+                                    Ok(_) => {}
+                                    Err(e) => return Close::Io(e),
+                                },
+                            }
+                        }
                     };
+                    // The frame is handled: its share of queued.max.request.bytes is free.
+                    self.held = None;
                     match handled {
                         Outcome::Respond(bytes) => self.wbuf.extend_from_slice(&bytes),
                         Outcome::NoResponse => {}
@@ -111,12 +160,18 @@ impl Connection {
                     if let Err(e) = self.flush().await {
                         return Close::Io(e);
                     }
+                    if let Some(close) = self.reserve_for_head_frame(&mut shutdown).await {
+                        return close;
+                    }
                     if self.rbuf.capacity() - self.rbuf.len() < 4096 {
                         let want = self.wanted_bytes().clamp(4096, READ_CHUNK_BYTES);
                         self.rbuf.reserve(want);
                     }
                     let n = tokio::select! {
                         r = self.reader.read_buf(&mut self.rbuf) => r,
+                        _ = tokio::time::sleep_until(last_request + idle) => {
+                            return Close::Idle(idle);
+                        }
                         _ = shutdown.wait_for(|v| *v) => return Close::Shutdown,
                     };
                     match n {
@@ -132,6 +187,30 @@ impl Connection {
                     }
                 }
             }
+        }
+    }
+
+    /// Before the body of the frame at the head of the read buffer is read, takes its size
+    /// from the listener's `queued.max.request.bytes` pool, waiting while other connections
+    /// hold it all. A frame larger than the whole pool takes the whole pool.
+    async fn reserve_for_head_frame(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Close> {
+        let pool = self.pool.as_ref()?;
+        if self.held.is_some() || self.rbuf.len() < 4 {
+            return None;
+        }
+        let size = i32::from_be_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]);
+        let want = (size.max(0) as usize)
+            .clamp(1, self.ctx.config.queued_max_request_bytes.max(1) as usize);
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        tokio::select! {
+            p = pool.clone().acquire_many_owned(want) => {
+                self.held = p.ok();
+                None
+            }
+            _ = shutdown.wait_for(|v| *v) => Some(Close::Shutdown),
         }
     }
 
@@ -174,6 +253,15 @@ impl Connection {
         if !self.wbuf.is_empty() {
             self.writer.write_all(&self.wbuf).await?;
             self.wbuf.clear();
+        }
+        // One large response or request should not pin its memory for the connection's life.
+        if self.wbuf.capacity() > SHRINK_ABOVE_BYTES {
+            self.wbuf = BytesMut::new();
+        }
+        if self.rbuf.capacity() > SHRINK_ABOVE_BYTES && self.rbuf.len() < 4096 {
+            let rest = self.rbuf.split();
+            self.rbuf = BytesMut::with_capacity(8 * 1024);
+            self.rbuf.extend_from_slice(&rest);
         }
         Ok(())
     }

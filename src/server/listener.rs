@@ -12,6 +12,8 @@ use crate::broker::Context;
 /// Accepts clients until `shutdown` turns true, then waits for every connection task to end.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
+    let queued = ctx.config.queued_max_request_bytes;
+    let pool = (queued > 0).then(|| Arc::new(Semaphore::new(queued as usize)));
     let mut tasks = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -32,8 +34,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
                 let _ = socket.set_nodelay(true);
                 let ctx = ctx.clone();
                 let rx = shutdown.clone();
+                let pool = pool.clone();
                 tasks.spawn(async move {
-                    let conn = Connection::new(socket, peer, ctx);
+                    let conn = Connection::new(socket, peer, ctx, pool);
                     conn.run(rx).await;
                     drop(permit);
                 });
