@@ -79,7 +79,8 @@ impl Broker {
         let started = std::time::Instant::now();
         let store = Store::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
-        let metadata = Metadata::load(store.clone()).context("loading metadata")?;
+        let metadata = Metadata::load(store.clone(), config.max_partitions as usize)
+            .context("loading metadata")?;
         let producer_ids = ProducerIds::load(&store).context("loading producer ids")?;
         let groups = Arc::new(
             GroupCoordinator::load(

@@ -84,6 +84,18 @@ pub struct BrokerConfig {
     )]
     pub num_partitions: i32,
 
+    /// The most partitions the broker holds over all topics (the name KIP-578 proposed);
+    /// CreateTopics and CreatePartitions past it get POLICY_VIOLATION. Kafka has no such cap.
+    #[arg(
+        long = "max-partitions",
+        alias = "max.partitions",
+        env = "KLAMM_MAX_PARTITIONS",
+        default_value_t = 100_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        help_heading = "Topics", value_name = "N"
+    )]
+    pub max_partitions: u32,
+
     /// Kafka's `message.max.bytes`: the largest record batch accepted (topic default of
     /// `max.message.bytes`).
     #[arg(

@@ -183,3 +183,83 @@ async fn partition_admin_apis_answer_for_one_node() {
     assert_eq!(r.topics[0].partitions[0].leader_id, BrokerId(1));
     assert!(r.next_cursor.is_none());
 }
+
+fn grow(topic: &str, count: i32) -> CreatePartitionsRequest {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(tn(topic))
+            .with_count(count)])
+}
+
+async fn partitions_of(c: &mut Client, topic: &str) -> usize {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(tn(topic))),
+    ]));
+    c.send(&req, 12).await.topics[0].partitions.len()
+}
+
+/// Measured before: one mutated CreatePartitions grew a topic to 32,516 partitions. As Kafka's
+/// controller, one request may create at most 10,000 records (topics, partitions, configs)
+/// and gets POLICY_VIOLATION past that, whole; `--max-partitions` bounds the broker's total.
+#[tokio::test]
+async fn partition_counts_are_capped_per_request_and_in_total() {
+    let config = klamm::BrokerConfig {
+        max_partitions: 20_050,
+        ..klamm::BrokerConfig::ephemeral()
+    };
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(create_topic(&mut c, "t", 1).await.topics[0].error_code, 0);
+    let r = c.send(&grow("t", 32_516), 3).await;
+    assert_eq!(
+        r.results[0].error_code,
+        ResponseError::PolicyViolation.code()
+    );
+    assert_eq!(partitions_of(&mut c, "t").await, 1, "nothing added");
+
+    // Two topics of 6,000 partitions in one request: 12,002 records, both refused.
+    let req = CreateTopicsRequest::default().with_topics(
+        ["x", "y"]
+            .iter()
+            .map(|n| {
+                kafka_protocol::messages::create_topics_request::CreatableTopic::default()
+                    .with_name(tn(n))
+                    .with_num_partitions(6_000)
+                    .with_replication_factor(1)
+            })
+            .collect(),
+    );
+    let r = c.send(&req, 7).await;
+    for t in &r.topics {
+        assert_eq!(t.error_code, ResponseError::PolicyViolation.code());
+    }
+    let names = c
+        .send(&MetadataRequest::default().with_topics(None), 12)
+        .await;
+    assert_eq!(names.topics.len(), 1, "neither topic was created");
+
+    // Within one request's bound, but past --max-partitions in total.
+    assert_eq!(
+        create_topic(&mut c, "a", 9_999).await.topics[0].error_code,
+        0
+    );
+    assert_eq!(
+        create_topic(&mut c, "b", 9_999).await.topics[0].error_code,
+        0
+    );
+    let r = create_topic(&mut c, "c", 100).await;
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::PolicyViolation.code()
+    );
+    let r = c.send(&grow("t", 100), 3).await;
+    assert_eq!(
+        r.results[0].error_code,
+        ResponseError::PolicyViolation.code()
+    );
+    assert_eq!(c.send(&grow("t", 51), 3).await.results[0].error_code, 0);
+    assert_eq!(partitions_of(&mut c, "t").await, 51);
+    broker.shutdown().await;
+}

@@ -159,6 +159,7 @@ fn static_broker_entries(c: &BrokerConfig) -> Vec<Entry> {
         ("advertised.listeners", advertised, false, ConfigType::String, "Addresses clients are told to connect to (--advertise)."),
         ("auto.create.topics.enable", c.auto_create_topics_enable.to_string(), c.auto_create_topics_enable, ConfigType::Boolean, "Create topics on first Metadata or Produce (--auto-create-topics-enable)."),
         ("broker.id", c.node_id.to_string(), c.node_id == 1, ConfigType::Int, "This broker's id (--node-id)."),
+        ("connections.max.idle.ms", c.connections_max_idle_ms.to_string(), c.connections_max_idle_ms == 600_000, ConfigType::Long, "Idle connections are closed after this long (--connections-max-idle-ms)."),
         ("fetch.max.bytes", c.fetch_max_bytes.to_string(), c.fetch_max_bytes == crate::config::DEFAULT_FETCH_MAX_BYTES, ConfigType::Int, "Most record bytes in one Fetch response, whatever the client asks (--fetch-max-bytes)."),
         ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string(), c.group_initial_rebalance_delay_ms == 0, ConfigType::Int, "Wait for more members before an empty group's first rebalance (Klamm default 0; Kafka's 3000)."),
         ("group.max.session.timeout.ms", c.group_max_session_timeout_ms.to_string(), c.group_max_session_timeout_ms == 1_800_000, ConfigType::Int, "Largest session timeout a member may ask for."),
@@ -169,6 +170,7 @@ fn static_broker_entries(c: &BrokerConfig) -> Vec<Entry> {
         ("message.max.bytes", c.message_max_bytes.to_string(), c.message_max_bytes == 1_048_588, ConfigType::Int, "Largest record batch, unless the topic's max.message.bytes says otherwise."),
         ("node.id", c.node_id.to_string(), c.node_id == 1, ConfigType::Int, "This broker's id (--node-id)."),
         ("num.partitions", c.num_partitions.to_string(), c.num_partitions == 1, ConfigType::Int, "Partitions of an auto-created topic (--num-partitions)."),
+        ("queued.max.request.bytes", c.queued_max_request_bytes.to_string(), c.queued_max_request_bytes == 512 << 20, ConfigType::Long, "Request bytes all connections may hold at once (Klamm default 512 MiB; Kafka's -1)."),
         ("socket.request.max.bytes", c.socket_request_max_bytes.to_string(), c.socket_request_max_bytes == 104_857_600, ConfigType::Int, "Largest request frame (--socket-request-max-bytes)."),
     ];
     rows.into_iter()

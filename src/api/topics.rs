@@ -34,6 +34,26 @@ pub async fn create_topics(
         .filter(|t| !seen.insert(t.name.0.to_string()))
         .map(|t| t.name.0.to_string())
         .collect();
+    // Kafka's controller writes a request as at most 10,000 records (a topic, each of its
+    // partitions, each config) and refuses a larger one whole.
+    let records: usize = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = if !t.assignments.is_empty() {
+                t.assignments.len()
+            } else if t.num_partitions == -1 {
+                ctx.config.num_partitions.max(0) as usize
+            } else {
+                t.num_partitions.max(0) as usize
+            };
+            1 + partitions + t.configs.len()
+        })
+        .sum();
+    let excessive = records > crate::metadata::MAX_RECORDS_PER_ADMIN_REQUEST;
+    if excessive {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), records, "CreateTopics refused: excessively large batch operation");
+    }
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -42,6 +62,12 @@ pub async fn create_topics(
             .with_num_partitions(-1)
             .with_replication_factor(-1);
         let outcome = (|| {
+            if excessive {
+                return Err((
+                    ResponseError::PolicyViolation,
+                    crate::metadata::EXCESSIVE_BATCH.to_string(),
+                ));
+            }
             if duplicates.contains(&name) {
                 return Err((
                     ResponseError::InvalidRequest,
@@ -196,10 +222,25 @@ pub async fn delete_topics(
 
 pub async fn create_partitions(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     _version: i16,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
+    let records: usize = req
+        .topics
+        .iter()
+        .map(|t| {
+            let current = ctx
+                .metadata
+                .topic(t.name.0.as_str())
+                .map_or(0, |tp| tp.partitions.len() as i64);
+            (i64::from(t.count) - current).max(0) as usize
+        })
+        .sum();
+    let excessive = records > crate::metadata::MAX_RECORDS_PER_ADMIN_REQUEST;
+    if excessive {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), records, "CreatePartitions refused: excessively large batch operation");
+    }
     let results = req
         .topics
         .into_iter()
@@ -209,7 +250,12 @@ pub async fn create_partitions(
                 a.iter()
                     .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != ctx.config.node_id)
             });
-            let outcome = if bad_assignment {
+            let outcome = if excessive {
+                Err((
+                    ResponseError::PolicyViolation,
+                    crate::metadata::EXCESSIVE_BATCH.to_string(),
+                ))
+            } else if bad_assignment {
                 Err((
                     ResponseError::InvalidReplicaAssignment,
                     format!(

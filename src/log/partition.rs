@@ -151,7 +151,41 @@ impl Partition {
             })
             .collect();
         let stable = stable_offset(&producers, leo);
-        Ok(Partition {
+        Ok(Partition::assemble(
+            store, topic, index, uid, lso, leo, stable, max_ts, producers, aborted,
+        ))
+    }
+
+    /// A partition with a fresh uid, which has nothing stored: built without reading.
+    pub fn new_empty(store: Arc<Store>, topic: Arc<str>, index: i32, uid: u64) -> Partition {
+        Partition::assemble(
+            store,
+            topic,
+            index,
+            uid,
+            0,
+            0,
+            0,
+            i64::MIN,
+            HashMap::new(),
+            Vec::new(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        store: Arc<Store>,
+        topic: Arc<str>,
+        index: i32,
+        uid: u64,
+        lso: i64,
+        leo: i64,
+        stable: i64,
+        max_ts: i64,
+        producers: HashMap<i64, ProducerEntry>,
+        aborted: Vec<AbortedTxn>,
+    ) -> Partition {
+        Partition {
             topic,
             index,
             uid,
@@ -168,7 +202,7 @@ impl Partition {
             high_watermark: AtomicI64::new(leo),
             deleted: AtomicBool::new(false),
             appended: Notify::new(),
-        })
+        }
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -24,6 +24,14 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Upper bound on partitions per topic: a limit so one request cannot exhaust memory.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
+/// Kafka's controller writes one admin request as at most 10,000 metadata records (one per
+/// topic, partition and config) and answers a larger one with POLICY_VIOLATION; the handlers
+/// apply the same bound to what a request creates.
+pub const MAX_RECORDS_PER_ADMIN_REQUEST: usize = 10_000;
+
+/// Kafka's message for a request past `MAX_RECORDS_PER_ADMIN_REQUEST`.
+pub const EXCESSIVE_BATCH: &str = "Unable to perform excessively large batch operation.";
+
 /// A topic as persisted: its id, the uid of each partition (index = position), its configs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TopicRecord {
@@ -65,6 +73,8 @@ pub struct Metadata {
     /// Serializes topic creation, deletion and partition changes (rare, and need uid order).
     admin_lock: Mutex<()>,
     broker_configs: std::sync::RwLock<BrokerConfigs>,
+    /// `--max-partitions`: the most partitions over all topics.
+    max_partitions: usize,
 }
 
 /// Broker configs set at runtime with AlterConfigs, as Kafka keeps them in its metadata:
@@ -101,7 +111,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 
 impl Metadata {
     /// Loads the cluster id and every topic from the store, opening each partition.
-    pub fn load(store: Arc<Store>) -> Result<Metadata, StoreError> {
+    pub fn load(store: Arc<Store>, max_partitions: usize) -> Result<Metadata, StoreError> {
         let cluster_id = match store.get_meta(KEY_CLUSTER_ID)? {
             Some(v) => String::from_utf8_lossy(&v).into_owned(),
             None => {
@@ -121,6 +131,7 @@ impl Metadata {
             topic_names_by_id: DashMap::new(),
             admin_lock: Mutex::new(()),
             broker_configs: Default::default(),
+            max_partitions,
         };
         if let Some(v) = store.get_meta(KEY_BROKER_CONFIGS)? {
             let bc: BrokerConfigs = serde_json::from_slice(&v)
@@ -154,6 +165,45 @@ impl Metadata {
             partitions,
             configs: rec.configs.clone(),
         })
+    }
+
+    /// A topic whose partitions were just given fresh uids: nothing to read from the store.
+    fn new_topic(&self, name: &str, rec: &TopicRecord) -> Topic {
+        let name: Arc<str> = Arc::from(name);
+        let partitions = rec
+            .partition_uids
+            .iter()
+            .enumerate()
+            .map(|(i, uid)| {
+                Arc::new(Partition::new_empty(
+                    self.store.clone(),
+                    name.clone(),
+                    i as i32,
+                    *uid,
+                ))
+            })
+            .collect();
+        Topic {
+            name,
+            id: rec.id,
+            partitions,
+            configs: rec.configs.clone(),
+        }
+    }
+
+    /// POLICY_VIOLATION when `adding` more partitions would pass `--max-partitions`.
+    fn check_total_partitions(&self, adding: usize) -> Result<(), (ResponseError, String)> {
+        let have: usize = self.topics.iter().map(|t| t.partitions.len()).sum();
+        if have + adding > self.max_partitions {
+            return Err((
+                ResponseError::PolicyViolation,
+                format!(
+                    "The broker holds {have} partitions; {adding} more would pass its limit of {} (--max-partitions).",
+                    self.max_partitions
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub fn cluster_id(&self) -> &str {
@@ -222,6 +272,7 @@ impl Metadata {
                 format!("Topic '{name}' already exists."),
             ));
         }
+        self.check_total_partitions(num_partitions as usize)?;
         let storage = |_| {
             (
                 ResponseError::KafkaStorageError,
@@ -238,7 +289,7 @@ impl Metadata {
             partition_uids: uids,
             configs,
         };
-        let topic = Arc::new(self.build_topic(name, &rec).map_err(storage)?);
+        let topic = Arc::new(self.new_topic(name, &rec));
         if validate_only {
             return Ok(topic);
         }
@@ -301,6 +352,7 @@ impl Metadata {
                 format!("number of partitions must be at most {MAX_PARTITIONS_PER_TOPIC}"),
             ));
         }
+        self.check_total_partitions((total - current) as usize)?;
         if validate_only {
             return Ok(());
         }
@@ -316,14 +368,13 @@ impl Metadata {
             .map_err(|e| (e, "storage error".to_string()))?;
         let mut partitions = topic.partitions.clone();
         for (i, uid) in new_uids.iter().enumerate() {
-            let p = Partition::open(
+            // A fresh uid has nothing stored: no reads under the admin lock.
+            partitions.push(Arc::new(Partition::new_empty(
                 self.store.clone(),
                 topic.name.clone(),
                 current + i as i32,
                 *uid,
-            )
-            .map_err(storage)?;
-            partitions.push(Arc::new(p));
+            )));
         }
         let rec = TopicRecord {
             version: 1,
