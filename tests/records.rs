@@ -303,3 +303,26 @@ async fn compaction_keeps_surviving_records_byte_for_byte() {
     );
     broker.shutdown().await;
 }
+
+/// As Kafka, a batch converted to the topic's `compression.type` must still fit
+/// `max.message.bytes`: 2 MB of records gzipped to a few KB cannot be stored uncompressed
+/// under the 1 MB default, and gets MESSAGE_TOO_LARGE.
+#[tokio::test]
+async fn a_batch_too_large_after_conversion_gets_message_too_large() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let req = create_with_configs("plainly", &[("compression.type", "uncompressed")]);
+    assert_eq!(c.send(&req, 7).await.topics[0].error_code, 0);
+    let value = vec![7u8; 100_000];
+    let section: Vec<u8> = (0..20)
+        .flat_map(|i| raw_record(i, None, Some(&value), &[]))
+        .collect();
+    let (err, _) = produce(&mut c, "plainly", 0, raw_batch(&gzip(&section), 1, 20), 9).await;
+    assert_eq!(err, ResponseError::MessageTooLarge.code());
+    let small: Vec<u8> = (0..5)
+        .flat_map(|i| raw_record(i, None, Some(&value), &[]))
+        .collect();
+    let (err, _) = produce(&mut c, "plainly", 0, raw_batch(&gzip(&small), 1, 5), 9).await;
+    assert_eq!(err, 0);
+    broker.shutdown().await;
+}

@@ -13,7 +13,7 @@ use crate::broker::Context;
 use crate::clock::now_ms;
 use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader, ProducedBatch};
 use crate::log::recode;
-use crate::log::records::{self, Check};
+use crate::log::records::{self, Check, Hold};
 use crate::metadata::{validate_topic_name, Topic};
 use crate::server::dispatch::RequestContext;
 use crate::topic_config;
@@ -127,8 +127,13 @@ fn produce_topic(
                 }
                 if let Some(codec) = rules.recompress {
                     for b in batches.iter_mut() {
-                        *b = recode::recompress(b, codec, rules.max_uncompressed)
-                            .map_err(|e| reject(e.error(), e.to_string()))?;
+                        *b = recode::recompress(
+                            b,
+                            codec,
+                            rules.max_uncompressed,
+                            rules.max_message_bytes,
+                        )
+                        .map_err(|e| reject(e.error(), e.to_string()))?;
                     }
                 }
                 if rules.log_append_time {
@@ -244,7 +249,7 @@ impl TopicRules {
             ));
         }
         let mut problem = None;
-        records::walk(&b.bytes, self.max_uncompressed, Check::Produced, |r| {
+        records::walk(&b.bytes, self.max_uncompressed, Check::Produced, Hold::Fields, |r| {
             if self.compacted && r.key.is_none() {
                 problem = Some((
                     ResponseError::InvalidRecord,

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
 use super::batch::{self, BatchHeader};
-use super::records::{self, codec, Check};
+use super::records::{self, codec, Check, Hold};
 use super::Partition;
 use crate::broker::Context;
 use crate::clock::now_ms;
@@ -128,7 +128,7 @@ pub fn clean_partition(
         if h.is_control() || in_aborted_txn(p, &h) {
             return true;
         }
-        let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, |r| {
+        let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, Hold::Record, |r| {
             if let Some(k) = r.key {
                 latest.insert(Bytes::copy_from_slice(k), h.base_offset + i64::from(r.offset_delta));
             }
@@ -182,7 +182,7 @@ pub fn clean_partition(
         let mut kept = Vec::new();
         let (mut count, mut survivors) = (0i32, 0i32);
         let mut max_ts = i64::MIN;
-        let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, |r| {
+        let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, Hold::Record, |r| {
             count += 1;
             let offset = h.base_offset + i64::from(r.offset_delta);
             let Some(k) = r.key else { return true };

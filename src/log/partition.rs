@@ -10,7 +10,7 @@ use rocksdb::WriteBatch;
 use tokio::sync::Notify;
 
 use super::batch::{self, BatchHeader, ProducedBatch};
-use super::records::{self, Check};
+use super::records::{self, Check, Hold};
 use super::store::{Store, StoreError};
 use crate::clock::now_ms;
 use crate::txn::{self, BatchMeta, ProducerEntry, SequenceCheck};
@@ -703,19 +703,25 @@ impl Partition {
                 return false;
             };
             let start = self.log_start_offset();
-            let walked = records::walk(bytes, records::STORED_BATCH_CAP, Check::Stored, |r| {
-                let offset = h.base_offset + i64::from(r.offset_delta);
-                let ts = if h.is_log_append_time() {
-                    h.max_timestamp
-                } else {
-                    h.base_timestamp.saturating_add(r.timestamp_delta)
-                };
-                if pred(ts) && offset >= start {
-                    found = Some((offset, ts));
-                    return false;
-                }
-                true
-            });
+            let walked = records::walk(
+                bytes,
+                records::STORED_BATCH_CAP,
+                Check::Stored,
+                Hold::Fields,
+                |r| {
+                    let offset = h.base_offset + i64::from(r.offset_delta);
+                    let ts = if h.is_log_append_time() {
+                        h.max_timestamp
+                    } else {
+                        h.base_timestamp.saturating_add(r.timestamp_delta)
+                    };
+                    if pred(ts) && offset >= start {
+                        found = Some((offset, ts));
+                        return false;
+                    }
+                    true
+                },
+            );
             if walked.is_err() {
                 failed = true;
             }

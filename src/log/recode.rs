@@ -13,15 +13,36 @@ pub use super::records::codec;
 /// Only the records section changes codec: its bytes are decompressed and compressed again
 /// as they are, never decoded into records, so every record (duplicate header keys
 /// included) comes back byte for byte, as Kafka's conversion keeps them.
+///
+/// As in Kafka, the converted batch must still fit `max_message_bytes` (MESSAGE_TOO_LARGE);
+/// a conversion to `uncompressed` stops inflating as soon as it could not fit.
 pub fn recompress(
     b: &ProducedBatch,
     compression: Compression,
     max_inflated: usize,
+    max_message_bytes: usize,
 ) -> Result<ProducedBatch, RecordsError> {
     if codec(&b.header) == compression {
         return Ok(b.clone());
     }
-    let packed = records::convert_section(&b.bytes, compression, max_inflated)?;
+    let too_large = |size| RecordsError::ConvertedTooLarge {
+        size,
+        max: max_message_bytes,
+    };
+    let packed = if compression == Compression::None {
+        let room = max_message_bytes.saturating_sub(batch::HEADER_LEN);
+        match records::convert_section(&b.bytes, compression, max_inflated.min(room)) {
+            Err(RecordsError::TooLarge(_)) if room < max_inflated => {
+                return Err(too_large(room + batch::HEADER_LEN + 1))
+            }
+            other => other?,
+        }
+    } else {
+        records::convert_section(&b.bytes, compression, max_inflated)?
+    };
+    if batch::HEADER_LEN + packed.len() > max_message_bytes {
+        return Err(too_large(batch::HEADER_LEN + packed.len()));
+    }
     let bytes = batch::with_records_section(b, records::codec_bits(compression), &packed);
     batch::split_and_validate(&bytes, usize::MAX)
         .ok()

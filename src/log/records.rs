@@ -37,6 +37,9 @@ pub enum RecordsError {
     /// A record or the record count is malformed (Kafka's InvalidRecordException).
     #[error("{0}")]
     Invalid(String),
+    /// Converted to the topic's codec, the batch is larger than `max.message.bytes`.
+    #[error("the batch is {size} bytes after conversion to the topic's compression.type, more than max.message.bytes ({max})")]
+    ConvertedTooLarge { size: usize, max: usize },
 }
 
 impl RecordsError {
@@ -47,6 +50,7 @@ impl RecordsError {
         match self {
             RecordsError::Decompress(_) => ResponseError::CorruptMessage,
             RecordsError::TooLarge(_) | RecordsError::Invalid(_) => ResponseError::InvalidRecord,
+            RecordsError::ConvertedTooLarge { .. } => ResponseError::MessageTooLarge,
         }
     }
 }
@@ -74,6 +78,17 @@ pub enum Check {
     Stored,
 }
 
+/// How much of each record a walk holds in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// The whole record: `key`, `value` and `raw` are its bytes (the cleaner needs them).
+    Record,
+    /// Nothing but the fields: key and value bytes are skipped as they stream past, so a
+    /// record of any size costs no memory. `key` and `value` are then empty slices that only
+    /// say whether the record has one, and `raw` is empty.
+    Fields,
+}
+
 /// The codec named by a batch's attributes.
 pub fn codec(h: &BatchHeader) -> Compression {
     match h.attributes & 0x07 {
@@ -93,6 +108,7 @@ pub fn walk(
     batch: &[u8],
     max_inflated: usize,
     check: Check,
+    hold: Hold,
     mut f: impl FnMut(&RecordView) -> bool,
 ) -> Result<(), RecordsError> {
     let h = BatchHeader::parse(batch)
@@ -101,7 +117,7 @@ pub fn walk(
         .get(HEADER_LEN..h.size_bytes().min(batch.len()))
         .unwrap_or_default();
     let mut src = Capped::new(inflate(codec(&h), section, max_inflated)?, max_inflated);
-    let result = walk_section(&h, &mut src, max_inflated, check, &mut f);
+    let result = walk_section(&h, &mut src, max_inflated, check, hold, &mut f);
     // A cap hit surfaces as a read error inside the parser; report it as what it is.
     if src.exceeded {
         return Err(RecordsError::TooLarge(max_inflated));
@@ -114,6 +130,7 @@ fn walk_section(
     src: &mut impl Read,
     max_inflated: usize,
     check: Check,
+    hold: Hold,
     f: &mut impl FnMut(&RecordView) -> bool,
 ) -> Result<(), RecordsError> {
     let mut r = BufReader::with_capacity(16 * 1024, src);
@@ -137,19 +154,24 @@ fn walk_section(
         if len > max_inflated {
             return Err(RecordsError::TooLarge(max_inflated));
         }
-        let prefix = varint_len(len as i32);
-        scratch.clear();
-        write_varint(&mut scratch, len as i32);
-        let got = (&mut r)
-            .take(len as u64)
-            .read_to_end(&mut scratch)
-            .map_err(|e| io_error(e, "Found invalid record structure", max_inflated))?;
-        if got != len {
-            return Err(RecordsError::Invalid(format!(
-                "Invalid record size: expected {len} bytes in record payload, got {got}"
-            )));
-        }
-        let view = parse_record(&scratch, prefix)?;
+        let view = match hold {
+            Hold::Record => {
+                let prefix = varint_len(len as i32);
+                scratch.clear();
+                write_varint(&mut scratch, len as i32);
+                let got = (&mut r)
+                    .take(len as u64)
+                    .read_to_end(&mut scratch)
+                    .map_err(|e| io_error(e, "Found invalid record structure", max_inflated))?;
+                if got != len {
+                    return Err(RecordsError::Invalid(format!(
+                        "Invalid record size: expected {len} bytes in record payload, got {got}"
+                    )));
+                }
+                parse_record(&scratch, prefix)?
+            }
+            Hold::Fields => stream_record(&mut r, len, max_inflated)?,
+        };
         let delta = i64::from(view.offset_delta);
         let in_order = match check {
             Check::Produced => delta == i64::from(index),
@@ -177,6 +199,118 @@ fn walk_section(
             "Incorrect declared batch size, records still remaining in the batch".into(),
         ))
     }
+}
+
+/// Reads one record's fields from the stream without holding its key, value or headers,
+/// with the same checks as `parse_record`.
+fn stream_record(
+    r: &mut impl BufRead,
+    len: usize,
+    max_inflated: usize,
+) -> Result<RecordView<'static>, RecordsError> {
+    let invalid = || RecordsError::Invalid("Found invalid record structure".into());
+    let mut body = CountingTake {
+        inner: r,
+        left: len,
+    };
+    let io = |e: io::Error| io_error(e, "Found invalid record structure", max_inflated);
+    let mut one = [0u8; 1];
+    body.read_exact(&mut one).map_err(io)?;
+    let attributes = one[0] as i8;
+    let timestamp_delta = read_varlong(&mut body).map_err(io)?.ok_or_else(invalid)?;
+    let offset_delta = i32::try_from(read_varlong(&mut body).map_err(io)?.ok_or_else(invalid)?)
+        .map_err(|_| invalid())?;
+    let has_key = skip_nullable(&mut body).map_err(io)?;
+    let has_value = skip_nullable(&mut body).map_err(io)?;
+    let headers = read_varlong(&mut body).map_err(io)?.ok_or_else(invalid)?;
+    if headers < 0 || headers > i64::from(i32::MAX) {
+        return Err(RecordsError::Invalid(format!(
+            "Found invalid number of record headers {headers}"
+        )));
+    }
+    for _ in 0..headers {
+        let klen = read_varlong(&mut body).map_err(io)?.ok_or_else(invalid)?;
+        if klen < 0 {
+            return Err(RecordsError::Invalid(format!(
+                "Invalid negative header key size {klen}"
+            )));
+        }
+        skip(&mut body, klen as u64).map_err(io)?;
+        skip_nullable(&mut body).map_err(io)?;
+    }
+    if body.left != 0 {
+        return Err(RecordsError::Invalid(format!(
+            "Invalid record size: expected to read {len} bytes in record payload, but instead read {}",
+            len - body.left
+        )));
+    }
+    const PRESENT: &[u8] = &[];
+    Ok(RecordView {
+        attributes,
+        timestamp_delta,
+        offset_delta,
+        key: has_key.then_some(PRESENT),
+        value: has_value.then_some(PRESENT),
+        raw: PRESENT,
+    })
+}
+
+/// A record body: reads stop at its length, which a field running past is an error of.
+struct CountingTake<'r, R> {
+    inner: &'r mut R,
+    left: usize,
+}
+
+impl<R: Read> Read for CountingTake<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(self.left);
+        if want == 0 {
+            return if buf.is_empty() {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+fn read_varlong(r: &mut impl Read) -> io::Result<Option<i64>> {
+    let mut u = 0u64;
+    for shift in (0..70).step_by(7) {
+        let mut b = [0u8];
+        r.read_exact(&mut b)?;
+        u |= u64::from(b[0] & 0x7f)
+            .checked_shl(shift)
+            .ok_or(io::ErrorKind::InvalidData)?;
+        if b[0] & 0x80 == 0 {
+            return Ok(Some((u >> 1) as i64 ^ -((u & 1) as i64)));
+        }
+    }
+    Ok(None)
+}
+
+fn skip(r: &mut impl Read, n: u64) -> io::Result<()> {
+    let copied = io::copy(&mut r.take(n), &mut io::sink())?;
+    if copied != n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Skips a varint-length byte field; whether it was present (non-negative length).
+fn skip_nullable(r: &mut impl Read) -> io::Result<bool> {
+    let len = read_varlong(r)?.ok_or(io::ErrorKind::InvalidData)?;
+    if len < 0 {
+        return Ok(false);
+    }
+    skip(r, len as u64)?;
+    Ok(true)
 }
 
 /// Decodes one record from `buf` (prefix bytes of length, then the body), as Kafka's
@@ -583,7 +717,7 @@ mod tests {
 
     fn count(batch: &[u8], cap: usize) -> Result<usize, RecordsError> {
         let mut n = 0;
-        walk(batch, cap, Check::Produced, |_| {
+        walk(batch, cap, Check::Produced, Hold::Fields, |_| {
             n += 1;
             true
         })?;
@@ -603,6 +737,29 @@ mod tests {
             assert_eq!(count(&b, 1 << 20), Ok(50), "{c:?}");
             // Far too small a cap refuses the batch instead of inflating it.
             assert_eq!(count(&b, 64), Err(RecordsError::TooLarge(64)), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn holding_fields_only_sees_what_holding_records_sees() {
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let b = encode(20, c);
+            let mut seen = [Vec::new(), Vec::new()];
+            for (i, hold) in [Hold::Record, Hold::Fields].into_iter().enumerate() {
+                walk(&b, 1 << 20, Check::Produced, hold, |r| {
+                    seen[i].push((
+                        r.attributes,
+                        r.timestamp_delta,
+                        r.offset_delta,
+                        r.key.is_some(),
+                        r.value.is_some(),
+                    ));
+                    true
+                })
+                .unwrap();
+            }
+            assert_eq!(seen[0], seen[1], "{c:?}");
+            assert_eq!(seen[0].len(), 20);
         }
     }
 
