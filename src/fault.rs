@@ -26,6 +26,9 @@ pub enum Action {
     Close,
     /// Handle the request, then close the connection instead of answering (a lost ack).
     DropResponse,
+    /// The request's storage work blocks its thread this long first, as a slow or stuck
+    /// disk would (only APIs that call storage): other clients must be served meanwhile.
+    Stall(Duration),
 }
 
 /// A rule as the HTTP API takes and lists it (JSON).
@@ -37,7 +40,7 @@ pub struct RuleSpec {
     /// Only requests that name this topic (APIs that carry topics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    /// `error`, `delay`, `close` or `drop_response`.
+    /// `error`, `delay`, `stall`, `close` or `drop_response`.
     pub action: String,
     /// For `error`: Kafka's error name (`NOT_LEADER_OR_FOLLOWER`) or code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,11 +184,22 @@ impl Faults {
             "delay" => Action::Delay(Duration::from_millis(
                 spec.delay_ms.ok_or("action \"delay\" needs \"delay_ms\"")?,
             )),
+            "stall" => {
+                if !crate::server::dispatch::touches_storage(api) {
+                    return Err(format!(
+                        "action \"stall\" is for APIs that write or read storage (e.g. Produce, OffsetCommit, CreateTopics); {} is not one",
+                        spec.api
+                    ));
+                }
+                Action::Stall(Duration::from_millis(
+                    spec.delay_ms.ok_or("action \"stall\" needs \"delay_ms\"")?,
+                ))
+            }
             "close" => Action::Close,
             "drop_response" => Action::DropResponse,
             other => {
                 return Err(format!(
-                    "unknown action {other:?}: error, delay, close or drop_response"
+                    "unknown action {other:?}: error, delay, stall, close or drop_response"
                 ))
             }
         };

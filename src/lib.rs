@@ -14,6 +14,7 @@ pub mod http;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
+pub mod offload;
 pub mod server;
 pub mod topic_config;
 pub mod txn;

@@ -118,7 +118,8 @@ pub async fn handle(
         for n in woken.iter_mut() {
             n.as_mut().enable();
         }
-        let (partitions, total_bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+        let (partitions, total_bytes, any_error) =
+            crate::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
         let done =
             total_bytes >= min_bytes || any_error || live.is_empty() || Instant::now() >= deadline;
         if done {
@@ -135,7 +136,8 @@ pub async fn handle(
         });
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
             // Timed out: one last read so data that raced the timer is not left behind.
-            let (partitions, _, _) = read_all(&wanted, max_bytes, read_committed);
+            let (partitions, _, _) =
+                crate::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
             resp.responses = assemble(ctx, &topics, partitions);
             return Some(resp);
         }

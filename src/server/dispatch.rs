@@ -214,6 +214,7 @@ macro_rules! routes {
                         }
                     };
                     let mut drop_response = false;
+                    let mut stall = None;
                     if $ctx.faults.armed() {
                         use crate::fault::{Action, Faultable};
                         let by_id = |id: &uuid::Uuid| $ctx.metadata.topic_by_id(id).map(|t| t.name.to_string());
@@ -230,10 +231,24 @@ macro_rules! routes {
                                 }
                             }
                             Some(Action::DropResponse) => drop_response = true,
+                            Some(Action::Stall(d)) => stall = Some(d),
                             None => {}
                         }
                     }
-                    let outcome = match $handler($ctx, $rc, $version, req).await {
+                    let handling = $handler($ctx, $rc, $version, req);
+                    let answer = if touches_storage($key) {
+                        crate::offload::run(async move {
+                            if let Some(d) = stall {
+                                // A slow disk, simulated where the storage work runs.
+                                std::thread::sleep(d);
+                            }
+                            handling.await
+                        })
+                        .await
+                    } else {
+                        handling.await
+                    };
+                    let outcome = match answer {
                         Some(resp) => encode_response($rc.header.correlation_id, $version, &resp),
                         None => Outcome::NoResponse,
                     };
@@ -248,6 +263,33 @@ macro_rules! routes {
             other => Outcome::Close(format!("no handler for {other:?}")),
         }
     };
+}
+
+/// APIs whose handlers call RocksDB without waiting on anything else: they run off the async
+/// workers (see `offload`). Fetch and the group APIs wait (long polls, rebalances) and are not
+/// here; Fetch offloads its reads itself.
+pub fn touches_storage(key: ApiKey) -> bool {
+    use ApiKey::*;
+    matches!(
+        key,
+        Produce
+            | ListOffsets
+            | Metadata
+            | CreateTopics
+            | DeleteTopics
+            | CreatePartitions
+            | AlterConfigs
+            | IncrementalAlterConfigs
+            | InitProducerId
+            | AddPartitionsToTxn
+            | AddOffsetsToTxn
+            | EndTxn
+            | TxnOffsetCommit
+            | OffsetCommit
+            | OffsetFetch
+            | OffsetDelete
+            | DeleteGroups
+    )
 }
 
 async fn route(
