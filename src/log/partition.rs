@@ -71,7 +71,30 @@ struct AppendState {
     producers: HashMap<i64, ProducerEntry>,
     /// Bytes of stored batches, once someone asked (one scan), then kept current by every
     /// write under this lock. Unknown at open so startup never scans the log.
-    size: Option<u64>,
+    size: Size,
+    /// Bumped by every change to the front or middle of the log (retention, DeleteRecords,
+    /// compaction), so a scan made without the lock can tell whether it is still true.
+    reshaped: u64,
+}
+
+/// The running size of a partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Size {
+    Unknown,
+    /// A scan runs without the lock over a snapshot taken under it; the writes since the
+    /// snapshot add up here, to be added to the scan's result.
+    Scanning(i64),
+    Known(u64),
+}
+
+impl Size {
+    fn adjust(&mut self, delta: i64) {
+        match self {
+            Size::Unknown => {}
+            Size::Scanning(d) => *d += delta,
+            Size::Known(s) => *s = (*s as i64).saturating_add(delta).max(0) as u64,
+        }
+    }
 }
 
 /// A transaction a producer aborted on this partition: its records from `first_offset` up
@@ -193,7 +216,8 @@ impl Partition {
             append: Mutex::new(AppendState {
                 max_timestamp: max_ts,
                 producers,
-                size: None,
+                size: Size::Unknown,
+                reshaped: 0,
             }),
             log_start_offset: AtomicI64::new(lso),
             log_end_offset: AtomicI64::new(leo),
@@ -350,9 +374,7 @@ impl Partition {
             return Err(ResponseError::KafkaStorageError);
         }
         state.max_timestamp = max_ts;
-        if let Some(size) = &mut state.size {
-            *size += written;
-        }
+        state.size.adjust(written as i64);
         for (pid, entry) in touched {
             if let Some(e) = entry {
                 state.producers.insert(pid, e);
@@ -443,9 +465,7 @@ impl Partition {
                 .push(a);
         }
         state.producers.insert(producer_id, entry);
-        if let Some(size) = &mut state.size {
-            *size += bytes.len() as u64;
-        }
+        state.size.adjust(bytes.len() as i64);
         self.publish_end(&state, offset + 1);
         drop(state);
         self.appended.notify_waiters();
@@ -455,35 +475,49 @@ impl Partition {
     /// Moves the log start offset to `offset` (DeleteRecords; -1 means the high watermark)
     /// and deletes every batch that lies wholly below it. Returns the new log start offset.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ResponseError> {
-        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
-        if self.is_deleted() {
-            return Err(ResponseError::UnknownTopicOrPartition);
+        // The scan of what to delete runs without the append lock; if the log's front changed
+        // meanwhile it is planned again, and the last attempt plans under the lock.
+        for attempt in 0..3 {
+            let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+            if self.is_deleted() {
+                return Err(ResponseError::UnknownTopicOrPartition);
+            }
+            let hw = self.high_watermark();
+            let target = if offset == -1 { hw } else { offset };
+            if target < 0 || target > hw {
+                return Err(ResponseError::OffsetOutOfRange);
+            }
+            let lso = self.log_start_offset();
+            if target <= lso {
+                return Ok(lso);
+            }
+            let plan = if attempt == 2 {
+                self.plan_truncation(lso, target, |_, _| true)?
+            } else {
+                let reshaped = state.reshaped;
+                drop(state);
+                let plan = self.plan_truncation(lso, target, |_, _| true)?;
+                state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+                if state.reshaped != reshaped || self.log_start_offset() != lso {
+                    continue;
+                }
+                plan
+            };
+            return self
+                .apply_truncation(&mut state, lso, plan, target, true)
+                .map(|_| self.log_start_offset());
         }
-        let hw = self.high_watermark();
-        let target = if offset == -1 { hw } else { offset };
-        if target < 0 || target > hw {
-            return Err(ResponseError::OffsetOutOfRange);
-        }
-        let lso = self.log_start_offset();
-        if target <= lso {
-            return Ok(lso);
-        }
-        self.truncate_front(&mut state, target, true, |_, _| true)
-            .map(|_| self.log_start_offset())
+        unreachable!("the last attempt plans under the lock")
     }
 
-    /// Deletes batches from the front of the log while `delete(header, size)` says so and
-    /// they end below `limit`. The log start offset becomes `limit` when `start_at_limit`
-    /// (DeleteRecords: Kafka's log start may fall inside a batch), else the first kept batch
-    /// (retention). Callers hold the append lock. Returns how many bytes were deleted.
-    fn truncate_front(
+    /// Which batches from the log start `lso` go: those that end below `limit` while
+    /// `delete(header, size)` says so. Returns (the first kept batch's base, bytes freed).
+    fn plan_truncation(
         &self,
-        state: &mut AppendState,
+        lso: i64,
         limit: i64,
-        start_at_limit: bool,
         mut delete: impl FnMut(&BatchHeader, usize) -> bool,
-    ) -> Result<u64, ResponseError> {
-        let lso = self.log_start_offset();
+    ) -> Result<(Option<i64>, u64), ResponseError> {
         let mut first_kept = None;
         let mut freed = 0u64;
         let res = self.store.read_batches(self.uid, lso, |base, bytes| {
@@ -502,6 +536,21 @@ impl Partition {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "truncate failed");
             return Err(ResponseError::KafkaStorageError);
         }
+        Ok((first_kept, freed))
+    }
+
+    /// Carries out a truncation planned from log start `lso` (callers hold the append lock
+    /// and have checked the log's front did not change since the plan). The log start
+    /// offset becomes `limit` when `start_at_limit` (DeleteRecords: Kafka's log start may
+    /// fall inside a batch), else the first kept batch (retention). Returns bytes deleted.
+    fn apply_truncation(
+        &self,
+        state: &mut AppendState,
+        lso: i64,
+        (first_kept, freed): (Option<i64>, u64),
+        limit: i64,
+        start_at_limit: bool,
+    ) -> Result<u64, ResponseError> {
         let first_kept_base = first_kept.unwrap_or(self.log_end_offset.load(Ordering::Acquire));
         let new_start = if start_at_limit {
             limit
@@ -521,23 +570,35 @@ impl Partition {
                 ResponseError::KafkaStorageError
             })?;
         self.log_start_offset.store(new_start, Ordering::Release);
-        if let Some(size) = &mut state.size {
-            *size = size.saturating_sub(freed);
-        }
+        state.size.adjust(-(freed as i64));
+        state.reshaped += 1;
         Ok(freed)
     }
 
     /// Retention: deletes batches from the front while `expired(header, size)` holds.
-    /// Returns the bytes freed.
+    /// Returns the bytes freed. The scan runs without the append lock; if the log's front
+    /// changed meanwhile (compaction, DeleteRecords) nothing is deleted this round.
     pub fn apply_retention(
         &self,
         expired: impl FnMut(&BatchHeader, usize) -> bool,
     ) -> Result<u64, ResponseError> {
+        let (lso, hw, reshaped) = {
+            let state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+            if self.is_deleted() {
+                return Ok(0);
+            }
+            (
+                self.log_start_offset(),
+                self.high_watermark(),
+                state.reshaped,
+            )
+        };
+        let plan = self.plan_truncation(lso, hw, expired)?;
         let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
-        if self.is_deleted() {
+        if self.is_deleted() || state.reshaped != reshaped || self.log_start_offset() != lso {
             return Ok(0);
         }
-        self.truncate_front(&mut state, self.high_watermark(), false, expired)
+        self.apply_truncation(&mut state, lso, plan, hw, false)
     }
 
     /// Visits the batches from the log start offset while `visit(base, bytes)` says so.
@@ -584,30 +645,55 @@ impl Partition {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "compaction write failed");
             ResponseError::KafkaStorageError
         })?;
-        if let Some(size) = &mut state.size {
-            let added: u64 = rewritten.iter().map(|(_, b)| b.len() as u64).sum();
-            *size = size.saturating_sub(removed_bytes) + added;
-        }
+        let added: u64 = rewritten.iter().map(|(_, b)| b.len() as u64).sum();
+        state.size.adjust(added as i64 - removed_bytes as i64);
+        state.reshaped += 1;
         Ok(true)
     }
 
-    /// The total size of the partition's batches. The first call scans the log, under the
-    /// append lock so no write slips between the scan and the running count; later calls
-    /// are free.
+    /// The total size of the partition's batches. The first call scans the log: over a view
+    /// taken under the append lock, read without it (appends meanwhile are counted aside
+    /// and added), so producers do not wait for the scan. Later calls are free.
     pub fn size_bytes(&self) -> Result<u64, ResponseError> {
-        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(size) = state.size {
-            return Ok(size);
-        }
-        let mut total = 0u64;
-        self.store
-            .read_batches(self.uid, self.log_start_offset(), |_, bytes| {
+        let sum = |scan: super::store::LogScan<'_>| {
+            let mut total = 0u64;
+            scan.visit(|_, bytes| {
                 total += bytes.len() as u64;
                 true
             })
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-        state.size = Some(total);
-        Ok(total)
+            .map(|_| total)
+            .map_err(|_| ResponseError::KafkaStorageError)
+        };
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        match state.size {
+            Size::Known(s) => return Ok(s),
+            Size::Scanning(_) => {
+                // Another first scan is under way; count here, under the lock, and settle it.
+                let total = sum(self.store.log_scan(self.uid, self.log_start_offset()))?;
+                state.size = Size::Known(total);
+                return Ok(total);
+            }
+            Size::Unknown => {}
+        }
+        state.size = Size::Scanning(0);
+        let scan = self.store.log_scan(self.uid, self.log_start_offset());
+        drop(state);
+        let result = sum(scan);
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        match (result, state.size) {
+            (Ok(total), Size::Scanning(delta)) => {
+                let total = (total as i64).saturating_add(delta).max(0) as u64;
+                state.size = Size::Known(total);
+                Ok(total)
+            }
+            (Ok(_), Size::Known(s)) => Ok(s),
+            (Ok(total), Size::Unknown) => Ok(total),
+            (Err(e), Size::Scanning(_)) => {
+                state.size = Size::Unknown;
+                Err(e)
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Reads whole batches from the one containing `offset`, up to `max_bytes` (but always the

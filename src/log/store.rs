@@ -83,6 +83,34 @@ pub struct Store {
     fsync: bool,
 }
 
+/// A positioned scan over one partition's batches (see [`Store::log_scan`]).
+pub struct LogScan<'a> {
+    iter: rocksdb::DBRawIteratorWithThreadMode<'a, DB>,
+    uid: u64,
+}
+
+impl LogScan<'_> {
+    /// Calls `visit` with each (base offset, bytes) until it returns false or the partition
+    /// ends.
+    pub fn visit(mut self, mut visit: impl FnMut(i64, &[u8]) -> bool) -> Result<(), StoreError> {
+        let uid = self.uid.to_be_bytes();
+        while self.iter.valid() {
+            let (Some(k), Some(v)) = (self.iter.key(), self.iter.value()) else {
+                break;
+            };
+            if k.len() != 16 || k[..8] != uid {
+                break;
+            }
+            if !visit(be_i64(&k[8..]), v) {
+                break;
+            }
+            self.iter.next();
+        }
+        self.iter.status()?;
+        Ok(())
+    }
+}
+
 /// Key of a batch in the `log` CF.
 pub fn log_key(uid: u64, base_offset: i64) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -482,8 +510,16 @@ impl Store {
         &self,
         uid: u64,
         offset: i64,
-        mut visit: impl FnMut(i64, &[u8]) -> bool,
+        visit: impl FnMut(i64, &[u8]) -> bool,
     ) -> Result<(), StoreError> {
+        self.log_scan(uid, offset).visit(visit)
+    }
+
+    /// A scan of partition `uid`'s batches from the one that contains `offset`, positioned
+    /// now: it sees the log as it is at this call (a RocksDB iterator is a point-in-time
+    /// view), however long it is read later. Lets a caller take the view under a lock and
+    /// read it without.
+    pub fn log_scan(&self, uid: u64, offset: i64) -> LogScan<'_> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(log_key(uid, i64::MAX).to_vec());
         ro.fill_cache(true);
@@ -492,20 +528,7 @@ impl Store {
         if !iter.valid() || iter.key().is_none_or(|k| k[..8] != uid.to_be_bytes()) {
             iter.seek(log_key(uid, offset));
         }
-        while iter.valid() {
-            let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
-                break;
-            };
-            if k.len() != 16 || k[..8] != uid.to_be_bytes() {
-                break;
-            }
-            if !visit(be_i64(&k[8..]), v) {
-                break;
-            }
-            iter.next();
-        }
-        iter.status()?;
-        Ok(())
+        LogScan { iter, uid }
     }
 
     /// Flushes memtables so that a graceful shutdown leaves nothing to replay.
