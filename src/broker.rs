@@ -57,6 +57,8 @@ pub struct Broker {
 /// A broker serving on a background task; shuts down when dropped or on [`BrokerHandle::shutdown`].
 pub struct BrokerHandle {
     addr: SocketAddr,
+    /// Weak, so a handle kept around does not keep a stopped broker's store open.
+    ctx: std::sync::Weak<Context>,
     shutdown: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
 }
@@ -223,6 +225,7 @@ impl Broker {
     /// Serves on a background task; the returned handle stops the broker when dropped.
     pub fn spawn(self) -> BrokerHandle {
         let addr = self.local_addr;
+        let ctx_for_handle = Arc::downgrade(&self.ctx);
         let (tx, mut rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             let stop = async move {
@@ -234,6 +237,7 @@ impl Broker {
         });
         BrokerHandle {
             addr,
+            ctx: ctx_for_handle,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -249,6 +253,12 @@ impl BrokerHandle {
     /// `HOST:PORT` for a client's bootstrap.servers.
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The running broker's state, for tests and embedders (e.g. its metrics); None once
+    /// the broker has stopped.
+    pub fn context(&self) -> Option<Arc<Context>> {
+        self.ctx.upgrade()
     }
 
     /// Stops accepting, closes connections, flushes the store and waits for all of it.

@@ -87,6 +87,13 @@ pub struct Metrics {
     bytes_out_by_topic: DashMap<String, Counter>,
     connections: Gauge,
     connections_total: Counter,
+    /// Requests being handled now, by API (a long-poll Fetch or a SyncGroup waiting for its
+    /// leader stays counted while it waits).
+    in_flight: Family<ApiLabels, Gauge>,
+    /// Completed passes of the log cleaner and of retention over every partition; also what
+    /// tests wait on to know a background pass ran after some point.
+    pub cleaner_passes: Counter,
+    pub retention_passes: Counter,
 }
 
 impl Default for Metrics {
@@ -106,6 +113,24 @@ impl Metrics {
         let bytes_out = Family::<Labels, Counter>::default();
         let connections = Gauge::default();
         let connections_total = Counter::default();
+        let in_flight = Family::<ApiLabels, Gauge>::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests being handled now, by API (long polls and parked group requests included)",
+            in_flight.clone(),
+        );
+        let cleaner_passes = Counter::default();
+        let retention_passes = Counter::default();
+        registry.register(
+            "log_cleaner_passes",
+            "Completed passes of the log cleaner over every compacted partition",
+            cleaner_passes.clone(),
+        );
+        registry.register(
+            "retention_passes",
+            "Completed passes of retention over every partition",
+            retention_passes.clone(),
+        );
         registry.register(
             "requests",
             "Requests handled, by API and version",
@@ -152,6 +177,9 @@ impl Metrics {
             bytes_out_by_topic: DashMap::new(),
             connections,
             connections_total,
+            in_flight,
+            cleaner_passes,
+            retention_passes,
         }
     }
 
@@ -162,6 +190,18 @@ impl Metrics {
         self.latency
             .get_or_create(&ApiLabels { api })
             .observe(took.as_secs_f64());
+    }
+
+    /// A request of `api` starts (+1) or ends (-1) being handled.
+    pub fn in_flight_add(&self, api: &'static str, delta: i64) {
+        self.in_flight
+            .get_or_create(&ApiLabels { api })
+            .inc_by(delta);
+    }
+
+    /// How many requests of `api` are being handled now.
+    pub fn in_flight(&self, api: &'static str) -> i64 {
+        self.in_flight.get_or_create(&ApiLabels { api }).get()
     }
 
     pub fn partition_error(&self, api: &'static str, code: i16) {

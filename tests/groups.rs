@@ -346,8 +346,9 @@ async fn second_member_triggers_rebalance_and_leader_assigns_both() {
 
     // The follower's SyncGroup waits for the leader's assignment.
     let b_sync = tokio::spawn(async move { b.send(&sync_req("g2", 2, &b_id, &[]), 5).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!b_sync.is_finished());
+    // B's SyncGroup is parked in the broker before the leader's arrives; its answer below
+    // carries the leader's assignment for it, so it waited for it.
+    wait_for_in_flight(&broker, "SyncGroup", 1).await;
     let assignments = [
         (a_id.as_str(), &b"p0"[..]),
         (jb.member_id.as_str(), &b"p1"[..]),

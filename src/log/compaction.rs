@@ -301,6 +301,7 @@ pub fn spawn(ctx: Weak<Context>, backoff: Duration) {
             // Decoding and RocksDB work block: keep them off the async workers.
             let res = tokio::task::spawn_blocking(move || {
                 run_once(&ctx, &mut marks);
+                ctx.metrics.cleaner_passes.inc();
                 marks
             })
             .await;

@@ -109,7 +109,11 @@ pub fn spawn(ctx: Weak<Context>, interval: Duration) {
                 break;
             };
             // RocksDB reads and deletes block: keep them off the async workers.
-            let _ = tokio::task::spawn_blocking(move || run_once(&ctx)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                run_once(&ctx);
+                ctx.metrics.retention_passes.inc();
+            })
+            .await;
         }
     });
 }

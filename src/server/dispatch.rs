@@ -171,12 +171,32 @@ pub async fn handle(ctx: &Context, peer: SocketAddr, mut frame: Bytes) -> Outcom
         close_reason: Default::default(),
     };
     let started = std::time::Instant::now();
+    let api = crate::metrics::api_name(key);
+    // Counted down on drop, so a request cancelled with its connection leaves no trace.
+    let _in_flight = InFlight::new(&ctx.metrics, api);
     let outcome = route(ctx, &rc, key, version, frame).await;
-    ctx.metrics
-        .request(crate::metrics::api_name(key), version, started.elapsed());
+    ctx.metrics.request(api, version, started.elapsed());
     match rc.take_close_reason() {
         Some(reason) => Outcome::Close(reason),
         None => outcome,
+    }
+}
+
+struct InFlight<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    api: &'static str,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a crate::metrics::Metrics, api: &'static str) -> InFlight<'a> {
+        metrics.in_flight_add(api, 1);
+        InFlight { metrics, api }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight_add(self.api, -1);
     }
 }
 

@@ -188,3 +188,38 @@ pub fn decode_records(mut records: Bytes) -> Vec<Record> {
 pub fn api_key_of<R: Request>() -> ApiKey {
     ApiKey::try_from(R::KEY).unwrap()
 }
+
+/// Polls `cond` until it holds; panics naming `what` after 20 s. The positive signal tests
+/// wait on instead of concluding anything from a fixed sleep.
+#[allow(dead_code)]
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until a whole background pass (the cleaner's or retention's, as `passes` counts
+/// them) has run after this call: the count must grow by two, since the pass running at the
+/// call may have started before it.
+#[allow(dead_code)]
+pub async fn wait_for_pass(
+    broker: &klamm::BrokerHandle,
+    passes: impl Fn(&klamm::metrics::Metrics) -> u64,
+) {
+    let ctx = broker.context().expect("broker running");
+    let start = passes(&ctx.metrics);
+    wait_until("a background pass", || passes(&ctx.metrics) >= start + 2).await;
+}
+
+/// Waits until `n` requests of `api` (Kafka's name) are being handled, e.g. parked in a long
+/// poll.
+#[allow(dead_code)]
+pub async fn wait_for_in_flight(broker: &klamm::BrokerHandle, api: &'static str, n: i64) {
+    let ctx = broker.context().expect("broker running");
+    wait_until(api, || ctx.metrics.in_flight(api) >= n).await;
+}
