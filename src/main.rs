@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
         return run_tool(command);
     }
     let config = cli.broker;
+    klamm::server::listener::raise_open_file_limit();
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

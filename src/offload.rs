@@ -21,11 +21,19 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// How many storage handlers run at once; the rest wait their turn without holding a
+/// thread. Enough for RocksDB to group many producers' syncs, few enough that what each
+/// holds (a record being checked, a batch being converted) stays a bounded sum.
+pub const MAX_CONCURRENT: usize = 32;
+
+static PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT);
+
 /// Drives `fut`, a handler that calls storage but never waits on anything else, the same
-/// way: on a worker of its own for as long as it runs.
+/// way: on a worker of its own for as long as it runs, at most `MAX_CONCURRENT` at once.
 pub async fn run<F: std::future::Future>(fut: F) -> F::Output {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            let _permit = PERMITS.acquire().await;
             tokio::task::block_in_place(|| h.block_on(fut))
         }
         _ => fut.await,

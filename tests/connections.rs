@@ -93,3 +93,31 @@ async fn queued_max_request_bytes_makes_large_requests_wait_not_fail() {
     assert_eq!(end, 8);
     broker.shutdown().await;
 }
+
+/// Measured before (reliability battery): the pool was taken by a frame's announced size as
+/// soon as its length prefix arrived, so six connections that announced 100 MiB and sent
+/// nothing more held all 512 MiB, and no request larger than one read was ever read again.
+/// Bytes are now counted as they arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announced_but_unsent_frames_do_not_hold_the_request_pool() {
+    let config = BrokerConfig {
+        queued_max_request_bytes: 1 << 20,
+        ..BrokerConfig::ephemeral()
+    };
+    let broker = start_with(config).await;
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let mut s = Client::connect(broker.addr()).await;
+        s.send_raw(&(100i32 << 20).to_be_bytes()).await;
+        stalled.push(s);
+    }
+    let mut c = Client::connect(broker.addr()).await;
+    create_topic(&mut c, "big", 1).await;
+    let mut r = record(1, 1_700_000_000_000);
+    r.value = Some(bytes::Bytes::from(vec![9u8; 300_000]));
+    let b = batch(&[r], kafka_protocol::records::Compression::None);
+    // recv_frame fails the test after 20 s without an answer.
+    assert_eq!(common::wire::produce(&mut c, "big", 0, b, 9).await.0, 0);
+    drop(stalled);
+    broker.shutdown().await;
+}

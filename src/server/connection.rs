@@ -9,7 +9,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use super::dispatch::{self, Outcome};
@@ -42,9 +42,11 @@ pub struct Connection {
     /// The client id of the last request header that had one, for log lines.
     client_id: Option<String>,
     /// `queued.max.request.bytes`, shared by every connection of the listener (None: no
-    /// bound), and this connection's share of it for the frame at the head of `rbuf`.
+    /// bound), and how many of its bytes this connection holds: those it has read and not
+    /// yet handled. Bytes are taken as they arrive, never as a length prefix announces them,
+    /// so a client that announces a large frame and stalls holds only what it sent.
     pool: Option<Arc<Semaphore>>,
-    held: Option<OwnedSemaphorePermit>,
+    held: usize,
 }
 
 /// Why a connection ended.
@@ -56,6 +58,14 @@ enum Close {
     Shutdown,
     Io(std::io::Error),
     Protocol(String),
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Whatever this connection still held of queued.max.request.bytes goes back.
+        let held = self.held;
+        self.give_back(held);
+    }
 }
 
 impl Connection {
@@ -75,7 +85,7 @@ impl Connection {
             wbuf: BytesMut::new(),
             client_id: None,
             pool,
-            held: None,
+            held: 0,
         }
     }
 
@@ -115,6 +125,7 @@ impl Connection {
                 }
                 Ok(Some(frame)) => {
                     last_request = Instant::now();
+                    let frame_bytes = frame.len() + 4;
                     if let Some(id) = dispatch::peek_client_id(&frame) {
                         // Clients keep one id per connection: compare, and allocate only on change.
                         if self.client_id.as_deref() != Some(id) {
@@ -141,7 +152,7 @@ impl Connection {
                         }
                     };
                     // The frame is handled: its share of queued.max.request.bytes is free.
-                    self.held = None;
+                    self.give_back(frame_bytes.min(self.held));
                     match handled {
                         Outcome::Respond(bytes) => self.wbuf.extend_from_slice(&bytes),
                         Outcome::NoResponse => {}
@@ -160,20 +171,41 @@ impl Connection {
                     if let Err(e) = self.flush().await {
                         return Close::Io(e);
                     }
-                    if let Some(close) = self.reserve_for_head_frame(&mut shutdown).await {
-                        return close;
-                    }
-                    if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                        let want = self.wanted_bytes().clamp(4096, READ_CHUNK_BYTES);
-                        self.rbuf.reserve(want);
-                    }
-                    let n = tokio::select! {
-                        r = self.reader.read_buf(&mut self.rbuf) => r,
+                    // Wait until the socket has bytes, then take this read's share of
+                    // queued.max.request.bytes (waiting while other connections hold it
+                    // all), then read: an idle connection holds none of the pool.
+                    tokio::select! {
+                        r = self.reader.readable() => if let Err(e) = r {
+                            return Close::Io(e);
+                        },
                         _ = tokio::time::sleep_until(last_request + idle) => {
                             return Close::Idle(idle);
                         }
                         _ = shutdown.wait_for(|v| *v) => return Close::Shutdown,
+                    }
+                    let want = self.wanted_bytes().clamp(4096, READ_CHUNK_BYTES);
+                    let taken = match self
+                        .take_from_pool(want, &mut shutdown, last_request + idle)
+                        .await
+                    {
+                        Ok(t) => t,
+                        Err(close) => return close,
                     };
+                    // Held from now on, so an early return gives it back (on drop).
+                    self.held += taken;
+                    let start = self.rbuf.len();
+                    self.rbuf.resize(start + want, 0);
+                    let n = match self.reader.try_read(&mut self.rbuf[start..]) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            self.rbuf.truncate(start);
+                            self.give_back(taken);
+                            continue;
+                        }
+                        r => r,
+                    };
+                    let got = *n.as_ref().unwrap_or(&0);
+                    self.rbuf.truncate(start + got);
+                    self.give_back(taken - got.min(taken));
                     match n {
                         Ok(0) if self.rbuf.is_empty() => return Close::PeerClosed,
                         Ok(0) => {
@@ -190,28 +222,48 @@ impl Connection {
         }
     }
 
-    /// Before the body of the frame at the head of the read buffer is read, takes its size
-    /// from the listener's `queued.max.request.bytes` pool, waiting while other connections
-    /// hold it all. A frame larger than the whole pool takes the whole pool.
-    async fn reserve_for_head_frame(
+    /// Takes `want` bytes from the `queued.max.request.bytes` pool (0 when unbounded),
+    /// waiting while other connections hold it all; an idle deadline or shutdown ends the
+    /// wait.
+    async fn take_from_pool(
         &mut self,
+        want: usize,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Close> {
-        let pool = self.pool.as_ref()?;
-        if self.held.is_some() || self.rbuf.len() < 4 {
-            return None;
-        }
-        let size = i32::from_be_bytes([self.rbuf[0], self.rbuf[1], self.rbuf[2], self.rbuf[3]]);
-        let want = (size.max(0) as usize)
-            .clamp(1, self.ctx.config.queued_max_request_bytes.max(1) as usize);
-        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        idle_deadline: Instant,
+    ) -> Result<usize, Close> {
+        let Some(pool) = self.pool.clone() else {
+            return Ok(0);
+        };
+        let want = want.min(self.ctx.config.queued_max_request_bytes.max(1) as usize);
+        let n = u32::try_from(want).unwrap_or(u32::MAX);
+        // A connection part-way through a frame may go past a pool that stays exhausted:
+        // when every holder is such a connection, none could otherwise finish its frame and
+        // give bytes back. The bound is therefore soft, by the frames in progress.
+        let mid_frame = !self.rbuf.is_empty();
+        let patience = tokio::time::sleep(Duration::from_millis(200));
         tokio::select! {
-            p = pool.clone().acquire_many_owned(want) => {
-                self.held = p.ok();
-                None
+            p = pool.acquire_many(n) => {
+                if let Ok(p) = p {
+                    p.forget();
+                }
+                Ok(n as usize)
             }
-            _ = shutdown.wait_for(|v| *v) => Some(Close::Shutdown),
+            _ = patience, if mid_frame => Ok(0),
+            _ = tokio::time::sleep_until(idle_deadline) => Err(Close::Idle(
+                Duration::from_millis(self.ctx.config.connections_max_idle_ms),
+            )),
+            _ = shutdown.wait_for(|v| *v) => Err(Close::Shutdown),
         }
+    }
+
+    /// Returns `n` of the bytes this connection holds to the pool.
+    fn give_back(&mut self, n: usize) {
+        if let Some(pool) = &self.pool {
+            if n > 0 {
+                pool.add_permits(n);
+            }
+        }
+        self.held = self.held.saturating_sub(n);
     }
 
     /// Bytes still missing for the frame at the head of the read buffer.

@@ -9,9 +9,67 @@ use tokio::task::JoinSet;
 use super::connection::Connection;
 use crate::broker::Context;
 
+/// File descriptors kept out of the connection budget: RocksDB's WAL, SST and manifest
+/// files, the HTTP port, the runtime's own.
+const RESERVED_FDS: u64 = 512;
+
+/// Raises the soft open-file limit to the hard one, as Kafka's operators are told to set
+/// `ulimit -n` high: every connection costs a file descriptor, and so does every file
+/// RocksDB opens. Returns the soft limit in force afterwards (None if unknown).
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
+/// `--max-connections`, lowered when the open-file limit cannot hold that many connections
+/// plus RocksDB's files: measured before, a flood of idle connections used up the
+/// descriptors, RocksDB could not open its next WAL file, and every Produce failed with
+/// KAFKA_STORAGE_ERROR until a restart.
+fn connection_budget(wanted: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed in.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return wanted;
+    }
+    let room = lim.rlim_cur.saturating_sub(RESERVED_FDS).max(16) as usize;
+    if room < wanted {
+        tracing::warn!(
+            max_connections = wanted,
+            open_file_limit = lim.rlim_cur,
+            allowed = room,
+            "the open-file limit cannot hold --max-connections plus the store's files; raise `ulimit -n`"
+        );
+        return room;
+    }
+    wanted
+}
+
 /// Accepts clients until `shutdown` turns true, then waits for every connection task to end.
 pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(ctx.config.max_connections.max(1)));
+    let limit = Arc::new(Semaphore::new(connection_budget(
+        ctx.config.max_connections.max(1),
+    )));
     let queued = ctx.config.queued_max_request_bytes;
     let pool = (queued > 0).then(|| Arc::new(Semaphore::new(queued as usize)));
     let mut tasks = JoinSet::new();
