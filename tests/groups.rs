@@ -576,3 +576,21 @@ async fn commits_to_unknown_groups_and_overlong_ids_create_nothing() {
     assert_eq!(ids, vec!["short"]);
     assert_eq!(fetch_offset(&mut c, "short", "t").await.0, 7);
 }
+
+/// Joins that get MEMBER_ID_REQUIRED and never come back are pending members; they count
+/// against group.max.size (10,000), so a client cannot grow the pending set without bound.
+#[tokio::test]
+async fn pending_members_count_against_group_max_size() {
+    let broker = broker_in(None).await;
+    let mut c = Client::connect(broker.addr()).await;
+    for i in 0..10_000 {
+        let j = c.send(&join_req("crowd", "", b"x", 60_000), 9).await;
+        assert_eq!(
+            j.error_code,
+            ResponseError::MemberIdRequired.code(),
+            "join {i}"
+        );
+    }
+    let j = c.send(&join_req("crowd", "", b"x", 60_000), 9).await;
+    assert_eq!(j.error_code, ResponseError::GroupMaxSizeReached.code());
+}

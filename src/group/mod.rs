@@ -322,6 +322,11 @@ impl GroupCoordinator {
                 };
                 member_id = format!("{client}-{}", uuid::Uuid::new_v4());
                 if req.require_known_member_id {
+                    // Pending members count against group.max.size too: otherwise joins that
+                    // never come back could grow the pending set without bound.
+                    if group.members.len() + group.pending_members.len() >= GROUP_MAX_SIZE {
+                        return err(ResponseError::GroupMaxSizeReached);
+                    }
                     let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
                     group
                         .pending_members
