@@ -128,6 +128,7 @@ impl Broker {
             crate::group::consumer::ConsumerGroupConfig {
                 heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
                 session_timeout_ms: config.group_consumer_session_timeout_ms,
+                max_size: config.group_consumer_max_size as usize,
             },
         );
         let ctx = Arc::new(Context {

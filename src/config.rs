@@ -229,6 +229,20 @@ pub struct BrokerConfig {
     )]
     pub group_consumer_heartbeat_interval_ms: i32,
 
+    /// Kafka's `group.consumer.max.size`: members one KIP-848 group may hold; more get
+    /// GROUP_MAX_SIZE_REACHED. Kafka's default is unbounded (2^31-1); Klamm's is 10,000,
+    /// the same bound its classic groups have.
+    #[arg(
+        long = "group-consumer-max-size",
+        alias = "group.consumer.max.size",
+        env = "KLAMM_GROUP_CONSUMER_MAX_SIZE",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..),
+        help_heading = "Groups",
+        value_name = "N"
+    )]
+    pub group_consumer_max_size: u32,
+
     /// Kafka's `group.consumer.session.timeout.ms`: a KIP-848 member that does not
     /// heartbeat for this long is removed and its partitions reassigned.
     #[arg(

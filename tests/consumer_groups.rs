@@ -594,3 +594,38 @@ async fn transactional_commits_from_a_consumer_protocol_member() {
         .await;
     assert_eq!(fetched.topics[0].partitions[0].committed_offset, 7);
 }
+
+/// `group.consumer.max.size` caps a KIP-848 group (GROUP_MAX_SIZE_REACHED), and a refused
+/// heartbeat leaves no group behind in ListGroups.
+#[tokio::test]
+async fn consumer_groups_are_capped_and_refused_heartbeats_create_nothing() {
+    let config = klamm::BrokerConfig {
+        group_consumer_max_size: 2,
+        ..klamm::BrokerConfig::ephemeral()
+    };
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    topic_id(&mut c, "capped", 2).await;
+    for (member, want) in [
+        ("a", 0),
+        ("b", 0),
+        ("c", ResponseError::GroupMaxSizeReached.code()),
+    ] {
+        let r = heartbeat(
+            &mut c,
+            "small",
+            Hb {
+                topics: Some(&["capped"]),
+                ..hb(member, 0)
+            },
+        )
+        .await;
+        assert_eq!(r.error_code, want, "{member}");
+    }
+    // An unknown member leaving a group that does not exist: refused, nothing created.
+    let r = heartbeat(&mut c, "ghost", hb("nobody", -1)).await;
+    assert_eq!(r.error_code, ResponseError::UnknownMemberId.code());
+    let l = c.send(&ListGroupsRequest::default(), 5).await;
+    let ids: Vec<&str> = l.groups.iter().map(|g| g.group_id.0.as_str()).collect();
+    assert_eq!(ids, vec!["small"]);
+}

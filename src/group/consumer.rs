@@ -30,6 +30,8 @@ pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
 pub struct ConsumerGroupConfig {
     pub heartbeat_interval_ms: i32,
     pub session_timeout_ms: i32,
+    /// Kafka's `group.consumer.max.size`: members one group may hold.
+    pub max_size: usize,
 }
 
 /// One member as the heartbeat left it.
@@ -249,6 +251,24 @@ impl ConsumerGroups {
         metadata: &Metadata,
         hb: Heartbeat,
     ) -> Result<HeartbeatReply, (ResponseError, Option<String>)> {
+        let group_id = hb.group_id.clone();
+        let existed = self.lock().contains_key(&group_id);
+        let result = self.heartbeat_inner(metadata, hb);
+        if result.is_err() && !existed {
+            // A refused request leaves no group behind (it would show in ListGroups).
+            let mut groups = self.lock();
+            if groups.get(&group_id).is_some_and(|g| g.members.is_empty()) {
+                groups.remove(&group_id);
+            }
+        }
+        result
+    }
+
+    fn heartbeat_inner(
+        &self,
+        metadata: &Metadata,
+        hb: Heartbeat,
+    ) -> Result<HeartbeatReply, (ResponseError, Option<String>)> {
         if hb.group_id.is_empty() {
             return Err(fail(
                 ResponseError::InvalidRequest,
@@ -360,6 +380,18 @@ impl ConsumerGroups {
                     }
                     None => {}
                 }
+            }
+            if inherited.is_none()
+                && !g.members.contains_key(&id)
+                && g.members.len() >= self.config.max_size
+            {
+                return Err(fail(
+                    ResponseError::GroupMaxSizeReached,
+                    format!(
+                        "The consumer group has reached its maximum capacity of {} members.",
+                        self.config.max_size
+                    ),
+                ));
             }
             let rejoining = g.members.remove(&id);
             g.members.insert(
