@@ -229,6 +229,20 @@ pub struct BrokerConfig {
     )]
     pub group_consumer_heartbeat_interval_ms: i32,
 
+    /// Kafka's `producer.id.expiration.ms`: a partition forgets an idempotent producer whose
+    /// last batch is older than this and that has no open transaction (checked with
+    /// retention, every `log.retention.check.interval.ms`).
+    #[arg(
+        long = "producer-id-expiration-ms",
+        alias = "producer.id.expiration.ms",
+        env = "KLAMM_PRODUCER_ID_EXPIRATION_MS",
+        default_value_t = 86_400_000,
+        value_parser = clap::value_parser!(i64).range(1..),
+        help_heading = "Transactions",
+        value_name = "MS"
+    )]
+    pub producer_id_expiration_ms: i64,
+
     /// Kafka's `group.consumer.max.size`: members one KIP-848 group may hold; more get
     /// GROUP_MAX_SIZE_REACHED. Kafka's default is unbounded (2^31-1); Klamm's is 10,000,
     /// the same bound its classic groups have.

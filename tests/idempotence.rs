@@ -142,3 +142,67 @@ async fn retries_are_deduplicated_and_sequence_errors_reported_across_restart() 
     assert_eq!(recs.len(), 13);
     assert!(recs.iter().enumerate().all(|(i, r)| r.offset == i as i64));
 }
+
+/// Kafka's `producer.id.expiration.ms`: a partition forgets a producer whose last batch is
+/// older than that (and that has no open transaction), so the producer map does not grow
+/// with every producer id ever seen; a recent producer is kept.
+#[tokio::test]
+async fn idle_producer_ids_expire() {
+    let config = klamm::BrokerConfig {
+        producer_id_expiration_ms: 3_600_000,
+        log_retention_check_interval_ms: 50,
+        ..klamm::BrokerConfig::ephemeral()
+    };
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let (old_pid, epoch) = init(&mut c).await;
+    let (new_pid, _) = init(&mut c).await;
+    // Batches' timestamps are the producers' last activity: one from long ago, one now.
+    assert_eq!(
+        produce(&mut c, idempotent_batch(old_pid, epoch, 0, 2))
+            .await
+            .0,
+        0
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let recent: Vec<Record> = (0..2)
+        .map(|i| Record {
+            producer_id: new_pid,
+            producer_epoch: epoch,
+            offset: i,
+            sequence: i as i32,
+            ..record(i, now)
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    kafka_protocol::records::RecordBatchEncoder::encode(
+        &mut buf,
+        &recent,
+        &kafka_protocol::records::RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    assert_eq!(produce(&mut c, buf.freeze()).await.0, 0);
+
+    let producers = |r: DescribeProducersResponse| {
+        let mut ids: Vec<i64> = r.topics[0].partitions[0]
+            .active_producers
+            .iter()
+            .map(|p| p.producer_id.0)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let req = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(TopicName(StrBytes::from_static_str("idem")))
+            .with_partition_indexes(vec![0]),
+    ]);
+    wait_for_pass(&broker, |m| m.retention_passes.get()).await;
+    assert_eq!(producers(c.send(&req, 0).await), vec![new_pid]);
+}

@@ -1,6 +1,6 @@
 //! One partition's log: offset assignment on append, reads for Fetch, offsets for ListOffsets.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -32,12 +32,21 @@ pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError
 }
 
 /// The last stable offset: the first offset of the oldest open transaction, else `end`.
-fn stable_offset(producers: &HashMap<i64, ProducerEntry>, end: i64) -> i64 {
+/// The last stable offset: the first offset of the oldest open transaction, or `end`.
+/// `open_txns` is kept sorted, so this costs nothing per append, however many producers the
+/// partition has seen.
+fn stable_offset(open_txns: &BTreeSet<(i64, i64)>, end: i64) -> i64 {
+    open_txns
+        .first()
+        .map_or(end, |(first, _)| (*first).min(end))
+}
+
+/// (first offset, producer id) of every open transaction in `producers`.
+fn open_txns_of(producers: &HashMap<i64, ProducerEntry>) -> BTreeSet<(i64, i64)> {
     producers
-        .values()
-        .filter_map(|e| e.txn_first_offset)
-        .min()
-        .map_or(end, |first| first.min(end))
+        .iter()
+        .filter_map(|(pid, e)| e.txn_first_offset.map(|f| (f, *pid)))
+        .collect()
 }
 
 /// In-memory state of one partition, shared by every request that touches it.
@@ -72,9 +81,27 @@ struct AppendState {
     /// Bytes of stored batches, once someone asked (one scan), then kept current by every
     /// write under this lock. Unknown at open so startup never scans the log.
     size: Size,
+    /// (first offset, producer id) of each open transaction, for the last stable offset.
+    open_txns: BTreeSet<(i64, i64)>,
     /// Bumped by every change to the front or middle of the log (retention, DeleteRecords,
     /// compaction), so a scan made without the lock can tell whether it is still true.
     reshaped: u64,
+}
+
+impl AppendState {
+    /// Stores a producer's new state, keeping `open_txns` in step with it.
+    fn set_producer(&mut self, pid: i64, entry: ProducerEntry) {
+        let old = self.producers.get(&pid).and_then(|e| e.txn_first_offset);
+        if old != entry.txn_first_offset {
+            if let Some(o) = old {
+                self.open_txns.remove(&(o, pid));
+            }
+            if let Some(n) = entry.txn_first_offset {
+                self.open_txns.insert((n, pid));
+            }
+        }
+        self.producers.insert(pid, entry);
+    }
 }
 
 /// The running size of a partition's log.
@@ -173,7 +200,7 @@ impl Partition {
                 last_offset,
             })
             .collect();
-        let stable = stable_offset(&producers, leo);
+        let stable = stable_offset(&open_txns_of(&producers), leo);
         Ok(Partition::assemble(
             store, topic, index, uid, lso, leo, stable, max_ts, producers, aborted,
         ))
@@ -208,6 +235,7 @@ impl Partition {
         producers: HashMap<i64, ProducerEntry>,
         aborted: Vec<AbortedTxn>,
     ) -> Partition {
+        let open_txns = open_txns_of(&producers);
         Partition {
             topic,
             index,
@@ -217,6 +245,7 @@ impl Partition {
                 max_timestamp: max_ts,
                 producers,
                 size: Size::Unknown,
+                open_txns,
                 reshaped: 0,
             }),
             log_start_offset: AtomicI64::new(lso),
@@ -377,7 +406,7 @@ impl Partition {
         state.size.adjust(written as i64);
         for (pid, entry) in touched {
             if let Some(e) = entry {
-                state.producers.insert(pid, e);
+                state.set_producer(pid, e);
             }
         }
         self.publish_end(&state, next);
@@ -394,7 +423,7 @@ impl Partition {
         self.log_end_offset.store(end, Ordering::Release);
         self.high_watermark.store(end, Ordering::Release);
         self.last_stable_offset
-            .store(stable_offset(&state.producers, end), Ordering::Release);
+            .store(stable_offset(&state.open_txns, end), Ordering::Release);
     }
 
     /// Writes a transaction marker (a control batch) for `producer_id` at `epoch`, ending
@@ -464,7 +493,7 @@ impl Partition {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(a);
         }
-        state.producers.insert(producer_id, entry);
+        state.set_producer(producer_id, entry);
         state.size.adjust(bytes.len() as i64);
         self.publish_end(&state, offset + 1);
         drop(state);
@@ -573,6 +602,39 @@ impl Partition {
         state.size.adjust(-(freed as i64));
         state.reshaped += 1;
         Ok(freed)
+    }
+
+    /// Kafka's `producer.id.expiration.ms`: forgets producers whose last batch is older
+    /// than `expiration_ms` and that have no open transaction, so the producer map does not
+    /// grow with every producer id ever seen. Returns how many were forgotten.
+    pub fn expire_producers(&self, now: i64, expiration_ms: i64) -> Result<usize, ResponseError> {
+        let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_deleted() {
+            return Ok(0);
+        }
+        let expired: Vec<i64> = state
+            .producers
+            .iter()
+            .filter(|(_, e)| {
+                e.txn_first_offset.is_none() && now.saturating_sub(e.last_timestamp) > expiration_ms
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let mut wb = WriteBatch::default();
+        for pid in &expired {
+            self.store.delete_producer(&mut wb, self.uid, *pid);
+        }
+        self.store.write(wb).map_err(|e| {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "producer expiration failed");
+            ResponseError::KafkaStorageError
+        })?;
+        for pid in &expired {
+            state.producers.remove(pid);
+        }
+        Ok(expired.len())
     }
 
     /// Retention: deletes batches from the front while `expired(header, size)` holds.

@@ -661,10 +661,11 @@ impl<'a> XerialSnappy<'a> {
         // Snappy inflates at most 64 bytes per 3-byte copy tag: a block that declares more
         // than that ratio allows is corrupt, and is refused before its buffer is allocated.
         if n > block.len().saturating_mul(22).saturating_add(64) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("snappy block of {} bytes declares {n} bytes", block.len()),
-            ));
+            // Corrupt compressed bytes (CORRUPT_MESSAGE), not a malformed record.
+            return Err(io::Error::other(format!(
+                "snappy block of {} bytes declares {n} bytes",
+                block.len()
+            )));
         }
         self.out.clear();
         self.out.resize(n, 0);

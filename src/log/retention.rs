@@ -48,6 +48,22 @@ pub fn retention_of(
 pub fn run_once(ctx: &Context) -> u64 {
     let now = now_ms();
     let mut freed = 0;
+    // Producer state is pruned with the log: producers idle past producer.id.expiration.ms
+    // are forgotten on every partition, whatever its cleanup policy.
+    let expiration = ctx.config.producer_id_expiration_ms;
+    for topic in ctx.metadata.topics() {
+        for p in &topic.partitions {
+            match p.expire_producers(now, expiration) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::debug!(topic = %topic.name, partition = p.index, expired = n, "expired idle producer ids")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic.name, partition = p.index, error = ?e, "producer expiration failed")
+                }
+            }
+        }
+    }
     for topic in ctx.metadata.topics() {
         let Some(r) = retention_of(ctx, &topic.configs) else {
             continue;

@@ -336,6 +336,13 @@ impl Store {
         wb.put_cf(self.meta(), k, value);
     }
 
+    /// Forgets one producer of a partition (producer.id.expiration.ms).
+    pub fn delete_producer(&self, wb: &mut WriteBatch, uid: u64, producer_id: i64) {
+        let mut k = prefixed(T_PRODUCERS, &uid.to_be_bytes());
+        k.extend_from_slice(&producer_id.to_be_bytes());
+        wb.delete_cf(self.meta(), k);
+    }
+
     /// Every producer entry of a partition: (producer id, encoded entry).
     pub fn scan_producers(&self, uid: u64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         Ok(self
