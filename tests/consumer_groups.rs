@@ -629,3 +629,24 @@ async fn consumer_groups_are_capped_and_refused_heartbeats_create_nothing() {
     let ids: Vec<&str> = l.groups.iter().map(|g| g.group_id.0.as_str()).collect();
     assert_eq!(ids, vec!["small"]);
 }
+
+/// Ids a KIP-848 group keeps per member are length-capped as Kafka's records cap them.
+#[tokio::test]
+async fn overlong_member_ids_are_refused() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    topic_id(&mut c, "ids", 1).await;
+    let long = "m".repeat(40_000);
+    let r = heartbeat(
+        &mut c,
+        "ids-group",
+        Hb {
+            topics: Some(&["ids"]),
+            ..hb(&long, 0)
+        },
+    )
+    .await;
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    let l = c.send(&ListGroupsRequest::default(), 5).await;
+    assert!(l.groups.is_empty(), "the refused member created no group");
+}

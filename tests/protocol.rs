@@ -569,6 +569,52 @@ async fn acks_zero_gets_no_response_but_is_stored() {
     let mut c = Client::connect(broker.addr()).await;
     let (_, end, _) = list_offset(&mut c, "fire", 0, -1, 7).await;
     assert_eq!(end, 2);
+
+    // A fire-and-forget client that closes right after sending is still written: the
+    // broker finishes a produce whose client went away (only waiting requests are dropped).
+    for _ in 0..20 {
+        let mut quick = Client::connect(broker.addr()).await;
+        quick
+            .send_only(
+                &produce_req("fire", Uuid::nil(), 0, batch(&recs, Compression::None), 0),
+                9,
+            )
+            .await;
+        drop(quick);
+    }
+    wait_until_end(&mut c, "fire", 42).await;
+    // The same behind a request still being handled when the close arrives: the buffered
+    // produce is carried out too.
+    for _ in 0..20 {
+        let mut quick = Client::connect(broker.addr()).await;
+        quick
+            .send_only(&MetadataRequest::default().with_topics(None), 12)
+            .await;
+        quick
+            .send_only(
+                &produce_req("fire", Uuid::nil(), 0, batch(&recs, Compression::None), 0),
+                9,
+            )
+            .await;
+        drop(quick);
+    }
+    wait_until_end(&mut c, "fire", 82).await;
+}
+
+/// Polls the log end until it reaches `want` (20 s at most).
+async fn wait_until_end(c: &mut Client, topic: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, end, _) = list_offset(c, topic, 0, -1, 7).await;
+        if end == want {
+            return;
+        }
+        assert!(
+            end < want && Instant::now() < deadline,
+            "log end {end}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

@@ -281,6 +281,21 @@ impl ConsumerGroups {
                 "GroupId is longer than 32767 bytes.",
             ));
         }
+        // Ids the group keeps per member: bounded as Kafka's records bound them (an i16
+        // length), so one member cannot make the broker hold a 100 MB id.
+        for (name, value) in [
+            ("MemberId", Some(&hb.member_id)),
+            ("InstanceId", hb.instance_id.as_ref()),
+            ("RackId", hb.rack_id.as_ref()),
+            ("SubscribedTopicRegex", hb.regex.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.len() > super::GROUP_ID_MAX_BYTES) {
+                return Err(fail(
+                    ResponseError::InvalidRequest,
+                    format!("{name} is longer than 32767 bytes."),
+                ));
+            }
+        }
         if let Some(a) = &hb.server_assignor {
             if !ASSIGNORS.contains(&a.as_str()) {
                 return Err(fail(

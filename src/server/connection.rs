@@ -117,6 +117,10 @@ impl Connection {
         let max_frame = self.ctx.config.socket_request_max_bytes;
         let idle = Duration::from_millis(self.ctx.config.connections_max_idle_ms);
         let mut last_request = Instant::now();
+        // The client closed its socket: complete requests already read are still carried
+        // out, waiting ones dropped, and nothing more is read or answered.
+        let mut peer_gone = false;
+        let mut dropped_any = false;
         loop {
             match self.next_frame(max_frame) {
                 Err(why) => {
@@ -132,6 +136,12 @@ impl Connection {
                             self.client_id = Some(id.to_string());
                         }
                     }
+                    // A request that only waits (a long-poll Fetch, a JoinGroup or SyncGroup
+                    // parked for its group) is dropped when its client closes the socket;
+                    // any other runs to its end, and so do complete requests already
+                    // buffered behind it, so an acks=0 Produce sent just before a close is
+                    // still written, as Kafka writes it.
+                    let droppable = dispatch::droppable_on_close(&frame);
                     let handled = {
                         let handling = dispatch::handle(&self.ctx, self.peer, frame);
                         tokio::pin!(handling);
@@ -142,9 +152,13 @@ impl Connection {
                             tokio::select! {
                                 out = &mut handling => break out,
                                 _ = shutdown.wait_for(|v| *v) => return Close::Shutdown,
+                                _ = std::future::ready(()), if peer_gone && droppable => {
+                                    dropped_any = true;
+                                    break Outcome::NoResponse;
+                                }
                                 r = self.reader.read_buf(&mut self.rbuf),
-                                    if self.rbuf.len() < PIPELINE_READ_BYTES => match r {
-                                    Ok(0) => return Close::Abandoned,
+                                    if !peer_gone && self.rbuf.len() < PIPELINE_READ_BYTES => match r {
+                                    Ok(0) => peer_gone = true,
                                     Ok(_) => {}
                                     Err(e) => return Close::Io(e),
                                 },
@@ -153,6 +167,13 @@ impl Connection {
                     };
                     // The frame is handled: its share of queued.max.request.bytes is free.
                     self.give_back(frame_bytes.min(self.held));
+                    if peer_gone {
+                        // Nobody reads answers any more; finish what is buffered, then go.
+                        if let Outcome::Close(why) = handled {
+                            return Close::Protocol(why);
+                        }
+                        continue;
+                    }
                     match handled {
                         Outcome::Respond(bytes) => self.wbuf.extend_from_slice(&bytes),
                         Outcome::NoResponse => {}
@@ -168,6 +189,19 @@ impl Connection {
                     }
                 }
                 Ok(None) => {
+                    if peer_gone {
+                        if !self.rbuf.is_empty() {
+                            return Close::Protocol(format!(
+                                "truncated frame: client closed with {} bytes of a frame unread",
+                                self.rbuf.len()
+                            ));
+                        }
+                        return if dropped_any {
+                            Close::Abandoned
+                        } else {
+                            Close::PeerClosed
+                        };
+                    }
                     if let Err(e) = self.flush().await {
                         return Close::Io(e);
                     }

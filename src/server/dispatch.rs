@@ -285,6 +285,20 @@ macro_rules! routes {
     };
 }
 
+/// Whether the request in `frame` may be dropped unfinished when its client closes the
+/// socket: the APIs that wait for something (new data, a rebalance) and change nothing a
+/// client relies on by themselves.
+pub fn droppable_on_close(frame: &[u8]) -> bool {
+    let key = frame
+        .get(..2)
+        .map(|b| i16::from_be_bytes([b[0], b[1]]))
+        .and_then(|k| ApiKey::try_from(k).ok());
+    matches!(
+        key,
+        Some(ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup)
+    )
+}
+
 /// APIs whose handlers call RocksDB without waiting on anything else: they run off the async
 /// workers (see `offload`). Fetch and the group APIs wait (long polls, rebalances) and are not
 /// here; Fetch offloads its reads itself.
