@@ -149,14 +149,34 @@ impl Metadata {
         Ok(md)
     }
 
+    /// A stored topic, its partitions' state loaded from the store.
     fn build_topic(&self, name: &str, rec: &TopicRecord) -> Result<Topic, StoreError> {
+        self.assemble_topic(name, rec, |store, name, i, uid| {
+            Partition::open(store, name, i, uid)
+        })
+    }
+
+    /// A topic whose partitions were just given fresh uids: nothing to read from the store.
+    fn new_topic(&self, name: &str, rec: &TopicRecord) -> Topic {
+        let built = self.assemble_topic(name, rec, |store, name, i, uid| {
+            Ok::<_, StoreError>(Partition::new_empty(store, name, i, uid))
+        });
+        built.expect("building empty partitions cannot fail")
+    }
+
+    fn assemble_topic(
+        &self,
+        name: &str,
+        rec: &TopicRecord,
+        partition: impl Fn(Arc<Store>, Arc<str>, i32, u64) -> Result<Partition, StoreError>,
+    ) -> Result<Topic, StoreError> {
         let name: Arc<str> = Arc::from(name);
         let partitions = rec
             .partition_uids
             .iter()
             .enumerate()
             .map(|(i, uid)| {
-                Partition::open(self.store.clone(), name.clone(), i as i32, *uid).map(Arc::new)
+                partition(self.store.clone(), name.clone(), i as i32, *uid).map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Topic {
@@ -165,30 +185,6 @@ impl Metadata {
             partitions,
             configs: rec.configs.clone(),
         })
-    }
-
-    /// A topic whose partitions were just given fresh uids: nothing to read from the store.
-    fn new_topic(&self, name: &str, rec: &TopicRecord) -> Topic {
-        let name: Arc<str> = Arc::from(name);
-        let partitions = rec
-            .partition_uids
-            .iter()
-            .enumerate()
-            .map(|(i, uid)| {
-                Arc::new(Partition::new_empty(
-                    self.store.clone(),
-                    name.clone(),
-                    i as i32,
-                    *uid,
-                ))
-            })
-            .collect();
-        Topic {
-            name,
-            id: rec.id,
-            partitions,
-            configs: rec.configs.clone(),
-        }
     }
 
     /// POLICY_VIOLATION when `adding` more partitions would pass `--max-partitions`.
