@@ -15,92 +15,34 @@ import multiprocessing as mp
 import os
 import socket
 import statistics
-import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+sys.path.insert(0, os.path.join(here, "..", "reliability"))
 from bench import free_port, start_broker  # noqa: E402
-
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def varint(v):
-    u = (v << 1) ^ (v >> 63)
-    out = bytearray()
-    while u >= 0x80:
-        out.append((u & 0x7F) | 0x80)
-        u >>= 7
-    out.append(u)
-    return bytes(out)
+import kwire  # noqa: E402  (the reliability battery's wire encoders)
 
 
 def one_record_batch(value):
-    body = b"\x00" + varint(0) + varint(0) + varint(-1) + varint(len(value)) + value + varint(0)
-    record = varint(len(body)) + body
-    ts = int(time.time() * 1000)
-    after_crc = struct.pack(">hiqqqhii", 0, 0, ts, ts, -1, -1, -1, 1) + record
-    head = struct.pack(">qii", 0, 4 + 1 + 4 + len(after_crc), -1) + b"\x02"
-    return head + struct.pack(">I", crc32c(after_crc)) + after_crc
+    return kwire.simple_batch([value])
 
 
-def frame(api_key, version, corr, body):
-    header = struct.pack(">hhih", api_key, version, corr, 5) + b"bench"
-    msg = header + body
-    return struct.pack(">i", len(msg)) + msg
-
-
-def produce_body(topic, partition, batch):
-    t = topic.encode()
-    return (struct.pack(">hhii", -1, -1, 30_000, 1) + struct.pack(">h", len(t)) + t
-            + struct.pack(">iii", 1, partition, len(batch)) + batch)
-
-
-def recv_frame(s):
-    def exact(n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                raise EOFError("broker closed the connection")
-            buf += chunk
-        return bytes(buf)
-    (n,) = struct.unpack(">i", exact(4))
-    return exact(n)
-
-
-def produce_error(resp):
-    # v8: correlation id, topics[name, partitions[index, error_code, ...]]
-    pos = 4 + 4
-    (nlen,) = struct.unpack_from(">h", resp, pos)
-    pos += 2 + nlen + 4 + 4
-    (err,) = struct.unpack_from(">h", resp, pos)
-    return err
+def recv_body(s):
+    return kwire.read_response(s)[1]
 
 
 def producer(port, topic, partition, seconds, out):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     batch = one_record_batch(b"x" * 100)
-    body = produce_body(topic, partition, batch)
     n, errors, corr = 0, 0, 0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         corr += 1
-        s.sendall(frame(0, 8, corr, body))
-        if produce_error(recv_frame(s)) != 0:
+        s.sendall(kwire.produce(topic, partition, batch, correlation_id=corr))
+        if kwire.parse_produce_error(recv_body(s)) != 0:
             errors += 1
         n += 1
     out.put((n, errors))
@@ -115,8 +57,8 @@ def probe(port, seconds, out):
     while time.perf_counter() < deadline:
         corr += 1
         t0 = time.perf_counter()
-        s.sendall(frame(18, 0, corr, b""))
-        recv_frame(s)
+        s.sendall(kwire.api_versions_v0(corr))
+        recv_body(s)
         lat.append((time.perf_counter() - t0) * 1000)
         time.sleep(0.005)
     out.put(lat)
@@ -153,8 +95,8 @@ def main():
     try:
         # The first produce auto-creates the topic with 16 partitions.
         s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(frame(0, 8, 1, produce_body("durable", 0, one_record_batch(b"warm"))))
-        recv_frame(s)
+        s.sendall(kwire.produce("durable", 0, one_record_batch(b"warm")))
+        recv_body(s)
         s.close()
         mode = "no fsync" if args.no_fsync else "--fsync"
         print(f"durable produce, {mode}: one-record acks=all requests, each producer waiting "
