@@ -108,8 +108,7 @@ impl Broker {
             topics = metadata.topics().len(),
             "store opened and metadata loaded"
         );
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = bind_with_backlog(config.listen, config.socket_listen_backlog_size)
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let http_listener = match config.http {
@@ -291,4 +290,19 @@ fn parse_host_port(s: &str) -> anyhow::Result<(String, i32)> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     anyhow::ensure!(!host.is_empty(), "--advertise {s}: empty host");
     Ok((host.to_string(), i32::from(port)))
+}
+
+/// Binds as `TcpListener::bind` does (SO_REUSEADDR on Unix, so a restarted broker gets its
+/// port back while old connections sit in TIME_WAIT) but with the configured backlog, which
+/// tokio's `bind` fixes at 1024.
+fn bind_with_backlog(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

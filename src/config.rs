@@ -166,6 +166,21 @@ pub struct BrokerConfig {
     )]
     pub connections_max_idle_ms: u64,
 
+    /// Kafka's `socket.listen.backlog.size`: connections the kernel completes and queues
+    /// before the broker accepts them. Kafka's default is 50; Klamm's is 1024 (what it always
+    /// used), since a burst of connects past the backlog waits for SYN retransmits, seconds
+    /// each. The kernel caps it at `net.core.somaxconn`.
+    #[arg(
+        long = "socket-listen-backlog-size",
+        alias = "socket.listen.backlog.size",
+        env = "KLAMM_SOCKET_LISTEN_BACKLOG_SIZE",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=65535),
+        help_heading = "Listeners",
+        value_name = "N"
+    )]
+    pub socket_listen_backlog_size: u32,
+
     /// Kafka's `queued.max.request.bytes`: request bytes all connections together may hold
     /// before the broker stops reading from sockets until handled requests free them. Kafka's
     /// default is -1 (no bound); Klamm's is 512 MiB so that many clients sending large frames

@@ -159,6 +159,7 @@ fn static_broker_entries(c: &BrokerConfig) -> Vec<Entry> {
         ("advertised.listeners", advertised, false, ConfigType::String, "Addresses clients are told to connect to (--advertise)."),
         ("auto.create.topics.enable", c.auto_create_topics_enable.to_string(), c.auto_create_topics_enable, ConfigType::Boolean, "Create topics on first Metadata or Produce (--auto-create-topics-enable)."),
         ("broker.id", c.node_id.to_string(), c.node_id == 1, ConfigType::Int, "This broker's id (--node-id)."),
+        ("socket.listen.backlog.size", c.socket_listen_backlog_size.to_string(), c.socket_listen_backlog_size == 1024, ConfigType::Int, "Completed connections the kernel queues before the broker accepts them (--socket-listen-backlog-size)."),
         ("connections.max.idle.ms", c.connections_max_idle_ms.to_string(), c.connections_max_idle_ms == 600_000, ConfigType::Long, "Idle connections are closed after this long (--connections-max-idle-ms)."),
         ("fetch.max.bytes", c.fetch_max_bytes.to_string(), c.fetch_max_bytes == crate::config::DEFAULT_FETCH_MAX_BYTES, ConfigType::Int, "Most record bytes in one Fetch response, whatever the client asks (--fetch-max-bytes)."),
         ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string(), c.group_initial_rebalance_delay_ms == 0, ConfigType::Int, "Wait for more members before an empty group's first rebalance (Klamm default 0; Kafka's 3000)."),

@@ -176,6 +176,17 @@ pub async fn handle(ctx: &Context, peer: SocketAddr, mut frame: Bytes) -> Outcom
     let _in_flight = InFlight::new(&ctx.metrics, api);
     let outcome = route(ctx, &rc, key, version, frame).await;
     ctx.metrics.request(api, version, started.elapsed());
+    // One line per request at trace level: what a client did, in order, when a compat test
+    // fails in a way its own logs do not explain.
+    tracing::trace!(
+        peer = %peer,
+        api,
+        version,
+        correlation_id,
+        client_id = rc.header.client_id.as_deref().unwrap_or(""),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request handled"
+    );
     match rc.take_close_reason() {
         Some(reason) => Outcome::Close(reason),
         None => outcome,
