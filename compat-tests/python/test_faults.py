@@ -395,7 +395,19 @@ class GroupConsumer:
                         retry_backoff_ms=100)
             base.update(conf)
             self.c = KafkaConsumer(**base)
+            # kafka-python 3.0.12 wedges a leader whose first assignment ran without the
+            # topic's metadata: the metadata-triggered rejoin completes after poll()'s 100 ms
+            # timeout, the next poll sees need_rejoin() False and never applies the result
+            # (no heartbeats, no fetches; the session expires). Seen on a loaded CI machine;
+            # the same as test_groups_support.py works around. Load the metadata first.
+            deadline = time.monotonic() + 15
+            while not self.c.partitions_for_topic(topic) and time.monotonic() < deadline:
+                time.sleep(0.05)
             self.c.subscribe([topic])
+            while (not self.c._coordinator._metadata_snapshot.get(topic)
+                   and time.monotonic() < deadline):
+                self.c._cluster.request_update()
+                time.sleep(0.05)
         else:
             from aiokafka import AIOKafkaConsumer
             self.loop = asyncio.new_event_loop()
