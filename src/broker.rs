@@ -179,6 +179,10 @@ impl Broker {
             Arc::downgrade(&self.ctx),
             std::time::Duration::from_millis(self.ctx.config.log_cleaner_backoff_ms),
         );
+        crate::group::spawn_offsets_expiration(
+            Arc::downgrade(&self.ctx),
+            std::time::Duration::from_millis(self.ctx.config.offsets_retention_check_interval_ms),
+        );
         {
             // KIP-848 session and revocation timeouts.
             let weak = Arc::downgrade(&self.ctx);

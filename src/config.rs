@@ -197,6 +197,45 @@ pub struct BrokerConfig {
     )]
     pub queued_max_request_bytes: i64,
 
+    /// Kafka's `offsets.retention.minutes`: committed offsets of a group with no members
+    /// expire this long after it became empty (or after their commit, for a group that never
+    /// had members), and offsets of topics a stable group no longer subscribes to this long
+    /// after their commit. A group left with no members and no offsets is deleted.
+    #[arg(
+        long = "offsets-retention-minutes",
+        alias = "offsets.retention.minutes",
+        env = "KLAMM_OFFSETS_RETENTION_MINUTES",
+        default_value_t = 7 * 24 * 60,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Groups",
+        value_name = "MINUTES"
+    )]
+    pub offsets_retention_minutes: u64,
+
+    /// Klamm's finer form of `--offsets-retention-minutes`, for tests that cannot wait a
+    /// minute; wins over it when given.
+    #[arg(
+        long = "offsets-retention-ms",
+        env = "KLAMM_OFFSETS_RETENTION_MS",
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub offsets_retention_ms: Option<u64>,
+
+    /// Kafka's `offsets.retention.check.interval.ms`: how often expired offsets and empty
+    /// groups are looked for.
+    #[arg(
+        long = "offsets-retention-check-interval-ms",
+        alias = "offsets.retention.check.interval.ms",
+        env = "KLAMM_OFFSETS_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 600_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub offsets_retention_check_interval_ms: u64,
+
     /// Kafka's `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// group waits for more members. Kafka defaults to 3000; 0 here so test suites do not
     /// wait three seconds per group (set 3000 for Kafka's behaviour).
@@ -381,6 +420,12 @@ impl BrokerConfig {
             ephemeral: true,
             ..BrokerConfig::default()
         }
+    }
+
+    /// `offsets.retention.minutes` in milliseconds, or `--offsets-retention-ms` when given.
+    pub fn offsets_retention_ms(&self) -> u64 {
+        self.offsets_retention_ms
+            .unwrap_or(self.offsets_retention_minutes.saturating_mul(60_000))
     }
 }
 

@@ -94,6 +94,11 @@ pub struct Metrics {
     /// tests wait on to know a background pass ran after some point.
     pub cleaner_passes: Counter,
     pub retention_passes: Counter,
+    /// Completed passes of group metadata expiration (`offsets.retention.minutes`), and
+    /// what they removed.
+    pub offsets_expiration_passes: Counter,
+    pub offsets_expired: Counter,
+    pub groups_expired: Counter,
 }
 
 impl Default for Metrics {
@@ -121,6 +126,24 @@ impl Metrics {
         );
         let cleaner_passes = Counter::default();
         let retention_passes = Counter::default();
+        let offsets_expiration_passes = Counter::default();
+        let offsets_expired = Counter::default();
+        let groups_expired = Counter::default();
+        registry.register(
+            "offsets_expiration_passes",
+            "Completed passes of group metadata expiration (offsets.retention.minutes)",
+            offsets_expiration_passes.clone(),
+        );
+        registry.register(
+            "offsets_expired",
+            "Committed offsets deleted because their retention ran out",
+            offsets_expired.clone(),
+        );
+        registry.register(
+            "groups_expired",
+            "Groups deleted for having no members and no offsets left",
+            groups_expired.clone(),
+        );
         registry.register(
             "log_cleaner_passes",
             "Completed passes of the log cleaner over every compacted partition",
@@ -180,6 +203,9 @@ impl Metrics {
             in_flight,
             cleaner_passes,
             retention_passes,
+            offsets_expiration_passes,
+            offsets_expired,
+            groups_expired,
         }
     }
 

@@ -123,14 +123,20 @@ pub async fn offset_commit(
         );
     }
     if !to_commit.is_empty() {
-        if let Err(e) = ctx.groups.offsets.commit(&group_id, &to_commit) {
-            for t in topics.iter_mut() {
-                for p in t.partitions.iter_mut() {
-                    if p.error_code == 0 {
-                        p.error_code = e.code();
+        match ctx.groups.offsets.commit(&group_id, &to_commit) {
+            Err(e) => {
+                for t in topics.iter_mut() {
+                    for p in t.partitions.iter_mut() {
+                        if p.error_code == 0 {
+                            p.error_code = e.code();
+                        }
                     }
                 }
             }
+            // Offsets expiry may have deleted the empty group between the check and the
+            // write: a group with offsets is always known.
+            Ok(()) if !ctx.consumer_groups.exists(&group_id) => ctx.groups.touch(&group_id),
+            Ok(()) => {}
         }
     }
     Some(OffsetCommitResponse::default().with_topics(topics))

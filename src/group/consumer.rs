@@ -211,6 +211,39 @@ impl ConsumerGroups {
         out
     }
 
+    /// Every topic a consumer group's members subscribe to, None when no such group
+    /// exists: offsets of other topics expire with `offsets.retention.minutes`.
+    pub fn subscribed_topics(&self, group_id: &str) -> Option<std::collections::HashSet<String>> {
+        let groups = self.lock();
+        let g = groups.get(group_id)?;
+        Some(
+            g.members
+                .values()
+                .flat_map(|m| m.topics.iter().cloned())
+                .collect(),
+        )
+    }
+
+    /// Removes a consumer group with no members (the expiry of an empty group whose
+    /// offsets are gone); false when it has members or does not exist.
+    pub fn remove_if_empty(&self, group_id: &str) -> bool {
+        let mut groups = self.lock();
+        if groups.get(group_id).is_some_and(|g| g.members.is_empty()) {
+            groups.remove(group_id);
+            return true;
+        }
+        false
+    }
+
+    /// Ids of consumer groups with no members.
+    pub fn empty_group_ids(&self) -> Vec<String> {
+        self.lock()
+            .values()
+            .filter(|g| g.members.is_empty())
+            .map(|g| g.group_id.clone())
+            .collect()
+    }
+
     /// Deletes an empty group (NON_EMPTY_GROUP while it has members).
     pub fn delete(&self, group_id: &str) -> Option<Result<(), ResponseError>> {
         let mut groups = self.lock();

@@ -7,7 +7,7 @@ pub mod consumer;
 pub mod offsets;
 pub mod state;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -707,6 +707,113 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Which offsets of a group may expire: (the time their retention counts from, None for
+    /// each offset's own commit time; the topics that never expire because the group
+    /// subscribes to them), or None when none may, as Kafka's
+    /// `offsetExpirationCondition` decides per group type and state.
+    fn expiry_rule(
+        &self,
+        consumer: &consumer::ConsumerGroups,
+        group_id: &str,
+    ) -> Option<(Option<i64>, HashSet<String>)> {
+        if let Some(topics) = consumer.subscribed_topics(group_id) {
+            return Some((None, topics));
+        }
+        let groups = self.lock();
+        let Some(g) = groups.get(group_id) else {
+            return Some((None, HashSet::new()));
+        };
+        match (g.protocol_type.as_deref(), g.state) {
+            // Standalone: offsets committed by assign()-mode consumers or admins.
+            (None, _) => Some((None, HashSet::new())),
+            (Some(_), GroupState::Empty) => Some((g.empty_since_ms, HashSet::new())),
+            (Some("consumer"), GroupState::Stable) => Some((None, classic_subscriptions(g)?)),
+            _ => None,
+        }
+    }
+
+    /// One pass of Kafka's group metadata expiration: deletes offsets whose retention
+    /// (`offsets.retention.minutes`) ran out, then the groups left with no members and no
+    /// offsets. `pending` holds the partitions of each group with offsets in an open
+    /// transaction: those are kept, and so is the group.
+    pub fn expire_offsets(
+        &self,
+        consumer: &consumer::ConsumerGroups,
+        pending: &HashMap<String, HashSet<(String, i32)>>,
+        now_ms: i64,
+        retention_ms: i64,
+    ) -> Result<ExpiryStats, StoreError> {
+        let mut stats = ExpiryStats::default();
+        let mut by_group: BTreeMap<String, Vec<offsets::OffsetEntry>> = BTreeMap::new();
+        for e in self.offsets.entries()? {
+            by_group.entry(e.group.clone()).or_default().push(e);
+        }
+        for (group, entries) in &by_group {
+            let Some((base, subscribed)) = self.expiry_rule(consumer, group) else {
+                continue;
+            };
+            let held = pending.get(group);
+            let expired: Vec<(String, i32, i64)> = entries
+                .iter()
+                .filter(|e| {
+                    let since = base.unwrap_or(e.offset.commit_timestamp_ms);
+                    !subscribed.contains(&e.topic)
+                        && !held.is_some_and(|h| h.contains(&(e.topic.clone(), e.partition)))
+                        && now_ms.saturating_sub(since) >= retention_ms
+                })
+                .map(|e| (e.topic.clone(), e.partition, e.offset.commit_timestamp_ms))
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let n = self.offsets.expire(group, &expired)?;
+            if n > 0 {
+                tracing::info!(group = %group, offsets = n, "expired committed offsets (offsets.retention.minutes)");
+            }
+            stats.offsets += n;
+        }
+        // Groups with no members and no offsets are deleted. The check and the removal are
+        // made with commits held off, so a commit racing the pass keeps its group.
+        let empty: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|g| g.state == GroupState::Empty && g.members.is_empty())
+            .map(|g| g.group_id.clone())
+            .collect();
+        for id in empty {
+            if pending.contains_key(&id) {
+                continue;
+            }
+            let mut groups = self.lock();
+            let still_empty = groups.get(&id).is_some_and(|g| {
+                g.state == GroupState::Empty && g.members.is_empty() && g.pending_members.is_empty()
+            });
+            if still_empty
+                && self
+                    .offsets
+                    .if_no_offsets(&id, || groups.remove(&id))?
+                    .is_some()
+            {
+                tracing::info!(group = %id, "deleted empty group with no offsets");
+                stats.groups += 1;
+            }
+        }
+        for id in consumer.empty_group_ids() {
+            if pending.contains_key(&id) {
+                continue;
+            }
+            if self
+                .offsets
+                .if_no_offsets(&id, || consumer.remove_if_empty(&id))?
+                == Some(true)
+            {
+                tracing::info!(group = %id, "deleted empty consumer group with no offsets");
+                stats.groups += 1;
+            }
+        }
+        Ok(stats)
+    }
+
     /// Whether a group is known (has members or committed offsets).
     pub fn exists(&self, group_id: &str) -> bool {
         self.lock().contains_key(group_id)
@@ -719,6 +826,67 @@ impl GroupCoordinator {
             .get(group_id)
             .is_some_and(|g| !g.members.is_empty())
     }
+}
+
+/// Runs group metadata expiration every `offsets.retention.check.interval.ms` until the
+/// broker is dropped.
+pub fn spawn_offsets_expiration(ctx: std::sync::Weak<crate::broker::Context>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(ctx) = ctx.upgrade() else { break };
+            // Scans and deletes in RocksDB: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || {
+                let pending = ctx.txns.groups_in_open_transactions();
+                let retention =
+                    i64::try_from(ctx.config.offsets_retention_ms()).unwrap_or(i64::MAX);
+                match ctx.groups.expire_offsets(
+                    &ctx.consumer_groups,
+                    &pending,
+                    crate::clock::now_ms(),
+                    retention,
+                ) {
+                    Ok(stats) => {
+                        ctx.metrics.offsets_expired.inc_by(stats.offsets as u64);
+                        ctx.metrics.groups_expired.inc_by(stats.groups as u64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "offsets expiration pass failed"),
+                }
+                ctx.metrics.offsets_expiration_passes.inc();
+            })
+            .await;
+        }
+    });
+}
+
+/// What one offsets-expiry pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryStats {
+    pub offsets: usize,
+    pub groups: usize,
+}
+
+/// The topics a classic consumer-protocol group's members subscribe to, None when a
+/// member's subscription cannot be read (Kafka then expires nothing).
+fn classic_subscriptions(g: &Group) -> Option<HashSet<String>> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    let protocol = g.protocol_name.clone().unwrap_or_default();
+    let mut topics = HashSet::new();
+    for m in g.members.values() {
+        let mut meta = m.metadata_for(&protocol);
+        if meta.len() < 2 {
+            return None;
+        }
+        let version = i16::from_be_bytes([meta[0], meta[1]]);
+        bytes::Buf::advance(&mut meta, 2);
+        let sub = ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)).ok()?;
+        topics.extend(sub.topics.iter().map(|t| t.to_string()));
+    }
+    Some(topics)
 }
 
 fn describe(g: &Group) -> GroupDescription {

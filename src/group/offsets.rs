@@ -28,6 +28,18 @@ pub struct CommittedOffset {
 /// layouts, and so a group with only offsets (no members) is still found after a restart.
 pub struct OffsetStore {
     store: Arc<Store>,
+    /// Serialises writes, so that expiry deletes only what it judged expired: a commit made
+    /// meanwhile (a newer commit time) is left alone.
+    writes: std::sync::Mutex<()>,
+}
+
+/// One committed offset with its place, as expiry looks at them.
+#[derive(Debug, Clone)]
+pub struct OffsetEntry {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: CommittedOffset,
 }
 
 /// The key prefix of a group's offsets; None for an id whose length does not fit the two
@@ -88,7 +100,78 @@ fn decode(v: &[u8]) -> Option<CommittedOffset> {
 
 impl OffsetStore {
     pub fn new(store: Arc<Store>) -> OffsetStore {
-        OffsetStore { store }
+        OffsetStore {
+            store,
+            writes: std::sync::Mutex::new(()),
+        }
+    }
+
+    fn write_guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every committed offset of every group, for expiry.
+    pub fn entries(&self) -> Result<Vec<OffsetEntry>, StoreError> {
+        Ok(self
+            .store
+            .scan_groups(&[])?
+            .iter()
+            .filter_map(|(k, v)| {
+                let (group, topic, partition) = parse_key(k)?;
+                Some(OffsetEntry {
+                    group,
+                    topic,
+                    partition,
+                    offset: decode(v)?,
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes the given offsets of a group if each is still the commit that was judged
+    /// expired (same commit time); returns how many were deleted.
+    pub fn expire(&self, group: &str, expired: &[(String, i32, i64)]) -> Result<usize, StoreError> {
+        let _w = self.write_guard();
+        let mut wb = WriteBatch::default();
+        let mut n = 0;
+        for (topic, partition, commit_ms) in expired {
+            let Some(k) = key(group, topic, *partition) else {
+                continue;
+            };
+            let current = self.store.get_group(&k)?;
+            if current
+                .as_deref()
+                .and_then(decode)
+                .map(|c| c.commit_timestamp_ms)
+                == Some(*commit_ms)
+            {
+                self.store.delete_group_key(&mut wb, &k);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.store.write(wb)?;
+        }
+        Ok(n)
+    }
+
+    /// Runs `f` if the group has no committed offsets, with commits held off meanwhile, so
+    /// a group is never deleted while a commit to it is being written.
+    pub fn if_no_offsets<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce() -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let _w = self.write_guard();
+        let Some(prefix) = group_prefix(group) else {
+            return Ok(Some(f()));
+        };
+        let any = self
+            .store
+            .scan_groups(&prefix)?
+            .iter()
+            .any(|(k, _)| parse_key(k).is_some_and(|(g, _, _)| g == group));
+        Ok((!any).then(f))
     }
 
     /// Writes a group's commits in one atomic write.
@@ -98,6 +181,7 @@ impl OffsetStore {
         offsets: &[(String, i32, CommittedOffset)],
     ) -> Result<(), ResponseError> {
         super::validate_group_id(group)?;
+        let _w = self.write_guard();
         let mut wb = WriteBatch::default();
         for (topic, partition, c) in offsets {
             let k = key(group, topic, *partition).ok_or(ResponseError::InvalidGroupId)?;
@@ -167,6 +251,7 @@ impl OffsetStore {
         group: &str,
         partitions: Option<&[(String, i32)]>,
     ) -> Result<(), ResponseError> {
+        let _w = self.write_guard();
         let mut wb = WriteBatch::default();
         match partitions {
             Some(ps) => {

@@ -112,6 +112,9 @@ pub struct Group {
     pub initial_delay_until: Option<Instant>,
     /// Members in join order, to pick the first joiner as leader.
     pub join_order: Vec<String>,
+    /// When the group last became Empty (ms since the epoch): its offsets expire
+    /// `offsets.retention.minutes` after it. None for a group that never had members.
+    pub empty_since_ms: Option<i64>,
 }
 
 impl Group {
@@ -129,6 +132,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             join_order: Vec::new(),
+            empty_since_ms: None,
         }
     }
 
@@ -261,6 +265,7 @@ impl Group {
         self.generation_id += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
+            self.empty_since_ms = Some(crate::clock::now_ms());
             self.protocol_name = None;
             self.leader_id = None;
             return;

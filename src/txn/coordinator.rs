@@ -554,6 +554,28 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// Every group added to a transaction not yet complete, with the partitions it holds
+    /// offsets for: offsets expiry keeps those offsets and the group, as Kafka does.
+    pub fn groups_in_open_transactions(
+        &self,
+    ) -> std::collections::HashMap<String, std::collections::HashSet<(String, i32)>> {
+        let mut out: std::collections::HashMap<String, std::collections::HashSet<(String, i32)>> =
+            Default::default();
+        for m in self.lock().txns.values().filter(|m| {
+            matches!(
+                m.state,
+                TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort
+            )
+        }) {
+            for (group, offsets) in &m.groups {
+                out.entry(group.clone())
+                    .or_default()
+                    .extend(offsets.iter().map(|o| (o.topic.clone(), o.partition)));
+            }
+        }
+        out
+    }
+
     pub fn describe(&self, transactional_id: &str) -> Option<TxnMeta> {
         self.lock().txns.get(transactional_id).cloned()
     }
