@@ -100,6 +100,8 @@ impl Broker {
             store.clone(),
             crate::txn::coordinator::TxnConfig {
                 max_timeout_ms: config.transaction_max_timeout_ms,
+                id_expiration_ms: i64::try_from(config.transactional_id_expiration_ms)
+                    .unwrap_or(i64::MAX),
             },
         )
         .context("loading transactions")?;
@@ -178,6 +180,14 @@ impl Broker {
         crate::log::compaction::spawn(
             Arc::downgrade(&self.ctx),
             std::time::Duration::from_millis(self.ctx.config.log_cleaner_backoff_ms),
+        );
+        crate::txn::coordinator::spawn_id_expiration(
+            Arc::downgrade(&self.ctx),
+            std::time::Duration::from_millis(
+                self.ctx
+                    .config
+                    .transaction_remove_expired_transaction_cleanup_interval_ms,
+            ),
         );
         crate::group::spawn_offsets_expiration(
             Arc::downgrade(&self.ctx),

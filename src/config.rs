@@ -371,6 +371,33 @@ pub struct BrokerConfig {
     )]
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
 
+    /// Kafka's `transactional.id.expiration.ms` (7 days): a transactional id with no
+    /// transaction open and no request for this long is forgotten; its producer id is not
+    /// reused, and a producer that comes back gets a new one.
+    #[arg(
+        long = "transactional-id-expiration-ms",
+        alias = "transactional.id.expiration.ms",
+        env = "KLAMM_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000,
+        value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64),
+        help_heading = "Transactions",
+        value_name = "MS"
+    )]
+    pub transactional_id_expiration_ms: u64,
+
+    /// Kafka's `transaction.remove.expired.transaction.cleanup.interval.ms`: how often
+    /// expired transactional ids are looked for.
+    #[arg(
+        long = "transaction-remove-expired-transaction-cleanup-interval-ms",
+        alias = "transaction.remove.expired.transaction.cleanup.interval.ms",
+        env = "KLAMM_TRANSACTION_REMOVE_EXPIRED_TRANSACTION_CLEANUP_INTERVAL_MS",
+        default_value_t = 3_600_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Transactions",
+        value_name = "MS"
+    )]
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+
     /// Admin HTTP port (`/health`, `/ready`, Prometheus `/metrics`); off unless given.
     #[arg(
         long,

@@ -99,6 +99,9 @@ pub struct Metrics {
     pub offsets_expiration_passes: Counter,
     pub offsets_expired: Counter,
     pub groups_expired: Counter,
+    /// Passes of transactional id expiration, and the ids they forgot.
+    pub transactional_id_expiration_passes: Counter,
+    pub transactional_ids_expired: Counter,
 }
 
 impl Default for Metrics {
@@ -129,6 +132,18 @@ impl Metrics {
         let offsets_expiration_passes = Counter::default();
         let offsets_expired = Counter::default();
         let groups_expired = Counter::default();
+        let transactional_id_expiration_passes = Counter::default();
+        let transactional_ids_expired = Counter::default();
+        registry.register(
+            "transactional_id_expiration_passes",
+            "Completed passes of transactional id expiration (transactional.id.expiration.ms)",
+            transactional_id_expiration_passes.clone(),
+        );
+        registry.register(
+            "transactional_ids_expired",
+            "Transactional ids forgotten after transactional.id.expiration.ms without use",
+            transactional_ids_expired.clone(),
+        );
         registry.register(
             "offsets_expiration_passes",
             "Completed passes of group metadata expiration (offsets.retention.minutes)",
@@ -206,6 +221,8 @@ impl Metrics {
             offsets_expiration_passes,
             offsets_expired,
             groups_expired,
+            transactional_id_expiration_passes,
+            transactional_ids_expired,
         }
     }
 

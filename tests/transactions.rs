@@ -714,3 +714,95 @@ async fn compaction_drops_aborted_records_and_leaves_open_transactions_alone() {
     );
     broker.shutdown().await;
 }
+
+/// `transactional.id.expiration.ms`: an idle transactional id (no transaction open) is
+/// forgotten and comes back with a new producer id; one with an open transaction is kept.
+#[tokio::test]
+async fn idle_transactional_ids_expire_and_open_ones_stay() {
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.transactional_id_expiration_ms = 300;
+    config.transaction_remove_expired_transaction_cleanup_interval_ms = 50;
+    let broker = start_with(config).await;
+    let ctx = broker.context().unwrap();
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(
+        create_topic(&mut c, "tx-exp", 1).await.topics[0].error_code,
+        0
+    );
+    let (err, idle_pid, _) = init(&mut c, "idle", 60_000, 4).await;
+    assert_eq!(err, 0);
+    let (err, open_pid, open_epoch) = init(&mut c, "open", 60_000, 4).await;
+    assert_eq!(err, 0);
+    assert_eq!(
+        add_partitions(&mut c, "open", open_pid, open_epoch, &[("tx-exp", 0)]).await,
+        [0]
+    );
+    wait_until("the idle id to expire", || {
+        ctx.metrics.transactional_ids_expired.get() >= 1
+    })
+    .await;
+    // Two more whole passes, each past the open id's expiration time too.
+    wait_for_pass(&broker, |m| m.transactional_id_expiration_passes.get()).await;
+    assert!(ctx.txns.describe("idle").is_none());
+    assert_eq!(ctx.metrics.transactional_ids_expired.get(), 1);
+    let open = ctx
+        .txns
+        .describe("open")
+        .expect("an open transaction is kept");
+    assert_eq!(open.producer_id, open_pid);
+    // The returning producer gets a fresh producer id, not its old one.
+    let (err, pid, epoch) = init(&mut c, "idle", 60_000, 4).await;
+    assert_eq!((err, epoch), (0, 0));
+    assert_ne!(pid, idle_pid);
+    // The open transaction still commits.
+    assert_eq!(
+        end_txn(&mut c, "open", open_pid, open_epoch, true, 3).await,
+        0
+    );
+}
+
+/// Offsets expiry keeps a group's offsets for partitions an open transaction holds offsets
+/// for, and the group itself, as Kafka does; once the transaction is over they can expire.
+#[tokio::test]
+async fn offsets_held_by_an_open_transaction_do_not_expire() {
+    let broker = start().await;
+    let ctx = broker.context().unwrap();
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(create_topic(&mut c, "src", 1).await.topics[0].error_code, 0);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb("gtx")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(tn("src"))
+                .with_partitions(vec![
+                    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    assert_eq!(
+        c.send(&commit, 8).await.topics[0].partitions[0].error_code,
+        0
+    );
+    let (err, pid, epoch) = init(&mut c, "tx-gtx", 60_000, 4).await;
+    assert_eq!(err, 0);
+    assert_eq!(
+        send_offsets(&mut c, "tx-gtx", pid, epoch, "gtx", 5).await,
+        (0, 0)
+    );
+    let far = klamm::clock::now_ms() + 30 * 24 * 3_600_000;
+    let expire = |pending| {
+        ctx.groups
+            .expire_offsets(&ctx.consumer_groups, &pending, far, 1)
+            .unwrap()
+    };
+    let stats = expire(ctx.txns.groups_in_open_transactions());
+    assert_eq!((stats.offsets, stats.groups), (0, 0));
+    assert_eq!(committed(&mut c, "gtx", "src", false).await, (0, 1));
+    assert_eq!(end_txn(&mut c, "tx-gtx", pid, epoch, true, 3).await, 0);
+    assert_eq!(committed(&mut c, "gtx", "src", false).await, (0, 5));
+    let stats = expire(ctx.txns.groups_in_open_transactions());
+    assert_eq!((stats.offsets, stats.groups), (1, 1));
+    assert_eq!(committed(&mut c, "gtx", "src", false).await, (0, -1));
+}

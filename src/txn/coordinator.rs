@@ -84,6 +84,8 @@ pub struct TxnMeta {
 pub struct TxnConfig {
     /// Kafka's `transaction.max.timeout.ms`: the longest transaction.timeout.ms accepted.
     pub max_timeout_ms: i32,
+    /// Kafka's `transactional.id.expiration.ms`.
+    pub id_expiration_ms: i64,
 }
 
 #[derive(Default)]
@@ -514,6 +516,41 @@ impl TxnCoordinator {
         n
     }
 
+    /// Forgets transactional ids with no transaction in progress whose last update is
+    /// older than `transactional.id.expiration.ms`, as Kafka's coordinator does; returns
+    /// how many. Runs under the coordinator's lock, so a request for one of them either
+    /// comes first (and refreshes it) or finds it gone.
+    pub fn expire_transactional_ids(&self, now: i64) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let expired: Vec<(String, i64)> = inner
+            .txns
+            .values()
+            .filter(|m| {
+                matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now.saturating_sub(m.update_ms) >= self.config.id_expiration_ms
+            })
+            .map(|m| (m.transactional_id.clone(), m.producer_id))
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let mut wb = WriteBatch::default();
+        for (id, _) in &expired {
+            self.store.put_txn(&mut wb, id, None);
+        }
+        self.store.write(wb)?;
+        for (id, producer_id) in &expired {
+            inner.txns.remove(id);
+            if inner.by_producer.get(producer_id) == Some(id) {
+                inner.by_producer.remove(producer_id);
+            }
+            tracing::info!(transactional_id = %id, "transactional id expired (transactional.id.expiration.ms)");
+        }
+        Ok(expired.len())
+    }
+
     /// The Produce-time check of a transactional batch: its producer must be in an open
     /// transaction, at its current epoch, with this partition added.
     pub fn verify_produce(
@@ -599,6 +636,30 @@ pub fn spawn(ctx: std::sync::Weak<Context>, interval: std::time::Duration) {
             tick.tick().await;
             let Some(ctx) = ctx.upgrade() else { return };
             let _ = tokio::task::spawn_blocking(move || ctx.txns.abort_timed_out(&ctx)).await;
+        }
+    });
+}
+
+/// Runs transactional id expiration every
+/// `transaction.remove.expired.transaction.cleanup.interval.ms` until the broker is dropped.
+pub fn spawn_id_expiration(ctx: std::sync::Weak<Context>, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(ctx) = ctx.upgrade() else { return };
+            let _ = tokio::task::spawn_blocking(move || {
+                match ctx.txns.expire_transactional_ids(now_ms()) {
+                    Ok(n) => {
+                        ctx.metrics.transactional_ids_expired.inc_by(n as u64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "transactional id expiration failed"),
+                }
+                ctx.metrics.transactional_id_expiration_passes.inc();
+            })
+            .await;
         }
     });
 }
