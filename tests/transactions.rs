@@ -806,3 +806,68 @@ async fn offsets_held_by_an_open_transaction_do_not_expire() {
     assert_eq!((stats.offsets, stats.groups), (1, 1));
     assert_eq!(committed(&mut c, "gtx", "src", false).await, (0, -1));
 }
+
+/// The aborted-transaction index shrinks with the log: entries whose abort marker falls
+/// below the log start (after DeleteRecords or retention) are dropped, in memory and in the
+/// store, while those still reachable stay.
+#[tokio::test]
+async fn aborted_transaction_index_is_pruned_with_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_with(config_in(dir.path())).await;
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(create_topic(&mut c, "txp", 1).await.topics[0].error_code, 0);
+    let (err, pid, epoch) = init(&mut c, "pruner", 60_000, 4).await;
+    assert_eq!(err, 0);
+    let mut seq = 0;
+    // Two aborted transactions: records 0..3 + marker 3, records 4..7 + marker 7.
+    for _ in 0..2 {
+        assert_eq!(
+            add_partitions(&mut c, "pruner", pid, epoch, &[("txp", 0)]).await,
+            [0]
+        );
+        let (err, _) = produce(&mut c, "txp", 0, txn_batch(pid, epoch, seq, 3, "ab"), 9).await;
+        assert_eq!(err, 0);
+        seq += 3;
+        assert_eq!(end_txn(&mut c, "pruner", pid, epoch, false, 3).await, 0);
+    }
+    let aborted = |b: &klamm::BrokerHandle| {
+        let ctx = b.context().unwrap();
+        let t = ctx.metadata.topic("txp").unwrap();
+        t.partition(0).unwrap().aborted_between(0, i64::MAX)
+    };
+    let markers =
+        |b: &klamm::BrokerHandle| aborted(b).iter().map(|a| a.last_offset).collect::<Vec<_>>();
+    assert_eq!(markers(&broker), [3, 7]);
+    let req = DeleteRecordsRequest::default().with_topics(vec![
+        delete_records_request::DeleteRecordsTopic::default()
+            .with_name(tn("txp"))
+            .with_partitions(vec![
+                delete_records_request::DeleteRecordsPartition::default()
+                    .with_partition_index(0)
+                    .with_offset(5),
+            ]),
+    ]);
+    let r = c.send(&req, 2).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(r.topics[0].partitions[0].low_watermark, 5);
+    assert_eq!(
+        markers(&broker),
+        [7],
+        "the transaction aborted below the log start is gone"
+    );
+    let ctx = broker.context().unwrap();
+    let uid = ctx.metadata.topic("txp").unwrap().partition(0).unwrap().uid;
+    let stored: Vec<i64> = ctx
+        .store
+        .scan_aborted(uid)
+        .unwrap()
+        .iter()
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(stored, [7], "and from the store");
+    drop(ctx);
+    drop(c);
+    broker.shutdown().await;
+    let broker = start_with(config_in(dir.path())).await;
+    assert_eq!(markers(&broker), [7], "and stays gone after a restart");
+}

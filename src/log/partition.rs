@@ -191,9 +191,12 @@ impl Partition {
             .into_iter()
             .filter_map(|(pid, v)| Some((pid, ProducerEntry::decode(&v)?)))
             .collect();
+        // Entries below the log start (left by a version that did not prune them) are
+        // unreachable: not loaded.
         let aborted = store
             .scan_aborted(uid)?
             .into_iter()
+            .filter(|(last_offset, _, _)| *last_offset >= lso)
             .map(|(last_offset, producer_id, first_offset)| AbortedTxn {
                 producer_id,
                 first_offset,
@@ -592,6 +595,8 @@ impl Partition {
         }
         let mut wb = WriteBatch::default();
         self.store
+            .delete_aborted_before(&mut wb, self.uid, new_start);
+        self.store
             .delete_log_before(&mut wb, self.uid, first_kept_base, new_start)
             .and_then(|_| self.store.write(wb))
             .map_err(|e| {
@@ -599,6 +604,10 @@ impl Partition {
                 ResponseError::KafkaStorageError
             })?;
         self.log_start_offset.store(new_start, Ordering::Release);
+        self.aborted
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|a| a.last_offset >= new_start);
         state.size.adjust(-(freed as i64));
         state.reshaped += 1;
         Ok(freed)

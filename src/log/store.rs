@@ -369,6 +369,17 @@ impl Store {
         wb.put_cf(self.meta(), k, first_offset.to_be_bytes());
     }
 
+    /// Forgets the aborted transactions whose marker is below `offset` (the new log start):
+    /// no fetch can reach their records any more, so the index shrinks with the log.
+    pub fn delete_aborted_before(&self, wb: &mut WriteBatch, uid: u64, offset: i64) {
+        let key = |marker: i64| {
+            let mut k = prefixed(T_ABORTED, &uid.to_be_bytes());
+            k.extend_from_slice(&marker.max(0).to_be_bytes());
+            k
+        };
+        wb.delete_range_cf(self.meta(), key(0), key(offset));
+    }
+
     /// A partition's aborted transactions, by marker offset: (marker offset, producer id,
     /// first offset).
     pub fn scan_aborted(&self, uid: u64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
