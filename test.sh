@@ -4,7 +4,7 @@
 # same release binary. Works non-interactively (CI=true, no stdin) on a fresh Debian machine.
 #
 #   ./test.sh                 everything
-#   ./test.sh rust            only cargo fmt/clippy/test
+#   ./test.sh rust            only cargo fmt/clippy/test and the cargo fuzz targets
 #   ./test.sh compat [NAME]   only the client suites (optionally one: kcat, python, kafkajs,
 #                             librdkafka, java, kafka-tools, go)
 set -uo pipefail
@@ -77,6 +77,10 @@ if [ "$what" = all ] || [ "$what" = rust ]; then
   cargo clippy --release --locked --all-targets -- -D warnings 2>&1 | tail -n 20; record "cargo clippy" "${PIPESTATUS[0]}"
   log "cargo test --release"
   cargo test --release --locked 2>&1 | tee "$KLAMM_CACHE/cargo-test.log" | grep -E '^(test |running|test result|error|failures|---- )' ; record "cargo test" "${PIPESTATUS[0]}"
+  # cargo fuzz targets for the request decoder and the batch parser, built from the broker's
+  # sources without RocksDB; longer runs: fuzz/run.sh 600.
+  log "cargo fuzz (${KLAMM_FUZZ_SECONDS:-30} s per target)"
+  bash fuzz/run.sh "${KLAMM_FUZZ_SECONDS:-30}" </dev/null; record "cargo fuzz" $?
 fi
 
 if [ "$what" = all ] || [ "$what" = compat ]; then

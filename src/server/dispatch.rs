@@ -1,8 +1,8 @@
-//! ApiKey + version -> handler. The supported-version table lives here, and ApiVersions
-//! answers from it, so what is advertised is exactly what is handled.
+//! ApiKey + version -> handler. ApiVersions answers from the supported-version table in
+//! `wire.rs`, which also gates every request here, so what is advertised is exactly what
+//! is handled.
 
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -25,76 +25,8 @@ use kafka_protocol::ResponseError;
 use crate::api;
 use crate::broker::Context;
 
-/// One row of the supported-version table.
-#[derive(Debug, Clone, Copy)]
-pub struct ApiSupport {
-    pub key: ApiKey,
-    pub min_version: i16,
-    pub max_version: i16,
-}
-
-const fn api(key: ApiKey, min_version: i16, max_version: i16) -> ApiSupport {
-    ApiSupport {
-        key,
-        min_version,
-        max_version,
-    }
-}
-
-/// Every API this broker handles, from the oldest version current clients send (and the
-/// kafka-protocol crate still decodes) to the newest the crate supports.
-pub const SUPPORTED_APIS: &[ApiSupport] = &[
-    api(ApiKey::Produce, 3, 13),
-    api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 10),
-    api(ApiKey::Metadata, 0, 13),
-    api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::DeleteRecords, 0, 2),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::DescribeLogDirs, 1, 4),
-    api(ApiKey::ElectLeaders, 0, 2),
-    api(ApiKey::AlterPartitionReassignments, 0, 1),
-    api(ApiKey::ListPartitionReassignments, 0, 0),
-    api(ApiKey::DescribeTopicPartitions, 0, 0),
-    api(ApiKey::DescribeCluster, 0, 2),
-    api(ApiKey::DescribeConfigs, 1, 4),
-    api(ApiKey::AlterConfigs, 0, 2),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    // The crate lists v6 for InitProducerId and v10 for the offset APIs in ApiKey, but its
-    // request decoders stop at v5 and v9: advertise what actually decodes.
-    api(ApiKey::InitProducerId, 0, 5),
-    // Transactions as Kafka 2.x-3.x clients run them (transaction.version 0: partitions
-    // are added explicitly, no KIP-890 epoch bump per transaction). The versions that only
-    // transaction.version 2 clients send are not advertised.
-    api(ApiKey::AddPartitionsToTxn, 0, 4),
-    api(ApiKey::AddOffsetsToTxn, 0, 3),
-    api(ApiKey::EndTxn, 0, 4),
-    api(ApiKey::TxnOffsetCommit, 0, 4),
-    api(ApiKey::DescribeProducers, 0, 0),
-    api(ApiKey::DescribeTransactions, 0, 0),
-    api(ApiKey::ListTransactions, 0, 1),
-    api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
-    api(ApiKey::OffsetDelete, 0, 0),
-    api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 6),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
-    api(ApiKey::ConsumerGroupDescribe, 0, 1),
-];
-
-/// The supported range of `key`, if it is handled at all.
-pub fn supported(key: ApiKey) -> Option<ApiSupport> {
-    SUPPORTED_APIS.iter().copied().find(|a| a.key == key)
-}
+use super::wire::{decode_guarded, Parsed};
+pub use super::wire::{supported, ApiSupport, SUPPORTED_APIS};
 
 /// What the connection does after a request.
 pub enum Outcome {
@@ -134,36 +66,13 @@ impl RequestContext {
 }
 
 /// Decodes one request frame, runs its handler, and encodes the response.
-pub async fn handle(ctx: &Context, peer: SocketAddr, mut frame: Bytes) -> Outcome {
-    if frame.len() < 8 {
-        return Outcome::Close(format!(
-            "frame of {} bytes is shorter than a request header",
-            frame.len()
-        ));
-    }
-    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Ok(key) = ApiKey::try_from(raw_key) else {
-        return Outcome::Close(format!("unknown api key {raw_key}"));
-    };
-    let Some(support) = supported(key) else {
-        return Outcome::Close(format!("unsupported api {key:?} (key {raw_key})"));
-    };
-    if version < support.min_version || version > support.max_version {
-        if key == ApiKey::ApiVersions && version > support.max_version {
-            // KIP-511: a client newer than us learns our table from a v0 response.
-            return Outcome::Respond(api_versions_fallback(correlation_id));
+pub async fn handle(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Outcome {
+    let (key, version, correlation_id, header, frame) = match super::wire::parse_request(frame) {
+        Parsed::Request(r) => (r.key, r.version, r.correlation_id, r.header, r.body),
+        Parsed::ApiVersionsFallback(correlation_id) => {
+            return Outcome::Respond(api_versions_fallback(correlation_id))
         }
-        return Outcome::Close(format!(
-            "unsupported version {version} of {key:?} (supported {}..={})",
-            support.min_version, support.max_version
-        ));
-    }
-    let header_version = key.request_header_version(version);
-    let header = match decode_guarded(|| RequestHeader::decode(&mut frame, header_version)) {
-        Ok(h) => h,
-        Err(e) => return Outcome::Close(format!("undecodable {key:?} v{version} header: {e}")),
+        Parsed::Reject(reason) => return Outcome::Close(reason),
     };
     let rc = RequestContext {
         peer,
@@ -217,15 +126,6 @@ pub fn peek_client_id(frame: &[u8]) -> Option<&str> {
     let len = i16::from_be_bytes([*frame.get(8)?, *frame.get(9)?]);
     let bytes = frame.get(10..10 + usize::try_from(len).ok()?)?;
     std::str::from_utf8(bytes).ok()
-}
-
-/// Runs a decoder, turning both errors and (defensively) panics into an error message.
-fn decode_guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
-    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("decoder panicked".to_string()),
-    }
 }
 
 macro_rules! routes {

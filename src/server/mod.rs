@@ -3,3 +3,4 @@
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
+pub mod wire;
