@@ -142,6 +142,11 @@ const ERROR_APIS: &[ApiKey] = &[
     ApiKey::TxnOffsetCommit,
 ];
 
+/// APIs the broker does not serve but calls itself, whose "error" rules fail that call:
+/// WriteTxnMarkers fails the transaction coordinator's marker write to the topic's
+/// partitions, as a failed WriteTxnMarkers request does in Kafka.
+const INTERNAL_ERROR_APIS: &[ApiKey] = &[ApiKey::WriteTxnMarkers];
+
 impl Faults {
     /// True when at least one rule is set: the only cost on the request path otherwise.
     #[inline]
@@ -168,9 +173,10 @@ impl Faults {
                     .as_ref()
                     .ok_or("action \"error\" needs \"error\": a Kafka error name or code")?;
                 let code = error_code(v).ok_or_else(|| format!("unknown Kafka error {v}"))?;
-                if !ERROR_APIS.contains(&api) {
+                if !ERROR_APIS.contains(&api) && !INTERNAL_ERROR_APIS.contains(&api) {
                     let names: Vec<&str> = ERROR_APIS
                         .iter()
+                        .chain(INTERNAL_ERROR_APIS)
                         .map(|k| crate::metrics::api_name(*k))
                         .collect();
                     return Err(format!(

@@ -871,3 +871,73 @@ async fn aborted_transaction_index_is_pruned_with_the_log() {
     let broker = start_with(config_in(dir.path())).await;
     assert_eq!(markers(&broker), [7], "and stays gone after a restart");
 }
+
+/// A marker that cannot be written leaves the transaction prepared: the partition's last
+/// stable offset stays before it and the producer gets CONCURRENT_TRANSACTIONS, until the
+/// coordinator's retry writes it. Before, the transaction was marked complete and the last
+/// stable offset stayed pinned for good.
+#[tokio::test]
+async fn a_failed_marker_write_is_retried_until_the_transaction_completes() {
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.transaction_abort_timed_out_transaction_cleanup_interval_ms = 50;
+    let broker = start_with(config).await;
+    let ctx = broker.context().unwrap();
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(create_topic(&mut c, "txr", 1).await.topics[0].error_code, 0);
+    let (err, pid, epoch) = init(&mut c, "retry", 60_000, 4).await;
+    assert_eq!(err, 0);
+    assert_eq!(
+        add_partitions(&mut c, "retry", pid, epoch, &[("txr", 0)]).await,
+        [0]
+    );
+    let (err, _) = produce(&mut c, "txr", 0, txn_batch(pid, epoch, 0, 3, "r"), 9).await;
+    assert_eq!(err, 0);
+    // The next three marker writes to txr fail, as a full disk would make them.
+    ctx.faults
+        .add(klamm::fault::RuleSpec {
+            api: "WriteTxnMarkers".into(),
+            topic: Some("txr".into()),
+            action: "error".into(),
+            error: Some(serde_json::json!("KAFKA_STORAGE_ERROR")),
+            delay_ms: None,
+            count: Some(3),
+            duration_ms: None,
+        })
+        .unwrap();
+    // The commit decision is durable, so EndTxn succeeds, as in Kafka.
+    assert_eq!(end_txn(&mut c, "retry", pid, epoch, true, 3).await, 0);
+    let state = ctx.txns.describe("retry").unwrap().state;
+    // Either the first attempt failed (PrepareCommit) or, if the retry timer got there
+    // first, still failing; it cannot be complete before three failures.
+    if state != klamm::txn::coordinator::TxnState::CompleteCommit {
+        assert_eq!(state, klamm::txn::coordinator::TxnState::PrepareCommit);
+        assert_eq!(
+            latest(&mut c, "txr", 1).await,
+            0,
+            "the last stable offset waits"
+        );
+        assert_eq!(
+            add_partitions(&mut c, "retry", pid, epoch, &[("txr", 0)]).await,
+            [ResponseError::ConcurrentTransactions.code()]
+        );
+    }
+    wait_until("the retried commit", || {
+        ctx.txns.describe("retry").unwrap().state
+            == klamm::txn::coordinator::TxnState::CompleteCommit
+    })
+    .await;
+    assert!(ctx.faults.list().is_empty(), "all three failures were used");
+    // Three records and one marker: read_committed readers see all three.
+    assert_eq!(latest(&mut c, "txr", 1).await, 4);
+    let control = batches(
+        fetch_iso(&mut c, "txr", 0, 1)
+            .await
+            .records
+            .as_ref()
+            .unwrap(),
+    )
+    .iter()
+    .filter(|b| b.1)
+    .count();
+    assert_eq!(control, 1, "exactly one marker, however many attempts");
+}

@@ -104,6 +104,9 @@ pub struct TxnCoordinator {
     store: Arc<Store>,
     config: TxnConfig,
     inner: Mutex<Inner>,
+    /// Transactional ids whose markers are being written now, so the retry of a failed
+    /// completion never runs beside the first attempt (a marker written twice).
+    completing: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Kafka's producer check on every transactional request: the id must be this
@@ -139,6 +142,7 @@ impl TxnCoordinator {
             store,
             config,
             inner: Mutex::new(inner),
+            completing: Mutex::new(Default::default()),
         })
     }
 
@@ -159,6 +163,14 @@ impl TxnCoordinator {
 
     /// Finishes commits and aborts that a stopped broker left half-written.
     pub fn recover(&self, ctx: &Context) {
+        self.finish_prepared(ctx, "finishing a transaction left half-written");
+    }
+
+    /// Completes every transaction still in PrepareCommit or PrepareAbort: left so by a
+    /// stopped broker, or by a marker or offset write that failed. Kafka's coordinator
+    /// retries markers until they are written; so does this, on the coordinator's timer.
+    /// Returns how many completed.
+    pub fn finish_prepared(&self, ctx: &Context, why: &str) -> usize {
         let preparing: Vec<(String, TxnState)> = self
             .lock()
             .txns
@@ -166,15 +178,19 @@ impl TxnCoordinator {
             .filter(|m| m.state.preparing())
             .map(|m| (m.transactional_id.clone(), m.state))
             .collect();
+        let mut done = 0;
         for (id, state) in preparing {
             let marker = if state == TxnState::PrepareCommit {
                 Marker::Commit
             } else {
                 Marker::Abort
             };
-            tracing::info!(transactional_id = %id, state = state.name(), "finishing a transaction left half-written");
-            self.write_markers_and_complete(ctx, &id, marker);
+            tracing::info!(transactional_id = %id, state = state.name(), "{why}");
+            if self.write_markers_and_complete(ctx, &id, marker) {
+                done += 1;
+            }
         }
+        done
     }
 
     /// InitProducerId with a transactional id: a fresh producer id for a new id, else the
@@ -430,23 +446,65 @@ impl TxnCoordinator {
     }
 
     /// Writes the markers of a Prepare* transaction and commits (or drops) its offsets,
-    /// then marks it complete. Runs without the coordinator lock: a partition's append
-    /// lock is taken inside, and Produce asks the coordinator while holding that lock.
-    fn write_markers_and_complete(&self, ctx: &Context, transactional_id: &str, marker: Marker) {
-        let Some(meta) = self.lock().txns.get(transactional_id).cloned() else {
-            return;
+    /// then marks it complete; true when it completed. When a marker or the offsets cannot
+    /// be written, the transaction stays prepared (its partitions' last stable offset stays
+    /// where it is, and its producer gets CONCURRENT_TRANSACTIONS) and `finish_prepared`
+    /// retries what is left. Runs without the coordinator lock: a partition's append lock
+    /// is taken inside, and Produce asks the coordinator while holding that lock.
+    fn write_markers_and_complete(
+        &self,
+        ctx: &Context,
+        transactional_id: &str,
+        marker: Marker,
+    ) -> bool {
+        let _completing = match Completing::claim(&self.completing, transactional_id) {
+            Some(c) => c,
+            None => return false,
         };
+        let Some(meta) = self.lock().txns.get(transactional_id).cloned() else {
+            return false;
+        };
+        if !meta.state.preparing() {
+            return false; // completed by another pass meanwhile
+        }
+        let mut failed = false;
         for (topic, index) in &meta.partitions {
             let Some(p) = ctx
                 .metadata
                 .topic(topic)
                 .and_then(|t| t.partition(*index).cloned())
             else {
+                self.marked(transactional_id, topic, *index);
                 continue; // deleted meanwhile: nothing left to mark
             };
-            if let Err(e) = p.write_marker(meta.producer_id, meta.producer_epoch, marker, 0) {
-                tracing::warn!(transactional_id, topic = %topic, partition = index, error = ?e, "transaction marker not written");
+            let injected = if ctx.faults.armed() {
+                match ctx.faults.check(
+                    kafka_protocol::messages::ApiKey::WriteTxnMarkers,
+                    std::slice::from_ref(topic),
+                ) {
+                    Some(crate::fault::Action::Error(code)) => Some(
+                        ResponseError::try_from_code(code)
+                            .unwrap_or(ResponseError::KafkaStorageError),
+                    ),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let written = match injected {
+                Some(e) => Err(e),
+                None => p.write_marker(meta.producer_id, meta.producer_epoch, marker, 0),
+            };
+            match written {
+                Ok(_) => self.marked(transactional_id, topic, *index),
+                Err(e) => {
+                    failed = true;
+                    tracing::warn!(transactional_id, topic = %topic, partition = index, error = ?e, "transaction marker not written; the transaction stays prepared and the marker is retried");
+                }
             }
+        }
+        if failed {
+            return false;
         }
         if marker == Marker::Commit {
             let now = now_ms();
@@ -468,9 +526,12 @@ impl TxnCoordinator {
                     .collect();
                 if !commits.is_empty() {
                     if let Err(e) = ctx.groups.offsets.commit(group, &commits) {
-                        tracing::error!(transactional_id, group = %group, error = ?e, "transactional offsets not committed");
+                        tracing::warn!(transactional_id, group = %group, error = ?e, "transactional offsets not committed; the transaction stays prepared and the commit is retried");
+                        return false;
                     }
-                    ctx.groups.touch(group);
+                    if !ctx.consumer_groups.exists(group) {
+                        ctx.groups.touch(group);
+                    }
                 }
             }
         }
@@ -486,8 +547,20 @@ impl TxnCoordinator {
             m.update_ms = now_ms();
             let done = m.clone();
             if let Err(e) = self.persist(&done) {
+                // Kept complete in memory; after a restart the stored Prepare state makes
+                // recovery write the markers again, which a partition takes as no-ops.
                 tracing::error!(transactional_id, error = ?e, "completed transaction state not stored");
             }
+        }
+        true
+    }
+
+    /// Forgets a partition whose marker is written, so a retry writes only the others
+    /// (in memory: after a restart all are written again, and a marker for a producer with
+    /// no open transaction on a partition changes nothing there).
+    fn marked(&self, transactional_id: &str, topic: &str, index: i32) {
+        if let Some(m) = self.lock().txns.get_mut(transactional_id) {
+            m.partitions.remove(&(topic.to_string(), index));
         }
     }
 
@@ -635,7 +708,12 @@ pub fn spawn(ctx: std::sync::Weak<Context>, interval: std::time::Duration) {
         loop {
             tick.tick().await;
             let Some(ctx) = ctx.upgrade() else { return };
-            let _ = tokio::task::spawn_blocking(move || ctx.txns.abort_timed_out(&ctx)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                ctx.txns.abort_timed_out(&ctx);
+                ctx.txns
+                    .finish_prepared(&ctx, "retrying the markers of a prepared transaction");
+            })
+            .await;
         }
     });
 }
@@ -662,4 +740,32 @@ pub fn spawn_id_expiration(ctx: std::sync::Weak<Context>, interval: std::time::D
             .await;
         }
     });
+}
+
+/// A claim on completing one transaction, released on drop.
+struct Completing<'a> {
+    set: &'a Mutex<std::collections::HashSet<String>>,
+    id: String,
+}
+
+impl<'a> Completing<'a> {
+    fn claim(set: &'a Mutex<std::collections::HashSet<String>>, id: &str) -> Option<Self> {
+        let fresh = set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string());
+        fresh.then(|| Completing {
+            set,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for Completing<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
