@@ -16,30 +16,7 @@ use crate::metadata::Metadata;
 use crate::server::listener;
 use crate::txn::ProducerIds;
 
-/// What every request handler may use: the configuration and the services.
-///
-/// It exists so handlers take one argument for the broker's shared state, and so that no
-/// handler reaches RocksDB except through a service.
-pub struct Context {
-    pub config: BrokerConfig,
-    pub metadata: Metadata,
-    pub producer_ids: ProducerIds,
-    pub groups: Arc<GroupCoordinator>,
-    pub txns: crate::txn::coordinator::TxnCoordinator,
-    /// KIP-848 consumer groups (ConsumerGroupHeartbeat).
-    pub consumer_groups: crate::group::consumer::ConsumerGroups,
-    pub store: Arc<Store>,
-    /// Host and port that Metadata and DescribeCluster report for this broker.
-    pub advertised_host: String,
-    pub advertised_port: i32,
-    pub metrics: crate::metrics::Metrics,
-    /// Fault-injection rules set over the HTTP port (none unless a user adds some).
-    pub faults: crate::fault::Faults,
-    /// True while the listener accepts clients (the HTTP port's `/ready`).
-    pub ready: std::sync::atomic::AtomicBool,
-    /// Where the admin HTTP port listens, once bound (`--http`).
-    pub http_addr: std::sync::OnceLock<SocketAddr>,
-}
+pub use crate::context::Context;
 
 /// A bound, ready broker: the listening socket is open, the store is loaded.
 ///
@@ -150,7 +127,7 @@ impl Broker {
         if let Some(h) = &http_listener {
             let _ = ctx.http_addr.set(h.local_addr()?);
         }
-        ctx.txns.recover(&ctx);
+        ctx.txns.recover(&ctx.txn_env());
         Ok(Broker {
             ctx,
             listener,
@@ -170,49 +147,85 @@ impl Broker {
         self.ctx.clone()
     }
 
+    /// The broker's background work, each on its own timer and off the async workers:
+    /// retention, the cleaner, offsets and transactional id expiration, transaction
+    /// timeouts and marker retries, KIP-848 session expiry. The work itself lives with what
+    /// it works on; only the scheduling is here, so those modules need no broker.
+    fn start_timers(&self) {
+        use std::time::Duration;
+        let c = &self.ctx.config;
+        let ms = Duration::from_millis;
+        every(&self.ctx, ms(c.log_retention_check_interval_ms), |ctx| {
+            crate::maintenance::retention::run_once(&ctx.metadata, &ctx.config);
+            ctx.metrics.retention_passes.inc();
+        });
+        let marks = std::sync::Mutex::new(std::collections::HashMap::new());
+        every(&self.ctx, ms(c.log_cleaner_backoff_ms), move |ctx| {
+            let mut marks = marks.lock().unwrap_or_else(|e| e.into_inner());
+            crate::maintenance::compaction::run_once(&ctx.metadata, &ctx.config, &mut marks);
+            ctx.metrics.cleaner_passes.inc();
+        });
+        every(
+            &self.ctx,
+            ms(c.offsets_retention_check_interval_ms),
+            |ctx| {
+                let pending = ctx.txns.groups_in_open_transactions();
+                let retention =
+                    i64::try_from(ctx.config.offsets_retention_ms()).unwrap_or(i64::MAX);
+                match ctx.groups.expire_offsets(
+                    &ctx.consumer_groups,
+                    &pending,
+                    crate::clock::now_ms(),
+                    retention,
+                ) {
+                    Ok(stats) => {
+                        ctx.metrics.offsets_expired.inc_by(stats.offsets as u64);
+                        ctx.metrics.groups_expired.inc_by(stats.groups as u64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "offsets expiration pass failed"),
+                }
+                ctx.metrics.offsets_expiration_passes.inc();
+            },
+        );
+        every(
+            &self.ctx,
+            ms(c.transaction_remove_expired_transaction_cleanup_interval_ms),
+            |ctx| {
+                match ctx.txns.expire_transactional_ids(crate::clock::now_ms()) {
+                    Ok(n) => {
+                        ctx.metrics.transactional_ids_expired.inc_by(n as u64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "transactional id expiration failed"),
+                }
+                ctx.metrics.transactional_id_expiration_passes.inc();
+            },
+        );
+        every(
+            &self.ctx,
+            ms(c.transaction_abort_timed_out_transaction_cleanup_interval_ms),
+            |ctx| {
+                let env = ctx.txn_env();
+                ctx.txns.abort_timed_out(&env);
+                ctx.txns
+                    .finish_prepared(&env, "retrying the markers of a prepared transaction");
+            },
+        );
+        // KIP-848 session and revocation timeouts: in memory only, on the async worker.
+        let weak = Arc::downgrade(&self.ctx);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ms(250));
+            loop {
+                tick.tick().await;
+                let Some(ctx) = weak.upgrade() else { return };
+                ctx.consumer_groups.expire(std::time::Instant::now());
+            }
+        });
+    }
+
     /// Serves clients until `shutdown` completes, then closes connections and flushes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
-        crate::log::retention::spawn(
-            Arc::downgrade(&self.ctx),
-            std::time::Duration::from_millis(self.ctx.config.log_retention_check_interval_ms),
-        );
-        crate::log::compaction::spawn(
-            Arc::downgrade(&self.ctx),
-            std::time::Duration::from_millis(self.ctx.config.log_cleaner_backoff_ms),
-        );
-        crate::txn::coordinator::spawn_id_expiration(
-            Arc::downgrade(&self.ctx),
-            std::time::Duration::from_millis(
-                self.ctx
-                    .config
-                    .transaction_remove_expired_transaction_cleanup_interval_ms,
-            ),
-        );
-        crate::group::spawn_offsets_expiration(
-            Arc::downgrade(&self.ctx),
-            std::time::Duration::from_millis(self.ctx.config.offsets_retention_check_interval_ms),
-        );
-        {
-            // KIP-848 session and revocation timeouts.
-            let weak = Arc::downgrade(&self.ctx);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
-                loop {
-                    tick.tick().await;
-                    let Some(ctx) = weak.upgrade() else { return };
-                    ctx.consumer_groups.expire(std::time::Instant::now());
-                }
-            });
-        }
-        crate::txn::coordinator::spawn(
-            Arc::downgrade(&self.ctx),
-            std::time::Duration::from_millis(
-                self.ctx
-                    .config
-                    .transaction_abort_timed_out_transaction_cleanup_interval_ms,
-            ),
-        );
+        self.start_timers();
         if let Some(http) = self.http_listener {
             crate::http::spawn(self.ctx.clone(), http, rx.clone())
                 .context("starting the HTTP port")?;
@@ -319,4 +332,31 @@ fn bind_with_backlog(addr: std::net::SocketAddr, backlog: u32) -> std::io::Resul
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
+}
+
+/// Runs `pass` every `interval` (the first after one interval) on a blocking thread, since
+/// background passes read and write RocksDB, until the broker is dropped.
+fn every(
+    ctx: &Arc<Context>,
+    interval: std::time::Duration,
+    pass: impl Fn(&Context) + Send + Sync + 'static,
+) {
+    let weak = Arc::downgrade(ctx);
+    let pass = Arc::new(pass);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(ctx) = weak.upgrade() else { break };
+            let pass = pass.clone();
+            if tokio::task::spawn_blocking(move || pass(&ctx))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
 }

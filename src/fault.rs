@@ -191,7 +191,7 @@ impl Faults {
                 spec.delay_ms.ok_or("action \"delay\" needs \"delay_ms\"")?,
             )),
             "stall" => {
-                if !crate::server::dispatch::touches_storage(api) {
+                if !crate::apis::touches_storage(api) {
                     return Err(format!(
                         "action \"stall\" is for APIs that write or read storage (e.g. Produce, OffsetCommit, CreateTopics); {} is not one",
                         spec.api
@@ -687,7 +687,7 @@ mod tests {
     fn encodes_at_every_version<R: Faultable>(req: R) {
         use kafka_protocol::protocol::Encodable;
         let key = ApiKey::try_from(R::KEY).unwrap();
-        let s = crate::server::dispatch::supported(key).unwrap();
+        let s = crate::apis::supported(key).unwrap();
         for v in s.min_version..=s.max_version {
             let resp = req.error_response(v, 6).unwrap();
             let mut buf = bytes::BytesMut::new();

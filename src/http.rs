@@ -14,7 +14,7 @@ use axum::routing::{delete, get};
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::broker::Context;
+use crate::context::Context;
 
 async fn health() -> &'static str {
     "ok\n"
@@ -30,9 +30,11 @@ async fn ready(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
 
 async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     // Offsets and group lag are read from the store: keep that off the async workers.
-    let body = tokio::task::spawn_blocking(move || crate::metrics::render(&ctx))
-        .await
-        .unwrap_or_default();
+    let body = tokio::task::spawn_blocking(move || {
+        crate::metrics::render(&ctx.metrics, &ctx.metadata, &ctx.groups)
+    })
+    .await
+    .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,

@@ -5,13 +5,16 @@
 //! temporary data dir, stopped on drop) or [`Broker::bind`] for full control.
 
 pub mod api;
+pub mod apis;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod fault;
 pub mod group;
 pub mod http;
 pub mod log;
+pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
 pub mod offload;

@@ -14,7 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::broker::Context;
+use crate::group::GroupCoordinator;
+use crate::metadata::Metadata;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -291,8 +292,13 @@ fn topic_counter(
     c
 }
 
-/// The Prometheus text exposition of everything: live counters, then gauges computed now.
-pub fn render(ctx: &Context) -> String {
+/// The Prometheus text exposition of everything: live counters, then gauges computed now
+/// from the topics and the groups.
+pub fn render(
+    metrics: &Metrics,
+    metadata: &Metadata,
+    groups_coordinator: &GroupCoordinator,
+) -> String {
     let mut snapshot = Registry::with_prefix("klamm");
     let topics = Gauge::<i64>::default();
     let partitions = Gauge::<i64>::default();
@@ -328,7 +334,7 @@ pub fn render(ctx: &Context) -> String {
         "Log end offset minus the group's committed offset, by group and partition",
         lag.clone(),
     );
-    let all = ctx.metadata.topics();
+    let all = metadata.topics();
     topics.set(all.len() as i64);
     for t in &all {
         partitions.inc_by(t.partitions.len() as i64);
@@ -344,11 +350,10 @@ pub fn render(ctx: &Context) -> String {
             }
         }
     }
-    let committed = ctx.groups.committed_offsets();
-    groups.set(ctx.groups.group_count() as i64);
+    let committed = groups_coordinator.committed_offsets();
+    groups.set(groups_coordinator.group_count() as i64);
     for (group, topic, partition, offset) in committed {
-        let Some(p) = ctx
-            .metadata
+        let Some(p) = metadata
             .topic(&topic)
             .and_then(|t| t.partition(partition).cloned())
         else {
@@ -362,7 +367,7 @@ pub fn render(ctx: &Context) -> String {
         .set((p.high_watermark() - offset).max(0));
     }
     let mut out = String::new();
-    let _ = encode_registry(&mut out, &ctx.metrics.registry);
+    let _ = encode_registry(&mut out, &metrics.registry);
     let _ = encode_registry(&mut out, &snapshot);
     let _ = encode_eof(&mut out);
     if out.is_empty() {

@@ -1,8 +1,10 @@
 //! The broker's parsers of untrusted bytes, compiled from its own source files so the fuzz
 //! targets exercise exactly the code the broker runs: the request framing and header
-//! (`src/server/wire.rs`), the record batch framing (`src/log/batch.rs`) and the streaming
+//! (`src/server/wire.rs`, with the table in `src/apis.rs`), the record batch framing (`src/log/batch.rs`) and the streaming
 //! record walk with its decompression caps (`src/log/records.rs`).
 
+#[path = "../../src/apis.rs"]
+pub mod apis;
 #[path = "../../src/log/batch.rs"]
 pub mod batch;
 #[path = "../../src/log/records.rs"]

@@ -5,8 +5,9 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::broker::Context;
-use crate::server::dispatch::{api_versions_table, RequestContext};
+use super::RequestContext;
+use crate::apis::api_versions_table;
+use crate::context::Context;
 
 pub async fn handle(
     _ctx: &Context,

@@ -5,8 +5,8 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::ResponseError;
 
 use super::sb;
-use crate::broker::Context;
-use crate::server::dispatch::RequestContext;
+use super::RequestContext;
+use crate::context::Context;
 
 /// Kafka's "authorized operations not requested" sentinel.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;

@@ -15,10 +15,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::sb;
-use crate::broker::Context;
+use super::RequestContext;
 use crate::config::BrokerConfig;
+use crate::context::Context;
 use crate::metadata::BrokerConfigs;
-use crate::server::dispatch::RequestContext;
 use crate::topic_config::{self, ConfigSource, ConfigType};
 
 /// Kafka's ConfigResource.Type ids.

@@ -12,10 +12,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::RequestContext;
 use super::{sb, topic_name};
-use crate::broker::Context;
+use crate::context::Context;
 use crate::group::consumer::{Heartbeat, Tp};
-use crate::server::dispatch::RequestContext;
 
 fn by_topic(parts: &BTreeSet<Tp>) -> BTreeMap<Uuid, Vec<i32>> {
     let mut out: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();

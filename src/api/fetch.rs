@@ -16,11 +16,11 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::broker::Context;
+use super::RequestContext;
+use crate::context::Context;
 use crate::log::batch::BatchHeader;
 use crate::log::partition::check_leader_epoch;
 use crate::log::Partition;
-use crate::server::dispatch::RequestContext;
 
 /// Longest long-poll we honour: a bound so a request cannot pin a task for days.
 const MAX_WAIT_CAP_MS: i32 = 5 * 60 * 1000;

@@ -11,9 +11,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
 use super::sb;
-use crate::broker::Context;
+use super::RequestContext;
+use crate::context::Context;
 use crate::group::{GroupState, JoinRequest};
-use crate::server::dispatch::RequestContext;
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())

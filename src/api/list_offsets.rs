@@ -6,10 +6,10 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
-use crate::broker::Context;
+use super::RequestContext;
+use crate::context::Context;
 use crate::log::partition::{check_leader_epoch, LEADER_EPOCH};
 use crate::log::Partition;
-use crate::server::dispatch::RequestContext;
 
 /// Kafka's special timestamps in ListOffsets requests.
 const LATEST: i64 = -1;

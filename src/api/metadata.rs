@@ -9,11 +9,11 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::RequestContext;
 use super::{sb, topic_name};
-use crate::broker::Context;
+use crate::context::Context;
 use crate::log::partition::LEADER_EPOCH;
 use crate::metadata::{validate_topic_name, Topic};
-use crate::server::dispatch::RequestContext;
 
 /// Upper bound on topics named in one Metadata request that we will auto-create.
 const MAX_AUTO_CREATE_PER_REQUEST: usize = 1000;

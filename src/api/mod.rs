@@ -17,7 +17,9 @@ pub mod producer_id;
 pub mod topics;
 pub mod transactions;
 
-use kafka_protocol::messages::TopicName;
+use std::net::SocketAddr;
+
+use kafka_protocol::messages::{RequestHeader, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 /// A `StrBytes` from anything string-like (response fields).
@@ -28,4 +30,40 @@ pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
 /// A topic name for a response.
 pub(crate) fn topic_name(s: &str) -> TopicName {
     TopicName(sb(s))
+}
+
+/// Identity of the request being served, for handlers and for log lines.
+pub struct RequestContext {
+    pub peer: SocketAddr,
+    pub header: RequestHeader,
+    /// Set by a handler that has no response to carry an error (acks=0 produce): Kafka
+    /// closes the connection instead, so the client notices and refreshes its metadata.
+    close_reason: std::sync::Mutex<Option<String>>,
+}
+
+impl RequestContext {
+    pub fn new(peer: SocketAddr, header: RequestHeader) -> RequestContext {
+        RequestContext {
+            peer,
+            header,
+            close_reason: Default::default(),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+
+    /// Asks the connection to close once this request is handled.
+    pub fn close_connection(&self, reason: String) {
+        *self.close_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    /// The reason a handler asked to close the connection with, if any (taken once).
+    pub fn take_close_reason(&self) -> Option<String> {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
 }

@@ -14,11 +14,11 @@ use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::RequestContext;
 use super::{sb, topic_name};
-use crate::broker::Context;
 use crate::clock::now_ms;
+use crate::context::Context;
 use crate::group::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
-use crate::server::dispatch::RequestContext;
 
 pub async fn offset_commit(
     ctx: &Context,

@@ -24,11 +24,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use super::RequestContext;
 use super::{sb, topic_name};
-use crate::broker::Context;
+use crate::context::Context;
 use crate::log::partition::{check_leader_epoch, LEADER_EPOCH};
 use crate::metadata::Topic;
-use crate::server::dispatch::RequestContext;
 
 pub async fn describe_log_dirs(
     ctx: &Context,

@@ -9,13 +9,13 @@ use kafka_protocol::ResponseError;
 
 use super::metadata::auto_create_topic;
 use super::sb;
-use crate::broker::Context;
+use super::RequestContext;
 use crate::clock::now_ms;
+use crate::context::Context;
 use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader, ProducedBatch};
 use crate::log::recode;
 use crate::log::records::{self, Check, Hold};
 use crate::metadata::{validate_topic_name, Topic};
-use crate::server::dispatch::RequestContext;
 use crate::topic_config;
 use kafka_protocol::records::Compression;
 

@@ -3,8 +3,8 @@
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use crate::broker::Context;
-use crate::server::dispatch::RequestContext;
+use super::RequestContext;
+use crate::context::Context;
 
 pub async fn init_producer_id(
     ctx: &Context,
@@ -17,10 +17,12 @@ pub async fn init_producer_id(
         .with_producer_epoch(-1);
     if let Some(id) = req.transactional_id.as_ref().filter(|id| !id.is_empty()) {
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
-        match ctx
-            .txns
-            .init_producer_id(ctx, id.as_str(), req.transaction_timeout_ms, expected)
-        {
+        match ctx.txns.init_producer_id(
+            &ctx.txn_env(),
+            id.as_str(),
+            req.transaction_timeout_ms,
+            expected,
+        ) {
             Ok((pid, epoch)) => {
                 resp.producer_id = ProducerId(pid);
                 resp.producer_epoch = epoch;

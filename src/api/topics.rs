@@ -16,9 +16,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use super::RequestContext;
 use super::{sb, topic_name};
-use crate::broker::Context;
-use crate::server::dispatch::RequestContext;
+use crate::context::Context;
 use crate::topic_config;
 
 pub async fn create_topics(

@@ -17,10 +17,10 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
+use super::RequestContext;
 use super::{sb, topic_name};
-use crate::broker::Context;
+use crate::context::Context;
 use crate::group::OFFSET_METADATA_MAX_BYTES;
-use crate::server::dispatch::RequestContext;
 use crate::txn::coordinator::{PendingOffset, TxnState};
 
 /// Clients older than KIP-588 know a fenced producer as INVALID_PRODUCER_EPOCH; each API
@@ -190,7 +190,7 @@ pub async fn end_txn(
     let result = ctx
         .txns
         .end_txn(
-            ctx,
+            &ctx.txn_env(),
             req.transactional_id.as_str(),
             req.producer_id.0,
             req.producer_epoch,

@@ -828,40 +828,6 @@ impl GroupCoordinator {
     }
 }
 
-/// Runs group metadata expiration every `offsets.retention.check.interval.ms` until the
-/// broker is dropped.
-pub fn spawn_offsets_expiration(ctx: std::sync::Weak<crate::broker::Context>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(ctx) = ctx.upgrade() else { break };
-            // Scans and deletes in RocksDB: off the async workers.
-            let _ = tokio::task::spawn_blocking(move || {
-                let pending = ctx.txns.groups_in_open_transactions();
-                let retention =
-                    i64::try_from(ctx.config.offsets_retention_ms()).unwrap_or(i64::MAX);
-                match ctx.groups.expire_offsets(
-                    &ctx.consumer_groups,
-                    &pending,
-                    crate::clock::now_ms(),
-                    retention,
-                ) {
-                    Ok(stats) => {
-                        ctx.metrics.offsets_expired.inc_by(stats.offsets as u64);
-                        ctx.metrics.groups_expired.inc_by(stats.groups as u64);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "offsets expiration pass failed"),
-                }
-                ctx.metrics.offsets_expiration_passes.inc();
-            })
-            .await;
-        }
-    });
-}
-
 /// What one offsets-expiry pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ExpiryStats {

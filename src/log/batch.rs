@@ -240,7 +240,7 @@ pub fn rebuild(
     max_timestamp: i64,
     records: &[u8],
 ) -> Bytes {
-    let bits = super::records::codec_bits(codec);
+    let bits = codec_bits(codec);
     rebuild_header(batch, bits, count, max_timestamp, records)
 }
 
@@ -317,6 +317,17 @@ pub fn control_batch(
     let crc = crc32c::crc32c(&out[ATTRIBUTES..]);
     out[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     out
+}
+
+/// The attribute bits that name `c` (the low three bits of a batch's attributes).
+pub fn codec_bits(c: kafka_protocol::records::Compression) -> i16 {
+    match c {
+        kafka_protocol::records::Compression::None => 0,
+        kafka_protocol::records::Compression::Gzip => 1,
+        kafka_protocol::records::Compression::Snappy => 2,
+        kafka_protocol::records::Compression::Lz4 => 3,
+        kafka_protocol::records::Compression::Zstd => 4,
+    }
 }
 
 #[cfg(test)]

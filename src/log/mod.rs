@@ -1,11 +1,10 @@
 //! The partition store: RocksDB layout, batch validation, and per-partition state.
 
 pub mod batch;
-pub mod compaction;
 pub mod partition;
+pub mod producer_state;
 pub mod recode;
 pub mod records;
-pub mod retention;
 pub mod store;
 
 pub use partition::Partition;

@@ -10,10 +10,10 @@ use rocksdb::WriteBatch;
 use tokio::sync::Notify;
 
 use super::batch::{self, BatchHeader, ProducedBatch};
+use super::producer_state::{self, BatchMeta, ProducerEntry, SequenceCheck};
 use super::records::{self, Check, Hold};
 use super::store::{Store, StoreError};
 use crate::clock::now_ms;
-use crate::txn::{self, BatchMeta, ProducerEntry, SequenceCheck};
 
 /// The leader epoch of every partition: a single node is always the leader, in epoch 0.
 pub const LEADER_EPOCH: i32 = 0;
@@ -351,8 +351,9 @@ impl Partition {
                 let entry = touched
                     .entry(h.producer_id)
                     .or_insert_with(|| state.producers.get(&h.producer_id).cloned());
-                let last_seq = txn::increment_sequence(h.base_sequence, h.last_offset_delta);
-                match txn::check_sequence(
+                let last_seq =
+                    producer_state::increment_sequence(h.base_sequence, h.last_offset_delta);
+                match producer_state::check_sequence(
                     entry.as_ref(),
                     h.producer_epoch,
                     h.base_sequence,
@@ -368,7 +369,7 @@ impl Partition {
                             last_seq,
                             base_offset: next,
                         };
-                        txn::record_batch(entry, h.producer_epoch, meta);
+                        producer_state::record_batch(entry, h.producer_epoch, meta);
                         if let Some(e) = entry.as_mut() {
                             e.last_timestamp = h.max_timestamp;
                             if h.is_transactional() && e.txn_first_offset.is_none() {

@@ -43,7 +43,7 @@ pub fn recompress(
     if batch::HEADER_LEN + packed.len() > max_message_bytes {
         return Err(too_large(batch::HEADER_LEN + packed.len()));
     }
-    let bytes = batch::with_records_section(b, records::codec_bits(compression), &packed);
+    let bytes = batch::with_records_section(b, batch::codec_bits(compression), &packed);
     batch::split_and_validate(&bytes, usize::MAX)
         .ok()
         .and_then(|mut v| (v.len() == 1).then(|| v.remove(0)))

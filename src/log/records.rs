@@ -772,17 +772,6 @@ pub fn convert_section(
     })
 }
 
-/// The attribute bits that name `c`.
-pub fn codec_bits(c: Compression) -> i16 {
-    match c {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Snappy => 2,
-        Compression::Lz4 => 3,
-        Compression::Zstd => 4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

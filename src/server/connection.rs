@@ -13,7 +13,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use super::dispatch::{self, Outcome};
-use crate::broker::Context;
+use crate::context::Context;
 
 /// Largest read-buffer growth step: a client announcing a 100 MiB frame gets memory only as
 /// fast as it actually sends bytes.

@@ -16,17 +16,18 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
     ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, ResponseHeader,
     SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
 
 use crate::api;
-use crate::broker::Context;
+use crate::context::Context;
 
 use super::wire::{decode_guarded, Parsed};
-pub use super::wire::{supported, ApiSupport, SUPPORTED_APIS};
+use crate::api::RequestContext;
+use crate::apis::{api_versions_table, touches_storage};
 
 /// What the connection does after a request.
 pub enum Outcome {
@@ -38,33 +39,6 @@ pub enum Outcome {
     Close(String),
 }
 
-/// Identity of the request being served, for handlers and for log lines.
-pub struct RequestContext {
-    pub peer: SocketAddr,
-    pub header: RequestHeader,
-    /// Set by a handler that has no response to carry an error (acks=0 produce): Kafka
-    /// closes the connection instead, so the client notices and refreshes its metadata.
-    close_reason: std::sync::Mutex<Option<String>>,
-}
-
-impl RequestContext {
-    pub fn client_id(&self) -> &str {
-        self.header.client_id.as_deref().unwrap_or("")
-    }
-
-    /// Asks the connection to close once this request is handled.
-    pub fn close_connection(&self, reason: String) {
-        *self.close_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
-    }
-
-    fn take_close_reason(&self) -> Option<String> {
-        self.close_reason
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-    }
-}
-
 /// Decodes one request frame, runs its handler, and encodes the response.
 pub async fn handle(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Outcome {
     let (key, version, correlation_id, header, frame) = match super::wire::parse_request(frame) {
@@ -74,11 +48,7 @@ pub async fn handle(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Outcome {
         }
         Parsed::Reject(reason) => return Outcome::Close(reason),
     };
-    let rc = RequestContext {
-        peer,
-        header,
-        close_reason: Default::default(),
-    };
+    let rc = RequestContext::new(peer, header);
     let started = std::time::Instant::now();
     let api = crate::metrics::api_name(key);
     // Counted down on drop, so a request cancelled with its connection leaves no trace.
@@ -210,33 +180,6 @@ pub fn droppable_on_close(frame: &[u8]) -> bool {
     )
 }
 
-/// APIs whose handlers call RocksDB without waiting on anything else: they run off the async
-/// workers (see `offload`). Fetch and the group APIs wait (long polls, rebalances) and are not
-/// here; Fetch offloads its reads itself.
-pub fn touches_storage(key: ApiKey) -> bool {
-    use ApiKey::*;
-    matches!(
-        key,
-        Produce
-            | ListOffsets
-            | Metadata
-            | CreateTopics
-            | DeleteTopics
-            | CreatePartitions
-            | AlterConfigs
-            | IncrementalAlterConfigs
-            | InitProducerId
-            | AddPartitionsToTxn
-            | AddOffsetsToTxn
-            | EndTxn
-            | TxnOffsetCommit
-            | OffsetCommit
-            | OffsetFetch
-            | OffsetDelete
-            | DeleteGroups
-    )
-}
-
 async fn route(
     ctx: &Context,
     rc: &RequestContext,
@@ -313,19 +256,6 @@ fn encode_frame<R: Encodable>(
     header.encode(&mut buf, header_version)?;
     resp.encode(&mut buf, version)?;
     Ok(buf)
-}
-
-/// The ApiVersions table as the response carries it.
-pub fn api_versions_table() -> Vec<kafka_protocol::messages::api_versions_response::ApiVersion> {
-    SUPPORTED_APIS
-        .iter()
-        .map(|a| {
-            kafka_protocol::messages::api_versions_response::ApiVersion::default()
-                .with_api_key(a.key as i16)
-                .with_min_version(a.min_version)
-                .with_max_version(a.max_version)
-        })
-        .collect()
 }
 
 /// KIP-511: ApiVersions at an unknown version is answered in the v0 format with

@@ -7,7 +7,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::connection::Connection;
-use crate::broker::Context;
+use crate::context::Context;
 
 /// File descriptors kept out of the connection budget: RocksDB's WAL, SST and manifest
 /// files, the HTTP port, the runtime's own.

@@ -14,12 +14,16 @@ use kafka_protocol::ResponseError;
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
-use crate::broker::Context;
 use crate::clock::now_ms;
+use crate::fault::Faults;
+use crate::group::consumer::ConsumerGroups;
 use crate::group::CommittedOffset;
+use crate::group::GroupCoordinator;
 use crate::log::partition::Marker;
 use crate::log::store::StoreError;
 use crate::log::Store;
+use crate::metadata::Metadata;
+use crate::txn::ProducerIds;
 
 /// Kafka's transaction states, under Kafka's names (DescribeTransactions reports them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +81,17 @@ pub struct TxnMeta {
     /// When the open transaction started (ms since the epoch), -1 when none is open.
     pub start_ms: i64,
     pub update_ms: i64,
+}
+
+/// What the coordinator works on besides its own state, lent by the broker for each call:
+/// the partitions it writes markers to, the groups it commits offsets for, producer ids and
+/// fault rules. A narrow interface, so the coordinator does not depend on the broker.
+pub struct TxnEnv<'a> {
+    pub metadata: &'a Metadata,
+    pub groups: &'a GroupCoordinator,
+    pub consumer_groups: &'a ConsumerGroups,
+    pub producer_ids: &'a ProducerIds,
+    pub faults: &'a Faults,
 }
 
 /// Coordinator limits, from the broker's flags.
@@ -162,15 +177,15 @@ impl TxnCoordinator {
     }
 
     /// Finishes commits and aborts that a stopped broker left half-written.
-    pub fn recover(&self, ctx: &Context) {
-        self.finish_prepared(ctx, "finishing a transaction left half-written");
+    pub fn recover(&self, env: &TxnEnv<'_>) {
+        self.finish_prepared(env, "finishing a transaction left half-written");
     }
 
     /// Completes every transaction still in PrepareCommit or PrepareAbort: left so by a
     /// stopped broker, or by a marker or offset write that failed. Kafka's coordinator
     /// retries markers until they are written; so does this, on the coordinator's timer.
     /// Returns how many completed.
-    pub fn finish_prepared(&self, ctx: &Context, why: &str) -> usize {
+    pub fn finish_prepared(&self, env: &TxnEnv<'_>, why: &str) -> usize {
         let preparing: Vec<(String, TxnState)> = self
             .lock()
             .txns
@@ -186,7 +201,7 @@ impl TxnCoordinator {
                 Marker::Abort
             };
             tracing::info!(transactional_id = %id, state = state.name(), "{why}");
-            if self.write_markers_and_complete(ctx, &id, marker) {
+            if self.write_markers_and_complete(env, &id, marker) {
                 done += 1;
             }
         }
@@ -198,7 +213,7 @@ impl TxnCoordinator {
     /// transaction of the old instance is aborted first.
     pub fn init_producer_id(
         &self,
-        ctx: &Context,
+        env: &TxnEnv<'_>,
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
@@ -225,7 +240,7 @@ impl TxnCoordinator {
             }
         };
         if ongoing {
-            self.end(ctx, transactional_id, Marker::Abort, true)?;
+            self.end(env, transactional_id, Marker::Abort, true)?;
         }
         let mut inner = self.lock();
         let now = now_ms();
@@ -237,7 +252,7 @@ impl TxnCoordinator {
                 }
                 if m.producer_epoch >= i16::MAX - 1 {
                     // Epochs are exhausted: a new producer id starts over at epoch 0.
-                    let pid = ctx.producer_ids.allocate(&ctx.store)?;
+                    let pid = env.producer_ids.allocate(&self.store)?;
                     inner.by_producer.remove(&m.producer_id);
                     m.producer_id = pid;
                     m.producer_epoch = 0;
@@ -254,7 +269,7 @@ impl TxnCoordinator {
             }
             None => TxnMeta {
                 transactional_id: transactional_id.to_string(),
-                producer_id: ctx.producer_ids.allocate(&ctx.store)?,
+                producer_id: env.producer_ids.allocate(&self.store)?,
                 producer_epoch: 0,
                 timeout_ms,
                 state: TxnState::Empty,
@@ -379,7 +394,7 @@ impl TxnCoordinator {
     /// the other outcome of a completed transaction is INVALID_TXN_STATE, as in Kafka.
     pub fn end_txn(
         &self,
-        ctx: &Context,
+        env: &TxnEnv<'_>,
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
@@ -408,14 +423,14 @@ impl TxnCoordinator {
         } else {
             Marker::Abort
         };
-        self.end(ctx, transactional_id, marker, false)
+        self.end(env, transactional_id, marker, false)
     }
 
     /// Moves an open transaction to Prepare*, optionally bumping the epoch (to fence the
     /// producer: timeouts and a new instance's InitProducerId), then writes the markers.
     fn end(
         &self,
-        ctx: &Context,
+        env: &TxnEnv<'_>,
         transactional_id: &str,
         marker: Marker,
         bump_epoch: bool,
@@ -441,7 +456,7 @@ impl TxnCoordinator {
             self.persist(&next)?;
             inner.txns.insert(transactional_id.to_string(), next);
         }
-        self.write_markers_and_complete(ctx, transactional_id, marker);
+        self.write_markers_and_complete(env, transactional_id, marker);
         Ok(())
     }
 
@@ -453,7 +468,7 @@ impl TxnCoordinator {
     /// is taken inside, and Produce asks the coordinator while holding that lock.
     fn write_markers_and_complete(
         &self,
-        ctx: &Context,
+        env: &TxnEnv<'_>,
         transactional_id: &str,
         marker: Marker,
     ) -> bool {
@@ -469,7 +484,7 @@ impl TxnCoordinator {
         }
         let mut failed = false;
         for (topic, index) in &meta.partitions {
-            let Some(p) = ctx
+            let Some(p) = env
                 .metadata
                 .topic(topic)
                 .and_then(|t| t.partition(*index).cloned())
@@ -477,8 +492,8 @@ impl TxnCoordinator {
                 self.marked(transactional_id, topic, *index);
                 continue; // deleted meanwhile: nothing left to mark
             };
-            let injected = if ctx.faults.armed() {
-                match ctx.faults.check(
+            let injected = if env.faults.armed() {
+                match env.faults.check(
                     kafka_protocol::messages::ApiKey::WriteTxnMarkers,
                     std::slice::from_ref(topic),
                 ) {
@@ -525,12 +540,12 @@ impl TxnCoordinator {
                     })
                     .collect();
                 if !commits.is_empty() {
-                    if let Err(e) = ctx.groups.offsets.commit(group, &commits) {
+                    if let Err(e) = env.groups.offsets.commit(group, &commits) {
                         tracing::warn!(transactional_id, group = %group, error = ?e, "transactional offsets not committed; the transaction stays prepared and the commit is retried");
                         return false;
                     }
-                    if !ctx.consumer_groups.exists(group) {
-                        ctx.groups.touch(group);
+                    if !env.consumer_groups.exists(group) {
+                        env.groups.touch(group);
                     }
                 }
             }
@@ -566,7 +581,7 @@ impl TxnCoordinator {
 
     /// Aborts, with an epoch bump that fences the producer, every transaction open longer
     /// than its timeout. Returns how many were aborted.
-    pub fn abort_timed_out(&self, ctx: &Context) -> usize {
+    pub fn abort_timed_out(&self, env: &TxnEnv<'_>) -> usize {
         let now = now_ms();
         let expired: Vec<String> = self
             .lock()
@@ -582,7 +597,7 @@ impl TxnCoordinator {
         let mut n = 0;
         for id in expired {
             tracing::info!(transactional_id = %id, "aborting a transaction open past its transaction.timeout.ms");
-            if self.end(ctx, &id, Marker::Abort, true).is_ok() {
+            if self.end(env, &id, Marker::Abort, true).is_ok() {
                 n += 1;
             }
         }
@@ -696,50 +711,6 @@ impl TxnCoordinator {
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
     }
-}
-
-/// Runs the timeout abort every `interval` (Kafka's
-/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`) until the broker goes.
-pub fn spawn(ctx: std::sync::Weak<Context>, interval: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(ctx) = ctx.upgrade() else { return };
-            let _ = tokio::task::spawn_blocking(move || {
-                ctx.txns.abort_timed_out(&ctx);
-                ctx.txns
-                    .finish_prepared(&ctx, "retrying the markers of a prepared transaction");
-            })
-            .await;
-        }
-    });
-}
-
-/// Runs transactional id expiration every
-/// `transaction.remove.expired.transaction.cleanup.interval.ms` until the broker is dropped.
-pub fn spawn_id_expiration(ctx: std::sync::Weak<Context>, interval: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(ctx) = ctx.upgrade() else { return };
-            let _ = tokio::task::spawn_blocking(move || {
-                match ctx.txns.expire_transactional_ids(now_ms()) {
-                    Ok(n) => {
-                        ctx.metrics.transactional_ids_expired.inc_by(n as u64);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "transactional id expiration failed"),
-                }
-                ctx.metrics.transactional_id_expiration_passes.inc();
-            })
-            .await;
-        }
-    });
 }
 
 /// A claim on completing one transaction, released on drop.

@@ -3,11 +3,9 @@
 //! topics whose `cleanup.policy` includes `delete`. Runs every
 //! `log.retention.check.interval.ms`, as Kafka's log manager does.
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
-
-use crate::broker::Context;
 use crate::clock::now_ms;
+use crate::config::BrokerConfig;
+use crate::metadata::Metadata;
 use crate::topic_config;
 
 /// The retention settings in force for one topic.
@@ -22,11 +20,12 @@ pub struct Retention {
 /// The retention of a topic from its configs and the broker's, or None when its cleanup
 /// policy does not include `delete` (compact-only topics are never trimmed by age or size).
 pub fn retention_of(
-    ctx: &Context,
+    metadata: &Metadata,
+    config: &BrokerConfig,
     configs: &std::collections::BTreeMap<String, String>,
 ) -> Option<Retention> {
-    let dynamic = ctx.metadata.broker_configs();
-    let value = |name: &str| topic_config::value_of(configs, name, &ctx.config, &dynamic);
+    let dynamic = metadata.broker_configs();
+    let value = |name: &str| topic_config::value_of(configs, name, config, &dynamic);
     if !topic_config::split_list(&value("cleanup.policy"))
         .iter()
         .any(|p| p == "delete")
@@ -45,13 +44,13 @@ pub fn retention_of(
 }
 
 /// One pass over every partition. Returns the bytes freed.
-pub fn run_once(ctx: &Context) -> u64 {
+pub fn run_once(metadata: &Metadata, config: &BrokerConfig) -> u64 {
     let now = now_ms();
     let mut freed = 0;
     // Producer state is pruned with the log: producers idle past producer.id.expiration.ms
     // are forgotten on every partition, whatever its cleanup policy.
-    let expiration = ctx.config.producer_id_expiration_ms;
-    for topic in ctx.metadata.topics() {
+    let expiration = config.producer_id_expiration_ms;
+    for topic in metadata.topics() {
         for p in &topic.partitions {
             match p.expire_producers(now, expiration) {
                 Ok(0) => {}
@@ -64,8 +63,8 @@ pub fn run_once(ctx: &Context) -> u64 {
             }
         }
     }
-    for topic in ctx.metadata.topics() {
-        let Some(r) = retention_of(ctx, &topic.configs) else {
+    for topic in metadata.topics() {
+        let Some(r) = retention_of(metadata, config, &topic.configs) else {
             continue;
         };
         if r.ms.is_none() && r.bytes.is_none() {
@@ -111,25 +110,4 @@ pub fn run_once(ctx: &Context) -> u64 {
         }
     }
     freed
-}
-
-/// Runs [`run_once`] every `log.retention.check.interval.ms` until the broker is dropped.
-pub fn spawn(ctx: Weak<Context>, interval: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(ctx): Option<Arc<Context>> = ctx.upgrade() else {
-                break;
-            };
-            // RocksDB reads and deletes block: keep them off the async workers.
-            let _ = tokio::task::spawn_blocking(move || {
-                run_once(&ctx);
-                ctx.metrics.retention_passes.inc();
-            })
-            .await;
-        }
-    });
 }

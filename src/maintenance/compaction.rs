@@ -11,17 +11,16 @@
 //! since its last cleaning reaches `min.cleanable.dirty.ratio`, or a tombstone is due.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
-use super::batch::{self, BatchHeader};
-use super::records::{self, codec, Check, Hold};
-use super::Partition;
-use crate::broker::Context;
 use crate::clock::now_ms;
+use crate::config::BrokerConfig;
+use crate::log::batch::{self, BatchHeader};
+use crate::log::records::{self, codec, Check, Hold};
+use crate::log::Partition;
+use crate::metadata::Metadata;
 use crate::topic_config;
 
 /// The compaction settings of one topic.
@@ -34,11 +33,12 @@ pub struct CompactionConfig {
 
 /// The compaction settings of a topic, or None when its policy does not include `compact`.
 pub fn compaction_of(
-    ctx: &Context,
+    metadata: &Metadata,
+    config: &BrokerConfig,
     configs: &std::collections::BTreeMap<String, String>,
 ) -> Option<CompactionConfig> {
-    let dynamic = ctx.metadata.broker_configs();
-    let value = |name: &str| topic_config::value_of(configs, name, &ctx.config, &dynamic);
+    let dynamic = metadata.broker_configs();
+    let value = |name: &str| topic_config::value_of(configs, name, config, &dynamic);
     if !topic_config::split_list(&value("cleanup.policy"))
         .iter()
         .any(|p| p == "compact")
@@ -247,12 +247,16 @@ pub fn clean_partition(
 }
 
 /// One pass of the cleaner over every compacted topic. Returns the totals.
-pub fn run_once(ctx: &Context, marks: &mut HashMap<u64, CleanerMark>) -> CleanStats {
+pub fn run_once(
+    metadata: &Metadata,
+    config: &BrokerConfig,
+    marks: &mut HashMap<u64, CleanerMark>,
+) -> CleanStats {
     let now = now_ms();
     let mut total = CleanStats::default();
     let mut live = HashSet::new();
-    for topic in ctx.metadata.topics() {
-        let Some(cfg) = compaction_of(ctx, &topic.configs) else {
+    for topic in metadata.topics() {
+        let Some(cfg) = compaction_of(metadata, config, &topic.configs) else {
             continue;
         };
         for p in &topic.partitions {
@@ -287,28 +291,4 @@ pub fn run_once(ctx: &Context, marks: &mut HashMap<u64, CleanerMark>) -> CleanSt
     }
     marks.retain(|uid, _| live.contains(uid));
     total
-}
-
-/// Runs the cleaner every `log.cleaner.backoff.ms` until the broker is dropped.
-pub fn spawn(ctx: Weak<Context>, backoff: Duration) {
-    tokio::spawn(async move {
-        let mut marks = HashMap::new();
-        loop {
-            tokio::time::sleep(backoff.max(Duration::from_millis(10))).await;
-            let Some(ctx): Option<Arc<Context>> = ctx.upgrade() else {
-                break;
-            };
-            // Decoding and RocksDB work block: keep them off the async workers.
-            let res = tokio::task::spawn_blocking(move || {
-                run_once(&ctx, &mut marks);
-                ctx.metrics.cleaner_passes.inc();
-                marks
-            })
-            .await;
-            match res {
-                Ok(m) => marks = m,
-                Err(_) => break,
-            }
-        }
-    });
 }

@@ -1,0 +1,51 @@
+//! The broker's shared state as request handlers and background passes see it: the
+//! configuration and the services, each the one owner of its piece of state. Defined
+//! below the frontends (`server`, `http`) and the start-up code (`broker`), so handlers
+//! depend on it without depending on what starts them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
+use crate::log::Store;
+use crate::metadata::Metadata;
+use crate::txn::ProducerIds;
+
+/// What every request handler may use: the configuration and the services.
+///
+/// It exists so handlers take one argument for the broker's shared state, and so that no
+/// handler reaches RocksDB except through a service.
+pub struct Context {
+    pub config: BrokerConfig,
+    pub metadata: Metadata,
+    pub producer_ids: ProducerIds,
+    pub groups: Arc<GroupCoordinator>,
+    pub txns: crate::txn::coordinator::TxnCoordinator,
+    /// KIP-848 consumer groups (ConsumerGroupHeartbeat).
+    pub consumer_groups: crate::group::consumer::ConsumerGroups,
+    pub store: Arc<Store>,
+    /// Host and port that Metadata and DescribeCluster report for this broker.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub metrics: crate::metrics::Metrics,
+    /// Fault-injection rules set over the HTTP port (none unless a user adds some).
+    pub faults: crate::fault::Faults,
+    /// True while the listener accepts clients (the HTTP port's `/ready`).
+    pub ready: std::sync::atomic::AtomicBool,
+    /// Where the admin HTTP port listens, once bound (`--http`).
+    pub http_addr: std::sync::OnceLock<SocketAddr>,
+}
+
+impl Context {
+    /// The handles the transaction coordinator works with, lent for one call.
+    pub fn txn_env(&self) -> crate::txn::coordinator::TxnEnv<'_> {
+        crate::txn::coordinator::TxnEnv {
+            metadata: &self.metadata,
+            groups: &self.groups,
+            consumer_groups: &self.consumer_groups,
+            producer_ids: &self.producer_ids,
+            faults: &self.faults,
+        }
+    }
+}
