@@ -60,7 +60,7 @@ impl Broker {
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
         let metadata = Metadata::load(store.clone(), config.max_partitions as usize)
             .context("loading metadata")?;
-        let producer_ids = ProducerIds::load(&store).context("loading producer ids")?;
+        let producer_ids = ProducerIds::load(store.clone()).context("loading producer ids")?;
         let groups = Arc::new(
             GroupCoordinator::load(
                 store.clone(),

@@ -42,7 +42,7 @@ pub async fn init_producer_id(
         resp.producer_epoch = req.producer_epoch + 1;
         return Some(resp);
     }
-    match ctx.producer_ids.allocate(&ctx.store) {
+    match ctx.producer_ids.allocate() {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;

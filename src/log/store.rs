@@ -44,6 +44,8 @@ const T_PRODUCERS: u8 = b'p';
 const T_LOG_START: u8 = b'l';
 /// Aborted transactions of a partition, for read_committed fetches:
 /// 'a' ‖ partition uid ‖ abort marker offset ‖ producer id -> first offset of the transaction.
+/// The meta key of the producer id block end.
+const KEY_NEXT_PRODUCER_ID: &[u8] = b"next_producer_id";
 const T_ABORTED: u8 = b'a';
 /// Transaction coordinator state: 'x' ‖ transactional id -> serialized state.
 const T_TXN: u8 = b'x';
@@ -288,6 +290,22 @@ impl Store {
 
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.db.get_cf(self.meta(), prefixed(T_META, key))?)
+    }
+
+    /// The end of the last block of producer ids reserved (0 on a new store): ids below it
+    /// may have been handed out before a restart, so allocation resumes from it.
+    pub fn producer_id_block_end(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .get_meta(KEY_NEXT_PRODUCER_ID)?
+            .and_then(|v| v.try_into().ok().map(i64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Records, synced, that producer ids below `end` may be handed out.
+    pub fn reserve_producer_ids(&self, end: i64) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        self.put_meta(&mut wb, KEY_NEXT_PRODUCER_ID, &end.to_be_bytes());
+        self.write_synced(wb)
     }
 
     /// All meta entries whose key starts with `prefix`.

@@ -252,7 +252,7 @@ impl TxnCoordinator {
                 }
                 if m.producer_epoch >= i16::MAX - 1 {
                     // Epochs are exhausted: a new producer id starts over at epoch 0.
-                    let pid = env.producer_ids.allocate(&self.store)?;
+                    let pid = env.producer_ids.allocate()?;
                     inner.by_producer.remove(&m.producer_id);
                     m.producer_id = pid;
                     m.producer_epoch = 0;
@@ -269,7 +269,7 @@ impl TxnCoordinator {
             }
             None => TxnMeta {
                 transactional_id: transactional_id.to_string(),
-                producer_id: env.producer_ids.allocate(&self.store)?,
+                producer_id: env.producer_ids.allocate()?,
                 producer_epoch: 0,
                 timeout_ms,
                 state: TxnState::Empty,
