@@ -1,14 +1,10 @@
-//! Committed offsets, persisted in the `groups` column family.
-//!
-//! Key: group length (u16 BE) ‖ group ‖ topic length (u16 BE) ‖ topic ‖ partition (i32 BE), so
-//! all offsets of a group, and of a group's topic, are contiguous prefixes.
+//! Committed offsets, through the store's offsets table (whose key layout is the store's).
 //! Value: offset (i64) ‖ leader epoch (i32) ‖ commit time ms (i64) ‖ metadata flag (u8: 0 null,
 //! 1 present) ‖ metadata bytes.
 
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
-use rocksdb::WriteBatch;
 
 use crate::log::store::StoreError;
 use crate::log::Store;
@@ -40,35 +36,6 @@ pub struct OffsetEntry {
     pub topic: String,
     pub partition: i32,
     pub offset: CommittedOffset,
-}
-
-/// The key prefix of a group's offsets; None for an id whose length does not fit the two
-/// length bytes (such a group can have no offsets: `validate_group_id` refuses it first).
-fn group_prefix(group: &str) -> Option<Vec<u8>> {
-    let len = u16::try_from(group.len()).ok()?;
-    let mut k = Vec::with_capacity(2 + group.len());
-    k.extend_from_slice(&len.to_be_bytes());
-    k.extend_from_slice(group.as_bytes());
-    Some(k)
-}
-
-fn key(group: &str, topic: &str, partition: i32) -> Option<Vec<u8>> {
-    let mut k = group_prefix(group)?;
-    k.extend_from_slice(&u16::try_from(topic.len()).ok()?.to_be_bytes());
-    k.extend_from_slice(topic.as_bytes());
-    k.extend_from_slice(&partition.to_be_bytes());
-    Some(k)
-}
-
-/// Splits a key back into (group, topic, partition).
-fn parse_key(k: &[u8]) -> Option<(String, String, i32)> {
-    let glen = u16::from_be_bytes(k.get(..2)?.try_into().ok()?) as usize;
-    let group = std::str::from_utf8(k.get(2..2 + glen)?).ok()?;
-    let rest = &k[2 + glen..];
-    let tlen = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
-    let topic = std::str::from_utf8(rest.get(2..2 + tlen)?).ok()?;
-    let p = i32::from_be_bytes(rest.get(2 + tlen..6 + tlen)?.try_into().ok()?);
-    Some((group.to_string(), topic.to_string(), p))
 }
 
 fn encode(c: &CommittedOffset) -> Vec<u8> {
@@ -114,15 +81,14 @@ impl OffsetStore {
     pub fn entries(&self) -> Result<Vec<OffsetEntry>, StoreError> {
         Ok(self
             .store
-            .scan_groups(&[])?
-            .iter()
-            .filter_map(|(k, v)| {
-                let (group, topic, partition) = parse_key(k)?;
+            .offsets(None)?
+            .into_iter()
+            .filter_map(|(group, topic, partition, v)| {
                 Some(OffsetEntry {
                     group,
                     topic,
                     partition,
-                    offset: decode(v)?,
+                    offset: decode(&v)?,
                 })
             })
             .collect())
@@ -132,27 +98,22 @@ impl OffsetStore {
     /// expired (same commit time); returns how many were deleted.
     pub fn expire(&self, group: &str, expired: &[(String, i32, i64)]) -> Result<usize, StoreError> {
         let _w = self.write_guard();
-        let mut wb = WriteBatch::default();
-        let mut n = 0;
+        let mut gone: Vec<(&str, i32)> = Vec::new();
         for (topic, partition, commit_ms) in expired {
-            let Some(k) = key(group, topic, *partition) else {
-                continue;
-            };
-            let current = self.store.get_group(&k)?;
+            let current = self.store.offset(group, topic, *partition)?;
             if current
                 .as_deref()
                 .and_then(decode)
                 .map(|c| c.commit_timestamp_ms)
                 == Some(*commit_ms)
             {
-                self.store.delete_group_key(&mut wb, &k);
-                n += 1;
+                gone.push((topic.as_str(), *partition));
             }
         }
-        if n > 0 {
-            self.store.write(wb)?;
+        if !gone.is_empty() {
+            self.store.write_offsets(group, &[], &gone)?;
         }
-        Ok(n)
+        Ok(gone.len())
     }
 
     /// Runs `f` if the group has no committed offsets, with commits held off meanwhile, so
@@ -163,14 +124,7 @@ impl OffsetStore {
         f: impl FnOnce() -> T,
     ) -> Result<Option<T>, StoreError> {
         let _w = self.write_guard();
-        let Some(prefix) = group_prefix(group) else {
-            return Ok(Some(f()));
-        };
-        let any = self
-            .store
-            .scan_groups(&prefix)?
-            .iter()
-            .any(|(k, _)| parse_key(k).is_some_and(|(g, _, _)| g == group));
+        let any = !self.store.offsets(Some(group))?.is_empty();
         Ok((!any).then(f))
     }
 
@@ -182,14 +136,16 @@ impl OffsetStore {
     ) -> Result<(), ResponseError> {
         super::validate_group_id(group)?;
         let _w = self.write_guard();
-        let mut wb = WriteBatch::default();
-        for (topic, partition, c) in offsets {
-            let k = key(group, topic, *partition).ok_or(ResponseError::InvalidGroupId)?;
-            self.store.put_group(&mut wb, &k, &encode(c));
-        }
+        let puts: Vec<(&str, i32, Vec<u8>)> = offsets
+            .iter()
+            .map(|(t, p, c)| (t.as_str(), *p, encode(c)))
+            .collect();
         self.store
-            .write(wb)
-            .map_err(|_| ResponseError::KafkaStorageError)
+            .write_offsets(group, &puts, &[])
+            .map_err(|e| match e {
+                StoreError::KeyTooLong(_) => ResponseError::InvalidGroupId,
+                _ => ResponseError::KafkaStorageError,
+            })
     }
 
     pub fn fetch(
@@ -198,12 +154,9 @@ impl OffsetStore {
         topic: &str,
         partition: i32,
     ) -> Result<Option<CommittedOffset>, ResponseError> {
-        let Some(k) = key(group, topic, partition) else {
-            return Ok(None);
-        };
         let v = self
             .store
-            .get_group(&k)
+            .offset(group, topic, partition)
             .map_err(|_| ResponseError::KafkaStorageError)?;
         Ok(v.as_deref().and_then(decode))
     }
@@ -213,35 +166,23 @@ impl OffsetStore {
         &self,
         group: &str,
     ) -> Result<Vec<(String, i32, CommittedOffset)>, ResponseError> {
-        let Some(prefix) = group_prefix(group) else {
-            return Ok(Vec::new());
-        };
-        let rows = self
+        Ok(self
             .store
-            .scan_groups(&prefix)
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-        Ok(rows
-            .iter()
-            .filter_map(|(k, v)| {
-                let (g, t, p) = parse_key(k)?;
-                (g == group).then_some(())?;
-                Some((t, p, decode(v)?))
-            })
+            .offsets(Some(group))
+            .map_err(|_| ResponseError::KafkaStorageError)?
+            .into_iter()
+            .filter_map(|(_, t, p, v)| Some((t, p, decode(&v)?)))
             .collect())
     }
 
     /// Every committed offset of every group: (group, topic, partition, offset).
     pub fn all(&self) -> Result<Vec<(String, String, i32, i64)>, ResponseError> {
-        let rows = self
+        Ok(self
             .store
-            .scan_groups(&[])
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-        Ok(rows
-            .iter()
-            .filter_map(|(k, v)| {
-                let (g, t, p) = parse_key(k)?;
-                Some((g, t, p, decode(v)?.offset))
-            })
+            .offsets(None)
+            .map_err(|_| ResponseError::KafkaStorageError)?
+            .into_iter()
+            .filter_map(|(g, t, p, v)| Some((g, t, p, decode(&v)?.offset)))
             .collect())
     }
 
@@ -252,36 +193,25 @@ impl OffsetStore {
         partitions: Option<&[(String, i32)]>,
     ) -> Result<(), ResponseError> {
         let _w = self.write_guard();
-        let mut wb = WriteBatch::default();
-        match partitions {
-            Some(ps) => {
-                for (t, p) in ps {
-                    if let Some(k) = key(group, t, *p) {
-                        self.store.delete_group_key(&mut wb, &k);
-                    }
-                }
-            }
+        let all;
+        let gone: Vec<(&str, i32)> = match partitions {
+            Some(ps) => ps.iter().map(|(t, p)| (t.as_str(), *p)).collect(),
             None => {
-                for (t, p, _) in self.fetch_all(group)? {
-                    if let Some(k) = key(group, &t, p) {
-                        self.store.delete_group_key(&mut wb, &k);
-                    }
-                }
+                all = self.fetch_all(group)?;
+                all.iter().map(|(t, p, _)| (t.as_str(), *p)).collect()
             }
-        }
+        };
         self.store
-            .write(wb)
+            .write_offsets(group, &[], &gone)
             .map_err(|_| ResponseError::KafkaStorageError)
     }
 
     /// The ids of every group that has committed offsets (loaded at start-up).
     pub fn group_ids(&self) -> Result<Vec<String>, StoreError> {
         let mut ids: Vec<String> = Vec::new();
-        for (k, _) in self.store.scan_groups(&[])? {
-            if let Some((g, _, _)) = parse_key(&k) {
-                if ids.last() != Some(&g) {
-                    ids.push(g);
-                }
+        for (g, _, _, _) in self.store.offsets(None)? {
+            if ids.last() != Some(&g) {
+                ids.push(g);
             }
         }
         Ok(ids)
@@ -293,9 +223,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_and_values_round_trip() {
-        let k = key("grp", "topic-a", 7).unwrap();
-        assert_eq!(parse_key(&k), Some(("grp".into(), "topic-a".into(), 7)));
+    fn values_round_trip() {
         for metadata in [None, Some(String::new()), Some("meta data ✓".to_string())] {
             let c = CommittedOffset {
                 offset: 42,
@@ -305,11 +233,5 @@ mod tests {
             };
             assert_eq!(decode(&encode(&c)), Some(c));
         }
-        // A group whose name is a prefix of another's does not capture its keys.
-        assert!(!key("ab", "t", 0)
-            .unwrap()
-            .starts_with(&group_prefix("a").unwrap()));
-        // An id too long for the two length bytes has no key, rather than a wrapped one.
-        assert_eq!(group_prefix(&"g".repeat(65_537)), None);
     }
 }

@@ -65,10 +65,46 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A name too long for its key's length field (ids are validated before they get here).
+    #[error("a name is too long for its key: {0}")]
+    KeyTooLong(&'static str),
 }
 
 /// A stored key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// A committed offset as stored: group, topic, partition and its encoded value.
+pub type OffsetRecord = (String, String, i32, Vec<u8>);
+
+/// The key prefix of a group's offsets: group length (u16 BE) ‖ group, so all offsets of a
+/// group are contiguous. None for an id whose length does not fit the two length bytes.
+fn group_prefix(group: &str) -> Option<Vec<u8>> {
+    let len = u16::try_from(group.len()).ok()?;
+    let mut k = Vec::with_capacity(2 + group.len());
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(group.as_bytes());
+    Some(k)
+}
+
+/// group prefix ‖ topic length (u16 BE) ‖ topic ‖ partition (i32 BE).
+fn offset_key(group: &str, topic: &str, partition: i32) -> Option<Vec<u8>> {
+    let mut k = group_prefix(group)?;
+    k.extend_from_slice(&u16::try_from(topic.len()).ok()?.to_be_bytes());
+    k.extend_from_slice(topic.as_bytes());
+    k.extend_from_slice(&partition.to_be_bytes());
+    Some(k)
+}
+
+/// Splits an offset key back into (group, topic, partition).
+fn parse_offset_key(k: &[u8]) -> Option<(String, String, i32)> {
+    let glen = u16::from_be_bytes(k.get(..2)?.try_into().ok()?) as usize;
+    let group = std::str::from_utf8(k.get(2..2 + glen)?).ok()?;
+    let rest = &k[2 + glen..];
+    let tlen = u16::from_be_bytes(rest.get(..2)?.try_into().ok()?) as usize;
+    let topic = std::str::from_utf8(rest.get(2..2 + tlen)?).ok()?;
+    let p = i32::from_be_bytes(rest.get(2 + tlen..6 + tlen)?.try_into().ok()?);
+    Some((group.to_string(), topic.to_string(), p))
+}
 
 /// The one RocksDB database of a broker.
 ///
@@ -330,21 +366,57 @@ impl Store {
         Ok(out)
     }
 
-    pub fn put_group(&self, wb: &mut WriteBatch, key: &[u8], value: &[u8]) {
-        wb.put_cf(self.meta(), prefixed(T_GROUPS, key), value);
+    /// One group's committed offset value for a partition (None when there is none).
+    pub fn offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(k) = offset_key(group, topic, partition) else {
+            return Ok(None);
+        };
+        Ok(self.db.get_cf(self.meta(), prefixed(T_GROUPS, &k))?)
     }
 
-    pub fn delete_group_key(&self, wb: &mut WriteBatch, key: &[u8]) {
-        wb.delete_cf(self.meta(), prefixed(T_GROUPS, key));
+    /// The committed offsets of one group, or of every group: (group, topic, partition,
+    /// value), sorted by group, topic and partition.
+    pub fn offsets(&self, group: Option<&str>) -> Result<Vec<OffsetRecord>, StoreError> {
+        let prefix = match group {
+            Some(g) => match group_prefix(g) {
+                Some(p) => p,
+                None => return Ok(Vec::new()),
+            },
+            None => Vec::new(),
+        };
+        Ok(self
+            .scan_table(T_GROUPS, &prefix)?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let (g, t, p) = parse_offset_key(&k)?;
+                group.is_none_or(|want| want == g).then_some((g, t, p, v))
+            })
+            .collect())
     }
 
-    pub fn get_group(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.meta(), prefixed(T_GROUPS, key))?)
-    }
-
-    /// All committed-offset entries whose key starts with `prefix` (empty: all of them).
-    pub fn scan_groups(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        self.scan_table(T_GROUPS, prefix)
+    /// Writes and deletes committed offsets of one group in one atomic write.
+    pub fn write_offsets(
+        &self,
+        group: &str,
+        puts: &[(&str, i32, Vec<u8>)],
+        deletes: &[(&str, i32)],
+    ) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for (topic, partition, value) in puts {
+            let k = offset_key(group, topic, *partition).ok_or(StoreError::KeyTooLong("group"))?;
+            wb.put_cf(self.meta(), prefixed(T_GROUPS, &k), value);
+        }
+        for (topic, partition) in deletes {
+            if let Some(k) = offset_key(group, topic, *partition) {
+                wb.delete_cf(self.meta(), prefixed(T_GROUPS, &k));
+            }
+        }
+        self.write(wb)
     }
 
     /// Producer state of one partition is written with the batch it describes.
@@ -580,6 +652,22 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn offset_keys_round_trip_and_never_wrap() {
+        let k = offset_key("grp", "topic-a", 7).unwrap();
+        assert_eq!(
+            parse_offset_key(&k),
+            Some(("grp".into(), "topic-a".into(), 7))
+        );
+        // A group whose name is a prefix of another's does not capture its keys.
+        assert!(!offset_key("ab", "t", 0)
+            .unwrap()
+            .starts_with(&group_prefix("a").unwrap()));
+        // An id too long for the two length bytes has no key, rather than a wrapped one.
+        assert_eq!(group_prefix(&"g".repeat(65_537)), None);
+    }
+
     use super::*;
 
     fn put_both(store: &Store, uid: u64) {
