@@ -43,20 +43,15 @@ pub async fn offset_commit(
                 .filter_map(move |p| id.map(|id| (id, p.partition_index)))
         })
         .collect();
-    let group_error = crate::group::check_member_commit(
-        &ctx.groups,
-        &ctx.consumer_groups,
-        &crate::group::CommitCheck {
-            group_id: &group_id,
-            generation_or_epoch: req.generation_id_or_member_epoch,
-            member_id: req.member_id.as_str(),
-            instance_id: &instance,
-            partitions: &committed,
-            transactional: false,
-            version,
-        },
-    )
-    .err();
+    let check = crate::group::CommitCheck {
+        group_id: &group_id,
+        generation_or_epoch: req.generation_id_or_member_epoch,
+        member_id: req.member_id.as_str(),
+        instance_id: &instance,
+        partitions: &committed,
+        transactional: false,
+        version,
+    };
     let now = now_ms();
     let mut to_commit = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());
@@ -75,9 +70,7 @@ pub async fn offset_commit(
             .partitions
             .iter()
             .map(|p| {
-                let error = if let Some(e) = group_error {
-                    Some(e)
-                } else if topic
+                let error = if topic
                     .as_ref()
                     .and_then(|tp| tp.partition(p.partition_index))
                     .is_none()
@@ -122,21 +115,27 @@ pub async fn offset_commit(
                 .with_partitions(partitions),
         );
     }
-    if !to_commit.is_empty() {
-        match ctx.groups.offsets.commit(&group_id, &to_commit) {
-            Err(e) => {
-                for t in topics.iter_mut() {
-                    for p in t.partitions.iter_mut() {
-                        if p.error_code == 0 {
-                            p.error_code = e.code();
-                        }
-                    }
-                }
+    // Kafka's order: the group's verdict first (every partition gets it), then each
+    // partition's own; the check and the write happen with the group held.
+    let result = crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
+        if to_commit.is_empty() {
+            Ok(())
+        } else {
+            ctx.groups.offsets.commit(&group_id, &to_commit)
+        }
+    });
+    let (group_error, write_error) = match result {
+        Err(e) => (Some(e), None),
+        Ok(Err(e)) => (None, Some(e)),
+        Ok(Ok(())) => (None, None),
+    };
+    for t in topics.iter_mut() {
+        for p in t.partitions.iter_mut() {
+            if let Some(e) = group_error {
+                p.error_code = e.code();
+            } else if let (Some(e), 0) = (write_error, p.error_code) {
+                p.error_code = e.code();
             }
-            // Offsets expiry may have deleted the empty group between the check and the
-            // write: a group with offsets is always known.
-            Ok(()) if !ctx.consumer_groups.exists(&group_id) => ctx.groups.touch(&group_id),
-            Ok(()) => {}
         }
     }
     Some(OffsetCommitResponse::default().with_topics(topics))

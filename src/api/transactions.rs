@@ -218,31 +218,25 @@ pub async fn txn_offset_commit(
     // v3+ carries the consumer's generation (classic) or member epoch (KIP-848): a zombie
     // member's offsets are refused as OffsetCommit would refuse them. Without it (-1, no
     // member) Kafka validates nothing but the group id and the producer.
-    let member_check = {
-        let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
-        let committed: Vec<(uuid::Uuid, i32)> = req
-            .topics
-            .iter()
-            .flat_map(|t| {
-                let id = ctx.metadata.topic(t.name.0.as_str()).map(|tp| tp.id);
-                t.partitions
-                    .iter()
-                    .filter_map(move |p| id.map(|id| (id, p.partition_index)))
-            })
-            .collect();
-        crate::group::check_member_commit(
-            &ctx.groups,
-            &ctx.consumer_groups,
-            &crate::group::CommitCheck {
-                group_id: group,
-                generation_or_epoch: req.generation_id,
-                member_id: req.member_id.as_str(),
-                instance_id: &instance,
-                partitions: &committed,
-                transactional: true,
-                version,
-            },
-        )
+    let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    let committed: Vec<(uuid::Uuid, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let id = ctx.metadata.topic(t.name.0.as_str()).map(|tp| tp.id);
+            t.partitions
+                .iter()
+                .filter_map(move |p| id.map(|id| (id, p.partition_index)))
+        })
+        .collect();
+    let check = crate::group::CommitCheck {
+        group_id: group,
+        generation_or_epoch: req.generation_id,
+        member_id: req.member_id.as_str(),
+        instance_id: &instance,
+        partitions: &committed,
+        transactional: true,
+        version,
     };
     let mut pending = Vec::new();
     let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
@@ -278,7 +272,9 @@ pub async fn txn_offset_commit(
             per_partition.push((ti, p.partition_index, error));
         }
     }
-    let shared = member_check.and_then(|_| {
+    // The member check and the offsets' hand-over to the transaction happen with the group
+    // held, so a rebalance cannot slip between them.
+    let shared = crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
         ctx.txns
             .add_pending_offsets(
                 req.transactional_id.as_str(),
@@ -288,7 +284,8 @@ pub async fn txn_offset_commit(
                 pending,
             )
             .map_err(|e| fenced_for(e, version, 3))
-    });
+    })
+    .and_then(|r| r);
     if let Err(e) = shared {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), group, error = ?e, "TxnOffsetCommit refused");
     }

@@ -146,7 +146,7 @@ impl ConsumerGroups {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -168,37 +168,7 @@ impl ConsumerGroups {
     /// Validates a commit's member fields against a consumer-protocol group, as Kafka's
     /// `ConsumerGroup.validateOffsetCommit` does; None when no such group exists.
     pub fn check_commit(&self, c: &super::CommitCheck) -> Option<Result<(), ResponseError>> {
-        let (group_id, member_id, epoch) = (c.group_id, c.member_id, c.generation_or_epoch);
-        let (instance_id, partitions) = (c.instance_id, c.partitions);
-        let (transactional, version) = (c.transactional, c.version);
-        let groups = self.lock();
-        let g = groups.get(group_id)?;
-        // An admin's (or assign()-only consumer's) commit to a group with no members.
-        if epoch < 0 && g.members.is_empty() {
-            return Some(Ok(()));
-        }
-        // TxnOffsetCommit's member fields are optional: validated only when given.
-        if transactional && epoch == -1 && member_id.is_empty() && instance_id.is_none() {
-            return Some(Ok(()));
-        }
-        let Some(m) = g.members.get(member_id) else {
-            return Some(Err(ResponseError::UnknownMemberId));
-        };
-        if !transactional && version < 9 {
-            // Kafka: "OffsetCommit version 9 or above must be used by members using the
-            // modern group protocol".
-            return Some(Err(ResponseError::UnsupportedVersion));
-        }
-        let owned = !partitions.is_empty() && partitions.iter().all(|tp| m.assigned.contains(tp));
-        Some(
-            if m.member_epoch == epoch || (epoch > 0 && epoch < m.member_epoch && owned) {
-                Ok(())
-            } else if transactional {
-                Err(ResponseError::IllegalGeneration)
-            } else {
-                Err(ResponseError::StaleMemberEpoch)
-            },
-        )
+        check_commit_in(&self.lock(), c)
     }
 
     pub fn describe(&self, group_id: &str) -> Option<ConsumerGroupView> {
@@ -224,11 +194,12 @@ impl ConsumerGroups {
         )
     }
 
-    /// Removes a consumer group with no members (the expiry of an empty group whose
-    /// offsets are gone); false when it has members or does not exist.
-    pub fn remove_if_empty(&self, group_id: &str) -> bool {
+    /// Removes a consumer group with no members if `also` holds, both decided with the
+    /// groups held (the expiry of an empty group whose offsets are gone); false when it has
+    /// members, does not exist, or `also` says no.
+    pub fn remove_if_empty_and(&self, group_id: &str, also: impl FnOnce() -> bool) -> bool {
         let mut groups = self.lock();
-        if groups.get(group_id).is_some_and(|g| g.members.is_empty()) {
+        if groups.get(group_id).is_some_and(|g| g.members.is_empty()) && also() {
             groups.remove(group_id);
             return true;
         }
@@ -771,6 +742,44 @@ fn view(g: &ConsumerGroup) -> ConsumerGroupView {
         members: g.members.values().cloned().collect(),
         target: g.target.clone(),
     }
+}
+
+/// A consumer group's checks of a commit's member fields, with the groups map held by the
+/// caller; None when no such group exists.
+pub(super) fn check_commit_in(
+    groups: &HashMap<String, ConsumerGroup>,
+    c: &super::CommitCheck,
+) -> Option<Result<(), ResponseError>> {
+    let (group_id, member_id, epoch) = (c.group_id, c.member_id, c.generation_or_epoch);
+    let (instance_id, partitions) = (c.instance_id, c.partitions);
+    let (transactional, version) = (c.transactional, c.version);
+    let g = groups.get(group_id)?;
+    // An admin's (or assign()-only consumer's) commit to a group with no members.
+    if epoch < 0 && g.members.is_empty() {
+        return Some(Ok(()));
+    }
+    // TxnOffsetCommit's member fields are optional: validated only when given.
+    if transactional && epoch == -1 && member_id.is_empty() && instance_id.is_none() {
+        return Some(Ok(()));
+    }
+    let Some(m) = g.members.get(member_id) else {
+        return Some(Err(ResponseError::UnknownMemberId));
+    };
+    if !transactional && version < 9 {
+        // Kafka: "OffsetCommit version 9 or above must be used by members using the
+        // modern group protocol".
+        return Some(Err(ResponseError::UnsupportedVersion));
+    }
+    let owned = !partitions.is_empty() && partitions.iter().all(|tp| m.assigned.contains(tp));
+    Some(
+        if m.member_epoch == epoch || (epoch > 0 && epoch < m.member_epoch && owned) {
+            Ok(())
+        } else if transactional {
+            Err(ResponseError::IllegalGeneration)
+        } else {
+            Err(ResponseError::StaleMemberEpoch)
+        },
+    )
 }
 
 #[cfg(test)]

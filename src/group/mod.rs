@@ -102,12 +102,10 @@ fn fence_static(
     Ok(())
 }
 
-/// Validates the member fields of an OffsetCommit or TxnOffsetCommit against whichever
-/// coordinator owns the group: a KIP-848 group checks the member epoch, a classic group its
-/// generation. Both commit paths call this one function, so a group id is judged by one
-/// owner whatever protocol its members speak.
 /// The member fields of one OffsetCommit or TxnOffsetCommit, as the group's owner checks
-/// them.
+/// them: a KIP-848 group the member epoch, a classic group its generation. Both commit paths
+/// go through `commit_checked`, so a group id is judged by one owner whatever protocol its
+/// members speak.
 pub struct CommitCheck<'a> {
     pub group_id: &'a str,
     /// A classic group's generation, or a KIP-848 member's epoch.
@@ -120,16 +118,72 @@ pub struct CommitCheck<'a> {
     pub version: i16,
 }
 
-pub fn check_member_commit(
+/// Checks a commit's member fields and, if they pass, runs `write` before the group can
+/// change: both coordinators' maps are held across the check and the write, so no rebalance,
+/// expiry or deletion slips between them. The outer error is the group's (every partition
+/// gets it), the inner one the write's. Lock order: classic groups, consumer groups, then
+/// whatever `write` takes (the offset store's writes, the transaction coordinator).
+pub fn commit_checked<T>(
     classic: &GroupCoordinator,
     consumer: &consumer::ConsumerGroups,
     c: &CommitCheck,
-) -> Result<(), ResponseError> {
+    write: impl FnOnce() -> Result<T, ResponseError>,
+) -> Result<Result<T, ResponseError>, ResponseError> {
     validate_group_id(c.group_id)?;
-    match consumer.check_commit(c) {
-        Some(result) => result,
-        None => classic.check_commit(c),
+    let mut classic_groups = classic.lock();
+    let consumer_groups = consumer.lock();
+    match consumer::check_commit_in(&consumer_groups, c) {
+        Some(result) => result?,
+        None => check_classic_commit(&mut classic_groups, c)?,
     }
+    Ok(write())
+}
+
+/// A classic group's checks of a commit's member fields (Kafka's `validateOffsetCommit`),
+/// with the groups map held by the caller.
+fn check_classic_commit(
+    groups: &mut HashMap<String, Group>,
+    c: &CommitCheck,
+) -> Result<(), ResponseError> {
+    let (group_id, generation_id, member_id) = (c.group_id, c.generation_or_epoch, c.member_id);
+    let (group_instance_id, transactional, version) = (c.instance_id, c.transactional, c.version);
+    let Some(group) = groups.get_mut(group_id) else {
+        if generation_id < 0 {
+            groups.insert(group_id.to_string(), Group::new(group_id));
+            return Ok(());
+        }
+        return Err(if !transactional && version >= 9 {
+            ResponseError::GroupIdNotFound
+        } else {
+            ResponseError::IllegalGeneration
+        });
+    };
+    let empty = group.state == GroupState::Empty;
+    if generation_id < 0 && empty {
+        return Ok(());
+    }
+    if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
+        fence_static(group, group_instance_id, member_id)?;
+        if !group.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if generation_id != group.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+    } else if !transactional && !empty {
+        // A commit from no member of a group that has members.
+        return Err(ResponseError::UnknownMemberId);
+    }
+    // During PreparingRebalance the generation is still current and members commit what
+    // they consumed before giving partitions up (as librdkafka does on revoke); only
+    // between the join and the leader's assignment is there nothing valid to commit.
+    if !transactional && group.state == GroupState::CompletingRebalance {
+        return Err(ResponseError::RebalanceInProgress);
+    }
+    if let Some(m) = group.members.get_mut(member_id) {
+        m.last_heartbeat = Instant::now();
+    }
+    Ok(())
 }
 
 /// The longest group id the broker accepts: Kafka writes group ids as an i16-length string
@@ -592,48 +646,8 @@ impl GroupCoordinator {
     /// a "simple" group (an admin's or an assign()-only consumer's); any other commit to an
     /// unknown group is refused and creates nothing.
     pub fn check_commit(&self, c: &CommitCheck) -> Result<(), ResponseError> {
-        let (group_id, generation_id, member_id) = (c.group_id, c.generation_or_epoch, c.member_id);
-        let (group_instance_id, transactional, version) =
-            (c.instance_id, c.transactional, c.version);
-        validate_group_id(group_id)?;
-        let mut groups = self.lock();
-        let Some(group) = groups.get_mut(group_id) else {
-            if generation_id < 0 {
-                groups.insert(group_id.to_string(), Group::new(group_id));
-                return Ok(());
-            }
-            return Err(if !transactional && version >= 9 {
-                ResponseError::GroupIdNotFound
-            } else {
-                ResponseError::IllegalGeneration
-            });
-        };
-        let empty = group.state == GroupState::Empty;
-        if generation_id < 0 && empty {
-            return Ok(());
-        }
-        if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
-            fence_static(group, group_instance_id, member_id)?;
-            if !group.members.contains_key(member_id) {
-                return Err(ResponseError::UnknownMemberId);
-            }
-            if generation_id != group.generation_id {
-                return Err(ResponseError::IllegalGeneration);
-            }
-        } else if !transactional && !empty {
-            // A commit from no member of a group that has members.
-            return Err(ResponseError::UnknownMemberId);
-        }
-        // During PreparingRebalance the generation is still current and members commit what
-        // they consumed before giving partitions up (as librdkafka does on revoke); only
-        // between the join and the leader's assignment is there nothing valid to commit.
-        if !transactional && group.state == GroupState::CompletingRebalance {
-            return Err(ResponseError::RebalanceInProgress);
-        }
-        if let Some(m) = group.members.get_mut(member_id) {
-            m.last_heartbeat = Instant::now();
-        }
-        Ok(())
+        validate_group_id(c.group_id)?;
+        check_classic_commit(&mut self.lock(), c)
     }
 
     /// Makes a group that received offsets outside OffsetCommit (a committed transaction)
@@ -802,11 +816,21 @@ impl GroupCoordinator {
             if pending.contains_key(&id) {
                 continue;
             }
-            if self
-                .offsets
-                .if_no_offsets(&id, || consumer.remove_if_empty(&id))?
-                == Some(true)
-            {
+            // Lock order as in `commit_checked`: the consumer groups, then the offset writes.
+            let mut failed = None;
+            let removed = consumer.remove_if_empty_and(&id, || {
+                match self.offsets.if_no_offsets(&id, || ()) {
+                    Ok(none) => none.is_some(),
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if removed {
                 tracing::info!(group = %id, "deleted empty consumer group with no offsets");
                 stats.groups += 1;
             }
