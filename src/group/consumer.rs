@@ -161,16 +161,6 @@ impl ConsumerGroups {
         self.lock().contains_key(group_id)
     }
 
-    /// OffsetCommit by a member of a consumer group: the member must exist and commit with
-    /// its current epoch, or with an older one for partitions it still owns (a commit sent
-    /// while a rebalance gave it a new epoch, as Kafka 4.4 accepts); STALE_MEMBER_EPOCH
-    /// otherwise, as Kafka answers.
-    /// Validates a commit's member fields against a consumer-protocol group, as Kafka's
-    /// `ConsumerGroup.validateOffsetCommit` does; None when no such group exists.
-    pub fn check_commit(&self, c: &super::CommitCheck) -> Option<Result<(), ResponseError>> {
-        check_commit_in(&self.lock(), c)
-    }
-
     pub fn describe(&self, group_id: &str) -> Option<ConsumerGroupView> {
         self.lock().get(group_id).map(view)
     }
@@ -744,8 +734,11 @@ fn view(g: &ConsumerGroup) -> ConsumerGroupView {
     }
 }
 
-/// A consumer group's checks of a commit's member fields, with the groups map held by the
-/// caller; None when no such group exists.
+/// A consumer group's checks of a commit's member fields (Kafka's
+/// `ConsumerGroup.validateOffsetCommit`), with the groups map held by the caller; None when
+/// no such group exists. The member must exist and commit with its current epoch, or with an
+/// older one for partitions it still owns (a commit sent while a rebalance gave it a new
+/// epoch, as Kafka 4.4 accepts); STALE_MEMBER_EPOCH otherwise.
 pub(super) fn check_commit_in(
     groups: &HashMap<String, ConsumerGroup>,
     c: &super::CommitCheck,

@@ -140,7 +140,9 @@ pub fn commit_checked<T>(
 }
 
 /// A classic group's checks of a commit's member fields (Kafka's `validateOffsetCommit`),
-/// with the groups map held by the caller.
+/// with the groups map held by the caller. A commit with generation -1 to an unknown group
+/// creates a "simple" group (an admin's or an assign()-only consumer's); any other commit to
+/// an unknown group is refused and creates nothing.
 fn check_classic_commit(
     groups: &mut HashMap<String, Group>,
     c: &CommitCheck,
@@ -639,15 +641,6 @@ impl GroupCoordinator {
         group.remove_member(&id);
         group.membership_changed(Instant::now(), self.config.initial_rebalance_delay_ms);
         Ok(())
-    }
-
-    /// Validates an OffsetCommit or TxnOffsetCommit against a classic group, as Kafka's
-    /// `validateOffsetCommit` does. A commit with generation -1 to an unknown group creates
-    /// a "simple" group (an admin's or an assign()-only consumer's); any other commit to an
-    /// unknown group is refused and creates nothing.
-    pub fn check_commit(&self, c: &CommitCheck) -> Result<(), ResponseError> {
-        validate_group_id(c.group_id)?;
-        check_classic_commit(&mut self.lock(), c)
     }
 
     /// Makes a group that received offsets outside OffsetCommit (a committed transaction)
