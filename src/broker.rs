@@ -11,9 +11,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
 use crate::group::{GroupConfig, GroupCoordinator};
-use crate::log::Store;
 use crate::metadata::Metadata;
 use crate::server::listener;
+use crate::storage::Store;
 use crate::txn::ProducerIds;
 
 pub use crate::context::Context;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
-use crate::log::Store;
 use crate::metadata::Metadata;
+use crate::storage::Store;
 use crate::txn::ProducerIds;
 
 /// What every request handler may use: the configuration and the services.

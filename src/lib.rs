@@ -17,8 +17,8 @@ pub mod log;
 pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
-pub mod offload;
 pub mod server;
+pub mod storage;
 pub mod topic_config;
 pub mod txn;
 

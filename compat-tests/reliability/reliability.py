@@ -1412,7 +1412,7 @@ def case_bombs(workdir, long):
 
 
 # The broker runs at most this many storage handlers (Produce etc.) at once
-# (MAX_CONCURRENT in src/offload.rs, since 052d972).
+# (MAX_CONCURRENT in src/storage/offload.rs, since 052d972).
 BROKER_MAX_HANDLERS = 32
 # 16 concurrent 73-byte snappy requests that declare 60 MiB each peaked at 613 MB before
 # 052d972 (64: 1,417 MB); refused before any allocation now, they must stay well below this.

@@ -119,7 +119,7 @@ pub async fn handle(
             n.as_mut().enable();
         }
         let (partitions, total_bytes, any_error) =
-            crate::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
+            crate::storage::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
         let done =
             total_bytes >= min_bytes || any_error || live.is_empty() || Instant::now() >= deadline;
         if done {
@@ -137,7 +137,7 @@ pub async fn handle(
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
             // Timed out: one last read so data that raced the timer is not left behind.
             let (partitions, _, _) =
-                crate::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
+                crate::storage::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
             resp.responses = assemble(ctx, &topics, partitions);
             return Some(resp);
         }

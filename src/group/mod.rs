@@ -20,8 +20,8 @@ pub use offsets::{CommittedOffset, OffsetStore};
 use state::{Group, Member};
 pub use state::{GroupState, JoinOutcome, SyncOutcome};
 
-use crate::log::store::StoreError;
-use crate::log::Store;
+use crate::storage::Store;
+use crate::storage::StoreError;
 
 /// How often session timeouts and rebalance deadlines are checked.
 const TICK: Duration = Duration::from_millis(100);

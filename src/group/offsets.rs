@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 
-use crate::log::store::StoreError;
-use crate::log::Store;
+use crate::storage::Store;
+use crate::storage::StoreError;
 
 /// One committed offset as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]

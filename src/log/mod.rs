@@ -5,7 +5,5 @@ pub mod partition;
 pub mod producer_state;
 pub mod recode;
 pub mod records;
-pub mod store;
 
 pub use partition::Partition;
-pub use store::Store;

@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
-use rocksdb::WriteBatch;
 use tokio::sync::Notify;
 
 use super::batch::{self, BatchHeader, ProducedBatch};
 use super::producer_state::{self, BatchMeta, ProducerEntry, SequenceCheck};
 use super::records::{self, Check, Hold};
-use super::store::{Store, StoreError};
 use crate::clock::now_ms;
+use crate::storage::{Store, StoreError};
 
 /// The leader epoch of every partition: a single node is always the leader, in epoch 0.
 pub const LEADER_EPOCH: i32 = 0;
@@ -342,7 +341,7 @@ impl Partition {
         let mut next = first;
         let mut result_base = None;
         let mut max_ts = state.max_timestamp;
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         let mut touched: HashMap<i64, Option<ProducerEntry>> = HashMap::new();
         let mut written = 0u64;
         for b in batches {
@@ -382,17 +381,16 @@ impl Partition {
             result_base.get_or_insert(next);
             let stored = batch::assign_offset(&b.bytes, next, LEADER_EPOCH);
             written += stored.len() as u64;
-            self.store.put_log(&mut wb, self.uid, next, &stored);
+            wb.put_log(self.uid, next, &stored);
             if b.header.max_timestamp > max_ts {
                 max_ts = b.header.max_timestamp;
-                self.store.put_time_index(&mut wb, self.uid, max_ts, next);
+                wb.put_time_index(self.uid, max_ts, next);
             }
             next += i64::from(b.header.last_offset_delta) + 1;
         }
         for (pid, entry) in &touched {
             if let Some(e) = entry {
-                self.store
-                    .put_producer(&mut wb, self.uid, *pid, &e.encode());
+                wb.put_producer(self.uid, *pid, &e.encode());
             }
         }
         if next == first {
@@ -471,14 +469,12 @@ impl Partition {
         let first = entry.txn_first_offset.take();
         entry.last_timestamp = now;
         entry.coordinator_epoch = coordinator_epoch;
-        let mut wb = WriteBatch::default();
-        self.store.put_log(&mut wb, self.uid, offset, &bytes);
-        self.store
-            .put_producer(&mut wb, self.uid, producer_id, &entry.encode());
+        let mut wb = self.store.batch();
+        wb.put_log(self.uid, offset, &bytes);
+        wb.put_producer(self.uid, producer_id, &entry.encode());
         let aborted = match (marker, first) {
             (Marker::Abort, Some(first_offset)) => {
-                self.store
-                    .put_aborted(&mut wb, self.uid, offset, producer_id, first_offset);
+                wb.put_aborted(self.uid, offset, producer_id, first_offset);
                 Some(AbortedTxn {
                     producer_id,
                     first_offset,
@@ -594,11 +590,9 @@ impl Partition {
         if new_start == lso && freed == 0 {
             return Ok(0);
         }
-        let mut wb = WriteBatch::default();
-        self.store
-            .delete_aborted_before(&mut wb, self.uid, new_start);
-        self.store
-            .delete_log_before(&mut wb, self.uid, first_kept_base, new_start)
+        let mut wb = self.store.batch();
+        wb.delete_aborted_before(self.uid, new_start);
+        wb.delete_log_before(self.uid, first_kept_base, new_start)
             .and_then(|_| self.store.write(wb))
             .map_err(|e| {
                 tracing::error!(topic = %self.topic, partition = self.index, error = %e, "truncate failed");
@@ -633,9 +627,9 @@ impl Partition {
         if expired.is_empty() {
             return Ok(0);
         }
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         for pid in &expired {
-            self.store.delete_producer(&mut wb, self.uid, *pid);
+            wb.delete_producer(self.uid, *pid);
         }
         self.store.write(wb).map_err(|e| {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "producer expiration failed");
@@ -704,15 +698,15 @@ impl Partition {
         if self.is_deleted() || self.log_start_offset() != expected_start {
             return Ok(false);
         }
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         for base in removed {
-            self.store.delete_log(&mut wb, self.uid, *base);
+            wb.delete_log(self.uid, *base);
         }
         for (base, bytes) in rewritten {
-            self.store.put_log(&mut wb, self.uid, *base, bytes);
+            wb.put_log(self.uid, *base, bytes);
         }
         // Compaction never moves the log start, even when the first batch loses its head.
-        self.store.put_log_start(&mut wb, self.uid, expected_start);
+        wb.put_log_start(self.uid, expected_start);
         self.store.write(wb).map_err(|e| {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "compaction write failed");
             ResponseError::KafkaStorageError
@@ -727,7 +721,7 @@ impl Partition {
     /// taken under the append lock, read without it (appends meanwhile are counted aside
     /// and added), so producers do not wait for the scan. Later calls are free.
     pub fn size_bytes(&self) -> Result<u64, ResponseError> {
-        let sum = |scan: super::store::LogScan<'_>| {
+        let sum = |scan: crate::storage::LogScan<'_>| {
             let mut total = 0u64;
             scan.visit(|_, bytes| {
                 total += bytes.len() as u64;

@@ -6,18 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use kafka_protocol::ResponseError;
-use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::log::store::StoreError;
-use crate::log::{Partition, Store};
-
-const KEY_CLUSTER_ID: &[u8] = b"cluster_id";
-const KEY_NEXT_UID: &[u8] = b"next_partition_uid";
-const PREFIX_TOPIC: &[u8] = b"topic\0";
-/// Dynamic broker configs (AlterConfigs on a BROKER resource): JSON of [`BrokerConfigs`].
-const KEY_BROKER_CONFIGS: &[u8] = b"broker-configs";
+use crate::log::Partition;
+use crate::storage::StoreError;
+use crate::storage::{Batch, Store};
 
 /// Longest legal topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -112,12 +106,12 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 impl Metadata {
     /// Loads the cluster id and every topic from the store, opening each partition.
     pub fn load(store: Arc<Store>, max_partitions: usize) -> Result<Metadata, StoreError> {
-        let cluster_id = match store.get_meta(KEY_CLUSTER_ID)? {
-            Some(v) => String::from_utf8_lossy(&v).into_owned(),
+        let cluster_id = match store.cluster_id()? {
+            Some(id) => id,
             None => {
                 let id = new_cluster_id();
-                let mut wb = WriteBatch::default();
-                store.put_meta(&mut wb, KEY_CLUSTER_ID, id.as_bytes());
+                let mut wb = store.batch();
+                wb.put_cluster_id(&id);
                 // Not synced: it reaches the disk with the first synced write (topic creation)
                 // at the latest, and until something is stored a lost id loses nothing.
                 store.write(wb)?;
@@ -133,13 +127,12 @@ impl Metadata {
             broker_configs: Default::default(),
             max_partitions,
         };
-        if let Some(v) = store.get_meta(KEY_BROKER_CONFIGS)? {
+        if let Some(v) = store.broker_configs()? {
             let bc: BrokerConfigs = serde_json::from_slice(&v)
                 .map_err(|e| StoreError::Corrupt(format!("broker configs: {e}")))?;
             *md.broker_configs.write().unwrap_or_else(|e| e.into_inner()) = bc;
         }
-        for (k, v) in store.scan_meta(PREFIX_TOPIC)? {
-            let name = String::from_utf8_lossy(&k[PREFIX_TOPIC.len()..]).into_owned();
+        for (name, v) in store.topics()? {
             let rec: TopicRecord = serde_json::from_slice(&v)
                 .map_err(|e| StoreError::Corrupt(format!("topic record {name}: {e}")))?;
             let topic = md.build_topic(&name, &rec)?;
@@ -222,28 +215,26 @@ impl Metadata {
         all
     }
 
-    fn next_uids(&self, wb: &mut WriteBatch, n: usize) -> Result<Vec<u64>, ResponseError> {
+    fn next_uids(&self, wb: &mut Batch<'_>, n: usize) -> Result<Vec<u64>, ResponseError> {
         let current = self
             .store
-            .get_meta(KEY_NEXT_UID)
+            .next_partition_uid()
             .map_err(|_| ResponseError::KafkaStorageError)?
-            .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
             .unwrap_or(1);
         let next = current + n as u64;
-        if next >= crate::log::store::MAX_PARTITION_UID {
+        if next >= crate::storage::MAX_PARTITION_UID {
             // 2^56 partitions ever created: unreachable in practice, refused rather than let a
             // batch key sort among the tables' keys.
             return Err(ResponseError::KafkaStorageError);
         }
-        self.store.put_meta(wb, KEY_NEXT_UID, &next.to_be_bytes());
+        wb.put_next_partition_uid(next);
         Ok((current..next).collect())
     }
 
-    fn persist(&self, wb: &mut WriteBatch, name: &str, rec: &TopicRecord) {
-        let key = [PREFIX_TOPIC, name.as_bytes()].concat();
+    fn persist(&self, wb: &mut Batch<'_>, name: &str, rec: &TopicRecord) {
         // Serializing plain structs of strings and numbers cannot fail.
         let value = serde_json::to_vec(rec).unwrap_or_default();
-        self.store.put_meta(wb, &key, &value);
+        wb.put_topic(name, &value);
     }
 
     /// Creates a topic. `validate_only` checks everything and changes nothing.
@@ -275,7 +266,7 @@ impl Metadata {
                 "storage error".to_string(),
             )
         };
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         let uids = self
             .next_uids(&mut wb, num_partitions as usize)
             .map_err(|e| (e, "storage error".to_string()))?;
@@ -306,11 +297,10 @@ impl Metadata {
         for p in &topic.partitions {
             p.mark_deleted();
         }
-        let mut wb = WriteBatch::default();
-        self.store
-            .delete_meta(&mut wb, &[PREFIX_TOPIC, name.as_bytes()].concat());
+        let mut wb = self.store.batch();
+        wb.delete_topic(name);
         for p in &topic.partitions {
-            self.store.delete_partition(&mut wb, p.uid);
+            wb.delete_partition(p.uid);
         }
         self.store
             .write_synced(wb)
@@ -358,7 +348,7 @@ impl Metadata {
                 "storage error".to_string(),
             )
         };
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         let new_uids = self
             .next_uids(&mut wb, (total - current) as usize)
             .map_err(|e| (e, "storage error".to_string()))?;
@@ -406,9 +396,9 @@ impl Metadata {
     /// Replaces the dynamic broker configs (already validated) and persists them.
     pub fn set_broker_configs(&self, configs: BrokerConfigs) -> Result<(), ResponseError> {
         let _guard = self.admin_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         let json = serde_json::to_vec(&configs).map_err(|_| ResponseError::UnknownServerError)?;
-        self.store.put_meta(&mut wb, KEY_BROKER_CONFIGS, &json);
+        wb.put_broker_configs(&json);
         self.store
             .write_synced(wb)
             .map_err(|_| ResponseError::KafkaStorageError)?;
@@ -436,7 +426,7 @@ impl Metadata {
             partition_uids: topic.partitions.iter().map(|p| p.uid).collect(),
             configs: configs.clone(),
         };
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         self.persist(&mut wb, name, &rec);
         self.store
             .write_synced(wb)

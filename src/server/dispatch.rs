@@ -138,7 +138,7 @@ macro_rules! routes {
                     }
                     let handling = $handler($ctx, $rc, $version, req);
                     let answer = if touches_storage($key) {
-                        crate::offload::run(async move {
+                        crate::storage::offload::run(async move {
                             if let Some(d) = stall {
                                 // A slow disk, simulated where the storage work runs.
                                 std::thread::sleep(d);

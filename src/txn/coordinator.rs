@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_protocol::ResponseError;
-use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
@@ -20,9 +19,9 @@ use crate::group::consumer::ConsumerGroups;
 use crate::group::CommittedOffset;
 use crate::group::GroupCoordinator;
 use crate::log::partition::Marker;
-use crate::log::store::StoreError;
-use crate::log::Store;
 use crate::metadata::Metadata;
+use crate::storage::Store;
+use crate::storage::StoreError;
 use crate::txn::ProducerIds;
 
 /// Kafka's transaction states, under Kafka's names (DescribeTransactions reports them).
@@ -143,7 +142,7 @@ impl TxnCoordinator {
         for (k, v) in store.scan_txns()? {
             let Ok(meta) = serde_json::from_slice::<TxnMeta>(&v) else {
                 tracing::warn!(
-                    key = %String::from_utf8_lossy(&k),
+                    key = %k,
                     "unreadable transaction state skipped"
                 );
                 continue;
@@ -167,9 +166,8 @@ impl TxnCoordinator {
 
     fn persist(&self, meta: &TxnMeta) -> Result<(), ResponseError> {
         let value = serde_json::to_vec(meta).map_err(|_| ResponseError::UnknownServerError)?;
-        let mut wb = WriteBatch::default();
-        self.store
-            .put_txn(&mut wb, &meta.transactional_id, Some(&value));
+        let mut wb = self.store.batch();
+        wb.put_txn(&meta.transactional_id, Some(&value));
         self.store.write(wb).map_err(|e| {
             tracing::error!(transactional_id = %meta.transactional_id, error = %e, "transaction state write failed");
             ResponseError::KafkaStorageError
@@ -624,9 +622,9 @@ impl TxnCoordinator {
         if expired.is_empty() {
             return Ok(0);
         }
-        let mut wb = WriteBatch::default();
+        let mut wb = self.store.batch();
         for (id, _) in &expired {
-            self.store.put_txn(&mut wb, id, None);
+            wb.put_txn(id, None);
         }
         self.store.write(wb)?;
         for (id, producer_id) in &expired {

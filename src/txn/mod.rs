@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use kafka_protocol::ResponseError;
 
-use crate::log::store::StoreError;
-use crate::log::Store;
+use crate::storage::Store;
+use crate::storage::StoreError;
 
 /// Ids are reserved from the store in blocks, so an InitProducerId rarely waits for a sync.
 const ID_BLOCK: i64 = 1000;
