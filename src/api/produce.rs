@@ -13,8 +13,10 @@ use super::RequestContext;
 use crate::clock::now_ms;
 use crate::context::Context;
 use crate::log::batch::{set_log_append_time, split_and_validate, BatchHeader, ProducedBatch};
+use crate::log::partition::Appended;
 use crate::log::recode;
 use crate::log::records::{self, Check, Hold};
+use crate::log::Partition;
 use crate::metadata::{validate_topic_name, Topic};
 use crate::topic_config;
 use kafka_protocol::records::Compression;
@@ -27,11 +29,31 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
-    let responses: Vec<_> = req
+    let mut queued = Vec::new();
+    let mut responses: Vec<_> = req
         .topic_data
         .into_iter()
-        .map(|t| produce_topic(ctx, rc, version, acks_valid, t))
+        .enumerate()
+        .map(|(i, t)| produce_topic(ctx, rc, version, acks_valid, t, i, &mut queued))
         .collect();
+    // Every partition's append is queued before any is awaited: with --fsync they share
+    // one sync.
+    for q in queued {
+        let topic = &mut responses[q.topic];
+        let out = &mut topic.partition_responses[q.partition];
+        match q.partition_log.appended(q.appended).await {
+            Ok(r) => {
+                out.base_offset = r.base_offset;
+                out.log_start_offset = r.log_start_offset;
+                out.log_append_time_ms = q.append_time.unwrap_or(-1);
+                ctx.metrics.bytes_in(&topic.name.0, q.bytes);
+            }
+            Err(code) => {
+                ctx.metrics.partition_error("Produce", code.code());
+                out.error_code = code.code();
+            }
+        }
+    }
     if acks == 0 {
         // No response can carry the error, so Kafka closes the connection: the client
         // reconnects and refreshes its metadata instead of writing into the void.
@@ -74,12 +96,26 @@ fn resolve_topic(
     auto_create_topic(ctx, name)
 }
 
+/// A partition's append, queued for the disk, and where its answer goes.
+struct Queued {
+    topic: usize,
+    partition: usize,
+    partition_log: Arc<Partition>,
+    appended: Appended,
+    append_time: Option<i64>,
+    bytes: usize,
+}
+
+/// Validates and queues the appends of one topic's partitions (into `queued`), answering
+/// at once the partitions that fail before their append is queued.
 fn produce_topic(
     ctx: &Context,
     rc: &RequestContext,
     version: i16,
     acks_valid: bool,
     data: TopicProduceData,
+    topic_pos: usize,
+    queued: &mut Vec<Queued>,
 ) -> TopicProduceResponse {
     let topic = if acks_valid {
         resolve_topic(ctx, version, &data)
@@ -90,7 +126,8 @@ fn produce_topic(
     let partition_responses = data
         .partition_data
         .iter()
-        .map(|pd| {
+        .enumerate()
+        .map(|(pos, pd)| {
             let mut out = PartitionProduceResponse::default()
                 .with_index(pd.index)
                 .with_base_offset(-1)
@@ -163,17 +200,18 @@ fn produce_topic(
                         })
                 };
                 p.append(&batches, &verify)
-                    .map(|r| (r, rules.log_append_time.then_some(now)))
+                    .map(|a| (p.clone(), a, rules.log_append_time.then_some(now)))
                     .map_err(|e| (e, None))
             });
             match result {
-                Ok((r, append_time)) => {
-                    out.base_offset = r.base_offset;
-                    out.log_start_offset = r.log_start_offset;
-                    out.log_append_time_ms = append_time.unwrap_or(-1);
-                    let bytes = pd.records.as_ref().map_or(0, |b| b.len());
-                    ctx.metrics.bytes_in(&data.name.0, bytes);
-                }
+                Ok((partition_log, appended, append_time)) => queued.push(Queued {
+                    topic: topic_pos,
+                    partition: pos,
+                    partition_log,
+                    appended,
+                    append_time,
+                    bytes: pd.records.as_ref().map_or(0, |b| b.len()),
+                }),
                 Err((code, message)) => {
                     ctx.metrics.partition_error("Produce", code.code());
                     out.error_code = code.code();

@@ -74,6 +74,9 @@ pub struct Partition {
 }
 
 struct AppendState {
+    /// The offset the next append gets. It runs ahead of the published log end while
+    /// appends are queued for the disk: the log end moves once they are durable.
+    next_offset: i64,
     max_timestamp: i64,
     /// Idempotent producers seen on this partition, by producer id.
     producers: HashMap<i64, ProducerEntry>,
@@ -144,6 +147,17 @@ pub enum Marker {
 pub struct AppendResult {
     pub base_offset: i64,
     pub log_start_offset: i64,
+}
+
+/// An append whose batches are queued for the disk: offsets assigned and producer state
+/// updated under the append lock, the log end published by [`Partition::appended`] once the
+/// write is durable. Produce queues the appends of all its partitions before awaiting any,
+/// so they share one sync.
+pub struct Appended {
+    write: crate::storage::Pending,
+    /// The log end to publish, or None when every batch was a duplicate.
+    end: Option<i64>,
+    result: AppendResult,
 }
 
 /// Result of reading for a fetch: the concatenated batches and the offsets around them.
@@ -244,6 +258,7 @@ impl Partition {
             uid,
             store,
             append: Mutex::new(AppendState {
+                next_offset: leo,
                 max_timestamp: max_ts,
                 producers,
                 size: Size::Unknown,
@@ -313,9 +328,10 @@ impl Partition {
     }
 
     /// Appends validated batches: checks idempotent producers' sequences, assigns offsets,
-    /// writes batches, time-index entries and producer state in one RocksDB write batch, then
-    /// publishes the new high watermark and wakes fetchers. A retried batch is not appended
-    /// again: its original offset is returned.
+    /// and queues batches, time-index entries and producer state as one atomic write. The
+    /// caller awaits [`Partition::appended`], which publishes the new high watermark and
+    /// wakes fetchers once the write is durable. A retried batch is not appended again: its
+    /// original offset is returned.
     ///
     /// `verify_txn(producer_id, epoch)` is asked, under the append lock, about every
     /// transactional batch: the coordinator must have this partition in the producer's open
@@ -324,7 +340,7 @@ impl Partition {
         &self,
         batches: &[ProducedBatch],
         verify_txn: &dyn Fn(i64, i16) -> Result<(), ResponseError>,
-    ) -> Result<AppendResult, ResponseError> {
+    ) -> Result<Appended, ResponseError> {
         let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
             return Err(ResponseError::UnknownTopicOrPartition);
@@ -337,7 +353,7 @@ impl Partition {
                 verify_txn(b.header.producer_id, b.header.producer_epoch)?;
             }
         }
-        let first = self.log_end_offset.load(Ordering::Acquire);
+        let first = state.next_offset;
         let mut next = first;
         let mut result_base = None;
         let mut max_ts = state.max_timestamp;
@@ -393,17 +409,29 @@ impl Partition {
                 wb.put_producer(self.uid, *pid, &e.encode());
             }
         }
+        let result = AppendResult {
+            base_offset: result_base.unwrap_or(first),
+            log_start_offset: self.log_start_offset(),
+        };
         if next == first {
-            // Only duplicates: nothing to write.
-            return Ok(AppendResult {
-                base_offset: result_base.unwrap_or(first),
-                log_start_offset: self.log_start_offset(),
+            // Only duplicates: nothing to write, but the answer waits until what they
+            // duplicate, which may still be queued, is as durable as a first write's.
+            return Ok(Appended {
+                write: self.store.submit(self.store.batch()),
+                end: None,
+                result,
             });
         }
-        if let Err(e) = self.store.write(wb) {
+        // Queued under the lock, so the disk sees this partition's appends in offset order.
+        // A write that fails at once changes nothing here; one that fails in the queue makes
+        // the writer refuse every later one (see storage::writer), so the state below never
+        // runs ahead of a log that later appends could fill.
+        let mut write = self.store.submit(wb);
+        if let Some(e) = write.failed_now() {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
             return Err(ResponseError::KafkaStorageError);
         }
+        state.next_offset = next;
         state.max_timestamp = max_ts;
         state.size.adjust(written as i64);
         for (pid, entry) in touched {
@@ -411,18 +439,37 @@ impl Partition {
                 state.set_producer(pid, e);
             }
         }
-        self.publish_end(&state, next);
-        drop(state);
-        self.appended.notify_waiters();
-        Ok(AppendResult {
-            base_offset: result_base.unwrap_or(first),
-            log_start_offset: self.log_start_offset(),
+        Ok(Appended {
+            write,
+            end: Some(next),
+            result,
         })
     }
 
-    /// Publishes a new log end: high watermark, then the last stable offset.
+    /// Waits for a queued append to be durable, then publishes the new log end (high
+    /// watermark and last stable offset) and wakes fetchers.
+    pub async fn appended(&self, a: Appended) -> Result<AppendResult, ResponseError> {
+        if let Err(e) = a.write.await {
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        if let Some(end) = a.end {
+            let state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+            self.publish_end(&state, end);
+            drop(state);
+            self.appended.notify_waiters();
+        }
+        Ok(a.result)
+    }
+
+    /// Publishes a new log end: high watermark, then the last stable offset. Writes finish
+    /// in queue order, so a write being durable means every one queued before it is too;
+    /// their waiters may wake in any order, hence the maximum.
     fn publish_end(&self, state: &AppendState, end: i64) {
-        self.log_end_offset.store(end, Ordering::Release);
+        let end = self
+            .log_end_offset
+            .fetch_max(end, Ordering::AcqRel)
+            .max(end);
         self.high_watermark.store(end, Ordering::Release);
         self.last_stable_offset
             .store(stable_offset(&state.open_txns, end), Ordering::Release);
@@ -443,7 +490,7 @@ impl Partition {
         if self.is_deleted() {
             return Err(ResponseError::UnknownTopicOrPartition);
         }
-        let offset = self.log_end_offset.load(Ordering::Acquire);
+        let offset = state.next_offset;
         let mut entry = state
             .producers
             .get(&producer_id)
@@ -495,6 +542,7 @@ impl Partition {
         }
         state.set_producer(producer_id, entry);
         state.size.adjust(bytes.len() as i64);
+        state.next_offset = offset + 1;
         self.publish_end(&state, offset + 1);
         drop(state);
         self.appended.notify_waiters();

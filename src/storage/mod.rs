@@ -11,17 +11,17 @@ mod keys;
 mod log;
 pub mod offload;
 mod tables;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, WriteOptions, DB,
-};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 
 pub use batch::Batch;
 pub use keys::MAX_PARTITION_UID;
 pub use log::LogScan;
+pub use writer::Pending;
 
 /// The one column family of a data dir created by this version: record batches under
 /// uid ‖ base offset, every small table under its one-byte prefix.
@@ -49,6 +49,9 @@ pub enum StoreError {
     /// A name too long for its key's length field (ids are validated before they get here).
     #[error("a name is too long for its key: {0}")]
     KeyTooLong(&'static str),
+    /// A write failed, or one before it did and the store refuses writes since.
+    #[error("store write failed: {0}")]
+    Failed(String),
 }
 
 /// A committed offset as stored: group, topic, partition and its encoded value.
@@ -59,13 +62,15 @@ pub type OffsetRecord = (String, String, i32, Vec<u8>);
 /// It exists so that the rest of the broker never sees RocksDB types or key layouts: the
 /// partition log, the metadata service and the coordinators each call typed methods here.
 pub struct Store {
-    db: DB,
+    db: Arc<DB>,
+    /// With `--fsync` only: the thread that commits queued writes with one sync per group.
+    /// Without it no write waits on the disk, so writes run where they are made, in the
+    /// order their callers' locks give them.
+    writer: Option<writer::Writer>,
     /// Column family of record batches, and of the small tables: the same one unless the
     /// data dir predates the single-column-family layout.
     log_cf: &'static str,
     meta_cf: &'static str,
-    write_sync: WriteOptions,
-    write_nosync: WriteOptions,
     fsync: bool,
 }
 
@@ -130,14 +135,16 @@ impl Store {
                 CF_SINGLE,
             )
         };
-        let mut write_sync = WriteOptions::default();
-        write_sync.set_sync(true);
+        let db = Arc::new(db);
         Ok(Arc::new(Store {
+            writer: if fsync {
+                Some(writer::Writer::start(db.clone())?)
+            } else {
+                None
+            },
             db,
             log_cf,
             meta_cf,
-            write_sync,
-            write_nosync: WriteOptions::default(),
             fsync,
         }))
     }
@@ -173,25 +180,56 @@ impl Store {
         Batch::new(self)
     }
 
-    /// Applies a batch atomically with the configured durability.
+    /// Applies a batch atomically with the configured durability, blocking until it is
+    /// done. It is ordered after every write queued before it.
     pub fn write(&self, batch: Batch<'_>) -> Result<(), StoreError> {
-        let opts = if self.fsync {
-            &self.write_sync
-        } else {
-            &self.write_nosync
-        };
-        self.db.write_opt(batch.wb, opts)?;
-        Ok(())
+        match &self.writer {
+            Some(w) => w.write(batch.wb, true),
+            None => self.apply(batch.wb, false),
+        }
     }
 
     /// Applies a batch and syncs the WAL, whatever `--fsync` says (metadata changes).
     pub fn write_synced(&self, batch: Batch<'_>) -> Result<(), StoreError> {
-        self.db.write_opt(batch.wb, &self.write_sync)?;
+        match &self.writer {
+            Some(w) => w.write(batch.wb, true),
+            None => self.apply(batch.wb, true),
+        }
+    }
+
+    /// Applies a batch on the calling thread, outside the writer's queue, with the
+    /// configured durability: for the coordinators' tables (committed offsets, transaction
+    /// state), which no queued append depends on and which would otherwise pay two thread
+    /// hops per write. Never for a partition's log or state, whose writes must stay in
+    /// queue order.
+    pub fn write_direct(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+        self.apply(batch.wb, self.fsync)
+    }
+
+    fn apply(&self, wb: rocksdb::WriteBatch, sync: bool) -> Result<(), StoreError> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(wb, &opts)?;
         Ok(())
+    }
+
+    /// Queues a batch now, with the configured durability, and returns what to await for
+    /// it: appends are queued under their partition's lock, so the disk sees them in
+    /// offset order, and awaited without it, so concurrent producers share one sync.
+    /// Without `--fsync` the write is applied at once and the result is ready.
+    pub fn submit(&self, batch: Batch<'_>) -> Pending {
+        match &self.writer {
+            Some(w) => w.submit(batch.wb, true),
+            None => Pending::done(self.apply(batch.wb, false)),
+        }
     }
 
     /// Flushes memtables so that a graceful shutdown leaves nothing to replay.
     pub fn flush(&self) -> Result<(), StoreError> {
+        // Whatever is queued lands first.
+        if let Some(w) = &self.writer {
+            w.write(Default::default(), true)?;
+        }
         self.db.flush_cf(self.log())?;
         if self.is_legacy_layout() {
             self.db.flush_cf(self.meta())?;

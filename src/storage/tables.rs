@@ -125,7 +125,7 @@ impl Store {
         for (topic, partition) in deletes {
             wb.delete_offset(group, topic, *partition);
         }
-        self.write(wb)
+        self.write_direct(wb)
     }
 
     /// Every producer entry of a partition: (producer id, encoded entry).

@@ -168,7 +168,7 @@ impl TxnCoordinator {
         let value = serde_json::to_vec(meta).map_err(|_| ResponseError::UnknownServerError)?;
         let mut wb = self.store.batch();
         wb.put_txn(&meta.transactional_id, Some(&value));
-        self.store.write(wb).map_err(|e| {
+        self.store.write_direct(wb).map_err(|e| {
             tracing::error!(transactional_id = %meta.transactional_id, error = %e, "transaction state write failed");
             ResponseError::KafkaStorageError
         })
@@ -626,7 +626,7 @@ impl TxnCoordinator {
         for (id, _) in &expired {
             wb.put_txn(id, None);
         }
-        self.store.write(wb)?;
+        self.store.write_direct(wb)?;
         for (id, producer_id) in &expired {
             inner.txns.remove(id);
             if inner.by_producer.get(producer_id) == Some(id) {
