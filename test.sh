@@ -50,8 +50,9 @@ record() { # name exit-code
 }
 
 # bindgen (rocksdb) needs libclang; kcat is the CLI client the compat suites use; objdump
-# (binutils) checks the binary's glibc needs against the Docker image.
-apt_install libclang-dev clang kcat binutils
+# (binutils) checks the binary's glibc needs against the Docker image; the cluster tests
+# (tests/cluster.rs) run Debian's ZooKeeper.
+apt_install libclang-dev clang kcat binutils zookeeper
 
 # The Java suites (kafka-clients, Kafka Streams, Kafka's tools, the reference Kafka broker)
 # need a JDK 17+ and Maven; the Go suite needs Go. Machines that have them keep theirs.

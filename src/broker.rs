@@ -58,8 +58,40 @@ impl Broker {
         let started = std::time::Instant::now();
         let store = Store::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
-        let metadata = Metadata::load(store.clone(), config.max_partitions as usize)
-            .context("loading metadata")?;
+        // The listener first: a cluster member registers the port it advertises.
+        let listener = bind_with_backlog(config.listen, config.socket_listen_backlog_size)
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let (advertised_host, advertised_port) = match &config.advertise {
+            Some(a) => parse_host_port(a)?,
+            None => (local_addr.ip().to_string(), i32::from(local_addr.port())),
+        };
+        let cluster = match &config.zookeeper_connect {
+            Some(connect) => Some(
+                crate::cluster::Cluster::join(crate::cluster::JoinConfig {
+                    connect: connect.clone(),
+                    session_timeout: std::time::Duration::from_millis(
+                        config.zookeeper_session_timeout_ms,
+                    ),
+                    node_id: config.node_id,
+                    endpoint: crate::cluster::BrokerEndpoint {
+                        host: advertised_host.clone(),
+                        port: advertised_port,
+                    },
+                    local_cluster_id: store.cluster_id().context("reading the cluster id")?,
+                    new_cluster_id: crate::metadata::new_cluster_id(),
+                })
+                .await
+                .context("joining the cluster")?,
+            ),
+            None => None,
+        };
+        let metadata = Metadata::load(
+            store.clone(),
+            config.max_partitions as usize,
+            cluster.as_ref().map(|c| c.cluster_id().to_string()),
+        )
+        .context("loading metadata")?;
         let producer_ids = ProducerIds::load(store.clone()).context("loading producer ids")?;
         let groups = Arc::new(
             GroupCoordinator::load(
@@ -87,9 +119,6 @@ impl Broker {
             topics = metadata.topics().len(),
             "store opened and metadata loaded"
         );
-        let listener = bind_with_backlog(config.listen, config.socket_listen_backlog_size)
-            .with_context(|| format!("binding {}", config.listen))?;
-        let local_addr = listener.local_addr()?;
         let http_listener = match config.http {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -97,10 +126,6 @@ impl Broker {
                     .with_context(|| format!("binding the HTTP port {addr}"))?,
             ),
             None => None,
-        };
-        let (advertised_host, advertised_port) = match &config.advertise {
-            Some(a) => parse_host_port(a)?,
-            None => (local_addr.ip().to_string(), i32::from(local_addr.port())),
         };
         let consumer_groups = crate::group::consumer::ConsumerGroups::new(
             crate::group::consumer::ConsumerGroupConfig {
@@ -122,6 +147,7 @@ impl Broker {
             metrics: crate::metrics::Metrics::new(),
             faults: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),
+            cluster,
             http_addr: std::sync::OnceLock::new(),
         });
         if let Some(h) = &http_listener {
@@ -243,6 +269,9 @@ impl Broker {
                 let _ = tx.send(true);
                 serve.await;
             }
+        }
+        if let Some(c) = &self.ctx.cluster {
+            c.leave().await;
         }
         self.ctx.store.flush().context("flushing the store")?;
         tracing::info!("klamm stopped");

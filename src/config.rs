@@ -431,6 +431,31 @@ pub struct BrokerConfig {
         value_name = "ID"
     )]
     pub node_id: i32,
+
+    /// Kafka's `zookeeper.connect`: HOST:PORT[,HOST:PORT...][/chroot]. Makes this broker a
+    /// member of the cluster whose metadata ZooKeeper holds; each broker needs its own
+    /// `--node-id`. Without it Klamm is a single broker and needs no ZooKeeper.
+    #[arg(
+        long = "zookeeper-connect",
+        alias = "zookeeper.connect",
+        env = "KLAMM_ZOOKEEPER_CONNECT",
+        help_heading = "Cluster",
+        value_name = "HOSTS"
+    )]
+    pub zookeeper_connect: Option<String>,
+
+    /// Kafka's `zookeeper.session.timeout.ms`: how long ZooKeeper waits for a silent broker
+    /// before it removes the broker's registration (and its controllership).
+    #[arg(
+        long = "zookeeper-session-timeout-ms",
+        alias = "zookeeper.session.timeout.ms",
+        env = "KLAMM_ZOOKEEPER_SESSION_TIMEOUT_MS",
+        default_value_t = 18_000,
+        value_parser = clap::value_parser!(u64).range(1..=3_600_000),
+        help_heading = "Cluster",
+        value_name = "MS"
+    )]
+    pub zookeeper_session_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {

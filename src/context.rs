@@ -35,11 +35,38 @@ pub struct Context {
     pub faults: crate::fault::Faults,
     /// True while the listener accepts clients (the HTTP port's `/ready`).
     pub ready: std::sync::atomic::AtomicBool,
+    /// Cluster membership (`--zookeeper-connect`); None for a single broker.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Where the admin HTTP port listens, once bound (`--http`).
     pub http_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Context {
+    /// The brokers clients may connect to, by node id, and the controller's id: this broker
+    /// alone when it is not in a cluster, else what ZooKeeper last said.
+    pub fn brokers_and_controller(&self) -> (Vec<(i32, String, i32)>, i32) {
+        match &self.cluster {
+            Some(c) => {
+                let view = c.view();
+                let brokers = view
+                    .brokers
+                    .iter()
+                    .map(|(id, e)| (*id, e.host.clone(), e.port))
+                    .collect();
+                // Kafka answers -1 while no controller is known.
+                (brokers, view.controller_id.unwrap_or(-1))
+            }
+            None => (
+                vec![(
+                    self.config.node_id,
+                    self.advertised_host.clone(),
+                    self.advertised_port,
+                )],
+                self.config.node_id,
+            ),
+        }
+    }
+
     /// The handles the transaction coordinator works with, lent for one call.
     pub fn txn_env(&self) -> crate::txn::coordinator::TxnEnv<'_> {
         crate::txn::coordinator::TxnEnv {

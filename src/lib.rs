@@ -8,6 +8,7 @@ pub mod api;
 pub mod apis;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod fault;

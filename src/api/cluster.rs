@@ -1,4 +1,5 @@
-//! DescribeCluster: this broker, as the whole cluster and its controller.
+//! DescribeCluster: the live brokers and the controller (this broker alone when it is not
+//! in a cluster).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -38,9 +39,10 @@ pub async fn describe_cluster(
     version: i16,
     req: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
+    let (brokers, controller) = ctx.brokers_and_controller();
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(sb(ctx.metadata.cluster_id()))
-        .with_controller_id(BrokerId(ctx.config.node_id))
+        .with_controller_id(BrokerId(controller))
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
     // endpoint_type 1 = brokers, 2 = controllers (v1+). We are both.
     if version >= 1 {
@@ -57,9 +59,14 @@ pub async fn describe_cluster(
     if req.include_cluster_authorized_operations {
         resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
     }
-    resp.brokers = vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(ctx.config.node_id))
-        .with_host(sb(ctx.advertised_host.clone()))
-        .with_port(ctx.advertised_port)];
+    resp.brokers = brokers
+        .into_iter()
+        .map(|(id, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(sb(host))
+                .with_port(port)
+        })
+        .collect();
     Some(resp)
 }

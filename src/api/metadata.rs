@@ -25,12 +25,20 @@ pub async fn handle(
     req: MetadataRequest,
 ) -> Option<MetadataResponse> {
     let node = BrokerId(ctx.config.node_id);
+    let (brokers, controller) = ctx.brokers_and_controller();
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(node)
-            .with_host(sb(ctx.advertised_host.clone()))
-            .with_port(ctx.advertised_port)])
-        .with_controller_id(node);
+        .with_brokers(
+            brokers
+                .into_iter()
+                .map(|(id, host, port)| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(sb(host))
+                        .with_port(port)
+                })
+                .collect(),
+        )
+        .with_controller_id(BrokerId(controller));
     if version >= 2 {
         resp.cluster_id = Some(sb(ctx.metadata.cluster_id()));
     }

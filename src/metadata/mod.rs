@@ -105,11 +105,17 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 
 impl Metadata {
     /// Loads the cluster id and every topic from the store, opening each partition.
-    pub fn load(store: Arc<Store>, max_partitions: usize) -> Result<Metadata, StoreError> {
-        let cluster_id = match store.cluster_id()? {
-            Some(id) => id,
-            None => {
-                let id = new_cluster_id();
+    /// In cluster mode `cluster_id` is the cluster's (from ZooKeeper), recorded in the data
+    /// dir the first time.
+    pub fn load(
+        store: Arc<Store>,
+        max_partitions: usize,
+        cluster_id: Option<String>,
+    ) -> Result<Metadata, StoreError> {
+        let cluster_id = match (store.cluster_id()?, cluster_id) {
+            (Some(id), _) => id,
+            (None, given) => {
+                let id = given.unwrap_or_else(new_cluster_id);
                 let mut wb = store.batch();
                 wb.put_cluster_id(&id);
                 // Not synced: it reaches the disk with the first synced write (topic creation)
@@ -446,7 +452,8 @@ impl Metadata {
 }
 
 /// A cluster id in Kafka's format: 16 random bytes, URL-safe base64 without padding.
-fn new_cluster_id() -> String {
+/// A new cluster id as Kafka makes them: a random UUID in URL-safe base64, 22 characters.
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = Uuid::new_v4().into_bytes();
     let mut out = String::with_capacity(22);

@@ -1,0 +1,344 @@
+//! Cluster mode, first stage, on a real ZooKeeper (Debian's `zookeeper` package, which
+//! `./test.sh` installs): three broker processes register, one controller is elected, every
+//! broker's Metadata and DescribeCluster list the live brokers with that controller, and
+//! ZooKeeper holds Kafka's own layout. A controller killed with SIGKILL is replaced once its
+//! session expires; the killed broker comes back under its id; a broker paused past its
+//! session registers again when it resumes; one stopped with SIGTERM leaves at once; a
+//! second broker with a live broker's id is refused.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use kafka_protocol::messages::*;
+
+const ZK_SERVER: &str = "/usr/share/zookeeper/bin/zkServer.sh";
+const SESSION_TIMEOUT_MS: &str = "2000";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process stopped by PID when the test ends, whatever happens.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts ZooKeeper with a config of the test's own on a free port; waits (bounded) until
+/// it accepts connections.
+fn start_zookeeper(dir: &Path) -> (Proc, u16) {
+    assert!(
+        Path::new(ZK_SERVER).exists(),
+        "{ZK_SERVER} missing: install Debian's zookeeper package (./test.sh does)"
+    );
+    let port = free_port();
+    let data = dir.join("zk-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        dir.join("zoo.cfg"),
+        format!(
+            "tickTime=500\nminSessionTimeout=1000\nmaxSessionTimeout=20000\ninitLimit=10\n\
+             syncLimit=5\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(ZK_SERVER)
+        .args(["start-foreground", dir.join("zoo.cfg").to_str().unwrap()])
+        .env("ZOOCFGDIR", dir)
+        .env("ZOO_LOG_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("zkServer.sh starts");
+    let zk = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "ZooKeeper did not listen within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (zk, port)
+}
+
+/// Starts a broker of the cluster and waits (bounded) for its ready line; None if it exits
+/// first, with what it logged.
+fn start_broker(id: i32, port: u16, zk: u16, data: &Path) -> Result<Proc, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_klamm"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--node-id",
+            &id.to_string(),
+            "--zookeeper-connect",
+            &format!("127.0.0.1:{zk}/klamm-test"),
+            "--zookeeper-session-timeout-ms",
+            SESSION_TIMEOUT_MS,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("klamm starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("klamm ready on ") {
+                let _ = tx.send(Ok(()));
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        let _ = tx.send(Err(log));
+    });
+    let proc = Proc(child);
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(())) => Ok(proc),
+        Ok(Err(log)) => Err(log),
+        Err(_) => panic!("broker {id}: no ready line and no exit within 30 s"),
+    }
+}
+
+/// (broker ids, controller id, cluster id) as one broker's Metadata answers.
+async fn metadata_of(port: u16) -> (Vec<i32>, i32, String) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr).await;
+    let resp = c
+        .send(&MetadataRequest::default().with_topics(Some(vec![])), 12)
+        .await;
+    let mut ids: Vec<i32> = resp.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort();
+    for b in &resp.brokers {
+        assert_eq!(b.host.as_str(), "127.0.0.1");
+    }
+    (
+        ids,
+        resp.controller_id.0,
+        resp.cluster_id.map(|s| s.to_string()).unwrap_or_default(),
+    )
+}
+
+/// (broker ids with their ports, controller id) as one broker's DescribeCluster answers.
+async fn describe_cluster_of(port: u16) -> (Vec<(i32, i32)>, i32) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr).await;
+    let resp = c.send(&DescribeClusterRequest::default(), 0).await;
+    assert_eq!(resp.error_code, 0);
+    let mut brokers: Vec<(i32, i32)> = resp
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.port))
+        .collect();
+    brokers.sort();
+    (brokers, resp.controller_id.0)
+}
+
+/// Waits (bounded) until every port's Metadata lists exactly `ids` with one controller
+/// among them and one cluster id; returns the controller.
+async fn converge(ports: &[u16], ids: &[i32], within: Duration) -> (i32, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut seen = Vec::new();
+        for p in ports {
+            seen.push(metadata_of(*p).await);
+        }
+        let (first_ids, controller, cluster_id) = seen[0].clone();
+        if seen.iter().all(|s| *s == seen[0]) && first_ids == ids && ids.contains(&controller) {
+            return (controller, cluster_id);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreement on brokers {ids:?} within {within:?}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn brokers_register_elect_one_controller_and_replace_a_dead_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let data_dir = |id: i32| dir.path().join(format!("broker-{id}"));
+    let mut brokers: Vec<Option<Proc>> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let b = start_broker(i as i32 + 1, *port, zk_port, &data_dir(i as i32 + 1))
+            .unwrap_or_else(|log| panic!("broker {} exited:\n{log}", i + 1));
+        brokers.push(Some(b));
+    }
+    let (controller, cluster_id) = converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    assert_eq!(
+        cluster_id.len(),
+        22,
+        "a Kafka-style cluster id: {cluster_id}"
+    );
+    for p in ports {
+        let (described, c) = describe_cluster_of(p).await;
+        assert_eq!(c, controller);
+        assert_eq!(
+            described,
+            vec![
+                (1, ports[0] as i32),
+                (2, ports[1] as i32),
+                (3, ports[2] as i32)
+            ]
+        );
+    }
+
+    // A real client sees the same: kcat (librdkafka) lists every broker and the controller.
+    let out = Command::new("kcat")
+        .args([
+            "-L",
+            "-J",
+            "-b",
+            &format!("127.0.0.1:{}", ports[1]),
+            "-m",
+            "10",
+        ])
+        .output()
+        .expect("kcat runs (./test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["controllerid"], controller as i64);
+    let mut kcat_brokers: Vec<String> = listed["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| format!("{}={}", b["id"], b["name"].as_str().unwrap()))
+        .collect();
+    kcat_brokers.sort();
+    assert_eq!(
+        kcat_brokers,
+        (1..=3)
+            .map(|i| format!("{i}=127.0.0.1:{}", ports[i - 1]))
+            .collect::<Vec<_>>()
+    );
+
+    // Kafka's own layout, readable by anyone who ran Kafka on ZooKeeper.
+    let zk = zookeeper_client::Client::connect(&format!("127.0.0.1:{zk_port}"))
+        .await
+        .unwrap();
+    let (reg, stat) = zk.get_data("/klamm-test/brokers/ids/1").await.unwrap();
+    assert_ne!(
+        stat.ephemeral_owner, 0,
+        "broker registrations are ephemeral"
+    );
+    let reg: serde_json::Value = serde_json::from_slice(&reg).unwrap();
+    assert_eq!(reg["host"], "127.0.0.1");
+    assert_eq!(reg["port"], ports[0] as i64);
+    assert_eq!(
+        reg["endpoints"][0],
+        format!("PLAINTEXT://127.0.0.1:{}", ports[0])
+    );
+    let (ctrl, _) = zk.get_data("/klamm-test/controller").await.unwrap();
+    let ctrl: serde_json::Value = serde_json::from_slice(&ctrl).unwrap();
+    assert_eq!(ctrl["brokerid"], controller as i64);
+    let epoch = |zk: zookeeper_client::Client| async move {
+        let (e, _) = zk.get_data("/klamm-test/controller_epoch").await.unwrap();
+        String::from_utf8(e).unwrap()
+    };
+    assert_eq!(epoch(zk.clone()).await, "1");
+    let (id_record, _) = zk.get_data("/klamm-test/cluster/id").await.unwrap();
+    let id_record: serde_json::Value = serde_json::from_slice(&id_record).unwrap();
+    assert_eq!(id_record["id"], cluster_id.as_str());
+
+    // A broker with a live broker's id is refused, and the cluster is unchanged.
+    let dup = start_broker(2, free_port(), zk_port, &dir.path().join("dup"));
+    let log = match dup {
+        Ok(_) => panic!("a second broker with node id 2 started"),
+        Err(log) => log,
+    };
+    assert!(log.contains("node id 2 is already registered"), "{log}");
+    assert_eq!(
+        converge(&ports, &[1, 2, 3], Duration::from_secs(5)).await.0,
+        controller
+    );
+
+    // SIGKILL the controller: once its session expires the others elect a new one.
+    let killed = controller;
+    brokers[(killed - 1) as usize].take(); // Drop kills with SIGKILL and reaps it.
+    let alive: Vec<u16> = (1..=3)
+        .filter(|id| *id != killed)
+        .map(|id| ports[(id - 1) as usize])
+        .collect();
+    let alive_ids: Vec<i32> = (1..=3).filter(|id| *id != killed).collect();
+    // Session timeout 2 s, plus ZooKeeper's tick granularity and the election.
+    let (new_controller, same_id) = converge(&alive, &alive_ids, Duration::from_secs(15)).await;
+    assert_ne!(new_controller, killed);
+    assert_eq!(same_id, cluster_id);
+    // The new controller has an epoch of its own.
+    assert_eq!(epoch(zk.clone()).await, "2");
+
+    // The killed broker comes back under its id, with its data dir: all three again, and the
+    // controller stays where it is.
+    let port = ports[(killed - 1) as usize];
+    let back = start_broker(killed, port, zk_port, &data_dir(killed))
+        .unwrap_or_else(|log| panic!("broker {killed} did not come back:\n{log}"));
+    brokers[(killed - 1) as usize] = Some(back);
+    let (after, same_id) = converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    assert_eq!(after, new_controller);
+    assert_eq!(same_id, cluster_id);
+
+    // SIGSTOP past the session timeout: ZooKeeper expires the paused broker's session and
+    // the others see it gone; after SIGCONT it notices, opens a new session and registers
+    // again.
+    let paused = (1..=3).find(|id| *id != new_controller).unwrap();
+    let pid = brokers[(paused - 1) as usize].as_ref().unwrap().0.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let others: Vec<u16> = (1..=3)
+        .filter(|id| *id != paused)
+        .map(|id| ports[(id - 1) as usize])
+        .collect();
+    let other_ids: Vec<i32> = (1..=3).filter(|id| *id != paused).collect();
+    let during = converge(&others, &other_ids, Duration::from_secs(15)).await;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(during.0, new_controller);
+    let (after, _) = converge(&ports, &[1, 2, 3], Duration::from_secs(20)).await;
+    assert_eq!(after, new_controller);
+
+    // SIGTERM: the broker closes its session before it exits, so its registration is gone
+    // at once, not a session timeout later.
+    let leaving = (1..=3).find(|id| *id != new_controller).unwrap();
+    let mut proc = brokers[(leaving - 1) as usize].take().unwrap();
+    unsafe { libc::kill(proc.0.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "broker {leaving} did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gone = zk
+        .check_stat(&format!("/klamm-test/brokers/ids/{leaving}"))
+        .await
+        .unwrap();
+    assert!(
+        gone.is_none(),
+        "registration of a stopped broker still there"
+    );
+}
