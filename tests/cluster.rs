@@ -4,7 +4,7 @@
 //! ZooKeeper holds Kafka's own layout. A controller killed with SIGKILL is replaced once its
 //! session expires; the killed broker comes back under its id; a broker paused past its
 //! session registers again when it resumes; one stopped with SIGTERM leaves at once; a
-//! second broker with a live broker's id is refused.
+//! second broker with a live broker's id is refused; a ZooKeeper restart is ridden out.
 
 mod common;
 
@@ -58,6 +58,11 @@ fn start_zookeeper(dir: &Path) -> (Proc, u16) {
         ),
     )
     .unwrap();
+    (spawn_zookeeper(dir, port), port)
+}
+
+/// Runs ZooKeeper on the config `start_zookeeper` wrote (again, after a restart).
+fn spawn_zookeeper(dir: &Path, port: u16) -> Proc {
     let child = Command::new(ZK_SERVER)
         .args(["start-foreground", dir.join("zoo.cfg").to_str().unwrap()])
         .env("ZOOCFGDIR", dir)
@@ -75,7 +80,7 @@ fn start_zookeeper(dir: &Path) -> (Proc, u16) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    (zk, port)
+    zk
 }
 
 /// Starts a broker of the cluster and waits (bounded) for its ready line; None if it exits
@@ -341,4 +346,46 @@ async fn brokers_register_elect_one_controller_and_replace_a_dead_one() {
         gone.is_none(),
         "registration of a stopped broker still there"
     );
+}
+
+/// ZooKeeper killed and restarted: brokers keep answering from what they last knew while it
+/// is away, reconnect when it is back, and the cluster still fails over afterwards.
+#[tokio::test]
+async fn brokers_ride_out_a_zookeeper_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port()];
+    let mut brokers: Vec<Option<Proc>> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let data = dir.path().join(format!("broker-{}", i + 1));
+        let b = start_broker(i as i32 + 1, *port, zk_port, &data)
+            .unwrap_or_else(|log| panic!("broker {} exited:\n{log}", i + 1));
+        brokers.push(Some(b));
+    }
+    let (controller, cluster_id) = converge(&ports, &[1, 2], Duration::from_secs(10)).await;
+
+    drop(zk); // SIGKILL
+              // Past the 2 s session timeout, the brokers still answer, with the view they had.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        for p in ports {
+            assert_eq!(
+                metadata_of(p).await,
+                (vec![1, 2], controller, cluster_id.clone())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let _zk = spawn_zookeeper(dir.path(), zk_port);
+    assert_eq!(
+        converge(&ports, &[1, 2], Duration::from_secs(20)).await.1,
+        cluster_id
+    );
+    // The sessions work again: a killed controller is replaced.
+    brokers[(controller - 1) as usize].take();
+    let other = if controller == 1 { 2 } else { 1 };
+    let alive = [ports[(other - 1) as usize]];
+    let (after, _) = converge(&alive, &[other], Duration::from_secs(20)).await;
+    assert_eq!(after, other);
 }
