@@ -9,6 +9,8 @@
 //! from that view. Topics, replication and failover of partitions are later stages (see
 //! README, "Cluster mode"). Without the flag none of this exists.
 
+pub mod topics;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

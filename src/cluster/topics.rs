@@ -1,0 +1,160 @@
+//! Topics in ZooKeeper, in Kafka's layout: the replica assignment under
+//! `/brokers/topics/<t>`, each partition's state under `.../partitions/<p>/state`, the
+//! topic's configs under `/config/topics/<t>`; and the placement of new replicas over the
+//! live brokers, as Kafka places them without racks.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `/brokers/topics/<t>` (version 3): partition -> replicas, and the topic id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicZnode {
+    pub version: i32,
+    /// The topic id as Kafka prints a Uuid: URL-safe base64 without padding.
+    pub topic_id: String,
+    pub partitions: BTreeMap<String, Vec<i32>>,
+    #[serde(default)]
+    pub adding_replicas: BTreeMap<String, Vec<i32>>,
+    #[serde(default)]
+    pub removing_replicas: BTreeMap<String, Vec<i32>>,
+}
+
+/// `/brokers/topics/<t>/partitions/<p>/state` (version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionStateZnode {
+    pub controller_epoch: i32,
+    pub leader: i32,
+    pub version: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// `/config/topics/<t>` (version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfigZnode {
+    pub version: i32,
+    pub config: BTreeMap<String, String>,
+}
+
+/// Why replicas cannot be placed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssignError {
+    #[error("replication factor must be larger than 0")]
+    ReplicationFactorTooSmall,
+    #[error("replication factor: {rf} larger than available brokers: {brokers}")]
+    NotEnoughBrokers { rf: i32, brokers: usize },
+    #[error("number of partitions must be larger than 0")]
+    NoPartitions,
+}
+
+/// Places `partitions` partitions of `rf` replicas over `brokers` (sorted ids), Kafka's
+/// rack-unaware way: the first replicas round-robin from `start_index`, the others shifted by
+/// a per-round amount starting at `shift`, so that leaders and followers both spread. Kafka
+/// picks `start_index` and `shift` at random; tests fix them. `first_partition` is where
+/// CreatePartitions continues.
+pub fn assign_replicas(
+    partitions: i32,
+    rf: i32,
+    brokers: &[i32],
+    start_index: usize,
+    shift: usize,
+    first_partition: i32,
+) -> Result<BTreeMap<i32, Vec<i32>>, AssignError> {
+    if partitions <= 0 {
+        return Err(AssignError::NoPartitions);
+    }
+    if rf <= 0 {
+        return Err(AssignError::ReplicationFactorTooSmall);
+    }
+    let n = brokers.len();
+    if rf as usize > n {
+        return Err(AssignError::NotEnoughBrokers { rf, brokers: n });
+    }
+    let mut out = BTreeMap::new();
+    let start = start_index % n;
+    let mut next_shift = shift % n;
+    let mut current = first_partition.max(0) as usize;
+    for _ in 0..partitions {
+        if current > 0 && current % n == 0 {
+            next_shift += 1;
+        }
+        let first = (current + start) % n;
+        let mut replicas = Vec::with_capacity(rf as usize);
+        replicas.push(brokers[first]);
+        for j in 0..(rf as usize - 1) {
+            let step = 1 + (next_shift + j) % (n - 1);
+            replicas.push(brokers[(first + step) % n]);
+        }
+        out.insert(current as i32, replicas);
+        current += 1;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example in Kafka's AdminUtils: 5 brokers, 10 partitions, 3 replicas, start 0.
+    #[test]
+    fn places_replicas_as_kafka_does() {
+        let a = assign_replicas(10, 3, &[0, 1, 2, 3, 4], 0, 0, 0).unwrap();
+        assert_eq!(a[&0], vec![0, 1, 2]);
+        assert_eq!(a[&1], vec![1, 2, 3]);
+        assert_eq!(a[&4], vec![4, 0, 1]);
+        assert_eq!(a[&5], vec![0, 2, 3]);
+        assert_eq!(a[&9], vec![4, 1, 2]);
+        // Leaders spread evenly, and no partition has a broker twice.
+        let mut leaders = [0; 5];
+        for r in a.values() {
+            leaders[r[0] as usize] += 1;
+            let mut s = r.clone();
+            s.sort();
+            s.dedup();
+            assert_eq!(s.len(), 3);
+        }
+        assert_eq!(leaders, [2; 5]);
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_placed() {
+        assert_eq!(
+            assign_replicas(1, 4, &[1, 2, 3], 0, 0, 0),
+            Err(AssignError::NotEnoughBrokers { rf: 4, brokers: 3 })
+        );
+        assert_eq!(
+            assign_replicas(1, 0, &[1], 0, 0, 0),
+            Err(AssignError::ReplicationFactorTooSmall)
+        );
+        assert_eq!(
+            assign_replicas(0, 1, &[1], 0, 0, 0),
+            Err(AssignError::NoPartitions)
+        );
+        // One broker, one replica: every partition there.
+        assert_eq!(
+            assign_replicas(3, 1, &[7], 5, 9, 0).unwrap(),
+            BTreeMap::from([(0, vec![7]), (1, vec![7]), (2, vec![7])])
+        );
+    }
+
+    #[test]
+    fn znodes_read_and_write_kafkas_json() {
+        let t: TopicZnode = serde_json::from_str(
+            r#"{"version":3,"topic_id":"Qp8pCfbgRxW5R8nMhTRrzw","partitions":{"0":[1,2],"1":[2,3]},"adding_replicas":{},"removing_replicas":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.partitions["1"], vec![2, 3]);
+        let s: PartitionStateZnode = serde_json::from_str(
+            r#"{"controller_epoch":4,"leader":2,"version":1,"leader_epoch":7,"isr":[2,3]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.leader, s.leader_epoch, s.isr.clone()),
+            (2, 7, vec![2, 3])
+        );
+        let back: PartitionStateZnode =
+            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}
