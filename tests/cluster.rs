@@ -389,3 +389,77 @@ async fn brokers_ride_out_a_zookeeper_restart() {
     let (after, _) = converge(&alive, &[other], Duration::from_secs(20)).await;
     assert_eq!(after, other);
 }
+
+/// Stage 1b, in progress: a topic created through one member is written in Kafka's layout
+/// with its replicas spread over the live brokers, and every member's view learns it.
+#[tokio::test]
+async fn a_topic_created_through_one_member_is_seen_by_all() {
+    use klamm::cluster::{BrokerEndpoint, Cluster, JoinConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let join = |id: i32| JoinConfig {
+        connect: format!("127.0.0.1:{zk_port}/t"),
+        session_timeout: Duration::from_millis(2000),
+        node_id: id,
+        endpoint: BrokerEndpoint {
+            host: "127.0.0.1".into(),
+            port: 10_000 + id,
+        },
+        local_cluster_id: None,
+        new_cluster_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+    };
+    let a = Cluster::join(join(1)).await.unwrap();
+    let b = Cluster::join(join(2)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.view().brokers.len() < 2 {
+        assert!(Instant::now() < deadline, "member 1 never saw member 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let configs =
+        std::collections::BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+    let assignment = a
+        .create_topic("orders", "Qp8pCfbgRxW5R8nMhTRrzw", 4, 2, &configs)
+        .await
+        .unwrap();
+    assert_eq!(assignment.len(), 4);
+    for replicas in assignment.values() {
+        let mut r = replicas.clone();
+        r.sort();
+        assert_eq!(r, vec![1, 2]);
+    }
+    // Leaders alternate over the two brokers.
+    let leaders: Vec<i32> = assignment.values().map(|r| r[0]).collect();
+    assert_eq!(leaders.iter().filter(|l| **l == 1).count(), 2);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        if let Some(t) = b.view().topics.get("orders").cloned() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "member 2 never saw the topic");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(seen.topic_id, "Qp8pCfbgRxW5R8nMhTRrzw");
+    for (p, info) in &seen.partitions {
+        assert_eq!(info.replicas, assignment[p]);
+        assert_eq!(info.leader, assignment[p][0]);
+        assert_eq!(info.isr, assignment[p]);
+        assert_eq!(info.leader_epoch, 0);
+    }
+    let again = a
+        .create_topic("orders", "Qp8pCfbgRxW5R8nMhTRrzw", 1, 1, &configs)
+        .await;
+    assert!(matches!(
+        again,
+        Err(klamm::cluster::topics::CreateTopicError::Exists(_))
+    ));
+
+    let zk = zookeeper_client::Client::connect(&format!("127.0.0.1:{zk_port}"))
+        .await
+        .unwrap();
+    let (cfg, _) = zk.get_data("/t/config/topics/orders").await.unwrap();
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    assert_eq!(cfg["config"]["cleanup.policy"], "compact");
+    a.leave().await;
+    b.leave().await;
+}

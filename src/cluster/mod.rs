@@ -47,6 +47,8 @@ pub struct BrokerEndpoint {
 pub struct ClusterView {
     pub brokers: BTreeMap<i32, BrokerEndpoint>,
     pub controller_id: Option<i32>,
+    /// Every topic in `/brokers/topics`, with its partitions' replicas and state.
+    pub topics: BTreeMap<String, topics::ClusterTopic>,
 }
 
 /// What a broker needs to join.
@@ -71,6 +73,8 @@ pub struct Cluster {
     cluster_id: String,
     node_id: i32,
     view: RwLock<Arc<ClusterView>>,
+    /// The current session, for writes made on a client's behalf (CreateTopics).
+    client: RwLock<Option<zk::Client>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -111,6 +115,12 @@ const PERSISTENT_PATHS: &[&str] = &[
     "/admin/delete_topics",
     "/cluster",
 ];
+
+/// A random index below `n`, for where replica placement starts (Kafka picks it at random
+/// so that many topics do not all lead on the same broker).
+fn fastrand_index(n: usize) -> usize {
+    (uuid::Uuid::new_v4().as_u128() % n as u128) as usize
+}
 
 fn now_ms_string() -> String {
     crate::clock::now_ms().to_string()
@@ -270,9 +280,7 @@ async fn try_elect(client: &zk::Client, node_id: i32) -> Result<bool, ClusterErr
 
 /// Reads the live brokers and the controller, leaving watches that fire on any change.
 /// Also says whether `/controller` exists (it may hold data this broker cannot read).
-async fn read_view(
-    client: &zk::Client,
-) -> Result<(ClusterView, bool, zk::OneshotWatcher, zk::OneshotWatcher), ClusterError> {
+async fn read_view(client: &zk::Client) -> Result<(ClusterView, bool, Watches), ClusterError> {
     let (ids, _, brokers_watch) = client.get_and_watch_children("/brokers/ids").await?;
     let (controller_stat, controller_watch) = client.check_and_watch_stat("/controller").await?;
     let mut view = ClusterView::default();
@@ -308,11 +316,16 @@ async fn read_view(
             Err(e) => return Err(e.into()),
         }
     }
+    let (topics, topics_watch) = topics::read(client).await?;
+    view.topics = topics;
     Ok((
         view,
         controller_stat.is_some(),
-        brokers_watch,
-        controller_watch,
+        Watches {
+            brokers: brokers_watch,
+            controller: controller_watch,
+            topics: topics_watch,
+        },
     ))
 }
 
@@ -334,6 +347,7 @@ impl Cluster {
             cluster_id,
             node_id: cfg.node_id,
             view: RwLock::new(Arc::new(ClusterView::default())),
+            client: RwLock::new(Some(client.clone())),
             stop,
             task: std::sync::Mutex::new(None),
         });
@@ -349,6 +363,44 @@ impl Cluster {
         &self.cluster_id
     }
 
+    /// Creates a topic in ZooKeeper with `partitions` partitions of `rf` replicas placed over
+    /// the live brokers as Kafka places them; every broker learns of it from its watch.
+    /// Returns the assignment.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        topic_id: &str,
+        partitions: i32,
+        rf: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<i32, Vec<i32>>, topics::CreateTopicError> {
+        let client = self
+            .client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(topics::CreateTopicError::Zk(zk::Error::SessionExpired))?;
+        let brokers: Vec<i32> = self.view().brokers.keys().copied().collect();
+        let n = brokers.len().max(1);
+        let assignment = topics::assign_replicas(
+            partitions,
+            rf,
+            &brokers,
+            fastrand_index(n),
+            fastrand_index(n),
+            0,
+        )?;
+        let epoch = match client.get_data("/controller_epoch").await {
+            Ok((d, _)) => std::str::from_utf8(&d)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        topics::create(&client, name, topic_id, &assignment, configs, epoch).await?;
+        Ok(assignment)
+    }
+
     /// The live brokers and the controller.
     pub fn view(&self) -> Arc<ClusterView> {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -357,6 +409,11 @@ impl Cluster {
     /// Leaves the cluster: closing the session removes this broker's registration (and its
     /// controllership) at once instead of after the session timeout.
     pub async fn leave(&self) {
+        // The session closes when its last handle goes: this one first.
+        self.client
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let _ = self.stop.send(true);
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(task) = task {
@@ -365,15 +422,12 @@ impl Cluster {
     }
 
     /// Elects a controller if there is none, then reads the view once; returns the watches.
-    async fn follow_once(
-        &self,
-        client: &zk::Client,
-    ) -> Result<(zk::OneshotWatcher, zk::OneshotWatcher), ClusterError> {
+    async fn follow_once(&self, client: &zk::Client) -> Result<Watches, ClusterError> {
         // Bounded: after a lost race the next read sees the winner; if /controller keeps
         // vanishing, the watch set by the last read brings this back.
         let mut elections = 0;
         loop {
-            let (view, exists, brokers_watch, controller_watch) = read_view(client).await?;
+            let (view, exists, watches) = read_view(client).await?;
             if !exists && elections < 3 {
                 elections += 1;
                 try_elect(client, self.node_id).await?;
@@ -381,9 +435,16 @@ impl Cluster {
             }
             tracing::debug!(brokers = ?view.brokers.keys().collect::<Vec<_>>(), controller = ?view.controller_id, "cluster view");
             *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
-            return Ok((brokers_watch, controller_watch));
+            return Ok(watches);
         }
     }
+}
+
+/// The one-shot watches a read of the cluster leaves; any firing means "read again".
+struct Watches {
+    brokers: zk::OneshotWatcher,
+    controller: zk::OneshotWatcher,
+    topics: zk::OneshotWatcher,
 }
 
 /// Resolves when the broker asks this membership to end.
@@ -430,11 +491,12 @@ async fn follow(
         let mut state = client.state_watcher();
         let result: Result<(), ClusterError> = async {
             loop {
-                let (brokers_watch, controller_watch) = cluster.follow_once(&client).await?;
+                let watches = cluster.follow_once(&client).await?;
                 backoff = Duration::from_millis(100);
                 tokio::select! {
-                    _ = brokers_watch.changed() => {}
-                    _ = controller_watch.changed() => {}
+                    _ = watches.brokers.changed() => {}
+                    _ = watches.controller.changed() => {}
+                    _ = watches.topics.changed() => {}
                     _ = state.changed() => {}
                     _ = stop_requested(&mut stopped) => return Ok(()),
                 }
@@ -484,6 +546,7 @@ async fn follow(
                     node_id = cfg.node_id,
                     "registered again after a new ZooKeeper session"
                 );
+                *cluster.client.write().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
                 client = c;
             }
             Err(e) => tracing::warn!(error = %e, "cannot rejoin the cluster yet"),

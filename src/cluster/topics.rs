@@ -74,8 +74,8 @@ pub fn assign_replicas(
     let mut out = BTreeMap::new();
     let start = start_index % n;
     let mut next_shift = shift % n;
-    let mut current = first_partition.max(0) as usize;
-    for _ in 0..partitions {
+    let first_partition = first_partition.max(0) as usize;
+    for current in first_partition..first_partition + partitions as usize {
         if current > 0 && current % n == 0 {
             next_shift += 1;
         }
@@ -87,7 +87,6 @@ pub fn assign_replicas(
             replicas.push(brokers[(first + step) % n]);
         }
         out.insert(current as i32, replicas);
-        current += 1;
     }
     Ok(out)
 }
@@ -157,4 +156,157 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }
+}
+
+/// A topic as the cluster knows it: its id and each partition's replicas and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTopic {
+    pub topic_id: String,
+    pub partitions: BTreeMap<i32, PartitionInfo>,
+}
+
+/// One partition: its replicas (the first is the preferred leader) and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub replicas: Vec<i32>,
+    /// -1 while the partition has no state znode yet (or no leader).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// Why a topic cannot be created in ZooKeeper.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTopicError {
+    #[error("topic '{0}' already exists")]
+    Exists(String),
+    #[error("{0}")]
+    Assign(#[from] AssignError),
+    #[error("ZooKeeper: {0}")]
+    Zk(#[from] zookeeper_client::Error),
+}
+
+fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
+/// Writes a new topic in one multi-op: its assignment, a state znode per partition (the
+/// first replica leads, every replica in the ISR, leader epoch 0) and its configs.
+pub(super) async fn create(
+    client: &zookeeper_client::Client,
+    name: &str,
+    topic_id: &str,
+    assignment: &BTreeMap<i32, Vec<i32>>,
+    configs: &BTreeMap<String, String>,
+    controller_epoch: i32,
+) -> Result<(), CreateTopicError> {
+    let topic = TopicZnode {
+        version: 3,
+        topic_id: topic_id.to_string(),
+        partitions: assignment
+            .iter()
+            .map(|(p, r)| (p.to_string(), r.clone()))
+            .collect(),
+        adding_replicas: BTreeMap::new(),
+        removing_replicas: BTreeMap::new(),
+    };
+    let base = format!("/brokers/topics/{name}");
+    let mut multi = client.new_multi_writer();
+    multi.add_create(&base, &to_json(&topic), &persistent())?;
+    multi.add_create(&format!("{base}/partitions"), b"", &persistent())?;
+    for (p, replicas) in assignment {
+        let state = PartitionStateZnode {
+            controller_epoch,
+            leader: replicas[0],
+            version: 1,
+            leader_epoch: 0,
+            isr: replicas.clone(),
+        };
+        multi.add_create(&format!("{base}/partitions/{p}"), b"", &persistent())?;
+        multi.add_create(
+            &format!("{base}/partitions/{p}/state"),
+            &to_json(&state),
+            &persistent(),
+        )?;
+    }
+    let config = TopicConfigZnode {
+        version: 1,
+        config: configs.clone(),
+    };
+    match client.get_data(&format!("/config/topics/{name}")).await {
+        Ok(_) => multi.add_set_data(&format!("/config/topics/{name}"), &to_json(&config), None)?,
+        Err(zookeeper_client::Error::NoNode) => multi.add_create(
+            &format!("/config/topics/{name}"),
+            &to_json(&config),
+            &persistent(),
+        )?,
+        Err(e) => return Err(e.into()),
+    }
+    match multi.commit().await {
+        Ok(_) => Ok(()),
+        Err(zookeeper_client::MultiWriteError::OperationFailed {
+            index: 0,
+            source: zookeeper_client::Error::NodeExists,
+        }) => Err(CreateTopicError::Exists(name.to_string())),
+        Err(e) => Err(zookeeper_client::Error::from(e).into()),
+    }
+}
+
+/// A znode record as JSON (plain records of strings and numbers always serialize).
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Reads every topic with its partitions' states, leaving a watch on the topic list.
+pub(super) async fn read(
+    client: &zookeeper_client::Client,
+) -> Result<
+    (
+        BTreeMap<String, ClusterTopic>,
+        zookeeper_client::OneshotWatcher,
+    ),
+    zookeeper_client::Error,
+> {
+    let (names, _, watch) = client.get_and_watch_children("/brokers/topics").await?;
+    let mut topics = BTreeMap::new();
+    for name in names {
+        let data = match client.get_data(&format!("/brokers/topics/{name}")).await {
+            Ok((d, _)) => d,
+            Err(zookeeper_client::Error::NoNode) => continue,
+            Err(e) => return Err(e),
+        };
+        let Ok(znode) = serde_json::from_slice::<TopicZnode>(&data) else {
+            tracing::warn!(topic = %name, "unreadable topic znode skipped");
+            continue;
+        };
+        let mut partitions = BTreeMap::new();
+        for (p, replicas) in znode.partitions {
+            let Ok(index) = p.parse::<i32>() else {
+                continue;
+            };
+            let state_path = format!("/brokers/topics/{name}/partitions/{p}/state");
+            let state = match client.get_data(&state_path).await {
+                Ok((d, _)) => serde_json::from_slice::<PartitionStateZnode>(&d).ok(),
+                Err(zookeeper_client::Error::NoNode) => None,
+                Err(e) => return Err(e),
+            };
+            partitions.insert(
+                index,
+                PartitionInfo {
+                    replicas,
+                    leader: state.as_ref().map_or(-1, |s| s.leader),
+                    leader_epoch: state.as_ref().map_or(0, |s| s.leader_epoch),
+                    isr: state.map(|s| s.isr).unwrap_or_default(),
+                },
+            );
+        }
+        topics.insert(
+            name,
+            ClusterTopic {
+                topic_id: znode.topic_id,
+                partitions,
+            },
+        );
+    }
+    Ok((topics, watch))
 }
