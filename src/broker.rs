@@ -18,6 +18,25 @@ use crate::txn::ProducerIds;
 
 pub use crate::context::Context;
 
+/// Keeps the local metadata in step with the cluster's until the broker is gone.
+async fn mirror_cluster(
+    ctx: std::sync::Weak<Context>,
+    mut view: watch::Receiver<Arc<crate::cluster::ClusterView>>,
+) {
+    loop {
+        let current = view.borrow_and_update().clone();
+        let Some(ctx) = ctx.upgrade() else { return };
+        // The sync writes the store: off the async workers.
+        let synced = tokio::task::spawn_blocking(move || ctx.metadata.sync_from_cluster(&current));
+        if synced.await.is_err() {
+            tracing::error!("mirroring the cluster's metadata failed");
+        }
+        if view.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// A bound, ready broker: the listening socket is open, the store is loaded.
 ///
 /// Binding and serving are separate steps so that callers (tests, the CLI) learn the real
@@ -89,10 +108,18 @@ impl Broker {
         let metadata = Metadata::load(
             store.clone(),
             config.max_partitions as usize,
-            cluster.as_ref().map(|c| c.cluster_id().to_string()),
+            config.node_id,
+            cluster.clone(),
         )
         .context("loading metadata")?;
-        let producer_ids = ProducerIds::load(store.clone()).context("loading producer ids")?;
+        if let Some(c) = &cluster {
+            // The cluster's topics before the first client, and this data dir's own
+            // topics into the cluster if it had some before joining.
+            metadata.sync_from_cluster(&c.view());
+            metadata.adopt_local_topics().await;
+        }
+        let producer_ids =
+            ProducerIds::load(store.clone(), cluster.clone()).context("loading producer ids")?;
         let groups = Arc::new(
             GroupCoordinator::load(
                 store.clone(),
@@ -154,6 +181,9 @@ impl Broker {
             let _ = ctx.http_addr.set(h.local_addr()?);
         }
         ctx.txns.recover(&ctx.txn_env());
+        if let Some(c) = &ctx.cluster {
+            tokio::spawn(mirror_cluster(Arc::downgrade(&ctx), c.subscribe()));
+        }
         Ok(Broker {
             ctx,
             listener,

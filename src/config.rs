@@ -84,6 +84,65 @@ pub struct BrokerConfig {
     )]
     pub num_partitions: i32,
 
+    /// Kafka's `default.replication.factor`: replicas of auto-created topics and of
+    /// CreateTopics with -1. Only a cluster (`--zookeeper-connect`) can have more than 1.
+    #[arg(
+        long = "default-replication-factor",
+        alias = "default.replication.factor",
+        env = "KLAMM_DEFAULT_REPLICATION_FACTOR",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(i32).range(1..=32_767),
+        help_heading = "Topics", value_name = "N"
+    )]
+    pub default_replication_factor: i32,
+
+    /// Kafka's `offsets.topic.replication.factor`: replicas of `__consumer_offsets`, which
+    /// places group coordinators in a cluster. As in Kafka, the topic is not created (and
+    /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE) while fewer brokers are live.
+    #[arg(
+        long = "offsets-topic-replication-factor",
+        alias = "offsets.topic.replication.factor",
+        env = "KLAMM_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(i32).range(1..=32_767),
+        help_heading = "Cluster", value_name = "N"
+    )]
+    pub offsets_topic_replication_factor: i32,
+
+    /// Kafka's `offsets.topic.num.partitions`.
+    #[arg(
+        long = "offsets-topic-num-partitions",
+        alias = "offsets.topic.num.partitions",
+        env = "KLAMM_OFFSETS_TOPIC_NUM_PARTITIONS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(i32).range(1..=1_000),
+        help_heading = "Cluster", value_name = "N"
+    )]
+    pub offsets_topic_num_partitions: i32,
+
+    /// Kafka's `transaction.state.log.replication.factor`: replicas of
+    /// `__transaction_state`, which places transaction coordinators in a cluster.
+    #[arg(
+        long = "transaction-state-log-replication-factor",
+        alias = "transaction.state.log.replication.factor",
+        env = "KLAMM_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(i32).range(1..=32_767),
+        help_heading = "Cluster", value_name = "N"
+    )]
+    pub transaction_state_log_replication_factor: i32,
+
+    /// Kafka's `transaction.state.log.num.partitions`.
+    #[arg(
+        long = "transaction-state-log-num-partitions",
+        alias = "transaction.state.log.num.partitions",
+        env = "KLAMM_TRANSACTION_STATE_LOG_NUM_PARTITIONS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(i32).range(1..=1_000),
+        help_heading = "Cluster", value_name = "N"
+    )]
+    pub transaction_state_log_num_partitions: i32,
+
     /// The most partitions the broker holds over all topics (the name KIP-578 proposed);
     /// CreateTopics and CreatePartitions past it get POLICY_VIOLATION. Kafka has no such cap.
     #[arg(

@@ -67,6 +67,90 @@ impl Context {
         }
     }
 
+    /// The broker that coordinates a group (`key_type` 0) or a transactional id (1), with
+    /// its host and port. On a single node that is this broker. In a cluster it is the
+    /// leader of the key's partition of `__consumer_offsets` or `__transaction_state`, as in
+    /// Kafka; the topic is created on first use.
+    pub async fn coordinator(
+        &self,
+        key_type: i8,
+        key: &str,
+    ) -> Result<(i32, String, i32), kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError::CoordinatorNotAvailable;
+        let Some(cluster) = &self.cluster else {
+            return Ok((
+                self.config.node_id,
+                self.advertised_host.clone(),
+                self.advertised_port,
+            ));
+        };
+        let (name, partitions, rf) = self.coordinator_topic(key_type);
+        let topic = match self.metadata.topic(name) {
+            Some(t) => t,
+            None => {
+                let created = self
+                    .metadata
+                    .create(crate::metadata::NewTopic {
+                        name: name.to_string(),
+                        partitions,
+                        replication_factor: rf,
+                        assignment: None,
+                        configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+                        validate_only: false,
+                        wait: std::time::Duration::from_secs(5),
+                    })
+                    .await;
+                if let Err((code, message)) = created {
+                    if code != kafka_protocol::ResponseError::TopicAlreadyExists {
+                        tracing::warn!(topic = name, error = ?code, %message, "cannot create the coordinators' topic yet");
+                    }
+                }
+                self.metadata
+                    .topic_arriving(name, std::time::Duration::from_secs(5))
+                    .await
+                    .ok_or(CoordinatorNotAvailable)?
+            }
+        };
+        let index = coordinator_partition(key, topic.placements.len());
+        let leader = topic
+            .placement(index)
+            .map(|p| p.leader)
+            .ok_or(CoordinatorNotAvailable)?;
+        let view = cluster.view();
+        let endpoint = view.brokers.get(&leader).ok_or(CoordinatorNotAvailable)?;
+        Ok((leader, endpoint.host.clone(), endpoint.port))
+    }
+
+    /// Whether this broker coordinates the key (see [`Context::coordinator`]); requests
+    /// about a key it does not coordinate get NOT_COORDINATOR, and the client asks
+    /// FindCoordinator again.
+    pub fn coordinates(&self, key_type: i8, key: &str) -> bool {
+        if self.cluster.is_none() {
+            return true;
+        }
+        let (name, _, _) = self.coordinator_topic(key_type);
+        self.metadata.topic(name).is_some_and(|t| {
+            let index = coordinator_partition(key, t.placements.len());
+            self.metadata.leads(&t, index)
+        })
+    }
+
+    fn coordinator_topic(&self, key_type: i8) -> (&'static str, i32, i32) {
+        if key_type == 1 {
+            (
+                "__transaction_state",
+                self.config.transaction_state_log_num_partitions,
+                self.config.transaction_state_log_replication_factor,
+            )
+        } else {
+            (
+                "__consumer_offsets",
+                self.config.offsets_topic_num_partitions,
+                self.config.offsets_topic_replication_factor,
+            )
+        }
+    }
+
     /// The handles the transaction coordinator works with, lent for one call.
     pub fn txn_env(&self) -> crate::txn::coordinator::TxnEnv<'_> {
         crate::txn::coordinator::TxnEnv {
@@ -76,5 +160,32 @@ impl Context {
             producer_ids: &self.producer_ids,
             faults: &self.faults,
         }
+    }
+}
+
+/// The partition of the coordinators' topic that owns `key`: Kafka's
+/// `Utils.abs(key.hashCode()) % partitions`, with Java's String hash over UTF-16 units, so
+/// a group lands where Kafka would put it.
+pub fn coordinator_partition(key: &str, partitions: usize) -> i32 {
+    let hash = key
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    ((hash & 0x7fff_ffff) as usize % partitions.max(1)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    /// Values from Java: `"my-group".hashCode()` is -1_906_497_762 -> partition 36 of 50;
+    /// `"".hashCode()` is 0; a negative hash is masked, not negated, as Kafka's Utils.abs.
+    #[test]
+    fn coordinator_partition_matches_kafka() {
+        assert_eq!(super::coordinator_partition("", 50), 0);
+        let h = "my-group"
+            .encode_utf16()
+            .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+        assert_eq!(h, -1_906_497_762);
+        assert_eq!(super::coordinator_partition("my-group", 50), 36);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE in Java.
+        assert_eq!(super::coordinator_partition("polygenelubricants", 50), 0);
     }
 }

@@ -14,8 +14,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::wire::*;
 use common::*;
 use kafka_protocol::messages::*;
+use kafka_protocol::records::Compression;
 
 const ZK_SERVER: &str = "/usr/share/zookeeper/bin/zkServer.sh";
 const SESSION_TIMEOUT_MS: &str = "2000";
@@ -105,9 +107,20 @@ fn start_broker(id: i32, port: u16, zk: u16, data: &Path) -> Result<Proc, String
         .expect("klamm starts");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    // Kept beside the data dir, for a failing test's reader.
+    let log_path = data.with_extension("log");
     std::thread::spawn(move || {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .ok();
         let mut log = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(f) = file.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
             if line.contains("klamm ready on ") {
                 let _ = tx.send(Ok(()));
             }
@@ -462,4 +475,327 @@ async fn a_topic_created_through_one_member_is_seen_by_all() {
     assert_eq!(cfg["config"]["cleanup.policy"], "compact");
     a.leave().await;
     b.leave().await;
+}
+
+/// The topic's partitions as one broker's Metadata lists them: (index, leader, replicas).
+async fn partitions_of(port: u16, topic: &str) -> (i16, uuid::Uuid, Vec<(i32, i32, Vec<i32>)>) {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr).await;
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(tn(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    let resp = c.send(&req, 12).await;
+    let t = &resp.topics[0];
+    let mut parts: Vec<(i32, i32, Vec<i32>)> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.leader_id.0,
+                p.replica_nodes.iter().map(|b| b.0).collect(),
+            )
+        })
+        .collect();
+    parts.sort();
+    (t.error_code, t.topic_id, parts)
+}
+
+fn run_kcat(args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat runs (./test.sh installs it)");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    // kcat's own timeouts (-m, message.timeout.ms) bound it; a hang fails the test's timeout.
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Stage 1: topics are placed over the brokers, every broker knows them, clients are routed
+/// to each partition's leader and refused elsewhere, and groups find one coordinator.
+#[tokio::test]
+async fn topics_spread_over_the_brokers_and_clients_follow_the_leaders() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    let dir = tempfile::tempdir().unwrap();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let mut brokers = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let data = dir.path().join(format!("broker-{}", i + 1));
+        brokers.push(
+            start_broker(i as i32 + 1, *port, zk_port, &data)
+                .unwrap_or_else(|log| panic!("broker {} exited:\n{log}", i + 1)),
+        );
+    }
+    converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    let addr = |i: usize| -> SocketAddr { format!("127.0.0.1:{}", ports[i]).parse().unwrap() };
+
+    // Created through broker 1: 6 partitions of 2 replicas over 3 brokers.
+    let mut c1 = Client::connect(addr(0)).await;
+    let created = c1
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(tn("spread"))
+                    .with_num_partitions(6)
+                    .with_replication_factor(2)])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    let r = &created.topics[0];
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!((r.num_partitions, r.replication_factor), (6, 2));
+    // More replicas than brokers: Kafka's error.
+    let too_many = c1
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(tn("too-many"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(4)])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    assert_eq!(
+        too_many.topics[0].error_code, 38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+
+    // Every broker lists the same placement, with the same topic id; each broker leads
+    // two partitions, and no partition has a broker twice.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let placement = loop {
+        let seen = [
+            partitions_of(ports[0], "spread").await,
+            partitions_of(ports[1], "spread").await,
+            partitions_of(ports[2], "spread").await,
+        ];
+        if seen
+            .iter()
+            .all(|s| s == &seen[0] && s.0 == 0 && s.2.len() == 6)
+        {
+            assert_eq!(seen[0].1, r.topic_id);
+            break seen[0].2.clone();
+        }
+        assert!(Instant::now() < deadline, "brokers disagree: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for id in 1..=3 {
+        assert_eq!(
+            placement.iter().filter(|p| p.1 == id).count(),
+            2,
+            "{placement:?}"
+        );
+    }
+    for (_, leader, replicas) in &placement {
+        assert_eq!(replicas.len(), 2);
+        assert_eq!(replicas[0], *leader);
+        assert_ne!(replicas[0], replicas[1]);
+    }
+
+    // A produce to a broker that does not lead the partition is refused, and nothing is
+    // written there; the leader takes it.
+    let (_, leader0, _) = placement[0];
+    let other = (1..=3).find(|id| *id != leader0).unwrap();
+    let mut wrong = Client::connect(addr(other as usize - 1)).await;
+    let one = batch(&[record(0, 1_700_000_000_000)], Compression::None);
+    assert_eq!(
+        produce(&mut wrong, "spread", 0, one.clone(), 9).await.0,
+        6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
+    let mut right = Client::connect(addr(leader0 as usize - 1)).await;
+    assert_eq!(produce(&mut right, "spread", 0, one, 9).await, (0, 0));
+    let fetched = fetch(&mut wrong, "spread", 0, 0, 12).await;
+    assert_eq!(fetched.error_code, 6, "a follower does not serve consumers");
+
+    // A real client bootstrapped at one broker: librdkafka finds every leader, and another
+    // client bootstrapped elsewhere reads every message back byte-exact.
+    let input: String = (0..60)
+        .map(|i| format!("key-{i}\tvalue-{i}-\u{e9}\n"))
+        .collect();
+    let bootstrap2 = format!("127.0.0.1:{}", ports[1]);
+    run_kcat(
+        &[
+            "-b",
+            &bootstrap2,
+            "-P",
+            "-t",
+            "spread",
+            "-K",
+            "\t",
+            "-X",
+            "message.timeout.ms=20000",
+        ],
+        Some(&input),
+    );
+    let bootstrap3 = format!("127.0.0.1:{}", ports[2]);
+    let out = run_kcat(
+        &[
+            "-b",
+            &bootstrap3,
+            "-C",
+            "-t",
+            "spread",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%p\t%k\t%s\n",
+        ],
+        None,
+    );
+    let mut got: Vec<String> = out
+        .lines()
+        .filter(|l| !l.starts_with("0\t\u{0}") && l.contains("key-"))
+        .map(|l| l.split_once('\t').unwrap().1.to_string())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = input.lines().map(str::to_string).collect();
+    want.sort();
+    assert_eq!(got, want);
+    // Keys kept their partitions: every message of a key is in one partition, and the
+    // partitions used are led by all three brokers.
+    let used: std::collections::BTreeSet<i32> = out
+        .lines()
+        .filter(|l| l.contains("key-"))
+        .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(used.len() >= 3, "60 keys over 6 partitions: {used:?}");
+
+    // One coordinator for a group, whichever broker is asked, and it is the leader of the
+    // group's partition of __consumer_offsets (Kafka's placement).
+    let mut coordinators = Vec::new();
+    for i in 0..3 {
+        let mut c = Client::connect(addr(i)).await;
+        let resp = c
+            .send(
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![
+                        kafka_protocol::protocol::StrBytes::from_static_str("my-group"),
+                    ]),
+                4,
+            )
+            .await;
+        let co = &resp.coordinators[0];
+        if co.error_code != 0 {
+            let log = std::fs::read_to_string(dir.path().join(format!("broker-{}.log", i + 1)));
+            panic!(
+                "FindCoordinator on broker {}: {co:?}\n{}",
+                i + 1,
+                log.unwrap_or_default()
+            );
+        }
+        coordinators.push((co.node_id.0, co.port));
+    }
+    assert!(
+        coordinators.iter().all(|c| *c == coordinators[0]),
+        "{coordinators:?}"
+    );
+    let offsets = partitions_of(ports[0], "__consumer_offsets").await;
+    assert_eq!(offsets.2.len(), 50);
+    assert_eq!(
+        offsets.2[36].1, coordinators[0].0,
+        "\"my-group\" hashes to partition 36"
+    );
+    assert_eq!(offsets.2[36].2.len(), 3);
+    // Another broker refuses the group: NOT_COORDINATOR.
+    let not_coordinator = (1..=3).find(|id| *id != coordinators[0].0).unwrap();
+    let mut c = Client::connect(addr(not_coordinator as usize - 1)).await;
+    let hb = c
+        .send(
+            &HeartbeatRequest::default()
+                .with_group_id(GroupId(
+                    kafka_protocol::protocol::StrBytes::from_static_str("my-group"),
+                ))
+                .with_generation_id(1)
+                .with_member_id(kafka_protocol::protocol::StrBytes::from_static_str("m")),
+            4,
+        )
+        .await;
+    assert_eq!(hb.error_code, 16, "NOT_COORDINATOR");
+
+    // A consumer group over the cluster: kcat's balanced consumer reads all 61 messages
+    // and commits; the coordinator has the offsets.
+    let bootstrap1 = format!("127.0.0.1:{}", ports[0]);
+    let consumed = run_kcat(
+        &[
+            "-b",
+            &bootstrap1,
+            "-G",
+            "my-group",
+            "-c",
+            "61",
+            "-q",
+            "-f",
+            "%s\n",
+            "-X",
+            "auto.offset.reset=earliest",
+            "spread",
+        ],
+        None,
+    );
+    assert_eq!(consumed.lines().count(), 61);
+    let mut co = Client::connect(format!("127.0.0.1:{}", coordinators[0].1).parse().unwrap()).await;
+    let fetched = co
+        .send(
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(
+                    kafka_protocol::protocol::StrBytes::from_static_str("my-group"),
+                ))
+                .with_topics(None),
+            7,
+        )
+        .await;
+    assert_eq!(fetched.error_code, 0);
+    let committed: i64 = fetched
+        .topics
+        .iter()
+        .filter(|t| t.name.0.as_str() == "spread")
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| p.committed_offset.max(0))
+        .sum();
+    assert_eq!(committed, 61);
+
+    // Deleted through broker 3: gone from every broker.
+    let mut c3 = Client::connect(addr(2)).await;
+    let deleted = c3
+        .send(
+            &DeleteTopicsRequest::default()
+                .with_topic_names(vec![tn("spread")])
+                .with_timeout_ms(10_000),
+            4,
+        )
+        .await;
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for p in ports {
+        while partitions_of(p, "spread").await.0 != 3 {
+            assert!(
+                Instant::now() < deadline,
+                "broker on {p} still has the deleted topic"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -463,7 +463,7 @@ fn apply(
 }
 
 /// Validates and (unless `validate_only`) applies changes to one resource.
-fn alter_resource(
+async fn alter_resource(
     ctx: &Context,
     resource_type: i8,
     name: &str,
@@ -484,7 +484,8 @@ fn alter_resource(
                 return Ok(());
             }
             ctx.metadata
-                .set_topic_configs(name, configs)
+                .configure(name, configs, std::time::Duration::from_secs(30))
+                .await
                 .map_err(|e| (e, format!("could not alter the configs of topic '{name}'")))
         }
         RESOURCE_BROKER => {
@@ -527,7 +528,7 @@ type AlterItem = (i8, StrBytes, Result<Vec<(String, Change)>, Failure>);
 /// Runs every resource of an AlterConfigs or IncrementalAlterConfigs request: resources
 /// named twice are refused (as Kafka does), the rest applied one by one. Returns each
 /// resource with its error, if any.
-fn alter_all(
+async fn alter_all(
     ctx: &Context,
     rc: &RequestContext,
     api: &str,
@@ -541,9 +542,9 @@ fn alter_all(
         .map(|(t, n, _)| (*t, n.to_string()))
         .filter(|r| !seen.insert(r.clone()))
         .collect();
-    items
-        .into_iter()
-        .map(|(kind, name, changes)| {
+    let mut out = Vec::with_capacity(items.len());
+    for (kind, name, changes) in items {
+        out.push({
             let n = name.to_string();
             let outcome = if dups.contains(&(kind, n.clone())) {
                 Err((
@@ -551,7 +552,7 @@ fn alter_all(
                     format!("Error due to duplicate config resource: {n}"),
                 ))
             } else {
-                alter_resource(ctx, kind, &n, changes, replace_all, validate_only)
+                alter_resource(ctx, kind, &n, changes, replace_all, validate_only).await
             };
             if let Err((code, message)) = &outcome {
                 tracing::warn!(
@@ -564,8 +565,9 @@ fn alter_all(
                 );
             }
             (kind, name, outcome.err())
-        })
-        .collect()
+        });
+    }
+    out
 }
 
 pub async fn alter_configs(
@@ -593,6 +595,7 @@ pub async fn alter_configs(
         })
         .collect();
     let responses = alter_all(ctx, rc, "AlterConfigs", items, true, req.validate_only)
+        .await
         .into_iter()
         .map(|(kind, name, err)| {
             let mut resp = alter_configs_response::AlterConfigsResourceResponse::default()
@@ -658,6 +661,7 @@ pub async fn incremental_alter_configs(
         false,
         req.validate_only,
     )
+    .await
     .into_iter()
     .map(|(kind, name, err)| {
         let mut resp = incremental_alter_configs_response::AlterConfigsResourceResponse::default()

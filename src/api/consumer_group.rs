@@ -31,6 +31,12 @@ pub async fn heartbeat(
     _version: i16,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Option<ConsumerGroupHeartbeatResponse> {
+    if !ctx.coordinates(0, req.group_id.0.as_str()) {
+        return Some(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(ResponseError::NotCoordinator.code()),
+        );
+    }
     let group = req.group_id.0.to_string();
     let mut resp = ConsumerGroupHeartbeatResponse::default();
     if ctx.groups.has_members(&group) {

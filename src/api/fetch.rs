@@ -76,11 +76,9 @@ pub async fn handle(
         };
         topics.push((name, id));
         for p in t.partitions {
-            let target = topic.clone().and_then(|tp| {
-                tp.partition(p.partition)
-                    .cloned()
-                    .ok_or(ResponseError::UnknownTopicOrPartition)
-            });
+            let target = topic
+                .clone()
+                .and_then(|tp| ctx.metadata.led_partition(&tp, p.partition).map(Arc::clone));
             wanted.push(Wanted {
                 topic_slot: slot,
                 partition_index: p.partition,

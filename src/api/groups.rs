@@ -14,6 +14,7 @@ use super::sb;
 use super::RequestContext;
 use crate::context::Context;
 use crate::group::{GroupState, JoinRequest};
+use kafka_protocol::protocol::StrBytes;
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
@@ -25,45 +26,42 @@ pub async fn find_coordinator(
     version: i16,
     req: FindCoordinatorRequest,
 ) -> Option<FindCoordinatorResponse> {
-    let node = BrokerId(ctx.config.node_id);
     let mut resp = FindCoordinatorResponse::default();
-    // key_type 0 = group, 1 = transaction: this broker coordinates both.
-    let error = match req.key_type {
-        0 | 1 => None,
-        _ => Some(ResponseError::InvalidRequest),
-    };
-    if version >= 4 {
-        resp.coordinators = req
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                let mut c = Coordinator::default().with_key(key);
-                match error {
-                    None => {
-                        c.node_id = node;
-                        c.host = sb(ctx.advertised_host.clone());
-                        c.port = ctx.advertised_port;
-                    }
-                    Some(e) => {
-                        c.node_id = BrokerId(-1);
-                        c.error_code = e.code();
-                    }
-                }
-                c
-            })
-            .collect();
+    // key_type 0 = group, 1 = transaction.
+    let valid = matches!(req.key_type, 0 | 1);
+    let keys: Vec<StrBytes> = if version >= 4 {
+        req.coordinator_keys
     } else {
-        match error {
-            None => {
-                resp.node_id = node;
-                resp.host = sb(ctx.advertised_host.clone());
-                resp.port = ctx.advertised_port;
+        vec![req.key]
+    };
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut c = Coordinator::default().with_key(key.clone());
+        let answer = if valid {
+            ctx.coordinator(req.key_type, key.as_str()).await
+        } else {
+            Err(ResponseError::InvalidRequest)
+        };
+        match answer {
+            Ok((id, host, port)) => {
+                c.node_id = BrokerId(id);
+                c.host = sb(host);
+                c.port = port;
             }
-            Some(e) => {
-                resp.node_id = BrokerId(-1);
-                resp.error_code = e.code();
+            Err(e) => {
+                c.node_id = BrokerId(-1);
+                c.error_code = e.code();
             }
         }
+        found.push(c);
+    }
+    if version >= 4 {
+        resp.coordinators = found;
+    } else if let Some(c) = found.pop() {
+        resp.node_id = c.node_id;
+        resp.host = c.host;
+        resp.port = c.port;
+        resp.error_code = c.error_code;
     }
     Some(resp)
 }
@@ -74,6 +72,11 @@ pub async fn join_group(
     version: i16,
     req: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
+    if !ctx.coordinates(0, req.group_id.0.as_str()) {
+        return Some(
+            JoinGroupResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
+        );
+    }
     if ctx.consumer_groups.has_members(req.group_id.0.as_str()) {
         // A KIP-848 group with members: classic members cannot join it.
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), group = %req.group_id.0.as_str(), "classic JoinGroup for a consumer-protocol group");
@@ -145,6 +148,11 @@ pub async fn sync_group(
     version: i16,
     req: SyncGroupRequest,
 ) -> Option<SyncGroupResponse> {
+    if !ctx.coordinates(0, req.group_id.0.as_str()) {
+        return Some(
+            SyncGroupResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
+        );
+    }
     let group_id = req.group_id.0.to_string();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     let outcome = ctx
@@ -192,6 +200,11 @@ pub async fn heartbeat(
     _version: i16,
     req: HeartbeatRequest,
 ) -> Option<HeartbeatResponse> {
+    if !ctx.coordinates(0, req.group_id.0.as_str()) {
+        return Some(
+            HeartbeatResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
+        );
+    }
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     let result = ctx.groups.heartbeat(
         req.group_id.0.as_str(),
@@ -208,6 +221,11 @@ pub async fn leave_group(
     version: i16,
     req: LeaveGroupRequest,
 ) -> Option<LeaveGroupResponse> {
+    if !ctx.coordinates(0, req.group_id.0.as_str()) {
+        return Some(
+            LeaveGroupResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
+        );
+    }
     let group_id = req.group_id.0.to_string();
     let mut resp = LeaveGroupResponse::default();
     if version < 3 {

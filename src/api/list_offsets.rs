@@ -40,8 +40,8 @@ pub async fn handle(
                         .with_offset(-1);
                     let part = topic
                         .as_ref()
-                        .and_then(|t| t.partition(p.partition_index))
-                        .ok_or(ResponseError::UnknownTopicOrPartition);
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|t| ctx.metadata.led_partition(t, p.partition_index));
                     let result = part.and_then(|part| {
                         check_leader_epoch(p.current_leader_epoch)?;
                         lookup(part, p.timestamp, req.isolation_level == 1)

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::RequestContext;
 use super::{sb, topic_name};
 use crate::context::Context;
-use crate::log::partition::LEADER_EPOCH;
 use crate::metadata::{validate_topic_name, Topic};
 
 /// Upper bound on topics named in one Metadata request that we will auto-create.
@@ -24,8 +23,9 @@ pub async fn handle(
     version: i16,
     req: MetadataRequest,
 ) -> Option<MetadataResponse> {
-    let node = BrokerId(ctx.config.node_id);
     let (brokers, controller) = ctx.brokers_and_controller();
+    let node: Vec<i32> = brokers.iter().map(|b| b.0).collect();
+    let node = &node[..];
     let mut resp = MetadataResponse::default()
         .with_brokers(
             brokers
@@ -63,39 +63,42 @@ pub async fn handle(
             .iter()
             .map(|t| describe_topic(t, node, want_topic_ops))
             .collect(),
-        Some(topics) => topics
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) => {
-                    let name = name.0.as_str();
-                    match ctx.metadata.topic(name) {
-                        Some(topic) => describe_topic(&topic, node, want_topic_ops),
-                        None => {
-                            let may_create =
-                                allow_auto_create && created < MAX_AUTO_CREATE_PER_REQUEST;
-                            created += 1;
-                            auto_create(ctx, rc, name, may_create, node, want_topic_ops)
+        Some(topics) => {
+            let mut out = Vec::with_capacity(topics.len());
+            for t in topics {
+                out.push(match t.name {
+                    Some(name) => {
+                        let name = name.0.as_str();
+                        match ctx.metadata.topic(name) {
+                            Some(topic) => describe_topic(&topic, node, want_topic_ops),
+                            None => {
+                                let may_create =
+                                    allow_auto_create && created < MAX_AUTO_CREATE_PER_REQUEST;
+                                created += 1;
+                                auto_create(ctx, rc, name, may_create, node, want_topic_ops).await
+                            }
                         }
                     }
-                }
-                None => match ctx.metadata.topic_by_id(&t.topic_id) {
-                    Some(topic) => describe_topic(&topic, node, want_topic_ops),
-                    None => MetadataResponseTopic::default()
-                        .with_error_code(ResponseError::UnknownTopicId.code())
-                        .with_topic_id(t.topic_id),
-                },
-            })
-            .collect(),
+                    None => match ctx.metadata.topic_by_id(&t.topic_id) {
+                        Some(topic) => describe_topic(&topic, node, want_topic_ops),
+                        None => MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::UnknownTopicId.code())
+                            .with_topic_id(t.topic_id),
+                    },
+                });
+            }
+            out
+        }
     };
     Some(resp)
 }
 
-fn auto_create(
+async fn auto_create(
     ctx: &Context,
     rc: &RequestContext,
     name: &str,
     may_create: bool,
-    node: BrokerId,
+    live: &[i32],
     want_topic_ops: bool,
 ) -> MetadataResponseTopic {
     let unknown = |code: ResponseError| {
@@ -114,28 +117,45 @@ fn auto_create(
     if !may_create {
         return unknown(ResponseError::UnknownTopicOrPartition);
     }
-    match auto_create_topic(ctx, name) {
-        Ok(topic) => describe_topic(&topic, node, want_topic_ops),
+    match auto_create_topic(ctx, name).await {
+        Ok(topic) => describe_topic(&topic, live, want_topic_ops),
         Err(code) => unknown(code),
     }
 }
 
 /// Creates `name` with the broker defaults, or returns the topic a concurrent request made.
-pub fn auto_create_topic(ctx: &Context, name: &str) -> Result<Arc<Topic>, ResponseError> {
-    match ctx
+/// In a cluster, a topic not yet arrived in this broker's metadata is LEADER_NOT_AVAILABLE,
+/// as Kafka answers while an auto-created topic's leaders are being elected.
+pub async fn auto_create_topic(ctx: &Context, name: &str) -> Result<Arc<Topic>, ResponseError> {
+    let created = ctx
         .metadata
-        .create_topic(name, ctx.config.num_partitions, Default::default(), false)
-    {
-        Ok(t) => Ok(t),
-        Err((ResponseError::TopicAlreadyExists, _)) => ctx
-            .metadata
-            .topic(name)
-            .ok_or(ResponseError::UnknownTopicOrPartition),
+        .create(crate::metadata::NewTopic {
+            name: name.to_string(),
+            partitions: ctx.config.num_partitions,
+            replication_factor: ctx.config.default_replication_factor,
+            assignment: None,
+            configs: Default::default(),
+            validate_only: false,
+            wait: std::time::Duration::from_secs(5),
+        })
+        .await;
+    match created {
+        Ok(_) | Err((ResponseError::TopicAlreadyExists, _)) => {
+            ctx.metadata
+                .topic(name)
+                .ok_or(if ctx.metadata.cluster().is_some() {
+                    ResponseError::LeaderNotAvailable
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                })
+        }
         Err((code, _)) => Err(code),
     }
 }
 
-fn describe_topic(topic: &Topic, node: BrokerId, want_topic_ops: bool) -> MetadataResponseTopic {
+/// A topic as Metadata lists it. A leader that is not live is reported as none
+/// (LEADER_NOT_AVAILABLE), and replicas that are not live as offline, as Kafka does.
+fn describe_topic(topic: &Topic, live: &[i32], want_topic_ops: bool) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.id)
@@ -145,15 +165,33 @@ fn describe_topic(topic: &Topic, node: BrokerId, want_topic_ops: bool) -> Metada
         ))
         .with_partitions(
             topic
-                .partitions
+                .placements
                 .iter()
-                .map(|p| {
-                    MetadataResponsePartition::default()
-                        .with_partition_index(p.index)
-                        .with_leader_id(node)
-                        .with_leader_epoch(LEADER_EPOCH)
-                        .with_replica_nodes(vec![node])
-                        .with_isr_nodes(vec![node])
+                .enumerate()
+                .map(|(i, p)| {
+                    let leader = if live.contains(&p.leader) {
+                        p.leader
+                    } else {
+                        -1
+                    };
+                    let mut out = MetadataResponsePartition::default()
+                        .with_partition_index(i as i32)
+                        .with_leader_id(BrokerId(leader))
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                        .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+                        .with_offline_replicas(
+                            p.replicas
+                                .iter()
+                                .filter(|r| !live.contains(r))
+                                .copied()
+                                .map(BrokerId)
+                                .collect(),
+                        );
+                    if leader < 0 {
+                        out.error_code = ResponseError::LeaderNotAvailable.code();
+                    }
+                    out
                 })
                 .collect(),
         );

@@ -108,11 +108,12 @@ pub async fn offset_for_leader_epoch(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let part = topic.as_ref().and_then(|tp| tp.partition(p.partition));
-                    let result = match part {
-                        None => Err(ResponseError::UnknownTopicOrPartition),
-                        Some(part) => check_leader_epoch(p.current_leader_epoch).map(|_| part),
-                    };
+                    let part = topic
+                        .as_ref()
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|tp| ctx.metadata.led_partition(tp, p.partition));
+                    let result = part
+                        .and_then(|part| check_leader_epoch(p.current_leader_epoch).map(|_| part));
                     match result {
                         // The only epoch there has been: it ends at the log end offset. A
                         // later epoch is unknown (-1, -1), as Kafka answers.
@@ -251,7 +252,7 @@ pub async fn describe_topic_partitions(
     _version: i16,
     req: DescribeTopicPartitionsRequest,
 ) -> Option<DescribeTopicPartitionsResponse> {
-    let node = BrokerId(ctx.config.node_id);
+    let live: Vec<i32> = ctx.brokers_and_controller().0.iter().map(|b| b.0).collect();
     let limit = req.response_partition_limit.max(1) as usize;
     // Topics in name order, starting at the cursor's topic, as Kafka pages them.
     let mut names: Vec<String> = if req.topics.is_empty() {
@@ -301,15 +302,25 @@ pub async fn describe_topic_partitions(
         let count = topic.partitions.len() as i32;
         let end = (first as usize + budget).min(count as usize) as i32;
         let partitions: Vec<DescribeTopicPartitionsResponsePartition> = (first..end)
-            .map(|i| {
-                describe_topic_partitions_response::DescribeTopicPartitionsResponsePartition::default()
+            .filter_map(|i| Some((i, topic.placement(i)?)))
+            .map(|(i, p)| {
+                let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect::<Vec<_>>();
+                let leader = if live.contains(&p.leader) { p.leader } else { -1 };
+                let offline: Vec<i32> =
+                    p.replicas.iter().copied().filter(|r| !live.contains(r)).collect();
+                let mut out = describe_topic_partitions_response::DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(i)
-                    .with_leader_id(node)
-                    .with_leader_epoch(LEADER_EPOCH)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(ids(&p.replicas))
+                    .with_isr_nodes(ids(&p.isr))
+                    .with_offline_replicas(ids(&offline))
                     .with_eligible_leader_replicas(Some(Vec::new()))
-                    .with_last_known_elr(Some(Vec::new()))
+                    .with_last_known_elr(Some(Vec::new()));
+                if leader < 0 {
+                    out.error_code = ResponseError::LeaderNotAvailable.code();
+                }
+                out
             })
             .collect();
         budget -= partitions.len();
@@ -317,7 +328,10 @@ pub async fn describe_topic_partitions(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name(&name)))
                 .with_topic_id(topic.id)
-                .with_is_internal(false)
+                .with_is_internal(matches!(
+                    name.as_str(),
+                    "__consumer_offsets" | "__transaction_state"
+                ))
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(super::cluster::TOPIC_OPERATIONS),
         );

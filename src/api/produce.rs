@@ -30,12 +30,15 @@ pub async fn handle(
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
     let mut queued = Vec::new();
-    let mut responses: Vec<_> = req
-        .topic_data
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| produce_topic(ctx, rc, version, acks_valid, t, i, &mut queued))
-        .collect();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for (i, t) in req.topic_data.into_iter().enumerate() {
+        let topic = if acks_valid {
+            resolve_topic(ctx, version, &t).await
+        } else {
+            Err(ResponseError::InvalidRequiredAcks)
+        };
+        responses.push(produce_topic(ctx, rc, version, topic, t, i, &mut queued));
+    }
     // Every partition's append is queued before any is awaited: with --fsync they share
     // one sync.
     for q in queued {
@@ -72,7 +75,7 @@ pub async fn handle(
     Some(ProduceResponse::default().with_responses(responses))
 }
 
-fn resolve_topic(
+async fn resolve_topic(
     ctx: &Context,
     version: i16,
     data: &TopicProduceData,
@@ -93,7 +96,7 @@ fn resolve_topic(
     if !ctx.config.auto_create_topics_enable {
         return Err(ResponseError::UnknownTopicOrPartition);
     }
-    auto_create_topic(ctx, name)
+    auto_create_topic(ctx, name).await
 }
 
 /// A partition's append, queued for the disk, and where its answer goes.
@@ -112,16 +115,11 @@ fn produce_topic(
     ctx: &Context,
     rc: &RequestContext,
     version: i16,
-    acks_valid: bool,
+    topic: Result<Arc<Topic>, ResponseError>,
     data: TopicProduceData,
     topic_pos: usize,
     queued: &mut Vec<Queued>,
 ) -> TopicProduceResponse {
-    let topic = if acks_valid {
-        resolve_topic(ctx, version, &data)
-    } else {
-        Err(ResponseError::InvalidRequiredAcks)
-    };
     let rules = topic.as_ref().ok().map(|t| TopicRules::of(ctx, t));
     let partition_responses = data
         .partition_data
@@ -137,6 +135,9 @@ fn produce_topic(
                 let p = t
                     .partition(pd.index)
                     .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+                if !ctx.metadata.leads(t, pd.index) {
+                    return Err((ResponseError::NotLeaderOrFollower, None));
+                }
                 let records = pd
                     .records
                     .as_ref()

@@ -15,7 +15,12 @@ pub async fn init_producer_id(
     let mut resp = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    ctx.producer_ids.prepare().await;
     if let Some(id) = req.transactional_id.as_ref().filter(|id| !id.is_empty()) {
+        if !ctx.coordinates(1, id.as_str()) {
+            resp.error_code = kafka_protocol::ResponseError::NotCoordinator.code();
+            return Some(resp);
+        }
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
         match ctx.txns.init_producer_id(
             &ctx.txn_env(),

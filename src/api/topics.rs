@@ -61,7 +61,9 @@ pub async fn create_topics(
             .with_name(t.name.clone())
             .with_num_partitions(-1)
             .with_replication_factor(-1);
-        let outcome = (|| {
+        let clustered = ctx.metadata.cluster().is_some();
+        let wait = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 30_000) as u64);
+        let outcome = async {
             if excessive {
                 return Err((
                     ResponseError::PolicyViolation,
@@ -75,7 +77,7 @@ pub async fn create_topics(
                 ));
             }
             let rf = t.replication_factor;
-            if rf != -1 && rf != 1 && t.assignments.is_empty() {
+            if !clustered && rf != -1 && rf != 1 && t.assignments.is_empty() {
                 return Err((
                     ResponseError::InvalidReplicationFactor,
                     format!("Replication factor: {rf} larger than available brokers: 1."),
@@ -89,6 +91,10 @@ pub async fn create_topics(
                     ));
                 }
                 for (i, a) in t.assignments.iter().enumerate() {
+                    if clustered {
+                        // The cluster checks the brokers below.
+                        continue;
+                    }
                     let ok = a.partition_index == i as i32
                         && a.broker_ids.len() == 1
                         && a.broker_ids[0].0 == ctx.config.node_id;
@@ -119,9 +125,29 @@ pub async fn create_topics(
             }
             topic_config::validate_set(&configs)
                 .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
+            let assignment = (!t.assignments.is_empty()).then(|| {
+                t.assignments
+                    .iter()
+                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                    .collect()
+            });
             ctx.metadata
-                .create_topic(&name, num_partitions, configs, req.validate_only)
-        })();
+                .create(crate::metadata::NewTopic {
+                    name: name.clone(),
+                    partitions: num_partitions,
+                    replication_factor: if rf == -1 {
+                        ctx.config.default_replication_factor
+                    } else {
+                        i32::from(rf)
+                    },
+                    assignment,
+                    configs,
+                    validate_only: req.validate_only,
+                    wait,
+                })
+                .await
+        }
+        .await;
         match outcome {
             Ok(topic) => {
                 result.topic_id = if version >= 7 && !req.validate_only {
@@ -129,8 +155,8 @@ pub async fn create_topics(
                 } else {
                     Default::default()
                 };
-                result.num_partitions = topic.partitions.len() as i32;
-                result.replication_factor = 1;
+                result.num_partitions = topic.partitions;
+                result.replication_factor = topic.replication_factor;
                 if version >= 5 {
                     result.configs = Some(
                         topic_config::effective(
@@ -179,9 +205,10 @@ pub async fn delete_topics(
             .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
+    let wait = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 30_000) as u64);
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let r = {
             let mut r = DeletableTopicResult::default();
             let resolved = match &name {
                 Some(n) => ctx
@@ -197,10 +224,11 @@ pub async fn delete_topics(
             };
             r.name = name.as_deref().map(topic_name);
             r.topic_id = id;
-            match resolved.and_then(|(n, tid)| {
-                ctx.metadata.delete_topic(&n)?;
-                Ok((n, tid))
-            }) {
+            let deleted = match resolved {
+                Ok((n, tid)) => ctx.metadata.delete(&n, wait).await.map(|_| (n, tid)),
+                Err(e) => Err(e),
+            };
+            match deleted {
                 Ok((n, tid)) => {
                     r.name = Some(topic_name(&n));
                     if version >= 6 {
@@ -215,8 +243,9 @@ pub async fn delete_topics(
                 }
             }
             r
-        })
-        .collect();
+        };
+        responses.push(r);
+    }
     Some(DeleteTopicsResponse::default().with_responses(responses))
 }
 
@@ -241,14 +270,17 @@ pub async fn create_partitions(
     if excessive {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), records, "CreatePartitions refused: excessively large batch operation");
     }
-    let results = req
-        .topics
-        .into_iter()
-        .map(|t| {
+    let wait = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 30_000) as u64);
+    let clustered = ctx.metadata.cluster().is_some();
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let r = {
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            // Manual placement of new partitions is for a later stage in a cluster.
             let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-                a.iter()
-                    .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != ctx.config.node_id)
+                clustered
+                    || a.iter()
+                        .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != ctx.config.node_id)
             });
             let outcome = if excessive {
                 Err((
@@ -265,15 +297,17 @@ pub async fn create_partitions(
                 ))
             } else {
                 ctx.metadata
-                    .create_partitions(t.name.0.as_str(), t.count, req.validate_only)
+                    .grow(t.name.0.as_str(), t.count, req.validate_only, wait)
+                    .await
             };
             if let Err((code, message)) = outcome {
                 r.error_code = code.code();
                 r.error_message = Some(sb(message));
             }
             r
-        })
-        .collect();
+        };
+        results.push(r);
+    }
     Some(CreatePartitionsResponse::default().with_results(results))
 }
 
@@ -301,11 +335,12 @@ pub async fn delete_records(
         for p in t.partitions {
             let result = match topic
                 .as_ref()
-                .and_then(|tp| tp.partition(p.partition_index))
+                .ok_or(ResponseError::UnknownTopicOrPartition)
+                .and_then(|tp| ctx.metadata.led_partition(tp, p.partition_index))
             {
-                None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(_) if !deletable => Err(ResponseError::PolicyViolation),
-                Some(part) => {
+                Err(e) => Err(e),
+                Ok(_) if !deletable => Err(ResponseError::PolicyViolation),
+                Ok(part) => {
                     let part = part.clone();
                     let offset = p.offset;
                     // Reads and deletes in RocksDB block: keep them off the async workers.

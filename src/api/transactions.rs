@@ -160,6 +160,12 @@ pub async fn add_offsets_to_txn(
     version: i16,
     req: AddOffsetsToTxnRequest,
 ) -> Option<AddOffsetsToTxnResponse> {
+    if !ctx.coordinates(1, req.transactional_id.0.as_str()) {
+        return Some(
+            AddOffsetsToTxnResponse::default()
+                .with_error_code(ResponseError::NotCoordinator.code()),
+        );
+    }
     let group = req.group_id.0.as_str();
     let result = if let Err(e) = crate::group::validate_group_id(group) {
         Err(e)
@@ -185,6 +191,11 @@ pub async fn end_txn(
     version: i16,
     req: EndTxnRequest,
 ) -> Option<EndTxnResponse> {
+    if !ctx.coordinates(1, req.transactional_id.0.as_str()) {
+        return Some(
+            EndTxnResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
+        );
+    }
     let commit = req.committed;
     // The markers are one small RocksDB write per partition, like a Produce's append.
     let result = ctx

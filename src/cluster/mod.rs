@@ -13,6 +13,7 @@ pub mod topics;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,8 @@ pub struct JoinConfig {
 pub struct Cluster {
     cluster_id: String,
     node_id: i32,
-    view: RwLock<Arc<ClusterView>>,
+    /// The view, and whoever follows it (the metadata service materializes topics from it).
+    view: tokio::sync::watch::Sender<Arc<ClusterView>>,
     /// The current session, for writes made on a client's behalf (CreateTopics).
     client: RwLock<Option<zk::Client>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -99,6 +101,15 @@ struct ControllerRecord {
     version: i32,
     brokerid: i32,
     timestamp: String,
+}
+
+/// `/latest_producer_id_block`, as Kafka's ZooKeeper-mode brokers wrote it.
+#[derive(Serialize, Deserialize)]
+struct ProducerIdBlock {
+    version: i32,
+    broker: i32,
+    block_start: String,
+    block_end: String,
 }
 
 /// `/cluster/id`.
@@ -280,10 +291,10 @@ async fn try_elect(client: &zk::Client, node_id: i32) -> Result<bool, ClusterErr
 
 /// Reads the live brokers and the controller, leaving watches that fire on any change.
 /// Also says whether `/controller` exists (it may hold data this broker cannot read).
-async fn read_view(client: &zk::Client) -> Result<(ClusterView, bool, Watches), ClusterError> {
+async fn read_members(client: &zk::Client) -> Result<(Members, bool, MemberWatches), ClusterError> {
     let (ids, _, brokers_watch) = client.get_and_watch_children("/brokers/ids").await?;
     let (controller_stat, controller_watch) = client.check_and_watch_stat("/controller").await?;
-    let mut view = ClusterView::default();
+    let mut members = Members::default();
     for id in ids {
         let Ok(n) = id.parse::<i32>() else { continue };
         let data = match client.get_data(&format!("/brokers/ids/{id}")).await {
@@ -294,7 +305,7 @@ async fn read_view(client: &zk::Client) -> Result<(ClusterView, bool, Watches), 
         };
         match serde_json::from_slice::<BrokerRegistration>(&data) {
             Ok(r) => {
-                view.brokers.insert(
+                members.brokers.insert(
                     n,
                     BrokerEndpoint {
                         host: r.host,
@@ -308,7 +319,7 @@ async fn read_view(client: &zk::Client) -> Result<(ClusterView, bool, Watches), 
     if controller_stat.is_some() {
         match client.get_data("/controller").await {
             Ok((data, _)) => {
-                view.controller_id = serde_json::from_slice::<ControllerRecord>(&data)
+                members.controller_id = serde_json::from_slice::<ControllerRecord>(&data)
                     .ok()
                     .map(|r| r.brokerid);
             }
@@ -316,17 +327,21 @@ async fn read_view(client: &zk::Client) -> Result<(ClusterView, bool, Watches), 
             Err(e) => return Err(e.into()),
         }
     }
-    let (topics, topics_watch) = topics::read(client).await?;
-    view.topics = topics;
     Ok((
-        view,
+        members,
         controller_stat.is_some(),
-        Watches {
+        MemberWatches {
             brokers: brokers_watch,
             controller: controller_watch,
-            topics: topics_watch,
         },
     ))
+}
+
+/// The live brokers and the controller, read together.
+#[derive(Default)]
+struct Members {
+    brokers: BTreeMap<i32, BrokerEndpoint>,
+    controller_id: Option<i32>,
 }
 
 impl Cluster {
@@ -346,13 +361,14 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             cluster_id,
             node_id: cfg.node_id,
-            view: RwLock::new(Arc::new(ClusterView::default())),
+            view: tokio::sync::watch::Sender::new(Arc::new(ClusterView::default())),
             client: RwLock::new(Some(client.clone())),
             stop,
             task: std::sync::Mutex::new(None),
         });
         // The first view before anyone asks, so Metadata never lists an empty cluster.
         cluster.follow_once(&client).await?;
+        cluster.refresh_all_topics(&client).await?;
         let task = tokio::spawn(follow(cluster.clone(), cfg, client, stopped));
         *cluster.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         Ok(cluster)
@@ -374,12 +390,6 @@ impl Cluster {
         rf: i32,
         configs: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<i32, Vec<i32>>, topics::CreateTopicError> {
-        let client = self
-            .client
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(topics::CreateTopicError::Zk(zk::Error::SessionExpired))?;
         let brokers: Vec<i32> = self.view().brokers.keys().copied().collect();
         let n = brokers.len().max(1);
         let assignment = topics::assign_replicas(
@@ -390,20 +400,190 @@ impl Cluster {
             fastrand_index(n),
             0,
         )?;
-        let epoch = match client.get_data("/controller_epoch").await {
+        self.create_topic_assigned(name, topic_id, &assignment, configs)
+            .await?;
+        Ok(assignment)
+    }
+
+    /// Creates a topic with the replicas given (CreateTopics' manual assignment).
+    pub async fn create_topic_assigned(
+        &self,
+        name: &str,
+        topic_id: &str,
+        assignment: &BTreeMap<i32, Vec<i32>>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), topics::CreateTopicError> {
+        let client = self.session()?;
+        let epoch = Self::controller_epoch(&client).await;
+        topics::create(&client, name, topic_id, assignment, configs, epoch).await
+    }
+
+    /// The live brokers, the controller and the topics, as last read.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver that wakes whenever the view changes.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<ClusterView>> {
+        self.view.subscribe()
+    }
+
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    fn publish(&self, change: impl FnOnce(&mut ClusterView)) {
+        self.view.send_modify(|v| {
+            let mut next = (**v).clone();
+            change(&mut next);
+            *v = Arc::new(next);
+        });
+    }
+
+    /// Re-reads every topic (at start, and after a reconnect, when watch events may have
+    /// been lost: ZOOKEEPER-4698).
+    async fn refresh_all_topics(&self, client: &zk::Client) -> Result<(), ClusterError> {
+        let topics = topics::read_all(client).await?;
+        self.publish(|v| v.topics = topics);
+        Ok(())
+    }
+
+    /// Re-reads the named topics.
+    async fn refresh_topics(
+        &self,
+        client: &zk::Client,
+        names: &std::collections::BTreeSet<String>,
+    ) -> Result<(), ClusterError> {
+        let mut read = Vec::with_capacity(names.len());
+        for name in names {
+            read.push((name.clone(), topics::read_topic(client, name).await?));
+        }
+        self.publish(|v| {
+            for (name, topic) in read {
+                match topic {
+                    Some(t) => {
+                        v.topics.insert(name, t);
+                    }
+                    None => {
+                        v.topics.remove(&name);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The current session, for writes made on a client's behalf.
+    fn session(&self) -> Result<zk::Client, zk::Error> {
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(zk::Error::SessionExpired)
+    }
+
+    /// The controller epoch, recorded in the partition states this broker writes.
+    async fn controller_epoch(client: &zk::Client) -> i32 {
+        match client.get_data("/controller_epoch").await {
             Ok((d, _)) => std::str::from_utf8(&d)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0),
             Err(_) => 0,
-        };
-        topics::create(&client, name, topic_id, &assignment, configs, epoch).await?;
-        Ok(assignment)
+        }
     }
 
-    /// The live brokers and the controller.
-    pub fn view(&self) -> Arc<ClusterView> {
-        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Deletes a topic from ZooKeeper; false if it did not exist.
+    pub async fn delete_topic(&self, name: &str) -> Result<bool, zk::Error> {
+        topics::delete(&self.session()?, name).await
+    }
+
+    /// Grows a topic to `total` partitions, placing the new ones as Kafka does with the
+    /// replication factor of partition 0.
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        total: i32,
+    ) -> Result<BTreeMap<i32, Vec<i32>>, topics::CreateTopicError> {
+        let client = self.session()?;
+        let topic = topics::read_topic(&client, name)
+            .await?
+            .ok_or_else(|| zk::Error::NoNode)?;
+        let current = topic.partitions.len() as i32;
+        let rf = topic
+            .partitions
+            .get(&0)
+            .map_or(1, |p| p.replicas.len() as i32);
+        let brokers: Vec<i32> = self.view().brokers.keys().copied().collect();
+        let n = brokers.len().max(1);
+        let added = topics::assign_replicas(
+            total - current,
+            rf,
+            &brokers,
+            fastrand_index(n),
+            fastrand_index(n),
+            current,
+        )?;
+        let epoch = Self::controller_epoch(&client).await;
+        topics::add_partitions(&client, name, &added, epoch).await?;
+        Ok(added)
+    }
+
+    /// Replaces a topic's explicit configs in ZooKeeper.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), zk::Error> {
+        topics::set_configs(&self.session()?, name, configs).await
+    }
+
+    /// The next block of `size` producer ids from `/latest_producer_id_block`, claimed with a
+    /// conditional write so no two brokers get the same block (Kafka's ZooKeeper layout).
+    pub async fn allocate_producer_id_block(&self, size: i64) -> Result<(i64, i64), zk::Error> {
+        let client = self.session()?;
+        // Bounded: each lost race means another broker took a block.
+        for _ in 0..100 {
+            let (start, version) = match client.get_data("/latest_producer_id_block").await {
+                Ok((d, stat)) => {
+                    let block: ProducerIdBlock = serde_json::from_slice(&d).map_err(|_| {
+                        zk::Error::UnexpectedError("unreadable /latest_producer_id_block".into())
+                    })?;
+                    let end: i64 = block.block_end.parse().map_err(|_| {
+                        zk::Error::UnexpectedError("unreadable /latest_producer_id_block".into())
+                    })?;
+                    (end + 1, Some(stat.version))
+                }
+                Err(zk::Error::NoNode) => (0, None),
+                Err(e) => return Err(e),
+            };
+            let record = serde_json::to_vec(&ProducerIdBlock {
+                version: 1,
+                broker: self.node_id,
+                block_start: start.to_string(),
+                block_end: (start + size - 1).to_string(),
+            })
+            .unwrap_or_default();
+            let written = match version {
+                Some(v) => client
+                    .set_data("/latest_producer_id_block", &record, Some(v))
+                    .await
+                    .map(|_| ()),
+                None => client
+                    .create("/latest_producer_id_block", &record, &persistent())
+                    .await
+                    .map(|_| ()),
+            };
+            match written {
+                Ok(()) => return Ok((start, start + size)),
+                Err(zk::Error::BadVersion | zk::Error::NodeExists) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(zk::Error::UnexpectedError(
+            "producer id block: too many concurrent claims".into(),
+        ))
     }
 
     /// Leaves the cluster: closing the session removes this broker's registration (and its
@@ -422,29 +602,118 @@ impl Cluster {
     }
 
     /// Elects a controller if there is none, then reads the view once; returns the watches.
-    async fn follow_once(&self, client: &zk::Client) -> Result<Watches, ClusterError> {
+    async fn follow_once(&self, client: &zk::Client) -> Result<MemberWatches, ClusterError> {
         // Bounded: after a lost race the next read sees the winner; if /controller keeps
         // vanishing, the watch set by the last read brings this back.
         let mut elections = 0;
         loop {
-            let (view, exists, watches) = read_view(client).await?;
+            let (members, exists, watches) = read_members(client).await?;
             if !exists && elections < 3 {
                 elections += 1;
                 try_elect(client, self.node_id).await?;
                 continue;
             }
-            tracing::debug!(brokers = ?view.brokers.keys().collect::<Vec<_>>(), controller = ?view.controller_id, "cluster view");
-            *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(view);
+            tracing::debug!(brokers = ?members.brokers.keys().collect::<Vec<_>>(), controller = ?members.controller_id, "cluster view");
+            self.publish(|v| {
+                v.brokers = members.brokers;
+                v.controller_id = members.controller_id;
+            });
             return Ok(watches);
         }
     }
 }
 
-/// The one-shot watches a read of the cluster leaves; any firing means "read again".
-struct Watches {
+/// The one-shot watches a read of the members leaves; any firing means "read again".
+struct MemberWatches {
     brokers: zk::OneshotWatcher,
     controller: zk::OneshotWatcher,
-    topics: zk::OneshotWatcher,
+}
+
+/// Why following stopped for this connection.
+enum Interrupted {
+    /// The broker is shutting down.
+    Stop,
+    /// The session's state changed (lost, expired, closed): read everything again later.
+    Session,
+    Failed(ClusterError),
+}
+
+impl From<ClusterError> for Interrupted {
+    fn from(e: ClusterError) -> Self {
+        Interrupted::Failed(e)
+    }
+}
+
+impl From<zk::Error> for Interrupted {
+    fn from(e: zk::Error) -> Self {
+        Interrupted::Failed(e.into())
+    }
+}
+
+/// The topic an event names, or why following must restart: a session event on a
+/// persistent watcher means it may have missed events (or, if terminal, will get no more,
+/// and must not be polled again).
+fn topic_event(event: zk::WatchedEvent) -> Result<Option<String>, Interrupted> {
+    if event.event_type == zk::EventType::Session {
+        return match event.session_state {
+            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => Ok(None),
+            _ => Err(Interrupted::Session),
+        };
+    }
+    Ok(topics::topic_of_path(&event.path).map(str::to_string))
+}
+
+/// Follows one connection of a session: persistent watches on every topic and config
+/// znode, one-shot watches on the members; re-reads only what changed.
+async fn follow_connected(
+    cluster: &Cluster,
+    client: &zk::Client,
+    stopped: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), Interrupted> {
+    use futures_util::FutureExt as _;
+    let mut state = client.state_watcher();
+    // Watches before the reads they guard, so that no change falls between.
+    let mut topic_watch = client
+        .watch("/brokers/topics", zk::AddWatchMode::PersistentRecursive)
+        .await?;
+    let mut config_watch = client
+        .watch("/config/topics", zk::AddWatchMode::PersistentRecursive)
+        .await?;
+    cluster.refresh_all_topics(client).await?;
+    let members = cluster.follow_once(client).await?;
+    let mut brokers = Box::pin(members.brokers.changed());
+    let mut controller = Box::pin(members.controller.changed());
+    loop {
+        let mut dirty = std::collections::BTreeSet::new();
+        tokio::select! {
+            _ = &mut brokers => {}
+            _ = &mut controller => {}
+            e = topic_watch.changed() => dirty.extend(topic_event(e)?),
+            e = config_watch.changed() => dirty.extend(topic_event(e)?),
+            _ = state.changed() => return Err(Interrupted::Session),
+            _ = stop_requested(stopped) => return Err(Interrupted::Stop),
+        }
+        if !dirty.is_empty() {
+            // One multi-op arrives as many events: take all that are already here.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            for _ in 0..100_000 {
+                let Some(e) = topic_watch
+                    .changed()
+                    .now_or_never()
+                    .or_else(|| config_watch.changed().now_or_never())
+                else {
+                    break;
+                };
+                dirty.extend(topic_event(e)?);
+            }
+            cluster.refresh_topics(client, &dirty).await?;
+            continue;
+        }
+        // A member watch fired (one-shot: set again by the read).
+        let members = cluster.follow_once(client).await?;
+        brokers = Box::pin(members.brokers.changed());
+        controller = Box::pin(members.controller.changed());
+    }
 }
 
 /// Resolves when the broker asks this membership to end.
@@ -488,29 +757,18 @@ async fn follow(
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut state = client.state_watcher();
-        let result: Result<(), ClusterError> = async {
-            loop {
-                let watches = cluster.follow_once(&client).await?;
-                backoff = Duration::from_millis(100);
-                tokio::select! {
-                    _ = watches.brokers.changed() => {}
-                    _ = watches.controller.changed() => {}
-                    _ = watches.topics.changed() => {}
-                    _ = state.changed() => {}
-                    _ = stop_requested(&mut stopped) => return Ok(()),
+        let failed = match follow_connected(&cluster, &client, &mut stopped).await {
+            Err(Interrupted::Stop) | Ok(()) => return close(client).await,
+            Err(Interrupted::Failed(e)) => {
+                if !*stopped.borrow() {
+                    tracing::warn!(error = %e, "ZooKeeper: cannot follow the cluster; retrying");
                 }
+                true
             }
-        }
-        .await;
-        if let Err(e) = &result {
-            if !*stopped.borrow() {
-                tracing::warn!(error = %e, "ZooKeeper: cannot follow the cluster; retrying");
-            }
-        }
-        if result.is_ok() || *stopped.borrow() {
-            close(client).await;
-            return;
+            Err(Interrupted::Session) => false,
+        };
+        if *stopped.borrow() {
+            return close(client).await;
         }
         // Wait out a lost connection: the session either comes back or expires.
         let mut state = client.state_watcher();
@@ -521,11 +779,15 @@ async fn follow(
                 _ = stop_requested(&mut stopped) => return close(client).await,
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop_requested(&mut stopped) => return close(client).await,
+        if failed {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop_requested(&mut stopped) => return close(client).await,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        } else {
+            backoff = Duration::from_millis(100);
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
         if matches!(
             current,
             zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly

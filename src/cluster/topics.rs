@@ -163,6 +163,8 @@ mod tests {
 pub struct ClusterTopic {
     pub topic_id: String,
     pub partitions: BTreeMap<i32, PartitionInfo>,
+    /// What `/config/topics/<t>` sets explicitly.
+    pub configs: BTreeMap<String, String>,
 }
 
 /// One partition: its replicas (the first is the preferred leader) and its state.
@@ -257,56 +259,195 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-/// Reads every topic with its partitions' states, leaving a watch on the topic list.
-pub(super) async fn read(
+/// Reads one topic with its partitions' states and its configs; None if it does not exist
+/// (or is half-written: a topic appears whole, in one multi-op).
+pub(super) async fn read_topic(
     client: &zookeeper_client::Client,
-) -> Result<
-    (
-        BTreeMap<String, ClusterTopic>,
-        zookeeper_client::OneshotWatcher,
-    ),
-    zookeeper_client::Error,
-> {
-    let (names, _, watch) = client.get_and_watch_children("/brokers/topics").await?;
-    let mut topics = BTreeMap::new();
-    for name in names {
-        let data = match client.get_data(&format!("/brokers/topics/{name}")).await {
-            Ok((d, _)) => d,
-            Err(zookeeper_client::Error::NoNode) => continue,
+    name: &str,
+) -> Result<Option<ClusterTopic>, zookeeper_client::Error> {
+    use zookeeper_client::Error::NoNode;
+    let data = match client.get_data(&format!("/brokers/topics/{name}")).await {
+        Ok((d, _)) => d,
+        Err(NoNode) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Ok(znode) = serde_json::from_slice::<TopicZnode>(&data) else {
+        tracing::warn!(topic = %name, "unreadable topic znode skipped");
+        return Ok(None);
+    };
+    // The client pipelines these: one round trip for all partitions' states.
+    let paths: Vec<(i32, Vec<i32>, String)> = znode
+        .partitions
+        .into_iter()
+        .filter_map(|(p, replicas)| {
+            let index = p.parse::<i32>().ok()?;
+            Some((
+                index,
+                replicas,
+                format!("/brokers/topics/{name}/partitions/{p}/state"),
+            ))
+        })
+        .collect();
+    let states =
+        futures_util::future::join_all(paths.iter().map(|(_, _, path)| client.get_data(path)))
+            .await;
+    let mut partitions = BTreeMap::new();
+    for ((index, replicas, _), state) in paths.into_iter().zip(states) {
+        let state = match state {
+            Ok((d, _)) => serde_json::from_slice::<PartitionStateZnode>(&d).ok(),
+            Err(NoNode) => None,
             Err(e) => return Err(e),
         };
-        let Ok(znode) = serde_json::from_slice::<TopicZnode>(&data) else {
-            tracing::warn!(topic = %name, "unreadable topic znode skipped");
-            continue;
-        };
-        let mut partitions = BTreeMap::new();
-        for (p, replicas) in znode.partitions {
-            let Ok(index) = p.parse::<i32>() else {
-                continue;
-            };
-            let state_path = format!("/brokers/topics/{name}/partitions/{p}/state");
-            let state = match client.get_data(&state_path).await {
-                Ok((d, _)) => serde_json::from_slice::<PartitionStateZnode>(&d).ok(),
-                Err(zookeeper_client::Error::NoNode) => None,
-                Err(e) => return Err(e),
-            };
-            partitions.insert(
-                index,
-                PartitionInfo {
-                    replicas,
-                    leader: state.as_ref().map_or(-1, |s| s.leader),
-                    leader_epoch: state.as_ref().map_or(0, |s| s.leader_epoch),
-                    isr: state.map(|s| s.isr).unwrap_or_default(),
-                },
-            );
-        }
-        topics.insert(
-            name,
-            ClusterTopic {
-                topic_id: znode.topic_id,
-                partitions,
+        partitions.insert(
+            index,
+            PartitionInfo {
+                replicas,
+                leader: state.as_ref().map_or(-1, |s| s.leader),
+                leader_epoch: state.as_ref().map_or(0, |s| s.leader_epoch),
+                isr: state.map(|s| s.isr).unwrap_or_default(),
             },
         );
     }
-    Ok((topics, watch))
+    let configs = match client.get_data(&format!("/config/topics/{name}")).await {
+        Ok((d, _)) => serde_json::from_slice::<TopicConfigZnode>(&d)
+            .map(|c| c.config)
+            .unwrap_or_default(),
+        Err(NoNode) => BTreeMap::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(ClusterTopic {
+        topic_id: znode.topic_id,
+        partitions,
+        configs,
+    }))
+}
+
+/// Reads every topic.
+pub(super) async fn read_all(
+    client: &zookeeper_client::Client,
+) -> Result<BTreeMap<String, ClusterTopic>, zookeeper_client::Error> {
+    let names = client.list_children("/brokers/topics").await?;
+    let mut topics = BTreeMap::new();
+    for name in names {
+        if let Some(t) = read_topic(client, &name).await? {
+            topics.insert(name, t);
+        }
+    }
+    Ok(topics)
+}
+
+/// The topic a watched path belongs to: `/brokers/topics/<t>[/...]` or `/config/topics/<t>`.
+pub(super) fn topic_of_path(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/brokers/topics/")
+        .or_else(|| path.strip_prefix("/config/topics/"))?;
+    let name = rest.split('/').next()?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// Deletes a topic: its state znodes, its assignment and its configs, in one multi-op, so
+/// that no broker ever reads half a topic.
+pub(super) async fn delete(
+    client: &zookeeper_client::Client,
+    name: &str,
+) -> Result<bool, zookeeper_client::Error> {
+    use zookeeper_client::Error::NoNode;
+    let base = format!("/brokers/topics/{name}");
+    let partitions = match client.list_children(&format!("{base}/partitions")).await {
+        Ok(p) => p,
+        Err(NoNode) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let mut paths = Vec::new();
+    for p in &partitions {
+        let dir = format!("{base}/partitions/{p}");
+        for child in client.list_children(&dir).await.unwrap_or_default() {
+            paths.push(format!("{dir}/{child}"));
+        }
+        paths.push(dir);
+    }
+    if client
+        .check_stat(&format!("{base}/partitions"))
+        .await?
+        .is_some()
+    {
+        paths.push(format!("{base}/partitions"));
+    }
+    if client.check_stat(&base).await?.is_none() {
+        return Ok(false);
+    }
+    paths.push(base);
+    let mut multi = client.new_multi_writer();
+    for path in &paths {
+        multi.add_delete(path, None)?;
+    }
+    let config = format!("/config/topics/{name}");
+    if client.check_stat(&config).await?.is_some() {
+        multi.add_delete(&config, None)?;
+    }
+    match multi.commit().await {
+        Ok(_) => Ok(true),
+        Err(zookeeper_client::MultiWriteError::OperationFailed { source: NoNode, .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adds partitions to a topic: the grown assignment (conditional on the version read, so a
+/// concurrent change fails rather than being overwritten) and the new partitions' states.
+pub(super) async fn add_partitions(
+    client: &zookeeper_client::Client,
+    name: &str,
+    added: &BTreeMap<i32, Vec<i32>>,
+    controller_epoch: i32,
+) -> Result<(), CreateTopicError> {
+    let base = format!("/brokers/topics/{name}");
+    let (data, stat) = client.get_data(&base).await?;
+    let mut znode: TopicZnode = serde_json::from_slice(&data)
+        .map_err(|_| zookeeper_client::Error::UnexpectedError("unreadable topic znode".into()))?;
+    for (p, r) in added {
+        znode.partitions.insert(p.to_string(), r.clone());
+    }
+    let mut multi = client.new_multi_writer();
+    multi.add_set_data(&base, &to_json(&znode), Some(stat.version))?;
+    for (p, replicas) in added {
+        let state = PartitionStateZnode {
+            controller_epoch,
+            leader: replicas[0],
+            version: 1,
+            leader_epoch: 0,
+            isr: replicas.clone(),
+        };
+        multi.add_create(&format!("{base}/partitions/{p}"), b"", &persistent())?;
+        multi.add_create(
+            &format!("{base}/partitions/{p}/state"),
+            &to_json(&state),
+            &persistent(),
+        )?;
+    }
+    multi
+        .commit()
+        .await
+        .map_err(|e| CreateTopicError::Zk(e.into()))?;
+    Ok(())
+}
+
+/// Replaces a topic's explicit configs.
+pub(super) async fn set_configs(
+    client: &zookeeper_client::Client,
+    name: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), zookeeper_client::Error> {
+    let config = TopicConfigZnode {
+        version: 1,
+        config: configs.clone(),
+    };
+    let path = format!("/config/topics/{name}");
+    match client.set_data(&path, &to_json(&config), None).await {
+        Ok(_) => Ok(()),
+        Err(zookeeper_client::Error::NoNode) => client
+            .create(&path, &to_json(&config), &persistent())
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    }
 }

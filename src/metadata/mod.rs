@@ -13,6 +13,9 @@ use crate::log::Partition;
 use crate::storage::StoreError;
 use crate::storage::{Batch, Store};
 
+mod cluster;
+pub use cluster::{CreatedTopic, NewTopic};
+
 /// Longest legal topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Upper bound on partitions per topic: a limit so one request cannot exhaust memory.
@@ -34,6 +37,10 @@ struct TopicRecord {
     partition_uids: Vec<u64>,
     #[serde(default)]
     configs: BTreeMap<String, String>,
+    /// Made from the cluster's metadata (ZooKeeper) rather than by this broker alone: such a
+    /// topic is dropped when the cluster no longer has it.
+    #[serde(default)]
+    from_cluster: bool,
 }
 
 /// A live topic: its identity and the shared state of each partition.
@@ -45,6 +52,32 @@ pub struct Topic {
     pub id: Uuid,
     pub partitions: Vec<Arc<Partition>>,
     pub configs: BTreeMap<String, String>,
+    /// Where each partition lives (index = partition): this broker alone on a single node,
+    /// else what the cluster's metadata says.
+    pub placements: Vec<Placement>,
+    from_cluster: bool,
+}
+
+/// A partition's replicas, leader, leader epoch and in-sync replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub replicas: Vec<i32>,
+    /// -1 when the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+impl Placement {
+    /// A partition of a single-node broker: this broker is everything.
+    fn local(node_id: i32) -> Placement {
+        Placement {
+            replicas: vec![node_id],
+            leader: node_id,
+            leader_epoch: crate::log::partition::LEADER_EPOCH,
+            isr: vec![node_id],
+        }
+    }
 }
 
 impl Topic {
@@ -52,6 +85,19 @@ impl Topic {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+    }
+
+    pub fn placement(&self, index: i32) -> Option<&Placement> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.placements.get(i))
+    }
+
+    /// The replication factor: the first partition's replica count, as Kafka reports it.
+    pub fn replication_factor(&self) -> i16 {
+        self.placements
+            .first()
+            .map_or(1, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX))
     }
 }
 
@@ -69,6 +115,11 @@ pub struct Metadata {
     broker_configs: std::sync::RwLock<BrokerConfigs>,
     /// `--max-partitions`: the most partitions over all topics.
     max_partitions: usize,
+    node_id: i32,
+    /// In cluster mode, ZooKeeper holds the topics; this service mirrors them locally.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Bumped whenever the topics change, for requests that wait for a change to arrive.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// Broker configs set at runtime with AlterConfigs, as Kafka keeps them in its metadata:
@@ -110,8 +161,10 @@ impl Metadata {
     pub fn load(
         store: Arc<Store>,
         max_partitions: usize,
-        cluster_id: Option<String>,
+        node_id: i32,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> Result<Metadata, StoreError> {
+        let cluster_id = cluster.as_ref().map(|c| c.cluster_id().to_string());
         let cluster_id = match (store.cluster_id()?, cluster_id) {
             (Some(id), _) => id,
             (None, given) => {
@@ -132,6 +185,9 @@ impl Metadata {
             admin_lock: Mutex::new(()),
             broker_configs: Default::default(),
             max_partitions,
+            node_id,
+            cluster,
+            generation: tokio::sync::watch::Sender::new(0),
         };
         if let Some(v) = store.broker_configs()? {
             let bc: BrokerConfigs = serde_json::from_slice(&v)
@@ -178,11 +234,14 @@ impl Metadata {
                 partition(self.store.clone(), name.clone(), i as i32, *uid).map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let placements = vec![Placement::local(self.node_id); partitions.len()];
         Ok(Topic {
             name,
             id: rec.id,
             partitions,
             configs: rec.configs.clone(),
+            placements,
+            from_cluster: rec.from_cluster,
         })
     }
 
@@ -281,6 +340,7 @@ impl Metadata {
             id: Uuid::new_v4(),
             partition_uids: uids,
             configs,
+            from_cluster: false,
         };
         let topic = Arc::new(self.new_topic(name, &rec));
         if validate_only {
@@ -290,6 +350,7 @@ impl Metadata {
         self.store.write_synced(wb).map_err(storage)?;
         self.topic_names_by_id.insert(rec.id, name.to_string());
         self.topics.insert(name.to_string(), topic.clone());
+        self.generation.send_modify(|g| *g += 1);
         tracing::info!(topic = name, partitions = num_partitions, "created topic");
         Ok(topic)
     }
@@ -300,6 +361,12 @@ impl Metadata {
         let Some(topic) = self.topic(name) else {
             return Err(ResponseError::UnknownTopicOrPartition);
         };
+        self.remove_topic_locked(&topic)
+    }
+
+    /// Deletes a topic's record and data; the caller holds the admin lock.
+    fn remove_topic_locked(&self, topic: &Topic) -> Result<Uuid, ResponseError> {
+        let name = &*topic.name;
         for p in &topic.partitions {
             p.mark_deleted();
         }
@@ -314,6 +381,7 @@ impl Metadata {
         self.topics.remove(name);
         self.topic_names_by_id.remove(&topic.id);
         tracing::info!(topic = name, "deleted topic");
+        self.generation.send_modify(|g| *g += 1);
         Ok(topic.id)
     }
 
@@ -373,9 +441,11 @@ impl Metadata {
             id: topic.id,
             partition_uids: partitions.iter().map(|p| p.uid).collect(),
             configs: topic.configs.clone(),
+            from_cluster: topic.from_cluster,
         };
         self.persist(&mut wb, name, &rec);
         self.store.write_synced(wb).map_err(storage)?;
+        let placements = vec![Placement::local(self.node_id); partitions.len()];
         self.topics.insert(
             name.to_string(),
             Arc::new(Topic {
@@ -383,6 +453,8 @@ impl Metadata {
                 id: topic.id,
                 partitions,
                 configs: topic.configs.clone(),
+                placements,
+                from_cluster: topic.from_cluster,
             }),
         );
         tracing::info!(topic = name, partitions = total, "added partitions");
@@ -431,6 +503,7 @@ impl Metadata {
             id: topic.id,
             partition_uids: topic.partitions.iter().map(|p| p.uid).collect(),
             configs: configs.clone(),
+            from_cluster: topic.from_cluster,
         };
         let mut wb = self.store.batch();
         self.persist(&mut wb, name, &rec);
@@ -444,6 +517,8 @@ impl Metadata {
                 id: topic.id,
                 partitions: topic.partitions.clone(),
                 configs,
+                placements: topic.placements.clone(),
+                from_cluster: topic.from_cluster,
             }),
         );
         tracing::info!(topic = name, "altered topic configs");
@@ -451,11 +526,17 @@ impl Metadata {
     }
 }
 
-/// A cluster id in Kafka's format: 16 random bytes, URL-safe base64 without padding.
 /// A new cluster id as Kafka makes them: a random UUID in URL-safe base64, 22 characters.
 pub fn new_cluster_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = Uuid::new_v4().into_bytes();
+    encode_uuid(Uuid::new_v4())
+}
+
+const BASE64_URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A Uuid as Kafka prints one (`Uuid.toString`): URL-safe base64 without padding.
+pub fn encode_uuid(id: Uuid) -> String {
+    const ALPHABET: &[u8] = BASE64_URL;
+    let bytes = id.into_bytes();
     let mut out = String::with_capacity(22);
     let mut acc: u32 = 0;
     let mut bits = 0;
@@ -471,4 +552,29 @@ pub fn new_cluster_id() -> String {
         out.push(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize] as char);
     }
     out
+}
+
+/// The Uuid Kafka printed as `s` (see [`encode_uuid`]); None if `s` is not one.
+pub fn decode_uuid(s: &str) -> Option<Uuid> {
+    if s.len() != 22 {
+        return None;
+    }
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    let mut out = Vec::with_capacity(16);
+    for c in s.bytes() {
+        let v = BASE64_URL.iter().position(|&a| a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // 22 characters carry 132 bits: the last 4 must be zero padding.
+    if out.len() != 16 || acc != 0 {
+        return None;
+    }
+    Some(Uuid::from_bytes(out.try_into().ok()?))
 }
