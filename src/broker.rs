@@ -99,6 +99,7 @@ impl Broker {
                     },
                     local_cluster_id: store.cluster_id().context("reading the cluster id")?,
                     new_cluster_id: crate::metadata::new_cluster_id(),
+                    unclean_leader_election: config.unclean_leader_election_enable,
                 })
                 .await
                 .context("joining the cluster")?,
@@ -183,6 +184,8 @@ impl Broker {
         ctx.txns.recover(&ctx.txn_env());
         if let Some(c) = &ctx.cluster {
             tokio::spawn(mirror_cluster(Arc::downgrade(&ctx), c.subscribe()));
+            tokio::spawn(crate::replication::run(Arc::downgrade(&ctx)));
+            tokio::spawn(crate::replication::shrink_isr(Arc::downgrade(&ctx)));
         }
         Ok(Broker {
             ctx,
@@ -295,6 +298,14 @@ impl Broker {
         tokio::select! {
             _ = &mut serve => {}
             _ = shutdown => {
+                // Controlled shutdown: leaderships move to other in-sync replicas while this
+                // broker still answers (NOT_LEADER_OR_FOLLOWER sends clients there).
+                if self.ctx.cluster.is_some() {
+                    tokio::select! {
+                        _ = self.ctx.metadata.controlled_shutdown(std::time::Duration::from_secs(30)) => {}
+                        _ = &mut serve => {}
+                    }
+                }
                 self.ctx.ready.store(false, std::sync::atomic::Ordering::Release);
                 let _ = tx.send(true);
                 serve.await;

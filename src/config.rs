@@ -96,6 +96,66 @@ pub struct BrokerConfig {
     )]
     pub default_replication_factor: i32,
 
+    /// Kafka's `min.insync.replicas` (broker default of the topic config): an `acks=all`
+    /// produce needs at least this many in-sync replicas, else NOT_ENOUGH_REPLICAS.
+    #[arg(
+        long = "min-insync-replicas",
+        alias = "min.insync.replicas",
+        env = "KLAMM_MIN_INSYNC_REPLICAS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(i32).range(1..=32_767),
+        help_heading = "Topics", value_name = "N"
+    )]
+    pub min_insync_replicas: i32,
+
+    /// Kafka's `unclean.leader.election.enable`: in a cluster, whether a replica outside
+    /// the ISR may lead when no in-sync replica is alive (losing what it lacks).
+    #[arg(
+        long = "unclean-leader-election-enable",
+        alias = "unclean.leader.election.enable",
+        env = "KLAMM_UNCLEAN_LEADER_ELECTION_ENABLE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL",
+        help_heading = "Cluster"
+    )]
+    pub unclean_leader_election_enable: bool,
+
+    /// Kafka's `replica.lag.time.max.ms`: a follower that has not caught up with its
+    /// leader for this long leaves the ISR (cluster mode).
+    #[arg(
+        long = "replica-lag-time-max-ms",
+        alias = "replica.lag.time.max.ms",
+        env = "KLAMM_REPLICA_LAG_TIME_MAX_MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(100..=3_600_000),
+        help_heading = "Cluster", value_name = "MS"
+    )]
+    pub replica_lag_time_max_ms: u64,
+
+    /// Kafka's `replica.fetch.wait.max.ms`: how long a follower's fetch waits at its
+    /// leader for new data (cluster mode).
+    #[arg(
+        long = "replica-fetch-wait-max-ms",
+        alias = "replica.fetch.wait.max.ms",
+        env = "KLAMM_REPLICA_FETCH_WAIT_MAX_MS",
+        default_value_t = 500,
+        value_parser = clap::value_parser!(u64).range(0..=60_000),
+        help_heading = "Cluster", value_name = "MS"
+    )]
+    pub replica_fetch_wait_max_ms: u64,
+
+    /// Kafka's `replica.fetch.max.bytes`: bytes a follower asks for per partition.
+    #[arg(
+        long = "replica-fetch-max-bytes",
+        alias = "replica.fetch.max.bytes",
+        env = "KLAMM_REPLICA_FETCH_MAX_BYTES",
+        default_value_t = 1_048_576,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Cluster", value_name = "BYTES"
+    )]
+    pub replica_fetch_max_bytes: i32,
+
     /// Kafka's `offsets.topic.replication.factor`: replicas of `__consumer_offsets`, which
     /// places group coordinators in a cluster. As in Kafka, the topic is not created (and
     /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE) while fewer brokers are live.

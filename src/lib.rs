@@ -7,6 +7,7 @@
 pub mod api;
 pub mod apis;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod cluster;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod log;
 pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
+pub mod replication;
 pub mod server;
 pub mod storage;
 pub mod topic_config;

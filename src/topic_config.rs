@@ -338,6 +338,10 @@ pub fn default_value(
             broker.message_max_bytes.to_string(),
             ConfigSource::StaticBrokerConfig,
         ),
+        "min.insync.replicas" if broker.min_insync_replicas != 1 => (
+            broker.min_insync_replicas.to_string(),
+            ConfigSource::StaticBrokerConfig,
+        ),
         _ => (def.default.to_string(), ConfigSource::DefaultConfig),
     }
 }

@@ -88,7 +88,19 @@ fn spawn_zookeeper(dir: &Path, port: u16) -> Proc {
 /// Starts a broker of the cluster and waits (bounded) for its ready line; None if it exits
 /// first, with what it logged.
 fn start_broker(id: i32, port: u16, zk: u16, data: &Path) -> Result<Proc, String> {
+    start_broker_with(id, port, zk, data, &[])
+}
+
+/// [`start_broker`] with extra flags.
+fn start_broker_with(
+    id: i32,
+    port: u16,
+    zk: u16,
+    data: &Path,
+    extra: &[&str],
+) -> Result<Proc, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_klamm"))
+        .args(extra)
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
@@ -420,6 +432,7 @@ async fn a_topic_created_through_one_member_is_seen_by_all() {
         },
         local_cluster_id: None,
         new_cluster_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        unclean_leader_election: false,
     };
     let a = Cluster::join(join(1)).await.unwrap();
     let b = Cluster::join(join(2)).await.unwrap();
@@ -798,4 +811,489 @@ async fn topics_spread_over_the_brokers_and_clients_follow_the_leaders() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Each partition's (leader, ISR) as one broker's Metadata lists them.
+async fn isr_of(port: u16, topic: &str) -> Vec<(i32, Vec<i32>)> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr).await;
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(tn(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    let resp = c.send(&req, 12).await;
+    let mut parts: Vec<(i32, i32, Vec<i32>)> = resp.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+            isr.sort();
+            (p.partition_index, p.leader_id.0, isr)
+        })
+        .collect();
+    parts.sort();
+    parts.into_iter().map(|(_, l, isr)| (l, isr)).collect()
+}
+
+/// Waits (bounded) until `cond` holds for the topic's (leader, ISR) list on `port`.
+async fn wait_isr(
+    port: u16,
+    topic: &str,
+    what: &str,
+    cond: impl Fn(&[(i32, Vec<i32>)]) -> bool,
+) -> Vec<(i32, Vec<i32>)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = isr_of(port, topic).await;
+        if cond(&seen) {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stage 2: followers copy their leaders over Kafka's replication protocol. `acks=all`
+/// waits for the in-sync replicas; a follower that stops leaves the ISR after
+/// `replica.lag.time.max.ms` and comes back when it catches up; with fewer in-sync replicas
+/// than `min.insync.replicas` an `acks=all` produce gets NOT_ENOUGH_REPLICAS; and in the end
+/// every replica holds the leader's log byte for byte.
+#[tokio::test]
+async fn followers_replicate_and_acks_all_waits_for_the_isr() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let data = |id: i32| dir.path().join(format!("broker-{id}"));
+    let mut brokers = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let id = i as i32 + 1;
+        brokers.push(Some(
+            start_broker_with(
+                id,
+                *port,
+                zk_port,
+                &data(id),
+                &["--replica-lag-time-max-ms", "1500"],
+            )
+            .unwrap_or_else(|log| panic!("broker {id} exited:\n{log}")),
+        ));
+    }
+    converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    let addr = |id: i32| -> SocketAddr {
+        format!("127.0.0.1:{}", ports[id as usize - 1])
+            .parse()
+            .unwrap()
+    };
+    let mut c = Client::connect(addr(1)).await;
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(tn("r"))
+                    .with_num_partitions(2)
+                    .with_replication_factor(3)
+                    .with_configs(vec![CreatableTopicConfig::default()
+                        .with_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                            "min.insync.replicas",
+                        ))
+                        .with_value(Some(
+                            kafka_protocol::protocol::StrBytes::from_static_str("2"),
+                        ))])])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let isr = wait_isr(ports[0], "r", "all in sync", |s| {
+        s.len() == 2 && s.iter().all(|(_, isr)| isr == &vec![1, 2, 3])
+    })
+    .await;
+    let leader0 = isr[0].0;
+    let followers0: Vec<i32> = (1..=3).filter(|b| *b != leader0).collect();
+    let bootstrap = format!("127.0.0.1:{}", ports[0]);
+
+    // An idempotent producer with acks=all (kcat, librdkafka): every message acknowledged.
+    let input: String = (0..300).map(|i| format!("k{i}\tfirst-{i}\n")).collect();
+    run_kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-P",
+            "-t",
+            "r",
+            "-K",
+            "\t",
+            "-X",
+            "acks=all",
+            "-X",
+            "enable.idempotence=true",
+            "-X",
+            "message.timeout.ms=20000",
+        ],
+        Some(&input),
+    );
+
+    // One follower of partition 0 stops: acks=all still succeeds once it has left the ISR.
+    let stopped = followers0[0];
+    let pid = |b: &Option<Proc>| b.as_ref().unwrap().0.id() as i32;
+    unsafe { libc::kill(pid(&brokers[stopped as usize - 1]), libc::SIGSTOP) };
+    let leader_port = ports[leader0 as usize - 1];
+    let mut to_leader = Client::connect(addr(leader0)).await;
+    let (code, _) = produce(
+        &mut to_leader,
+        "r",
+        0,
+        batch(&[record(1, 1_700_000_000_000)], Compression::None),
+        9,
+    )
+    .await;
+    assert_eq!(
+        code, 0,
+        "acks=all with 2 of 3 in sync and min.insync.replicas=2"
+    );
+    let isr = wait_isr(leader_port, "r", "stopped follower out of the ISR", |s| {
+        !s[0].1.contains(&stopped)
+    })
+    .await;
+    assert_eq!(isr[0].1.len(), 2);
+
+    // A second follower stops: the ISR shrinks to the leader alone, and acks=all is refused
+    // with NOT_ENOUGH_REPLICAS, while acks=1 is still taken.
+    let second = followers0[1];
+    unsafe { libc::kill(pid(&brokers[second as usize - 1]), libc::SIGSTOP) };
+    wait_isr(leader_port, "r", "leader alone in the ISR", |s| {
+        s[0].1 == vec![leader0]
+    })
+    .await;
+    let (code, _) = produce(
+        &mut to_leader,
+        "r",
+        0,
+        batch(&[record(2, 1_700_000_000_000)], Compression::None),
+        9,
+    )
+    .await;
+    assert_eq!(code, 19, "NOT_ENOUGH_REPLICAS");
+    let one = to_leader
+        .send(
+            &produce_req(
+                "r",
+                uuid::Uuid::nil(),
+                0,
+                batch(&[record(3, 1_700_000_000_000)], Compression::None),
+                1,
+            ),
+            9,
+        )
+        .await;
+    assert_eq!(one.responses[0].partition_responses[0].error_code, 0);
+
+    // Both resume, catch up and rejoin the ISR.
+    for b in [stopped, second] {
+        unsafe { libc::kill(pid(&brokers[b as usize - 1]), libc::SIGCONT) };
+    }
+    wait_isr(leader_port, "r", "all back in sync", |s| {
+        s.iter().all(|(_, isr)| isr == &vec![1, 2, 3])
+    })
+    .await;
+    let more: String = (0..100).map(|i| format!("k{i}\tsecond-{i}\n")).collect();
+    run_kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-P",
+            "-t",
+            "r",
+            "-K",
+            "\t",
+            "-X",
+            "acks=all",
+            "-X",
+            "enable.idempotence=true",
+            "-X",
+            "message.timeout.ms=20000",
+        ],
+        Some(&more),
+    );
+    wait_isr(leader_port, "r", "all in sync after the last writes", |s| {
+        s.iter().all(|(_, isr)| isr == &vec![1, 2, 3])
+    })
+    .await;
+
+    // Every replica's log is the leader's, byte for byte: stop the brokers (SIGTERM) and
+    // read each data dir. A follower's high watermark trails its leader's by one fetch,
+    // but after a clean stop every replica reopens at its whole log.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for b in brokers.iter_mut() {
+        let mut p = b.take().unwrap();
+        unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.0.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "a broker did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let logs: Vec<Vec<bytes::Bytes>> = (1..=3)
+        .map(|id| {
+            let store = klamm::storage::Store::open(&data(id), false).unwrap();
+            let md = klamm::metadata::Metadata::load(store, 100_000, id, None).unwrap();
+            let t = md.topic("r").expect("every replica has the topic");
+            t.partitions
+                .iter()
+                .map(|p| p.read(0, 64 << 20, true, false).unwrap().records)
+                .collect()
+        })
+        .collect();
+    for (p, leader_log) in logs[0].iter().enumerate() {
+        assert!(!leader_log.is_empty());
+        assert_eq!(
+            *leader_log, logs[1][p],
+            "partition {p}: replicas 1 and 2 differ"
+        );
+        assert_eq!(
+            *leader_log, logs[2][p],
+            "partition {p}: replicas 1 and 3 differ"
+        );
+    }
+    let records: usize = logs[0]
+        .iter()
+        .map(|l| decode_records(l.clone()).len())
+        .sum();
+    assert_eq!(records, 300 + 1 + 1 + 100, "the refused produce is nowhere");
+}
+
+/// A kcat producer (librdkafka, idempotent, acks=all) fed line by line from the test.
+struct Feeder {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl Feeder {
+    fn start(bootstrap: &str, topic: &str) -> Feeder {
+        let mut child = Command::new("kcat")
+            .args([
+                "-b",
+                bootstrap,
+                "-P",
+                "-t",
+                topic,
+                "-p",
+                "0",
+                "-X",
+                "acks=all",
+                "-X",
+                "enable.idempotence=true",
+                "-X",
+                "message.timeout.ms=60000",
+                "-X",
+                "linger.ms=0",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kcat runs (./test.sh installs it)");
+        let stdin = child.stdin.take();
+        Feeder { child, stdin }
+    }
+
+    async fn send(&mut self, lines: std::ops::Range<usize>) {
+        use std::io::Write;
+        for i in lines {
+            let input = self.stdin.as_mut().unwrap();
+            writeln!(input, "seq-{i:06}").unwrap();
+            input.flush().unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Closes stdin and waits (bounded) for kcat: every message must be acknowledged.
+    async fn finish(mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+                assert!(status.success(), "kcat lost messages:\n{err}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "kcat did not finish in 90 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Stage 3: the leader of a partition is killed (SIGKILL) under an idempotent acks=all
+/// producer: the controller elects an in-sync replica once the dead broker's session
+/// expires, the producer carries on, and no acknowledged message is lost or duplicated.
+/// The dead broker comes back as a follower and rejoins the ISR. The next leader is
+/// stopped with SIGTERM: controlled shutdown hands its leadership over first. At the end
+/// every replica holds the same log, byte for byte.
+#[tokio::test]
+async fn a_killed_leader_loses_no_acknowledged_message() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let data = |id: i32| dir.path().join(format!("broker-{id}"));
+    let flags = ["--replica-lag-time-max-ms", "1500"];
+    let mut brokers: Vec<Option<Proc>> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let id = i as i32 + 1;
+        brokers.push(Some(
+            start_broker_with(id, *port, zk_port, &data(id), &flags)
+                .unwrap_or_else(|log| panic!("broker {id} exited:\n{log}")),
+        ));
+    }
+    converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    let addr: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
+    let mut c = Client::connect(addr).await;
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(tn("k"))
+                    .with_num_partitions(1)
+                    .with_replication_factor(3)
+                    .with_configs(vec![CreatableTopicConfig::default()
+                        .with_name(kafka_protocol::protocol::StrBytes::from_static_str(
+                            "min.insync.replicas",
+                        ))
+                        .with_value(Some(
+                            kafka_protocol::protocol::StrBytes::from_static_str("2"),
+                        ))])])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let all_in_sync = |s: &[(i32, Vec<i32>)]| s[0].1 == vec![1, 2, 3];
+    let first = wait_isr(ports[0], "k", "all in sync", all_in_sync).await[0].0;
+    let bootstrap = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // SIGKILL the leader a third of the way through.
+    let mut feeder = Feeder::start(&bootstrap, "k");
+    feeder.send(0..150).await;
+    brokers[first as usize - 1].take(); // SIGKILL
+    feeder.send(150..400).await;
+    feeder.finish().await;
+    let survivor = ports[(first % 3) as usize];
+    let after_kill = isr_of(survivor, "k").await;
+    assert_ne!(after_kill[0].0, first, "a new leader");
+    assert!(
+        !after_kill[0].1.contains(&first),
+        "the dead broker left the ISR"
+    );
+    let read_all = |port: u16| {
+        let b = format!("127.0.0.1:{port}");
+        run_kcat(
+            &["-b", &b, "-C", "-t", "k", "-o", "beginning", "-e", "-q"],
+            None,
+        )
+    };
+    let want = |n: usize| -> Vec<String> { (0..n).map(|i| format!("seq-{i:06}")).collect() };
+    assert_eq!(
+        read_all(survivor).lines().collect::<Vec<_>>(),
+        want(400),
+        "every acknowledged message, once, in order"
+    );
+
+    // The killed broker returns: a follower now, it catches up and rejoins the ISR.
+    brokers[first as usize - 1] = Some(
+        start_broker_with(
+            first,
+            ports[first as usize - 1],
+            zk_port,
+            &data(first),
+            &flags,
+        )
+        .unwrap_or_else(|log| panic!("broker {first} did not come back:\n{log}")),
+    );
+    wait_isr(
+        survivor,
+        "k",
+        "the returned broker back in sync",
+        all_in_sync,
+    )
+    .await;
+
+    // SIGTERM the current leader under load: its leadership moves before it stops.
+    let second = isr_of(survivor, "k").await[0].0;
+    let mut feeder = Feeder::start(&bootstrap, "k");
+    feeder.send(400..500).await;
+    let mut leaving = brokers[second as usize - 1].take().unwrap();
+    unsafe { libc::kill(leaving.0.id() as i32, libc::SIGTERM) };
+    feeder.send(500..600).await;
+    feeder.finish().await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while leaving.0.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "broker {second} did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(data(second).with_extension("log")).unwrap_or_default();
+    assert!(
+        log.contains("controlled shutdown") && log.contains("moved=true"),
+        "leadership handed over before stopping:\n{log}"
+    );
+    let third_port = ports[(1..=3).find(|b| *b != second).unwrap() as usize - 1];
+    assert_ne!(isr_of(third_port, "k").await[0].0, second);
+    assert_eq!(read_all(third_port).lines().collect::<Vec<_>>(), want(600));
+
+    // Back to three, all in sync; then every replica's log is the same, byte for byte.
+    brokers[second as usize - 1] = Some(
+        start_broker_with(
+            second,
+            ports[second as usize - 1],
+            zk_port,
+            &data(second),
+            &flags,
+        )
+        .unwrap_or_else(|log| panic!("broker {second} did not come back:\n{log}")),
+    );
+    wait_isr(third_port, "k", "all three in sync again", all_in_sync).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for b in brokers.iter_mut() {
+        let mut p = b.take().unwrap();
+        unsafe { libc::kill(p.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while p.0.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "a broker did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let logs: Vec<bytes::Bytes> = (1..=3)
+        .map(|id| {
+            let store = klamm::storage::Store::open(&data(id), false).unwrap();
+            let md = klamm::metadata::Metadata::load(store, 100_000, id, None).unwrap();
+            let t = md.topic("k").expect("every replica has the topic");
+            t.partitions[0]
+                .read(0, 64 << 20, true, false)
+                .unwrap()
+                .records
+        })
+        .collect();
+    assert_eq!(logs[0], logs[1], "replicas 1 and 2 differ");
+    assert_eq!(logs[0], logs[2], "replicas 1 and 3 differ");
+    let values: Vec<String> = decode_records(logs[0].clone())
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+        .collect();
+    assert_eq!(values, want(600));
 }

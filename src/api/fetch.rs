@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    self, AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
@@ -19,7 +19,6 @@ use uuid::Uuid;
 use super::RequestContext;
 use crate::context::Context;
 use crate::log::batch::BatchHeader;
-use crate::log::partition::check_leader_epoch;
 use crate::log::Partition;
 
 /// Longest long-poll we honour: a bound so a request cannot pin a task for days.
@@ -31,9 +30,14 @@ struct Wanted {
     partition_index: i32,
     fetch_offset: i64,
     current_leader_epoch: i32,
+    /// A follower's: the epoch of its last batch, to find where its log diverges.
+    last_fetched_epoch: i32,
     partition_max_bytes: usize,
     target: Result<Arc<Partition>, ResponseError>,
 }
+
+/// What a follower's fetch changes on the leader: ISR changes to write to the cluster.
+type IsrChanges = Vec<(usize, crate::log::partition::IsrChange)>;
 
 /// KIP-227: epoch 0 (INITIAL_EPOCH) opens a session and epoch -1 (FINAL_EPOCH) asks for a
 /// sessionless fetch; both are full fetches whatever the session id says (a client closing
@@ -57,6 +61,13 @@ pub async fn handle(
         return Some(resp);
     }
     let read_committed = req.isolation_level == 1;
+    // A follower replicating (Kafka's replica fetch): the replica id is in the request.
+    let replica = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let replica = (replica >= 0).then_some(replica);
     let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
     for t in req.topics {
@@ -84,6 +95,7 @@ pub async fn handle(
                 partition_index: p.partition,
                 fetch_offset: p.fetch_offset,
                 current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                 target,
             });
@@ -106,6 +118,7 @@ pub async fn handle(
         .filter_map(|w| w.target.as_ref().ok().cloned())
         .collect();
 
+    let mut isr_changes: IsrChanges = Vec::new();
     loop {
         // Register for wake-ups before reading, so an append between the read and the wait
         // is never missed.
@@ -116,12 +129,20 @@ pub async fn handle(
         for n in woken.iter_mut() {
             n.as_mut().enable();
         }
-        let (partitions, total_bytes, any_error) =
-            crate::storage::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
+        let (partitions, total_bytes, any_error) = crate::storage::offload::blocking(|| {
+            read_all(
+                &wanted,
+                max_bytes,
+                read_committed,
+                replica,
+                &mut isr_changes,
+            )
+        });
         let done =
             total_bytes >= min_bytes || any_error || live.is_empty() || Instant::now() >= deadline;
         if done {
             resp.responses = assemble(ctx, &topics, partitions);
+            apply_isr_changes(ctx, &wanted, isr_changes).await;
             return Some(resp);
         }
         let any_append = std::future::poll_fn(|cx| {
@@ -134,9 +155,17 @@ pub async fn handle(
         });
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
             // Timed out: one last read so data that raced the timer is not left behind.
-            let (partitions, _, _) =
-                crate::storage::offload::blocking(|| read_all(&wanted, max_bytes, read_committed));
+            let (partitions, _, _) = crate::storage::offload::blocking(|| {
+                read_all(
+                    &wanted,
+                    max_bytes,
+                    read_committed,
+                    replica,
+                    &mut isr_changes,
+                )
+            });
             resp.responses = assemble(ctx, &topics, partitions);
+            apply_isr_changes(ctx, &wanted, isr_changes).await;
             return Some(resp);
         }
     }
@@ -144,22 +173,75 @@ pub async fn handle(
 
 /// Reads every wanted partition once; returns per-partition data, bytes, and whether any
 /// partition had an error (Kafka answers at once in that case).
+/// Writes the ISR changes a follower's fetch called for (rare: a follower joining).
+async fn apply_isr_changes(ctx: &Context, wanted: &[Wanted], changes: IsrChanges) {
+    for (i, change) in changes {
+        if let Ok(p) = &wanted[i].target {
+            ctx.metadata.change_isr(p, change).await;
+        }
+    }
+}
+
 fn read_all(
     wanted: &[Wanted],
     max_bytes: usize,
     read_committed: bool,
+    replica: Option<i32>,
+    isr_changes: &mut IsrChanges,
 ) -> (Vec<(usize, PartitionData)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut any_error = false;
-    for w in wanted {
+    for (i, w) in wanted.iter().enumerate() {
         let mut pd = PartitionData::default()
             .with_partition_index(w.partition_index)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1);
+        if let (Some(follower), Ok(p)) = (replica, &w.target) {
+            let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
+            let result = p.check_leader_epoch(w.current_leader_epoch).and_then(|_| {
+                // Where the follower's log parts from ours (KIP-595's diverging epoch): it
+                // truncates there before it fetches again.
+                if w.last_fetched_epoch >= 0 && w.last_fetched_epoch != p.leader_epoch() {
+                    let (epoch, end) = p.end_offset_for_epoch(w.last_fetched_epoch)?;
+                    if end < 0 {
+                        return Err(ResponseError::OffsetOutOfRange);
+                    }
+                    if epoch < w.last_fetched_epoch || end < w.fetch_offset {
+                        pd.diverging_epoch = fetch_response::EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end);
+                        return Ok(Default::default());
+                    }
+                }
+                if let Some(change) = p.follower_fetched(follower, w.fetch_offset) {
+                    isr_changes.push((i, change));
+                }
+                if w.fetch_offset < p.log_start_offset() || w.fetch_offset > p.log_end_offset() {
+                    return Err(ResponseError::OffsetOutOfRange);
+                }
+                p.read_for_replica(w.fetch_offset, budget)
+            });
+            pd.high_watermark = p.high_watermark();
+            pd.last_stable_offset = p.last_stable_offset();
+            pd.log_start_offset = p.log_start_offset();
+            match result {
+                Ok(r) => {
+                    total += r.records.len();
+                    pd.records = Some(r.records);
+                }
+                Err(code) => {
+                    any_error = true;
+                    pd.error_code = code.code();
+                    pd.records = Some(Default::default());
+                }
+            }
+            out.push((w.topic_slot, pd));
+            continue;
+        }
         let result = w.target.clone().and_then(|p| {
-            check_leader_epoch(w.current_leader_epoch)?;
+            p.check_leader_epoch(w.current_leader_epoch)?;
             let hw = p.high_watermark();
             if w.fetch_offset < p.log_start_offset() || w.fetch_offset > hw {
                 pd.high_watermark = hw;

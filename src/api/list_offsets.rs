@@ -8,7 +8,6 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::context::Context;
-use crate::log::partition::{check_leader_epoch, LEADER_EPOCH};
 use crate::log::Partition;
 
 /// Kafka's special timestamps in ListOffsets requests.
@@ -43,15 +42,16 @@ pub async fn handle(
                         .ok_or(ResponseError::UnknownTopicOrPartition)
                         .and_then(|t| ctx.metadata.led_partition(t, p.partition_index));
                     let result = part.and_then(|part| {
-                        check_leader_epoch(p.current_leader_epoch)?;
+                        part.check_leader_epoch(p.current_leader_epoch)?;
                         lookup(part, p.timestamp, req.isolation_level == 1)
+                            .map(|(o, t)| (o, t, part.leader_epoch()))
                     });
                     match result {
-                        Ok((offset, timestamp)) => {
+                        Ok((offset, timestamp, epoch)) => {
                             out.offset = offset;
                             out.timestamp = timestamp;
                             if version >= 4 {
-                                out.leader_epoch = LEADER_EPOCH;
+                                out.leader_epoch = epoch;
                             }
                         }
                         Err(code) => out.error_code = code.code(),

@@ -27,7 +27,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use super::{sb, topic_name};
 use crate::context::Context;
-use crate::log::partition::{check_leader_epoch, LEADER_EPOCH};
+
 use crate::metadata::Topic;
 
 pub async fn describe_log_dirs(
@@ -95,6 +95,7 @@ pub async fn offset_for_leader_epoch(
     _version: i16,
     req: OffsetForLeaderEpochRequest,
 ) -> Option<OffsetForLeaderEpochResponse> {
+    let replica = req.replica_id.0;
     let topics = req
         .topics
         .into_iter()
@@ -112,16 +113,23 @@ pub async fn offset_for_leader_epoch(
                         .as_ref()
                         .ok_or(ResponseError::UnknownTopicOrPartition)
                         .and_then(|tp| ctx.metadata.led_partition(tp, p.partition));
-                    let result = part
-                        .and_then(|part| check_leader_epoch(p.current_leader_epoch).map(|_| part));
+                    let result = part.and_then(|part| {
+                        part.check_leader_epoch(p.current_leader_epoch)?;
+                        let (epoch, end) = part.end_offset_for_epoch(p.leader_epoch)?;
+                        // A consumer is never told of offsets past the high watermark;
+                        // a follower learns where the leader's log really ends.
+                        let end = if replica < 0 && end >= 0 {
+                            end.min(part.high_watermark())
+                        } else {
+                            end
+                        };
+                        Ok((epoch, end))
+                    });
                     match result {
-                        // The only epoch there has been: it ends at the log end offset. A
-                        // later epoch is unknown (-1, -1), as Kafka answers.
-                        Ok(part) if p.leader_epoch == LEADER_EPOCH => {
-                            out.leader_epoch = LEADER_EPOCH;
-                            out.end_offset = part.high_watermark();
+                        Ok((epoch, end)) => {
+                            out.leader_epoch = epoch;
+                            out.end_offset = end;
                         }
-                        Ok(_) => {}
                         Err(e) => out.error_code = e.code(),
                     }
                     out

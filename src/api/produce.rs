@@ -37,14 +37,38 @@ pub async fn handle(
         } else {
             Err(ResponseError::InvalidRequiredAcks)
         };
-        responses.push(produce_topic(ctx, rc, version, topic, t, i, &mut queued));
+        responses.push(produce_topic(
+            ctx,
+            rc,
+            version,
+            acks,
+            topic,
+            t,
+            i,
+            &mut queued,
+        ));
     }
     // Every partition's append is queued before any is awaited: with --fsync they share
     // one sync.
+    let replication_deadline = tokio::time::Instant::now() + replication_timeout(req.timeout_ms);
     for q in queued {
         let topic = &mut responses[q.topic];
         let out = &mut topic.partition_responses[q.partition];
-        match q.partition_log.appended(q.appended).await {
+        let end = q.appended.end();
+        let epoch = q.partition_log.leader_epoch();
+        let mut result = q.partition_log.appended(q.appended).await;
+        if let (Ok(_), Some(end), -1) = (&result, end, acks) {
+            // acks=all: answered once every in-sync replica has the batch.
+            let wait = replication_deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(e) = q
+                .partition_log
+                .wait_for_high_watermark(end, epoch, wait)
+                .await
+            {
+                result = Err(e);
+            }
+        }
+        match result {
             Ok(r) => {
                 out.base_offset = r.base_offset;
                 out.log_start_offset = r.log_start_offset;
@@ -109,12 +133,20 @@ struct Queued {
     bytes: usize,
 }
 
+/// How long an `acks=all` produce waits for the in-sync replicas: the request's timeout,
+/// bounded so a client cannot pin a task for days.
+fn replication_timeout(timeout_ms: i32) -> std::time::Duration {
+    std::time::Duration::from_millis(timeout_ms.clamp(0, 300_000) as u64)
+}
+
 /// Validates and queues the appends of one topic's partitions (into `queued`), answering
 /// at once the partitions that fail before their append is queued.
+#[allow(clippy::too_many_arguments)]
 fn produce_topic(
     ctx: &Context,
     rc: &RequestContext,
     version: i16,
+    acks: i16,
     topic: Result<Arc<Topic>, ResponseError>,
     data: TopicProduceData,
     topic_pos: usize,
@@ -145,6 +177,16 @@ fn produce_topic(
                 let rules = rules
                     .as_ref()
                     .ok_or((ResponseError::UnknownServerError, None))?;
+                let isr = t.placement(pd.index).map_or(1, |p| p.isr.len());
+                if acks == -1 && isr < rules.min_insync_replicas {
+                    return Err((
+                        ResponseError::NotEnoughReplicas,
+                        Some(format!(
+                            "The size of the current ISR ({isr}) is insufficient to satisfy the min.isr requirement of {} for partition {}-{}",
+                            rules.min_insync_replicas, t.name, pd.index
+                        )),
+                    ));
+                }
                 let reject = |code: ResponseError, message: String| {
                     tracing::warn!(
                         peer = %rc.peer,
@@ -242,6 +284,8 @@ struct TopicRules {
     compacted: bool,
     /// `compression.type` names a codec: batches are stored with it, not the producer's.
     recompress: Option<Compression>,
+    /// `min.insync.replicas`: the ISR an `acks=all` append needs.
+    min_insync_replicas: usize,
     /// What one batch may inflate to (`--max-uncompressed-batch-bytes`, or more when the
     /// topic's `max.message.bytes` is larger).
     max_uncompressed: usize,
@@ -268,6 +312,7 @@ impl TopicRules {
                 .iter()
                 .any(|p| p == "compact"),
             recompress: recode::topic_codec(&value("compression.type")),
+            min_insync_replicas: value("min.insync.replicas").parse().unwrap_or(1),
         }
     }
 

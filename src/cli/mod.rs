@@ -2,8 +2,6 @@
 //! protocol to `--bootstrap-server` as Kafka's own tools do, so they work against a real
 //! Kafka too. Output follows Kafka's tools where they have one.
 
-pub mod client;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -24,7 +22,7 @@ use kafka_protocol::records::{
 };
 use kafka_protocol::ResponseError;
 
-use client::Client;
+use crate::client::Client;
 
 /// The CLI's subcommands.
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@
 //! from that view. Topics, replication and failover of partitions are later stages (see
 //! README, "Cluster mode"). Without the flag none of this exists.
 
+mod controller;
 pub mod topics;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,9 @@ pub struct ClusterView {
     pub controller_id: Option<i32>,
     /// Every topic in `/brokers/topics`, with its partitions' replicas and state.
     pub topics: BTreeMap<String, topics::ClusterTopic>,
+    /// Brokers in controlled shutdown (`/controlled_shutdown/<id>`): the controller moves
+    /// their leaderships away and drops them from ISRs before they go.
+    pub shutting_down: std::collections::BTreeSet<i32>,
 }
 
 /// What a broker needs to join.
@@ -63,6 +67,8 @@ pub struct JoinConfig {
     /// to `/cluster/id`.
     pub local_cluster_id: Option<String>,
     pub new_cluster_id: String,
+    /// Kafka's `unclean.leader.election.enable` broker default (topics may override it).
+    pub unclean_leader_election: bool,
 }
 
 /// This broker's membership of a cluster: its ZooKeeper session and the view it keeps.
@@ -79,6 +85,10 @@ pub struct Cluster {
     client: RwLock<Option<zk::Client>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// While this broker is the controller: its epoch and the `/controller_epoch` version
+    /// it wrote, which fences every controller write.
+    controller_epoch: std::sync::Mutex<Option<(i32, i32)>>,
+    unclean_default: bool,
 }
 
 /// `/brokers/ids/<id>`, as Kafka's ZooKeeper-mode brokers wrote it (version 5).
@@ -125,6 +135,7 @@ const PERSISTENT_PATHS: &[&str] = &[
     "/config/topics",
     "/admin/delete_topics",
     "/cluster",
+    "/controlled_shutdown",
 ];
 
 /// A random index below `n`, for where replica placement starts (Kafka picks it at random
@@ -244,7 +255,7 @@ async fn register(client: &zk::Client, cfg: &JoinConfig) -> Result<(), ClusterEr
 /// Tries to become the controller: `/controller` is created in the same multi-op that bumps
 /// `/controller_epoch`, so each controller has an epoch of its own. Losing the race is not
 /// an error.
-async fn try_elect(client: &zk::Client, node_id: i32) -> Result<bool, ClusterError> {
+async fn try_elect(client: &zk::Client, node_id: i32) -> Result<Option<(i32, i32)>, ClusterError> {
     let epoch = match client.get_data("/controller_epoch").await {
         Ok((data, stat)) => {
             let n = std::str::from_utf8(&data)
@@ -274,17 +285,14 @@ async fn try_elect(client: &zk::Client, node_id: i32) -> Result<bool, ClusterErr
     }
     match multi.commit().await {
         Ok(_) => {
-            tracing::info!(
-                node_id,
-                epoch = epoch.map_or(1, |(n, _)| n + 1),
-                "became the controller"
-            );
-            Ok(true)
+            let (epoch, version) = epoch.map_or((1, 0), |(n, v)| (n + 1, v + 1));
+            tracing::info!(node_id, epoch, "became the controller");
+            Ok(Some((epoch, version)))
         }
         Err(zk::MultiWriteError::OperationFailed {
             source: zk::Error::NodeExists | zk::Error::BadVersion,
             ..
-        }) => Ok(false),
+        }) => Ok(None),
         Err(e) => Err(zk::Error::from(e).into()),
     }
 }
@@ -294,7 +302,13 @@ async fn try_elect(client: &zk::Client, node_id: i32) -> Result<bool, ClusterErr
 async fn read_members(client: &zk::Client) -> Result<(Members, bool, MemberWatches), ClusterError> {
     let (ids, _, brokers_watch) = client.get_and_watch_children("/brokers/ids").await?;
     let (controller_stat, controller_watch) = client.check_and_watch_stat("/controller").await?;
-    let mut members = Members::default();
+    let (shutting, _, shutdown_watch) = client
+        .get_and_watch_children("/controlled_shutdown")
+        .await?;
+    let mut members = Members {
+        shutting_down: shutting.iter().filter_map(|s| s.parse().ok()).collect(),
+        ..Default::default()
+    };
     for id in ids {
         let Ok(n) = id.parse::<i32>() else { continue };
         let data = match client.get_data(&format!("/brokers/ids/{id}")).await {
@@ -333,6 +347,7 @@ async fn read_members(client: &zk::Client) -> Result<(Members, bool, MemberWatch
         MemberWatches {
             brokers: brokers_watch,
             controller: controller_watch,
+            shutdown: shutdown_watch,
         },
     ))
 }
@@ -342,6 +357,7 @@ async fn read_members(client: &zk::Client) -> Result<(Members, bool, MemberWatch
 struct Members {
     brokers: BTreeMap<i32, BrokerEndpoint>,
     controller_id: Option<i32>,
+    shutting_down: std::collections::BTreeSet<i32>,
 }
 
 impl Cluster {
@@ -365,10 +381,13 @@ impl Cluster {
             client: RwLock::new(Some(client.clone())),
             stop,
             task: std::sync::Mutex::new(None),
+            controller_epoch: std::sync::Mutex::new(None),
+            unclean_default: cfg.unclean_leader_election,
         });
         // The first view before anyone asks, so Metadata never lists an empty cluster.
         cluster.follow_once(&client).await?;
         cluster.refresh_all_topics(&client).await?;
+        tokio::spawn(controller_loop(cluster.clone(), stopped.clone()));
         let task = tokio::spawn(follow(cluster.clone(), cfg, client, stopped));
         *cluster.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         Ok(cluster)
@@ -474,6 +493,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// This controller's epoch and `/controller_epoch` version, while it is the controller.
+    fn my_controller_epoch(&self) -> Option<(i32, i32)> {
+        let view = self.view();
+        if view.controller_id != Some(self.node_id) {
+            return None;
+        }
+        *self
+            .controller_epoch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The current session, for writes made on a client's behalf.
     fn session(&self) -> Result<zk::Client, zk::Error> {
         self.client
@@ -491,6 +522,17 @@ impl Cluster {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0),
             Err(_) => 0,
+        }
+    }
+
+    /// Asks the controller to move this broker's leaderships away and drop it from ISRs
+    /// (Kafka's controlled shutdown): an ephemeral `/controlled_shutdown/<id>`, which goes
+    /// with the session if the broker dies meanwhile.
+    pub async fn request_controlled_shutdown(&self) -> Result<(), zk::Error> {
+        let path = format!("/controlled_shutdown/{}", self.node_id);
+        match self.session()?.create(&path, b"", &ephemeral()).await {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -528,6 +570,25 @@ impl Cluster {
         let epoch = Self::controller_epoch(&client).await;
         topics::add_partitions(&client, name, &added, epoch).await?;
         Ok(added)
+    }
+
+    /// Replaces a partition's ISR as its leader (see [`topics::set_isr`]).
+    pub async fn set_isr(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        isr: &[i32],
+    ) -> Result<bool, zk::Error> {
+        topics::set_isr(
+            &self.session()?,
+            topic,
+            partition,
+            self.node_id,
+            leader_epoch,
+            isr,
+        )
+        .await
     }
 
     /// Replaces a topic's explicit configs in ZooKeeper.
@@ -610,13 +671,19 @@ impl Cluster {
             let (members, exists, watches) = read_members(client).await?;
             if !exists && elections < 3 {
                 elections += 1;
-                try_elect(client, self.node_id).await?;
+                if let Some(won) = try_elect(client, self.node_id).await? {
+                    *self
+                        .controller_epoch
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(won);
+                }
                 continue;
             }
             tracing::debug!(brokers = ?members.brokers.keys().collect::<Vec<_>>(), controller = ?members.controller_id, "cluster view");
             self.publish(|v| {
                 v.brokers = members.brokers;
                 v.controller_id = members.controller_id;
+                v.shutting_down = members.shutting_down;
             });
             return Ok(watches);
         }
@@ -627,6 +694,7 @@ impl Cluster {
 struct MemberWatches {
     brokers: zk::OneshotWatcher,
     controller: zk::OneshotWatcher,
+    shutdown: zk::OneshotWatcher,
 }
 
 /// Why following stopped for this connection.
@@ -683,11 +751,13 @@ async fn follow_connected(
     let members = cluster.follow_once(client).await?;
     let mut brokers = Box::pin(members.brokers.changed());
     let mut controller = Box::pin(members.controller.changed());
+    let mut shutdown = Box::pin(members.shutdown.changed());
     loop {
         let mut dirty = std::collections::BTreeSet::new();
         tokio::select! {
             _ = &mut brokers => {}
             _ = &mut controller => {}
+            _ = &mut shutdown => {}
             e = topic_watch.changed() => dirty.extend(topic_event(e)?),
             e = config_watch.changed() => dirty.extend(topic_event(e)?),
             _ = state.changed() => return Err(Interrupted::Session),
@@ -713,6 +783,24 @@ async fn follow_connected(
         let members = cluster.follow_once(client).await?;
         brokers = Box::pin(members.brokers.changed());
         controller = Box::pin(members.controller.changed());
+        shutdown = Box::pin(members.shutdown.changed());
+    }
+}
+
+/// While this broker is the controller, keeps partition leadership in line with the live
+/// brokers: on every change of the view, and every second (a write that failed is retried).
+async fn controller_loop(cluster: Arc<Cluster>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut views = cluster.subscribe();
+    loop {
+        let view = views.borrow_and_update().clone();
+        if view.controller_id == Some(cluster.node_id) {
+            controller::reconcile(&cluster, &view).await;
+        }
+        tokio::select! {
+            r = views.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop_requested(&mut stopped) => return,
+        }
     }
 }
 

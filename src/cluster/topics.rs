@@ -451,3 +451,33 @@ pub(super) async fn set_configs(
         Err(e) => Err(e),
     }
 }
+
+/// Replaces a partition's ISR, as its leader: only if this broker still leads it in the
+/// same leader epoch, and only over the state read (a conditional write), so a deposed
+/// leader or a concurrent change makes it fail rather than overwrite. False if refused.
+pub(super) async fn set_isr(
+    client: &zookeeper_client::Client,
+    name: &str,
+    partition: i32,
+    leader: i32,
+    leader_epoch: i32,
+    isr: &[i32],
+) -> Result<bool, zookeeper_client::Error> {
+    let path = format!("/brokers/topics/{name}/partitions/{partition}/state");
+    let (data, stat) = client.get_data(&path).await?;
+    let Ok(mut state) = serde_json::from_slice::<PartitionStateZnode>(&data) else {
+        return Ok(false);
+    };
+    if state.leader != leader || state.leader_epoch != leader_epoch {
+        return Ok(false);
+    }
+    state.isr = isr.to_vec();
+    match client
+        .set_data(&path, &to_json(&state), Some(stat.version))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(zookeeper_client::Error::BadVersion) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

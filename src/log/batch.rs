@@ -319,6 +319,50 @@ pub fn control_batch(
     out
 }
 
+/// Whether a stored batch's CRC matches its bytes (a follower checks what it copies).
+pub fn crc_ok(batch: &[u8], h: &BatchHeader) -> bool {
+    batch.len() >= HEADER_LEN.max(h.size_bytes())
+        && crc32c::crc32c(&batch[ATTRIBUTES..h.size_bytes()]) == h.crc
+}
+
+/// Reads a zigzag varint at `pos`, moving `pos` past it.
+fn varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut raw: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        raw |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+        }
+    }
+    None
+}
+
+/// The marker type of a control batch: Some(true) commit, Some(false) abort; None if the
+/// batch is not a readable transaction marker.
+pub fn marker_commits(batch: &[u8]) -> Option<bool> {
+    let h = BatchHeader::parse(batch)?;
+    if !h.is_control() || h.attributes & 0x07 != 0 {
+        return None;
+    }
+    let mut pos = HEADER_LEN;
+    varint(batch, &mut pos)?; // record length
+    pos += 1; // attributes
+    varint(batch, &mut pos)?; // timestamp delta
+    varint(batch, &mut pos)?; // offset delta
+    let key_len = varint(batch, &mut pos)?;
+    if key_len < 4 {
+        return None;
+    }
+    let key = batch.get(pos..pos + 4)?;
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 /// The attribute bits that name `c` (the low three bits of a batch's attributes).
 pub fn codec_bits(c: kafka_protocol::records::Compression) -> i16 {
     match c {
@@ -346,6 +390,11 @@ pub(crate) mod tests {
             assert_eq!((h.base_offset, h.producer_id, h.producer_epoch), (42, 7, 3));
             assert_eq!(h.size_bytes(), bytes.len());
             assert_eq!(crc32c::crc32c(&bytes[ATTRIBUTES..]), h.crc);
+            assert!(crc_ok(&bytes, &h));
+            assert_eq!(marker_commits(&bytes), Some(commit));
+            let mut flipped = bytes.clone();
+            flipped[40] ^= 1;
+            assert!(!crc_ok(&flipped, &h), "a corrupt batch fails its CRC");
             let mut buf = Bytes::from(bytes);
             let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
             let r = &set.records[0];

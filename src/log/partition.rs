@@ -1,7 +1,7 @@
 //! One partition's log: offset assignment on append, reads for Fetch, offsets for ListOffsets.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -14,16 +14,20 @@ use super::records::{self, Check, Hold};
 use crate::clock::now_ms;
 use crate::storage::{Store, StoreError};
 
-/// The leader epoch of every partition: a single node is always the leader, in epoch 0.
+mod replica;
+pub use replica::IsrChange;
+use replica::Replication;
+
+/// The leader epoch of a partition that has never changed leader: a single node's always.
 pub const LEADER_EPOCH: i32 = 0;
 
-/// Checks a client's `current_leader_epoch` against ours (-1 means "not given"): a newer
+/// Checks a client's `current_leader_epoch` against `ours` (-1 means "not given"): a newer
 /// epoch is UNKNOWN_LEADER_EPOCH, an older one FENCED_LEADER_EPOCH, as Kafka answers.
-pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError> {
+fn check_epoch(current_leader_epoch: i32, ours: i32) -> Result<(), ResponseError> {
     if current_leader_epoch < 0 {
         return Ok(());
     }
-    match current_leader_epoch.cmp(&LEADER_EPOCH) {
+    match current_leader_epoch.cmp(&ours) {
         std::cmp::Ordering::Greater => Err(ResponseError::UnknownLeaderEpoch),
         std::cmp::Ordering::Less => Err(ResponseError::FencedLeaderEpoch),
         std::cmp::Ordering::Equal => Ok(()),
@@ -71,6 +75,14 @@ pub struct Partition {
     deleted: AtomicBool,
     /// Woken after every append, for long-polling fetches.
     pub appended: Notify,
+    /// Who else holds this partition and how far they have copied it (cluster mode); the
+    /// high watermark waits for the in-sync followers.
+    replication: Mutex<Replication>,
+    /// Woken whenever the high watermark moves, for `acks=all` producers.
+    pub hw_moved: Notify,
+    /// The leader epoch this broker knows for the partition (from the cluster's metadata;
+    /// 0 on a single node): stamped on appended batches, checked against clients'.
+    leader_epoch: AtomicI32,
 }
 
 struct AppendState {
@@ -80,6 +92,9 @@ struct AppendState {
     max_timestamp: i64,
     /// Idempotent producers seen on this partition, by producer id.
     producers: HashMap<i64, ProducerEntry>,
+    /// The leader epoch of the last batch (-1 for an empty log): a follower's
+    /// `last_fetched_epoch`.
+    last_epoch: i32,
     /// Bytes of stored batches, once someone asked (one scan), then kept current by every
     /// write under this lock. Unknown at open so startup never scans the log.
     size: Size,
@@ -149,6 +164,14 @@ pub struct AppendResult {
     pub log_start_offset: i64,
 }
 
+impl Appended {
+    /// The log end this append reaches, None when every batch was a duplicate: `acks=all`
+    /// waits for the high watermark to get there.
+    pub fn end(&self) -> Option<i64> {
+        self.end
+    }
+}
+
 /// An append whose batches are queued for the disk: offsets assigned and producer state
 /// updated under the append lock, the log end published by [`Partition::appended`] once the
 /// write is durable. Produce queues the appends of all its partitions before awaiting any,
@@ -177,14 +200,17 @@ impl Partition {
         index: i32,
         uid: u64,
     ) -> Result<Partition, StoreError> {
-        let leo = match store.last_batch(uid)? {
+        let (leo, last_epoch) = match store.last_batch(uid)? {
             Some((base, bytes)) => {
                 let h = BatchHeader::parse(&bytes).ok_or_else(|| {
                     StoreError::Corrupt(format!("short batch at {topic}-{index}@{base}"))
                 })?;
-                base + i64::from(h.last_offset_delta) + 1
+                (
+                    base + i64::from(h.last_offset_delta) + 1,
+                    h.partition_leader_epoch,
+                )
             }
-            None => 0,
+            None => (0, -1),
         };
         let recorded_start = store.log_start(uid)?;
         // Everything may have been deleted: the log then resumes at its recorded start.
@@ -218,7 +244,7 @@ impl Partition {
             .collect();
         let stable = stable_offset(&open_txns_of(&producers), leo);
         Ok(Partition::assemble(
-            store, topic, index, uid, lso, leo, stable, max_ts, producers, aborted,
+            store, topic, index, uid, lso, leo, stable, max_ts, producers, aborted, last_epoch,
         ))
     }
 
@@ -235,6 +261,7 @@ impl Partition {
             i64::MIN,
             HashMap::new(),
             Vec::new(),
+            -1,
         )
     }
 
@@ -250,6 +277,7 @@ impl Partition {
         max_ts: i64,
         producers: HashMap<i64, ProducerEntry>,
         aborted: Vec<AbortedTxn>,
+        last_epoch: i32,
     ) -> Partition {
         let open_txns = open_txns_of(&producers);
         Partition {
@@ -258,6 +286,7 @@ impl Partition {
             uid,
             store,
             append: Mutex::new(AppendState {
+                last_epoch,
                 next_offset: leo,
                 max_timestamp: max_ts,
                 producers,
@@ -272,7 +301,20 @@ impl Partition {
             high_watermark: AtomicI64::new(leo),
             deleted: AtomicBool::new(false),
             appended: Notify::new(),
+            replication: Mutex::new(Replication::default()),
+            hw_moved: Notify::new(),
+            leader_epoch: AtomicI32::new(LEADER_EPOCH),
         }
+    }
+
+    /// The leader epoch this broker knows for the partition.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Checks a client's `current_leader_epoch` against this partition's.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ResponseError> {
+        check_epoch(current_leader_epoch, self.leader_epoch())
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -354,6 +396,7 @@ impl Partition {
             }
         }
         let first = state.next_offset;
+        let epoch = self.leader_epoch();
         let mut next = first;
         let mut result_base = None;
         let mut max_ts = state.max_timestamp;
@@ -395,7 +438,7 @@ impl Partition {
                 }
             }
             result_base.get_or_insert(next);
-            let stored = batch::assign_offset(&b.bytes, next, LEADER_EPOCH);
+            let stored = batch::assign_offset(&b.bytes, next, epoch);
             written += stored.len() as u64;
             wb.put_log(self.uid, next, &stored);
             if b.header.max_timestamp > max_ts {
@@ -433,6 +476,7 @@ impl Partition {
         }
         state.next_offset = next;
         state.max_timestamp = max_ts;
+        state.last_epoch = epoch;
         state.size.adjust(written as i64);
         for (pid, entry) in touched {
             if let Some(e) = entry {
@@ -470,9 +514,28 @@ impl Partition {
             .log_end_offset
             .fetch_max(end, Ordering::AcqRel)
             .max(end);
-        self.high_watermark.store(end, Ordering::Release);
+        // A leader's high watermark is the log end unless in-sync followers lag; a
+        // follower's comes from its leader.
+        let hw = self
+            .replication
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .high_watermark_for(end);
+        if let Some(hw) = hw {
+            self.raise_high_watermark(state, hw);
+        }
+    }
+
+    /// Moves the high watermark up to `hw` (never down: what a consumer saw stays
+    /// visible) and the last stable offset with it.
+    fn raise_high_watermark(&self, state: &AppendState, hw: i64) {
+        let old = self.high_watermark.fetch_max(hw, Ordering::AcqRel);
+        let hw = old.max(hw);
         self.last_stable_offset
-            .store(stable_offset(&state.open_txns, end), Ordering::Release);
+            .store(stable_offset(&state.open_txns, hw), Ordering::Release);
+        if hw > old {
+            self.hw_moved.notify_waiters();
+        }
     }
 
     /// Writes a transaction marker (a control batch) for `producer_id` at `epoch`, ending
@@ -504,9 +567,10 @@ impl Partition {
             entry.batches.clear();
         }
         let now = now_ms();
+        let epoch_now = self.leader_epoch();
         let bytes = batch::control_batch(
             offset,
-            LEADER_EPOCH,
+            epoch_now,
             producer_id,
             epoch,
             marker == Marker::Commit,
@@ -543,6 +607,7 @@ impl Partition {
         state.set_producer(producer_id, entry);
         state.size.adjust(bytes.len() as i64);
         state.next_offset = offset + 1;
+        state.last_epoch = epoch_now;
         self.publish_end(&state, offset + 1);
         drop(state);
         self.appended.notify_waiters();
@@ -821,11 +886,31 @@ impl Partition {
         at_least_one: bool,
         read_committed: bool,
     ) -> Result<ReadResult, ResponseError> {
-        let hw = if read_committed {
+        let limit = if read_committed {
             self.last_stable_offset()
         } else {
             self.high_watermark()
         };
+        self.read_until(offset, max_bytes, at_least_one, limit)
+    }
+
+    /// Reads for a follower: up to the log end, past the high watermark, since the high
+    /// watermark moves only once followers have the batches.
+    pub fn read_for_replica(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult, ResponseError> {
+        self.read_until(offset, max_bytes, true, self.log_end_offset())
+    }
+
+    fn read_until(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        hw: i64,
+    ) -> Result<ReadResult, ResponseError> {
         let lso = self.log_start_offset();
         let mut out = BytesMut::new();
         if offset < hw {

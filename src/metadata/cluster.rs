@@ -71,6 +71,11 @@ impl Metadata {
         self.cluster.as_ref()
     }
 
+    /// A receiver that wakes whenever the topics or their placements change.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
     /// This broker's node id.
     pub fn node_id(&self) -> i32 {
         self.node_id
@@ -99,6 +104,96 @@ impl Metadata {
         } else {
             Err(ResponseError::NotLeaderOrFollower)
         }
+    }
+
+    /// Writes an ISR change the partition's leader (this broker) asked for; on failure the
+    /// partition may ask again later.
+    pub async fn change_isr(&self, p: &Partition, change: crate::log::partition::IsrChange) {
+        use crate::log::partition::IsrChange;
+        let (Some(cluster), Some(topic)) = (&self.cluster, self.topic(&p.topic)) else {
+            p.isr_change_failed();
+            return;
+        };
+        let Some(placement) = topic.placement(p.index) else {
+            p.isr_change_failed();
+            return;
+        };
+        let mut isr = placement.isr.clone();
+        let view = cluster.view();
+        if let IsrChange::Expand(f) = &change {
+            // A broker in controlled shutdown (or gone) does not join the ISR (KIP-841).
+            if view.shutting_down.contains(f) || !view.brokers.contains_key(f) {
+                p.isr_change_failed();
+                return;
+            }
+        }
+        match &change {
+            IsrChange::Expand(f) => {
+                if !isr.contains(f) {
+                    isr.push(*f);
+                }
+            }
+            IsrChange::Shrink(gone) => isr.retain(|r| !gone.contains(r)),
+        }
+        // Kafka keeps the ISR in replica order.
+        isr.sort_by_key(|r| placement.replicas.iter().position(|x| x == r));
+        match cluster
+            .set_isr(&p.topic, p.index, placement.leader_epoch, &isr)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(topic = %p.topic, partition = p.index, ?change, ?isr, "ISR changed")
+            }
+            Ok(false) => {
+                tracing::info!(topic = %p.topic, partition = p.index, ?change, "ISR change refused: leadership moved");
+                p.isr_change_failed();
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "ISR change not written");
+                p.isr_change_failed();
+            }
+        }
+    }
+
+    /// Partitions this broker leads that another live in-sync replica (not itself shutting
+    /// down) could lead instead.
+    fn movable_leaderships(&self) -> usize {
+        let Some(cluster) = &self.cluster else {
+            return 0;
+        };
+        let view = cluster.view();
+        let me = self.node_id;
+        self.topics()
+            .iter()
+            .flat_map(|t| t.placements.iter())
+            .filter(|p| {
+                p.leader == me
+                    && p.isr.iter().any(|r| {
+                        *r != me && view.brokers.contains_key(r) && !view.shutting_down.contains(r)
+                    })
+            })
+            .count()
+    }
+
+    /// Kafka's controlled shutdown: asks the controller to move this broker's leaderships
+    /// to other in-sync replicas and waits (bounded) until the metadata shows it done.
+    pub async fn controlled_shutdown(&self, wait: Duration) {
+        let Some(cluster) = &self.cluster else { return };
+        let before = self.movable_leaderships();
+        if let Err(e) = cluster.request_controlled_shutdown().await {
+            tracing::warn!(error = %e, "controlled shutdown not requested; leaderships move when the session ends");
+            return;
+        }
+        let started = std::time::Instant::now();
+        let done = self
+            .wait_for(wait, |md| md.movable_leaderships() == 0)
+            .await;
+        tracing::info!(
+            leaderships = before,
+            moved = done,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "controlled shutdown"
+        );
     }
 
     /// Makes the local mirror match the cluster's topics: creates what is new (with the
@@ -205,6 +300,20 @@ impl Metadata {
                 partitions = partitions.len(),
                 "topic from the cluster"
             );
+        }
+        for (p, placement) in partitions.iter().zip(&placements) {
+            let leading = placement.leader == self.node_id;
+            let followers = if leading {
+                placement
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| *r != self.node_id)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            p.set_role(leading, followers, placement.leader_epoch);
         }
         self.topic_names_by_id.insert(id, name.to_string());
         self.topics.insert(

@@ -119,6 +119,30 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Deletes every batch of a partition at or past `first_gone` (a follower truncating to
+    /// its new leader's log), with the time-index entries and aborted transactions that
+    /// point there.
+    pub fn delete_log_from(&mut self, uid: u64, first_gone: i64) -> Result<(), StoreError> {
+        let end = uid
+            .checked_add(1)
+            .map(|e| log_key(e, 0))
+            .unwrap_or([0xff; 16]);
+        self.wb
+            .delete_range_cf(self.store.log(), log_key(uid, first_gone), end);
+        for (k, _) in self.store.scan_table(T_TIME, &uid.to_be_bytes())? {
+            if k.len() == 24 && be_i64(&k[16..24]) >= first_gone {
+                self.wb.delete_cf(self.store.meta(), prefixed(T_TIME, &k));
+            }
+        }
+        let (_, aborted_end) = partition_range(T_ABORTED, uid);
+        self.wb.delete_range_cf(
+            self.store.meta(),
+            aborted_key(uid, first_gone.max(0), 0),
+            aborted_end,
+        );
+        Ok(())
+    }
+
     /// Records a partition's log start offset.
     pub fn put_log_start(&mut self, uid: u64, log_start: i64) {
         self.wb.put_cf(

@@ -1,5 +1,6 @@
-//! A minimal Kafka client for the admin CLI: one connection, one request at a time, the
-//! versions every Kafka from 3.x on and Klamm understand.
+//! A minimal Kafka client: one connection, one request at a time. The admin CLI talks to
+//! brokers with it (in the versions every Kafka from 3.x on and Klamm understand), and a
+//! follower replicates its leader with it.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub struct Client {
     stream: TcpStream,
     correlation_id: i32,
     timeout: Duration,
+    client_id: StrBytes,
 }
 
 impl Client {
@@ -33,7 +35,19 @@ impl Client {
             stream,
             correlation_id: 0,
             timeout,
+            client_id: StrBytes::from_static_str("klamm-cli"),
         })
+    }
+
+    /// Names this client in its requests' headers (brokers log it).
+    pub fn with_client_id(mut self, id: String) -> Client {
+        self.client_id = StrBytes::from_string(id);
+        self
+    }
+
+    /// How long each request waits for its response.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Sends `req` at `version` and waits for its response.
@@ -43,7 +57,7 @@ impl Client {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("klamm-cli")));
+            .with_client_id(Some(self.client_id.clone()));
         let mut body = BytesMut::new();
         header.encode(&mut body, R::header_version(version))?;
         req.encode(&mut body, version)?;
