@@ -1130,3 +1130,98 @@ fn checks_catch_broken_files() {
     assert!(check_glibc(objdump, "trixie").is_ok());
     assert!(check_glibc("GLIBCXX_3.4.30 GLIBC_PRIVATE", "bookworm").is_err());
 }
+
+/// The flags a compose service's `KLAMM_*` environment amounts to, parsed by klamm's own
+/// parser after the image's ENTRYPOINT, as the container would start.
+fn config_of_service(image: &Image, env: &[&str]) -> Result<BrokerConfig, String> {
+    let command = BrokerConfig::command();
+    let mut args = vec!["klamm".to_string()];
+    args.extend(image.args.iter().cloned());
+    for l in env {
+        let Some((name, v)) = l.trim().split_once(':') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"').to_string();
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_env().is_some_and(|e| e == name.trim()))
+            .ok_or_else(|| format!("environment {name}: klamm reads no such variable"))?;
+        args.push(format!("--{}", arg.get_long().unwrap()));
+        args.push(v);
+    }
+    BrokerConfig::try_parse_from(&args).map_err(|e| format!("{args:?}: {e}"))
+}
+
+/// docker/compose.cluster.yaml: ZooKeeper and three brokers that would form one cluster
+/// (distinct node ids and volumes, each advertising its service name, all on the ZooKeeper
+/// service), and a smoke service that waits for all three.
+#[test]
+fn compose_cluster_file() {
+    let image = check_dockerfile(&read("Dockerfile")).unwrap();
+    let text = read("compose.cluster.yaml");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
+    let services = children(&block(&lines, "services", 0).expect("services:"));
+    let declared: Vec<String> = children(&block(&lines, "volumes", 0).unwrap_or_default())
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let zk = services
+        .iter()
+        .find(|(_, body)| value(body, "image").is_some_and(|i| i.starts_with("zookeeper:")))
+        .map(|(name, _)| name.clone())
+        .expect("a zookeeper service");
+    let mut ids = HashSet::new();
+    let mut data_volumes = HashSet::new();
+    let mut brokers = Vec::new();
+    for (name, body) in &services {
+        if value(body, "image").as_deref() != Some("klamm:latest") {
+            continue;
+        }
+        let at = indent(body[0]);
+        let env = block(body, "environment", at).unwrap_or_default();
+        let config = config_of_service(&image, &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            ids.insert(config.node_id),
+            "{name}: node id {} twice",
+            config.node_id
+        );
+        assert_eq!(
+            config.advertise.as_deref(),
+            Some(format!("{name}:{PORT}").as_str()),
+            "{name} must advertise its service name"
+        );
+        let connect = config.zookeeper_connect.clone().expect("zookeeper connect");
+        assert!(
+            connect.starts_with(&format!("{zk}:2181/")),
+            "{name}: {connect} is not the {zk} service with a chroot"
+        );
+        let volumes = items(&block(body, "volumes", at).unwrap_or_default());
+        let data = volumes
+            .iter()
+            .find(|v| v.ends_with(&format!(":{DATA_DIR}")))
+            .unwrap_or_else(|| panic!("{name}: no volume at {DATA_DIR}"));
+        let source = data.split(':').next().unwrap().to_string();
+        assert!(
+            declared.contains(&source),
+            "{name}: volume {source} not declared"
+        );
+        assert!(data_volumes.insert(source), "{name}: shares a data volume");
+        brokers.push(name.clone());
+    }
+    assert_eq!(brokers.len(), 3, "three brokers: {brokers:?}");
+    let smoke = services
+        .iter()
+        .find(|(name, _)| name == "kcat-smoke")
+        .expect("kcat-smoke");
+    let depends = children(&block(&smoke.1, "depends_on", indent(smoke.1[0])).unwrap());
+    for b in &brokers {
+        let (_, cond) = depends
+            .iter()
+            .find(|(n, _)| n == b)
+            .unwrap_or_else(|| panic!("kcat-smoke does not wait for {b}"));
+        assert_eq!(value(cond, "condition").as_deref(), Some("service_healthy"));
+    }
+}
