@@ -1297,3 +1297,93 @@ async fn a_killed_leader_loses_no_acknowledged_message() {
         .collect();
     assert_eq!(values, want(600));
 }
+
+/// ElectLeaders (preferred) on the controller gives leadership back to the first replica of
+/// the assignment once it is in sync again; other brokers answer NOT_CONTROLLER, and a
+/// partition already led by its preferred replica needs no election.
+#[tokio::test]
+async fn preferred_leader_election_restores_the_first_replica() {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    let dir = tempfile::tempdir().unwrap();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let data = |id: i32| dir.path().join(format!("broker-{id}"));
+    let mut brokers: Vec<Option<Proc>> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let id = i as i32 + 1;
+        brokers.push(Some(
+            start_broker(id, *port, zk_port, &data(id))
+                .unwrap_or_else(|log| panic!("broker {id} exited:\n{log}")),
+        ));
+    }
+    converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    let addr = |id: i32| -> SocketAddr {
+        format!("127.0.0.1:{}", ports[id as usize - 1])
+            .parse()
+            .unwrap()
+    };
+    let mut c = Client::connect(addr(2)).await;
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(tn("p"))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2), BrokerId(3)])])])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    assert_eq!(
+        created.topics[0].error_code, 0,
+        "{:?}",
+        created.topics[0].error_message
+    );
+    wait_isr(ports[1], "p", "all in sync", |s| s[0] == (1, vec![1, 2, 3])).await;
+
+    // Broker 1 dies: 2 leads. It returns and catches up, but 2 keeps leading.
+    brokers[0].take();
+    wait_isr(ports[1], "p", "2 leads", |s| s[0].0 == 2).await;
+    brokers[0] = Some(start_broker(1, ports[0], zk_port, &data(1)).unwrap());
+    wait_isr(ports[1], "p", "1 back in sync", |s| {
+        s[0] == (2, vec![1, 2, 3])
+    })
+    .await;
+
+    let elect = || {
+        ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(tn("p"))
+                .with_partitions(vec![0])]))
+            .with_timeout_ms(10_000)
+    };
+    let (_, controller, _) = metadata_of(ports[1]).await;
+    let other = (1..=3).find(|b| *b != controller).unwrap();
+    let refused = Client::connect(addr(other)).await.send(&elect(), 2).await;
+    assert_eq!(refused.error_code, 41, "NOT_CONTROLLER");
+    let done = Client::connect(addr(controller))
+        .await
+        .send(&elect(), 2)
+        .await;
+    assert_eq!(done.error_code, 0);
+    assert_eq!(
+        done.replica_election_results[0].partition_result[0].error_code,
+        0
+    );
+    wait_isr(ports[2], "p", "1 leads again", |s| s[0].0 == 1).await;
+    let again = Client::connect(addr(controller))
+        .await
+        .send(&elect(), 2)
+        .await;
+    assert_eq!(
+        again.replica_election_results[0].partition_result[0].error_code, 84,
+        "ELECTION_NOT_NEEDED"
+    );
+}

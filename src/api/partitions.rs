@@ -145,7 +145,7 @@ pub async fn offset_for_leader_epoch(
 
 pub async fn elect_leaders(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     _version: i16,
     req: ElectLeadersRequest,
 ) -> Option<ElectLeadersResponse> {
@@ -154,11 +154,101 @@ pub async fn elect_leaders(
             ElectLeadersResponse::default().with_error_code(ResponseError::InvalidRequest.code()),
         );
     }
-    // With one replica per partition the leader is always the preferred one: nothing to
-    // elect (ELECTION_NOT_NEEDED), as Kafka answers for such partitions.
-    let results = req
-        .topic_partitions
-        .unwrap_or_default()
+    let preferred = req.election_type == 0;
+    let Some(cluster) = ctx.cluster.clone() else {
+        // With one replica per partition the leader is always the preferred one: nothing
+        // to elect (ELECTION_NOT_NEEDED), as Kafka answers for such partitions.
+        return Some(
+            ElectLeadersResponse::default().with_replica_election_results(single_node_elections(
+                ctx,
+                req.topic_partitions.unwrap_or_default(),
+            )),
+        );
+    };
+    if cluster.view().controller_id != Some(ctx.config.node_id) {
+        tracing::debug!(peer = %rc.peer, "ElectLeaders sent to a broker that is not the controller");
+        return Some(
+            ElectLeadersResponse::default().with_error_code(ResponseError::NotController.code()),
+        );
+    }
+    // Null asks for every partition; then only the partitions that changed are reported.
+    let all = req.topic_partitions.is_none();
+    let wanted: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = match req.topic_partitions {
+        Some(t) => t.into_iter().map(|t| (t.topic, t.partitions)).collect(),
+        None => ctx
+            .metadata
+            .topics()
+            .iter()
+            .map(|t| {
+                (
+                    super::topic_name(&t.name),
+                    (0..t.placements.len() as i32).collect(),
+                )
+            })
+            .collect(),
+    };
+    let wait = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 30_000) as u64);
+    let mut results = Vec::new();
+    for (topic, partitions) in wanted {
+        let mut partition_result = Vec::new();
+        for i in partitions {
+            use crate::cluster::Elected;
+            let outcome = cluster.elect_leader(topic.0.as_str(), i, preferred).await;
+            let (code, message) = match outcome {
+                Ok(Elected::Done { leader, .. }) => {
+                    let name = topic.0.to_string();
+                    ctx.metadata
+                        .wait_for_leader(&name, i, leader, wait)
+                        .await;
+                    (None, None)
+                }
+                Ok(Elected::NotNeeded) if all => continue,
+                Ok(Elected::NotNeeded) => (
+                    Some(ResponseError::ElectionNotNeeded),
+                    Some("Leader election not needed for topic partition."),
+                ),
+                Ok(Elected::NotAvailable) if preferred => (
+                    Some(ResponseError::PreferredLeaderNotAvailable),
+                    Some("Failed to elect leader for partition: the preferred replica is not live and in sync."),
+                ),
+                Ok(Elected::NotAvailable) => (
+                    Some(ResponseError::EligibleLeadersNotAvailable),
+                    Some("Failed to elect leader for partition: no live replica."),
+                ),
+                Ok(Elected::UnknownPartition) => (
+                    Some(ResponseError::UnknownTopicOrPartition),
+                    Some("The partition does not exist."),
+                ),
+                Ok(Elected::NotController) => (Some(ResponseError::NotController), None),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ElectLeaders: ZooKeeper write failed");
+                    (Some(ResponseError::UnknownServerError), None)
+                }
+            };
+            partition_result.push(
+                PartitionResult::default()
+                    .with_partition_id(i)
+                    .with_error_code(code.map_or(0, |c| c.code()))
+                    .with_error_message(message.map(sb)),
+            );
+        }
+        if !partition_result.is_empty() || !all {
+            results.push(
+                ReplicaElectionResult::default()
+                    .with_topic(topic)
+                    .with_partition_result(partition_result),
+            );
+        }
+    }
+    Some(ElectLeadersResponse::default().with_replica_election_results(results))
+}
+
+/// ElectLeaders on a single node: every existing partition already has its preferred leader.
+fn single_node_elections(
+    ctx: &Context,
+    wanted: Vec<kafka_protocol::messages::elect_leaders_request::TopicPartitions>,
+) -> Vec<ReplicaElectionResult> {
+    wanted
         .into_iter()
         .map(|t| {
             let topic = ctx.metadata.topic(&t.topic.0);
@@ -186,8 +276,7 @@ pub async fn elect_leaders(
                 .with_topic(t.topic)
                 .with_partition_result(partition_result)
         })
-        .collect();
-    Some(ElectLeadersResponse::default().with_replica_election_results(results))
+        .collect()
 }
 
 pub async fn list_partition_reassignments(

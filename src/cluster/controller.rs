@@ -157,6 +157,95 @@ pub(super) async fn reconcile(cluster: &Arc<Cluster>, view: &ClusterView) -> boo
     true
 }
 
+/// How an ElectLeaders request for one partition ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elected {
+    /// The new leader (and its epoch) is written.
+    Done {
+        leader: i32,
+        leader_epoch: i32,
+    },
+    /// The partition already has the leader asked for (ELECTION_NOT_NEEDED).
+    NotNeeded,
+    /// No replica may lead as asked (PREFERRED_LEADER_NOT_AVAILABLE or
+    /// ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    NotAvailable,
+    UnknownPartition,
+    /// This broker is not the controller (NOT_CONTROLLER: the client asks the right one).
+    NotController,
+}
+
+/// ElectLeaders on the controller: `preferred` moves leadership to the first replica of
+/// the assignment if it is live and in sync; otherwise (unclean) a partition without a live
+/// leader gets the first live replica. Fenced like every controller write.
+pub(super) async fn elect(
+    cluster: &Arc<Cluster>,
+    topic: &str,
+    partition: i32,
+    preferred: bool,
+) -> Result<Elected, zk::Error> {
+    let Some((epoch, epoch_version)) = cluster.my_controller_epoch() else {
+        return Ok(Elected::NotController);
+    };
+    let view = cluster.view();
+    let Some(p) = view
+        .topics
+        .get(topic)
+        .and_then(|t| t.partitions.get(&partition))
+    else {
+        return Ok(Elected::UnknownPartition);
+    };
+    let live = |r: &i32| view.brokers.contains_key(r);
+    let d = if preferred {
+        let Some(&first) = p.replicas.first() else {
+            return Ok(Elected::NotAvailable);
+        };
+        if p.leader == first {
+            return Ok(Elected::NotNeeded);
+        }
+        if !live(&first) || !p.isr.contains(&first) || view.shutting_down.contains(&first) {
+            return Ok(Elected::NotAvailable);
+        }
+        Decision {
+            leader: first,
+            leader_epoch: p.leader_epoch + 1,
+            isr: p.isr.clone(),
+        }
+    } else {
+        if p.leader >= 0 && live(&p.leader) {
+            return Ok(Elected::NotNeeded);
+        }
+        let Some(leader) = p.replicas.iter().copied().find(|r| live(r)) else {
+            return Ok(Elected::NotAvailable);
+        };
+        Decision {
+            leader,
+            leader_epoch: p.leader_epoch + 1,
+            isr: vec![leader],
+        }
+    };
+    let client = cluster.session()?;
+    match write_state(&client, topic, partition, p, &d, epoch, epoch_version).await? {
+        Written::Done => {
+            tracing::info!(
+                topic,
+                partition,
+                leader = d.leader,
+                leader_epoch = d.leader_epoch,
+                preferred,
+                "elected a leader on request"
+            );
+            Ok(Elected::Done {
+                leader: d.leader,
+                leader_epoch: d.leader_epoch,
+            })
+        }
+        // The state moved under us: the client may ask again.
+        Written::Stale => Ok(Elected::NotAvailable),
+        Written::Fenced => Ok(Elected::NotController),
+    }
+}
+
 enum Written {
     Done,
     /// The state changed since the view was read.

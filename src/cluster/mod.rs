@@ -10,6 +10,7 @@
 //! README, "Cluster mode"). Without the flag none of this exists.
 
 mod controller;
+pub use controller::Elected;
 pub mod topics;
 
 use std::collections::BTreeMap;
@@ -523,6 +524,16 @@ impl Cluster {
                 .unwrap_or(0),
             Err(_) => 0,
         }
+    }
+
+    /// ElectLeaders for one partition, on the controller (see [`controller::elect`]).
+    pub async fn elect_leader(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+        preferred: bool,
+    ) -> Result<Elected, zk::Error> {
+        controller::elect(self, topic, partition, preferred).await
     }
 
     /// Asks the controller to move this broker's leaderships away and drop it from ISRs

@@ -175,6 +175,16 @@ impl Metadata {
             .count()
     }
 
+    /// Waits (bounded) until this broker's mirror shows `leader` leading the partition.
+    pub async fn wait_for_leader(&self, topic: &str, partition: i32, leader: i32, wait: Duration) {
+        self.wait_for(wait, |md| {
+            md.topic(topic)
+                .and_then(|t| t.placement(partition).map(|p| p.leader == leader))
+                .unwrap_or(true)
+        })
+        .await;
+    }
+
     /// Kafka's controlled shutdown: asks the controller to move this broker's leaderships
     /// to other in-sync replicas and waits (bounded) until the metadata shows it done.
     pub async fn controlled_shutdown(&self, wait: Duration) {
