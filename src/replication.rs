@@ -77,6 +77,7 @@ pub async fn run(ctx: Weak<Context>) {
 /// Fetches from one leader until its set of partitions is dropped.
 async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Vec<Followed>>) {
     let mut backoff = Duration::from_millis(50);
+    let mut refused = HashMap::new();
     loop {
         if set.has_changed().is_err() {
             return;
@@ -118,7 +119,7 @@ async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Ve
                 }
                 continue;
             }
-            match fetch_once(&mut client, me, &followed, wait_ms, max_bytes).await {
+            match fetch_once(&mut refused, &mut client, me, &followed, wait_ms, max_bytes).await {
                 Ok(progress) => {
                     backoff = Duration::from_millis(50);
                     if !progress {
@@ -144,6 +145,7 @@ async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Ve
 /// One Fetch from the leader for every followed partition; appends what came back and
 /// takes the leader's high watermark. Returns whether any partition answered without error.
 async fn fetch_once(
+    refused: &mut HashMap<(Arc<str>, i32), i16>,
     client: &mut Client,
     me: i32,
     followed: &[Followed],
@@ -207,9 +209,15 @@ async fn fetch_once(
             }
             if pd.error_code != 0 {
                 let code = ResponseError::try_from_code(pd.error_code);
-                tracing::debug!(topic = %f.topic, partition = pd.partition_index, error = ?code, "replica fetch refused");
+                // Once per change of error, not per fetch.
+                if refused.insert((f.topic.clone(), pd.partition_index), pd.error_code)
+                    != Some(pd.error_code)
+                {
+                    tracing::warn!(topic = %f.topic, partition = pd.partition_index, error = ?code, fetch_offset = p.log_end_offset(), last_epoch = p.last_epoch(), leader_hw = pd.high_watermark, "replica fetch refused");
+                }
                 continue;
             }
+            refused.remove(&(f.topic.clone(), pd.partition_index));
             if pd.diverging_epoch.end_offset >= 0 {
                 let div = pd.diverging_epoch.clone();
                 let p2 = p.clone();

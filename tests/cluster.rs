@@ -22,6 +22,21 @@ use kafka_protocol::records::Compression;
 const ZK_SERVER: &str = "/usr/share/zookeeper/bin/zkServer.sh";
 const SESSION_TIMEOUT_MS: &str = "2000";
 
+/// A test's temporary dir; kept (and its path printed) when `KLAMM_KEEP_TEST_DIRS` is set,
+/// so a failing cluster test's broker logs (`broker-N.log`) can be read afterwards.
+fn test_dir() -> tempfile::TempDir {
+    let keep = std::env::var_os("KLAMM_KEEP_TEST_DIRS").is_some();
+    let dir = tempfile::Builder::new()
+        .prefix("klamm-cluster-")
+        .disable_cleanup(keep)
+        .tempdir()
+        .unwrap();
+    if keep {
+        eprintln!("test dir kept: {}", dir.path().display());
+    }
+    dir
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -206,7 +221,7 @@ async fn converge(ports: &[u16], ids: &[i32], within: Duration) -> (i32, String)
 
 #[tokio::test]
 async fn brokers_register_elect_one_controller_and_replace_a_dead_one() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
     let data_dir = |id: i32| dir.path().join(format!("broker-{id}"));
@@ -377,7 +392,7 @@ async fn brokers_register_elect_one_controller_and_replace_a_dead_one() {
 /// is away, reconnect when it is back, and the cluster still fails over afterwards.
 #[tokio::test]
 async fn brokers_ride_out_a_zookeeper_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let (zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port()];
     let mut brokers: Vec<Option<Proc>> = Vec::new();
@@ -420,7 +435,7 @@ async fn brokers_ride_out_a_zookeeper_restart() {
 #[tokio::test]
 async fn a_topic_created_through_one_member_is_seen_by_all() {
     use klamm::cluster::{BrokerEndpoint, Cluster, JoinConfig};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let join = |id: i32| JoinConfig {
         connect: format!("127.0.0.1:{zk_port}/t"),
@@ -545,7 +560,7 @@ fn run_kcat(args: &[&str], stdin: Option<&str>) -> String {
 #[tokio::test]
 async fn topics_spread_over_the_brokers_and_clients_follow_the_leaders() {
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
     let mut brokers = Vec::new();
@@ -862,7 +877,7 @@ async fn wait_isr(
 #[tokio::test]
 async fn followers_replicate_and_acks_all_waits_for_the_isr() {
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
     let data = |id: i32| dir.path().join(format!("broker-{id}"));
@@ -1139,7 +1154,7 @@ impl Feeder {
 #[tokio::test]
 async fn a_killed_leader_loses_no_acknowledged_message() {
     use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
     let data = |id: i32| dir.path().join(format!("broker-{id}"));
@@ -1307,7 +1322,7 @@ async fn preferred_leader_election_restores_the_first_replica() {
         CreatableReplicaAssignment, CreatableTopic,
     };
     use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
     let data = |id: i32| dir.path().join(format!("broker-{id}"));

@@ -345,6 +345,41 @@ def fetch_v4(topic, partition, offset, max_bytes=1 << 20, correlation_id=1, max_
     return request(1, 4, correlation_id, w.b, False)
 
 
+def metadata_v4(topics, correlation_id=1):
+    """Metadata v4 for `topics` (None = every topic), without auto-creation."""
+    w = W(False).strings(topics).boolean(False)
+    return request(3, 4, correlation_id, w.b, False)
+
+
+def parse_metadata_v4(resp):
+    """A Metadata v4 response body (after the correlation id) as {"brokers": {id: (host,
+    port)}, "controller": id, "topics": {name: (error, {partition: (error, leader,
+    [replicas], [isr])})}}."""
+    r = Reader(resp)
+    r.take(">i")  # throttle time
+    brokers = {}
+    for _ in range(r.take(">i")):
+        node = r.take(">i")
+        host = r.string()
+        brokers[node] = (host, r.take(">i"))
+        r.string()  # rack
+    r.string()  # cluster id
+    controller = r.take(">i")
+    topics = {}
+    for _ in range(r.take(">i")):
+        terr = r.take(">h")
+        name = r.string()
+        r.take(">b")  # is_internal
+        parts = {}
+        for _ in range(r.take(">i")):
+            perr, index, leader = r.take(">hii")
+            replicas = [r.take(">i") for _ in range(r.take(">i"))]
+            isr = [r.take(">i") for _ in range(r.take(">i"))]
+            parts[index] = (perr, leader, replicas, isr)
+        topics[name] = (terr, parts)
+    return {"brokers": brokers, "controller": controller, "topics": topics}
+
+
 def parse_api_versions_v0(resp):
     """(error_code, {api_key: (min, max)}) from an ApiVersions v0 response body."""
     err, n = struct.unpack_from(">hi", resp, 0)

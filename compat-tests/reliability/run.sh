@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Klamm reliability battery: kill -9 cycles under an idempotent producer, a protocol fuzzer,
-# connection floods, slow-loris clients and decompression bombs. See RELIABILITY.md.
+# connection floods, slow-loris clients, decompression bombs, and faults in a three-broker
+# cluster on ZooKeeper. See RELIABILITY.md.
 #
 #   compat-tests/reliability/run.sh            short form (CI, under ~2 minutes)
 #   compat-tests/reliability/run.sh --long     the longer form whose figures RELIABILITY.md records
 #   compat-tests/reliability/run.sh --only fuzz,bombs
+#   compat-tests/reliability/run.sh --only cluster_chaos
 #
 # Environment: KLAMM_BIN (default ~/.cache/klamm/target/release/klamm), KLAMM_CACHE (venv
 # location, default ~/.cache/klamm), RELIABILITY_LONG=1 (= --long), RELIABILITY_BOMBS=0
@@ -55,6 +57,24 @@ if ! cmp -s "$here/requirements.txt" "$stamp"; then
 fi
 
 [ -x "$KLAMM_BIN" ] || fail "klamm binary not found at $KLAMM_BIN (set KLAMM_BIN)"
+
+# The cluster case (cluster_chaos) runs Debian's ZooKeeper, as tests/cluster.rs does; install
+# it unless --only leaves that case out. Without it the case fails, it is not skipped.
+zk_server=/usr/share/zookeeper/bin/zkServer.sh
+want_zk=1 prev=""
+for a in "$@"; do
+  case "$prev:$a" in
+    --only:*) case ",$a," in *,cluster_chaos,*) ;; *) want_zk=0 ;; esac ;;
+    *:--only=*) case ",${a#--only=}," in *,cluster_chaos,*) ;; *) want_zk=0 ;; esac ;;
+  esac
+  prev="$a"
+done
+if [ "$want_zk" = 1 ] && [ ! -x "$zk_server" ]; then
+  echo "$zk_server missing; installing zookeeper" >&2
+  as_root apt-get update -qq </dev/null || true
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper </dev/null \
+    || echo "could not install zookeeper: cluster_chaos will fail" >&2
+fi
 
 args=("$@")
 [ -n "${RELIABILITY_JSON:-}" ] && args+=(--json "$RELIABILITY_JSON")

@@ -123,6 +123,7 @@ impl Metadata {
         if let IsrChange::Expand(f) = &change {
             // A broker in controlled shutdown (or gone) does not join the ISR (KIP-841).
             if view.shutting_down.contains(f) || !view.brokers.contains_key(f) {
+                tracing::debug!(topic = %p.topic, partition = p.index, follower = f, shutting_down = ?view.shutting_down, "ISR expansion refused: the follower is shutting down or not registered");
                 p.isr_change_failed();
                 return;
             }
@@ -137,6 +138,13 @@ impl Metadata {
         }
         // Kafka keeps the ISR in replica order.
         isr.sort_by_key(|r| placement.replicas.iter().position(|x| x == r));
+        if isr == placement.isr {
+            // Already so (the controller got there first): nothing to write, and nothing
+            // will come back from the metadata to clear the pending change.
+            tracing::debug!(topic = %p.topic, partition = p.index, ?change, ?isr, "ISR change already made");
+            p.isr_change_failed();
+            return;
+        }
         match cluster
             .set_isr(&p.topic, p.index, placement.leader_epoch, &isr)
             .await

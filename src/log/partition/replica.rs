@@ -24,8 +24,19 @@ pub(super) struct Replication {
     /// Every follower that fetched (or is in the ISR): its log end and when it last was
     /// caught up with the leader's.
     followers: HashMap<i32, Follower>,
-    /// An ISR change is being written; no second one until it lands in the metadata.
-    change_pending: bool,
+    /// When an ISR change was asked for: no second one until it lands in the metadata, or
+    /// until it is clearly lost (its request dropped with a closed connection, say).
+    change_pending: Option<i64>,
+}
+
+/// How long an asked-for ISR change blocks the next one if nothing is heard of it.
+const ISR_CHANGE_PATIENCE_MS: i64 = 3_000;
+
+impl Replication {
+    fn pending(&self, now: i64) -> bool {
+        self.change_pending
+            .is_some_and(|t| now - t < ISR_CHANGE_PATIENCE_MS)
+    }
 }
 
 impl Default for Replication {
@@ -34,7 +45,7 @@ impl Default for Replication {
             leading: true,
             isr_followers: Vec::new(),
             followers: HashMap::new(),
-            change_pending: false,
+            change_pending: None,
         }
     }
 }
@@ -91,7 +102,7 @@ impl Partition {
         }
         r.leading = leading;
         r.isr_followers = isr_followers;
-        r.change_pending = false;
+        r.change_pending = None;
         let hw = r.high_watermark_for(self.log_end_offset());
         drop(r);
         if let Some(hw) = hw {
@@ -126,11 +137,14 @@ impl Partition {
             f.caught_up_ms = now;
         }
         let hw = r.high_watermark_for(end);
-        let join = !r.isr_followers.contains(&follower)
-            && !r.change_pending
-            && offset >= self.high_watermark().max(hw.unwrap_or(0));
+        let r_is_member = r.isr_followers.contains(&follower);
+        if !r_is_member && r.pending(now) {
+            tracing::debug!(topic = %self.topic, partition = self.index, follower, "ISR change pending");
+        }
+        let join =
+            !r_is_member && !r.pending(now) && offset >= self.high_watermark().max(hw.unwrap_or(0));
         if join {
-            r.change_pending = true;
+            r.change_pending = Some(now);
         }
         drop(r);
         if let Some(hw) = hw {
@@ -141,6 +155,9 @@ impl Partition {
                 self.appended.notify_waiters();
             }
         }
+        if !join && !r_is_member {
+            tracing::trace!(topic = %self.topic, partition = self.index, follower, offset, "follower not yet caught up");
+        }
         join.then_some(IsrChange::Expand(follower))
     }
 
@@ -148,10 +165,10 @@ impl Partition {
     /// them from the ISR so the high watermark stops waiting for them.
     pub fn lagging_followers(&self, lag_ms: i64) -> Option<IsrChange> {
         let mut r = self.replication.lock().unwrap_or_else(|e| e.into_inner());
-        if !r.leading || r.change_pending {
+        let now = now_ms();
+        if !r.leading || r.pending(now) {
             return None;
         }
-        let now = now_ms();
         let lagging: Vec<i32> = r
             .isr_followers
             .iter()
@@ -165,7 +182,7 @@ impl Partition {
         if lagging.is_empty() {
             return None;
         }
-        r.change_pending = true;
+        r.change_pending = Some(now);
         Some(IsrChange::Shrink(lagging))
     }
 
@@ -174,7 +191,7 @@ impl Partition {
         self.replication
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .change_pending = false;
+            .change_pending = None;
     }
 
     /// Appends what the leader sent, as the leader stored it (offsets, leader epochs,
@@ -382,14 +399,18 @@ impl Partition {
     /// the batches (epochs only grow with offsets), so no epoch file is kept.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), ResponseError> {
         let end = self.log_end_offset();
-        let latest = {
-            let r = self.replication.lock().unwrap_or_else(|e| e.into_inner());
-            let last = self.last_epoch();
-            if r.leading {
-                last.max(self.leader_epoch())
-            } else {
-                last
-            }
+        // The append lock (in last_epoch) before the replication lock, never inside it:
+        // everywhere else takes them in that order.
+        let last = self.last_epoch();
+        let leading = self
+            .replication
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .leading;
+        let latest = if leading {
+            last.max(self.leader_epoch())
+        } else {
+            last
         };
         if epoch < 0 || epoch > latest {
             return Ok((-1, -1));
