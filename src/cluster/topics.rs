@@ -216,21 +216,7 @@ pub(super) async fn create(
     let mut multi = client.new_multi_writer();
     multi.add_create(&base, &to_json(&topic), &persistent())?;
     multi.add_create(&format!("{base}/partitions"), b"", &persistent())?;
-    for (p, replicas) in assignment {
-        let state = PartitionStateZnode {
-            controller_epoch,
-            leader: replicas[0],
-            version: 1,
-            leader_epoch: 0,
-            isr: replicas.clone(),
-        };
-        multi.add_create(&format!("{base}/partitions/{p}"), b"", &persistent())?;
-        multi.add_create(
-            &format!("{base}/partitions/{p}/state"),
-            &to_json(&state),
-            &persistent(),
-        )?;
-    }
+    add_new_partitions(&mut multi, &base, assignment, controller_epoch)?;
     let config = TopicConfigZnode {
         version: 1,
         config: configs.clone(),
@@ -252,6 +238,32 @@ pub(super) async fn create(
         }) => Err(CreateTopicError::Exists(name.to_string())),
         Err(e) => Err(zookeeper_client::Error::from(e).into()),
     }
+}
+
+/// Adds to `multi` the znodes of new partitions: each one's directory and its first state
+/// (the first replica leads, every replica in the ISR, leader epoch 0).
+fn add_new_partitions(
+    multi: &mut zookeeper_client::MultiWriter<'_>,
+    base: &str,
+    assignment: &BTreeMap<i32, Vec<i32>>,
+    controller_epoch: i32,
+) -> Result<(), zookeeper_client::Error> {
+    for (p, replicas) in assignment {
+        let state = PartitionStateZnode {
+            controller_epoch,
+            leader: replicas[0],
+            version: 1,
+            leader_epoch: 0,
+            isr: replicas.clone(),
+        };
+        multi.add_create(&format!("{base}/partitions/{p}"), b"", &persistent())?;
+        multi.add_create(
+            &format!("{base}/partitions/{p}/state"),
+            &to_json(&state),
+            &persistent(),
+        )?;
+    }
+    Ok(())
 }
 
 /// A znode record as JSON (plain records of strings and numbers always serialize).
@@ -409,21 +421,7 @@ pub(super) async fn add_partitions(
     }
     let mut multi = client.new_multi_writer();
     multi.add_set_data(&base, &to_json(&znode), Some(stat.version))?;
-    for (p, replicas) in added {
-        let state = PartitionStateZnode {
-            controller_epoch,
-            leader: replicas[0],
-            version: 1,
-            leader_epoch: 0,
-            isr: replicas.clone(),
-        };
-        multi.add_create(&format!("{base}/partitions/{p}"), b"", &persistent())?;
-        multi.add_create(
-            &format!("{base}/partitions/{p}/state"),
-            &to_json(&state),
-            &persistent(),
-        )?;
-    }
+    add_new_partitions(&mut multi, &base, added, controller_epoch)?;
     multi
         .commit()
         .await
