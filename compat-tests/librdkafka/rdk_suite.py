@@ -559,18 +559,27 @@ def main():
             # use fixed topic and group names.
             with number_locks[num]:
                 out = run_number(num, variant, sub, names, flags, broker, opts, workdir, timeout)
-                # An allow-listed test that fails is run once more: several of librdkafka's
-                # tests race their own client threads on a loaded 2-core machine (0086's
-                # first batch). A broker defect fails both runs; the first failure is logged.
-                failed = [n for e, n in groups[key]
-                          if e in allow and out[0][n][0] not in ("PASSED", "SKIPPED")]
-                if failed:
+                # An allow-listed test that fails is run up to twice more: several of
+                # librdkafka's tests race their own client threads. 0086_purge_remote is the
+                # known one: with debug=topic,msg its trace shows the broker thread building
+                # a 1-message batch while the app thread is still moving the 20 unassigned
+                # messages into partition 0 ("Produce MessageSet with 1 message(s)" between
+                # "Partitioning 20 unassigned messages" and "20/20 messages were
+                # partitioned"); that loses about one run in three on this machine, whatever
+                # the broker answers. A broker defect fails every run; the first failure is
+                # logged.
+                first = out
+                for _ in range(2):
+                    failed = [n for e, n in groups[key]
+                              if e in allow and out[0][n][0] not in ("PASSED", "SKIPPED")]
+                    if not failed:
+                        break
                     again = run_number(num, variant, sub, names, flags, broker, opts, workdir, timeout)
                     if all(again[0][n][0] == "PASSED" for n in failed):
                         for n in failed:
-                            log("RETRIED  %s: passed on a second run; first run: %s %s"
-                                % (n, out[0][n][0], out[0][n][1][:200]))
-                        out = (again[0], out[1] + again[1], again[2], again[3] or out[3])
+                            log("RETRIED  %s: passed on a later run; first run: %s %s"
+                                % (n, first[0][n][0], first[0][n][1][:200]))
+                    out = (again[0], out[1] + again[1], again[2], again[3] or out[3])
                 return key, out
 
         number_locks = {k[1]: threading.Lock() for k in groups}
