@@ -53,6 +53,9 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::AddOffsetsToTxn, 0, 3),
     api(ApiKey::EndTxn, 0, 4),
     api(ApiKey::TxnOffsetCommit, 0, 4),
+    // Inter-broker (cluster mode): another broker's transaction coordinator ends a
+    // transaction on this broker's partitions.
+    api(ApiKey::WriteTxnMarkers, 1, 1),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 1),

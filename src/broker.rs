@@ -177,6 +177,7 @@ impl Broker {
             ready: std::sync::atomic::AtomicBool::new(false),
             cluster,
             http_addr: std::sync::OnceLock::new(),
+            offset_loads: Default::default(),
         });
         if let Some(h) = &http_listener {
             let _ = ctx.http_addr.set(h.local_addr()?);
@@ -186,6 +187,11 @@ impl Broker {
             tokio::spawn(mirror_cluster(Arc::downgrade(&ctx), c.subscribe()));
             tokio::spawn(crate::replication::run(Arc::downgrade(&ctx)));
             tokio::spawn(crate::replication::shrink_isr(Arc::downgrade(&ctx)));
+            ctx.groups.offsets.set_journal(Arc::new(
+                crate::coordinator_log::OffsetsTopicJournal::new(Arc::downgrade(&ctx)),
+            ));
+            tokio::spawn(crate::coordinator_log::run(Arc::downgrade(&ctx)));
+            tokio::spawn(crate::txn_markers::run(Arc::downgrade(&ctx)));
         }
         Ok(Broker {
             ctx,

@@ -39,6 +39,8 @@ pub struct Context {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Where the admin HTTP port listens, once bound (`--http`).
     pub http_addr: std::sync::OnceLock<SocketAddr>,
+    /// Cluster mode: which `__consumer_offsets` partitions this broker has loaded.
+    pub offset_loads: crate::coordinator_log::OffsetLoads,
 }
 
 impl Context {
@@ -121,18 +123,30 @@ impl Context {
         Ok((leader, endpoint.host.clone(), endpoint.port))
     }
 
-    /// Whether this broker coordinates the key (see [`Context::coordinator`]); requests
-    /// about a key it does not coordinate get NOT_COORDINATOR, and the client asks
-    /// FindCoordinator again.
-    pub fn coordinates(&self, key_type: i8, key: &str) -> bool {
-        if self.cluster.is_none() {
-            return true;
-        }
+    /// Why this broker cannot answer for the key (see [`Context::coordinator`]), or None
+    /// when it can: NOT_COORDINATOR when another broker coordinates it (the client asks
+    /// FindCoordinator again), COORDINATOR_LOAD_IN_PROGRESS while a group's partition of
+    /// `__consumer_offsets` is being loaded in a new term (the client retries).
+    pub fn coordinator_error(
+        &self,
+        key_type: i8,
+        key: &str,
+    ) -> Option<kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError::{CoordinatorLoadInProgress, NotCoordinator};
+        self.cluster.as_ref()?;
         let (name, _, _) = self.coordinator_topic(key_type);
-        self.metadata.topic(name).is_some_and(|t| {
-            let index = coordinator_partition(key, t.placements.len());
-            self.metadata.leads(&t, index)
-        })
+        let Some(t) = self.metadata.topic(name) else {
+            return Some(NotCoordinator);
+        };
+        let index = coordinator_partition(key, t.placements.len());
+        let Some(p) = t
+            .placement(index)
+            .filter(|_| self.metadata.leads(&t, index))
+        else {
+            return Some(NotCoordinator);
+        };
+        (key_type == 0 && !self.offset_loads.ready(index, p.leader_epoch))
+            .then_some(CoordinatorLoadInProgress)
     }
 
     fn coordinator_topic(&self, key_type: i8) -> (&'static str, i32, i32) {

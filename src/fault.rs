@@ -347,6 +347,7 @@ no_error_answer!(
     DeleteGroupsRequest,
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupDescribeRequest,
+    WriteTxnMarkersRequest,
 );
 
 impl Faultable for ProduceRequest {

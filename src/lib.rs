@@ -12,6 +12,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod context;
+pub mod coordinator_log;
 pub mod fault;
 pub mod group;
 pub mod http;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod storage;
 pub mod topic_config;
 pub mod txn;
+pub mod txn_markers;
 
 mod broker;
 mod embed;

@@ -164,6 +164,29 @@ fn start_broker_with(
     }
 }
 
+/// Starts brokers 1..=n on `ports` with `flags` (data dirs `broker-<id>` in `dir`) and
+/// waits until every one sees them all; a broker that exits at start fails the test with
+/// its log. Each slot is `take()`n to SIGKILL its broker.
+async fn start_cluster(
+    dir: &Path,
+    zk_port: u16,
+    ports: &[u16],
+    flags: &[&str],
+) -> Vec<Option<Proc>> {
+    let mut brokers = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let id = i as i32 + 1;
+        let data = dir.join(format!("broker-{id}"));
+        brokers.push(Some(
+            start_broker_with(id, *port, zk_port, &data, flags)
+                .unwrap_or_else(|log| panic!("broker {id} exited:\n{log}")),
+        ));
+    }
+    let ids: Vec<i32> = (1..=ports.len() as i32).collect();
+    converge(ports, &ids, Duration::from_secs(10)).await;
+    brokers
+}
+
 /// (broker ids, controller id, cluster id) as one broker's Metadata answers.
 async fn metadata_of(port: u16) -> (Vec<i32>, i32, String) {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -881,21 +904,13 @@ async fn followers_replicate_and_acks_all_waits_for_the_isr() {
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
     let data = |id: i32| dir.path().join(format!("broker-{id}"));
-    let mut brokers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let id = i as i32 + 1;
-        brokers.push(Some(
-            start_broker_with(
-                id,
-                *port,
-                zk_port,
-                &data(id),
-                &["--replica-lag-time-max-ms", "1500"],
-            )
-            .unwrap_or_else(|log| panic!("broker {id} exited:\n{log}")),
-        ));
-    }
-    converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    let mut brokers = start_cluster(
+        dir.path(),
+        zk_port,
+        &ports,
+        &["--replica-lag-time-max-ms", "1500"],
+    )
+    .await;
     let addr = |id: i32| -> SocketAddr {
         format!("127.0.0.1:{}", ports[id as usize - 1])
             .parse()
@@ -1159,15 +1174,7 @@ async fn a_killed_leader_loses_no_acknowledged_message() {
     let ports = [free_port(), free_port(), free_port()];
     let data = |id: i32| dir.path().join(format!("broker-{id}"));
     let flags = ["--replica-lag-time-max-ms", "1500"];
-    let mut brokers: Vec<Option<Proc>> = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let id = i as i32 + 1;
-        brokers.push(Some(
-            start_broker_with(id, *port, zk_port, &data(id), &flags)
-                .unwrap_or_else(|log| panic!("broker {id} exited:\n{log}")),
-        ));
-    }
-    converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    let mut brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
     let addr: SocketAddr = format!("127.0.0.1:{}", ports[0]).parse().unwrap();
     let mut c = Client::connect(addr).await;
     let created = c
@@ -1326,15 +1333,7 @@ async fn preferred_leader_election_restores_the_first_replica() {
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
     let data = |id: i32| dir.path().join(format!("broker-{id}"));
-    let mut brokers: Vec<Option<Proc>> = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let id = i as i32 + 1;
-        brokers.push(Some(
-            start_broker(id, *port, zk_port, &data(id))
-                .unwrap_or_else(|log| panic!("broker {id} exited:\n{log}")),
-        ));
-    }
-    converge(&ports, &[1, 2, 3], Duration::from_secs(10)).await;
+    let mut brokers = start_cluster(dir.path(), zk_port, &ports, &[]).await;
     let addr = |id: i32| -> SocketAddr {
         format!("127.0.0.1:{}", ports[id as usize - 1])
             .parse()
@@ -1401,4 +1400,416 @@ async fn preferred_leader_election_restores_the_first_replica() {
         again.replica_election_results[0].partition_result[0].error_code, 84,
         "ELECTION_NOT_NEEDED"
     );
+}
+
+/// FindCoordinator for a group (key type 0) or a transactional id (1) through `port`,
+/// retried (bounded) while the coordinators' topic is created or its partition has no
+/// leader: (node id, port).
+async fn find_coordinator(port: u16, key_type: i8, key: &'static str) -> (i32, u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+        let resp = c
+            .send(
+                &FindCoordinatorRequest::default()
+                    .with_key_type(key_type)
+                    .with_coordinator_keys(vec![
+                        kafka_protocol::protocol::StrBytes::from_static_str(key),
+                    ]),
+                4,
+            )
+            .await;
+        let co = &resp.coordinators[0];
+        if co.error_code == 0 {
+            return (co.node_id.0, co.port as u16);
+        }
+        assert_eq!(co.error_code, 15, "COORDINATOR_NOT_AVAILABLE only: {co:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no coordinator for {key}: {co:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// OffsetFetch v8 of every committed offset of `group` at `port`, retried (bounded) while
+/// the coordinator loads (COORDINATOR_LOAD_IN_PROGRESS) or has just moved (NOT_COORDINATOR):
+/// (topic, partition) -> (offset, leader epoch, metadata).
+async fn committed_offsets(
+    port: u16,
+    group: &'static str,
+) -> std::collections::BTreeMap<(String, i32), (i64, i32, String)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+        let resp = c
+            .send(
+                &OffsetFetchRequest::default().with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(
+                            kafka_protocol::protocol::StrBytes::from_static_str(group),
+                        ))
+                        .with_topics(None),
+                ]),
+                8,
+            )
+            .await;
+        let g = &resp.groups[0];
+        if g.error_code == 0 {
+            return g
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(move |p| {
+                        (
+                            (t.name.0.to_string(), p.partition_index),
+                            (
+                                p.committed_offset,
+                                p.committed_leader_epoch,
+                                p.metadata
+                                    .as_ref()
+                                    .map(|m| m.to_string())
+                                    .unwrap_or_default(),
+                            ),
+                        )
+                    })
+                })
+                .collect();
+        }
+        assert!(
+            [14, 16].contains(&g.error_code),
+            "only COORDINATOR_LOAD_IN_PROGRESS or NOT_COORDINATOR while the group moves: {g:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "offsets of {group} never served at {port}: {g:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stage 4: committed offsets live in the group's replicated partition of
+/// __consumer_offsets, so they survive the SIGKILL of the group's coordinator. A real
+/// consumer (kcat's balanced consumer) commits, the coordinator dies, and the same group
+/// resumes on another broker from its commit, neither re-reading nor skipping a message;
+/// an OffsetCommit's metadata and leader epoch come back byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_loss_of_the_coordinator() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let dir = test_dir();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let flags = [
+        "--offsets-topic-num-partitions",
+        "3",
+        "--default-replication-factor",
+        "3",
+        "--replica-lag-time-max-ms",
+        "1500",
+        "--num-partitions",
+        "2",
+    ];
+    let mut brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
+    let all = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let input: String = (0..20).map(|i| format!("msg-{i:02}\n")).collect();
+    run_kcat(
+        &[
+            "-b", &all, "-P", "-t", "resume", "-p", "0", "-X", "acks=all",
+        ],
+        Some(&input),
+    );
+
+    // kcat's balanced consumer reads 8 messages and commits them as it closes.
+    let consume = |bootstrap: &str, n: &str| {
+        run_kcat(
+            &[
+                "-b",
+                bootstrap,
+                "-G",
+                "resume-group",
+                "-c",
+                n,
+                "-q",
+                "-f",
+                "%s\n",
+                "-X",
+                "auto.offset.reset=earliest",
+                "resume",
+            ],
+            None,
+        )
+    };
+    let first = consume(&all, "8");
+    assert_eq!(
+        first,
+        input
+            .lines()
+            .take(8)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    let (coordinator, co_port) = find_coordinator(ports[0], 0, "resume-group").await;
+
+    // A standalone commit with metadata and a leader epoch, through the coordinator; any
+    // other broker refuses it with NOT_COORDINATOR.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(
+            kafka_protocol::protocol::StrBytes::from_static_str("resume-group"),
+        ))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(tn("resume"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(1)
+                .with_committed_offset(15)
+                .with_committed_leader_epoch(3)
+                .with_committed_metadata(Some(
+                    kafka_protocol::protocol::StrBytes::from_static_str("checkpoint-α"),
+                ))])]);
+    let other = ports[coordinator as usize % 3];
+    let refused = Client::connect(format!("127.0.0.1:{other}").parse().unwrap())
+        .await
+        .send(&commit, 8)
+        .await;
+    assert_eq!(
+        refused.topics[0].partitions[0].error_code, 16,
+        "NOT_COORDINATOR"
+    );
+    let done = Client::connect(format!("127.0.0.1:{co_port}").parse().unwrap())
+        .await
+        .send(&commit, 8)
+        .await;
+    assert_eq!(done.topics[0].partitions[0].error_code, 0);
+    let before = committed_offsets(co_port, "resume-group").await;
+    assert_eq!(before[&("resume".to_string(), 0)].0, 8, "{before:?}");
+    assert_eq!(
+        before[&("resume".to_string(), 1)],
+        (15, 3, "checkpoint-α".to_string())
+    );
+
+    // The coordinator dies; another broker takes the group's partition and loads it.
+    brokers[coordinator as usize - 1].take(); // SIGKILL
+    let survivor = ports[coordinator as usize % 3];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (next, next_port) = loop {
+        let found = find_coordinator(survivor, 0, "resume-group").await;
+        if found.0 != coordinator {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead coordinator is never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(next, coordinator);
+    let after = committed_offsets(next_port, "resume-group").await;
+    assert_eq!(after, before, "the new coordinator has every commit");
+
+    // The group resumes where it committed: messages 8..19, none again, none skipped.
+    let survivors = ports
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i as i32 + 1 != coordinator)
+        .map(|(_, p)| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let rest = consume(&survivors, "12");
+    assert_eq!(
+        rest,
+        input
+            .lines()
+            .skip(8)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+}
+
+/// A read_committed Fetch v12 of one partition from offset 0 at `port`.
+async fn read_committed_at(
+    port: u16,
+    topic: &str,
+    partition: i32,
+) -> fetch_response::PartitionData {
+    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let got = c
+        .send(
+            &fetch_req(topic, uuid::Uuid::nil(), partition, 0).with_isolation_level(1),
+            12,
+        )
+        .await;
+    got.responses[0].partitions[0].clone()
+}
+
+/// Stage 4: one transaction over partitions that three different brokers lead. The
+/// transaction coordinator marks its own partition and sends WriteTxnMarkers to the other
+/// leaders; a committed transaction becomes visible to read_committed readers (kcat) on
+/// every partition, an aborted one never does, and both move the last stable offset to
+/// the high watermark once the markers are in.
+#[tokio::test]
+async fn a_transaction_spans_partitions_led_by_three_brokers() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let dir = test_dir();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let flags = ["--transaction-state-log-num-partitions", "3"];
+    let _brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
+    let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+    let port_of = |id: i32| ports[id as usize - 1];
+    let mut c = Client::connect(addr(ports[0])).await;
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(tn("tx"))
+                    .with_num_partitions(3)
+                    .with_replication_factor(3)])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    wait_isr(ports[0], "tx", "all in sync", |s| {
+        s.len() == 3 && s.iter().all(|(_, isr)| isr.len() == 3)
+    })
+    .await;
+    let (_, _, parts) = partitions_of(ports[0], "tx").await;
+    let leaders: Vec<i32> = parts.iter().map(|p| p.1).collect();
+    let mut distinct = leaders.clone();
+    distinct.sort();
+    assert_eq!(distinct, vec![1, 2, 3], "one partition led by each broker");
+
+    // The coordinator of the transactional id, once __transaction_state exists.
+    let id = "tx-cross";
+    let (_, co_port) = find_coordinator(ports[1], 1, id).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut co = Client::connect(addr(co_port)).await;
+    let txn_id = || TransactionalId(kafka_protocol::protocol::StrBytes::from_static_str(id));
+    let (pid, epoch) = loop {
+        let r = co
+            .send(
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(txn_id()))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+                4,
+            )
+            .await;
+        if r.error_code == 0 {
+            break (r.producer_id.0, r.producer_epoch);
+        }
+        assert!(
+            [14, 15, 51].contains(&r.error_code) && Instant::now() < deadline,
+            "InitProducerId: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Two transactions: the first committed, the second aborted.
+    let mut seq = 0;
+    for (tag, commit) in [("committed", true), ("aborted", false)] {
+        let added = co
+            .send(
+                &AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(txn_id())
+                    .with_v3_and_below_producer_id(ProducerId(pid))
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                        .with_name(tn("tx"))
+                        .with_partitions(vec![0, 1, 2])]),
+                3,
+            )
+            .await;
+        for t in &added.results_by_topic_v3_and_below {
+            for p in &t.results_by_partition {
+                assert_eq!(p.partition_error_code, 0, "{tag}: {added:?}");
+            }
+        }
+        for (p, leader) in leaders.iter().enumerate() {
+            let mut l = Client::connect(addr(port_of(*leader))).await;
+            let batch = txn_batch(pid, epoch, seq, 2, &format!("{tag}-p{p}"));
+            let req = produce_req("tx", uuid::Uuid::nil(), p as i32, batch, -1)
+                .with_transactional_id(Some(txn_id()));
+            let resp = l.send(&req, 9).await;
+            assert_eq!(
+                resp.responses[0].partition_responses[0].error_code, 0,
+                "{tag}: partition {p} on its leader {leader}"
+            );
+        }
+        seq += 2;
+        // Open: read_committed readers are held below the transaction.
+        for (p, leader) in leaders.iter().enumerate() {
+            let part = read_committed_at(port_of(*leader), "tx", p as i32).await;
+            assert!(
+                part.last_stable_offset < part.high_watermark,
+                "{tag}: partition {p} open: {part:?}"
+            );
+        }
+        let ended = co
+            .send(
+                &EndTxnRequest::default()
+                    .with_transactional_id(txn_id())
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_committed(commit),
+                3,
+            )
+            .await;
+        assert_eq!(ended.error_code, 0, "{tag}: EndTxn");
+        // Every leader gets its marker: the last stable offset reaches the high watermark.
+        for (p, leader) in leaders.iter().enumerate() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let part = read_committed_at(port_of(*leader), "tx", p as i32).await;
+                if part.last_stable_offset == part.high_watermark {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{tag}: no marker on partition {p} (leader {leader}): {part:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    // A read_committed consumer (kcat) sees the committed transaction on all three
+    // partitions and nothing of the aborted one.
+    let all = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = run_kcat(
+        &[
+            "-b",
+            &all,
+            "-C",
+            "-t",
+            "tx",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%s\n",
+            "-X",
+            "isolation.level=read_committed",
+        ],
+        None,
+    );
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|p| (0..2).map(move |i| format!("committed-p{p}-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
 }

@@ -29,32 +29,6 @@ fn txn_id(s: &str) -> TransactionalId {
     TransactionalId(sb(s))
 }
 
-/// A transactional batch of `n` records from `pid`/`epoch` starting at sequence `seq`.
-fn txn_batch(pid: i64, epoch: i16, seq: i32, n: i32, tag: &str) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: true,
-            producer_id: pid,
-            producer_epoch: epoch,
-            offset: i64::from(i),
-            sequence: seq + i,
-            value: Some(Bytes::from(format!("{tag}-{i}"))),
-            ..record(i64::from(i), 1)
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
 async fn init(c: &mut Client, id: &str, timeout_ms: i32, version: i16) -> (i16, i64, i16) {
     let r = c
         .send(

@@ -1729,9 +1729,12 @@ class ChaosProducer:
 
 
 class ChaosReader:
-    """A plain consumer (assigned partitions, no subscription, no commits) reading from
-    the beginning while the producers write, on a thread of its own. It records every
-    (partition, offset, value) it is given: none may be missing from the final log."""
+    """A plain consumer (assigned partitions, no subscription) reading from the beginning
+    while the producers write, on a thread of its own. It records every (partition,
+    offset, value) it is given: none may be missing from the final log. Twice a second it
+    commits its position synchronously (a standalone commit of group "chaos-reader"); every
+    commit the coordinator acknowledged must still be there at the end, whichever brokers
+    died meanwhile (the group's partition of __consumer_offsets is replicated)."""
 
     def __init__(self, bootstrap, topic, partitions, logger):
         import confluent_kafka as ck
@@ -1739,6 +1742,9 @@ class ChaosReader:
         self.seen = []  # (partition, offset, value)
         self.next = {p: 0 for p in range(partitions)}
         self.errors = collections.Counter()
+        self.committed = {}  # partition -> highest offset whose commit was acknowledged
+        self.commits_acknowledged = 0
+        self.commit_errors = collections.Counter()
         self.stop = threading.Event()
         # librdkafka wants a group.id even for a consumer that only assigns.
         self.consumer = ck.Consumer({
@@ -1754,7 +1760,11 @@ class ChaosReader:
         ck = self.ck
         self.consumer.assign([ck.TopicPartition(self.topic, p, ck.OFFSET_BEGINNING)
                               for p in range(self.partitions)])
+        last_commit = time.monotonic()
         while not self.stop.is_set():
+            if time.monotonic() - last_commit >= 0.5:
+                last_commit = time.monotonic()
+                self._commit()
             msg = self.consumer.poll(0.2)
             if msg is None:
                 continue
@@ -1765,9 +1775,47 @@ class ChaosReader:
             self.next[msg.partition()] = max(self.next[msg.partition()], msg.offset() + 1)
         self.consumer.close()
 
+    def _commit(self):
+        ck = self.ck
+        want = {p: o for p, o in self.next.items() if o > self.committed.get(p, 0)}
+        if not want:
+            return
+        try:
+            done = self.consumer.commit(offsets=[ck.TopicPartition(self.topic, p, o)
+                                                 for p, o in want.items()],
+                                        asynchronous=False)
+        except ck.KafkaException as e:  # e.g. the coordinator moving: retried next time
+            self.commit_errors[e.args[0].name()] += 1
+            return
+        for tp in done or []:
+            if tp.error is None:
+                self.committed[tp.partition] = max(self.committed.get(tp.partition, 0),
+                                                   tp.offset)
+                self.commits_acknowledged += 1
+            else:
+                self.commit_errors[tp.error.name()] += 1
+
     def finish(self):
         self.stop.set()
         self.thread.join(timeout=30)
+
+
+def committed_offsets(bootstrap, group, topic, partitions, logger):
+    """{partition: committed offset} of `group` as a fresh member of it reads them (None
+    when it cannot: the check that uses it then fails with the reason in its figures)."""
+    import confluent_kafka as ck
+    consumer = ck.Consumer({"bootstrap.servers": bootstrap, "client.id": "chaos-commits",
+                            "group.id": group, "enable.auto.commit": False,
+                            "socket.timeout.ms": 10000, "logger": logger, "log_level": 6})
+    try:
+        got = consumer.committed([ck.TopicPartition(topic, p) for p in range(partitions)],
+                                 timeout=30)
+        return {tp.partition: tp.offset for tp in got if tp.error is None and tp.offset >= 0}
+    except ck.KafkaException as e:
+        print(f"  committed offsets of {group} unreadable: {e}", flush=True)
+        return {}
+    finally:
+        consumer.close()
 
 
 def read_log(bootstrap, topic, partitions, logger, timeout=30):
@@ -1862,9 +1910,8 @@ def case_cluster_chaos(workdir, long):
         zk.start()
         event(f"ZooKeeper up on {zk.connect} (pid {zk.proc.pid})")
         for n in CLUSTER_IDS:
-            # Three offsets partitions rather than 50: the reader's group.id makes
-            # librdkafka look its coordinator up, which creates __consumer_offsets, and
-            # this case is about the data topic (committed offsets are not replicated yet).
+            # Three offsets partitions rather than 50, so the reader's group (which
+            # commits) has a coordinator whose partition each fault may well move.
             brokers[n] = Broker(workdir, f"{case}-b{n}", [
                 "--node-id", str(n), "--zookeeper-connect", f"{zk.connect}/chaos",
                 "--zookeeper-session-timeout-ms", "2000", "--replica-lag-time-max-ms", "2000",
@@ -2110,6 +2157,18 @@ def case_cluster_chaos(workdir, long):
                 f"{phantom[:5]} (partition, offset, value){note}")
         R.check(case, "reader_reached_end", caught_up,
                 f"reader at {reader.next}, high watermarks {hwm}")
+
+        # Every commit the coordinator acknowledged is still the group's (or a later one),
+        # as a fresh consumer of the group finds it.
+        R.figure(case, "reader_commits_acknowledged", reader.commits_acknowledged)
+        R.figure(case, "reader_commit_errors", dict(reader.commit_errors))
+        stored = committed_offsets(bootstrap, "chaos-reader", topic, partitions, logger)
+        lost = {p: (o, stored.get(p)) for p, o in reader.committed.items()
+                if stored.get(p) is None or stored[p] < o}
+        R.check(case, "acknowledged_commits_survive",
+                reader.commits_acknowledged > 0 and not lost,
+                f"{reader.commits_acknowledged} commits acknowledged, last per partition "
+                f"{reader.committed}, stored {stored}; lost (acknowledged, stored): {lost}")
         R.check(case, "brokers_alive", all(b.alive() for b in brokers.values()))
         failed = False
     finally:

@@ -31,11 +31,8 @@ pub async fn heartbeat(
     _version: i16,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Option<ConsumerGroupHeartbeatResponse> {
-    if !ctx.coordinates(0, req.group_id.0.as_str()) {
-        return Some(
-            ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(ResponseError::NotCoordinator.code()),
-        );
+    if let Some(e) = ctx.coordinator_error(0, req.group_id.0.as_str()) {
+        return Some(ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()));
     }
     let group = req.group_id.0.to_string();
     let mut resp = ConsumerGroupHeartbeatResponse::default();
@@ -130,6 +127,10 @@ pub async fn describe(
                 .with_authorized_operations(i32::MIN);
             if req.include_authorized_operations {
                 d.authorized_operations = super::cluster::GROUP_OPERATIONS;
+            }
+            if let Some(e) = ctx.coordinator_error(0, id.0.as_str()) {
+                d.error_code = e.code();
+                return d;
             }
             match ctx.consumer_groups.describe(id.0.as_str()) {
                 None => {

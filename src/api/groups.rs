@@ -72,10 +72,8 @@ pub async fn join_group(
     version: i16,
     req: JoinGroupRequest,
 ) -> Option<JoinGroupResponse> {
-    if !ctx.coordinates(0, req.group_id.0.as_str()) {
-        return Some(
-            JoinGroupResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
-        );
+    if let Some(e) = ctx.coordinator_error(0, req.group_id.0.as_str()) {
+        return Some(JoinGroupResponse::default().with_error_code(e.code()));
     }
     if ctx.consumer_groups.has_members(req.group_id.0.as_str()) {
         // A KIP-848 group with members: classic members cannot join it.
@@ -148,10 +146,8 @@ pub async fn sync_group(
     version: i16,
     req: SyncGroupRequest,
 ) -> Option<SyncGroupResponse> {
-    if !ctx.coordinates(0, req.group_id.0.as_str()) {
-        return Some(
-            SyncGroupResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
-        );
+    if let Some(e) = ctx.coordinator_error(0, req.group_id.0.as_str()) {
+        return Some(SyncGroupResponse::default().with_error_code(e.code()));
     }
     let group_id = req.group_id.0.to_string();
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
@@ -200,10 +196,8 @@ pub async fn heartbeat(
     _version: i16,
     req: HeartbeatRequest,
 ) -> Option<HeartbeatResponse> {
-    if !ctx.coordinates(0, req.group_id.0.as_str()) {
-        return Some(
-            HeartbeatResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
-        );
+    if let Some(e) = ctx.coordinator_error(0, req.group_id.0.as_str()) {
+        return Some(HeartbeatResponse::default().with_error_code(e.code()));
     }
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     let result = ctx.groups.heartbeat(
@@ -221,10 +215,8 @@ pub async fn leave_group(
     version: i16,
     req: LeaveGroupRequest,
 ) -> Option<LeaveGroupResponse> {
-    if !ctx.coordinates(0, req.group_id.0.as_str()) {
-        return Some(
-            LeaveGroupResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
-        );
+    if let Some(e) = ctx.coordinator_error(0, req.group_id.0.as_str()) {
+        return Some(LeaveGroupResponse::default().with_error_code(e.code()));
     }
     let group_id = req.group_id.0.to_string();
     let mut resp = LeaveGroupResponse::default();
@@ -256,7 +248,14 @@ pub async fn list_groups(
 ) -> Option<ListGroupsResponse> {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    let consumer = ctx.consumer_groups.list();
+    // In a cluster each broker lists the groups it coordinates; admin clients ask every
+    // broker and merge, as with Kafka.
+    let consumer: Vec<_> = ctx
+        .consumer_groups
+        .list()
+        .into_iter()
+        .filter(|g| ctx.coordinator_error(0, &g.group_id).is_none())
+        .collect();
     let consumer_listed = consumer
         .iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
@@ -279,6 +278,7 @@ pub async fn list_groups(
         .list()
         .into_iter()
         .filter(|g| !consumer.iter().any(|c| c.group_id == g.group_id))
+        .filter(|g| ctx.coordinator_error(0, &g.group_id).is_none())
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
         .map(|g| {
@@ -311,6 +311,10 @@ pub async fn describe_groups(
             let mut d = DescribedGroup::default().with_group_id(id.clone());
             if req.include_authorized_operations && version >= 3 {
                 d.authorized_operations = super::cluster::GROUP_OPERATIONS;
+            }
+            if let Some(e) = ctx.coordinator_error(0, id.0.as_str()) {
+                d.error_code = e.code();
+                return d;
             }
             if ctx.consumer_groups.exists(id.0.as_str()) {
                 // As Kafka: a KIP-848 group is described by ConsumerGroupDescribe.
@@ -370,16 +374,19 @@ pub async fn delete_groups(
         .groups_names
         .into_iter()
         .map(|id| {
-            let result = match ctx.consumer_groups.delete(id.0.as_str()) {
-                Some(Err(e)) => Err(e),
-                Some(Ok(())) => {
-                    // Its committed offsets (and any classic entry) go too.
-                    match ctx.groups.delete_group(id.0.as_str()) {
-                        Err(ResponseError::GroupIdNotFound) => Ok(()),
-                        other => other,
+            let result = match ctx.coordinator_error(0, id.0.as_str()) {
+                Some(e) => Err(e),
+                None => match ctx.consumer_groups.delete(id.0.as_str()) {
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(())) => {
+                        // Its committed offsets (and any classic entry) go too.
+                        match ctx.groups.delete_group(id.0.as_str()) {
+                            Err(ResponseError::GroupIdNotFound) => Ok(()),
+                            other => other,
+                        }
                     }
-                }
-                None => ctx.groups.delete_group(id.0.as_str()),
+                    None => ctx.groups.delete_group(id.0.as_str()),
+                },
             };
             DeletableGroupResult::default()
                 .with_group_id(id)

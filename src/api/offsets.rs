@@ -117,17 +117,23 @@ pub async fn offset_commit(
     }
     // Kafka's order: the group's verdict first (every partition gets it), then each
     // partition's own; the check and the write happen with the group held.
-    let result = crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
-        if to_commit.is_empty() {
-            Ok(())
-        } else {
-            ctx.groups.offsets.commit(&group_id, &to_commit)
-        }
-    });
+    let result = match ctx.coordinator_error(0, &group_id) {
+        Some(e) => Err(e),
+        None => crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
+            if to_commit.is_empty() {
+                Ok(None)
+            } else {
+                ctx.groups.offsets.commit(&group_id, &to_commit)
+            }
+        }),
+    };
     let (group_error, write_error) = match result {
         Err(e) => (Some(e), None),
         Ok(Err(e)) => (None, Some(e)),
-        Ok(Ok(())) => (None, None),
+        Ok(Ok(None)) => (None, None),
+        // Cluster mode: answered once the in-sync replicas of the group's partition of
+        // __consumer_offsets have the commit.
+        Ok(Ok(Some(write))) => (None, crate::group::journal::settle(write).await.err()),
     };
     for t in topics.iter_mut() {
         for p in t.partitions.iter_mut() {
@@ -178,6 +184,9 @@ fn wanted(
     group: &str,
     topics: Option<Vec<(String, Uuid, Vec<i32>)>>,
 ) -> Result<Vec<(String, Uuid, Vec<i32>)>, ResponseError> {
+    if let Some(e) = ctx.coordinator_error(0, group) {
+        return Err(e);
+    }
     if let Some(t) = topics {
         return Ok(t);
     }
@@ -316,6 +325,10 @@ pub async fn offset_delete(
 ) -> Option<OffsetDeleteResponse> {
     let group = req.group_id.0.to_string();
     let mut resp = OffsetDeleteResponse::default();
+    if let Some(e) = ctx.coordinator_error(0, &group) {
+        resp.error_code = e.code();
+        return Some(resp);
+    }
     if !ctx.groups.exists(&group) {
         resp.error_code = ResponseError::GroupIdNotFound.code();
         return Some(resp);

@@ -31,6 +31,14 @@ pub async fn handle(
     let acks_valid = matches!(acks, -1..=1);
     let mut queued = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // In a cluster, a transaction coordinated by another broker cannot be checked here:
+    // its batches are taken on trust, as Kafka did before KIP-890's verification, and the
+    // coordinator's markers (WriteTxnMarkers) end them.
+    let unverifiable_txn = ctx.cluster.is_some()
+        && req
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| ctx.coordinator_error(1, id.as_str()).is_some());
     for (i, t) in req.topic_data.into_iter().enumerate() {
         let topic = if acks_valid {
             resolve_topic(ctx, version, &t).await
@@ -45,6 +53,7 @@ pub async fn handle(
             topic,
             t,
             i,
+            unverifiable_txn,
             &mut queued,
         ));
     }
@@ -150,6 +159,7 @@ fn produce_topic(
     topic: Result<Arc<Topic>, ResponseError>,
     data: TopicProduceData,
     topic_pos: usize,
+    unverifiable_txn: bool,
     queued: &mut Vec<Queued>,
 ) -> TopicProduceResponse {
     let rules = topic.as_ref().ok().map(|t| TopicRules::of(ctx, t));
@@ -228,6 +238,9 @@ fn produce_topic(
                     }
                 }
                 let verify = |pid: i64, epoch: i16| {
+                    if unverifiable_txn {
+                        return Ok(());
+                    }
                     ctx.txns
                         .verify_produce(pid, epoch, &t.name, pd.index)
                         .inspect_err(|e| {

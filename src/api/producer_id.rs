@@ -17,8 +17,8 @@ pub async fn init_producer_id(
         .with_producer_epoch(-1);
     ctx.producer_ids.prepare().await;
     if let Some(id) = req.transactional_id.as_ref().filter(|id| !id.is_empty()) {
-        if !ctx.coordinates(1, id.as_str()) {
-            resp.error_code = kafka_protocol::ResponseError::NotCoordinator.code();
+        if let Some(e) = ctx.coordinator_error(1, id.as_str()) {
+            resp.error_code = e.code();
             return Some(resp);
         }
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));

@@ -81,8 +81,16 @@ fn add_partitions_one(
     } else {
         Err(ResponseError::OperationNotAttempted)
     };
-    if let Err(e) = outcome {
-        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id, error = ?e, "AddPartitionsToTxn refused");
+    match outcome {
+        // The previous transaction's markers are still being written: the client retries
+        // in milliseconds, as against Kafka; not worth a warning each time.
+        Err(ResponseError::ConcurrentTransactions) => {
+            tracing::debug!(peer = %rc.peer, client_id = rc.client_id(), transactional_id, "AddPartitionsToTxn: previous transaction still completing");
+        }
+        Err(e) => {
+            tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id, error = ?e, "AddPartitionsToTxn refused");
+        }
+        Ok(()) => {}
     }
     topics
         .iter()
@@ -160,11 +168,8 @@ pub async fn add_offsets_to_txn(
     version: i16,
     req: AddOffsetsToTxnRequest,
 ) -> Option<AddOffsetsToTxnResponse> {
-    if !ctx.coordinates(1, req.transactional_id.0.as_str()) {
-        return Some(
-            AddOffsetsToTxnResponse::default()
-                .with_error_code(ResponseError::NotCoordinator.code()),
-        );
+    if let Some(e) = ctx.coordinator_error(1, req.transactional_id.0.as_str()) {
+        return Some(AddOffsetsToTxnResponse::default().with_error_code(e.code()));
     }
     let group = req.group_id.0.as_str();
     let result = if let Err(e) = crate::group::validate_group_id(group) {
@@ -191,10 +196,8 @@ pub async fn end_txn(
     version: i16,
     req: EndTxnRequest,
 ) -> Option<EndTxnResponse> {
-    if !ctx.coordinates(1, req.transactional_id.0.as_str()) {
-        return Some(
-            EndTxnResponse::default().with_error_code(ResponseError::NotCoordinator.code()),
-        );
+    if let Some(e) = ctx.coordinator_error(1, req.transactional_id.0.as_str()) {
+        return Some(EndTxnResponse::default().with_error_code(e.code()));
     }
     let commit = req.committed;
     // The markers are one small RocksDB write per partition, like a Produce's append.
@@ -285,18 +288,21 @@ pub async fn txn_offset_commit(
     }
     // The member check and the offsets' hand-over to the transaction happen with the group
     // held, so a rebalance cannot slip between them.
-    let shared = crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
-        ctx.txns
-            .add_pending_offsets(
-                req.transactional_id.as_str(),
-                req.producer_id.0,
-                req.producer_epoch,
-                group,
-                pending,
-            )
-            .map_err(|e| fenced_for(e, version, 3))
-    })
-    .and_then(|r| r);
+    let shared = match ctx.coordinator_error(0, group) {
+        Some(e) => Err(e),
+        None => crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
+            ctx.txns
+                .add_pending_offsets(
+                    req.transactional_id.as_str(),
+                    req.producer_id.0,
+                    req.producer_epoch,
+                    group,
+                    pending,
+                )
+                .map_err(|e| fenced_for(e, version, 3))
+        })
+        .and_then(|r| r),
+    };
     if let Err(e) = shared {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), group, error = ?e, "TxnOffsetCommit refused");
     }
@@ -464,4 +470,75 @@ pub async fn describe_producers(
         })
         .collect();
     Some(DescribeProducersResponse::default().with_topics(topics))
+}
+
+/// WriteTxnMarkers: a transaction coordinator on another broker ends a transaction on the
+/// partitions this broker leads (cluster mode; `crate::txn_markers` is the sender). Each
+/// marker is answered once the partition's in-sync replicas have it, as Kafka appends
+/// markers with acks=all, so a completed transaction's markers survive a leader's loss.
+pub async fn write_txn_markers(
+    ctx: &Context,
+    rc: &RequestContext,
+    _version: i16,
+    req: WriteTxnMarkersRequest,
+) -> Option<WriteTxnMarkersResponse> {
+    use crate::log::partition::Marker;
+    use kafka_protocol::messages::write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    };
+    let timeout = std::time::Duration::from_secs(10);
+    let mut markers = Vec::with_capacity(req.markers.len());
+    for m in req.markers {
+        let marker = if m.transaction_result {
+            Marker::Commit
+        } else {
+            Marker::Abort
+        };
+        let mut topics = Vec::with_capacity(m.topics.len());
+        for t in m.topics {
+            let topic = ctx.metadata.topic(t.name.0.as_str());
+            let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+            for index in t.partition_indexes {
+                let written = match &topic {
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                    Some(tp) => match ctx.metadata.led_partition(tp, index) {
+                        Err(e) => Err(e),
+                        Ok(p) => {
+                            let epoch = p.leader_epoch();
+                            match p.write_marker(
+                                m.producer_id.0,
+                                m.producer_epoch,
+                                marker,
+                                m.coordinator_epoch,
+                            ) {
+                                Ok(offset) => {
+                                    p.wait_for_high_watermark(offset + 1, epoch, timeout).await
+                                }
+                                Err(e) => Err(e),
+                            }
+                        }
+                    },
+                };
+                if let Err(e) = written {
+                    tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), topic = %t.name.0.as_str(), partition = index, producer_id = m.producer_id.0, error = ?e, "transaction marker not written");
+                }
+                partitions.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(code(written.map(|_| ()))),
+                );
+            }
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions),
+            );
+        }
+        markers.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics),
+        );
+    }
+    Some(WriteTxnMarkersResponse::default().with_markers(markers))
 }

@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -17,9 +17,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 
 use crate::client::Client;
@@ -472,35 +470,13 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 },
                 None => (None, line),
             };
-            let i = records.len() as i64;
-            records.push(Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key,
-                value: Some(Bytes::from(value)),
-                headers: Default::default(),
-            });
+            records.push((key, Some(Bytes::from(value))));
         }
         if records.is_empty() {
             return Ok(());
         }
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )?;
+        let batch = crate::log::batch::plain_batch(records, now)
+            .map_err(|e| anyhow::anyhow!("encoding the batch: {e:?}"))?;
         let req = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(30_000)
@@ -508,7 +484,7 @@ async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 .with_name(TopicName(sb(&args.topic)))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(args.partition)
-                    .with_records(Some(buf.freeze()))])]);
+                    .with_records(Some(batch))])]);
         let r = c.send(&req, 9).await?;
         let p = r
             .responses

@@ -157,6 +157,15 @@ impl ConsumerGroups {
             .is_some_and(|g| !g.members.is_empty())
     }
 
+    /// Drops the groups `pick` selects (see `GroupCoordinator::unload`); members rejoin
+    /// with epoch 0 after UNKNOWN_MEMBER_ID, as after a restart.
+    pub fn unload(&self, pick: impl Fn(&str) -> bool) -> usize {
+        let mut groups = self.lock();
+        let before = groups.len();
+        groups.retain(|id, _| !pick(id));
+        before - groups.len()
+    }
+
     pub fn exists(&self, group_id: &str) -> bool {
         self.lock().contains_key(group_id)
     }

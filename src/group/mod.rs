@@ -4,6 +4,7 @@
 //! coordinator failover in Kafka); committed offsets are durable in RocksDB.
 
 pub mod consumer;
+pub mod journal;
 pub mod offsets;
 pub mod state;
 
@@ -649,6 +650,16 @@ impl GroupCoordinator {
         self.lock()
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id));
+    }
+
+    /// Drops the groups `pick` selects from memory, members and all (their waiting joins and
+    /// syncs are answered with retriable errors): in cluster mode this broker stopped
+    /// coordinating them, or starts again from what the log says.
+    pub fn unload(&self, pick: impl Fn(&str) -> bool) -> usize {
+        let mut groups = self.lock();
+        let before = groups.len();
+        groups.retain(|id, _| !pick(id));
+        before - groups.len()
     }
 
     /// How many groups exist (with members or committed offsets).

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 
+use super::journal::{self, JournalWrite, OffsetJournal};
 use crate::storage::Store;
 use crate::storage::StoreError;
 
@@ -27,7 +28,12 @@ pub struct OffsetStore {
     /// Serialises writes, so that expiry deletes only what it judged expired: a commit made
     /// meanwhile (a newer commit time) is left alone.
     writes: std::sync::Mutex<()>,
+    /// Cluster mode: the replicated log every change goes to first (see `journal`).
+    journal: std::sync::OnceLock<Arc<dyn OffsetJournal>>,
 }
+
+/// One group's offsets to write and to delete, as a load replaces them.
+type GroupWrites = (Vec<(String, i32, Vec<u8>)>, Vec<(String, i32)>);
 
 /// One committed offset with its place, as expiry looks at them.
 #[derive(Debug, Clone)]
@@ -70,7 +76,69 @@ impl OffsetStore {
         OffsetStore {
             store,
             writes: std::sync::Mutex::new(()),
+            journal: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Cluster mode: every later change is appended to `j` before the table is written.
+    pub fn set_journal(&self, j: Arc<dyn OffsetJournal>) {
+        let _ = self.journal.set(j);
+    }
+
+    /// Appends deletions of the given offsets to the journal, if there is one.
+    fn journal_deletes(&self, group: &str, gone: &[(&str, i32)]) -> Result<(), ResponseError> {
+        if let (Some(j), false) = (self.journal.get(), gone.is_empty()) {
+            let records = gone
+                .iter()
+                .map(|(t, p)| (journal::offset_key(group, t, *p), None))
+                .collect();
+            // Deletions are not awaited: a deletion lost with its leader leaves the offset
+            // to the next expiry pass or DeleteGroups, as in Kafka.
+            drop(j.append(group, records)?);
+        }
+        Ok(())
+    }
+
+    /// Replaces the offsets of every group `mine` selects with `entries` (the state read
+    /// back from the journal by a new coordinator): what this broker held for those groups
+    /// from an earlier term is dropped. Returns the groups now holding offsets.
+    pub fn replace_groups(
+        &self,
+        mine: impl Fn(&str) -> bool,
+        entries: std::collections::BTreeMap<(String, String, i32), CommittedOffset>,
+    ) -> Result<Vec<String>, StoreError> {
+        let _w = self.write_guard();
+        let mut by_group: std::collections::BTreeMap<String, GroupWrites> = Default::default();
+        for (g, t, p, _) in self.store.offsets(None)? {
+            if mine(&g) && !entries.contains_key(&(g.clone(), t.clone(), p)) {
+                by_group.entry(g).or_default().1.push((t, p));
+            }
+        }
+        for ((g, t, p), c) in &entries {
+            by_group
+                .entry(g.clone())
+                .or_default()
+                .0
+                .push((t.clone(), *p, encode(c)));
+        }
+        let mut live = Vec::new();
+        for (g, (puts, deletes)) in &by_group {
+            let puts: Vec<(&str, i32, Vec<u8>)> = puts
+                .iter()
+                .map(|(t, p, v)| (t.as_str(), *p, v.clone()))
+                .collect();
+            let deletes: Vec<(&str, i32)> = deletes.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+            match self.store.write_offsets(g, &puts, &deletes) {
+                Ok(()) => {}
+                // A group id too long for this broker's keys: Kafka would have refused it.
+                Err(StoreError::KeyTooLong(_)) => continue,
+                Err(e) => return Err(e),
+            }
+            if !puts.is_empty() {
+                live.push(g.clone());
+            }
+        }
+        Ok(live)
     }
 
     fn write_guard(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -111,6 +179,10 @@ impl OffsetStore {
             }
         }
         if !gone.is_empty() {
+            if self.journal_deletes(group, &gone).is_err() {
+                // No longer this group's coordinator: its new one expires them.
+                return Ok(0);
+            }
             self.store.write_offsets(group, &[], &gone)?;
         }
         Ok(gone.len())
@@ -128,14 +200,33 @@ impl OffsetStore {
         Ok((!any).then(f))
     }
 
-    /// Writes a group's commits in one atomic write.
+    /// Writes a group's commits in one atomic write. In cluster mode they are appended to
+    /// the journal first; the caller awaits the returned write (see [`journal::settle`])
+    /// before it tells the client the commit is durable.
     pub fn commit(
         &self,
         group: &str,
         offsets: &[(String, i32, CommittedOffset)],
-    ) -> Result<(), ResponseError> {
+    ) -> Result<Option<JournalWrite>, ResponseError> {
         super::validate_group_id(group)?;
         let _w = self.write_guard();
+        let pending = match self.journal.get() {
+            Some(j) => Some(
+                j.append(
+                    group,
+                    offsets
+                        .iter()
+                        .map(|(t, p, c)| {
+                            (
+                                journal::offset_key(group, t, *p),
+                                Some(journal::offset_value(c)),
+                            )
+                        })
+                        .collect(),
+                )?,
+            ),
+            None => None,
+        };
         let puts: Vec<(&str, i32, Vec<u8>)> = offsets
             .iter()
             .map(|(t, p, c)| (t.as_str(), *p, encode(c)))
@@ -145,7 +236,8 @@ impl OffsetStore {
             .map_err(|e| match e {
                 StoreError::KeyTooLong(_) => ResponseError::InvalidGroupId,
                 _ => ResponseError::KafkaStorageError,
-            })
+            })?;
+        Ok(pending)
     }
 
     pub fn fetch(
@@ -201,6 +293,7 @@ impl OffsetStore {
                 all.iter().map(|(t, p, _)| (t.as_str(), *p)).collect()
             }
         };
+        self.journal_deletes(group, &gone)?;
         self.store
             .write_offsets(group, &[], &gone)
             .map_err(|_| ResponseError::KafkaStorageError)

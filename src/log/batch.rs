@@ -319,6 +319,50 @@ pub fn control_batch(
     out
 }
 
+/// One uncompressed batch of plain (non-idempotent) records with the given keys and values,
+/// all stamped `timestamp`: what the CLI's producer sends and what the group coordinator
+/// appends to `__consumer_offsets`.
+pub fn plain_batch(
+    records: impl IntoIterator<Item = (Option<Bytes>, Option<Bytes>)>,
+    timestamp: i64,
+) -> Result<Bytes, ResponseError> {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // kafka-protocol's encoder starts a new batch unless offset - sequence stays
+            // constant; -1 first is the base sequence of a non-idempotent batch.
+            sequence: i as i32 - 1,
+            timestamp,
+            key,
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|_| ResponseError::UnknownServerError)?;
+    Ok(buf.freeze())
+}
+
 /// Whether a stored batch's CRC matches its bytes (a follower checks what it copies).
 pub fn crc_ok(batch: &[u8], h: &BatchHeader) -> bool {
     batch.len() >= HEADER_LEN.max(h.size_bytes())
@@ -380,6 +424,20 @@ pub(crate) mod tests {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
+
+    #[test]
+    fn plain_batches_are_one_valid_batch() {
+        let b = plain_batch(
+            (0..3).map(|i| (Some(Bytes::from(format!("k{i}"))), None)),
+            1234,
+        )
+        .unwrap();
+        let batches = split_and_validate(&b, usize::MAX).unwrap();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].header.last_offset_delta, 2);
+        assert_eq!(batches[0].header.producer_id, -1);
+        assert_eq!(batches[0].header.max_timestamp, 1234);
+    }
 
     #[test]
     fn control_batches_decode_as_kafka_markers() {

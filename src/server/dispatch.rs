@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
     ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, ResponseHeader,
-    SyncGroupRequest, TxnOffsetCommitRequest,
+    SyncGroupRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -212,6 +212,7 @@ async fn route(
         AddOffsetsToTxn => AddOffsetsToTxnRequest => api::transactions::add_offsets_to_txn,
         EndTxn => EndTxnRequest => api::transactions::end_txn,
         TxnOffsetCommit => TxnOffsetCommitRequest => api::transactions::txn_offset_commit,
+        WriteTxnMarkers => WriteTxnMarkersRequest => api::transactions::write_txn_markers,
         DescribeProducers => DescribeProducersRequest => api::transactions::describe_producers,
         DescribeTransactions => DescribeTransactionsRequest => api::transactions::describe_transactions,
         ListTransactions => ListTransactionsRequest => api::transactions::list_transactions,

@@ -121,6 +121,8 @@ pub struct TxnCoordinator {
     /// Transactional ids whose markers are being written now, so the retry of a failed
     /// completion never runs beside the first attempt (a marker written twice).
     completing: Mutex<std::collections::HashSet<String>>,
+    /// Cluster mode: notified when a prepared transaction has markers for other brokers.
+    remote_markers: Arc<tokio::sync::Notify>,
 }
 
 /// Kafka's producer check on every transactional request: the id must be this
@@ -157,6 +159,7 @@ impl TxnCoordinator {
             config,
             inner: Mutex::new(inner),
             completing: Mutex::new(Default::default()),
+            remote_markers: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -481,15 +484,22 @@ impl TxnCoordinator {
             return false; // completed by another pass meanwhile
         }
         let mut failed = false;
+        let mut remote = false;
         for (topic, index) in &meta.partitions {
-            let Some(p) = env
+            let Some((t, p)) = env
                 .metadata
                 .topic(topic)
-                .and_then(|t| t.partition(*index).cloned())
+                .and_then(|t| t.partition(*index).cloned().map(|p| (t, p)))
             else {
                 self.marked(transactional_id, topic, *index);
                 continue; // deleted meanwhile: nothing left to mark
             };
+            if env.metadata.cluster().is_some() && !env.metadata.leads(&t, *index) {
+                // Another broker leads it: the cluster's marker sender
+                // (`crate::txn_markers`) sends it WriteTxnMarkers, then completes.
+                remote = true;
+                continue;
+            }
             let injected = if env.faults.armed() {
                 match env.faults.check(
                     kafka_protocol::messages::ApiKey::WriteTxnMarkers,
@@ -516,7 +526,10 @@ impl TxnCoordinator {
                 }
             }
         }
-        if failed {
+        if failed || remote {
+            if remote {
+                self.remote_markers.notify_one();
+            }
             return false;
         }
         if marker == Marker::Commit {
@@ -568,10 +581,39 @@ impl TxnCoordinator {
         true
     }
 
+    /// Transactions whose markers wait for other brokers (cluster mode): each prepared
+    /// transaction with the partitions it still has to mark.
+    pub fn prepared(&self) -> Vec<TxnMeta> {
+        self.lock()
+            .txns
+            .values()
+            .filter(|m| m.state.preparing() && !m.partitions.is_empty())
+            .cloned()
+            .collect()
+    }
+
+    /// Completes a prepared transaction whose remote markers the sender wrote: local
+    /// markers (if any are left), its offsets, then Complete*. True when it completed.
+    pub fn complete_prepared(&self, env: &TxnEnv<'_>, transactional_id: &str) -> bool {
+        let state = self.lock().txns.get(transactional_id).map(|m| m.state);
+        let marker = match state {
+            Some(TxnState::PrepareCommit) => Marker::Commit,
+            Some(TxnState::PrepareAbort) => Marker::Abort,
+            _ => return false,
+        };
+        self.write_markers_and_complete(env, transactional_id, marker)
+    }
+
+    /// Wakes the cluster's marker sender: a prepared transaction has partitions that
+    /// other brokers lead.
+    pub fn remote_markers(&self) -> Arc<tokio::sync::Notify> {
+        self.remote_markers.clone()
+    }
+
     /// Forgets a partition whose marker is written, so a retry writes only the others
     /// (in memory: after a restart all are written again, and a marker for a producer with
     /// no open transaction on a partition changes nothing there).
-    fn marked(&self, transactional_id: &str, topic: &str, index: i32) {
+    pub fn marked(&self, transactional_id: &str, topic: &str, index: i32) {
         if let Some(m) = self.lock().txns.get_mut(transactional_id) {
             m.partitions.remove(&(topic.to_string(), index));
         }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use uuid::Uuid;
 
 use super::Client;
@@ -128,4 +129,31 @@ pub fn create_with_configs(name: &str, configs: &[(&str, &str)]) -> CreateTopics
                 })
                 .collect(),
         )])
+}
+
+/// A transactional batch of `n` records from `pid`/`epoch` starting at sequence `seq`.
+pub fn txn_batch(pid: i64, epoch: i16, seq: i32, n: i32, tag: &str) -> Bytes {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: true,
+            producer_id: pid,
+            producer_epoch: epoch,
+            offset: i64::from(i),
+            sequence: seq + i,
+            value: Some(Bytes::from(format!("{tag}-{i}"))),
+            ..super::record(i64::from(i), 1)
+        })
+        .collect();
+    // Not `super::batch`: that renumbers sequences, and these carry the producer's.
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
 }
