@@ -174,3 +174,36 @@ async fn corrupt_batches_are_refused_with_error_codes_and_connection_stays_open(
         assert_eq!(stored(&mut c).await, before, "{what}");
     }
 }
+
+/// The coordinators' topics are Kafka's internal topics: a client's Produce to them is
+/// refused with INVALID_TOPIC_EXCEPTION whether they exist or not (nothing is created),
+/// and the connection keeps serving.
+#[tokio::test]
+async fn produce_to_internal_topics_is_refused() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    for topic in ["__consumer_offsets", "__transaction_state"] {
+        let (code, _) = common::wire::produce(
+            &mut c,
+            topic,
+            0,
+            batch(&[record(1, 1)], Compression::None),
+            9,
+        )
+        .await;
+        assert_eq!(code, 17, "{topic}: INVALID_TOPIC_EXCEPTION");
+        let md = c
+            .send(
+                &MetadataRequest::default()
+                    .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                    )
+                    .with_name(Some(tn(topic)))]))
+                    .with_allow_auto_topic_creation(false),
+                12,
+            )
+            .await;
+        assert_eq!(md.topics[0].error_code, 3, "{topic} was not created");
+    }
+    let before = seed(&mut c).await;
+    assert!(!before.is_empty(), "the connection still serves");
+}

@@ -159,10 +159,7 @@ fn describe_topic(topic: &Topic, live: &[i32], want_topic_ops: bool) -> Metadata
     let mut t = MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.id)
-        .with_is_internal(matches!(
-            &*topic.name,
-            "__consumer_offsets" | "__transaction_state"
-        ))
+        .with_is_internal(crate::metadata::is_internal_topic(&topic.name))
         .with_partitions(
             topic
                 .placements

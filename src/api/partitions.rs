@@ -425,10 +425,7 @@ pub async fn describe_topic_partitions(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(topic_name(&name)))
                 .with_topic_id(topic.id)
-                .with_is_internal(matches!(
-                    name.as_str(),
-                    "__consumer_offsets" | "__transaction_state"
-                ))
+                .with_is_internal(crate::metadata::is_internal_topic(&name))
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(super::cluster::TOPIC_OPERATIONS),
         );

@@ -113,15 +113,27 @@ async fn resolve_topic(
     version: i16,
     data: &TopicProduceData,
 ) -> Result<Arc<Topic>, ResponseError> {
+    let internal = |t: Arc<Topic>| {
+        if crate::metadata::is_internal_topic(&t.name) {
+            tracing::warn!(topic = %t.name, "produce to an internal topic refused");
+            Err(ResponseError::InvalidTopicException)
+        } else {
+            Ok(t)
+        }
+    };
     if version >= 13 {
         return ctx
             .metadata
             .topic_by_id(&data.topic_id)
-            .ok_or(ResponseError::UnknownTopicId);
+            .ok_or(ResponseError::UnknownTopicId)
+            .and_then(internal);
     }
     let name = data.name.0.as_str();
     if let Some(t) = ctx.metadata.topic(name) {
-        return Ok(t);
+        return internal(t);
+    }
+    if crate::metadata::is_internal_topic(name) {
+        return Err(ResponseError::InvalidTopicException);
     }
     if validate_topic_name(name).is_err() {
         return Err(ResponseError::InvalidTopicException);

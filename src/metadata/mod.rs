@@ -130,6 +130,13 @@ pub struct BrokerConfigs {
     pub this_broker: BTreeMap<String, String>,
 }
 
+/// Kafka's internal topics: the coordinators' logs. Clients may read them but not
+/// produce to them (INVALID_TOPIC_EXCEPTION, as Kafka answers), since the coordinators
+/// rebuild their state from what is there.
+pub fn is_internal_topic(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
+}
+
 /// Checks a topic name the way Kafka does: 1..=249 chars of [a-zA-Z0-9._-], not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
