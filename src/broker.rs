@@ -177,12 +177,12 @@ impl Broker {
             ready: std::sync::atomic::AtomicBool::new(false),
             cluster,
             http_addr: std::sync::OnceLock::new(),
-            offset_loads: Default::default(),
+            coordinator_loads: Default::default(),
+            txn_journal: std::sync::OnceLock::new(),
         });
         if let Some(h) = &http_listener {
             let _ = ctx.http_addr.set(h.local_addr()?);
         }
-        ctx.txns.recover(&ctx.txn_env());
         if let Some(c) = &ctx.cluster {
             tokio::spawn(mirror_cluster(Arc::downgrade(&ctx), c.subscribe()));
             tokio::spawn(crate::replication::run(Arc::downgrade(&ctx)));
@@ -190,9 +190,17 @@ impl Broker {
             ctx.groups.offsets.set_journal(Arc::new(
                 crate::coordinator_log::OffsetsTopicJournal::new(Arc::downgrade(&ctx)),
             ));
+            let txn_journal = Arc::new(crate::coordinator_log::TxnLogJournal::new(Arc::downgrade(
+                &ctx,
+            )));
+            let _ = ctx.txn_journal.set(txn_journal.clone());
+            ctx.txns.set_journal(txn_journal);
             tokio::spawn(crate::coordinator_log::run(Arc::downgrade(&ctx)));
             tokio::spawn(crate::txn_markers::run(Arc::downgrade(&ctx)));
         }
+        // A single node finishes what a stop left half-written; in a cluster the marker
+        // sender does, for the transactions this broker coordinates once loaded.
+        ctx.txns.recover(&ctx.txn_env());
         Ok(Broker {
             ctx,
             listener,

@@ -39,8 +39,10 @@ pub struct Context {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Where the admin HTTP port listens, once bound (`--http`).
     pub http_addr: std::sync::OnceLock<SocketAddr>,
-    /// Cluster mode: which `__consumer_offsets` partitions this broker has loaded.
-    pub offset_loads: crate::coordinator_log::OffsetLoads,
+    /// Cluster mode: which coordinators' partitions this broker has loaded.
+    pub coordinator_loads: crate::coordinator_log::CoordinatorLoads,
+    /// Cluster mode: the transaction coordinator's journal on `__transaction_state`.
+    pub txn_journal: std::sync::OnceLock<Arc<crate::coordinator_log::TxnLogJournal>>,
 }
 
 impl Context {
@@ -125,8 +127,9 @@ impl Context {
 
     /// Why this broker cannot answer for the key (see [`Context::coordinator`]), or None
     /// when it can: NOT_COORDINATOR when another broker coordinates it (the client asks
-    /// FindCoordinator again), COORDINATOR_LOAD_IN_PROGRESS while a group's partition of
-    /// `__consumer_offsets` is being loaded in a new term (the client retries).
+    /// FindCoordinator again), COORDINATOR_LOAD_IN_PROGRESS while the key's partition of
+    /// `__consumer_offsets` or `__transaction_state` is being loaded in a new term (the
+    /// client retries).
     pub fn coordinator_error(
         &self,
         key_type: i8,
@@ -145,8 +148,22 @@ impl Context {
         else {
             return Some(NotCoordinator);
         };
-        (key_type == 0 && !self.offset_loads.ready(index, p.leader_epoch))
-            .then_some(CoordinatorLoadInProgress)
+        (!self
+            .coordinator_loads
+            .ready(key_type, index, p.leader_epoch))
+        .then_some(CoordinatorLoadInProgress)
+    }
+
+    /// Waits until the transactional id's last state change is replicated (cluster mode;
+    /// at once on a single node, whose store write was durable already).
+    pub async fn txn_durable(
+        &self,
+        transactional_id: &str,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        match self.txn_journal.get() {
+            Some(j) => j.durable(transactional_id).await,
+            None => Ok(()),
+        }
     }
 
     fn coordinator_topic(&self, key_type: i8) -> (&'static str, i32, i32) {

@@ -1,9 +1,10 @@
-//! Cluster mode: transaction markers for partitions that other brokers lead.
+//! Cluster mode: the markers of prepared transactions.
 //!
 //! The transaction coordinator writes a commit or abort marker into every partition of a
-//! transaction. Partitions it leads itself it marks directly; for the others it sends
-//! WriteTxnMarkers to their leaders, as Kafka's TransactionMarkerChannelManager does, and
-//! completes the transaction once every leader wrote its marker. EndTxn is answered when
+//! transaction, once the prepared state is replicated on `__transaction_state`. Partitions
+//! it leads itself it marks directly; for the others it sends WriteTxnMarkers to their
+//! leaders, as Kafka's TransactionMarkerChannelManager does, and completes the transaction
+//! once every leader wrote its marker. EndTxn is answered when
 //! the transaction is prepared (as in Kafka); its producer's next transaction waits with
 //! CONCURRENT_TRANSACTIONS until the markers are in.
 
@@ -53,6 +54,15 @@ async fn send_markers(ctx: &Weak<Context>, meta: &TxnMeta) {
         TxnState::PrepareAbort => false,
         _ => return,
     };
+    // No marker before the prepared state is on every in-sync replica of the id's
+    // partition of __transaction_state: a new coordinator must find it prepared.
+    {
+        let Some(c) = ctx.upgrade() else { return };
+        if let Err(e) = c.txn_durable(&meta.transactional_id).await {
+            tracing::debug!(transactional_id = %meta.transactional_id, error = ?e, "prepared state not replicated yet; markers wait");
+            return;
+        }
+    }
     // Remote partitions by their leader's address.
     let mut by_leader: BTreeMap<String, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
     {

@@ -1631,6 +1631,175 @@ async fn committed_offsets_survive_the_loss_of_the_coordinator() {
     );
 }
 
+fn txn_id(id: &'static str) -> TransactionalId {
+    TransactionalId(kafka_protocol::protocol::StrBytes::from_static_str(id))
+}
+
+/// InitProducerId for a transactional id at `port`, retried (bounded) while the
+/// coordinator loads, is missing, or completes an earlier transaction: (producer id, epoch).
+async fn txn_init(port: u16, id: &'static str) -> (i64, i16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut co = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+        let r = co
+            .send(
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(txn_id(id)))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+                4,
+            )
+            .await;
+        if r.error_code == 0 {
+            return (r.producer_id.0, r.producer_epoch);
+        }
+        // Retriable while the coordinator settles: loading, not available, not (yet) the
+        // coordinator in its own view of the metadata, completing a transaction.
+        assert!(
+            [14, 15, 16, 51].contains(&r.error_code) && Instant::now() < deadline,
+            "InitProducerId: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// AddPartitionsToTxn v3 of partitions 0..n of `topic`; every partition must be added.
+async fn txn_add(port: u16, id: &'static str, pid: i64, epoch: i16, topic: &str, n: i32) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let mut co = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let added = co
+        .send(
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id(id))
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(tn(topic))
+                    .with_partitions((0..n).collect())]),
+            3,
+        )
+        .await;
+    for t in &added.results_by_topic_v3_and_below {
+        for p in &t.results_by_partition {
+            assert_eq!(p.partition_error_code, 0, "{added:?}");
+        }
+    }
+}
+
+/// Two transactional records `<tag>-p<partition>-<i>` into each partition, each sent to
+/// its leader (`leader_ports[partition]`), at sequence `seq`.
+async fn txn_produce(
+    leader_ports: &[u16],
+    id: &'static str,
+    (pid, epoch, seq): (i64, i16, i32),
+    topic: &str,
+    tag: &str,
+) {
+    for (p, port) in leader_ports.iter().enumerate() {
+        let mut l = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+        let batch = txn_batch(pid, epoch, seq, 2, &format!("{tag}-p{p}"));
+        let req = produce_req(topic, uuid::Uuid::nil(), p as i32, batch, -1)
+            .with_transactional_id(Some(txn_id(id)));
+        let resp = l.send(&req, 9).await;
+        assert_eq!(
+            resp.responses[0].partition_responses[0].error_code, 0,
+            "{tag}: partition {p} on its leader at {port}"
+        );
+    }
+}
+
+/// EndTxn v3 at `port`: its error code.
+async fn txn_end(port: u16, id: &'static str, pid: i64, epoch: i16, commit: bool) -> i16 {
+    let mut co = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    co.send(
+        &EndTxnRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit),
+        3,
+    )
+    .await
+    .error_code
+}
+
+/// Waits (bounded) until every partition's leader, as `ask` reports them, has its last
+/// stable offset at its high watermark: every marker is in. `port_of` maps node ids.
+async fn wait_markers(ask: u16, topic: &str, port_of: impl Fn(i32) -> u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, parts) = partitions_of(ask, topic).await;
+        let mut done = true;
+        let mut last = None;
+        for (p, leader, _) in &parts {
+            if *leader < 0 {
+                done = false;
+                continue;
+            }
+            let part = read_committed_at(port_of(*leader), topic, *p).await;
+            if part.last_stable_offset != part.high_watermark || part.error_code != 0 {
+                done = false;
+                last = Some((*p, *leader, part));
+            }
+        }
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: a marker is missing: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every value a read_committed consumer (kcat) reads from the whole topic, sorted.
+fn read_committed_values(bootstrap: &str, topic: &str) -> Vec<String> {
+    let out = run_kcat(
+        &[
+            "-b",
+            bootstrap,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%s\n",
+            "-X",
+            "isolation.level=read_committed",
+        ],
+        None,
+    );
+    let mut got: Vec<String> = out.lines().map(str::to_string).collect();
+    got.sort();
+    got
+}
+
+/// Creates `topic` with 3 partitions and 3 replicas through `c`, and waits until every
+/// ISR is full as the broker on `port` sees it.
+async fn create_replicated(c: &mut Client, port: u16, topic: &'static str) {
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(tn(topic))
+                    .with_num_partitions(3)
+                    .with_replication_factor(3)])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    wait_isr(port, topic, "all in sync", |s| {
+        s.len() == 3 && s.iter().all(|(_, isr)| isr.len() == 3)
+    })
+    .await;
+}
+
 /// A read_committed Fetch v12 of one partition from offset 0 at `port`.
 async fn read_committed_at(
     port: u16,
@@ -1654,7 +1823,6 @@ async fn read_committed_at(
 /// the high watermark once the markers are in.
 #[tokio::test]
 async fn a_transaction_spans_partitions_led_by_three_brokers() {
-    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
     let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
@@ -1663,22 +1831,7 @@ async fn a_transaction_spans_partitions_led_by_three_brokers() {
     let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
     let port_of = |id: i32| ports[id as usize - 1];
     let mut c = Client::connect(addr(ports[0])).await;
-    let created = c
-        .send(
-            &CreateTopicsRequest::default()
-                .with_topics(vec![create_topics_request::CreatableTopic::default()
-                    .with_name(tn("tx"))
-                    .with_num_partitions(3)
-                    .with_replication_factor(3)])
-                .with_timeout_ms(10_000),
-            7,
-        )
-        .await;
-    assert_eq!(created.topics[0].error_code, 0);
-    wait_isr(ports[0], "tx", "all in sync", |s| {
-        s.len() == 3 && s.iter().all(|(_, isr)| isr.len() == 3)
-    })
-    .await;
+    create_replicated(&mut c, ports[0], "tx").await;
     let (_, _, parts) = partitions_of(ports[0], "tx").await;
     let leaders: Vec<i32> = parts.iter().map(|p| p.1).collect();
     let mut distinct = leaders.clone();
@@ -1688,96 +1841,30 @@ async fn a_transaction_spans_partitions_led_by_three_brokers() {
     // The coordinator of the transactional id, once __transaction_state exists.
     let id = "tx-cross";
     let (_, co_port) = find_coordinator(ports[1], 1, id).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut co = Client::connect(addr(co_port)).await;
-    let txn_id = || TransactionalId(kafka_protocol::protocol::StrBytes::from_static_str(id));
-    let (pid, epoch) = loop {
-        let r = co
-            .send(
-                &InitProducerIdRequest::default()
-                    .with_transactional_id(Some(txn_id()))
-                    .with_transaction_timeout_ms(60_000)
-                    .with_producer_id(ProducerId(-1))
-                    .with_producer_epoch(-1),
-                4,
-            )
-            .await;
-        if r.error_code == 0 {
-            break (r.producer_id.0, r.producer_epoch);
-        }
-        assert!(
-            [14, 15, 51].contains(&r.error_code) && Instant::now() < deadline,
-            "InitProducerId: {r:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let (pid, epoch) = txn_init(co_port, id).await;
+    let leader_ports: Vec<u16> = leaders.iter().map(|l| port_of(*l)).collect();
 
     // Two transactions: the first committed, the second aborted.
     let mut seq = 0;
     for (tag, commit) in [("committed", true), ("aborted", false)] {
-        let added = co
-            .send(
-                &AddPartitionsToTxnRequest::default()
-                    .with_v3_and_below_transactional_id(txn_id())
-                    .with_v3_and_below_producer_id(ProducerId(pid))
-                    .with_v3_and_below_producer_epoch(epoch)
-                    .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-                        .with_name(tn("tx"))
-                        .with_partitions(vec![0, 1, 2])]),
-                3,
-            )
-            .await;
-        for t in &added.results_by_topic_v3_and_below {
-            for p in &t.results_by_partition {
-                assert_eq!(p.partition_error_code, 0, "{tag}: {added:?}");
-            }
-        }
-        for (p, leader) in leaders.iter().enumerate() {
-            let mut l = Client::connect(addr(port_of(*leader))).await;
-            let batch = txn_batch(pid, epoch, seq, 2, &format!("{tag}-p{p}"));
-            let req = produce_req("tx", uuid::Uuid::nil(), p as i32, batch, -1)
-                .with_transactional_id(Some(txn_id()));
-            let resp = l.send(&req, 9).await;
-            assert_eq!(
-                resp.responses[0].partition_responses[0].error_code, 0,
-                "{tag}: partition {p} on its leader {leader}"
-            );
-        }
+        txn_add(co_port, id, pid, epoch, "tx", 3).await;
+        txn_produce(&leader_ports, id, (pid, epoch, seq), "tx", tag).await;
         seq += 2;
         // Open: read_committed readers are held below the transaction.
-        for (p, leader) in leaders.iter().enumerate() {
-            let part = read_committed_at(port_of(*leader), "tx", p as i32).await;
+        for (p, port) in leader_ports.iter().enumerate() {
+            let part = read_committed_at(*port, "tx", p as i32).await;
             assert!(
                 part.last_stable_offset < part.high_watermark,
                 "{tag}: partition {p} open: {part:?}"
             );
         }
-        let ended = co
-            .send(
-                &EndTxnRequest::default()
-                    .with_transactional_id(txn_id())
-                    .with_producer_id(ProducerId(pid))
-                    .with_producer_epoch(epoch)
-                    .with_committed(commit),
-                3,
-            )
-            .await;
-        assert_eq!(ended.error_code, 0, "{tag}: EndTxn");
+        assert_eq!(
+            txn_end(co_port, id, pid, epoch, commit).await,
+            0,
+            "{tag}: EndTxn"
+        );
         // Every leader gets its marker: the last stable offset reaches the high watermark.
-        for (p, leader) in leaders.iter().enumerate() {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                let part = read_committed_at(port_of(*leader), "tx", p as i32).await;
-                if part.last_stable_offset == part.high_watermark {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{tag}: no marker on partition {p} (leader {leader}): {part:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        wait_markers(ports[0], "tx", port_of, tag).await;
     }
 
     // A read_committed consumer (kcat) sees the committed transaction on all three
@@ -1787,28 +1874,77 @@ async fn a_transaction_spans_partitions_led_by_three_brokers() {
         .map(|p| format!("127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let out = run_kcat(
-        &[
-            "-b",
-            &all,
-            "-C",
-            "-t",
-            "tx",
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-f",
-            "%s\n",
-            "-X",
-            "isolation.level=read_committed",
-        ],
-        None,
-    );
-    let mut got: Vec<&str> = out.lines().collect();
-    got.sort();
+    let got = read_committed_values(&all, "tx");
     let mut want: Vec<String> = (0..3)
         .flat_map(|p| (0..2).map(move |i| format!("committed-p{p}-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+/// Stage 4: the transaction coordinator's state is replicated on __transaction_state. Its
+/// broker is SIGKILLed with a transaction open (partitions added, records written on all
+/// three leaders); the producer then commits through the new coordinator, which loaded the
+/// transaction from the log, and read_committed readers see every record.
+#[tokio::test]
+async fn an_open_transaction_survives_the_loss_of_its_coordinator() {
+    let dir = test_dir();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let flags = [
+        "--transaction-state-log-num-partitions",
+        "3",
+        "--replica-lag-time-max-ms",
+        "1500",
+    ];
+    let mut brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
+    let port_of = |id: i32| ports[id as usize - 1];
+    let mut c = Client::connect(format!("127.0.0.1:{}", ports[0]).parse().unwrap()).await;
+    create_replicated(&mut c, ports[0], "txk").await;
+    let id = "tx-survive";
+    let (coordinator, co_port) = find_coordinator(ports[0], 1, id).await;
+    let (pid, epoch) = txn_init(co_port, id).await;
+    txn_add(co_port, id, pid, epoch, "txk", 3).await;
+    let (_, _, parts) = partitions_of(ports[0], "txk").await;
+    let leader_ports: Vec<u16> = parts.iter().map(|p| port_of(p.1)).collect();
+    txn_produce(&leader_ports, id, (pid, epoch, 0), "txk", "kept").await;
+
+    brokers[coordinator as usize - 1].take(); // SIGKILL, the transaction open
+    let survivor = ports[coordinator as usize % 3];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let next_port = loop {
+        let (node, port) = find_coordinator(survivor, 1, id).await;
+        if node != coordinator {
+            break port;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead coordinator is never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The new coordinator knows the transaction: the same producer commits it.
+    loop {
+        let code = txn_end(next_port, id, pid, epoch, true).await;
+        if code == 0 {
+            break;
+        }
+        assert!(
+            [14, 15, 16].contains(&code) && Instant::now() < deadline,
+            "EndTxn at the new coordinator: {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_markers(survivor, "txk", port_of, "after failover").await;
+    let survivors = ports
+        .iter()
+        .filter(|p| **p != port_of(coordinator))
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let got = read_committed_values(&survivors, "txk");
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|p| (0..2).map(move |i| format!("kept-p{p}-{i}")))
         .collect();
     want.sort();
     assert_eq!(got, want);

@@ -28,10 +28,15 @@ pub async fn init_producer_id(
             req.transaction_timeout_ms,
             expected,
         ) {
-            Ok((pid, epoch)) => {
-                resp.producer_id = ProducerId(pid);
-                resp.producer_epoch = epoch;
-            }
+            // Cluster mode: answered once the new epoch is replicated, so a new
+            // coordinator fences the old producer too.
+            Ok((pid, epoch)) => match ctx.txn_durable(id.as_str()).await {
+                Ok(()) => {
+                    resp.producer_id = ProducerId(pid);
+                    resp.producer_epoch = epoch;
+                }
+                Err(e) => resp.error_code = e.code(),
+            },
             Err(e) => {
                 let e = crate::api::transactions::fenced_for(e, version, 4);
                 tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %id.as_str(), error = ?e, "InitProducerId refused");

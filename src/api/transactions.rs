@@ -48,7 +48,7 @@ struct AddPartitions<'a> {
 
 /// Results for one transaction's partitions: an unknown partition fails alone and the
 /// others are OPERATION_NOT_ATTEMPTED, as Kafka answers; otherwise all share `outcome`.
-fn add_partitions_one(
+async fn add_partitions_one(
     ctx: &Context,
     rc: &RequestContext,
     version: i16,
@@ -74,13 +74,18 @@ fn add_partitions_one(
             }
         }
     }
-    let outcome = if unknown.is_empty() {
+    let mut outcome = if unknown.is_empty() {
         ctx.txns
             .add_partitions(transactional_id, producer_id, epoch, &wanted, verify_only)
             .map_err(|e| fenced_for(e, version, 2))
     } else {
         Err(ResponseError::OperationNotAttempted)
     };
+    if outcome.is_ok() && !verify_only {
+        // Cluster mode: the partitions are in the replicated state before the producer
+        // writes to them, so a new coordinator knows where the markers go.
+        outcome = ctx.txn_durable(transactional_id).await;
+    }
     match outcome {
         // The previous transaction's markers are still being written: the client retries
         // in milliseconds, as against Kafka; not worth a warning each time.
@@ -136,28 +141,31 @@ pub async fn add_partitions_to_txn(
                 topics: &req.v3_and_below_topics,
                 verify_only: false,
             },
-        );
+        )
+        .await;
     } else {
-        resp.results_by_transaction = req
-            .transactions
-            .iter()
-            .map(|t| {
+        let mut results = Vec::with_capacity(req.transactions.len());
+        for t in &req.transactions {
+            let topic_results = add_partitions_one(
+                ctx,
+                rc,
+                version,
+                AddPartitions {
+                    transactional_id: t.transactional_id.as_str(),
+                    producer_id: t.producer_id.0,
+                    epoch: t.producer_epoch,
+                    topics: &t.topics,
+                    verify_only: t.verify_only,
+                },
+            )
+            .await;
+            results.push(
                 AddPartitionsToTxnResult::default()
                     .with_transactional_id(t.transactional_id.clone())
-                    .with_topic_results(add_partitions_one(
-                        ctx,
-                        rc,
-                        version,
-                        AddPartitions {
-                            transactional_id: t.transactional_id.as_str(),
-                            producer_id: t.producer_id.0,
-                            epoch: t.producer_epoch,
-                            topics: &t.topics,
-                            verify_only: t.verify_only,
-                        },
-                    ))
-            })
-            .collect();
+                    .with_topic_results(topic_results),
+            );
+        }
+        resp.results_by_transaction = results;
     }
     Some(resp)
 }
@@ -183,6 +191,10 @@ pub async fn add_offsets_to_txn(
                 group,
             )
             .map_err(|e| fenced_for(e, version, 2))
+    };
+    let result = match result {
+        Ok(()) => ctx.txn_durable(req.transactional_id.as_str()).await,
+        e => e,
     };
     if let Err(e) = result {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), error = ?e, "AddOffsetsToTxn refused");
@@ -211,6 +223,11 @@ pub async fn end_txn(
             commit,
         )
         .map_err(|e| fenced_for(e, version, 2));
+    // Cluster mode: answered once the prepared state is replicated (the markers follow).
+    let result = match result {
+        Ok(()) => ctx.txn_durable(req.transactional_id.as_str()).await,
+        e => e,
+    };
     if let Err(e) = result {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), committed = commit, error = ?e, "EndTxn refused");
     }
@@ -302,6 +319,11 @@ pub async fn txn_offset_commit(
                 .map_err(|e| fenced_for(e, version, 3))
         })
         .and_then(|r| r),
+    };
+    // Cluster mode: the pending offsets are in the replicated state before the answer.
+    let shared = match shared {
+        Ok(()) => ctx.txn_durable(req.transactional_id.as_str()).await,
+        e => e,
     };
     if let Err(e) = shared {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), group, error = ?e, "TxnOffsetCommit refused");

@@ -93,6 +93,18 @@ pub struct TxnEnv<'a> {
     pub faults: &'a Faults,
 }
 
+/// Where transaction states go before the coordinator's table (cluster mode).
+///
+/// It exists so the coordinator does not know about partitions or replication: in cluster
+/// mode every state change is also a record of the transactional id's partition of
+/// `__transaction_state` (see `crate::coordinator_log`), from which the next coordinator
+/// rebuilds it.
+pub trait TxnJournal: Send + Sync {
+    /// Queues the id's new state (None: the id is forgotten). NOT_COORDINATOR when this
+    /// broker does not lead the id's partition.
+    fn append(&self, transactional_id: &str, state: Option<Vec<u8>>) -> Result<(), ResponseError>;
+}
+
 /// Coordinator limits, from the broker's flags.
 #[derive(Debug, Clone, Copy)]
 pub struct TxnConfig {
@@ -123,6 +135,8 @@ pub struct TxnCoordinator {
     completing: Mutex<std::collections::HashSet<String>>,
     /// Cluster mode: notified when a prepared transaction has markers for other brokers.
     remote_markers: Arc<tokio::sync::Notify>,
+    /// Cluster mode: the replicated log of every state change.
+    journal: std::sync::OnceLock<Arc<dyn TxnJournal>>,
 }
 
 /// Kafka's producer check on every transactional request: the id must be this
@@ -160,6 +174,7 @@ impl TxnCoordinator {
             inner: Mutex::new(inner),
             completing: Mutex::new(Default::default()),
             remote_markers: Arc::new(tokio::sync::Notify::new()),
+            journal: std::sync::OnceLock::new(),
         })
     }
 
@@ -169,6 +184,9 @@ impl TxnCoordinator {
 
     fn persist(&self, meta: &TxnMeta) -> Result<(), ResponseError> {
         let value = serde_json::to_vec(meta).map_err(|_| ResponseError::UnknownServerError)?;
+        if let Some(j) = self.journal.get() {
+            j.append(&meta.transactional_id, Some(value.clone()))?;
+        }
         let mut wb = self.store.batch();
         wb.put_txn(&meta.transactional_id, Some(&value));
         self.store.write_direct(wb).map_err(|e| {
@@ -187,6 +205,11 @@ impl TxnCoordinator {
     /// retries markers until they are written; so does this, on the coordinator's timer.
     /// Returns how many completed.
     pub fn finish_prepared(&self, env: &TxnEnv<'_>, why: &str) -> usize {
+        if self.journal.get().is_some() {
+            // Cluster mode: `crate::txn_markers` completes prepared transactions.
+            self.remote_markers.notify_one();
+            return 0;
+        }
         let preparing: Vec<(String, TxnState)> = self
             .lock()
             .txns
@@ -457,7 +480,14 @@ impl TxnCoordinator {
             self.persist(&next)?;
             inner.txns.insert(transactional_id.to_string(), next);
         }
-        self.write_markers_and_complete(env, transactional_id, marker);
+        if self.journal.get().is_some() {
+            // Cluster mode: the markers wait until the prepared state is replicated
+            // (`crate::txn_markers` awaits it), so a new coordinator never finds a
+            // transaction half-marked that its log still calls open.
+            self.remote_markers.notify_one();
+        } else {
+            self.write_markers_and_complete(env, transactional_id, marker);
+        }
         Ok(())
     }
 
@@ -581,13 +611,84 @@ impl TxnCoordinator {
         true
     }
 
-    /// Transactions whose markers wait for other brokers (cluster mode): each prepared
-    /// transaction with the partitions it still has to mark.
+    /// Cluster mode: every later state change is appended to `j` first.
+    pub fn set_journal(&self, j: Arc<dyn TxnJournal>) {
+        let _ = self.journal.set(j);
+    }
+
+    /// Forgets (in memory) the transactional ids `pick` selects: this broker no longer
+    /// coordinates them. Their stored states stay until a load replaces them.
+    pub fn unload(&self, pick: impl Fn(&str) -> bool) -> usize {
+        let mut inner = self.lock();
+        let gone: Vec<(String, i64)> = inner
+            .txns
+            .values()
+            .filter(|m| pick(&m.transactional_id))
+            .map(|m| (m.transactional_id.clone(), m.producer_id))
+            .collect();
+        for (id, pid) in &gone {
+            inner.txns.remove(id);
+            if inner.by_producer.get(pid) == Some(id) {
+                inner.by_producer.remove(pid);
+            }
+        }
+        gone.len()
+    }
+
+    /// Makes the states of the ids `pick` selects exactly `loaded` (read back from the
+    /// journal by a new coordinator), in memory and in the table.
+    pub fn replace_loaded(
+        &self,
+        pick: impl Fn(&str) -> bool,
+        loaded: Vec<(String, Vec<u8>)>,
+    ) -> Result<usize, ResponseError> {
+        let mut metas = Vec::with_capacity(loaded.len());
+        for (id, v) in &loaded {
+            match serde_json::from_slice::<TxnMeta>(v) {
+                Ok(m) if m.transactional_id == *id => metas.push(m),
+                _ => {
+                    tracing::warn!(transactional_id = %id, "unreadable transaction state in __transaction_state skipped")
+                }
+            }
+        }
+        let stored = self
+            .store
+            .scan_txns()
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        let mut wb = self.store.batch();
+        for (id, _) in &stored {
+            if pick(id) && !loaded.iter().any(|(l, _)| l == id) {
+                wb.put_txn(id, None);
+            }
+        }
+        for (id, v) in &loaded {
+            wb.put_txn(id, Some(v));
+        }
+        self.store
+            .write_direct(wb)
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        self.unload(&pick);
+        let mut inner = self.lock();
+        for m in metas.iter().cloned() {
+            inner
+                .by_producer
+                .insert(m.producer_id, m.transactional_id.clone());
+            inner.txns.insert(m.transactional_id.clone(), m);
+        }
+        drop(inner);
+        if metas.iter().any(|m| m.state.preparing()) {
+            self.remote_markers.notify_one();
+        }
+        Ok(metas.len())
+    }
+
+    /// Prepared transactions (cluster mode: their markers are sent by `crate::txn_markers`),
+    /// each with the partitions it still has to mark.
     pub fn prepared(&self) -> Vec<TxnMeta> {
         self.lock()
             .txns
             .values()
-            .filter(|m| m.state.preparing() && !m.partitions.is_empty())
+            .filter(|m| m.state.preparing())
             .cloned()
             .collect()
     }
@@ -666,6 +767,12 @@ impl TxnCoordinator {
         }
         let mut wb = self.store.batch();
         for (id, _) in &expired {
+            if let Some(j) = self.journal.get() {
+                // Not this broker's to expire any more: its coordinator will.
+                if j.append(id, None).is_err() {
+                    continue;
+                }
+            }
             wb.put_txn(id, None);
         }
         self.store.write_direct(wb)?;
