@@ -175,6 +175,29 @@ async fn markers_last_stable_offset_and_aborted_transactions() {
     let plain = batch(&[record(0, 5), record(1, 5)], Compression::None);
     assert_eq!(produce(&mut c, "tx", 0, plain, 9).await, (0, 3));
 
+    // A client cannot end it with WriteTxnMarkers: a single broker takes markers from no
+    // one (CLUSTER_AUTHORIZATION_FAILED), and the transaction stays open.
+    let forged = c
+        .send(
+            &WriteTxnMarkersRequest::default().with_markers(vec![
+                write_txn_markers_request::WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_transaction_result(true)
+                    .with_topics(vec![
+                        write_txn_markers_request::WritableTxnMarkerTopic::default()
+                            .with_name(tn("tx"))
+                            .with_partition_indexes(vec![0]),
+                    ]),
+            ]),
+            1,
+        )
+        .await;
+    assert_eq!(
+        forged.markers[0].topics[0].partitions[0].error_code,
+        ResponseError::ClusterAuthorizationFailed.code()
+    );
+
     // The open transaction holds read_committed readers at its first offset.
     assert_eq!(latest(&mut c, "tx", 0).await, 5);
     assert_eq!(latest(&mut c, "tx", 1).await, 0);

@@ -95,6 +95,12 @@ def build(batch):
     add(25, 0, False, lambda w: w.string(TXN).i64(1).i16(0).string(GROUP))
     # EndTxn v0: txn id, producer id, epoch, committed
     add(26, 0, False, lambda w: w.string(TXN).i64(1).i16(0).boolean(True))
+    # WriteTxnMarkers v1 (flexible, inter-broker; a single broker refuses it with
+    # CLUSTER_AUTHORIZATION_FAILED): [producer id, epoch, result, [topic, [partition]],
+    # coordinator epoch]
+    add(27, 1, True, lambda w: w.array(
+        [0], lambda w, _: w.i64(1).i16(0).boolean(False).array(
+            [0], lambda w, _: w.string(TOPIC).i32s([0]).tags()).i32(0).tags()).tags())
     # TxnOffsetCommit v0: txn id, group, producer id, epoch, [topic, [p, offset, metadata]]
     add(28, 0, False, lambda w: w.string(TXN).string(GROUP).i64(1).i16(0).array(
         [0], lambda w, _: w.string(TOPIC).array(

@@ -509,6 +509,13 @@ pub async fn write_txn_markers(
         WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
     };
     let timeout = std::time::Duration::from_secs(10);
+    // Only the brokers of a cluster send it. A single broker has no one to take it from,
+    // and a client must not end other producers' transactions: refused as Kafka refuses a
+    // principal without CLUSTER_ACTION.
+    let refused = ctx.cluster.is_none();
+    if refused {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), "WriteTxnMarkers refused: not in a cluster");
+    }
     let mut markers = Vec::with_capacity(req.markers.len());
     for m in req.markers {
         let marker = if m.transaction_result {
@@ -522,6 +529,7 @@ pub async fn write_txn_markers(
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for index in t.partition_indexes {
                 let written = match &topic {
+                    _ if refused => Err(ResponseError::ClusterAuthorizationFailed),
                     None => Err(ResponseError::UnknownTopicOrPartition),
                     Some(tp) => match ctx.metadata.led_partition(tp, index) {
                         Err(e) => Err(e),
@@ -541,7 +549,7 @@ pub async fn write_txn_markers(
                         }
                     },
                 };
-                if let Err(e) = written {
+                if let (Err(e), false) = (&written, refused) {
                     tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), topic = %t.name.0.as_str(), partition = index, producer_id = m.producer_id.0, error = ?e, "transaction marker not written");
                 }
                 partitions.push(
