@@ -27,7 +27,8 @@ package compat
 // logged).
 //
 // TestClusterFailoverChecker checks checkFailover itself; TestClusterOffsetForLeaderEpoch-
-// AfterLeaderChange is the reduction of a Klamm bug the failover test logs (KLAMM-BUG).
+// AfterLeaderChange is the reduction of a bug the failover test found (OffsetForLeaderEpoch
+// capped at a new leader's lagging high watermark).
 
 import (
 	"bufio"
@@ -1186,17 +1187,11 @@ func TestClusterFailoverFranz(t *testing.T) {
 
 	if len(dataLoss) > 0 {
 		// Kafka answers a consumer's OffsetForLeaderEpoch with the end of the epoch (the
-		// next epoch's start offset); Klamm caps the answer at the leader's high watermark,
-		// which right after a leader change can be below what the consumer already read
-		// from the previous leader. franz-go then reports lost records and rewinds (the
-		// records are re-delivered; none is missing from the log, which is checked below).
-		msg := fmt.Sprintf("KLAMM-BUG: franz-go reported %d spurious data loss(es) after leader changes (OffsetForLeaderEpoch answered below the consumer's position: Klamm caps it at the new leader's lagging high watermark): %v",
+		// next epoch's start offset). A broker that answers below the consumer's position
+		// right after a leader change (Klamm once capped it at the new leader's lagging
+		// high watermark) makes franz-go report lost records and rewind.
+		t.Errorf("franz-go reported %d data loss(es) after leader changes (OffsetForLeaderEpoch answered below the consumer's position): %v",
 			len(dataLoss), dataLoss)
-		if klammBugsOn() {
-			t.Error(msg)
-		} else {
-			t.Log(msg)
-		}
 	}
 
 	var committed kadm.OffsetResponses
@@ -1285,12 +1280,13 @@ func TestClusterFailoverChecker(t *testing.T) {
 	}
 }
 
-// KLAMM-BUG reduction of the spurious franz-go ErrDataLoss TestClusterFailoverFranz logs:
+// Reduction of a spurious franz-go ErrDataLoss TestClusterFailoverFranz once saw:
 // right after a leader change, OffsetForLeaderEpoch asked by a consumer (replica id -1) for
 // the previous epoch must answer at least the end of what the old leader acknowledged with
 // acks=all (Kafka answers the next epoch's start offset: the new leader's log end at its
 // election, which holds every acknowledged record). Klamm caps a consumer's answer at the
-// leader's high watermark, which on a new leader trails until its followers fetch from it.
+// leader's high watermark, which on a new leader trails until its followers fetch from it;
+// it no longer does.
 // Each round: 5 records acknowledged, SIGTERM to the leader (controlled shutdown moves the
 // leadership at once), and at once the question to the two other brokers, in a tight loop,
 // until one answers without error. --replica-fetch-wait-max-ms 3000 keeps the followers'
@@ -1299,7 +1295,6 @@ func TestClusterOffsetForLeaderEpochAfterLeaderChange(t *testing.T) {
 	if useKafka() {
 		t.Skip("a Klamm cluster on ZooKeeper; kafka.sh runs a single broker")
 	}
-	klammBug(t, "OffsetForLeaderEpoch caps a consumer's answer at a new leader's lagging high watermark, below records the old leader acknowledged (franz-go reports lost records and re-reads them)")
 	if _, err := os.Stat(zkServerScript); err != nil {
 		t.Skipf("ZooKeeper (Debian's zookeeper package) is not installed: %v", err)
 	}

@@ -95,7 +95,6 @@ pub async fn offset_for_leader_epoch(
     _version: i16,
     req: OffsetForLeaderEpochRequest,
 ) -> Option<OffsetForLeaderEpochResponse> {
-    let replica = req.replica_id.0;
     let topics = req
         .topics
         .into_iter()
@@ -115,15 +114,11 @@ pub async fn offset_for_leader_epoch(
                         .and_then(|tp| ctx.metadata.led_partition(tp, p.partition));
                     let result = part.and_then(|part| {
                         part.check_leader_epoch(p.current_leader_epoch)?;
-                        let (epoch, end) = part.end_offset_for_epoch(p.leader_epoch)?;
-                        // A consumer is never told of offsets past the high watermark;
-                        // a follower learns where the leader's log really ends.
-                        let end = if replica < 0 && end >= 0 {
-                            end.min(part.high_watermark())
-                        } else {
-                            end
-                        };
-                        Ok((epoch, end))
+                        // Not capped at the high watermark, for consumers either (as in
+                        // Kafka's Partition.lastOffsetForLeaderEpoch): a new leader's high
+                        // watermark lags until its followers fetch, and a consumer told an
+                        // epoch ends below what it already read reports lost records.
+                        part.end_offset_for_epoch(p.leader_epoch)
                     });
                     match result {
                         Ok((epoch, end)) => {
