@@ -67,6 +67,15 @@ public final class Broker {
         }, "klamm-broker-reaper"));
     }
 
+    /** Another process (ZooKeeper) for the shutdown hook to kill if the JVM exits early. */
+    static void track(Process p) {
+        LIVE.add(p);
+    }
+
+    static void untrack(Process p) {
+        LIVE.remove(p);
+    }
+
     private final List<String> args;
     private final boolean kafka;
     private final Path dir;
@@ -76,17 +85,34 @@ public final class Broker {
     private Process process;
     private int starts;
     private boolean running;
+    private Integer lastExit;
 
     public Broker(List<String> klammArgs) {
+        this(klammArgs, null, isKafka());
+    }
+
+    /**
+     * Always a Klamm process (whatever COMPAT_BROKER says), in {@code dir} (created if
+     * missing): a member of a cluster whose test keeps every node's files in one directory.
+     */
+    static Broker klammIn(Path dir, List<String> klammArgs) {
+        return new Broker(klammArgs, dir, false);
+    }
+
+    private Broker(List<String> klammArgs, Path inDir, boolean kafka) {
         this.args = List.copyOf(klammArgs);
         if (args.size() % 2 != 0) {
             throw new IllegalArgumentException("flags must come in pairs: " + args);
         }
-        this.kafka = isKafka();
+        this.kafka = kafka;
         try {
-            Path base = Paths.get(System.getProperty("compat.tmp", System.getProperty("java.io.tmpdir")));
-            Files.createDirectories(base);
-            this.dir = Files.createTempDirectory(base, kafka ? "kafka-" : "klamm-");
+            if (inDir != null) {
+                this.dir = Files.createDirectories(inDir);
+            } else {
+                Path base = Paths.get(System.getProperty("compat.tmp", System.getProperty("java.io.tmpdir")));
+                Files.createDirectories(base);
+                this.dir = Files.createTempDirectory(base, kafka ? "kafka-" : "klamm-");
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -118,6 +144,11 @@ public final class Broker {
             throw new IllegalStateException("broker is not running");
         }
         return "127.0.0.1:" + port;
+    }
+
+    /** The port (kept across restarts; 0 before the first start). */
+    public int port() {
+        return port;
     }
 
     public Path logFile() {
@@ -283,6 +314,7 @@ public final class Broker {
     private boolean stopProcess(boolean hard) {
         Process p = process;
         process = null;
+        lastExit = null;
         if (p == null) {
             return false;
         }
@@ -293,7 +325,10 @@ public final class Broker {
             } else {
                 p.destroy(); // SIGTERM
             }
-            if (!p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+            if (p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                lastExit = p.exitValue();
+            } else {
+                lastExit = -1; // did not exit within STOP_TIMEOUT
                 p.destroyForcibly();
                 p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
             }
@@ -316,6 +351,15 @@ public final class Broker {
     public Broker killAndRestart() {
         kill();
         return start();
+    }
+
+    /**
+     * How the last Klamm process stopped by {@link #stop()} or {@link #kill()} exited: its exit
+     * status (0 after a clean SIGTERM shutdown, 137 after SIGKILL), -1 if it had not exited
+     * {@link #STOP_TIMEOUT} after the signal (it was then killed), null if nothing was stopped.
+     */
+    public synchronized Integer lastExit() {
+        return lastExit;
     }
 
     /** True if a Klamm process died on its own (not stopped by us). */
