@@ -242,7 +242,10 @@ impl Broker {
             &self.ctx,
             ms(c.offsets_retention_check_interval_ms),
             |ctx| {
-                let pending = ctx.txns.groups_in_open_transactions();
+                let mut pending = ctx.txns.groups_in_open_transactions();
+                for (g, held) in ctx.groups.offsets.groups_in_open_txns() {
+                    pending.entry(g).or_default().extend(held);
+                }
                 let retention =
                     i64::try_from(ctx.config.offsets_retention_ms()).unwrap_or(i64::MAX);
                 match ctx.groups.expire_offsets(

@@ -10,9 +10,12 @@
 //! COORDINATOR_LOAD_IN_PROGRESS meanwhile, as Kafka does. Transaction states go the same
 //! way: each change of a transactional id's state is a record of its partition of
 //! `__transaction_state` (key: Kafka's TransactionLogKey; value: Klamm's own state, JSON
-//! behind version 100, since it also holds the transaction's pending offsets), and the
-//! requests that change it are answered once the record is replicated. The single-node
-//! broker keeps only its tables, as before.
+//! behind version 100), and the requests that change it are answered once the record is
+//! replicated. The single-node broker keeps only its tables, as before.
+//!
+//! Offsets committed inside a transaction (TxnOffsetCommit) are the producer's
+//! transactional records of the group's partition, as in Kafka: the load holds them until
+//! the producer's marker in the log commits or drops them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,6 +28,7 @@ use kafka_protocol::ResponseError;
 use crate::clock::now_ms;
 use crate::context::{coordinator_partition, Context};
 use crate::group::journal::{self, JournalRecord, JournalWrite, OffsetJournal};
+use crate::group::offsets::TxnPending;
 use crate::group::CommittedOffset;
 use crate::log::batch::BatchHeader;
 
@@ -80,6 +84,7 @@ fn append_for_key(
     ctx: &Context,
     topic_name: &str,
     key: &str,
+    producer: Option<(i64, i16)>,
     records: Vec<(Bytes, Option<Bytes>)>,
 ) -> Result<
     (
@@ -99,12 +104,15 @@ fn append_for_key(
         .led_partition(&topic, index)
         .map_err(|_| ResponseError::NotCoordinator)?
         .clone();
-    let bytes =
-        crate::log::batch::plain_batch(records.into_iter().map(|(k, v)| (Some(k), v)), now_ms())?;
+    let bytes = crate::log::batch::records_batch(
+        records.into_iter().map(|(k, v)| (Some(k), v)),
+        now_ms(),
+        producer,
+    )?;
     let batches = crate::log::batch::split_and_validate(&bytes, usize::MAX)
         .map_err(|_| ResponseError::UnknownServerError)?;
     let epoch = partition.leader_epoch();
-    let appended = partition.append(&batches, &|_, _| Ok(()))?;
+    let appended = partition.append_from_coordinator(&batches)?;
     Ok((partition, appended, epoch))
 }
 
@@ -112,10 +120,12 @@ impl OffsetJournal for OffsetsTopicJournal {
     fn append(
         &self,
         group: &str,
+        producer: Option<(i64, i16)>,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<JournalWrite, ResponseError> {
         let ctx = self.ctx.upgrade().ok_or(ResponseError::NotCoordinator)?;
-        let (partition, appended, epoch) = append_for_key(&ctx, OFFSETS_TOPIC, group, records)?;
+        let (partition, appended, epoch) =
+            append_for_key(&ctx, OFFSETS_TOPIC, group, producer, records)?;
         let end = appended.end();
         Ok(tokio::spawn(async move {
             partition.appended(appended).await?;
@@ -215,6 +225,7 @@ impl crate::txn::coordinator::TxnJournal for TxnLogJournal {
             &ctx,
             TXN_TOPIC,
             transactional_id,
+            None,
             vec![(txn_key(transactional_id), value)],
         )?;
         if let Some(end) = appended.end() {
@@ -393,6 +404,8 @@ fn load(
     unload(ctx, key_type, &mine);
     let mut offsets: BTreeMap<(String, String, i32), CommittedOffset> = BTreeMap::new();
     let mut txns: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Offsets of transactions with no marker yet, by producer.
+    let mut txn_offsets: HashMap<i64, TxnPending> = HashMap::new();
     let mut read = 0usize;
     let mut skipped = 0usize;
     let mut next = partition.log_start_offset();
@@ -409,6 +422,25 @@ fn load(
             let mut one = bytes.split_to(h.size_bytes().min(bytes.len()));
             let before = next;
             next = next.max(h.last_offset() + 1);
+            if h.is_control() {
+                // A transaction's marker: the offsets its producer wrote here before it
+                // are committed, or dropped.
+                if key_type == 0 && h.last_offset() >= before {
+                    let done = txn_offsets.remove(&h.producer_id);
+                    if let (Some(true), Some(done)) =
+                        (crate::log::batch::marker_commits(&one), done)
+                    {
+                        for (group, held) in done.groups {
+                            for ((topic, partition), c) in held {
+                                offsets.insert((group.clone(), topic, partition), c);
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let txn_producer = (h.is_transactional() && h.producer_id >= 0)
+                .then_some((h.producer_id, h.producer_epoch));
             let set =
                 RecordBatchDecoder::decode(&mut one).map_err(|_| ResponseError::CorruptMessage)?;
             for r in set.records {
@@ -434,6 +466,22 @@ fn load(
                     continue;
                 }
                 match journal::parse(key, r.value.as_deref()) {
+                    Some(JournalRecord::Offset {
+                        group,
+                        topic,
+                        partition,
+                        offset: Some(c),
+                    }) if txn_producer.is_some() => {
+                        let Some((pid, epoch)) = txn_producer else {
+                            continue;
+                        };
+                        let held = txn_offsets.entry(pid).or_default();
+                        held.producer_epoch = held.producer_epoch.max(epoch);
+                        held.groups
+                            .entry(group)
+                            .or_default()
+                            .insert((topic, partition), c);
+                    }
                     Some(JournalRecord::Offset {
                         group,
                         topic,
@@ -473,6 +521,7 @@ fn load(
         .offsets
         .replace_groups(mine, offsets)
         .map_err(|_| ResponseError::KafkaStorageError)?;
+    ctx.groups.offsets.replace_txn_pending(mine, txn_offsets);
     for g in &live {
         if !ctx.consumer_groups.exists(g) {
             ctx.groups.touch(g);

@@ -1816,6 +1816,71 @@ async fn read_committed_at(
     got.responses[0].partitions[0].clone()
 }
 
+/// Three brokers on their own ZooKeeper, started with `flags`, and a topic of 3 partitions
+/// and 3 replicas with every ISR full. Dropping it stops the brokers, then ZooKeeper.
+struct TxnCluster {
+    ports: [u16; 3],
+    brokers: Vec<Option<Proc>>,
+    _zk: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl TxnCluster {
+    async fn start(flags: &[&str], topic: &'static str) -> TxnCluster {
+        let dir = test_dir();
+        let (zk, zk_port) = start_zookeeper(dir.path());
+        let ports = [free_port(), free_port(), free_port()];
+        let brokers = start_cluster(dir.path(), zk_port, &ports, flags).await;
+        let mut c = Client::connect(format!("127.0.0.1:{}", ports[0]).parse().unwrap()).await;
+        create_replicated(&mut c, ports[0], topic).await;
+        TxnCluster {
+            ports,
+            brokers,
+            _zk: zk,
+            _dir: dir,
+        }
+    }
+
+    /// SIGKILLs broker `id`.
+    fn kill(&mut self, id: i32) {
+        self.brokers[id as usize - 1].take();
+    }
+}
+
+/// The port of `key`'s coordinator once it is no longer the dead broker `dead`, as `ask`
+/// sees it (bounded).
+async fn coordinator_after(ask: u16, key_type: i8, key: &'static str, dead: i32) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (node, port) = find_coordinator(ask, key_type, key).await;
+        if node != dead {
+            return port;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead coordinator of {key} is never replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// EndTxn at `port`, retried (bounded) while a new coordinator settles (loading, not
+/// available, not yet the coordinator in its own view).
+async fn txn_end_settled(port: u16, id: &'static str, pid: i64, epoch: i16, commit: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let code = txn_end(port, id, pid, epoch, commit).await;
+        if code == 0 {
+            return;
+        }
+        assert!(
+            [14, 15, 16].contains(&code) && Instant::now() < deadline,
+            "EndTxn at {port}: {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Stage 4: one transaction over partitions that three different brokers lead. The
 /// transaction coordinator marks its own partition and sends WriteTxnMarkers to the other
 /// leaders; a committed transaction becomes visible to read_committed readers (kcat) on
@@ -1823,15 +1888,9 @@ async fn read_committed_at(
 /// the high watermark once the markers are in.
 #[tokio::test]
 async fn a_transaction_spans_partitions_led_by_three_brokers() {
-    let dir = test_dir();
-    let (_zk, zk_port) = start_zookeeper(dir.path());
-    let ports = [free_port(), free_port(), free_port()];
-    let flags = ["--transaction-state-log-num-partitions", "3"];
-    let _brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
-    let addr = |port: u16| -> SocketAddr { format!("127.0.0.1:{port}").parse().unwrap() };
+    let cl = TxnCluster::start(&["--transaction-state-log-num-partitions", "3"], "tx").await;
+    let ports = cl.ports;
     let port_of = |id: i32| ports[id as usize - 1];
-    let mut c = Client::connect(addr(ports[0])).await;
-    create_replicated(&mut c, ports[0], "tx").await;
     let (_, _, parts) = partitions_of(ports[0], "tx").await;
     let leaders: Vec<i32> = parts.iter().map(|p| p.1).collect();
     let mut distinct = leaders.clone();
@@ -1888,19 +1947,15 @@ async fn a_transaction_spans_partitions_led_by_three_brokers() {
 /// transaction from the log, and read_committed readers see every record.
 #[tokio::test]
 async fn an_open_transaction_survives_the_loss_of_its_coordinator() {
-    let dir = test_dir();
-    let (_zk, zk_port) = start_zookeeper(dir.path());
-    let ports = [free_port(), free_port(), free_port()];
     let flags = [
         "--transaction-state-log-num-partitions",
         "3",
         "--replica-lag-time-max-ms",
         "1500",
     ];
-    let mut brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
+    let mut cl = TxnCluster::start(&flags, "txk").await;
+    let ports = cl.ports;
     let port_of = |id: i32| ports[id as usize - 1];
-    let mut c = Client::connect(format!("127.0.0.1:{}", ports[0]).parse().unwrap()).await;
-    create_replicated(&mut c, ports[0], "txk").await;
     let id = "tx-survive";
     let (coordinator, co_port) = find_coordinator(ports[0], 1, id).await;
     let (pid, epoch) = txn_init(co_port, id).await;
@@ -1909,32 +1964,11 @@ async fn an_open_transaction_survives_the_loss_of_its_coordinator() {
     let leader_ports: Vec<u16> = parts.iter().map(|p| port_of(p.1)).collect();
     txn_produce(&leader_ports, id, (pid, epoch, 0), "txk", "kept").await;
 
-    brokers[coordinator as usize - 1].take(); // SIGKILL, the transaction open
+    cl.kill(coordinator); // the transaction open
     let survivor = ports[coordinator as usize % 3];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let next_port = loop {
-        let (node, port) = find_coordinator(survivor, 1, id).await;
-        if node != coordinator {
-            break port;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the dead coordinator is never replaced"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let next_port = coordinator_after(survivor, 1, id, coordinator).await;
     // The new coordinator knows the transaction: the same producer commits it.
-    loop {
-        let code = txn_end(next_port, id, pid, epoch, true).await;
-        if code == 0 {
-            break;
-        }
-        assert!(
-            [14, 15, 16].contains(&code) && Instant::now() < deadline,
-            "EndTxn at the new coordinator: {code}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    txn_end_settled(next_port, id, pid, epoch, true).await;
     wait_markers(survivor, "txk", port_of, "after failover").await;
     let survivors = ports
         .iter()
@@ -1948,4 +1982,200 @@ async fn an_open_transaction_survives_the_loss_of_its_coordinator() {
         .collect();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// AddOffsetsToTxn v3 at the transaction's coordinator: its error code.
+async fn txn_add_offsets(port: u16, id: &'static str, pid: i64, epoch: i16, group: &str) -> i16 {
+    let mut co = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    co.send(
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(txn_id(id))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(kafka_protocol::protocol::StrBytes::from_string(
+                group.to_string(),
+            ))),
+        3,
+    )
+    .await
+    .error_code
+}
+
+/// TxnOffsetCommit v3 (no member: Kafka then checks only the group and the producer) of
+/// `offset` for partition 0 of `topic`, at the group's coordinator: its error code.
+async fn txn_commit_offset(
+    port: u16,
+    id: &'static str,
+    (pid, epoch): (i64, i16),
+    group: &str,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    let mut g = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let resp = g
+        .send(
+            &TxnOffsetCommitRequest::default()
+                .with_transactional_id(txn_id(id))
+                .with_group_id(GroupId(kafka_protocol::protocol::StrBytes::from_string(
+                    group.to_string(),
+                )))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(tn(topic))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1)])]),
+            3,
+        )
+        .await;
+    resp.topics[0].partitions[0].error_code
+}
+
+/// OffsetFetch v8 with require_stable of partition 0 of `topic` for `group` at `port`:
+/// (group error, partition error, committed offset).
+async fn stable_offset(port: u16, group: &str, topic: &str) -> (i16, i16, i64) {
+    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let resp = c
+        .send(
+            &OffsetFetchRequest::default()
+                .with_require_stable(true)
+                .with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(kafka_protocol::protocol::StrBytes::from_string(
+                            group.to_string(),
+                        )))
+                        .with_topics(Some(vec![
+                            offset_fetch_request::OffsetFetchRequestTopics::default()
+                                .with_name(tn(topic))
+                                .with_partition_indexes(vec![0]),
+                        ])),
+                ]),
+            8,
+        )
+        .await;
+    let g = &resp.groups[0];
+    match g.topics.first().and_then(|t| t.partitions.first()) {
+        Some(p) => (g.error_code, p.error_code, p.committed_offset),
+        None => (g.error_code, -1, -1),
+    }
+}
+
+/// Waits (bounded) until `group`'s offset of partition 0 of `topic` at `port` is stable
+/// (no transaction holds one) and returns it; retriable coordinator errors are waited out.
+async fn wait_stable_offset(port: u16, group: &str, topic: &str, what: &str) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = stable_offset(port, group, topic).await;
+        match got {
+            (0, 0, offset) => return offset,
+            // COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR, UNSTABLE_OFFSET_COMMIT.
+            (14 | 16, _, _) | (0, 88, _) => {}
+            other => panic!("{what}: unexpected OffsetFetch answer {other:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the offset never became stable: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stage 4: sendOffsetsToTransaction when the group's coordinator and the transaction's
+/// are different brokers, as Kafka does it: AddOffsetsToTxn puts the group's partition of
+/// __consumer_offsets into the transaction, the group coordinator holds TxnOffsetCommit's
+/// offsets as the producer's transactional records there (UNSTABLE_OFFSET_COMMIT to a
+/// require_stable OffsetFetch), and the transaction's marker commits or drops them. Offsets
+/// held for an open transaction survive the SIGKILL of the group's coordinator.
+#[tokio::test]
+async fn transactional_offsets_commit_at_another_brokers_group_coordinator() {
+    let flags = [
+        "--transaction-state-log-num-partitions",
+        "3",
+        "--offsets-topic-num-partitions",
+        "3",
+        "--replica-lag-time-max-ms",
+        "1500",
+    ];
+    let mut cl = TxnCluster::start(&flags, "txo").await;
+    let ports = cl.ports;
+
+    // A transactional id and a group whose coordinators are different brokers.
+    let id = "tx-offsets";
+    let (txn_node, co_port) = find_coordinator(ports[0], 1, id).await;
+    let mut picked = None;
+    for g in ["g-a", "g-b", "g-c", "g-d", "g-e", "g-f", "g-g", "g-h"] {
+        let (node, port) = find_coordinator(ports[0], 0, g).await;
+        if node != txn_node {
+            picked = Some((g, node, port));
+            break;
+        }
+    }
+    let (group, group_node, group_port) = picked.expect("a group coordinated elsewhere");
+    let (pid, epoch) = txn_init(co_port, id).await;
+
+    // Committed: the offset reaches the group's coordinator with the marker.
+    assert_eq!(txn_add_offsets(co_port, id, pid, epoch, group).await, 0);
+    assert_eq!(
+        txn_commit_offset(group_port, id, (pid, epoch), group, "txo", 5).await,
+        0
+    );
+    let (_, unstable, _) = stable_offset(group_port, group, "txo").await;
+    assert_eq!(
+        unstable, 88,
+        "held for the open transaction: UNSTABLE_OFFSET_COMMIT"
+    );
+    assert_eq!(txn_end(co_port, id, pid, epoch, true).await, 0);
+    assert_eq!(
+        wait_stable_offset(group_port, group, "txo", "after the commit").await,
+        5
+    );
+
+    // Aborted: the held offset is dropped, the committed one stays.
+    assert_eq!(txn_add_offsets(co_port, id, pid, epoch, group).await, 0);
+    assert_eq!(
+        txn_commit_offset(group_port, id, (pid, epoch), group, "txo", 9).await,
+        0
+    );
+    assert_eq!(stable_offset(group_port, group, "txo").await.1, 88);
+    assert_eq!(txn_end(co_port, id, pid, epoch, false).await, 0);
+    assert_eq!(
+        wait_stable_offset(group_port, group, "txo", "after the abort").await,
+        5
+    );
+
+    // Held for an open transaction when the group's coordinator dies: the next one loads
+    // it from the log, still held, and the commit reaches it there.
+    assert_eq!(txn_add_offsets(co_port, id, pid, epoch, group).await, 0);
+    assert_eq!(
+        txn_commit_offset(group_port, id, (pid, epoch), group, "txo", 12).await,
+        0
+    );
+    cl.kill(group_node);
+    let next_port = coordinator_after(co_port, 0, group, group_node).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match stable_offset(next_port, group, "txo").await {
+            (0, 88, _) => break,
+            (14 | 16, _, _) => {}
+            other => {
+                panic!("the new coordinator must hold the open transaction's offset: {other:?}")
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new coordinator never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    txn_end_settled(co_port, id, pid, epoch, true).await;
+    assert_eq!(
+        wait_stable_offset(next_port, group, "txo", "after the failover's commit").await,
+        12
+    );
 }

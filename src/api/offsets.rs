@@ -212,7 +212,11 @@ pub async fn offset_fetch(
     let mut resp = OffsetFetchResponse::default();
     let unstable_of = |group: &str| {
         if req.require_stable {
-            ctx.txns.pending_partitions(group)
+            // A single broker holds them in the transaction, a cluster's group coordinator
+            // beside the group.
+            let mut held = ctx.txns.pending_partitions(group);
+            held.extend(ctx.groups.offsets.txn_pending_partitions(group));
+            held
         } else {
             Default::default()
         }

@@ -183,12 +183,25 @@ pub async fn add_offsets_to_txn(
     let result = if let Err(e) = crate::group::validate_group_id(group) {
         Err(e)
     } else {
+        // Cluster mode: the group's partition of __consumer_offsets joins the transaction,
+        // so its marker reaches the group's coordinator wherever that is.
+        let offsets_partition = ctx
+            .cluster
+            .as_ref()
+            .and_then(|_| ctx.metadata.topic(crate::coordinator_log::OFFSETS_TOPIC))
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    crate::context::coordinator_partition(group, t.placements.len()),
+                )
+            });
         ctx.txns
             .add_offsets(
                 req.transactional_id.as_str(),
                 req.producer_id.0,
                 req.producer_epoch,
                 group,
+                offsets_partition,
             )
             .map_err(|e| fenced_for(e, version, 2))
     };
@@ -303,10 +316,44 @@ pub async fn txn_offset_commit(
             per_partition.push((ti, p.partition_index, error));
         }
     }
-    // The member check and the offsets' hand-over to the transaction happen with the group
-    // held, so a rebalance cannot slip between them.
+    // The member check and the offsets' hand-over happen with the group held, so a
+    // rebalance cannot slip between them. A single broker is also the transaction's
+    // coordinator and holds them in the transaction's state. A cluster's group coordinator
+    // holds them itself, as Kafka's does, as the producer's transactional records on the
+    // group's partition of __consumer_offsets, which the transaction's marker (sent there
+    // like to any partition of the transaction) commits or aborts.
     let shared = match ctx.coordinator_error(0, group) {
         Some(e) => Err(e),
+        None if ctx.cluster.is_some() => {
+            let now = crate::clock::now_ms();
+            let offsets: Vec<(String, i32, crate::group::CommittedOffset)> = pending
+                .into_iter()
+                .map(|o| {
+                    (
+                        o.topic,
+                        o.partition,
+                        crate::group::CommittedOffset {
+                            offset: o.offset,
+                            leader_epoch: o.leader_epoch,
+                            metadata: o.metadata,
+                            commit_timestamp_ms: now,
+                        },
+                    )
+                })
+                .collect();
+            let write =
+                crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
+                    ctx.groups
+                        .offsets
+                        .commit_txn(group, req.producer_id.0, req.producer_epoch, &offsets)
+                        .map_err(|e| fenced_for(e, version, 3))
+                })
+                .and_then(|r| r);
+            match write {
+                Ok(w) => crate::group::journal::settle(w).await,
+                Err(e) => Err(e),
+            }
+        }
         None => crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
             ctx.txns
                 .add_pending_offsets(
@@ -319,11 +366,6 @@ pub async fn txn_offset_commit(
                 .map_err(|e| fenced_for(e, version, 3))
         })
         .and_then(|r| r),
-    };
-    // Cluster mode: the pending offsets are in the replicated state before the answer.
-    let shared = match shared {
-        Ok(()) => ctx.txn_durable(req.transactional_id.as_str()).await,
-        e => e,
     };
     if let Err(e) = shared {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), group, error = ?e, "TxnOffsetCommit refused");
@@ -542,7 +584,22 @@ pub async fn write_txn_markers(
                                 m.coordinator_epoch,
                             ) {
                                 Ok(offset) => {
-                                    p.wait_for_high_watermark(offset + 1, epoch, timeout).await
+                                    let done =
+                                        p.wait_for_high_watermark(offset + 1, epoch, timeout).await;
+                                    // Offsets held for the transaction take effect once its
+                                    // marker is replicated, as in Kafka.
+                                    if done.is_ok()
+                                        && tp.name.as_ref() == crate::coordinator_log::OFFSETS_TOPIC
+                                    {
+                                        ctx.groups.txn_marker_written(
+                                            &ctx.consumer_groups,
+                                            index,
+                                            tp.placements.len(),
+                                            m.producer_id.0,
+                                            m.transaction_result,
+                                        );
+                                    }
+                                    done
                                 }
                                 Err(e) => Err(e),
                             }

@@ -21,9 +21,12 @@ pub trait OffsetJournal: Send + Sync {
     /// Appends `records` (key, value or tombstone) to the group's partition. The append is
     /// queued at once, in call order; the returned handle completes once the in-sync
     /// replicas have it. NOT_COORDINATOR when this broker does not lead the partition.
+    /// With `producer` (id, epoch) the records are that producer's transactional batch:
+    /// offsets committed inside a transaction, which its marker commits or aborts.
     fn append(
         &self,
         group: &str,
+        producer: Option<(i64, i16)>,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<JournalWrite, ResponseError>;
 }

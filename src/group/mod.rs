@@ -652,10 +652,39 @@ impl GroupCoordinator {
             .or_insert_with(|| Group::new(group_id));
     }
 
+    /// A transaction marker of `producer_id` was written to partition `index` of
+    /// `__consumer_offsets` (of `partitions`): the offsets its groups there hold for the
+    /// transaction become committed, or are dropped on an abort.
+    pub fn txn_marker_written(
+        &self,
+        consumer_groups: &consumer::ConsumerGroups,
+        index: i32,
+        partitions: usize,
+        producer_id: i64,
+        commit: bool,
+    ) {
+        let pick = |g: &str| crate::context::coordinator_partition(g, partitions) == index;
+        match self.offsets.complete_txn(producer_id, commit, pick) {
+            Ok(groups) => {
+                for g in groups {
+                    if !consumer_groups.exists(&g) {
+                        self.touch(&g);
+                    }
+                }
+            }
+            // The log holds the records and the marker: the next load of the partition
+            // commits them.
+            Err(e) => {
+                tracing::error!(producer_id, partition = index, error = %e, "transactional offsets not written to the offsets table")
+            }
+        }
+    }
+
     /// Drops the groups `pick` selects from memory, members and all (their waiting joins and
     /// syncs are answered with retriable errors): in cluster mode this broker stopped
     /// coordinating them, or starts again from what the log says.
     pub fn unload(&self, pick: impl Fn(&str) -> bool) -> usize {
+        self.offsets.replace_txn_pending(&pick, HashMap::new());
         let mut groups = self.lock();
         let before = groups.len();
         groups.retain(|id, _| !pick(id));

@@ -2,6 +2,7 @@
 //! Value: offset (i64) ‖ leader epoch (i32) ‖ commit time ms (i64) ‖ metadata flag (u8: 0 null,
 //! 1 present) ‖ metadata bytes.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
@@ -30,6 +31,18 @@ pub struct OffsetStore {
     writes: std::sync::Mutex<()>,
     /// Cluster mode: the replicated log every change goes to first (see `journal`).
     journal: std::sync::OnceLock<Arc<dyn OffsetJournal>>,
+    /// Cluster mode: offsets sent inside transactions (TxnOffsetCommit), by producer id,
+    /// held until the transaction's marker reaches the group's partition.
+    txn_pending: std::sync::Mutex<HashMap<i64, TxnPending>>,
+}
+
+/// One producer's offsets waiting for its transaction's marker, as Kafka's group
+/// coordinator keeps them (its pendingTransactionalOffsetCommits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxnPending {
+    pub producer_epoch: i16,
+    /// Group -> (topic, partition) -> offset.
+    pub groups: BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 /// One group's offsets to write and to delete, as a load replaces them.
@@ -77,6 +90,7 @@ impl OffsetStore {
             store,
             writes: std::sync::Mutex::new(()),
             journal: std::sync::OnceLock::new(),
+            txn_pending: Default::default(),
         }
     }
 
@@ -94,7 +108,7 @@ impl OffsetStore {
                 .collect();
             // Deletions are not awaited: a deletion lost with its leader leaves the offset
             // to the next expiry pass or DeleteGroups, as in Kafka.
-            drop(j.append(group, records)?);
+            drop(j.append(group, None, records)?);
         }
         Ok(())
     }
@@ -210,10 +224,18 @@ impl OffsetStore {
     ) -> Result<Option<JournalWrite>, ResponseError> {
         super::validate_group_id(group)?;
         let _w = self.write_guard();
+        // The local write is built first: it refuses ids too long for the table's key,
+        // and the journal must never hold a commit the table refused.
+        let mut wb = self.store.batch();
+        for (t, p, c) in offsets {
+            wb.put_offset(group, t, *p, &encode(c))
+                .map_err(|_| ResponseError::InvalidGroupId)?;
+        }
         let pending = match self.journal.get() {
             Some(j) => Some(
                 j.append(
                     group,
+                    None,
                     offsets
                         .iter()
                         .map(|(t, p, c)| {
@@ -227,17 +249,153 @@ impl OffsetStore {
             ),
             None => None,
         };
-        let puts: Vec<(&str, i32, Vec<u8>)> = offsets
-            .iter()
-            .map(|(t, p, c)| (t.as_str(), *p, encode(c)))
-            .collect();
         self.store
-            .write_offsets(group, &puts, &[])
-            .map_err(|e| match e {
-                StoreError::KeyTooLong(_) => ResponseError::InvalidGroupId,
-                _ => ResponseError::KafkaStorageError,
-            })?;
+            .write_direct(wb)
+            .map_err(|_| ResponseError::KafkaStorageError)?;
         Ok(pending)
+    }
+
+    /// Cluster mode, TxnOffsetCommit: appends the offsets as the producer's transactional
+    /// records of the group's partition and holds them until the transaction's marker
+    /// ([`OffsetStore::complete_txn`]). The caller awaits the returned write before it
+    /// answers. PRODUCER_FENCED for an epoch older than the producer's last.
+    pub fn commit_txn(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        offsets: &[(String, i32, CommittedOffset)],
+    ) -> Result<JournalWrite, ResponseError> {
+        super::validate_group_id(group)?;
+        let journal = self
+            .journal
+            .get()
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        // The same key check as a commit's, so that the marker cannot find offsets the
+        // table refuses.
+        let mut wb = self.store.batch();
+        for (t, p, c) in offsets {
+            wb.put_offset(group, t, *p, &encode(c))
+                .map_err(|_| ResponseError::InvalidGroupId)?;
+        }
+        drop(wb);
+        let _w = self.write_guard();
+        let mut pending = self.pending();
+        if pending
+            .get(&producer_id)
+            .is_some_and(|p| p.producer_epoch > producer_epoch)
+        {
+            return Err(ResponseError::ProducerFenced);
+        }
+        let records = offsets
+            .iter()
+            .map(|(t, p, c)| {
+                (
+                    journal::offset_key(group, t, *p),
+                    Some(journal::offset_value(c)),
+                )
+            })
+            .collect();
+        let write = journal
+            .append(group, Some((producer_id, producer_epoch)), records)
+            .map_err(|e| match e {
+                ResponseError::InvalidProducerEpoch => ResponseError::ProducerFenced,
+                e => e,
+            })?;
+        let entry = pending.entry(producer_id).or_default();
+        if producer_epoch > entry.producer_epoch {
+            entry.groups.clear();
+        }
+        entry.producer_epoch = producer_epoch;
+        let held = entry.groups.entry(group.to_string()).or_default();
+        for (t, p, c) in offsets {
+            held.insert((t.clone(), *p), c.clone());
+        }
+        Ok(write)
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<i64, TxnPending>> {
+        self.txn_pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The marker of `producer_id`'s transaction reached the partition of the groups `pick`
+    /// selects: a commit makes their held offsets committed (in the table only: the log
+    /// already has the records and the marker), an abort drops them. Returns the groups
+    /// whose offsets were committed.
+    pub fn complete_txn(
+        &self,
+        producer_id: i64,
+        commit: bool,
+        pick: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let _w = self.write_guard();
+        let mut pending = self.pending();
+        let Some(entry) = pending.get_mut(&producer_id) else {
+            return Ok(Vec::new());
+        };
+        let picked: Vec<String> = entry.groups.keys().filter(|g| pick(g)).cloned().collect();
+        let mut committed = Vec::new();
+        for group in picked {
+            let Some(held) = entry.groups.get(&group) else {
+                continue;
+            };
+            if commit && !held.is_empty() {
+                let puts: Vec<(&str, i32, Vec<u8>)> = held
+                    .iter()
+                    .map(|((t, p), c)| (t.as_str(), *p, encode(c)))
+                    .collect();
+                self.store.write_offsets(&group, &puts, &[])?;
+                committed.push(group.clone());
+            }
+            entry.groups.remove(&group);
+        }
+        if entry.groups.is_empty() {
+            pending.remove(&producer_id);
+        }
+        Ok(committed)
+    }
+
+    /// Partitions of `group` with offsets held for an open transaction (OffsetFetch with
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT for them).
+    pub fn txn_pending_partitions(&self, group: &str) -> BTreeSet<(String, i32)> {
+        self.pending()
+            .values()
+            .filter_map(|p| p.groups.get(group))
+            .flat_map(|held| held.keys().cloned())
+            .collect()
+    }
+
+    /// Every group with offsets held for open transactions, with their partitions: offsets
+    /// expiry keeps those, as Kafka does.
+    pub fn groups_in_open_txns(&self) -> HashMap<String, HashSet<(String, i32)>> {
+        let mut out: HashMap<String, HashSet<(String, i32)>> = HashMap::new();
+        for p in self.pending().values() {
+            for (g, held) in &p.groups {
+                out.entry(g.clone())
+                    .or_default()
+                    .extend(held.keys().cloned());
+            }
+        }
+        out
+    }
+
+    /// Forgets the held transactional offsets of the groups `pick` selects (this broker no
+    /// longer coordinates them), or replaces them with `loaded` (a new term's load).
+    pub fn replace_txn_pending(
+        &self,
+        pick: impl Fn(&str) -> bool,
+        loaded: HashMap<i64, TxnPending>,
+    ) {
+        let mut pending = self.pending();
+        for p in pending.values_mut() {
+            p.groups.retain(|g, _| !pick(g));
+        }
+        pending.retain(|_, p| !p.groups.is_empty());
+        for (pid, l) in loaded {
+            let entry = pending.entry(pid).or_default();
+            entry.producer_epoch = entry.producer_epoch.max(l.producer_epoch);
+            entry.groups.extend(l.groups);
+        }
     }
 
     pub fn fetch(

@@ -326,24 +326,39 @@ pub fn plain_batch(
     records: impl IntoIterator<Item = (Option<Bytes>, Option<Bytes>)>,
     timestamp: i64,
 ) -> Result<Bytes, ResponseError> {
+    records_batch(records, timestamp, None)
+}
+
+/// Like [`plain_batch`], or, with `producer` (id, epoch), a transactional batch of that
+/// producer (base sequence 0): the group coordinator's record of a transaction's offsets,
+/// which the transaction's marker commits or aborts.
+pub fn records_batch(
+    records: impl IntoIterator<Item = (Option<Bytes>, Option<Bytes>)>,
+    timestamp: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Bytes, ResponseError> {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let (producer_id, producer_epoch, first_seq) = match producer {
+        Some((id, epoch)) => (id, epoch, 0),
+        None => (-1, -1, -1),
     };
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // kafka-protocol's encoder starts a new batch unless offset - sequence stays
             // constant; -1 first is the base sequence of a non-idempotent batch.
-            sequence: i as i32 - 1,
+            sequence: i as i32 + first_seq,
             timestamp,
             key,
             value,

@@ -383,6 +383,25 @@ impl Partition {
         batches: &[ProducedBatch],
         verify_txn: &dyn Fn(i64, i16) -> Result<(), ResponseError>,
     ) -> Result<Appended, ResponseError> {
+        self.append_checked(batches, verify_txn, true)
+    }
+
+    /// A coordinator's own append to its internal topic (Kafka's AppendOrigin.COORDINATOR):
+    /// producer epochs are still fenced, but sequences are not checked, since the group
+    /// coordinator writes each transactional offset commit as its own batch from sequence 0.
+    pub fn append_from_coordinator(
+        &self,
+        batches: &[ProducedBatch],
+    ) -> Result<Appended, ResponseError> {
+        self.append_checked(batches, &|_, _| Ok(()), false)
+    }
+
+    fn append_checked(
+        &self,
+        batches: &[ProducedBatch],
+        verify_txn: &dyn Fn(i64, i16) -> Result<(), ResponseError>,
+        check_sequences: bool,
+    ) -> Result<Appended, ResponseError> {
         let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
             return Err(ResponseError::UnknownTopicOrPartition);
@@ -411,12 +430,19 @@ impl Partition {
                     .or_insert_with(|| state.producers.get(&h.producer_id).cloned());
                 let last_seq =
                     producer_state::increment_sequence(h.base_sequence, h.last_offset_delta);
-                match producer_state::check_sequence(
-                    entry.as_ref(),
-                    h.producer_epoch,
-                    h.base_sequence,
-                    last_seq,
-                )? {
+                let check = if check_sequences {
+                    producer_state::check_sequence(
+                        entry.as_ref(),
+                        h.producer_epoch,
+                        h.base_sequence,
+                        last_seq,
+                    )?
+                } else if entry.as_ref().is_some_and(|e| h.producer_epoch < e.epoch) {
+                    return Err(ResponseError::InvalidProducerEpoch);
+                } else {
+                    SequenceCheck::Append
+                };
+                match check {
                     SequenceCheck::Duplicate(offset) => {
                         result_base.get_or_insert(offset);
                         continue;

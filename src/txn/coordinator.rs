@@ -383,10 +383,14 @@ impl TxnCoordinator {
         producer_id: i64,
         epoch: i16,
         group_id: &str,
+        offsets_partition: Option<(String, i32)>,
     ) -> Result<(), ResponseError> {
         self.update(transactional_id, producer_id, epoch, |m| {
             Self::begin(m);
             m.groups.entry(group_id.to_string()).or_default();
+            if let Some(p) = offsets_partition {
+                m.partitions.insert(p);
+            }
             Ok(())
         })
     }
@@ -549,7 +553,18 @@ impl TxnCoordinator {
                 None => p.write_marker(meta.producer_id, meta.producer_epoch, marker, 0),
             };
             match written {
-                Ok(_) => self.marked(transactional_id, topic, *index),
+                Ok(_) => {
+                    self.marked(transactional_id, topic, *index);
+                    if topic == crate::coordinator_log::OFFSETS_TOPIC {
+                        env.groups.txn_marker_written(
+                            env.consumer_groups,
+                            *index,
+                            t.placements.len(),
+                            meta.producer_id,
+                            marker == Marker::Commit,
+                        );
+                    }
+                }
                 Err(e) => {
                     failed = true;
                     tracing::warn!(transactional_id, topic = %topic, partition = index, error = ?e, "transaction marker not written; the transaction stays prepared and the marker is retried");
