@@ -1,6 +1,7 @@
 """A Klamm process under test: started on a free loopback port, observed through /proc,
 stopped (or SIGKILLed, or paused with SIGSTOP) by its own PID only. Also the ZooKeeper a
-cluster of them joins, stopped by its PID too."""
+cluster of them joins, stopped by its PID too, and Netlab: network namespaces on a private
+bridge, for a cluster whose network can be partitioned."""
 
 import ctypes
 import os
@@ -51,6 +52,27 @@ def die_with_parent():
         pass
 
 
+def check_execs(proc, binary, timeout=5.0):
+    """For a child started under a wrapper that must exec `binary` (`ip netns exec`):
+    waits (bounded) until the child's PID runs `binary`, so that signals sent to that PID
+    reach it. Raises (after killing the child) if it never does."""
+    want = os.path.realpath(binary)
+    deadline = time.monotonic() + timeout
+    exe = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            exe = os.path.realpath(f"/proc/{proc.pid}/exe")
+        except OSError:
+            exe = None
+        if exe == want:
+            return
+        time.sleep(0.005)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+        raise RuntimeError(f"PID {proc.pid} runs {exe}, not {want}: the wrapper did not exec it")
+
+
 ALL = []  # every Broker made, so the runner can scan each case's logs afterwards
 
 
@@ -58,8 +80,14 @@ class Broker:
     """One broker; start() may be called again after kill9()/stop() on the same port and
     data dir, which is what the crash cycles need."""
 
-    def __init__(self, workdir, name, args=(), nofile=None):
+    def __init__(self, workdir, name, args=(), nofile=None, host="127.0.0.1", prefix=()):
         self.name = name
+        # host: the address it listens on (and its admin port); prefix: a command the
+        # broker runs under, which must exec it (Netlab.exec_prefix: `ip netns exec NS`),
+        # so that the PID held is still the broker's. A port free here is free in a fresh
+        # network namespace too.
+        self.host = host
+        self.prefix = list(prefix)
         self.port = free_port()
         # The admin HTTP port gives the broker's own count of open client connections,
         # which the connection cases wait on.
@@ -76,11 +104,11 @@ class Broker:
 
     @property
     def addr(self):
-        return ("127.0.0.1", self.port)
+        return (self.host, self.port)
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def pid(self):
@@ -100,8 +128,8 @@ class Broker:
         # change the broker under test: every setting is a flag here.
         env = {k: v for k, v in os.environ.items() if not k.startswith("KLAMM_")}
         env["NO_COLOR"] = "1"
-        cmd = [KLAMM_BIN, "--listen", self.bootstrap, "--data-dir", self.data_dir,
-               "--http", f"127.0.0.1:{self.http_port}"] + self.args
+        cmd = self.prefix + [KLAMM_BIN, "--listen", self.bootstrap, "--data-dir", self.data_dir,
+                             "--http", f"{self.host}:{self.http_port}"] + self.args
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
@@ -110,6 +138,8 @@ class Broker:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env,
                                          preexec_fn=self._preexec)
+        if self.prefix:
+            check_execs(self.proc, KLAMM_BIN)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             with open(self.log_path, "rb") as f:
@@ -189,7 +219,7 @@ class Broker:
     def metric(self, name):
         """A Prometheus sample without labels from /metrics, or None."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics",
+            with urllib.request.urlopen(f"http://{self.host}:{self.http_port}/metrics",
                                         timeout=5) as r:
                 text = r.read().decode()
         except OSError:
@@ -327,11 +357,14 @@ class Broker:
 
 
 class ZooKeeper:
-    """Debian's ZooKeeper, standalone, on a free loopback port with a config and data dir
-    of its own. `zkServer.sh start-foreground` execs java, so the PID is the JVM's."""
+    """Debian's ZooKeeper, standalone, on a free loopback port (or `host`, under `prefix`
+    as for Broker) with a config and data dir of its own. `zkServer.sh start-foreground`
+    execs java, so the PID is the JVM's."""
 
-    def __init__(self, workdir, name):
+    def __init__(self, workdir, name, host="127.0.0.1", prefix=()):
         self.name = name
+        self.host = host
+        self.prefix = list(prefix)
         self.port = free_port()
         self.dir = os.path.join(workdir, f"{name}-data")
         self.log_path = os.path.join(workdir, f"{name}.log")
@@ -339,7 +372,7 @@ class ZooKeeper:
 
     @property
     def connect(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self, timeout=30.0):
         """Starts it and waits (bounded) until its client port accepts TCP."""
@@ -347,11 +380,12 @@ class ZooKeeper:
         cfg = os.path.join(self.dir, "zoo.cfg")
         with open(cfg, "w") as f:
             f.write(f"tickTime=500\nminSessionTimeout=1000\ndataDir={self.dir}/zk\n"
-                    f"clientPort={self.port}\nclientPortAddress=127.0.0.1\n"
+                    f"clientPort={self.port}\nclientPortAddress={self.host}\n"
                     "admin.enableServer=false\n")
         env = dict(os.environ, ZOOCFGDIR=self.dir, ZOO_LOG_DIR=self.dir)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([ZK_SERVER, "start-foreground", cfg], stdout=log,
+            self.proc = subprocess.Popen(self.prefix + [ZK_SERVER, "start-foreground", cfg],
+                                         stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
@@ -360,7 +394,7 @@ class ZooKeeper:
                 raise RuntimeError(f"ZooKeeper exited with {self.proc.returncode}:\n"
                                    f"{self.log_tail()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                socket.create_connection((self.host, self.port), timeout=1).close()
                 return self
             except OSError:
                 time.sleep(0.1)
@@ -383,3 +417,167 @@ class ZooKeeper:
                 return "\n".join(f.read().decode(errors="replace").splitlines()[-n:])
         except FileNotFoundError:
             return ""
+
+
+class Netlab:
+    """A private network for a cluster whose links can be cut: a Linux bridge in the root
+    namespace holding 10.231.S.1/24, the address this process's clients (confluent-kafka,
+    kwire) connect from, and one network namespace per member (each broker, ZooKeeper), its
+    `eth0` a veth whose other end is a port of the bridge, at 10.231.S.HOST/24. Every
+    address is on one L2 segment, so nothing is routed and net.ipv4.ip_forward is not
+    touched. S is a /24 of 10.231.0.0/16 that no interface here uses yet.
+
+    A cut between two members pins each one's neighbour (ARP) entry for the other to a MAC
+    no interface has: their frames still leave, the bridge floods them, and no one takes
+    them, so both ends see silence, as behind a dead link (no RST, no ICMP, no error from
+    send), while every other pair still talks. It needs only `ip` (no tc, iptables or nft:
+    this machine's kernel has none of netem, tc actions or netfilter tables). ZooKeeper has
+    a namespace of its own, not the root namespace, so that a broker can be cut from
+    ZooKeeper while the clients (in the root namespace) still reach it.
+
+    Names carry this process's PID (namespaces klamm-PID-M, bridge klmbPID, host-side veths
+    klmvPID-M), so runs beside each other do not meet. teardown() removes all of it; it must
+    run after the processes in the namespaces have exited (a namespace lives on while a
+    process is in it). Leftovers of a run that was SIGKILLed (whose PID is gone) are
+    removed by the next setup()."""
+
+    CLIENTS = "clients"             # the root namespace, as a member that can be cut
+    DEAD_MAC = "02:00:00:00:00:00"  # locally administered, on no interface
+
+    def __init__(self, members):
+        """members: {name: host number (2-253)}; names are short (e.g. "zk", "b1")."""
+        self.tag = str(os.getpid())
+        self.members = dict(members)
+        self.bridge = f"klmb{self.tag}"
+        self.subnet = None
+        self.cuts = set()      # frozenset({a, b}) pairs currently cut
+        self.made = []         # ("ns", name) / ("link", name), in order of creation
+
+    @staticmethod
+    def unavailable():
+        """Why this machine cannot host a Netlab, or None."""
+        if not shutil.which("ip"):
+            return "`ip` (iproute2) not installed"
+        if os.geteuid() != 0:
+            return "network namespaces need root (CAP_NET_ADMIN); run the battery as root"
+        return None
+
+    def ns(self, member):
+        return f"klamm-{self.tag}-{member}"
+
+    def veth(self, member):
+        return f"klmv{self.tag}-{member}"
+
+    def ip(self, member):
+        """Address of a member (or of the clients)."""
+        host = 1 if member == self.CLIENTS else self.members[member]
+        return f"10.231.{self.subnet}.{host}"
+
+    def exec_prefix(self, member):
+        """`ip netns exec` execs the command (iproute2 forks only in batch mode), so the
+        PID of the process started under it is the command's."""
+        return ["ip", "netns", "exec", self.ns(member)]
+
+    @staticmethod
+    def _ip(*args, check=True):
+        r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip() or r.returncode}")
+        return r.stdout
+
+    @staticmethod
+    def _pid_alive(pid):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+    def _remove_leftovers(self):
+        """Namespaces and links of earlier runs whose process is gone."""
+        for line in self._ip("netns", "list", check=False).splitlines():
+            m = re.match(r"klamm-(\d+)-\S+", line)
+            if m and not self._pid_alive(int(m.group(1))):
+                self._ip("netns", "del", m.group(0), check=False)
+        for line in self._ip("-o", "link", "show", check=False).splitlines():
+            m = re.match(r"\d+: (klm[bv](\d+)(?:-[a-z0-9]+)?)[@:]", line)
+            if m and not self._pid_alive(int(m.group(2))):
+                self._ip("link", "del", m.group(1), check=False)
+
+    def _pick_subnet(self):
+        used = set(re.findall(r"inet 10\.231\.(\d+)\.", self._ip("-4", "-o", "addr", "show")))
+        start = os.getpid() % 250
+        for i in range(250):
+            s = (start + i) % 250 + 1
+            if str(s) not in used:
+                return s
+        raise RuntimeError("no free /24 in 10.231.0.0/16")
+
+    def setup(self):
+        self._remove_leftovers()
+        self.subnet = self._pick_subnet()
+        self._ip("link", "add", self.bridge, "type", "bridge")
+        self.made.append(("link", self.bridge))
+        self._ip("addr", "add", f"{self.ip(self.CLIENTS)}/24", "dev", self.bridge)
+        self._ip("link", "set", self.bridge, "up")
+        for m in self.members:
+            ns, veth = self.ns(m), self.veth(m)
+            self._ip("netns", "add", ns)
+            self.made.append(("ns", ns))
+            self._ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            self.made.append(("link", veth))
+            self._ip("link", "set", veth, "master", self.bridge, "up")
+            self._ip("-n", ns, "addr", "add", f"{self.ip(m)}/24", "dev", "eth0")
+            self._ip("-n", ns, "link", "set", "eth0", "up")
+            self._ip("-n", ns, "link", "set", "lo", "up")
+        return self
+
+    def _pin(self, member, other, dead):
+        """Points `member`'s neighbour entry for `other` at DEAD_MAC (dead) or drops the
+        pinned entry so that ARP finds the real one again."""
+        where = [] if member == self.CLIENTS else ["-n", self.ns(member)]
+        dev = self.bridge if member == self.CLIENTS else "eth0"
+        if dead:
+            self._ip(*where, "neigh", "replace", self.ip(other), "lladdr", self.DEAD_MAC,
+                     "dev", dev, "nud", "permanent")
+        else:
+            self._ip(*where, "neigh", "del", self.ip(other), "dev", dev, check=False)
+
+    def cut(self, member, others):
+        """Cuts `member` off from each of `others` (members, or CLIENTS), both ways."""
+        for o in others:
+            self._pin(member, o, True)
+            self._pin(o, member, True)
+            self.cuts.add(frozenset((member, o)))
+
+    def isolate(self, member):
+        """Cuts `member` off from everyone: the other members and the clients."""
+        self.cut(member, [m for m in list(self.members) + [self.CLIENTS] if m != member])
+
+    def heal(self):
+        """Undoes every cut."""
+        for pair in list(self.cuts):
+            a, b = tuple(pair)
+            self._pin(a, b, False)
+            self._pin(b, a, False)
+            self.cuts.discard(pair)
+
+    def teardown(self):
+        """Removes the veths, namespaces and bridge this Netlab made (the clients' pinned
+        entries go with the bridge). Returns what could not be removed (empty if all)."""
+        for kind, name in reversed(self.made):
+            if kind == "link":
+                self._ip("link", "del", name, check=False)
+            else:
+                self._ip("netns", "del", name, check=False)
+        netns = self._ip("netns", "list", check=False)
+        links = self._ip("-o", "link", "show", check=False)
+        left = [name for kind, name in self.made
+                if (kind == "ns" and re.search(rf"^{re.escape(name)}\b", netns, re.M))
+                or (kind == "link" and re.search(rf"^\d+: {re.escape(name)}[@:]", links, re.M))]
+        self.made = []
+        self.cuts.clear()
+        return left

@@ -278,6 +278,18 @@ def produce(topic, partition, batch, version=8, acks=-1, timeout_ms=30000, corre
     return request(0, version, correlation_id, w.b, flex)
 
 
+def init_producer_id_v1(correlation_id=1, transaction_timeout_ms=60000):
+    """InitProducerId v1 without a transactional id: a new idempotent producer id."""
+    w = W(False).string(None).i32(transaction_timeout_ms)
+    return request(22, 1, correlation_id, w.b, False)
+
+
+def parse_init_producer_id_v1(resp):
+    """(error code, producer id, producer epoch) of an InitProducerId v1 response body."""
+    _throttle, err, pid, epoch = struct.unpack_from(">ihqh", resp, 0)
+    return err, pid, epoch
+
+
 class Reader:
     """Sequential reads from a response body."""
 
@@ -298,16 +310,21 @@ class Reader:
         return s
 
 
-def parse_produce_error(resp, version=8):
-    """Error code of the single partition of a non-flexible Produce response (after the
-    correlation id)."""
+def parse_produce_result(resp, version=8):
+    """(error code, base offset) of the single partition of a non-flexible Produce
+    response (after the correlation id)."""
     assert version < 9
     r = Reader(resp)
     r.take(">i")  # topics
     r.string()    # name
     r.take(">i")  # partitions
-    _index, err = r.take(">ih")
-    return err
+    _index, err, base_offset = r.take(">ihq")
+    return err, base_offset
+
+
+def parse_produce_error(resp, version=8):
+    """Error code of the single partition of a non-flexible Produce response."""
+    return parse_produce_result(resp, version)[0]
 
 
 def create_topics_v2(topics, correlation_id=1, timeout_ms=30000):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Klamm reliability battery: crashes, hostile bytes, connection floods, slow clients,
 decompression bombs against a real broker process, and faults in a three-broker cluster
-on ZooKeeper.
+on ZooKeeper, including network partitions (network namespaces; needs root).
 
 Each case starts its own broker(s) (and ZooKeeper) on free loopback ports with a temporary
 data dir and stops them by PID. Every check waits for a positive signal (a response, an
@@ -32,6 +32,7 @@ import random
 import resource
 import selectors
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -47,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kwire  # noqa: E402
 import seeds  # noqa: E402
 import broker as brokermod  # noqa: E402
-from broker import Broker, ZooKeeper  # noqa: E402
+from broker import Broker, Netlab, ZooKeeper  # noqa: E402
 
 RSS_LIMIT_MB = float(os.environ.get("RELIABILITY_RSS_MB", "400"))
 # Far above RSS_LIMIT_MB: only there so a broker that inflates a bomb without bound is
@@ -78,6 +79,20 @@ KNOWN_BUGS = {
     "cluster_chaos/producers_drained": "finding 8, a leader stops serving its partitions",
     "cluster_chaos/read_to_high_watermark": "finding 8, a leader stops serving its partitions",
     "cluster_chaos/reader_reached_end": "finding 8, a leader stops serving its partitions",
+    # Finding 9 (cluster mode, new, deterministic): a leader answers an idempotent
+    # producer's retry of an acks=all batch it already has at once, without waiting until
+    # the batch is replicated; cut off from its followers, it acknowledges every retry,
+    # and the records are truncated away when it rejoins.
+    "cluster_partition/isolated_leader_acked_no_retry":
+        "finding 9, a retried acks=all batch is acknowledged before it is replicated",
+    "cluster_partition/isolated_leader_acks_survive":
+        "finding 9, a retried acks=all batch is acknowledged before it is replicated",
+    # Finding 10 (cluster mode, new, intermittent: about 1 run in 3): the old leader, as
+    # it learns that it no longer leads, appends client batches still queued for it,
+    # stamped with the new leader's epoch; the new leader then finds no divergence, and
+    # the old leader never rejoins the ISR. Phase 2 of the case does not run then.
+    "cluster_partition/healed_after_leader_cut":
+        "finding 10, the old leader stamps late appends with the new epoch and never rejoins",
 }
 STRICT = os.environ.get("RELIABILITY_STRICT") == "1"
 
@@ -1656,6 +1671,7 @@ class ChaosProducer:
 
     def __init__(self, name, bootstrap, topic, partitions, rate, logger):
         import confluent_kafka as ck
+        self.ck = ck
         self.name, self.topic, self.partitions, self.rate = name, topic, partitions, rate
         self.acks = []      # (seq, partition, offset, monotonic time), in report order
         self.failed = []    # (seq, error name, retriable, fatal, text)
@@ -1718,6 +1734,12 @@ class ChaosProducer:
                 self.produced = i
             except BufferError:
                 self.producer.poll(0.05)
+            except self.ck.KafkaException as e:
+                # A fatal error (e.g. the idempotent producer's sequence desynchronised):
+                # every further produce() raises it. Recorded here, since error_cb only
+                # runs from poll().
+                self.fatal.append(str(e.args[0]))
+                break
             self.producer.poll(0)
         self.producer.poll(0)
 
@@ -1857,6 +1879,155 @@ def read_log(bootstrap, topic, partitions, logger, timeout=30):
         consumer.close()
 
 
+def cluster_broker_args(n, zk_connect):
+    """Flags of cluster member `n`: the short ZooKeeper session and replica lag the faults
+    are timed against, and three offsets partitions rather than 50, so that a group's
+    coordinator has a partition each fault may well move."""
+    return ["--node-id", str(n), "--zookeeper-connect", zk_connect,
+            "--zookeeper-session-timeout-ms", "2000", "--replica-lag-time-max-ms", "2000",
+            "--offsets-topic-num-partitions", "3"]
+
+
+def create_replicated_topic(bootstrap, topic, partitions):
+    """Creates `topic` (3 replicas, min.insync.replicas=2) with an AdminClient, which is
+    returned."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
+    futures = admin.create_topics(
+        [NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})],
+        operation_timeout=30, request_timeout=30)
+    for f in futures.values():
+        f.result(timeout=40)
+    return admin
+
+
+def acks_flowing(producers, need, timeout=30):
+    """Waits (bounded) until every producer has `need` more acknowledgements."""
+    base = [len(pr.acks) for pr in producers]
+    return wait_for(lambda: all(len(pr.acks) >= b + need for pr, b in zip(producers, base)),
+                    timeout, 0.05)
+
+
+class Timeline:
+    """Events of a cluster case, UTC as the brokers log, printed as they happen and again
+    (with each broker's last log lines) when the case fails."""
+
+    def __init__(self):
+        self.lines = []
+
+    def event(self, text):
+        line = f"{utc_now()} {text}"
+        self.lines.append(line)
+        print(f"  {line}", flush=True)
+
+    def dump(self, brokers):
+        print("  timeline (UTC, as the broker logs):")
+        for line in self.lines:
+            print(f"    {line}")
+        for b in brokers.values():
+            print(f"  --- {os.path.basename(b.log_path)} (last 25 lines)")
+            for line in b.log_tail(25).splitlines():
+                print(f"    {line}")
+
+
+def report_threads(case, workdir, brokers, reported):
+    """Where each running broker's threads are, once per broker (gdb stops it for a
+    moment; `reported` holds the ids already done): taken when the cluster does not heal,
+    or when the case fails. A broker can be stuck on its partitions and still answer
+    ApiVersions and Metadata."""
+    for n, b in brokers.items():
+        if n in reported or b.paused or not b.alive():
+            continue
+        reported.add(n)
+        answers = "answers" if broker_answers(b, 3.0) else "does not answer"
+        print(f"  --- broker {n} (pid {b.pid}) at {utc_now()}, {answers} ApiVersions:",
+              flush=True)
+        for line in b.thread_report(os.path.join(workdir, f"{case}-b{n}-threads.log")):
+            print(f"    {line}", flush=True)
+
+
+def check_acknowledged(case, producers, left, read, partitions):
+    """The checks every cluster case ends with, once its ChaosProducers have flushed
+    (`left` messages still queued): producer errors, and the final log as read_log() read
+    it (`read` = its return value) against every acknowledgement. Every acknowledged
+    message must be in the log once (no value twice, whoever wrote it), at the offset its
+    acknowledgement gave, each producer's messages in order. Returns ({partition: {offset:
+    value}} of the partitions read to their high watermark, and a note naming the
+    partitions that were not, for the details of further checks)."""
+    log, hwm, done, unreadable = read
+    # The data checks below judge the partitions read to their high watermark; any
+    # other partition fails read_to_high_watermark, and is named in their details.
+    verified = set(done)
+    unverified = sorted(set(range(partitions)) - verified)
+    note = f"; not verified: partitions {unverified} (not read)" if unverified else ""
+
+    acked = sum(len(pr.acks) for pr in producers)
+    fails = [x for pr in producers for x in pr.failed]
+    hard_fails = [x for x in fails if not x[2] or x[3]]
+    fatal = [x for pr in producers for x in pr.fatal]
+    final = {p: dict(log[p]) for p in verified}
+    values = collections.Counter(v for p in verified for _o, v in log[p])
+    acked_values = {pr.value(s) for pr in producers for s, _p, _o, _t in pr.acks}
+    gaps = []
+    for pr in producers:
+        times = sorted(t for _s, _p, _o, t in pr.acks)
+        gaps.append(max((b - a for a, b in zip(times, times[1:])), default=None))
+    R.figure(case, "messages_produced", sum(pr.produced for pr in producers))
+    R.figure(case, "acknowledged", acked)
+    R.figure(case, "delivery_failures_retriable", len(fails) - len(hard_fails))
+    R.figure(case, "delivery_failures_not_retriable", len(hard_fails))
+    R.figure(case, "producer_error_events", dict(sum((pr.errors for pr in producers),
+                                                     collections.Counter())))
+    R.figure(case, "longest_wait_between_acks_s", [round(g, 2) if g else g for g in gaps])
+    R.figure(case, "final_log_records", sum(map(len, log.values())))
+    R.figure(case, "final_high_watermarks", hwm)
+    R.figure(case, "present_not_acknowledged", len(set(values) - acked_values))
+    R.check(case, "producers_drained", left == 0, f"{left} messages still queued")
+    R.check(case, "no_fatal_producer_error", not fatal, "; ".join(fatal[:3]))
+    R.check(case, "no_non_retriable_delivery_error", not hard_fails,
+            f"{len(hard_fails)}, first {hard_fails[:3]}")
+    R.check(case, "read_to_high_watermark", len(done) == partitions,
+            f"partitions done {sorted(done)} of {partitions}, hwm {hwm}"
+            + (f", no high watermark for {unreadable}" if unreadable else ""))
+
+    # Every acknowledged message once, at the offset its acknowledgement gave.
+    missing, moved = [], []
+    for pr in producers:
+        for s, p, o, _t in pr.acks:
+            if p not in verified:
+                continue
+            got = final[p].get(o)
+            if got is None:
+                missing.append((pr.name, s, p, o))
+            elif got != pr.value(s):
+                moved.append((pr.name, s, p, o, got[:11]))
+    dups = {v[:11]: c for v, c in values.items() if c > 1}
+    R.check(case, "every_acknowledged_message_present", not missing,
+            f"{len(missing)} missing (producer, seq, partition, offset), "
+            f"first {missing[:5]}{note}")
+    R.check(case, "acknowledged_offsets_hold", not moved,
+            f"{len(moved)} acknowledged offsets hold another record, first {moved[:5]}"
+            + note)
+    R.check(case, "no_duplicates", not dups,
+            f"{len(dups)} values more than once, first {list(dups.items())[:5]}{note}")
+    # Per partition, each producer's messages in the order of its acknowledgements
+    # (ascending offsets and sequence numbers), and in sequence order in the log.
+    disorder, misplaced = [], []
+    for pr in producers:
+        for p in sorted(verified):
+            mine = [(s, o) for s, pp, o, _t in pr.acks if pp == p]
+            if any(a[0] >= b[0] or a[1] >= b[1] for a, b in zip(mine, mine[1:])):
+                disorder.append(f"{pr.name}/p{p} acknowledgements")
+            seqs = [int(v[1:11]) for _o, v in log[p] if v[:1] == pr.name.encode()]
+            if any(a >= b for a, b in zip(seqs, seqs[1:])):
+                disorder.append(f"{pr.name}/p{p} log")
+            if any(s % partitions != p for s in seqs):
+                misplaced.append(f"{pr.name}/p{p}")
+    R.check(case, "per_partition_order", not disorder and not misplaced,
+            f"out of order: {disorder}, in the wrong partition: {misplaced}{note}")
+    return final, note
+
+
 def case_cluster_chaos(workdir, long):
     """Three brokers on a real ZooKeeper; a topic of 3 partitions, 3 replicas and
     min.insync.replicas=2. Two idempotent acks=all producers write numbered messages at a
@@ -1866,8 +2037,6 @@ def case_cluster_chaos(workdir, long):
     SIGTERM. Every acknowledged message must then be in the log once, at the offset its
     acknowledgement gave; a consumer reading meanwhile must never have been given a record
     that is not in the final log (read past a high watermark, then truncated away)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
     case = "cluster_chaos"
     if not os.path.exists(brokermod.ZK_SERVER):
         R.check(case, "zookeeper_installed", False,
@@ -1877,12 +2046,8 @@ def case_cluster_chaos(workdir, long):
     rounds = 3 if long else 1
     schedule = [f for _ in range(rounds) for f in rng.sample(CHAOS_FAULTS, len(CHAOS_FAULTS))]
     topic, partitions, rate = "chaos", 3, 200  # rate: messages per second per producer
-    timeline = []
-
-    def event(text):
-        line = f"{utc_now()} {text}"
-        timeline.append(line)
-        print(f"  {line}", flush=True)
+    timeline = Timeline()
+    event = timeline.event
 
     zk = ZooKeeper(workdir, f"{case}-zk")
     brokers = {}
@@ -1892,39 +2057,19 @@ def case_cluster_chaos(workdir, long):
     first_check = len(R.checks)
     reported = set()
 
-    def report_threads():
-        """Where each running broker's threads are, once per broker (gdb stops it for a
-        moment): taken when the cluster does not heal, or when the case fails. A broker
-        can be stuck on its partitions and still answer ApiVersions and Metadata."""
-        for n, b in brokers.items():
-            if n in reported or b.paused or not b.alive():
-                continue
-            reported.add(n)
-            answers = "answers" if broker_answers(b, 3.0) else "does not answer"
-            print(f"  --- broker {n} (pid {b.pid}) at {utc_now()}, {answers} ApiVersions:",
-                  flush=True)
-            for line in b.thread_report(os.path.join(workdir, f"{case}-b{n}-threads.log")):
-                print(f"    {line}", flush=True)
+    def report_all_threads():
+        report_threads(case, workdir, brokers, reported)
 
     try:
         zk.start()
         event(f"ZooKeeper up on {zk.connect} (pid {zk.proc.pid})")
         for n in CLUSTER_IDS:
-            # Three offsets partitions rather than 50, so the reader's group (which
-            # commits) has a coordinator whose partition each fault may well move.
-            brokers[n] = Broker(workdir, f"{case}-b{n}", [
-                "--node-id", str(n), "--zookeeper-connect", f"{zk.connect}/chaos",
-                "--zookeeper-session-timeout-ms", "2000", "--replica-lag-time-max-ms", "2000",
-                "--offsets-topic-num-partitions", "3"])
+            brokers[n] = Broker(workdir, f"{case}-b{n}",
+                                cluster_broker_args(n, f"{zk.connect}/chaos"))
             brokers[n].start()
             event(f"broker {n} ready on {brokers[n].bootstrap} (pid {brokers[n].pid})")
         bootstrap = ",".join(b.bootstrap for b in brokers.values())
-        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
-        futures = admin.create_topics(
-            [NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})],
-            operation_timeout=30, request_timeout=30)
-        for f in futures.values():
-            f.result(timeout=40)
+        admin = create_replicated_topic(bootstrap, topic, partitions)
         healed = wait_for(lambda: cluster_healed(brokers, topic, partitions), HEAL_S, 0.1)
         if not R.check(case, "cluster_formed", healed,
                        "" if healed else f"3 brokers, one controller, every ISR full: not "
@@ -1942,10 +2087,7 @@ def case_cluster_chaos(workdir, long):
             pr.thread.start()
 
         def flowing(need):
-            """Waits (bounded) until every producer has `need` more acknowledgements."""
-            base = [len(pr.acks) for pr in producers]
-            return wait_for(lambda: all(len(pr.acks) >= b + need
-                                        for pr, b in zip(producers, base)), 30, 0.05)
+            return acks_flowing(producers, need)
 
         if not R.check(case, "producers_flowing", flowing(200),
                        f"acks {[len(pr.acks) for pr in producers]}, "
@@ -2033,7 +2175,7 @@ def case_cluster_chaos(workdir, long):
                                         f"within {HEAL_S} s of broker {n}'s restart; "
                                         f"{describe_views(brokers, topic)}")
                         event(f"cluster not healed within {HEAL_S} s")
-                        report_threads()
+                        report_all_threads()
                         break
             healed = rolled and wait_for(
                 lambda: cluster_healed(brokers, topic, partitions), HEAL_S, 0.1)
@@ -2043,7 +2185,7 @@ def case_cluster_chaos(workdir, long):
                     problems.append(f"fault {i + 1} ({kind}): not healed within {HEAL_S} s; "
                                     f"{describe_views(brokers, topic)}")
                     event(f"cluster not healed within {HEAL_S} s")
-                    report_threads()
+                    report_all_threads()
                 faults.append(f)
                 break
             event(f"healed: controller {healed['controller']}, leaders {healed['leaders']}")
@@ -2071,83 +2213,16 @@ def case_cluster_chaos(workdir, long):
         flush_by = time.monotonic() + 30
         left = sum(pr.finish(max(0.0, flush_by - time.monotonic())) for pr in producers)
         event(f"producers stopped, {left} messages left unflushed")
-        log, hwm, done, unreadable = read_log(bootstrap, topic, partitions, logger)
+        read = read_log(bootstrap, topic, partitions, logger)
+        _log, hwm, done, _unreadable = read
         # Give the reader (bounded) time to reach the end of the final log, then stop it.
         caught_up = len(done) == partitions and wait_for(
             lambda: all(reader.next[p] >= hwm[p] for p in hwm), 10, 0.05)
         reader.finish()
-        # The data checks below judge the partitions read to their high watermark; any
-        # other partition fails read_to_high_watermark, and is named in their details.
-        verified = set(done)
-        unverified = sorted(set(range(partitions)) - verified)
-        note = f"; not verified: partitions {unverified} (not read)" if unverified else ""
-
-        acked = sum(len(pr.acks) for pr in producers)
-        fails = [x for pr in producers for x in pr.failed]
-        hard_fails = [x for x in fails if not x[2] or x[3]]
-        fatal = [x for pr in producers for x in pr.fatal]
-        final = {p: dict(log[p]) for p in verified}
-        values = collections.Counter(v for p in verified for _o, v in log[p])
-        acked_values = {pr.value(s) for pr in producers for s, _p, _o, _t in pr.acks}
-        gaps = []
-        for pr in producers:
-            times = sorted(t for _s, _p, _o, t in pr.acks)
-            gaps.append(max((b - a for a, b in zip(times, times[1:])), default=None))
-        R.figure(case, "messages_produced", sum(pr.produced for pr in producers))
-        R.figure(case, "acknowledged", acked)
-        R.figure(case, "delivery_failures_retriable", len(fails) - len(hard_fails))
-        R.figure(case, "delivery_failures_not_retriable", len(hard_fails))
-        R.figure(case, "producer_error_events", dict(sum((pr.errors for pr in producers),
-                                                         collections.Counter())))
-        R.figure(case, "longest_wait_between_acks_s", [round(g, 2) if g else g for g in gaps])
-        R.figure(case, "final_log_records", sum(map(len, log.values())))
-        R.figure(case, "final_high_watermarks", hwm)
-        R.figure(case, "present_not_acknowledged", len(set(values) - acked_values))
         R.figure(case, "reader_records", len(reader.seen))
         R.figure(case, "reader_errors", dict(reader.errors))
-        R.check(case, "producers_drained", left == 0, f"{left} messages still queued")
-        R.check(case, "no_fatal_producer_error", not fatal, "; ".join(fatal[:3]))
-        R.check(case, "no_non_retriable_delivery_error", not hard_fails,
-                f"{len(hard_fails)}, first {hard_fails[:3]}")
-        R.check(case, "read_to_high_watermark", len(done) == partitions,
-                f"partitions done {sorted(done)} of {partitions}, hwm {hwm}"
-                + (f", no high watermark for {unreadable}" if unreadable else ""))
-
-        # Every acknowledged message once, at the offset its acknowledgement gave.
-        missing, moved = [], []
-        for pr in producers:
-            for s, p, o, _t in pr.acks:
-                if p not in verified:
-                    continue
-                got = final[p].get(o)
-                if got is None:
-                    missing.append((pr.name, s, p, o))
-                elif got != pr.value(s):
-                    moved.append((pr.name, s, p, o, got[:11]))
-        dups = {v[:11]: c for v, c in values.items() if c > 1}
-        R.check(case, "every_acknowledged_message_present", not missing,
-                f"{len(missing)} missing (producer, seq, partition, offset), "
-                f"first {missing[:5]}{note}")
-        R.check(case, "acknowledged_offsets_hold", not moved,
-                f"{len(moved)} acknowledged offsets hold another record, first {moved[:5]}"
-                + note)
-        R.check(case, "no_duplicates", not dups,
-                f"{len(dups)} values more than once, first {list(dups.items())[:5]}{note}")
-        # Per partition, each producer's messages in the order of its acknowledgements
-        # (ascending offsets and sequence numbers), and in sequence order in the log.
-        disorder, misplaced = [], []
-        for pr in producers:
-            for p in sorted(verified):
-                mine = [(s, o) for s, pp, o, _t in pr.acks if pp == p]
-                if any(a[0] >= b[0] or a[1] >= b[1] for a, b in zip(mine, mine[1:])):
-                    disorder.append(f"{pr.name}/p{p} acknowledgements")
-                seqs = [int(v[1:11]) for _o, v in log[p] if v[:1] == pr.name.encode()]
-                if any(a >= b for a, b in zip(seqs, seqs[1:])):
-                    disorder.append(f"{pr.name}/p{p} log")
-                if any(s % partitions != p for s in seqs):
-                    misplaced.append(f"{pr.name}/p{p}")
-        R.check(case, "per_partition_order", not disorder and not misplaced,
-                f"out of order: {disorder}, in the wrong partition: {misplaced}{note}")
+        final, note = check_acknowledged(case, producers, left, read, partitions)
+        verified = set(final)
 
         # The reader was never given a record the final log does not hold at that offset.
         phantom = [(p, o, v[:11]) for p, o, v in reader.seen
@@ -2178,19 +2253,370 @@ def case_cluster_chaos(workdir, long):
             reader.stop.set()
         if failed or any(st in ("FAIL", "XFAIL") for c, _n, st, _d in R.checks[first_check:]
                          if c == case):
-            print("  timeline (UTC, as the broker logs):")
-            for line in timeline:
-                print(f"    {line}")
-            for n, b in brokers.items():
-                print(f"  --- {os.path.basename(b.log_path)} (last 25 lines)")
-                for line in b.log_tail(25).splitlines():
-                    print(f"    {line}")
+            timeline.dump(brokers)
             for b in brokers.values():
                 b.resume()
-            report_threads()
+            report_all_threads()
         for b in brokers.values():
             b.stop()
         zk.stop()
+
+
+# --------------------------------------------------------------------------------------
+# g. a three-broker cluster whose network is partitioned
+# --------------------------------------------------------------------------------------
+
+# How long each cut lasts at least: three ZooKeeper session timeouts, so that the broker
+# cut off has surely lost its session (and knows it) before the network heals.
+CUT_HOLD_S = 6.0
+
+
+class LeaderProber:
+    """An idempotent producer of acks=all Produce v8 requests (one record each, a 1.5 s
+    ack timeout), one at a time on one connection, to one broker for one partition,
+    whatever the cluster thinks of that broker: a client that still reaches a leader cut
+    off from the rest of the cluster. Like any idempotent producer it sends a batch again,
+    with the same sequence number, until it is acknowledged (after REQUEST_TIMED_OUT,
+    NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER or no answer), so the leader sees both
+    first writes and retries of writes it already has. It records when each attempt was
+    sent and how it was answered. An answer without error is an acknowledgement, which
+    with min.insync.replicas=2 the broker may give only once another replica has the
+    record; a retry is no exception (Kafka answers a duplicate once the original batch
+    is replicated). A non-retriable answer stops it (`halted`)."""
+
+    ACK_TIMEOUT_MS = 1500
+    # NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS(_AFTER_APPEND)
+    RETRIABLE = {6, 7, 19, 20}
+
+    def __init__(self, name, addr, topic, partition):
+        self.name, self.addr, self.topic, self.partition = name, addr, topic, partition
+        self.sent = []  # (seq, sent at, answered at or None, error code or exception, offset)
+        self.acks = []  # (seq, partition, offset, answered at), as ChaosProducer's
+        self.halted = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        _cid, body = kwire.round_trip(addr, kwire.init_producer_id_v1(), 10)
+        err, self.producer_id, self.producer_epoch = kwire.parse_init_producer_id_v1(body)
+        if err:
+            raise RuntimeError(f"InitProducerId: error {err}")
+
+    def value(self, seq):
+        return b"%s%010d" % (self.name.encode(), seq) + b"." * 80
+
+    def _run(self):
+        sock, seq, batch = None, 0, None
+        while not self.stop.is_set():
+            if sock is None:
+                try:
+                    sock = socket.create_connection(self.addr, timeout=2)
+                    sock.settimeout(self.ACK_TIMEOUT_MS / 1000 + 3)
+                except OSError:
+                    self.stop.wait(0.2)
+                    continue
+            if batch is None:
+                batch = kwire.record_batch(
+                    kwire.encode_record(0, b"k", self.value(seq)), 1,
+                    producer_id=self.producer_id, producer_epoch=self.producer_epoch,
+                    base_sequence=seq)
+            frame = kwire.produce(self.topic, self.partition, batch, acks=-1,
+                                  timeout_ms=self.ACK_TIMEOUT_MS,
+                                  correlation_id=len(self.sent) + 1)
+            sent = time.monotonic()
+            try:
+                sock.sendall(frame)
+                _cid, body = kwire.read_response(sock)
+                err, offset = kwire.parse_produce_result(body)
+                now = time.monotonic()
+                self.sent.append((seq, sent, now, err, offset))
+                if err == 0:
+                    self.acks.append((seq, self.partition, offset, now))
+                    seq, batch = seq + 1, None
+                elif err not in self.RETRIABLE:
+                    self.halted = f"seq {seq}: {error_name(err)}"
+                    break
+            except (OSError, ConnectionError, struct.error) as e:
+                self.sent.append((seq, sent, None, type(e).__name__, None))
+                sock.close()
+                sock = None
+            self.stop.wait(0.05)
+        if sock is not None:
+            sock.close()
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(timeout=self.ACK_TIMEOUT_MS / 1000 + 10)
+
+
+def error_name(code):
+    """A Kafka error code's name (a string, e.g. an exception's name, as is)."""
+    if not isinstance(code, int):
+        return code
+    import confluent_kafka as ck
+    try:
+        return ck.KafkaError(code).name()
+    except Exception:  # noqa: BLE001 - a code librdkafka does not know
+        return str(code)
+
+
+def case_cluster_partition(workdir, long):
+    """Three brokers and ZooKeeper, each in a network namespace of its own on a private
+    bridge (broker.Netlab), the clients in the root namespace; a topic of 3 partitions, 3
+    replicas and min.insync.replicas=2, an idempotent acks=all producer writing numbered
+    messages. (1) The leader of partition 0 is cut off from ZooKeeper and from the other
+    brokers, but not from the clients: a second idempotent producer (LeaderProber) keeps
+    sending it acks=all writes for partition 0 directly, and retries each until it is
+    acknowledged. The others must elect a new leader and the producer carry on; the
+    leader cut off must acknowledge none of the prober's writes, first tries or retries
+    (it cannot replicate them). After the heal it must rejoin as a follower, dropping what
+    it alone had, and every ISR be full again. (2) A broker (one that leads nothing, if
+    there is one) is cut off from everyone: the ISRs shrink without it and writes continue
+    (2 in-sync replicas are enough); after the heal the ISRs are full again. Then every
+    message the producer had acknowledged must be in the log once, at its offset, and so
+    must every write of the prober's that was acknowledged."""
+    case = "cluster_partition"
+    if not os.path.exists(brokermod.ZK_SERVER):
+        R.check(case, "zookeeper_installed", False,
+                f"{brokermod.ZK_SERVER} missing (run.sh installs Debian's zookeeper)")
+        return
+    why = Netlab.unavailable()
+    if why:
+        R.check(case, "network_namespaces_available", False, why)
+        return
+    topic, partitions, rate = "part", 3, 200
+    timeline = Timeline()
+    event = timeline.event
+    net = Netlab({"zk": 250, **{f"b{n}": 10 + n for n in CLUSTER_IDS}})
+    zk, brokers, producer, prober = None, {}, None, None
+    logger = client_logger(workdir, f"{case}-clients")
+    failed = True
+    first_check = len(R.checks)
+    reported = set()
+
+    def terminated(signum, _frame):
+        # A SIGTERM (run.sh's timeout, a CI runner) unwinds through the finally below,
+        # which removes the namespaces and the bridge, instead of ending the process there.
+        raise SystemExit(128 + signum)
+
+    previous_sigterm = signal.signal(signal.SIGTERM, terminated)
+
+    def acks_of(p):
+        return sum(1 for a in producer.acks if a[1] == p)
+
+    def flowing_everywhere(need, timeout):
+        """Waits (bounded) until every partition has `need` more acknowledgements."""
+        base = {p: acks_of(p) for p in range(partitions)}
+        return wait_for(lambda: all(acks_of(p) >= base[p] + need for p in base), timeout, 0.05)
+
+    def hold(t0):
+        time.sleep(max(0.0, CUT_HOLD_S - (time.monotonic() - t0)))
+
+    def heal():
+        """Heals the network; the cluster must then heal too (bounded)."""
+        net.heal()
+        t = time.monotonic()
+        event("network healed")
+        healed = wait_for(lambda: cluster_healed(brokers, topic, partitions), HEAL_S, 0.1)
+        if healed:
+            event(f"cluster healed after {time.monotonic() - t:.2f} s: controller "
+                  f"{healed['controller']}, leaders {healed['leaders']}")
+        else:
+            event(f"cluster not healed within {HEAL_S} s")
+            report_threads(case, workdir, brokers, reported)
+        return healed, round(time.monotonic() - t, 2)
+
+    try:
+        try:
+            net.setup()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            R.check(case, "network_namespaces_available", False, str(e))
+            return
+        event(f"network 10.231.{net.subnet}.0/24 on bridge {net.bridge} (clients "
+              f"{net.ip(net.CLIENTS)}), namespaces {[net.ns(m) for m in net.members]}")
+        zk = ZooKeeper(workdir, f"{case}-zk", host=net.ip("zk"), prefix=net.exec_prefix("zk"))
+        zk.start()
+        event(f"ZooKeeper up on {zk.connect} (pid {zk.proc.pid})")
+        for n in CLUSTER_IDS:
+            m = f"b{n}"
+            brokers[n] = Broker(workdir, f"{case}-b{n}",
+                                cluster_broker_args(n, f"{zk.connect}/part"),
+                                host=net.ip(m), prefix=net.exec_prefix(m))
+            brokers[n].start()
+            event(f"broker {n} ready on {brokers[n].bootstrap} (pid {brokers[n].pid})")
+        bootstrap = ",".join(b.bootstrap for b in brokers.values())
+        create_replicated_topic(bootstrap, topic, partitions)
+        healed = wait_for(lambda: cluster_healed(brokers, topic, partitions), HEAL_S, 0.1)
+        if not R.check(case, "cluster_formed", healed,
+                       "" if healed else f"3 brokers, one controller, every ISR full: not "
+                       f"within {HEAL_S} s; {describe_views(brokers, topic)}"):
+            return
+        event(f"topic {topic}: controller {healed['controller']}, leaders "
+              f"{healed['leaders']}, every ISR {{1, 2, 3}}")
+        producer = ChaosProducer("a", bootstrap, topic, partitions, rate, logger)
+        producer.thread.start()
+        if not R.check(case, "producer_flowing", acks_flowing([producer], 200),
+                       f"acks {len(producer.acks)}, fatal {producer.fatal[:1]}"):
+            return
+
+        # 1. The leader of partition 0 cut off from ZooKeeper and the other brokers, not
+        # from the clients.
+        lead = healed["leaders"][0]
+        rest = {n: b for n, b in brokers.items() if n != lead}
+        prober = LeaderProber("z", brokers[lead].addr, topic, 0)
+        prober.thread.start()
+        R.check(case, "prober_acknowledged_before_cut",
+                wait_for(lambda: len(prober.acks) >= 3, 10),
+                f"answers {collections.Counter(error_name(x[3]) for x in prober.sent)}")
+        net.cut(f"b{lead}", ["zk"] + [f"b{n}" for n in rest])
+        t_cut = time.monotonic()
+        event(f"cut 1: broker {lead} (leader of partition 0, pid {brokers[lead].pid}) cut off "
+              f"from ZooKeeper and brokers {sorted(rest)}; the clients still reach it")
+        new = wait_for(lambda: live_agree(rest, topic,
+                                          lambda v: partition_leaders(v, topic).get(0, -1),
+                                          lead), 20, 0.05)
+        elected_s = round(time.monotonic() - t_cut, 2)
+        R.check(case, "new_leader_elected", new,
+                f"partition 0 led by broker {new} on brokers {sorted(rest)}, {elected_s} s "
+                f"after the cut" if new else f"not within 20 s; {describe_views(rest, topic)}")
+        if new:
+            event(f"partition 0 led by broker {new} on brokers {sorted(rest)}")
+        base0 = acks_of(0)
+        carried = new and wait_for(lambda: acks_of(0) >= base0 + 50, 30, 0.05)
+        R.check(case, "producer_continues_after_leader_cut", carried,
+                f"{acks_of(0) - base0} more acknowledgements on partition 0 "
+                f"{round(time.monotonic() - t_cut, 2)} s after the cut (50 needed)")
+        if carried:
+            event("the producer's writes to partition 0 acknowledged again")
+        hold(t_cut)
+        prober.finish()
+        t_heal = time.monotonic()
+        healed, heal_s = heal()
+        R.check(case, "healed_after_leader_cut", healed,
+                "" if healed else f"not within {HEAL_S} s; {describe_views(brokers, topic)}")
+        # Every write the prober sent the leader after the cut (a retry when its sequence
+        # number had been sent before), and how it was answered.
+        during = [x for x in prober.sent if t_cut <= x[1] < t_heal]
+        answers = collections.Counter(error_name(x[3]) for x in during)
+        kinds, tried = collections.Counter(), set()
+        acked_during = []  # (seq, offset, "first try" or "retry")
+        for x in prober.sent:
+            if t_cut <= x[1] < t_heal:
+                kind = "retry" if x[0] in tried else "first try"
+                kinds[kind] += 1
+                if x[3] == 0:
+                    acked_during.append((x[0], x[4], kind))
+            tried.add(x[0])
+        times0 = [t for _s, p, _o, t in producer.acks if p == 0]
+        R.figure(case, "cut1", {
+            "leader_cut_off": lead, "new_leader": new, "elected_after_s": elected_s,
+            "cut_s": round(t_heal - t_cut, 2), "healed_after_s": heal_s,
+            "leader_after_heal": healed and healed["leaders"][0],
+            "partition0_longest_wait_between_acks_s": round(max(
+                (b - a for a, b in zip(times0, times0[1:])), default=0), 2),
+            "prober_answers_during_cut": dict(answers),
+            "prober_halted": prober.halted})
+        # Not vacuous: the leader cut off did get writes and answer them.
+        R.check(case, "isolated_leader_answered_clients",
+                any(x[2] is not None for x in during),
+                f"answers to the {len(during)} writes sent during the cut: {dict(answers)}")
+        # The key checks: it acknowledged none of them, first tries (new records) or
+        # retries (records it already had); and there were some of each to judge.
+        for kind, name in (("first try", "isolated_leader_acked_no_first_try"),
+                           ("retry", "isolated_leader_acked_no_retry")):
+            acked = [a for a in acked_during if a[2] == kind]
+            R.check(case, name, kinds[kind] > 0 and not acked,
+                    f"{len(acked)} of {kinds[kind]} acks=all {kind} writes sent to broker {lead} "
+                    f"after it was cut off were acknowledged (seq, offset): "
+                    f"{[a[:2] for a in acked[:5]]}")
+
+        # 2. A follower cut off from everyone.
+        if healed:
+            idle = [n for n in CLUSTER_IDS if n not in healed["leaders"].values()]
+            foll = idle[0] if idle else next(n for n in CLUSTER_IDS if n != healed["leaders"][0])
+            rest = {n: b for n, b in brokers.items() if n != foll}
+
+            def shrunk():
+                views = cluster_views(rest, topic, timeout=1.0)
+                return all(v is not None and all(
+                    err == 0 and leader in rest and foll not in isr
+                    for err, leader, _r, isr in v["topics"].get(topic, (-1, {}))[1].values())
+                    and len(v["topics"].get(topic, (-1, {}))[1]) == partitions
+                    for v in views.values()) and len(views) == len(rest)
+
+            net.isolate(f"b{foll}")
+            t_cut2 = time.monotonic()
+            led = sorted(p for p, n in healed["leaders"].items() if n == foll)
+            event(f"cut 2: broker {foll} (pid {brokers[foll].pid}, leader of partitions "
+                  f"{led}) cut off from everyone")
+            ok = wait_for(shrunk, 20, 0.1)
+            shrunk_s = round(time.monotonic() - t_cut2, 2)
+            R.check(case, "isr_shrunk_without_follower", ok,
+                    f"after {shrunk_s} s" if ok else
+                    f"not within 20 s; {describe_views(rest, topic)}")
+            if ok:
+                event(f"every ISR and leader without broker {foll} on brokers {sorted(rest)}")
+            flowed = ok and flowing_everywhere(30, 20)
+            R.check(case, "writes_continue_during_follower_cut", flowed,
+                    f"acknowledgements per partition {[acks_of(p) for p in range(partitions)]}")
+            hold(t_cut2)
+            t_heal2 = time.monotonic()
+            healed2, heal2_s = heal()
+            R.check(case, "healed_after_follower_cut", healed2,
+                    "" if healed2 else f"not within {HEAL_S} s; "
+                    f"{describe_views(brokers, topic)}")
+            R.figure(case, "cut2", {"broker_cut_off": foll, "led_partitions": led,
+                                    "shrunk_after_s": shrunk_s,
+                                    "cut_s": round(t_heal2 - t_cut2, 2),
+                                    "healed_after_s": heal2_s})
+
+        producer.stop.set()
+        left = producer.finish(30)
+        event(f"producer stopped, {left} messages left unflushed")
+        read = read_log(bootstrap, topic, partitions, logger)
+        final, note = check_acknowledged(case, [producer], left, read, partitions)
+
+        def lost(acks):
+            return [a for a in acks if 0 in final and final[0].get(a[1]) != prober.value(a[0])]
+
+        # The prober's acknowledged writes, checked apart from the producer's: those of
+        # the leader before the cut must be there like any other, and so must any it
+        # acknowledged while cut off (it should have acknowledged none).
+        before = [(s, o) for s, _p, o, _t in prober.acks if (s, o) not in
+                  {(x[0], x[1]) for x in acked_during}]
+        gone = lost(before)
+        R.check(case, "prober_acks_before_cut_survive", not gone,
+                f"{len(gone)} of {len(before)} missing (seq, offset): {gone[:5]}{note}")
+        gone = lost(acked_during)
+        R.check(case, "isolated_leader_acks_survive", not gone,
+                f"{len(gone)} of the {len(acked_during)} writes acknowledged by broker {lead} "
+                f"while cut off are not at their offset (seq, offset, attempt): "
+                f"{gone[:5]}{note}")
+        R.figure(case, "prober_acknowledged", len(prober.acks))
+        R.figure(case, "truncations_logged", {
+            n: b.log_count("truncated the log") for n, b in brokers.items()})
+        R.check(case, "brokers_alive", all(b.alive() for b in brokers.values()))
+        failed = False
+    finally:
+        try:
+            if producer is not None:
+                producer.stop.set()
+            if prober is not None:
+                prober.stop.set()
+            net.heal()  # so that a controlled shutdown is not held up by a cut
+            # Interrupted (Ctrl-C, SIGTERM): clean up at once, without the reports.
+            interrupted = isinstance(sys.exc_info()[1], (KeyboardInterrupt, SystemExit))
+            if not interrupted and (failed or any(
+                    st in ("FAIL", "XFAIL")
+                    for c, _n, st, _d in R.checks[first_check:] if c == case)):
+                timeline.dump(brokers)
+                report_threads(case, workdir, brokers, reported)
+            for b in brokers.values():
+                b.stop()
+            if zk is not None:
+                zk.stop()
+        finally:
+            left = net.teardown()
+            signal.signal(signal.SIGTERM, previous_sigterm)
+            R.check(case, "network_removed", not left, f"left behind: {left}")
 
 
 # --------------------------------------------------------------------------------------
@@ -2207,6 +2633,7 @@ CASES = [
     ("bombs", case_bombs),
     ("bombs_concurrent", bombs_concurrent),
     ("cluster_chaos", case_cluster_chaos),
+    ("cluster_partition", case_cluster_partition),
 ]
 
 RNG = random.Random()

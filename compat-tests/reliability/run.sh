@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Klamm reliability battery: kill -9 cycles under an idempotent producer, a protocol fuzzer,
 # connection floods, slow-loris clients, decompression bombs, and faults in a three-broker
-# cluster on ZooKeeper. See RELIABILITY.md.
+# cluster on ZooKeeper, network partitions included (as root). See RELIABILITY.md.
 #
 #   compat-tests/reliability/run.sh            short form (CI, under ~2 minutes)
 #   compat-tests/reliability/run.sh --long     the longer form whose figures RELIABILITY.md records
 #   compat-tests/reliability/run.sh --only fuzz,bombs
 #   compat-tests/reliability/run.sh --only cluster_chaos
+#   compat-tests/reliability/run.sh --only cluster_partition   (root: network namespaces)
 #
 # Environment: KLAMM_BIN (default ~/.cache/klamm/target/release/klamm), KLAMM_CACHE (venv
 # location, default ~/.cache/klamm), RELIABILITY_LONG=1 (= --long), RELIABILITY_BOMBS=0
@@ -58,14 +59,17 @@ fi
 
 [ -x "$KLAMM_BIN" ] || fail "klamm binary not found at $KLAMM_BIN (set KLAMM_BIN)"
 
-# The cluster case (cluster_chaos) runs Debian's ZooKeeper, as tests/cluster.rs does; install
-# it unless --only leaves that case out. Without it the case fails, it is not skipped.
+# The cluster cases (cluster_chaos, cluster_partition) run Debian's ZooKeeper, as
+# tests/cluster.rs does; install it unless --only leaves both out. Without it they fail, they
+# are not skipped. cluster_partition also needs root and `ip` (network namespaces); without
+# them it fails too.
 zk_server=/usr/share/zookeeper/bin/zkServer.sh
 want_zk=1 prev=""
 for a in "$@"; do
   case "$prev:$a" in
-    --only:*) case ",$a," in *,cluster_chaos,*) ;; *) want_zk=0 ;; esac ;;
-    *:--only=*) case ",${a#--only=}," in *,cluster_chaos,*) ;; *) want_zk=0 ;; esac ;;
+    --only:*) case ",$a," in *,cluster_chaos,*|*,cluster_partition,*) ;; *) want_zk=0 ;; esac ;;
+    *:--only=*) case ",${a#--only=}," in *,cluster_chaos,*|*,cluster_partition,*) ;;
+                  *) want_zk=0 ;; esac ;;
   esac
   prev="$a"
 done
@@ -73,7 +77,7 @@ if [ "$want_zk" = 1 ] && [ ! -x "$zk_server" ]; then
   echo "$zk_server missing; installing zookeeper" >&2
   as_root apt-get update -qq </dev/null || true
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper </dev/null \
-    || echo "could not install zookeeper: cluster_chaos will fail" >&2
+    || echo "could not install zookeeper: cluster_chaos and cluster_partition will fail" >&2
 fi
 
 args=("$@")
