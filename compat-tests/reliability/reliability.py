@@ -79,20 +79,6 @@ KNOWN_BUGS = {
     "cluster_chaos/producers_drained": "finding 8, a leader stops serving its partitions",
     "cluster_chaos/read_to_high_watermark": "finding 8, a leader stops serving its partitions",
     "cluster_chaos/reader_reached_end": "finding 8, a leader stops serving its partitions",
-    # Finding 9 (cluster mode, new, deterministic): a leader answers an idempotent
-    # producer's retry of an acks=all batch it already has at once, without waiting until
-    # the batch is replicated; cut off from its followers, it acknowledges every retry,
-    # and the records are truncated away when it rejoins.
-    "cluster_partition/isolated_leader_acked_no_retry":
-        "finding 9, a retried acks=all batch is acknowledged before it is replicated",
-    "cluster_partition/isolated_leader_acks_survive":
-        "finding 9, a retried acks=all batch is acknowledged before it is replicated",
-    # Finding 10 (cluster mode, new, intermittent: about 1 run in 3): the old leader, as
-    # it learns that it no longer leads, appends client batches still queued for it,
-    # stamped with the new leader's epoch; the new leader then finds no divergence, and
-    # the old leader never rejoins the ISR. Phase 2 of the case does not run then.
-    "cluster_partition/healed_after_leader_cut":
-        "finding 10, the old leader stamps late appends with the new epoch and never rejoins",
 }
 STRICT = os.environ.get("RELIABILITY_STRICT") == "1"
 

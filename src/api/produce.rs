@@ -63,7 +63,7 @@ pub async fn handle(
     for q in queued {
         let topic = &mut responses[q.topic];
         let out = &mut topic.partition_responses[q.partition];
-        let end = q.appended.end();
+        let end = q.appended.replicated_at();
         let epoch = q.partition_log.leader_epoch();
         let mut result = q.partition_log.appended(q.appended).await;
         if let (Ok(_), Some(end), -1) = (&result, end, acks) {

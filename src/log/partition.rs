@@ -170,6 +170,12 @@ impl Appended {
     pub fn end(&self) -> Option<i64> {
         self.end
     }
+
+    /// Where the high watermark must be for every batch of this append, retried ones
+    /// included, to be on the in-sync replicas.
+    pub fn replicated_at(&self) -> Option<i64> {
+        self.replicated_at
+    }
 }
 
 /// An append whose batches are queued for the disk: offsets assigned and producer state
@@ -180,6 +186,11 @@ pub struct Appended {
     write: crate::storage::Pending,
     /// The log end to publish, or None when every batch was a duplicate.
     end: Option<i64>,
+    /// Where the batches end in the log, duplicates included: `acks=all` waits for the
+    /// high watermark to get there. A retried batch answered from the producer state may
+    /// not be replicated yet (its first attempt timed out waiting), and must not be
+    /// acknowledged before it is, as in Kafka.
+    replicated_at: Option<i64>,
     result: AppendResult,
 }
 
@@ -406,6 +417,13 @@ impl Partition {
         if self.is_deleted() {
             return Err(ResponseError::UnknownTopicOrPartition);
         }
+        // Checked under the append lock, which a change of role takes: a request that
+        // found this broker leading, then waited while it became a follower, must not
+        // append (stamped with the new leader's epoch, its batches would hide where this
+        // log parts from the new leader's).
+        if !self.leading() {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
         for b in batches {
             if b.header.is_transactional() {
                 if b.header.producer_id < 0 {
@@ -422,6 +440,7 @@ impl Partition {
         let mut wb = self.store.batch();
         let mut touched: HashMap<i64, Option<ProducerEntry>> = HashMap::new();
         let mut written = 0u64;
+        let mut replicated_at: Option<i64> = None;
         for b in batches {
             let h = &b.header;
             if h.producer_id >= 0 {
@@ -445,6 +464,8 @@ impl Partition {
                 match check {
                     SequenceCheck::Duplicate(offset) => {
                         result_base.get_or_insert(offset);
+                        let dup_end = offset + i64::from(h.last_offset_delta) + 1;
+                        replicated_at = replicated_at.max(Some(dup_end));
                         continue;
                     }
                     SequenceCheck::Append => {
@@ -488,6 +509,7 @@ impl Partition {
             return Ok(Appended {
                 write: self.store.submit(self.store.batch()),
                 end: None,
+                replicated_at,
                 result,
             });
         }
@@ -512,6 +534,7 @@ impl Partition {
         Ok(Appended {
             write,
             end: Some(next),
+            replicated_at: Some(next),
             result,
         })
     }
@@ -578,6 +601,9 @@ impl Partition {
         let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
             return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        if !self.leading() {
+            return Err(ResponseError::NotLeaderOrFollower);
         }
         let offset = state.next_offset;
         let mut entry = state

@@ -112,6 +112,14 @@ impl Partition {
         }
     }
 
+    /// Whether this broker leads the partition (always on a single node).
+    pub fn leading(&self) -> bool {
+        self.replication
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .leading
+    }
+
     /// Whether this broker leads the partition and followers must confirm its appends.
     pub fn is_replicated_leader(&self) -> bool {
         let r = self.replication.lock().unwrap_or_else(|e| e.into_inner());
