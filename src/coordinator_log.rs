@@ -406,6 +406,8 @@ fn load(
     let mut txns: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     // Offsets of transactions with no marker yet, by producer.
     let mut txn_offsets: HashMap<i64, TxnPending> = HashMap::new();
+    // Classic groups' last metadata (None: deleted).
+    let mut group_records: BTreeMap<String, Option<journal::GroupRecord>> = BTreeMap::new();
     let mut read = 0usize;
     let mut skipped = 0usize;
     let mut next = partition.log_start_offset();
@@ -498,6 +500,9 @@ fn load(
                             }
                         }
                     }
+                    Some(JournalRecord::Group { group, metadata }) => {
+                        group_records.insert(group, metadata);
+                    }
                     Some(JournalRecord::Other) => {}
                     None => skipped += 1,
                 }
@@ -522,10 +527,17 @@ fn load(
         .replace_groups(mine, offsets)
         .map_err(|_| ResponseError::KafkaStorageError)?;
     ctx.groups.offsets.replace_txn_pending(mine, txn_offsets);
+    let classic = ctx.groups.load_groups(
+        group_records
+            .into_iter()
+            .filter_map(|(g, r)| Some((g, r?)))
+            .filter(|(g, _)| mine(g))
+            .collect(),
+    );
     for g in &live {
         if !ctx.consumer_groups.exists(g) {
             ctx.groups.touch(g);
         }
     }
-    Ok((read, live.len()))
+    Ok((read, live.len().max(classic)))
 }

@@ -2179,3 +2179,128 @@ async fn transactional_offsets_commit_at_another_brokers_group_coordinator() {
         12
     );
 }
+
+/// JoinGroup v5 then SyncGroup v3 of one classic member at `port`, which leads and assigns
+/// itself `assignment`: (member id, generation).
+async fn join_and_sync(port: u16, group: &'static str, assignment: &'static [u8]) -> (String, i32) {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let gid = || GroupId(kafka_protocol::protocol::StrBytes::from_static_str(group));
+    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let mut member = String::new();
+    let joined = loop {
+        let r = c
+            .send(
+                &JoinGroupRequest::default()
+                    .with_group_id(gid())
+                    .with_session_timeout_ms(30_000)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_member_id(kafka_protocol::protocol::StrBytes::from_string(
+                        member.clone(),
+                    ))
+                    .with_protocol_type(kafka_protocol::protocol::StrBytes::from_static_str(
+                        "consumer",
+                    ))
+                    .with_protocols(vec![JoinGroupRequestProtocol::default()
+                        .with_name(kafka_protocol::protocol::StrBytes::from_static_str("range"))
+                        .with_metadata(bytes::Bytes::from_static(b"subscription"))]),
+                5,
+            )
+            .await;
+        if r.error_code == 79 && member.is_empty() {
+            member = r.member_id.to_string(); // MEMBER_ID_REQUIRED: join again with it
+            continue;
+        }
+        assert_eq!(r.error_code, 0, "JoinGroup: {r:?}");
+        break r;
+    };
+    let member = joined.member_id.to_string();
+    let synced = c
+        .send(
+            &SyncGroupRequest::default()
+                .with_group_id(gid())
+                .with_generation_id(joined.generation_id)
+                .with_member_id(joined.member_id.clone())
+                .with_assignments(vec![SyncGroupRequestAssignment::default()
+                    .with_member_id(joined.member_id.clone())
+                    .with_assignment(bytes::Bytes::from_static(assignment))]),
+            3,
+        )
+        .await;
+    assert_eq!(synced.error_code, 0, "SyncGroup: {synced:?}");
+    (member, joined.generation_id)
+}
+
+/// Stage 4: a classic group's metadata (members, generation, leader, assignments) is
+/// written to its partition of __consumer_offsets when a rebalance completes, in Kafka's
+/// GroupMetadataValue format, so the broker that takes the partition over after the
+/// coordinator's SIGKILL knows the group: its member's heartbeat is accepted at the same
+/// generation (not UNKNOWN_MEMBER_ID), and a SyncGroup returns the same assignment, with
+/// no rebalance.
+#[tokio::test]
+async fn a_classic_group_keeps_its_members_across_a_coordinator_failover() {
+    let flags = [
+        "--offsets-topic-num-partitions",
+        "3",
+        "--replica-lag-time-max-ms",
+        "1500",
+    ];
+    let mut cl = TxnCluster::start(&flags, "grp").await;
+    let ports = cl.ports;
+    let group = "kept-members";
+    let (node, port) = find_coordinator(ports[0], 0, group).await;
+    let (member, generation) = join_and_sync(port, group, b"assignment-bytes").await;
+
+    cl.kill(node);
+    let survivor = ports[node as usize % 3];
+    let next_port = coordinator_after(survivor, 0, group, node).await;
+    let gid = || GroupId(kafka_protocol::protocol::StrBytes::from_static_str(group));
+    let member_id = || kafka_protocol::protocol::StrBytes::from_string(member.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Client::connect(format!("127.0.0.1:{next_port}").parse().unwrap()).await;
+        let hb = c
+            .send(
+                &HeartbeatRequest::default()
+                    .with_group_id(gid())
+                    .with_generation_id(generation)
+                    .with_member_id(member_id()),
+                3,
+            )
+            .await;
+        match hb.error_code {
+            0 => break,
+            14 | 16 => {} // loading, or the metadata has not moved everywhere yet
+            e => panic!("the new coordinator must know the member: Heartbeat error {e}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new coordinator never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = Client::connect(format!("127.0.0.1:{next_port}").parse().unwrap()).await;
+    let synced = c
+        .send(
+            &SyncGroupRequest::default()
+                .with_group_id(gid())
+                .with_generation_id(generation)
+                .with_member_id(member_id()),
+            3,
+        )
+        .await;
+    assert_eq!(synced.error_code, 0, "{synced:?}");
+    assert_eq!(&synced.assignment[..], b"assignment-bytes");
+    let described = c
+        .send(
+            &DescribeGroupsRequest::default().with_groups(vec![gid()]),
+            5,
+        )
+        .await;
+    let g = &described.groups[0];
+    assert_eq!(g.group_state.as_str(), "Stable", "{g:?}");
+    assert_eq!(g.protocol_data.as_str(), "range");
+    assert_eq!(g.members.len(), 1);
+    assert_eq!(g.members[0].member_id.as_str(), member);
+    assert_eq!(&g.members[0].member_metadata[..], b"subscription");
+}

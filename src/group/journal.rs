@@ -58,9 +58,39 @@ pub enum JournalRecord {
         partition: i32,
         offset: Option<CommittedOffset>,
     },
-    /// Any other record (group metadata): members rejoin a new coordinator, as after a
-    /// restart, so only offsets are rebuilt.
+    /// A classic group's metadata (`Some`) or its deletion (`None`).
+    Group {
+        group: String,
+        metadata: Option<GroupRecord>,
+    },
+    /// Any other record (a KIP-848 group's records): its members rejoin a new
+    /// coordinator, as after a restart.
     Other,
+}
+
+/// A classic group as Kafka's `GroupMetadataValue` (version 3) keeps it: what a new
+/// coordinator needs to take the group over with its members, generation and assignments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupRecord {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp_ms: i64,
+    pub members: Vec<MemberRecord>,
+}
+
+/// One member of a [`GroupRecord`] (Kafka's `MemberMetadata`, version 3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -78,6 +108,105 @@ pub fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
     put_str(&mut k, topic);
     k.extend_from_slice(&partition.to_be_bytes());
     Bytes::from(k)
+}
+
+fn put_nullable_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.extend_from_slice(&(-1i16).to_be_bytes()),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    let len = i32::try_from(b.len()).unwrap_or(i32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&b[..len as usize]);
+}
+
+/// Kafka's `GroupMetadataKey`, key version 2.
+pub fn group_key(group: &str) -> Bytes {
+    let mut k = Vec::with_capacity(4 + group.len());
+    k.extend_from_slice(&2i16.to_be_bytes());
+    put_str(&mut k, group);
+    Bytes::from(k)
+}
+
+/// Kafka's `GroupMetadataValue`, version 3.
+pub fn group_value(g: &GroupRecord) -> Bytes {
+    let mut v = Vec::with_capacity(64);
+    v.extend_from_slice(&3i16.to_be_bytes());
+    put_str(&mut v, &g.protocol_type);
+    v.extend_from_slice(&g.generation.to_be_bytes());
+    put_nullable_str(&mut v, g.protocol.as_deref());
+    put_nullable_str(&mut v, g.leader.as_deref());
+    v.extend_from_slice(&g.state_timestamp_ms.to_be_bytes());
+    let count = i32::try_from(g.members.len()).unwrap_or(i32::MAX);
+    v.extend_from_slice(&count.to_be_bytes());
+    for m in &g.members {
+        put_str(&mut v, &m.member_id);
+        put_nullable_str(&mut v, m.group_instance_id.as_deref());
+        put_str(&mut v, &m.client_id);
+        put_str(&mut v, &m.client_host);
+        v.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
+        v.extend_from_slice(&m.session_timeout_ms.to_be_bytes());
+        put_bytes(&mut v, &m.subscription);
+        put_bytes(&mut v, &m.assignment);
+    }
+    Bytes::from(v)
+}
+
+/// A `GroupMetadataValue` of versions 0-3 (Kafka 4 writes version 3 for classic groups;
+/// the flexible version 4 is read as unknown). Never allocates by a length it read: every
+/// length is checked against the bytes left.
+fn parse_group_value(v: &[u8]) -> Option<GroupRecord> {
+    let mut r = Reader(v);
+    let version = r.i16()?;
+    if !(0..=3).contains(&version) {
+        return None;
+    }
+    let protocol_type = r.string()?;
+    let generation = r.i32()?;
+    let protocol = r.nullable_string()?;
+    let leader = r.nullable_string()?;
+    let state_timestamp_ms = if version >= 2 { r.i64()? } else { -1 };
+    let count = usize::try_from(r.i32()?).ok()?;
+    let mut members = Vec::new();
+    for _ in 0..count {
+        let member_id = r.string()?;
+        let group_instance_id = if version >= 3 {
+            r.nullable_string()?
+        } else {
+            None
+        };
+        let client_id = r.string()?;
+        let client_host = r.string()?;
+        let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
+        let session_timeout_ms = r.i32()?;
+        let subscription = Bytes::copy_from_slice(r.bytes()?);
+        let assignment = Bytes::copy_from_slice(r.bytes()?);
+        members.push(MemberRecord {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms: if rebalance_timeout_ms < 0 {
+                session_timeout_ms
+            } else {
+                rebalance_timeout_ms
+            },
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Some(GroupRecord {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp_ms,
+        members,
+    })
 }
 
 /// Kafka's `OffsetCommitValue`, version 3 (null metadata is written as "", as Kafka does).
@@ -113,6 +242,19 @@ impl Reader<'_> {
         let len = usize::try_from(self.i16()?).ok()?;
         Some(String::from_utf8_lossy(self.take(len)?).into_owned())
     }
+    /// Some(None) for a null string (length -1).
+    fn nullable_string(&mut self) -> Option<Option<String>> {
+        let len = self.i16()?;
+        if len == -1 {
+            return Some(None);
+        }
+        let len = usize::try_from(len).ok()?;
+        Some(Some(String::from_utf8_lossy(self.take(len)?).into_owned()))
+    }
+    fn bytes(&mut self) -> Option<&[u8]> {
+        let len = usize::try_from(self.i32()?).ok()?;
+        self.take(len)
+    }
 }
 
 /// Reads one record back; None for a record this broker cannot parse (skipped with a
@@ -121,6 +263,14 @@ pub fn parse(key: &[u8], value: Option<&[u8]>) -> Option<JournalRecord> {
     let mut k = Reader(key);
     match k.i16()? {
         0 | 1 => {}
+        2 => {
+            let group = k.string()?;
+            let metadata = match value {
+                None => None,
+                Some(v) => Some(parse_group_value(v)?),
+            };
+            return Some(JournalRecord::Group { group, metadata });
+        }
         _ => return Some(JournalRecord::Other),
     }
     let group = k.string()?;
@@ -186,12 +336,59 @@ mod tests {
                 offset: None,
             })
         );
-        // Group metadata (key version 2) is not an offset; truncated bytes are refused.
+        // Other records (a KIP-848 group's, key version 3+) are not offsets; truncated
+        // bytes are refused.
         assert_eq!(
-            parse(&[0, 2, 0, 1, b'g'], Some(&[])),
+            parse(&[0, 3, 0, 1, b'g'], Some(&[])),
             Some(JournalRecord::Other)
         );
         assert_eq!(parse(&k[..5], None), None);
         assert_eq!(parse(&k, Some(&v[..9])), None);
+    }
+
+    #[test]
+    fn group_metadata_round_trips_in_kafkas_format() {
+        let g = GroupRecord {
+            protocol_type: "consumer".into(),
+            generation: 4,
+            protocol: Some("range".into()),
+            leader: Some("m-1".into()),
+            state_timestamp_ms: 1_700_000_000_000,
+            members: vec![MemberRecord {
+                member_id: "m-1".into(),
+                group_instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 30_000,
+                session_timeout_ms: 10_000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let k = group_key("g");
+        assert_eq!(&k[..], &[0, 2, 0, 1, b'g']);
+        let v = group_value(&g);
+        assert_eq!(&v[..2], &[0, 3]);
+        assert_eq!(
+            parse(&k, Some(&v)),
+            Some(JournalRecord::Group {
+                group: "g".into(),
+                metadata: Some(g.clone()),
+            })
+        );
+        assert_eq!(
+            parse(&k, None),
+            Some(JournalRecord::Group {
+                group: "g".into(),
+                metadata: None,
+            })
+        );
+        // A truncated value, or a member count past the bytes, is refused without
+        // allocating by it.
+        assert_eq!(parse(&k, Some(&v[..v.len() - 1])), None);
+        let mut absurd = group_value(&GroupRecord::default()).to_vec();
+        let n = absurd.len();
+        absurd[n - 4..].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(parse(&k, Some(&absurd)), None);
     }
 }

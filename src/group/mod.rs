@@ -268,6 +268,7 @@ impl GroupCoordinator {
             if g.join_can_complete(now) {
                 g.complete_join();
             }
+            drop(self.journal_group(g));
         }
         groups.values().filter_map(|g| g.next_deadline()).min()
     }
@@ -465,6 +466,7 @@ impl GroupCoordinator {
         }
         if group.join_can_complete(now) {
             group.complete_join();
+            drop(self.journal_group(group));
         }
         Err(rx)
     }
@@ -511,6 +513,7 @@ impl GroupCoordinator {
                 }
                 if group.join_can_complete(now) {
                     group.complete_join();
+                    drop(self.journal_group(group));
                 }
                 Err(rx)
             }
@@ -526,6 +529,7 @@ impl GroupCoordinator {
         group_instance_id: &Option<String>,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncOutcome {
+        let mut durable = None;
         let rx = {
             let mut groups = self.lock();
             let fail = |e| SyncOutcome {
@@ -567,15 +571,28 @@ impl GroupCoordinator {
                     }
                     if group.leader_id.as_deref() == Some(member_id) {
                         group.install_assignment(assignments.into_iter().collect());
+                        durable = self.journal_group(group);
                     }
                     rx
                 }
             }
         };
-        rx.await.unwrap_or(SyncOutcome {
+        let outcome = rx.await.unwrap_or(SyncOutcome {
             error: Some(ResponseError::RebalanceInProgress),
             ..Default::default()
-        })
+        });
+        // Cluster mode: the leader is answered once the group's metadata is on the in-sync
+        // replicas (as Kafka answers SyncGroup after its append), so a coordinator that
+        // dies right after leaves the group to its successor.
+        if let (Some(w), None) = (durable, &outcome.error) {
+            if let Err(e) = journal::settle(w).await {
+                return SyncOutcome {
+                    error: Some(e),
+                    ..Default::default()
+                };
+            }
+        }
+        outcome
     }
 
     /// Heartbeat: keeps the session alive and tells members when to rejoin.
@@ -641,7 +658,99 @@ impl GroupCoordinator {
         tracing::debug!(group = group_id, member = %id, "member left");
         group.remove_member(&id);
         group.membership_changed(Instant::now(), self.config.initial_rebalance_delay_ms);
+        drop(self.journal_group(group));
         Ok(())
+    }
+
+    /// Cluster mode: writes a group's metadata to its partition of `__consumer_offsets`
+    /// when a rebalance completed (Stable) or the group became Empty since the last write,
+    /// as Kafka does, so that a new coordinator takes the group over with its members.
+    fn journal_group(&self, g: &mut Group) -> Option<journal::JournalWrite> {
+        let now = (g.generation_id, g.state);
+        let due = match g.state {
+            GroupState::Stable => true,
+            GroupState::Empty => g.generation_id > 0,
+            _ => false,
+        };
+        if !due || g.journaled == Some(now) {
+            return None;
+        }
+        g.journaled = Some(now);
+        let protocol = g.protocol_name.clone();
+        let record = journal::GroupRecord {
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            generation: g.generation_id,
+            protocol: protocol.clone(),
+            leader: g.leader_id.clone(),
+            state_timestamp_ms: crate::clock::now_ms(),
+            members: g
+                .members
+                .values()
+                .map(|m| journal::MemberRecord {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata_for(protocol.as_deref().unwrap_or_default()),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        };
+        self.offsets.journal_group(&g.group_id, Some(&record))
+    }
+
+    /// Cluster mode, a new term's load: the classic groups `pick` selects become what
+    /// their last metadata records say (members with fresh sessions, generation, leader,
+    /// assignments), as Kafka's GroupMetadataManager loads them.
+    pub fn load_groups(&self, records: Vec<(String, journal::GroupRecord)>) -> usize {
+        let mut groups = self.lock();
+        let now = Instant::now();
+        let n = records.len();
+        for (id, r) in records {
+            let mut g = Group::new(&id);
+            g.generation_id = r.generation;
+            g.protocol_type = (!r.protocol_type.is_empty()).then_some(r.protocol_type);
+            let protocol = r.protocol.clone().unwrap_or_default();
+            for m in r.members {
+                if let Some(instance) = &m.group_instance_id {
+                    g.static_members
+                        .insert(instance.clone(), m.member_id.clone());
+                }
+                g.join_order.push(m.member_id.clone());
+                g.members.insert(
+                    m.member_id.clone(),
+                    Member {
+                        member_id: m.member_id,
+                        group_instance_id: m.group_instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        session_timeout_ms: m.session_timeout_ms,
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        protocols: vec![(protocol.clone(), m.subscription)],
+                        assignment: m.assignment,
+                        last_heartbeat: now,
+                        join_waiter: None,
+                        sync_waiter: None,
+                    },
+                );
+            }
+            if g.members.is_empty() || r.protocol.is_none() {
+                g.members.clear();
+                g.static_members.clear();
+                g.join_order.clear();
+                g.state = GroupState::Empty;
+                g.empty_since_ms = (r.state_timestamp_ms >= 0).then_some(r.state_timestamp_ms);
+            } else {
+                g.state = GroupState::Stable;
+                g.protocol_name = r.protocol;
+                g.leader_id = r.leader;
+            }
+            g.journaled = Some((g.generation_id, g.state));
+            groups.insert(id, g);
+        }
+        n
     }
 
     /// Makes a group that received offsets outside OffsetCommit (a committed transaction)
@@ -750,7 +859,12 @@ impl GroupCoordinator {
             return Err(ResponseError::NonEmptyGroup);
         }
         self.offsets.delete(group_id, None)?;
-        groups.remove(group_id);
+        if groups
+            .remove(group_id)
+            .is_some_and(|g| g.journaled.is_some())
+        {
+            drop(self.offsets.journal_group(group_id, None));
+        }
         Ok(())
     }
 
@@ -835,12 +949,17 @@ impl GroupCoordinator {
             let still_empty = groups.get(&id).is_some_and(|g| {
                 g.state == GroupState::Empty && g.members.is_empty() && g.pending_members.is_empty()
             });
-            if still_empty
-                && self
-                    .offsets
-                    .if_no_offsets(&id, || groups.remove(&id))?
-                    .is_some()
+            if !still_empty {
+                continue;
+            }
+            if let Some(removed) = self
+                .offsets
+                .if_no_offsets(&id, || groups.remove(&id))?
+                .flatten()
             {
+                if removed.journaled.is_some() {
+                    drop(self.offsets.journal_group(&id, None));
+                }
                 tracing::info!(group = %id, "deleted empty group with no offsets");
                 stats.groups += 1;
             }

@@ -113,6 +113,29 @@ impl OffsetStore {
         Ok(())
     }
 
+    /// Cluster mode: appends a classic group's metadata (or, with None, its deletion) to
+    /// the group's partition; the caller may await the write (the leader's SyncGroup
+    /// does). A coordinator lost before the in-sync replicas have it costs the members a
+    /// rejoin, as a restart does.
+    pub fn journal_group(
+        &self,
+        group: &str,
+        metadata: Option<&journal::GroupRecord>,
+    ) -> Option<JournalWrite> {
+        let j = self.journal.get()?;
+        let record = (
+            journal::group_key(group),
+            metadata.map(journal::group_value),
+        );
+        match j.append(group, None, vec![record]) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::debug!(group, error = ?e, "group metadata not journaled");
+                None
+            }
+        }
+    }
+
     /// Replaces the offsets of every group `mine` selects with `entries` (the state read
     /// back from the journal by a new coordinator): what this broker held for those groups
     /// from an earlier term is dropped. Returns the groups now holding offsets.

@@ -115,6 +115,9 @@ pub struct Group {
     /// When the group last became Empty (ms since the epoch): its offsets expire
     /// `offsets.retention.minutes` after it. None for a group that never had members.
     pub empty_since_ms: Option<i64>,
+    /// Cluster mode: the (generation, state) last written to `__consumer_offsets`, so each
+    /// completed rebalance and each return to Empty is written once.
+    pub journaled: Option<(i32, GroupState)>,
 }
 
 impl Group {
@@ -133,6 +136,7 @@ impl Group {
             initial_delay_until: None,
             join_order: Vec::new(),
             empty_since_ms: None,
+            journaled: None,
         }
     }
 
