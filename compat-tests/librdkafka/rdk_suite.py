@@ -7,7 +7,9 @@ Called by run.sh once librdkafka and its test runner are built.  Standard librar
   checks that every test is in allowlist.txt or in skiplist.txt (with a reason), once.
 - Starts one broker per test scenario ("default": auto-create on, 4 partitions, like the
   suite's scenarios/default.json; "noautocreate": auto-create off) on a kernel-chosen
-  loopback port with an ephemeral data dir, and stops it by PID at the end.
+  loopback port with an ephemeral data dir, and stops it by PID at the end.  List entries
+  tagged "[cluster]" run against a three-broker Klamm cluster on ZooKeeper instead (one
+  cluster per scenario, started only when such a test is selected).
 - Runs each selected test number as its own `test-runner -L` process (TESTS=NNNN) under a
   hard per-test timeout, a few processes at a time, and reads each test's state from the
   runner's summary table (or from its banners when the process had to be killed).
@@ -31,7 +33,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-VARIANTS = ("", "idempotent")
+# "@idempotent": the test again with enable.idempotence=true; "@cluster": the test again on the
+# three-broker cluster.
+VARIANTS = ("", "idempotent", "cluster")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\x1b\(B")
 SUMMARY_ROW = re.compile(r"^\|\s*(\S+)\s*\|\s*([A-Z]+)\s*\|\s*([0-9.]+)s\s*\|\s?(.*)$")
 BANNER = re.compile(r"================= Test (\S+) (PASSED|FAILED|SKIPPED) =================")
@@ -58,12 +62,19 @@ def parse_tests(test_c):
     return tests
 
 
+# A list entry whose comment (allowlist.txt) or reason (skiplist.txt) starts with this tag runs
+# against the three-broker cluster instead of a single broker.
+CLUSTER_TAG = "[cluster]"
+
+
 def read_list(path):
-    """{name: (rest of line, line number)}; blank lines and '#' comment lines are ignored."""
+    """({name: (rest of line, line number)}, problems, set of entries tagged [cluster]); blank
+    lines and '#' comment lines are ignored, and the tag is not part of the rest of the line."""
     entries = {}
     dups = []
+    clustered = set()
     if not os.path.exists(path):
-        return entries, ["%s does not exist" % path]
+        return entries, ["%s does not exist" % path], clustered
     for lineno, raw in enumerate(open(path, encoding="utf-8"), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -71,8 +82,12 @@ def read_list(path):
         parts = line.split(None, 1)
         if parts[0] in entries:
             dups.append("%s:%d: %s listed twice" % (os.path.basename(path), lineno, parts[0]))
-        entries[parts[0]] = ((parts[1].strip() if len(parts) > 1 else ""), lineno)
-    return entries, dups
+        rest = parts[1].strip() if len(parts) > 1 else ""
+        if rest.startswith(CLUSTER_TAG):
+            clustered.add(parts[0])
+            rest = rest[len(CLUSTER_TAG):].strip()
+        entries[parts[0]] = (rest, lineno)
+    return entries, dups, clustered
 
 
 def parse_entry(entry):
@@ -100,8 +115,9 @@ def check_lists(tests, allow, skip):
                 problems.append("%s: %s: variants/subtests of a local or manual test" % (where, entry))
             if entries is allow and entry == name and tests[name][0] & {"TEST_F_LOCAL", "TEST_F_MANUAL"}:
                 problems.append("%s: %s is a local/manual test (it is not run against the broker)" % (where, name))
-            if variant and name not in allow:
-                problems.append("%s: %s, but %s itself is not allow-listed" % (where, entry, name))
+            base = name + ("%" + sub if sub else "")
+            if variant and base not in allow:
+                problems.append("%s: %s, but %s itself is not allow-listed" % (where, entry, base))
             if sub and name not in skip:
                 problems.append("%s: %s is a subtest run of %s, which should then be skip-listed" % (where, entry, name))
             if entries is allow and entry in skip:
@@ -118,7 +134,14 @@ def check_lists(tests, allow, skip):
 # timeout) can stop them all before the driver exits.
 RUNNING = set()
 RUNNING_LOCK = threading.Lock()
-BROKERS = []
+STOPPING = threading.Event()  # set when the driver stops: no test or broker (re)starts then
+BROKERS = []   # Broker and Cluster objects, stopped in this order
+TARGETS = {}   # "scenario" or "cluster/scenario" -> its Broker or Cluster
+ZK = [None]    # the ZooKeeper of the clusters, stopped after them
+
+
+class Stopping(Exception):
+    """Raised in a worker that would start a test or restart a broker while the driver stops."""
 
 
 def kill_group(proc):
@@ -129,38 +152,63 @@ def kill_group(proc):
 
 
 class Broker:
-    def __init__(self, binary, scenario, workdir, extra_args=()):
+    """One Klamm broker: a single-node broker of a scenario (kernel-chosen port, ephemeral data
+    dir), or a node of a Cluster (fixed port and data dir, so that a restart keeps both)."""
+
+    def __init__(self, binary, scenario, workdir, extra_args=(), name=None, listen="127.0.0.1:0",
+                 storage=("--ephemeral",)):
         self.binary = binary
         self.extra_args = list(extra_args)
         self.scenario = scenario
-        self.logpath = os.path.join(workdir, "broker-%s.log" % scenario)
+        self.name = name or scenario
+        self.listen = listen
+        self.storage = list(storage)
+        self.logpath = os.path.join(workdir, "broker-%s.log" % self.name)
         self.proc = None
         self.port = None
         self.restarts = 0
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.log_offset = 0
 
     def args(self):
-        return [self.binary, "--listen", "127.0.0.1:0", "--ephemeral", "--num-partitions", "4",
-                "--auto-create-topics-enable", "false" if self.scenario == "noautocreate" else "true"
-                ] + self.extra_args
+        return [self.binary, "--listen", self.listen] + self.storage + [
+            "--num-partitions", "4",
+            "--auto-create-topics-enable", "false" if self.scenario == "noautocreate" else "true"
+        ] + self.extra_args
 
-    def start(self):
+    def launch(self):
         with open(self.logpath, "ab") as logf:
+            # The ready line of this run, not of an earlier one (restarts append to the log).
+            self.log_offset = logf.tell()
             self.proc = subprocess.Popen(self.args(), stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 30
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
         ready = re.compile(r"klamm ready on 127\.0\.0\.1:(\d+)")
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("broker exited with status %s, log: %s" % (self.proc.returncode, self.logpath))
+                raise RuntimeError("broker %s exited with status %s, log: %s"
+                                   % (self.name, self.proc.returncode, self.logpath))
             with open(self.logpath, "rb") as f:
+                f.seek(self.log_offset)
                 found = ready.findall(ANSI.sub("", f.read().decode("utf-8", "replace")))
             if found:
                 self.port = int(found[-1])
                 return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError("broker not ready after 30s, log: %s" % self.logpath)
+        raise RuntimeError("broker %s not ready after %ds, log: %s" % (self.name, timeout, self.logpath))
+
+    def start(self):
+        self.launch()
+        self.wait_ready()
+
+    def bootstrap(self):
+        return "127.0.0.1:%d" % self.port
+
+    def describe(self):
+        return "127.0.0.1:%d, pid %d" % (self.port, self.proc.pid)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -168,23 +216,227 @@ class Broker:
     def ensure_alive(self):
         """Restarts a dead broker; returns a note when it had died."""
         with self.lock:
+            if STOPPING.is_set():
+                raise Stopping()
             if self.alive():
                 return None
             code = self.proc.returncode if self.proc else None
             self.restarts += 1
             self.start()
             return "broker (%s) had exited with status %s; restarted on port %d" % (
-                self.scenario, code, self.port)
+                self.name, code, self.port)
+
+    def signal_stop(self):
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
 
     def stop(self):
-        if not self.alive():
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        with self.lock:  # not while ensure_alive() restarts it
+            if not self.alive():
+                return
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+ZK_SERVER = "/usr/share/zookeeper/bin/zkServer.sh"
+CLUSTER_SIZE = 3
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ZooKeeper:
+    """Debian's ZooKeeper (zkServer.sh start-foreground, which execs java: the PID is the JVM's)
+    with a zoo.cfg of its own on a free loopback port; one for every cluster of the run."""
+
+    def __init__(self, workdir):
+        self.logpath = os.path.join(workdir, "zookeeper.log")
+        self.dir = None
+        self.port = None
+        self.proc = None
+        self.lock = threading.RLock()
+
+    def start(self, timeout=60):
+        if not os.path.exists(ZK_SERVER):
+            raise RuntimeError("%s missing: the cluster tests need Debian's zookeeper package" % ZK_SERVER)
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="klamm-rdk-zk-")
+            self.port = free_port()
+        cfg = os.path.join(self.dir, "zoo.cfg")
+        with open(cfg, "w") as f:
+            f.write("tickTime=500\nminSessionTimeout=1000\ndataDir=%s\nclientPort=%d\n"
+                    "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+                    % (os.path.join(self.dir, "data"), self.port))
+        env = dict(os.environ, ZOOCFGDIR=self.dir, ZOO_LOG_DIR=self.dir)
+        with open(self.logpath, "ab") as logf:
+            self.proc = subprocess.Popen([ZK_SERVER, "start-foreground", cfg], env=env,
+                                         stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ZooKeeper exited with status %s, log: %s" % (self.proc.returncode, self.logpath))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("ZooKeeper did not listen on port %d within %ds, log: %s"
+                           % (self.port, timeout, self.logpath))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def ensure_alive(self):
+        """Starts ZooKeeper, or restarts it (same port and data) when it died; a note if it had."""
+        with self.lock:
+            if STOPPING.is_set():
+                raise Stopping()
+            if self.alive():
+                return None
+            died = self.proc is not None
+            self.start()
+            return "ZooKeeper had exited; restarted" if died else None
+
+    def stop(self):
+        with self.lock:
+            if self.alive():
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+            if self.dir:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def metadata_brokers(port):
+    """(broker count, controller id) from a Metadata v1 request without topics, or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            client = b"klamm-rdk-suite"
+            body = struct.pack(">hhih", 3, 1, 1, len(client)) + client + struct.pack(">i", 0)
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            buf = b""
+            while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+        pos = 8  # size, correlation id
+        (n,) = struct.unpack_from(">i", buf, pos)
+        pos += 4
+        for _ in range(n):
+            pos += 4  # node id
+            (hl,) = struct.unpack_from(">h", buf, pos)
+            pos += 2 + hl + 4  # host, port
+            (rl,) = struct.unpack_from(">h", buf, pos)
+            pos += 2 + max(rl, 0)  # rack (nullable)
+        (controller,) = struct.unpack_from(">i", buf, pos)
+        return n, controller
+    except (OSError, struct.error):
+        return None
+
+
+class Cluster:
+    """Three Klamm brokers (node ids 1-3) on one ZooKeeper, under a chroot of their own; same
+    interface as Broker for the driver (bootstrap() lists all three)."""
+
+    def __init__(self, binary, scenario, workdir, zk, extra_args=()):
+        self.scenario = scenario
+        self.name = "cluster" if scenario == "default" else "cluster-" + scenario
+        self.zk = zk
+        self.datadir = tempfile.mkdtemp(prefix="klamm-rdk-%s-" % self.name)
+        self.restarts = 0
+        self.lock = threading.RLock()
+        self.nodes = []
+        for node in range(1, CLUSTER_SIZE + 1):
+            self.nodes.append(Broker(
+                binary, scenario, workdir, name="%s-%d" % (self.name, node),
+                listen="127.0.0.1:%d" % free_port(),
+                storage=("--data-dir", os.path.join(self.datadir, str(node))),
+                extra_args=list(extra_args) + [
+                    "--node-id", str(node),
+                    "--zookeeper-session-timeout-ms", "2000",
+                    # As the suite's trivup clusters (0008_reqacks asks for it): topics created
+                    # with the broker default (and auto-created ones) have three replicas.
+                    "--default-replication-factor", str(CLUSTER_SIZE),
+                ]))
+        self.logpath = " ".join(n.logpath for n in self.nodes)
+
+    def start(self, timeout=60):
+        self.zk.ensure_alive()
+        # ZooKeeper's port is known once it runs; each cluster has a chroot of its own.
+        for n in self.nodes:
+            n.extra_args += ["--zookeeper-connect", "127.0.0.1:%d/rdk-%s" % (self.zk.port, self.name)]
+        for n in self.nodes:
+            n.launch()
+        for n in self.nodes:
+            n.wait_ready()
+        self.wait_formed(timeout)
+
+    def wait_formed(self, timeout):
+        """Waits, bounded, until every node's Metadata lists all nodes and a controller."""
+        deadline = time.time() + timeout
+        last = {}
+        while time.time() < deadline:
+            last = {n.name: metadata_brokers(n.port) for n in self.nodes}
+            if all(v and v[0] == CLUSTER_SIZE and v[1] >= 0 for v in last.values()):
+                return
+            if not all(n.alive() for n in self.nodes):
+                break
+            time.sleep(0.2)
+        raise RuntimeError("cluster %s not formed within %ds (Metadata: brokers, controller: %s), logs: %s"
+                           % (self.name, timeout, last, self.logpath))
+
+    def bootstrap(self):
+        return ",".join(n.bootstrap() for n in self.nodes)
+
+    def describe(self):
+        return "%s, ZooKeeper 127.0.0.1:%d (pid %d)" % (
+            ", ".join(n.describe() for n in self.nodes), self.zk.port, self.zk.proc.pid)
+
+    def alive(self):
+        return self.zk.alive() and all(n.alive() for n in self.nodes)
+
+    def ensure_alive(self):
+        """Restarts ZooKeeper and nodes that died (same ports and data); a note when any had."""
+        with self.lock:
+            if STOPPING.is_set():
+                raise Stopping()
+            if self.alive():
+                return None
+            notes = []
+            zk_note = self.zk.ensure_alive()
+            if zk_note:
+                notes.append(zk_note)
+            dead = [n for n in self.nodes if not n.alive()]
+            for n in dead:
+                notes.append("broker %s had exited with status %s" % (n.name, n.proc.returncode))
+                n.restarts += 1
+                n.launch()
+            for n in dead:
+                n.wait_ready()
+            self.restarts += 1
+            self.wait_formed(60)
+            return "; ".join(notes) + "; restarted"
+
+    def stop(self):
+        with self.lock:
+            for n in self.nodes:
+                n.signal_stop()
+            for n in self.nodes:
+                n.stop()
+            shutil.rmtree(self.datadir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- one test number
@@ -213,13 +465,15 @@ def run_number(num, variant, sub, names, flags, broker, opts, workdir, timeout):
 def run_once(num, variant, sub, names, flags, broker, opts, workdir, timeout, quick):
     """Runs test number `num` once; returns ({name: (state, detail)}, seconds, logpath, note).
 
-    variant "idempotent" runs it with enable.idempotence=true for every producer (-P); sub,
-    when set, runs only the subtests whose name contains it (SUBTESTS)."""
-    tag = ("-" + variant if variant else "") + ("-" + re.sub(r"[^A-Za-z0-9]+", "_", sub) if sub else "")
+    variant "idempotent" runs it with enable.idempotence=true for every producer (-P) ("cluster"
+    changes nothing here: the caller passes the cluster as the broker); sub, when set, runs only
+    the subtests whose name contains it (SUBTESTS)."""
+    # (The cluster variant's files are told apart by the broker's name.)
+    tag = ("-" + variant if variant and variant != "cluster" else "") + ("-" + re.sub(r"[^A-Za-z0-9]+", "_", sub) if sub else "")
     note = broker.ensure_alive()
-    conf = os.path.join(workdir, "test-%s-%s%s.conf" % (broker.scenario, num, tag))
+    conf = os.path.join(workdir, "test-%s-%s%s.conf" % (broker.name, num, tag))
     with open(conf, "w") as f:
-        f.write("bootstrap.servers=127.0.0.1:%d\n" % broker.port)
+        f.write("bootstrap.servers=%s\n" % broker.bootstrap())
         f.write("test.timeout.multiplier=%s\n" % opts.multiplier)
         if opts.debug:
             f.write("debug=%s\n" % opts.debug)
@@ -230,7 +484,7 @@ def run_once(num, variant, sub, names, flags, broker, opts, workdir, timeout, qu
         # test_kafka_topics() runs $KAFKA_PATH/bin/kafka-topics.sh --bootstrap-server $BROKERS
         # (TEST_KAFKA_VERSION >= 3.0): the Admin API shim, see make_kafka_path().
         "KAFKA_PATH": opts.kafka_path,
-        "BROKERS": "127.0.0.1:%d" % broker.port,
+        "BROKERS": broker.bootstrap(),
         "TESTS": num,
         "TEST_SCENARIO": broker.scenario,
         "TEST_KAFKA_VERSION": opts.kafka_version,
@@ -250,16 +504,19 @@ def run_once(num, variant, sub, names, flags, broker, opts, workdir, timeout, qu
         args.append("-P")
     if all("TEST_F_KNOWN_ISSUE" in flags[n] for n in names):
         args.append("-k")  # tests flagged as known issues upstream only run with -k
-    logpath = os.path.join(workdir, "%s-%s%s%s.log" % (num, broker.scenario, tag, "" if quick or not opts.quick else "-full"))
+    logpath = os.path.join(workdir, "%s-%s%s%s.log" % (num, broker.name, tag, "" if quick or not opts.quick else "-full"))
     t0 = time.time()
     timed_out = False
     with open(logpath, "wb") as out:
         if note:
             out.write(("### %s\n" % note).encode())
             out.flush()
-        proc = subprocess.Popen(args, cwd=opts.testsdir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         with RUNNING_LOCK:
+            # Not once the driver is stopping: cleanup() has killed what RUNNING held.
+            if STOPPING.is_set():
+                raise Stopping()
+            proc = subprocess.Popen(args, cwd=opts.testsdir, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             RUNNING.add(proc)
         try:
             proc.wait(timeout=timeout)
@@ -297,7 +554,8 @@ def run_once(num, variant, sub, names, flags, broker, opts, workdir, timeout, qu
         for name in names:
             st, d = results[name]
             if st != "PASSED":
-                results[name] = (st, (d + "; " if d else "") + "broker process died during the test")
+                results[name] = (st, (d + "; " if d else "") + "%s died during the test" % (
+                    "a broker or ZooKeeper of " + broker.name if isinstance(broker, Cluster) else "broker process"))
     return results, secs, logpath, note
 
 
@@ -394,6 +652,9 @@ def main():
     ap.add_argument("--group-initial-rebalance-delay-ms", type=int, default=3000,
                     help="broker's group.initial.rebalance.delay.ms (default 3000: Kafka's default, which the "
                          "suite's trivup clusters run with; -1: the broker's own default)")
+    ap.add_argument("--cluster", default="",
+                    help="comma-separated test numbers, names or list entries to run against the "
+                         "three-broker cluster, whatever their [cluster] tag says")
     ap.add_argument("--extra-budget", type=int, default=120,
                     help="CI subset: skip-listed feature tests are started only within this many seconds "
                          "of the first one (default 120)")
@@ -404,9 +665,11 @@ def main():
 
     tests = parse_tests(os.path.join(opts.testsdir, "test.c"))
     flags = {n: f for n, (f, _) in tests.items()}
-    allow, problems = read_list(opts.allowlist)
-    skip, dups = read_list(opts.skiplist)
+    allow, problems, allow_cluster = read_list(opts.allowlist)
+    skip, dups, skip_cluster = read_list(opts.skiplist)
     problems += dups
+    on_cluster = allow_cluster | skip_cluster
+    cluster_wanted = [t.strip() for t in opts.cluster.split(",") if t.strip()]
     problems += check_lists(tests, allow, skip)
     for p in problems:
         log("LIST ERROR: %s" % p)
@@ -435,6 +698,7 @@ def main():
     results, durations, logs = {}, {}, {}
     t_all = time.time()
     extras_start = {}
+    cluster_errors = {}
     finished = threading.Event()
 
     def summary(interrupted):
@@ -448,9 +712,9 @@ def main():
                 log("\n----- %s: %s %s (log %s)" % (name, st, detail, logs.get(name, "-")))
                 if name in logs:
                     log(tail(logs[name], opts.tail))
-        for b in BROKERS:
+        for b in [n for b in BROKERS for n in getattr(b, "nodes", [b])]:
             if b.restarts:
-                log("\nbroker (%s) died %d time(s); its log: %s" % (b.scenario, b.restarts, b.logpath))
+                log("\nbroker (%s) died %d time(s); its log: %s" % (b.name, b.restarts, b.logpath))
                 log(tail(b.logpath, 30))
         log("\nwall time: %.0fs" % (time.time() - t_all))
         others = [n for n in selected if n not in allow]
@@ -478,10 +742,13 @@ def main():
 
     def cleanup():
         with RUNNING_LOCK:
+            STOPPING.set()
             for p in list(RUNNING):
                 kill_group(p)
         for b in BROKERS:
             b.stop()
+        if ZK[0] is not None:
+            ZK[0].stop()
         # The runner leaves per-test stats files and offset files in its cwd.
         for f in os.listdir(opts.testsdir):
             if (f.startswith("stats_") and f.endswith(".json")) or f.endswith(".offset"):
@@ -503,14 +770,26 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def start_broker(scenario):
+    def start_broker(target):
+        """The broker ("scenario") or three-broker cluster ("cluster/scenario") of a target."""
         extra = []
         if opts.group_initial_rebalance_delay_ms >= 0:
             extra = ["--group-initial-rebalance-delay-ms", str(opts.group_initial_rebalance_delay_ms)]
-        b = Broker(opts.klamm_bin, scenario, workdir, extra)
+        if target.startswith("cluster/"):
+            scenario = target.split("/", 1)[1]
+            if ZK[0] is None:
+                ZK[0] = ZooKeeper(workdir)
+            b = Cluster(opts.klamm_bin, scenario, workdir, ZK[0], extra)
+            what = "cluster (scenario %s)" % scenario
+        else:
+            scenario = target
+            b = Broker(opts.klamm_bin, scenario, workdir, extra)
+            what = "broker (scenario %s)" % scenario
         BROKERS.append(b)
+        TARGETS[target] = b
+        t0 = time.time()
         b.start()
-        log("broker (scenario %s): 127.0.0.1:%d, pid %d" % (scenario, b.port, b.proc.pid))
+        log("%s: %s; started in %.1fs" % (what, b.describe(), time.time() - t0))
         return b
 
     try:
@@ -522,14 +801,22 @@ def main():
             extras = [e for e in skip if broker_test(e) and feature_ready(skip[e][0], advertised)]
             selected += extras
 
+        def cluster_entry(entry):
+            return entry in on_cluster or parse_entry(entry)[1] == "cluster" or any(
+                entry == w or entry.split("_")[0] == w for w in cluster_wanted)
+
         # TESTS=NNNN selects by number, so entries are grouped by (scenario, number, variant,
-        # subtest filter); one test-runner run per group.
+        # subtest filter, broker or cluster); one test-runner run per group.  The scenario's
+        # broker (or cluster) is "scenario" (or "cluster/scenario").
         for entry in selected:
             name, variant, sub = parse_entry(entry)
             scenario = tests[name][1].split(",")[0]
-            groups.setdefault((scenario, name.split("_")[0], variant, sub), []).append((entry, name))
-        # Extras last, so that they cannot disturb the allow-listed tests.
-        order = sorted(groups, key=lambda k: (all(e in extras for e, _ in groups[k]), k[2], k[3], k[1], k[0]))
+            target = ("cluster/" if cluster_entry(entry) else "") + scenario
+            groups.setdefault((target, name.split("_")[0], variant, sub), []).append((entry, name))
+        # Extras last, so that they cannot disturb the allow-listed tests; cluster runs first,
+        # so that they overlap with the single-broker ones.
+        order = sorted(groups, key=lambda k: (all(e in extras for e, _ in groups[k]),
+                                              not k[0].startswith("cluster/"), k[2], k[3], k[1], k[0]))
 
         mode = "full" if opts.full else "selected tests" if opts.tests else "ci subset"
         log("librdkafka %s: %d tests in %d test-runner runs, %s mode%s, %d at a time, %ds timeout each"
@@ -540,11 +827,19 @@ def main():
                 "(not counted; started within %ds of the first, 90 s timeout each): %s"
                 % (len(extras), opts.extra_budget, " ".join(extras)))
         log("logs: %s" % workdir)
-        for scenario in sorted({k[0] for k in groups} - {"default"}):
-            start_broker(scenario)
+        for target in sorted({k[0] for k in groups} - {"default"}):
+            try:
+                start_broker(target)
+            except RuntimeError as e:
+                if not target.startswith("cluster/"):
+                    raise
+                # Only the cluster's tests fail (e.g. no ZooKeeper installed); the others run.
+                log("ERROR: %s" % e)
+                TARGETS[target] = None
+                cluster_errors[target] = str(e)
 
         def job(key):
-            scenario, num, variant, sub = key
+            target, num, variant, sub = key
             names = [n for _, n in groups[key]]
             timeout = opts.timeout
             if all(e in extras for e, _ in groups[key]):
@@ -554,7 +849,10 @@ def main():
                     return key, ({n: ("NOT RUN", "time budget for extra tests used up") for n in names},
                                  0.0, None, None)
                 timeout = min(timeout, 90)
-            broker = next(b for b in BROKERS if b.scenario == scenario)
+            broker = TARGETS[target]
+            if broker is None:
+                return key, ({n: ("FAILED", "the cluster did not start: %s" % cluster_errors[target])
+                              for n in names}, 0.0, None, None)
             # Runs of the same test number (variants, subtests) never overlap: some tests
             # use fixed topic and group names.
             with number_locks[num]:

@@ -7,7 +7,9 @@
 #
 # Other options are passed to rdk_suite.py (--jobs N, --timeout S, --multiplier X, --logdir DIR,
 # --kafka-version V, --tail N, --idempotent, --quick yes|no, --extra-budget S,
-# --group-initial-rebalance-delay-ms N); see `python3 rdk_suite.py --help` and README.md.
+# --group-initial-rebalance-delay-ms N, --cluster 0101,0107); see `python3 rdk_suite.py --help`
+# and README.md.  Tests tagged [cluster] in the lists run against a three-broker Klamm cluster
+# on ZooKeeper (installed from apt when missing).
 #
 # The source (apt-get source librdkafka, from a deb-src entry added for the machine's own Debian
 # suites) and its build are cached in ${KLAMM_CACHE:-$HOME/.cache/klamm}/librdkafka-src, so a
@@ -66,6 +68,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null \
         >"$SRC_ROOT/apt-install.log" 2>&1 \
         || { tail -n 20 "$SRC_ROOT/apt-install.log"; fail_setup "apt-get install ${missing[*]} failed"; }
+fi
+
+# The tests tagged [cluster] (and name@cluster entries) run against three Klamm brokers on a
+# ZooKeeper of their own: Debian's zookeeper package.  Without it only those tests fail.
+if [ ! -x /usr/share/zookeeper/bin/zkServer.sh ]; then
+    say "apt-get install zookeeper (for the three-broker cluster tests)"
+    if apt_update && "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends zookeeper </dev/null \
+        >"$SRC_ROOT/apt-install-zookeeper.log" 2>&1; then
+        :
+    else
+        tail -n 20 "$SRC_ROOT/apt-install-zookeeper.log" 2>/dev/null
+        say "could not install zookeeper: the cluster tests will fail"
+    fi
 fi
 
 # ------------------------------------------------------------------ source + build (cached)
