@@ -2304,3 +2304,90 @@ async fn a_classic_group_keeps_its_members_across_a_coordinator_failover() {
     assert_eq!(g.members[0].member_id.as_str(), member);
     assert_eq!(&g.members[0].member_metadata[..], b"subscription");
 }
+
+/// CreatePartitions v1 of `topic` to `count` with `assignments` at `port`: (error, message).
+async fn create_partitions_with(
+    port: u16,
+    topic: &str,
+    count: i32,
+    assignments: Vec<Vec<i32>>,
+) -> (i16, String) {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let r = c
+        .send(
+            &CreatePartitionsRequest::default()
+                .with_topics(vec![CreatePartitionsTopic::default()
+                    .with_name(tn(topic))
+                    .with_count(count)
+                    .with_assignments(Some(
+                        assignments
+                            .into_iter()
+                            .map(|ids| {
+                                CreatePartitionsAssignment::default()
+                                    .with_broker_ids(ids.into_iter().map(BrokerId).collect())
+                            })
+                            .collect(),
+                    ))])
+                .with_timeout_ms(10_000),
+            1,
+        )
+        .await;
+    let t = &r.results[0];
+    (
+        t.error_code,
+        t.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// CreatePartitions with explicit replicas in a cluster, as Kafka checks them: one
+/// assignment per new partition, the topic's replication factor, registered brokers, none
+/// twice (INVALID_REPLICA_ASSIGNMENT otherwise); a valid one places the new partition on
+/// exactly those brokers, the first its preferred leader.
+#[tokio::test]
+async fn create_partitions_takes_a_manual_assignment() {
+    let cl = TxnCluster::start(&[], "grown").await;
+    let port = cl.ports[0]; // the broker that saw the topic's ISRs fill
+    for (bad, why) in [
+        (vec![vec![3, 1]], "replication factor 2 of 3"),
+        (vec![vec![3, 1, 9]], "unknown broker"),
+        (vec![vec![3, 1, 1]], "a broker twice"),
+        (
+            vec![vec![3, 1, 2], vec![1, 2, 3]],
+            "two assignments for one new partition",
+        ),
+    ] {
+        let (code, message) = create_partitions_with(port, "grown", 4, bad).await;
+        assert_eq!(code, 39, "{why}: INVALID_REPLICA_ASSIGNMENT ({message})");
+        assert!(!message.is_empty(), "{why}: a message");
+    }
+    assert_eq!(
+        partitions_of(port, "grown").await.2.len(),
+        3,
+        "nothing added"
+    );
+    assert_eq!(
+        create_partitions_with(port, "grown", 4, vec![vec![3, 1, 2]]).await,
+        (0, String::new())
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, _, parts) = partitions_of(cl.ports[0], "grown").await;
+        if let Some((_, leader, replicas)) = parts.get(3) {
+            if *leader == 3 {
+                assert_eq!(replicas, &vec![3, 1, 2]);
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partition 3 never led by broker 3: {parts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

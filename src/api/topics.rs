@@ -276,11 +276,16 @@ pub async fn create_partitions(
     for t in req.topics {
         let r = {
             let mut r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            // Manual placement of new partitions is for a later stage in a cluster.
-            let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
-                clustered
-                    || a.iter()
+            // A cluster checks manual placements against its brokers (Metadata::grow).
+            let bad_assignment = !clustered
+                && t.assignments.as_ref().is_some_and(|a| {
+                    a.iter()
                         .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != ctx.config.node_id)
+                });
+            let manual = t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
             });
             let outcome = if excessive {
                 Err((
@@ -297,7 +302,7 @@ pub async fn create_partitions(
                 ))
             } else {
                 ctx.metadata
-                    .grow(t.name.0.as_str(), t.count, req.validate_only, wait)
+                    .grow(t.name.0.as_str(), t.count, manual, req.validate_only, wait)
                     .await
             };
             if let Err((code, message)) = outcome {

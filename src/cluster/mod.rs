@@ -558,6 +558,7 @@ impl Cluster {
         &self,
         name: &str,
         total: i32,
+        manual: Option<Vec<Vec<i32>>>,
     ) -> Result<BTreeMap<i32, Vec<i32>>, topics::CreateTopicError> {
         let client = self.session()?;
         let topic = topics::read_topic(&client, name)
@@ -570,14 +571,17 @@ impl Cluster {
             .map_or(1, |p| p.replicas.len() as i32);
         let brokers: Vec<i32> = self.view().brokers.keys().copied().collect();
         let n = brokers.len().max(1);
-        let added = topics::assign_replicas(
-            total - current,
-            rf,
-            &brokers,
-            fastrand_index(n),
-            fastrand_index(n),
-            current,
-        )?;
+        let added = match manual {
+            Some(m) => (current..).zip(m).collect(),
+            None => topics::assign_replicas(
+                total - current,
+                rf,
+                &brokers,
+                fastrand_index(n),
+                fastrand_index(n),
+                current,
+            )?,
+        };
         let epoch = Self::controller_epoch(&client).await;
         topics::add_partitions(&client, name, &added, epoch).await?;
         Ok(added)

@@ -517,10 +517,13 @@ impl Metadata {
 
     /// Grows a topic to `total` partitions: locally on a single node, in ZooKeeper in a
     /// cluster.
+    /// `manual`: the replicas of each new partition (CreatePartitions' assignments), as
+    /// Kafka checks them; None lets the cluster spread them.
     pub async fn grow(
         &self,
         name: &str,
         total: i32,
+        manual: Option<Vec<Vec<i32>>>,
         validate_only: bool,
         wait: Duration,
     ) -> Result<(), AdminError> {
@@ -547,10 +550,15 @@ impl Metadata {
             ));
         }
         self.check_total_partitions((total - current) as usize)?;
+        if let Some(m) = &manual {
+            let rf = topic.placements.first().map_or(0, |p| p.replicas.len());
+            let live: Vec<i32> = cluster.view().brokers.keys().copied().collect();
+            check_new_partitions(m, total - current, rf, &live)?;
+        }
         if validate_only {
             return Ok(());
         }
-        match cluster.add_partitions(name, total).await {
+        match cluster.add_partitions(name, total, manual).await {
             Ok(_) => {}
             Err(CreateTopicError::Assign(e)) => {
                 return Err((ResponseError::InvalidReplicationFactor, e.to_string()))
@@ -595,6 +603,40 @@ impl Metadata {
         .await;
         Ok(())
     }
+}
+
+/// Checks CreatePartitions' assignments as Kafka does: one per new partition, each with
+/// the topic's replication factor, no broker twice, every broker registered.
+fn check_new_partitions(
+    manual: &[Vec<i32>],
+    added: i32,
+    rf: usize,
+    live: &[i32],
+) -> Result<(), AdminError> {
+    let bad = |m: String| Err((ResponseError::InvalidReplicaAssignment, m));
+    if manual.len() as i64 != i64::from(added) {
+        return bad(format!(
+            "Increasing the number of partitions by {added} but {} assignments provided.",
+            manual.len()
+        ));
+    }
+    for replicas in manual {
+        if replicas.len() != rf {
+            return bad(format!("Inconsistent replication factor between partitions, partition 0 has {rf} while the new partitions have {}.", replicas.len()));
+        }
+        let mut sorted = replicas.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != replicas.len() {
+            return bad(format!(
+                "Duplicate brokers not allowed in replica assignment: {replicas:?}."
+            ));
+        }
+        if let Some(b) = replicas.iter().find(|b| !live.contains(b)) {
+            return bad(format!("Unknown broker(s) in replica assignment: {b}."));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a manual replica assignment as Kafka does: partitions numbered from 0, the same
