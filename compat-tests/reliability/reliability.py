@@ -68,17 +68,6 @@ RSS_KILL_MB = float(os.environ.get("RELIABILITY_RSS_KILL_MB", "3072"))
 # amplification) were fixed in 052d972, the snappy refusal's error code (finding 5) right
 # after: their checks are ordinary checks now.
 KNOWN_BUGS = {
-    # Findings 6-8 (cluster mode, new): after some faults the cluster does not heal. A new
-    # controller stops answering anything (6); a broker restarted right after its
-    # controlled shutdown never rejoins an ISR (7); a leader stops serving its partitions
-    # (Produce, Fetch, ListOffsets) while still answering Metadata (8). All three are
-    # intermittent: an XPASS is one lucky run, not a fix. The checks below are the ones
-    # these make fail (availability); every data check of the case (acknowledged messages
-    # lost, moved or duplicated, order, reads past the high watermark) stays ordinary.
-    "cluster_chaos/fault_schedule_completed": "findings 6-8, the cluster does not heal",
-    "cluster_chaos/producers_drained": "finding 8, a leader stops serving its partitions",
-    "cluster_chaos/read_to_high_watermark": "finding 8, a leader stops serving its partitions",
-    "cluster_chaos/reader_reached_end": "finding 8, a leader stops serving its partitions",
 }
 STRICT = os.environ.get("RELIABILITY_STRICT") == "1"
 
