@@ -39,111 +39,162 @@ pub async fn run(ctx: Weak<Context>) {
         wake.as_mut().enable();
         let prepared = c.txns.prepared();
         drop(c);
-        for meta in prepared {
-            send_markers(&ctx, &meta).await;
-        }
+        send_markers(&ctx, prepared).await;
         let _ = tokio::time::timeout(RETRY, wake).await;
     }
 }
 
-/// One pass over one prepared transaction: a WriteTxnMarkers per remote leader; every
-/// partition a leader marked is forgotten, and the transaction completes when none is left.
-async fn send_markers(ctx: &Weak<Context>, meta: &TxnMeta) {
-    let commit = match meta.state {
-        TxnState::PrepareCommit => true,
-        TxnState::PrepareAbort => false,
-        _ => return,
-    };
-    // No marker before the prepared state is on every in-sync replica of the id's
-    // partition of __transaction_state: a new coordinator must find it prepared.
-    {
+/// The leader epoch of the transactional id's partition of `__transaction_state`: the
+/// coordinator epoch its markers carry, so a partition refuses markers of a coordinator
+/// that lost the id (TRANSACTION_COORDINATOR_FENCED), as in Kafka. 0 on a single node.
+pub fn coordinator_epoch(metadata: &crate::metadata::Metadata, transactional_id: &str) -> i32 {
+    if metadata.cluster().is_none() {
+        return 0;
+    }
+    metadata
+        .topic(crate::coordinator_log::TXN_TOPIC)
+        .and_then(|t| {
+            let index = crate::context::coordinator_partition(transactional_id, t.placements.len());
+            t.placements.get(index as usize).map(|p| p.leader_epoch)
+        })
+        .unwrap_or(0)
+}
+
+/// One pass over the prepared transactions: one WriteTxnMarkers per remote leader, carrying
+/// the markers of every transaction with partitions there, sent to all leaders at once (a
+/// slow leader delays only its own partitions, as Kafka's per-broker marker queues do).
+/// Every partition a leader marked is forgotten, and a transaction completes when none of
+/// its partitions is left.
+async fn send_markers(ctx: &Weak<Context>, prepared: Vec<TxnMeta>) {
+    // Only transactions whose prepared state is on every in-sync replica of the id's
+    // partition of __transaction_state: a new coordinator must find them prepared.
+    let mut ready = Vec::new();
+    for meta in prepared {
+        let commit = match meta.state {
+            TxnState::PrepareCommit => true,
+            TxnState::PrepareAbort => false,
+            _ => continue,
+        };
         let Some(c) = ctx.upgrade() else { return };
-        if let Err(e) = c.txn_durable(&meta.transactional_id).await {
-            tracing::debug!(transactional_id = %meta.transactional_id, error = ?e, "prepared state not replicated yet; markers wait");
-            return;
+        match c.txn_durable(&meta.transactional_id).await {
+            Ok(()) => ready.push((meta, commit)),
+            Err(e) => {
+                tracing::debug!(transactional_id = %meta.transactional_id, error = ?e, "prepared state not replicated yet; markers wait");
+            }
         }
     }
-    // Remote partitions by their leader's address.
-    let mut by_leader: BTreeMap<String, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+    // Leader address -> the markers for it: (transactional id, marker).
+    let mut by_leader: BTreeMap<String, Vec<(String, WritableTxnMarker)>> = BTreeMap::new();
+    let mut all_marked: BTreeMap<String, bool> = BTreeMap::new();
     {
         let Some(c) = ctx.upgrade() else { return };
         let Some(cluster) = &c.cluster else { return };
         let view = cluster.view();
-        for (topic, index) in &meta.partitions {
-            let Some(t) = c.metadata.topic(topic) else {
-                continue; // deleted: the coordinator forgets it on its next pass
-            };
-            let Some(leader) = t.placement(*index).map(|p| p.leader) else {
-                continue;
-            };
-            if leader == c.config.node_id {
-                continue;
+        for (meta, commit) in &ready {
+            all_marked.insert(meta.transactional_id.clone(), true);
+            let mut topics: BTreeMap<String, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+            for (topic, index) in &meta.partitions {
+                let Some(t) = c.metadata.topic(topic) else {
+                    continue; // deleted: the coordinator forgets it on its next pass
+                };
+                let Some(leader) = t.placements.get(*index as usize).map(|p| p.leader) else {
+                    continue;
+                };
+                if leader == c.config.node_id {
+                    continue;
+                }
+                let Some(e) = view.brokers.get(&leader) else {
+                    all_marked.insert(meta.transactional_id.clone(), false);
+                    continue; // no live leader now: retried
+                };
+                topics
+                    .entry(format!("{}:{}", e.host, e.port))
+                    .or_default()
+                    .entry(topic.clone())
+                    .or_default()
+                    .push(*index);
             }
-            let Some(e) = view.brokers.get(&leader) else {
-                continue; // no live leader now: retried
-            };
-            by_leader
-                .entry(format!("{}:{}", e.host, e.port))
-                .or_default()
-                .entry(topic.clone())
-                .or_default()
-                .push(*index);
+            let epoch = coordinator_epoch(&c.metadata, &meta.transactional_id);
+            for (addr, topics) in topics {
+                let marker = WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(meta.producer_id))
+                    .with_producer_epoch(meta.producer_epoch)
+                    .with_transaction_result(*commit)
+                    .with_coordinator_epoch(epoch)
+                    .with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                WritableTxnMarkerTopic::default()
+                                    .with_name(TopicName(StrBytes::from_string(t)))
+                                    .with_partition_indexes(ps)
+                            })
+                            .collect(),
+                    );
+                by_leader
+                    .entry(addr)
+                    .or_default()
+                    .push((meta.transactional_id.clone(), marker));
+            }
         }
     }
-    let mut all_marked = true;
-    for (addr, topics) in by_leader {
-        let req =
-            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-                .with_producer_id(ProducerId(meta.producer_id))
-                .with_producer_epoch(meta.producer_epoch)
-                .with_transaction_result(commit)
-                .with_coordinator_epoch(0)
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(t, ps)| {
-                            WritableTxnMarkerTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(t)))
-                                .with_partition_indexes(ps)
-                        })
-                        .collect(),
-                )]);
-        let resp = async {
-            let mut client = Client::connect(&addr, Duration::from_secs(5)).await?;
-            client.set_timeout(REQUEST_TIMEOUT);
-            client.send(&req, 1).await
-        }
-        .await;
+    let mut sends = tokio::task::JoinSet::new();
+    for (addr, markers) in by_leader {
+        sends.spawn(async move {
+            let ids: Vec<String> = markers.iter().map(|(id, _)| id.clone()).collect();
+            let req = WriteTxnMarkersRequest::default()
+                .with_markers(markers.into_iter().map(|(_, m)| m).collect());
+            let resp = async {
+                let mut client = Client::connect(&addr, Duration::from_secs(5)).await?;
+                client.set_timeout(REQUEST_TIMEOUT);
+                client.send(&req, 1).await
+            }
+            .await;
+            (addr, ids, resp)
+        });
+    }
+    while let Some(joined) = sends.join_next().await {
+        let Ok((addr, ids, resp)) = joined else {
+            continue;
+        };
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(transactional_id = %meta.transactional_id, leader = %addr, error = %e, "WriteTxnMarkers failed; retried");
-                all_marked = false;
+                tracing::warn!(leader = %addr, transactions = ids.len(), error = %e, "WriteTxnMarkers failed; retried");
+                for id in ids {
+                    all_marked.insert(id, false);
+                }
                 continue;
             }
         };
         let Some(c) = ctx.upgrade() else { return };
-        for m in &resp.markers {
+        // Markers are answered in request order, one per transaction.
+        for (id, m) in ids.iter().zip(&resp.markers) {
             for t in &m.topics {
                 for p in &t.partitions {
                     if p.error_code == 0 {
-                        c.txns
-                            .marked(&meta.transactional_id, t.name.0.as_str(), p.partition_index);
+                        c.txns.marked(id, t.name.0.as_str(), p.partition_index);
                     } else {
-                        all_marked = false;
-                        tracing::warn!(transactional_id = %meta.transactional_id, leader = %addr, topic = %t.name.0.as_str(), partition = p.partition_index, error_code = p.error_code, "transaction marker refused; retried");
+                        all_marked.insert(id.clone(), false);
+                        tracing::warn!(transactional_id = %id, leader = %addr, topic = %t.name.0.as_str(), partition = p.partition_index, error_code = p.error_code, "transaction marker refused; retried");
                     }
                 }
             }
         }
-    }
-    if !all_marked {
-        return; // retried after RETRY, not at once: the leader may need a moment
+        if resp.markers.len() < ids.len() {
+            for id in &ids[resp.markers.len()..] {
+                all_marked.insert(id.clone(), false);
+            }
+        }
     }
     let Some(c) = ctx.upgrade() else { return };
-    let id = meta.transactional_id.clone();
-    let c2 = c.clone();
-    // The completion writes local markers and offsets (store writes): off the runtime.
-    let _ =
-        tokio::task::spawn_blocking(move || c2.txns.complete_prepared(&c2.txn_env(), &id)).await;
+    for (id, done) in all_marked {
+        if !done {
+            continue; // retried after RETRY, not at once: the leader may need a moment
+        }
+        let c2 = c.clone();
+        // The completion writes local markers and offsets (store writes): off the runtime.
+        let _ = tokio::task::spawn_blocking(move || c2.txns.complete_prepared(&c2.txn_env(), &id))
+            .await;
+    }
 }

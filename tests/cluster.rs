@@ -1970,6 +1970,21 @@ async fn an_open_transaction_survives_the_loss_of_its_coordinator() {
     // The new coordinator knows the transaction: the same producer commits it.
     txn_end_settled(next_port, id, pid, epoch, true).await;
     wait_markers(survivor, "txk", port_of, "after failover").await;
+    // The dead coordinator's markers (its lower coordinator epoch) are fenced now: a
+    // zombie cannot end the producer's later transactions.
+    let (_, _, parts) = partitions_of(survivor, "txk").await;
+    let (p, leader, _) = parts
+        .iter()
+        .find(|(_, l, _)| *l != coordinator && *l > 0)
+        .expect("a partition led by a survivor");
+    let mut l = Client::connect(format!("127.0.0.1:{}", port_of(*leader)).parse().unwrap()).await;
+    let zombie = l
+        .send(&marker_req((pid, epoch), false, 0, "txk", vec![*p]), 1)
+        .await;
+    assert_eq!(
+        zombie.markers[0].topics[0].partitions[0].error_code, 52,
+        "TRANSACTION_COORDINATOR_FENCED"
+    );
     let survivors = ports
         .iter()
         .filter(|p| **p != port_of(coordinator))
@@ -1984,21 +1999,31 @@ async fn an_open_transaction_survives_the_loss_of_its_coordinator() {
     assert_eq!(got, want);
 }
 
-/// AddOffsetsToTxn v3 at the transaction's coordinator: its error code.
+/// AddOffsetsToTxn v3 at the transaction's coordinator: its error code, retried (bounded)
+/// while the previous transaction's markers complete (CONCURRENT_TRANSACTIONS), as
+/// producers retry it.
 async fn txn_add_offsets(port: u16, id: &'static str, pid: i64, epoch: i16, group: &str) -> i16 {
-    let mut co = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
-    co.send(
-        &AddOffsetsToTxnRequest::default()
-            .with_transactional_id(txn_id(id))
-            .with_producer_id(ProducerId(pid))
-            .with_producer_epoch(epoch)
-            .with_group_id(GroupId(kafka_protocol::protocol::StrBytes::from_string(
-                group.to_string(),
-            ))),
-        3,
-    )
-    .await
-    .error_code
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut co = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+        let code = co
+            .send(
+                &AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(txn_id(id))
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_group_id(GroupId(kafka_protocol::protocol::StrBytes::from_string(
+                        group.to_string(),
+                    ))),
+                3,
+            )
+            .await
+            .error_code;
+        if code != 51 || Instant::now() > deadline {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// TxnOffsetCommit v3 (no member: Kafka then checks only the group and the producer) of
@@ -2188,6 +2213,7 @@ async fn join_and_sync(port: u16, group: &'static str, assignment: &'static [u8]
     let gid = || GroupId(kafka_protocol::protocol::StrBytes::from_static_str(group));
     let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
     let mut member = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
     let joined = loop {
         let r = c
             .send(
@@ -2209,6 +2235,12 @@ async fn join_and_sync(port: u16, group: &'static str, assignment: &'static [u8]
             .await;
         if r.error_code == 79 && member.is_empty() {
             member = r.member_id.to_string(); // MEMBER_ID_REQUIRED: join again with it
+            continue;
+        }
+        if [14, 16].contains(&r.error_code) && Instant::now() < deadline {
+            // The coordinator FindCoordinator named may not know yet that it leads the
+            // new __consumer_offsets partition (or is still loading it).
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         assert_eq!(r.error_code, 0, "JoinGroup: {r:?}");

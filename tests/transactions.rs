@@ -178,20 +178,7 @@ async fn markers_last_stable_offset_and_aborted_transactions() {
     // A client cannot end it with WriteTxnMarkers: a single broker takes markers from no
     // one (CLUSTER_AUTHORIZATION_FAILED), and the transaction stays open.
     let forged = c
-        .send(
-            &WriteTxnMarkersRequest::default().with_markers(vec![
-                write_txn_markers_request::WritableTxnMarker::default()
-                    .with_producer_id(ProducerId(pid))
-                    .with_producer_epoch(epoch)
-                    .with_transaction_result(true)
-                    .with_topics(vec![
-                        write_txn_markers_request::WritableTxnMarkerTopic::default()
-                            .with_name(tn("tx"))
-                            .with_partition_indexes(vec![0]),
-                    ]),
-            ]),
-            1,
-        )
+        .send(&marker_req((pid, epoch), true, 0, "tx", vec![0]), 1)
         .await;
     assert_eq!(
         forged.markers[0].topics[0].partitions[0].error_code,

@@ -614,6 +614,11 @@ impl Partition {
         if epoch < entry.epoch {
             return Err(ResponseError::InvalidProducerEpoch);
         }
+        // A coordinator that lost the transactional id (a zombie) writes no marker here
+        // once its successor did, as in Kafka.
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(ResponseError::TransactionCoordinatorFenced);
+        }
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();

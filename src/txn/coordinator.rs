@@ -550,7 +550,12 @@ impl TxnCoordinator {
             };
             let written = match injected {
                 Some(e) => Err(e),
-                None => p.write_marker(meta.producer_id, meta.producer_epoch, marker, 0),
+                None => p.write_marker(
+                    meta.producer_id,
+                    meta.producer_epoch,
+                    marker,
+                    crate::txn_markers::coordinator_epoch(env.metadata, transactional_id),
+                ),
             };
             match written {
                 Ok(_) => {

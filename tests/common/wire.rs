@@ -157,3 +157,25 @@ pub fn txn_batch(pid: i64, epoch: i16, seq: i32, n: i32, tag: &str) -> Bytes {
     .unwrap();
     buf.freeze()
 }
+
+/// WriteTxnMarkers v1 of one marker for `producer`'s transaction on `partitions` of `topic`.
+pub fn marker_req(
+    (pid, epoch): (i64, i16),
+    commit: bool,
+    coordinator_epoch: i32,
+    topic: &str,
+    partitions: Vec<i32>,
+) -> WriteTxnMarkersRequest {
+    WriteTxnMarkersRequest::default().with_markers(vec![
+        write_txn_markers_request::WritableTxnMarker::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_transaction_result(commit)
+            .with_coordinator_epoch(coordinator_epoch)
+            .with_topics(vec![
+                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                    .with_name(tn(topic))
+                    .with_partition_indexes(partitions),
+            ]),
+    ])
+}
