@@ -273,7 +273,7 @@ pub async fn shrink_isr(ctx: Weak<Context>) {
         for t in ctx.metadata.topics() {
             for p in &t.partitions {
                 if let Some(change) = p.lagging_followers(lag_ms as i64) {
-                    ctx.metadata.change_isr(p, change).await;
+                    ctx.metadata.change_isr(p, change);
                 }
             }
         }

@@ -142,7 +142,7 @@ pub async fn handle(
             total_bytes >= min_bytes || any_error || live.is_empty() || Instant::now() >= deadline;
         if done {
             resp.responses = assemble(ctx, &topics, partitions);
-            apply_isr_changes(ctx, &wanted, isr_changes).await;
+            apply_isr_changes(ctx, &wanted, isr_changes);
             return Some(resp);
         }
         let any_append = std::future::poll_fn(|cx| {
@@ -165,7 +165,7 @@ pub async fn handle(
                 )
             });
             resp.responses = assemble(ctx, &topics, partitions);
-            apply_isr_changes(ctx, &wanted, isr_changes).await;
+            apply_isr_changes(ctx, &wanted, isr_changes);
             return Some(resp);
         }
     }
@@ -174,10 +174,10 @@ pub async fn handle(
 /// Reads every wanted partition once; returns per-partition data, bytes, and whether any
 /// partition had an error (Kafka answers at once in that case).
 /// Writes the ISR changes a follower's fetch called for (rare: a follower joining).
-async fn apply_isr_changes(ctx: &Context, wanted: &[Wanted], changes: IsrChanges) {
+fn apply_isr_changes(ctx: &Context, wanted: &[Wanted], changes: IsrChanges) {
     for (i, change) in changes {
         if let Ok(p) = &wanted[i].target {
-            ctx.metadata.change_isr(p, change).await;
+            ctx.metadata.change_isr(p, change);
         }
     }
 }

@@ -107,8 +107,11 @@ impl Metadata {
     }
 
     /// Writes an ISR change the partition's leader (this broker) asked for; on failure the
-    /// partition may ask again later.
-    pub async fn change_isr(&self, p: &Partition, change: crate::log::partition::IsrChange) {
+    /// partition may ask again later. The write runs as a task of its own: a follower's
+    /// fetch asks for its expansion, and a connection closed meanwhile (a broker restarting
+    /// right after its controlled shutdown) must not drop the write and leave the change
+    /// pending until the partition gives up on it.
+    pub fn change_isr(&self, p: &Arc<Partition>, change: crate::log::partition::IsrChange) {
         use crate::log::partition::IsrChange;
         let (Some(cluster), Some(topic)) = (&self.cluster, self.topic(&p.topic)) else {
             p.isr_change_failed();
@@ -145,22 +148,22 @@ impl Metadata {
             p.isr_change_failed();
             return;
         }
-        match cluster
-            .set_isr(&p.topic, p.index, placement.leader_epoch, &isr)
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(topic = %p.topic, partition = p.index, ?change, ?isr, "ISR changed")
+        let (cluster, p, leader_epoch) = (cluster.clone(), p.clone(), placement.leader_epoch);
+        tokio::spawn(async move {
+            match cluster.set_isr(&p.topic, p.index, leader_epoch, &isr).await {
+                Ok(true) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, ?change, ?isr, "ISR changed")
+                }
+                Ok(false) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, ?change, "ISR change refused: leadership moved");
+                    p.isr_change_failed();
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "ISR change not written");
+                    p.isr_change_failed();
+                }
             }
-            Ok(false) => {
-                tracing::info!(topic = %p.topic, partition = p.index, ?change, "ISR change refused: leadership moved");
-                p.isr_change_failed();
-            }
-            Err(e) => {
-                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "ISR change not written");
-                p.isr_change_failed();
-            }
-        }
+        });
     }
 
     /// Partitions this broker leads that another live in-sync replica (not itself shutting
