@@ -1876,6 +1876,26 @@ def create_replicated_topic(bootstrap, topic, partitions):
     return admin
 
 
+def form_cluster(case, brokers, topic, partitions, event):
+    """Starts the (constructed) brokers, creates `topic` on them and waits (bounded) until
+    the cluster has formed: every broker sees all three, one controller, every ISR full.
+    Returns (bootstrap, admin, the healed view), or None after a failed `cluster_formed`
+    check."""
+    for n, b in brokers.items():
+        b.start()
+        event(f"broker {n} ready on {b.bootstrap} (pid {b.pid})")
+    bootstrap = ",".join(b.bootstrap for b in brokers.values())
+    admin = create_replicated_topic(bootstrap, topic, partitions)
+    healed = wait_for(lambda: cluster_healed(brokers, topic, partitions), HEAL_S, 0.1)
+    if not R.check(case, "cluster_formed", healed,
+                   "" if healed else f"3 brokers, one controller, every ISR full: not "
+                   f"within {HEAL_S} s; {describe_views(brokers, topic)}"):
+        return None
+    event(f"topic {topic}: controller {healed['controller']}, leaders "
+          f"{healed['leaders']}, every ISR {{1, 2, 3}}")
+    return bootstrap, admin, healed
+
+
 def acks_flowing(producers, need, timeout=30):
     """Waits (bounded) until every producer has `need` more acknowledgements."""
     base = [len(pr.acks) for pr in producers]
@@ -2041,17 +2061,10 @@ def case_cluster_chaos(workdir, long):
         for n in CLUSTER_IDS:
             brokers[n] = Broker(workdir, f"{case}-b{n}",
                                 cluster_broker_args(n, f"{zk.connect}/chaos"))
-            brokers[n].start()
-            event(f"broker {n} ready on {brokers[n].bootstrap} (pid {brokers[n].pid})")
-        bootstrap = ",".join(b.bootstrap for b in brokers.values())
-        admin = create_replicated_topic(bootstrap, topic, partitions)
-        healed = wait_for(lambda: cluster_healed(brokers, topic, partitions), HEAL_S, 0.1)
-        if not R.check(case, "cluster_formed", healed,
-                       "" if healed else f"3 brokers, one controller, every ISR full: not "
-                       f"within {HEAL_S} s; {describe_views(brokers, topic)}"):
+        formed = form_cluster(case, brokers, topic, partitions, event)
+        if formed is None:
             return
-        event(f"topic {topic}: controller {healed['controller']}, leaders "
-              f"{healed['leaders']}, every ISR {{1, 2, 3}}")
+        bootstrap, admin, _ = formed
         print(f"  fault schedule: {', '.join(schedule)}", flush=True)
 
         producers = [ChaosProducer(name, bootstrap, topic, partitions, rate, logger)
@@ -2415,17 +2428,10 @@ def case_cluster_partition(workdir, long):
             brokers[n] = Broker(workdir, f"{case}-b{n}",
                                 cluster_broker_args(n, f"{zk.connect}/part"),
                                 host=net.ip(m), prefix=net.exec_prefix(m))
-            brokers[n].start()
-            event(f"broker {n} ready on {brokers[n].bootstrap} (pid {brokers[n].pid})")
-        bootstrap = ",".join(b.bootstrap for b in brokers.values())
-        create_replicated_topic(bootstrap, topic, partitions)
-        healed = wait_for(lambda: cluster_healed(brokers, topic, partitions), HEAL_S, 0.1)
-        if not R.check(case, "cluster_formed", healed,
-                       "" if healed else f"3 brokers, one controller, every ISR full: not "
-                       f"within {HEAL_S} s; {describe_views(brokers, topic)}"):
+        formed = form_cluster(case, brokers, topic, partitions, event)
+        if formed is None:
             return
-        event(f"topic {topic}: controller {healed['controller']}, leaders "
-              f"{healed['leaders']}, every ISR {{1, 2, 3}}")
+        bootstrap, _, healed = formed
         producer = ChaosProducer("a", bootstrap, topic, partitions, rate, logger)
         producer.thread.start()
         if not R.check(case, "producer_flowing", acks_flowing([producer], 200),

@@ -319,26 +319,48 @@ public final class Broker {
             return false;
         }
         boolean alive = p.isAlive();
+        lastExit = stopProcess(p, hard, STOP_TIMEOUT);
+        return alive;
+    }
+
+    /**
+     * Stops a process this suite started: SIGKILL ({@code hard}) or SIGTERM, then SIGKILL if
+     * it has not exited within {@code timeout}. Returns its exit status, -1 when it had to be
+     * killed, null when interrupted.
+     */
+    static Integer stopProcess(Process p, boolean hard, Duration timeout) {
         try {
             if (hard) {
                 p.destroyForcibly();
             } else {
                 p.destroy(); // SIGTERM
             }
-            if (p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-                lastExit = p.exitValue();
-            } else {
-                lastExit = -1; // did not exit within STOP_TIMEOUT
-                p.destroyForcibly();
-                p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            if (p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+                return p.exitValue();
             }
+            p.destroyForcibly(); // did not exit within the timeout
+            p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            return -1;
         } catch (InterruptedException e) {
             p.destroyForcibly();
             Thread.currentThread().interrupt();
+            return null;
         } finally {
             LIVE.remove(p);
         }
-        return alive;
+    }
+
+    /** Deletes a directory tree, leaving what cannot be deleted to the OS. */
+    static void deleteTree(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            List<Path> paths = new ArrayList<>(s.toList());
+            Collections.reverse(paths);
+            for (Path p : paths) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException ignored) {
+            // leave it for the OS
+        }
     }
 
     /** Stop (SIGTERM) and start again on the same port and data dir. */
@@ -422,15 +444,7 @@ public final class Broker {
         if (running) {
             return;
         }
-        try (Stream<Path> s = Files.walk(dir)) {
-            List<Path> paths = new ArrayList<>(s.toList());
-            Collections.reverse(paths);
-            for (Path p : paths) {
-                Files.deleteIfExists(p);
-            }
-        } catch (IOException ignored) {
-            // leave it for the OS
-        }
+        deleteTree(dir);
     }
 
     static int freePort() {

@@ -28,7 +28,6 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Collectors;
-import java.util.stream.Stream;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -168,15 +167,7 @@ class ClusterFailoverTest {
             return;
         }
         if (passed && !Boolean.getBoolean("compat.keep")) {
-            try (Stream<Path> s = Files.walk(dir)) {
-                List<Path> paths = new ArrayList<>(s.toList());
-                Collections.reverse(paths);
-                for (Path p : paths) {
-                    Files.deleteIfExists(p);
-                }
-            } catch (IOException ignored) {
-                // leave it for the OS
-            }
+            Broker.deleteTree(dir);
         } else {
             System.out.println("ClusterFailoverTest: ZooKeeper and broker logs, data and record lists kept in " + dir);
         }

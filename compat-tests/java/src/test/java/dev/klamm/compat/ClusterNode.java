@@ -313,25 +313,7 @@ interface ClusterNode {
             if (p == null) {
                 return;
             }
-            try {
-                if (hard) {
-                    p.destroyForcibly();
-                } else {
-                    p.destroy();
-                }
-                if (p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
-                    lastExit = p.exitValue();
-                } else {
-                    lastExit = -1;
-                    p.destroyForcibly();
-                    p.waitFor(STOP_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
-                }
-            } catch (InterruptedException e) {
-                p.destroyForcibly();
-                Thread.currentThread().interrupt();
-            } finally {
-                Broker.untrack(p);
-            }
+            lastExit = Broker.stopProcess(p, hard, STOP_TIMEOUT);
         }
 
         @Override
