@@ -151,7 +151,29 @@ def kill_group(proc):
         pass
 
 
-class Broker:
+class Supervised:
+    """A process the suite starts, and starts again (same port and data) when it died: a
+    broker, or ZooKeeper. Subclasses give `start()` and `restart_note()`, and set `proc`,
+    `lock` and `restarts`."""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def ensure_alive(self):
+        """Starts it, or restarts it when it died; returns a note when it had died."""
+        with self.lock:
+            if STOPPING.is_set():
+                raise Stopping()
+            if self.alive():
+                return None
+            had_run = self.proc is not None
+            code = self.proc.returncode if self.proc else None
+            self.restarts += 1
+            self.start()
+            return self.restart_note(had_run, code)
+
+
+class Broker(Supervised):
     """One Klamm broker: a single-node broker of a scenario (kernel-chosen port, ephemeral data
     dir), or a node of a Cluster (fixed port and data dir, so that a restart keeps both)."""
 
@@ -210,21 +232,9 @@ class Broker:
     def describe(self):
         return "127.0.0.1:%d, pid %d" % (self.port, self.proc.pid)
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def ensure_alive(self):
-        """Restarts a dead broker; returns a note when it had died."""
-        with self.lock:
-            if STOPPING.is_set():
-                raise Stopping()
-            if self.alive():
-                return None
-            code = self.proc.returncode if self.proc else None
-            self.restarts += 1
-            self.start()
-            return "broker (%s) had exited with status %s; restarted on port %d" % (
-                self.name, code, self.port)
+    def restart_note(self, had_run, code):
+        return "broker (%s) had exited with status %s; restarted on port %d" % (
+            self.name, code, self.port)
 
     def signal_stop(self):
         if self.alive():
@@ -252,7 +262,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-class ZooKeeper:
+class ZooKeeper(Supervised):
     """Debian's ZooKeeper (zkServer.sh start-foreground, which execs java: the PID is the JVM's)
     with a zoo.cfg of its own on a free loopback port; one for every cluster of the run."""
 
@@ -262,6 +272,7 @@ class ZooKeeper:
         self.port = None
         self.proc = None
         self.lock = threading.RLock()
+        self.restarts = 0
 
     def start(self, timeout=60):
         if not os.path.exists(ZK_SERVER):
@@ -292,19 +303,8 @@ class ZooKeeper:
         raise RuntimeError("ZooKeeper did not listen on port %d within %ds, log: %s"
                            % (self.port, timeout, self.logpath))
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def ensure_alive(self):
-        """Starts ZooKeeper, or restarts it (same port and data) when it died; a note if it had."""
-        with self.lock:
-            if STOPPING.is_set():
-                raise Stopping()
-            if self.alive():
-                return None
-            died = self.proc is not None
-            self.start()
-            return "ZooKeeper had exited; restarted" if died else None
+    def restart_note(self, had_run, code):
+        return "ZooKeeper had exited; restarted" if had_run else None
 
     def stop(self):
         with self.lock:
