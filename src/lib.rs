@@ -26,6 +26,7 @@ pub mod storage;
 pub mod topic_config;
 pub mod txn;
 pub mod txn_markers;
+pub mod txn_verify;
 
 mod broker;
 mod embed;

@@ -2423,3 +2423,51 @@ async fn create_partitions_takes_a_manual_assignment() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// KIP-890 on a remote leader: before the first transactional batch of a producer's
+/// transaction on a partition, its leader asks the coordinator (another broker) whether
+/// the partition is in the open transaction. A batch for a partition never added is refused
+/// (INVALID_TXN_STATE) and leaves no hanging transaction (the last stable offset stays at
+/// the high watermark); once AddPartitionsToTxn added it, the same batch is taken.
+#[tokio::test]
+async fn a_remote_leader_verifies_transactional_batches_with_the_coordinator() {
+    let cl = TxnCluster::start(&["--transaction-state-log-num-partitions", "3"], "txv").await;
+    let ports = cl.ports;
+    let port_of = |id: i32| ports[id as usize - 1];
+    let id = "tx-verify";
+    let (coordinator, co_port) = find_coordinator(ports[0], 1, id).await;
+    let (pid, epoch) = txn_init(co_port, id).await;
+    let (_, _, parts) = partitions_of(ports[0], "txv").await;
+    let (p, leader, _) = parts
+        .iter()
+        .find(|(_, l, _)| *l != coordinator)
+        .cloned()
+        .expect("a partition led by another broker");
+    let mut l = Client::connect(format!("127.0.0.1:{}", port_of(leader)).parse().unwrap()).await;
+    let produce_once = |tag: &'static str| {
+        produce_req(
+            "txv",
+            uuid::Uuid::nil(),
+            p,
+            txn_batch(pid, epoch, 0, 2, tag),
+            -1,
+        )
+        .with_transactional_id(Some(txn_id(id)))
+    };
+    let refused = l.send(&produce_once("stray"), 9).await;
+    assert_eq!(
+        refused.responses[0].partition_responses[0].error_code, 48,
+        "INVALID_TXN_STATE for a partition not in the transaction"
+    );
+    let part = read_committed_at(port_of(leader), "txv", p).await;
+    assert_eq!(
+        (part.high_watermark, part.last_stable_offset),
+        (0, 0),
+        "nothing appended, no transaction left open"
+    );
+    txn_add(co_port, id, pid, epoch, "txv", 3).await;
+    let taken = l.send(&produce_once("kept"), 9).await;
+    assert_eq!(taken.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(txn_end(co_port, id, pid, epoch, true).await, 0);
+    wait_markers(ports[0], "txv", port_of, "after the commit").await;
+}

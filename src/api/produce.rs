@@ -31,20 +31,27 @@ pub async fn handle(
     let acks_valid = matches!(acks, -1..=1);
     let mut queued = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
-    // In a cluster, a transaction coordinated by another broker cannot be checked here:
-    // its batches are taken on trust, as Kafka did before KIP-890's verification, and the
-    // coordinator's markers (WriteTxnMarkers) end them.
-    let unverifiable_txn = ctx.cluster.is_some()
-        && req
-            .transactional_id
-            .as_ref()
-            .is_some_and(|id| ctx.coordinator_error(1, id.as_str()).is_some());
-    for (i, t) in req.topic_data.into_iter().enumerate() {
-        let topic = if acks_valid {
-            resolve_topic(ctx, version, &t).await
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for t in &req.topic_data {
+        topics.push(if acks_valid {
+            resolve_topic(ctx, version, t).await
         } else {
             Err(ResponseError::InvalidRequiredAcks)
-        };
+        });
+    }
+    // In a cluster, a transaction coordinated by another broker is verified with its
+    // coordinator before its first batch on a partition (KIP-890): `remote_txn` holds the
+    // partitions it refused.
+    let remote_txn = match &req.transactional_id {
+        Some(id) if ctx.cluster.is_some() && ctx.coordinator_error(1, id.as_str()).is_some() => {
+            Some(
+                crate::txn_verify::refused_partitions(ctx, id.as_str(), &req.topic_data, &topics)
+                    .await,
+            )
+        }
+        _ => None,
+    };
+    for (i, (t, topic)) in req.topic_data.into_iter().zip(topics).enumerate() {
         responses.push(produce_topic(
             ctx,
             rc,
@@ -53,7 +60,7 @@ pub async fn handle(
             topic,
             t,
             i,
-            unverifiable_txn,
+            remote_txn.as_ref(),
             &mut queued,
         ));
     }
@@ -171,7 +178,7 @@ fn produce_topic(
     topic: Result<Arc<Topic>, ResponseError>,
     data: TopicProduceData,
     topic_pos: usize,
-    unverifiable_txn: bool,
+    remote_txn: Option<&std::collections::HashMap<(usize, i32), ResponseError>>,
     queued: &mut Vec<Queued>,
 ) -> TopicProduceResponse {
     let rules = topic.as_ref().ok().map(|t| TopicRules::of(ctx, t));
@@ -250,8 +257,8 @@ fn produce_topic(
                     }
                 }
                 let verify = |pid: i64, epoch: i16| {
-                    if unverifiable_txn {
-                        return Ok(());
+                    if let Some(refused) = remote_txn {
+                        return refused.get(&(topic_pos, pd.index)).map_or(Ok(()), |e| Err(*e));
                     }
                     ctx.txns
                         .verify_produce(pid, epoch, &t.name, pd.index)

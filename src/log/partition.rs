@@ -353,6 +353,16 @@ impl Partition {
     }
 
     /// The producers with state on this partition, for DescribeProducers.
+    /// Whether `producer_id` has an open transaction here (a transactional batch not yet
+    /// ended by a marker).
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        let state = self.append.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .producers
+            .get(&producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
     pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
         let state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<_> = state
