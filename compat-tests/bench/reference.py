@@ -56,6 +56,38 @@ rootLogger.appenderRef.err.ref = STDERR
 """
 
 
+def kafka_install(kafka_sh=KAFKA_SH):
+    """`kafka.sh install` (fetches the jars with Maven the first time, a no-op after): the
+    libs dir of Kafka 4.4's jars."""
+    out = subprocess.run([kafka_sh, "install"], check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def kafka_sh_jvm(kafka_sh=KAFKA_SH):
+    """How kafka.sh runs Kafka, read from kafka.sh itself so that its settings have one home:
+    (java, the broker JVM's options, the options of its short-lived tool JVMs such as
+    StorageTool), with kafka.sh's environment overrides (KAFKA_JAVA_HOME, KAFKA_HEAP_OPTS,
+    KAFKA_JVM_OPTS) applied as bash's ${VAR:-default} applies them. The log4j2 config
+    kafka.sh uses is os.path.join(os.path.dirname(libs), "log4j2.properties")."""
+    with open(kafka_sh) as f:
+        text = f.read()
+
+    def setting(var):
+        m = re.search(r"\$\{" + var + r":-([^}]*)\}", text)
+        if not m:
+            raise RuntimeError(f"{kafka_sh}: no ${{{var}:-...}} default found")
+        return os.environ.get(var) or m.group(1)
+
+    java = os.path.join(setting("KAFKA_JAVA_HOME"), "bin", "java")
+    if not os.access(java, os.X_OK):
+        java = shutil.which("java") or "java"
+    m = re.search(r'^run_java\(\).*\n\s*"\$java" ([^\\\n]*)', text, re.M)
+    if not m:
+        raise RuntimeError(f"{kafka_sh}: no run_java() JVM options found")
+    return (java, (setting("KAFKA_HEAP_OPTS") + " " + setting("KAFKA_JVM_OPTS")).split(),
+            m.group(1).split())
+
+
 def probe(port, timeout=20.0):
     """True once the broker on port answers ApiVersions v0 and then a Metadata v1 request
     (no topics) listing at least one broker: the request kafka.sh waits for."""
@@ -347,8 +379,7 @@ def run(args, bench_module):
     kafka_sh = os.path.abspath(args.kafka_sh or KAFKA_SH)
     java = args.java or shutil.which("java") or "java"
     print(f"kafka.sh install ({kafka_sh}) ...", file=sys.stderr, flush=True)
-    libs = subprocess.run([kafka_sh, "install"], check=True, capture_output=True,
-                          text=True).stdout.strip().splitlines()[-1]
+    libs = kafka_install(kafka_sh)
     work = tempfile.mkdtemp(prefix="klamm-bench-ref-")
     log4j = os.path.join(work, "tools-log4j2.properties")
     with open(log4j, "w") as f:
