@@ -52,12 +52,8 @@ pub fn coordinator_epoch(metadata: &crate::metadata::Metadata, transactional_id:
         return 0;
     }
     metadata
-        .topic(crate::coordinator_log::TXN_TOPIC)
-        .and_then(|t| {
-            let index = crate::context::coordinator_partition(transactional_id, t.placements.len());
-            t.placements.get(index as usize).map(|p| p.leader_epoch)
-        })
-        .unwrap_or(0)
+        .coordinator_placement(crate::coordinator_log::TXN_TOPIC, transactional_id)
+        .map_or(0, |p| p.leader_epoch)
 }
 
 /// One pass over the prepared transactions: one WriteTxnMarkers per remote leader, carrying
@@ -103,12 +99,12 @@ async fn send_markers(ctx: &Weak<Context>, prepared: Vec<TxnMeta>) {
                 if leader == c.config.node_id {
                     continue;
                 }
-                let Some(e) = view.brokers.get(&leader) else {
+                let Some(addr) = view.address(leader) else {
                     all_marked.insert(meta.transactional_id.clone(), false);
                     continue; // no live leader now: retried
                 };
                 topics
-                    .entry(format!("{}:{}", e.host, e.port))
+                    .entry(addr)
                     .or_default()
                     .entry(topic.clone())
                     .or_default()

@@ -162,11 +162,9 @@ async fn ask_coordinator(
 
 /// HOST:PORT of the leader of the transactional id's partition of `__transaction_state`.
 fn coordinator_address(ctx: &Context, transactional_id: &str) -> Option<String> {
-    let cluster = ctx.cluster.as_ref()?;
-    let topic = ctx.metadata.topic(crate::coordinator_log::TXN_TOPIC)?;
-    let index = crate::context::coordinator_partition(transactional_id, topic.placements.len());
-    let leader = topic.placements.get(index as usize)?.leader;
-    let view = cluster.view();
-    let e = view.brokers.get(&leader)?;
-    Some(format!("{}:{}", e.host, e.port))
+    let leader = ctx
+        .metadata
+        .coordinator_placement(crate::coordinator_log::TXN_TOPIC, transactional_id)?
+        .leader;
+    ctx.cluster.as_ref()?.view().address(leader)
 }

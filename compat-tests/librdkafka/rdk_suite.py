@@ -153,8 +153,9 @@ def kill_group(proc):
 
 class Supervised:
     """A process the suite starts, and starts again (same port and data) when it died: a
-    broker, or ZooKeeper. Subclasses give `start()` and `restart_note()`, and set `proc`,
-    `lock` and `restarts`."""
+    broker, or ZooKeeper, or a Cluster of both (which gives its own `alive()` and
+    `revive()`). Subclasses give `start()` and `restart_note()`, and set `proc`, `lock` and
+    `restarts`."""
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -166,11 +167,14 @@ class Supervised:
                 raise Stopping()
             if self.alive():
                 return None
-            had_run = self.proc is not None
-            code = self.proc.returncode if self.proc else None
-            self.restarts += 1
-            self.start()
-            return self.restart_note(had_run, code)
+            return self.revive()
+
+    def revive(self):
+        had_run = self.proc is not None
+        code = self.proc.returncode if self.proc else None
+        self.restarts += 1
+        self.start()
+        return self.restart_note(had_run, code)
 
 
 class Broker(Supervised):
@@ -347,7 +351,7 @@ def metadata_brokers(port):
         return None
 
 
-class Cluster:
+class Cluster(Supervised):
     """Three Klamm brokers (node ids 1-3) on one ZooKeeper, under a chroot of their own; same
     interface as Broker for the driver (bootstrap() lists all three)."""
 
@@ -408,27 +412,22 @@ class Cluster:
     def alive(self):
         return self.zk.alive() and all(n.alive() for n in self.nodes)
 
-    def ensure_alive(self):
-        """Restarts ZooKeeper and nodes that died (same ports and data); a note when any had."""
-        with self.lock:
-            if STOPPING.is_set():
-                raise Stopping()
-            if self.alive():
-                return None
-            notes = []
-            zk_note = self.zk.ensure_alive()
-            if zk_note:
-                notes.append(zk_note)
-            dead = [n for n in self.nodes if not n.alive()]
-            for n in dead:
-                notes.append("broker %s had exited with status %s" % (n.name, n.proc.returncode))
-                n.restarts += 1
-                n.launch()
-            for n in dead:
-                n.wait_ready()
-            self.restarts += 1
-            self.wait_formed(60)
-            return "; ".join(notes) + "; restarted"
+    def revive(self):
+        """Restarts ZooKeeper and nodes that died (same ports and data); a note on which had."""
+        notes = []
+        zk_note = self.zk.ensure_alive()
+        if zk_note:
+            notes.append(zk_note)
+        dead = [n for n in self.nodes if not n.alive()]
+        for n in dead:
+            notes.append("broker %s had exited with status %s" % (n.name, n.proc.returncode))
+            n.restarts += 1
+            n.launch()
+        for n in dead:
+            n.wait_ready()
+        self.restarts += 1
+        self.wait_formed(60)
+        return "; ".join(notes) + "; restarted"
 
     def stop(self):
         with self.lock:

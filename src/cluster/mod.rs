@@ -57,6 +57,15 @@ pub struct ClusterView {
     pub shutting_down: std::collections::BTreeSet<i32>,
 }
 
+impl ClusterView {
+    /// HOST:PORT of a live broker, the address brokers dial each other on.
+    pub fn address(&self, id: i32) -> Option<String> {
+        self.brokers
+            .get(&id)
+            .map(|e| format!("{}:{}", e.host, e.port))
+    }
+}
+
 /// What a broker needs to join.
 pub struct JoinConfig {
     /// HOST:PORT[,HOST:PORT...][/chroot], Kafka's `zookeeper.connect`.

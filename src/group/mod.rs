@@ -719,22 +719,8 @@ impl GroupCoordinator {
                         .insert(instance.clone(), m.member_id.clone());
                 }
                 g.join_order.push(m.member_id.clone());
-                g.members.insert(
-                    m.member_id.clone(),
-                    Member {
-                        member_id: m.member_id,
-                        group_instance_id: m.group_instance_id,
-                        client_id: m.client_id,
-                        client_host: m.client_host,
-                        session_timeout_ms: m.session_timeout_ms,
-                        rebalance_timeout_ms: m.rebalance_timeout_ms,
-                        protocols: vec![(protocol.clone(), m.subscription)],
-                        assignment: m.assignment,
-                        last_heartbeat: now,
-                        join_waiter: None,
-                        sync_waiter: None,
-                    },
-                );
+                g.members
+                    .insert(m.member_id.clone(), Member::restored(m, &protocol, now));
             }
             if g.members.is_empty() || r.protocol.is_none() {
                 g.members.clear();

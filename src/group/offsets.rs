@@ -296,12 +296,12 @@ impl OffsetStore {
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
         // The same key check as a commit's, so that the marker cannot find offsets the
         // table refuses.
-        let mut wb = self.store.batch();
-        for (t, p, c) in offsets {
-            wb.put_offset(group, t, *p, &encode(c))
-                .map_err(|_| ResponseError::InvalidGroupId)?;
+        if !offsets
+            .iter()
+            .all(|(t, _, _)| crate::storage::offset_key_fits(group, t))
+        {
+            return Err(ResponseError::InvalidGroupId);
         }
-        drop(wb);
         let _w = self.write_guard();
         let mut pending = self.pending();
         if pending

@@ -80,6 +80,24 @@ pub struct Member {
 }
 
 impl Member {
+    /// A member as its group's last metadata record holds it, taken over by a new
+    /// coordinator: its session starts afresh at `now`, nobody is waiting on it.
+    pub fn restored(m: super::journal::MemberRecord, protocol: &str, now: Instant) -> Member {
+        Member {
+            member_id: m.member_id,
+            group_instance_id: m.group_instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            session_timeout_ms: m.session_timeout_ms,
+            rebalance_timeout_ms: m.rebalance_timeout_ms,
+            protocols: vec![(protocol.to_string(), m.subscription)],
+            assignment: m.assignment,
+            last_heartbeat: now,
+            join_waiter: None,
+            sync_waiter: None,
+        }
+    }
+
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()

@@ -627,16 +627,16 @@ fn check_new_partitions(
         if replicas.len() != rf {
             return bad(format!("Inconsistent replication factor between partitions, partition 0 has {rf} while the new partitions have {}.", replicas.len()));
         }
-        let mut sorted = replicas.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if sorted.len() != replicas.len() {
-            return bad(format!(
-                "Duplicate brokers not allowed in replica assignment: {replicas:?}."
-            ));
-        }
-        if let Some(b) = replicas.iter().find(|b| !live.contains(b)) {
-            return bad(format!("Unknown broker(s) in replica assignment: {b}."));
+        match replicas_problem(replicas, live) {
+            Some(ReplicasProblem::Duplicate) => {
+                return bad(format!(
+                    "Duplicate brokers not allowed in replica assignment: {replicas:?}."
+                ))
+            }
+            Some(ReplicasProblem::Unknown(b)) => {
+                return bad(format!("Unknown broker(s) in replica assignment: {b}."))
+            }
+            None => {}
         }
     }
     Ok(())
@@ -654,17 +654,37 @@ fn check_assignment(a: &BTreeMap<i32, Vec<i32>>, live: &[i32]) -> Result<(), Adm
         if replicas.is_empty() || replicas.len() != rf {
             return bad("All partitions should have the same number of replicas".into());
         }
-        let mut sorted = replicas.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if sorted.len() != replicas.len() {
-            return bad(format!("Duplicate brokers not allowed in replica assignment: {replicas:?} for partition id {p}."));
-        }
-        if let Some(b) = replicas.iter().find(|b| !live.contains(b)) {
-            return bad(format!(
-                "Unknown broker {b} in the replica assignment of partition {p}."
-            ));
+        match replicas_problem(replicas, live) {
+            Some(ReplicasProblem::Duplicate) => {
+                return bad(format!("Duplicate brokers not allowed in replica assignment: {replicas:?} for partition id {p}."))
+            }
+            Some(ReplicasProblem::Unknown(b)) => {
+                return bad(format!(
+                    "Unknown broker {b} in the replica assignment of partition {p}."
+                ))
+            }
+            None => {}
         }
     }
     Ok(())
+}
+
+/// What is wrong with one partition's replica list in a manual assignment; each admin
+/// request words it in Kafka's own message for that request.
+enum ReplicasProblem {
+    Duplicate,
+    Unknown(i32),
+}
+
+fn replicas_problem(replicas: &[i32], live: &[i32]) -> Option<ReplicasProblem> {
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != replicas.len() {
+        return Some(ReplicasProblem::Duplicate);
+    }
+    replicas
+        .iter()
+        .find(|b| !live.contains(b))
+        .map(|b| ReplicasProblem::Unknown(*b))
 }

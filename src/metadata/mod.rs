@@ -275,6 +275,14 @@ impl Metadata {
         self.topics.get(name).map(|t| t.value().clone())
     }
 
+    /// The placement of the partition of a coordinators' topic (`__consumer_offsets`,
+    /// `__transaction_state`) that owns `key`: its leader is the key's coordinator.
+    pub fn coordinator_placement(&self, topic: &str, key: &str) -> Option<Placement> {
+        let t = self.topic(topic)?;
+        let index = crate::context::coordinator_partition(key, t.placements.len());
+        t.placements.get(index as usize).cloned()
+    }
+
     pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
         let name = self.topic_names_by_id.get(id)?.value().clone();
         self.topic(&name)

@@ -20,6 +20,13 @@ use rocksdb::{BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Op
 
 pub use batch::Batch;
 pub use keys::MAX_PARTITION_UID;
+
+/// Whether the offsets table can key a commit of `group` for `topic`: ids past the key's
+/// length fields are refused before anything is journaled, so the log never holds a commit
+/// the table would refuse.
+pub fn offset_key_fits(group: &str, topic: &str) -> bool {
+    keys::offset_key(group, topic, 0).is_some()
+}
 pub use log::LogScan;
 pub use writer::Pending;
 
