@@ -187,9 +187,11 @@ impl Broker {
             tokio::spawn(mirror_cluster(Arc::downgrade(&ctx), c.subscribe()));
             tokio::spawn(crate::replication::run(Arc::downgrade(&ctx)));
             tokio::spawn(crate::replication::shrink_isr(Arc::downgrade(&ctx)));
-            ctx.groups.offsets.set_journal(Arc::new(
-                crate::coordinator_log::OffsetsTopicJournal::new(Arc::downgrade(&ctx)),
+            let offsets_journal = Arc::new(crate::coordinator_log::OffsetsTopicJournal::new(
+                Arc::downgrade(&ctx),
             ));
+            ctx.groups.offsets.set_journal(offsets_journal.clone());
+            ctx.consumer_groups.set_journal(offsets_journal);
             let txn_journal = Arc::new(crate::coordinator_log::TxnLogJournal::new(Arc::downgrade(
                 &ctx,
             )));

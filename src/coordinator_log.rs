@@ -27,6 +27,7 @@ use kafka_protocol::ResponseError;
 
 use crate::clock::now_ms;
 use crate::context::{coordinator_partition, Context};
+use crate::group::consumer_journal::ConsumerRecord;
 use crate::group::journal::{self, JournalRecord, JournalWrite, OffsetJournal};
 use crate::group::offsets::TxnPending;
 use crate::group::CommittedOffset;
@@ -408,6 +409,8 @@ fn load(
     let mut txn_offsets: HashMap<i64, TxnPending> = HashMap::new();
     // Classic groups' last metadata (None: deleted).
     let mut group_records: BTreeMap<String, Option<journal::GroupRecord>> = BTreeMap::new();
+    // KIP-848 groups' records, in log order.
+    let mut consumer_records: BTreeMap<String, Vec<ConsumerRecord>> = BTreeMap::new();
     let mut read = 0usize;
     let mut skipped = 0usize;
     let mut next = partition.log_start_offset();
@@ -503,6 +506,9 @@ fn load(
                     Some(JournalRecord::Group { group, metadata }) => {
                         group_records.insert(group, metadata);
                     }
+                    Some(JournalRecord::Consumer { group, record }) => {
+                        consumer_records.entry(group).or_default().push(record);
+                    }
                     Some(JournalRecord::Other) => {}
                     None => skipped += 1,
                 }
@@ -527,6 +533,10 @@ fn load(
         .replace_groups(mine, offsets)
         .map_err(|_| ResponseError::KafkaStorageError)?;
     ctx.groups.offsets.replace_txn_pending(mine, txn_offsets);
+    consumer_records.retain(|g, _| mine(g));
+    let consumers = ctx
+        .consumer_groups
+        .load(&ctx.metadata, mine, consumer_records);
     let classic = ctx.groups.load_groups(
         group_records
             .into_iter()
@@ -539,5 +549,5 @@ fn load(
             ctx.groups.touch(g);
         }
     }
-    Ok((read, live.len().max(classic)))
+    Ok((read, live.len().max(classic + consumers)))
 }

@@ -993,6 +993,28 @@ async fn followers_replicate_and_acks_all_waits_for_the_isr() {
     // with NOT_ENOUGH_REPLICAS, while acks=1 is still taken.
     let second = followers0[1];
     unsafe { libc::kill(pid(&brokers[second as usize - 1]), libc::SIGSTOP) };
+    // Until the ISR shrinks, an acks=1 write moves the log end but not the high watermark.
+    // A consumer fetching between the two (where a consumer of the previous leader stands
+    // when this broker has just become leader) reads nothing and is told the high
+    // watermark, as Kafka answers; OFFSET_OUT_OF_RANGE would make it reset its position.
+    let ahead = to_leader
+        .send(
+            &produce_req(
+                "r",
+                uuid::Uuid::nil(),
+                0,
+                batch(&[record(4, 1_700_000_000_000)], Compression::None),
+                1,
+            ),
+            9,
+        )
+        .await;
+    let ahead = &ahead.responses[0].partition_responses[0];
+    assert_eq!(ahead.error_code, 0);
+    let past_hw = fetch(&mut to_leader, "r", 0, ahead.base_offset + 1, 12).await;
+    assert_eq!(past_hw.error_code, 0, "a fetch within the log: {past_hw:?}");
+    assert!(past_hw.records.as_ref().is_none_or(|r| r.is_empty()));
+    assert!(past_hw.high_watermark <= ahead.base_offset + 1);
     wait_isr(leader_port, "r", "leader alone in the ISR", |s| {
         s[0].1 == vec![leader0]
     })
@@ -1094,7 +1116,11 @@ async fn followers_replicate_and_acks_all_waits_for_the_isr() {
         .iter()
         .map(|l| decode_records(l.clone()).len())
         .sum();
-    assert_eq!(records, 300 + 1 + 1 + 100, "the refused produce is nowhere");
+    assert_eq!(
+        records,
+        300 + 1 + 1 + 1 + 100,
+        "the refused produce is nowhere"
+    );
 }
 
 /// A kcat producer (librdkafka, idempotent, acks=all) fed line by line from the test.
@@ -2470,4 +2496,154 @@ async fn a_remote_leader_verifies_transactional_batches_with_the_coordinator() {
     assert_eq!(taken.responses[0].partition_responses[0].error_code, 0);
     assert_eq!(txn_end(co_port, id, pid, epoch, true).await, 0);
     wait_markers(ports[0], "txv", port_of, "after the commit").await;
+}
+
+/// ConsumerGroupHeartbeat v1 of `member` at `port`, owning `owned` (sent when Some).
+async fn consumer_heartbeat(
+    port: u16,
+    group: &'static str,
+    member: &str,
+    epoch: i32,
+    topic: &'static str,
+    owned: Option<&std::collections::BTreeSet<(uuid::Uuid, i32)>>,
+) -> ConsumerGroupHeartbeatResponse {
+    use consumer_group_heartbeat_request::TopicPartitions;
+    let sb = kafka_protocol::protocol::StrBytes::from_string;
+    let owned = owned.map(|parts| {
+        let mut by: std::collections::BTreeMap<uuid::Uuid, Vec<i32>> = Default::default();
+        for (t, p) in parts {
+            by.entry(*t).or_default().push(*p);
+        }
+        by.into_iter()
+            .map(|(t, ps)| {
+                TopicPartitions::default()
+                    .with_topic_id(t)
+                    .with_partitions(ps)
+            })
+            .collect()
+    });
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(sb(group.to_string())))
+        .with_member_id(sb(member.to_string()))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+        .with_subscribed_topic_names((epoch == 0).then(|| vec![tn(topic)]))
+        .with_topic_partitions(owned);
+    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    c.send(&req, 1).await
+}
+
+fn assigned(
+    r: &ConsumerGroupHeartbeatResponse,
+) -> Option<std::collections::BTreeSet<(uuid::Uuid, i32)>> {
+    r.assignment.as_ref().map(|a| {
+        a.topic_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, *p)))
+            .collect()
+    })
+}
+
+/// Stage 4, KIP-848: a consumer group's records (group epoch, member subscriptions,
+/// target and current assignments, in Kafka's record types) are written to its partition
+/// of __consumer_offsets and each heartbeat that changed them is answered once they are
+/// replicated, so the broker that takes the partition over after the coordinator's
+/// SIGKILL knows the members: a member's next heartbeat, with the epoch it has, is
+/// accepted (not UNKNOWN_MEMBER_ID, which would make it drop its partitions and rejoin)
+/// and keeps its epoch and its partitions.
+#[tokio::test]
+async fn a_consumer_group_keeps_its_members_across_a_coordinator_failover() {
+    let flags = [
+        "--offsets-topic-num-partitions",
+        "3",
+        "--replica-lag-time-max-ms",
+        "1500",
+    ];
+    let topic = "kip848";
+    let mut cl = TxnCluster::start(&flags, topic).await;
+    let ports = cl.ports;
+    let group = "kept-consumers";
+    let (node, port) = find_coordinator(ports[0], 0, group).await;
+    let members = ["m-one", "m-two"];
+    let mut epochs = [0i32; 2];
+    let mut owned: [std::collections::BTreeSet<(uuid::Uuid, i32)>; 2] = Default::default();
+    // Both members join and heartbeat until the group is stable: three partitions split
+    // between them, nothing left to revoke.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for i in 0..2 {
+            let owned_now = owned[i].clone();
+            let r = consumer_heartbeat(port, group, members[i], epochs[i], topic, Some(&owned_now))
+                .await;
+            if [14, 16].contains(&r.error_code) {
+                continue; // the coordinator is still loading its new partition
+            }
+            assert_eq!(r.error_code, 0, "{r:?}");
+            epochs[i] = r.member_epoch;
+            if let Some(a) = assigned(&r) {
+                owned[i] = a;
+            }
+        }
+        let total: usize = owned.iter().map(|o| o.len()).sum();
+        if total == 3 && !owned[0].is_empty() && !owned[1].is_empty() && epochs[0] == epochs[1] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never stable: {epochs:?} {owned:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    cl.kill(node);
+    let survivor = ports[node as usize % 3];
+    let next_port = coordinator_after(survivor, 0, group, node).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..2 {
+        let r = loop {
+            let r = consumer_heartbeat(
+                next_port,
+                group,
+                members[i],
+                epochs[i],
+                topic,
+                Some(&owned[i]),
+            )
+            .await;
+            if ![14, 16].contains(&r.error_code) {
+                break r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the new coordinator never loaded"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            r.error_code, 0,
+            "the new coordinator must know member {}: {r:?}",
+            members[i]
+        );
+        assert_eq!(
+            r.member_epoch, epochs[i],
+            "the member keeps its epoch: {r:?}"
+        );
+        if let Some(a) = assigned(&r) {
+            assert_eq!(a, owned[i], "the member keeps its partitions");
+        }
+    }
+    let mut c = Client::connect(format!("127.0.0.1:{next_port}").parse().unwrap()).await;
+    let described = c
+        .send(
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str(group),
+            )]),
+            0,
+        )
+        .await;
+    let g = &described.groups[0];
+    assert_eq!(g.error_code, 0, "{g:?}");
+    assert_eq!(g.group_state.as_str(), "Stable", "{g:?}");
+    assert_eq!(g.group_epoch, epochs[0]);
+    assert_eq!(g.members.len(), 2);
 }

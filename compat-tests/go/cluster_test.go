@@ -507,13 +507,21 @@ type failoverReader struct {
 	ackedAtAssign map[int32]int64
 	fetches       []string // each OffsetFetch after a (re)join: time and offsets
 	regressions   []string // fetched offsets below a commit acknowledged before
+	// Each time franz-go dropped its partitions as lost (the coordinator did not know the
+	// member: UNKNOWN_MEMBER_ID, a fenced epoch or generation) and rejoined.
+	lost []string
 }
 
-func startFailoverReader(t *testing.T, c *klammCluster, dir, topic, group string) *failoverReader {
+func startFailoverReader(t *testing.T, c *klammCluster, dir, topic, group string, kip848 bool) *failoverReader {
 	t.Helper()
 	g := &failoverReader{stop: make(chan struct{}), done: make(chan struct{}),
 		seen: map[int32]map[int64]string{}, acked: map[int32]int64{}, errKinds: map[string]int{}}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.lost = append(g.lost, fmt.Sprintf("%s %v", time.Now().UTC().Format("15:04:05.000"), lost))
+		}),
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
 			g.mu.Lock()
 			defer g.mu.Unlock()
@@ -529,12 +537,16 @@ func startFailoverReader(t *testing.T, c *klammCluster, dir, topic, group string
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(250*time.Millisecond),
-		kgo.MetadataMinAge(250*time.Millisecond),
-		kgo.SessionTimeout(10*time.Second),
+		kgo.FetchMaxWait(250 * time.Millisecond),
+		kgo.MetadataMinAge(250 * time.Millisecond),
+		kgo.SessionTimeout(10 * time.Second),
 		kgo.HeartbeatInterval(time.Second),
 		kgo.DialTimeout(time.Second),
-	)
+	}
+	if kip848 {
+		opts = append(opts, kgo.ServerSideBalancer())
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatalf("kgo.NewClient: %v", err)
 	}
@@ -936,6 +948,13 @@ func keepFailoverEvidence(t *testing.T, dir string, events []string, p *failover
 // ---------------------------------------------------------------- the test
 
 func TestClusterFailoverFranz(t *testing.T) {
+	t.Run("classic", func(t *testing.T) { clusterFailoverFranz(t, false) })
+	// KIP-848 (group.protocol=consumer, server-side assignment): the group's members and
+	// epochs live in __consumer_offsets too, so they survive the coordinator.
+	t.Run("consumer", func(t *testing.T) { clusterFailoverFranz(t, true) })
+}
+
+func clusterFailoverFranz(t *testing.T, kip848 bool) {
 	if useKafka() {
 		t.Skip("a Klamm cluster on ZooKeeper; kafka.sh runs a single broker")
 	}
@@ -1020,7 +1039,7 @@ func TestClusterFailoverFranz(t *testing.T) {
 	logf("topic %s created, every ISR full (%v)", topic, took.Round(time.Millisecond))
 
 	prod = startFailoverProducer(t, c, dir, topic)
-	reader = startFailoverReader(t, c, dir, topic, group)
+	reader = startFailoverReader(t, c, dir, topic, group, kip848)
 	waitFor(t, 20*time.Second, "the first acknowledgements", func() error { return prod.ackedSince(0) })
 	waitFor(t, 20*time.Second, "the group's first acknowledged commit", func() error { return reader.committedSince(0) })
 	// The group's commits live in __consumer_offsets, which exists now: it must heal too.
@@ -1177,6 +1196,7 @@ func TestClusterFailoverFranz(t *testing.T) {
 	conflicts := slices.Clone(reader.conflicts)
 	dataLoss := slices.Clone(reader.dataLoss)
 	regressions := slices.Clone(reader.regressions)
+	lost := slices.Clone(reader.lost)
 	nFetches := len(reader.fetches)
 	reader.mu.Unlock()
 	logf("group committed the high watermarks (%v later): %d commits acknowledged, %d commit errors, %d poll errors %s; %d offset fetches after (re)joins",
@@ -1184,6 +1204,14 @@ func TestClusterFailoverFranz(t *testing.T) {
 	for _, r := range regressions {
 		t.Errorf("committed offset lost: %s", r)
 	}
+	if len(lost) > 0 && kip848 {
+		// The group's state is in __consumer_offsets: a new coordinator knows the member,
+		// its epoch and its assignment, as Kafka's does. (A classic member may still drop
+		// its partitions: franz-go ends its session when a heartbeat reaches its former
+		// coordinator, restarted and no longer coordinating, and gets NOT_COORDINATOR.)
+		t.Errorf("the group's member lost its partitions %d time(s) and rejoined: %v", len(lost), lost)
+	}
+	logf("partitions lost and rejoined: %d %v", len(lost), lost)
 
 	if len(dataLoss) > 0 {
 		// Kafka answers a consumer's OffsetForLeaderEpoch with the end of the epoch (the

@@ -62,7 +62,17 @@ pub async fn heartbeat(
         client_id: rc.client_id().to_string(),
         client_host: format!("/{}", rc.peer.ip()),
     };
-    match ctx.consumer_groups.heartbeat(&ctx.metadata, hb) {
+    let result = match ctx.consumer_groups.heartbeat(&ctx.metadata, hb) {
+        // Cluster mode: answered once the change is on the in-sync replicas, so the member
+        // never holds an epoch or partitions a new coordinator would not know.
+        Ok((r, Some(write))) => crate::group::journal::settle(write)
+            .await
+            .map(|()| r)
+            .map_err(|e| (e, None)),
+        Ok((r, None)) => Ok(r),
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(r) => {
             resp.member_id = Some(sb(r.member_id));
             resp.member_epoch = r.member_epoch;

@@ -242,8 +242,12 @@ fn read_all(
         }
         let result = w.target.clone().and_then(|p| {
             p.check_leader_epoch(w.current_leader_epoch)?;
+            // Out of range only outside the log (Kafka's rule). An offset past the high
+            // watermark but within the log reads nothing: a new leader's high watermark
+            // catches up with its followers' fetches, and a consumer already at the old
+            // leader's high watermark must wait for it, not be told its position is gone.
             let hw = p.high_watermark();
-            if w.fetch_offset < p.log_start_offset() || w.fetch_offset > hw {
+            if w.fetch_offset < p.log_start_offset() || w.fetch_offset > p.log_end_offset() {
                 pd.high_watermark = hw;
                 pd.last_stable_offset = p.last_stable_offset();
                 pd.log_start_offset = p.log_start_offset();

@@ -7,16 +7,21 @@
 //! (`uniform`, sticky and balanced, or `range`) for that epoch; and per member the
 //! partitions it was given, those it still has to give up, and its member epoch, which
 //! reaches the group's epoch once the member has revoked what it no longer owns. State is
-//! in memory, like classic groups' membership: after a restart members rejoin.
+//! in memory; in cluster mode every change is also written to the group's partition of
+//! `__consumer_offsets` in Kafka's records (see [`super::consumer_journal`]), and a
+//! heartbeat is answered once the in-sync replicas have it, so a new coordinator takes the
+//! group over as it was. On a single node members rejoin after a restart.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::consumer_journal::{self, ConsumerRecord, CurrentAssignment, MemberMeta};
+use super::journal::{JournalWrite, OffsetJournal};
 use crate::metadata::Metadata;
 
 /// A partition by topic id, as the consumer protocol names them.
@@ -77,6 +82,109 @@ pub struct ConsumerGroup {
     pub target: HashMap<String, BTreeSet<Tp>>,
     /// Hash of what the target depends on (members, subscriptions, partition counts).
     fingerprint: u64,
+    /// What the journal was last told about the group (cluster mode).
+    journaled: Image,
+}
+
+/// A group as its KIP-848 records describe it: compared with the group after a change, it
+/// gives the records to write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Image {
+    epoch: i32,
+    target_epoch: i32,
+    members: BTreeMap<String, MemberImage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct MemberImage {
+    meta: MemberMeta,
+    target: BTreeSet<Tp>,
+    current: CurrentAssignment,
+}
+
+impl Image {
+    fn of(g: &ConsumerGroup) -> Image {
+        let members = g
+            .members
+            .values()
+            .map(|m| {
+                let target = g.target.get(&m.member_id).cloned().unwrap_or_default();
+                // Kafka's MemberState: 1 while it holds partitions to give up, 2 while it
+                // waits for partitions others still hold, else 0 (stable).
+                let state = if !m.revoking.is_empty() {
+                    1
+                } else if m.assigned != target {
+                    2
+                } else {
+                    0
+                };
+                let image = MemberImage {
+                    meta: MemberMeta {
+                        instance_id: m.instance_id.clone(),
+                        rack_id: m.rack_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        topic_names: m.subscribed_names.clone(),
+                        regex: m.regex.clone(),
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        server_assignor: m.server_assignor.clone(),
+                    },
+                    target,
+                    current: CurrentAssignment {
+                        member_epoch: m.member_epoch,
+                        previous_epoch: m.previous_epoch,
+                        state,
+                        assigned: m.assigned.clone(),
+                        revoking: m.revoking.clone(),
+                    },
+                };
+                (m.member_id.clone(), image)
+            })
+            .collect();
+        Image {
+            epoch: g.group_epoch,
+            target_epoch: g.assignment_epoch,
+            members,
+        }
+    }
+
+    /// The records that turn `self` (what the journal holds) into `new`, in Kafka's order:
+    /// subscriptions and the group epoch, then the target, then current assignments.
+    fn changes(&self, new: &Image) -> Vec<ConsumerRecord> {
+        let mut out = Vec::new();
+        for (id, m) in &self.members {
+            if !new.members.contains_key(id) {
+                out.push(ConsumerRecord::Current(id.clone(), None));
+                out.push(ConsumerRecord::Target(id.clone(), None));
+                out.push(ConsumerRecord::Member(id.clone(), None));
+            } else if !m.target.is_empty() && new.members[id].target.is_empty() {
+                out.push(ConsumerRecord::Target(id.clone(), None));
+            }
+        }
+        for (id, m) in &new.members {
+            if self.members.get(id).map(|o| &o.meta) != Some(&m.meta) {
+                out.push(ConsumerRecord::Member(id.clone(), Some(m.meta.clone())));
+            }
+        }
+        if self.epoch != new.epoch {
+            out.push(ConsumerRecord::GroupEpoch(Some(new.epoch)));
+        }
+        for (id, m) in &new.members {
+            let old = self.members.get(id).map(|o| &o.target);
+            if !m.target.is_empty() && old != Some(&m.target) {
+                out.push(ConsumerRecord::Target(id.clone(), Some(m.target.clone())));
+            }
+        }
+        if self.target_epoch != new.target_epoch {
+            out.push(ConsumerRecord::TargetEpoch(Some(new.target_epoch)));
+        }
+        for (id, m) in &new.members {
+            if self.members.get(id).map(|o| &o.current) != Some(&m.current) {
+                out.push(ConsumerRecord::Current(id.clone(), Some(m.current.clone())));
+            }
+        }
+        out
+    }
 }
 
 impl ConsumerGroup {
@@ -132,6 +240,8 @@ pub struct HeartbeatReply {
 pub struct ConsumerGroups {
     config: ConsumerGroupConfig,
     groups: Mutex<HashMap<String, ConsumerGroup>>,
+    /// Cluster mode: where the groups' records go (the groups' partitions).
+    journal: OnceLock<Arc<dyn OffsetJournal>>,
 }
 
 fn fail(e: ResponseError, message: impl Into<String>) -> (ResponseError, Option<String>) {
@@ -143,7 +253,83 @@ impl ConsumerGroups {
         ConsumerGroups {
             config,
             groups: Mutex::new(HashMap::new()),
+            journal: OnceLock::new(),
         }
+    }
+
+    /// Cluster mode: changes are appended to the groups' partitions from now on.
+    pub fn set_journal(&self, j: Arc<dyn OffsetJournal>) {
+        let _ = self.journal.set(j);
+    }
+
+    /// Appends what changed in `g` since its last write; None when nothing did or there
+    /// is no journal. Called with the groups locked, so appends follow the changes' order.
+    fn journal(&self, g: &mut ConsumerGroup) -> Option<JournalWrite> {
+        let j = self.journal.get()?;
+        let now = Image::of(g);
+        let records = g.journaled.changes(&now);
+        if records.is_empty() {
+            return None;
+        }
+        g.journaled = now;
+        self.append(j.as_ref(), &g.group_id, &records)
+    }
+
+    fn append(
+        &self,
+        j: &dyn OffsetJournal,
+        group: &str,
+        records: &[ConsumerRecord],
+    ) -> Option<JournalWrite> {
+        let encoded = records
+            .iter()
+            .map(|r| consumer_journal::encode(group, r))
+            .collect();
+        match j.append(group, None, encoded) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::debug!(group, error = ?e, "consumer group change not journaled");
+                None
+            }
+        }
+    }
+
+    /// A removed group's tombstones: every record it had, then its epochs.
+    fn journal_removal(&self, g: &ConsumerGroup) {
+        let Some(j) = self.journal.get() else { return };
+        let mut records = g.journaled.changes(&Image::default());
+        records.retain(|r| {
+            !matches!(
+                r,
+                ConsumerRecord::GroupEpoch(_) | ConsumerRecord::TargetEpoch(_)
+            )
+        });
+        records.push(ConsumerRecord::TargetEpoch(None));
+        records.push(ConsumerRecord::GroupEpoch(None));
+        drop(self.append(j.as_ref(), &g.group_id, &records));
+    }
+
+    /// Cluster mode, a new term's load: the consumer groups `pick` selects become what
+    /// their records say, members with fresh sessions keeping their epochs and partitions.
+    pub fn load(
+        &self,
+        metadata: &Metadata,
+        pick: impl Fn(&str) -> bool,
+        records: BTreeMap<String, Vec<ConsumerRecord>>,
+    ) -> usize {
+        let now = Instant::now();
+        let mut groups = self.lock();
+        groups.retain(|id, _| !pick(id));
+        let mut n = 0;
+        for (id, recs) in records {
+            let Some(mut g) = restore(&id, recs, metadata, now) else {
+                continue;
+            };
+            g.journaled = Image::of(&g);
+            groups.insert(id, g);
+            n += 1;
+        }
+        n
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {
@@ -199,7 +385,9 @@ impl ConsumerGroups {
     pub fn remove_if_empty_and(&self, group_id: &str, also: impl FnOnce() -> bool) -> bool {
         let mut groups = self.lock();
         if groups.get(group_id).is_some_and(|g| g.members.is_empty()) && also() {
-            groups.remove(group_id);
+            if let Some(g) = groups.remove(group_id) {
+                self.journal_removal(&g);
+            }
             return true;
         }
         false
@@ -221,7 +409,9 @@ impl ConsumerGroups {
         if !g.members.is_empty() {
             return Some(Err(ResponseError::NonEmptyGroup));
         }
-        groups.remove(group_id);
+        if let Some(g) = groups.remove(group_id) {
+            self.journal_removal(&g);
+        }
         Some(Ok(()))
     }
 
@@ -240,35 +430,46 @@ impl ConsumerGroups {
                 })
                 .map(|m| m.member_id.clone())
                 .collect();
+            let any = !gone.is_empty();
             for id in gone {
                 tracing::info!(group = %g.group_id, member = %id, "consumer group member expired");
                 g.members.remove(&id);
                 g.target.remove(&id);
             }
+            if any {
+                drop(self.journal(g));
+            }
         }
     }
 
-    /// ConsumerGroupHeartbeat.
+    /// ConsumerGroupHeartbeat. In cluster mode the reply comes with the journal write of
+    /// what the heartbeat changed: the caller answers once it is replicated.
     pub fn heartbeat(
         &self,
         metadata: &Metadata,
         hb: Heartbeat,
-    ) -> Result<HeartbeatReply, (ResponseError, Option<String>)> {
+    ) -> Result<(HeartbeatReply, Option<JournalWrite>), (ResponseError, Option<String>)> {
         let group_id = hb.group_id.clone();
-        let existed = self.lock().contains_key(&group_id);
-        let result = self.heartbeat_inner(metadata, hb);
-        if result.is_err() && !existed {
-            // A refused request leaves no group behind (it would show in ListGroups).
-            let mut groups = self.lock();
-            if groups.get(&group_id).is_some_and(|g| g.members.is_empty()) {
-                groups.remove(&group_id);
+        let mut groups = self.lock();
+        let existed = groups.contains_key(&group_id);
+        match self.heartbeat_inner(&mut groups, metadata, hb) {
+            Ok(reply) => {
+                let write = groups.get_mut(&group_id).and_then(|g| self.journal(g));
+                Ok((reply, write))
+            }
+            Err(e) => {
+                // A refused request leaves no group behind (it would show in ListGroups).
+                if !existed && groups.get(&group_id).is_some_and(|g| g.members.is_empty()) {
+                    groups.remove(&group_id);
+                }
+                Err(e)
             }
         }
-        result
     }
 
     fn heartbeat_inner(
         &self,
+        groups: &mut HashMap<String, ConsumerGroup>,
         metadata: &Metadata,
         hb: Heartbeat,
     ) -> Result<HeartbeatReply, (ResponseError, Option<String>)> {
@@ -319,7 +520,6 @@ impl ConsumerGroups {
             None => None,
         };
         let now = Instant::now();
-        let mut groups = self.lock();
         let g = groups
             .entry(hb.group_id.clone())
             .or_insert_with(|| ConsumerGroup {
@@ -530,6 +730,29 @@ impl ConsumerGroups {
 
 /// Recomputes the target assignment when what it depends on changed (a new group epoch).
 fn refresh_target(g: &mut ConsumerGroup, metadata: &Metadata) {
+    let (topics, fingerprint) = subscribed(g, metadata);
+    if fingerprint == g.fingerprint && g.assignment_epoch == g.group_epoch && g.group_epoch > 0 {
+        return;
+    }
+    g.fingerprint = fingerprint;
+    g.group_epoch += 1;
+    g.assignor = vote_assignor(g);
+    let subs: BTreeMap<String, BTreeSet<String>> = g
+        .members
+        .values()
+        .map(|m| (m.member_id.clone(), m.topics.clone()))
+        .collect();
+    g.target = if g.assignor == "range" {
+        range_assign(&subs, &topics)
+    } else {
+        uniform_assign(&subs, &topics, &g.target)
+    };
+    g.assignment_epoch = g.group_epoch;
+}
+
+/// The subscribed topics that exist (id, partition count) and a hash of everything the
+/// target assignment depends on: members, subscriptions, assignors, partition counts.
+fn subscribed(g: &ConsumerGroup, metadata: &Metadata) -> (BTreeMap<String, (Uuid, i32)>, u64) {
     let mut topics: BTreeMap<String, (Uuid, i32)> = BTreeMap::new();
     for m in g.members.values() {
         for t in &m.topics {
@@ -545,35 +768,125 @@ fn refresh_target(g: &mut ConsumerGroup, metadata: &Metadata) {
         m.server_assignor.hash(&mut h);
     }
     topics.hash(&mut h);
-    let fingerprint = h.finish();
-    if fingerprint == g.fingerprint && g.assignment_epoch == g.group_epoch && g.group_epoch > 0 {
-        return;
+    (topics, h.finish())
+}
+
+/// The topics a member subscribes to: the names it sent plus what its regex matches now.
+fn resolve_topics(
+    names: &BTreeSet<String>,
+    regex: Option<&str>,
+    metadata: &Metadata,
+) -> BTreeSet<String> {
+    let mut topics = names.clone();
+    if let Some(Ok(re)) = regex.map(|r| regex::Regex::new(&format!("^(?:{r})$"))) {
+        topics.extend(
+            metadata
+                .topics()
+                .iter()
+                .map(|t| t.name.to_string())
+                .filter(|n| re.is_match(n)),
+        );
     }
-    g.fingerprint = fingerprint;
-    g.group_epoch += 1;
-    // The assignor most members ask for, else the default.
+    topics
+}
+
+/// A group rebuilt from its records in log order; None when the last word was its
+/// deletion (or it never had an epoch).
+fn restore(
+    id: &str,
+    records: Vec<ConsumerRecord>,
+    metadata: &Metadata,
+    now: Instant,
+) -> Option<ConsumerGroup> {
+    let mut epoch = None;
+    let mut target_epoch = 0;
+    let mut metas: BTreeMap<String, MemberMeta> = BTreeMap::new();
+    let mut targets: HashMap<String, BTreeSet<Tp>> = HashMap::new();
+    let mut currents: BTreeMap<String, CurrentAssignment> = BTreeMap::new();
+    for r in records {
+        match r {
+            ConsumerRecord::GroupEpoch(None) => {
+                epoch = None;
+                target_epoch = 0;
+                metas.clear();
+                targets.clear();
+                currents.clear();
+            }
+            ConsumerRecord::GroupEpoch(Some(e)) => epoch = Some(e),
+            ConsumerRecord::TargetEpoch(e) => target_epoch = e.unwrap_or(0),
+            ConsumerRecord::Member(m, Some(meta)) => {
+                metas.insert(m, meta);
+            }
+            ConsumerRecord::Member(m, None) => {
+                metas.remove(&m);
+            }
+            ConsumerRecord::Target(m, Some(t)) => {
+                targets.insert(m, t);
+            }
+            ConsumerRecord::Target(m, None) => {
+                targets.remove(&m);
+            }
+            ConsumerRecord::Current(m, Some(c)) => {
+                currents.insert(m, c);
+            }
+            ConsumerRecord::Current(m, None) => {
+                currents.remove(&m);
+            }
+        }
+    }
+    let mut g = ConsumerGroup {
+        group_id: id.to_string(),
+        group_epoch: epoch?,
+        assignment_epoch: target_epoch,
+        assignor: ASSIGNORS[0].to_string(),
+        ..Default::default()
+    };
+    targets.retain(|m, _| metas.contains_key(m));
+    g.target = targets;
+    for (member_id, meta) in metas {
+        let current = currents.remove(&member_id).unwrap_or_default();
+        let revoke_deadline = (!current.revoking.is_empty())
+            .then(|| now + Duration::from_millis(meta.rebalance_timeout_ms.max(0) as u64));
+        let m = Member {
+            member_id: member_id.clone(),
+            topics: resolve_topics(&meta.topic_names, meta.regex.as_deref(), metadata),
+            subscribed_names: meta.topic_names,
+            instance_id: meta.instance_id,
+            rack_id: meta.rack_id,
+            client_id: meta.client_id,
+            client_host: meta.client_host,
+            member_epoch: current.member_epoch,
+            previous_epoch: current.previous_epoch,
+            regex: meta.regex,
+            server_assignor: meta.server_assignor,
+            rebalance_timeout_ms: meta.rebalance_timeout_ms,
+            assigned: current.assigned,
+            revoking: current.revoking,
+            last_sent: None,
+            last_heartbeat: now,
+            revoke_deadline,
+            left_static: false,
+        };
+        g.members.insert(member_id, m);
+    }
+    g.assignor = vote_assignor(&g);
+    g.fingerprint = subscribed(&g, metadata).1;
+    Some(g)
+}
+
+/// The assignor most members ask for, else the default.
+fn vote_assignor(g: &ConsumerGroup) -> String {
     let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
     for m in g.members.values() {
         if let Some(a) = &m.server_assignor {
             *votes.entry(a.as_str()).or_default() += 1;
         }
     }
-    g.assignor = votes
+    votes
         .iter()
         .max_by_key(|(name, n)| (**n, std::cmp::Reverse(**name)))
         .map_or(ASSIGNORS[0], |(name, _)| name)
-        .to_string();
-    let subs: BTreeMap<String, BTreeSet<String>> = g
-        .members
-        .values()
-        .map(|m| (m.member_id.clone(), m.topics.clone()))
-        .collect();
-    g.target = if g.assignor == "range" {
-        range_assign(&subs, &topics)
-    } else {
-        uniform_assign(&subs, &topics, &g.target)
-    };
-    g.assignment_epoch = g.group_epoch;
+        .to_string()
 }
 
 /// Moves one member towards its target: first it gives up what it must (keeping its

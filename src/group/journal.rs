@@ -63,8 +63,13 @@ pub enum JournalRecord {
         group: String,
         metadata: Option<GroupRecord>,
     },
-    /// Any other record (a KIP-848 group's records): its members rejoin a new
-    /// coordinator, as after a restart.
+    /// A KIP-848 consumer group's record.
+    Consumer {
+        group: String,
+        record: super::consumer_journal::ConsumerRecord,
+    },
+    /// Any other record (a share or streams group's, or a type this broker does not
+    /// write): skipped.
     Other,
 }
 
@@ -221,24 +226,24 @@ pub fn offset_value(c: &CommittedOffset) -> Bytes {
     Bytes::from(v)
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    pub(super) fn take(&mut self, n: usize) -> Option<&[u8]> {
         let (a, b) = (self.0.get(..n)?, self.0.get(n..)?);
         self.0 = b;
         Some(a)
     }
-    fn i16(&mut self) -> Option<i16> {
+    pub(super) fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(super) fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
     fn i64(&mut self) -> Option<i64> {
         Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
     }
-    fn string(&mut self) -> Option<String> {
+    pub(super) fn string(&mut self) -> Option<String> {
         let len = usize::try_from(self.i16()?).ok()?;
         Some(String::from_utf8_lossy(self.take(len)?).into_owned())
     }
@@ -270,6 +275,10 @@ pub fn parse(key: &[u8], value: Option<&[u8]>) -> Option<JournalRecord> {
                 Some(v) => Some(parse_group_value(v)?),
             };
             return Some(JournalRecord::Group { group, metadata });
+        }
+        v if super::consumer_journal::is_consumer_key(v) => {
+            let (group, record) = super::consumer_journal::parse(v, &mut k, value)?;
+            return Some(JournalRecord::Consumer { group, record });
         }
         _ => return Some(JournalRecord::Other),
     }
@@ -336,10 +345,10 @@ mod tests {
                 offset: None,
             })
         );
-        // Other records (a KIP-848 group's, key version 3+) are not offsets; truncated
-        // bytes are refused.
+        // Other records (key version 4, a KIP-848 group's partition metadata that Kafka
+        // no longer writes) are skipped; truncated bytes are refused.
         assert_eq!(
-            parse(&[0, 3, 0, 1, b'g'], Some(&[])),
+            parse(&[0, 4, 0, 1, b'g'], Some(&[])),
             Some(JournalRecord::Other)
         );
         assert_eq!(parse(&k[..5], None), None);

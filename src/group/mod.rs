@@ -4,6 +4,7 @@
 //! coordinator failover in Kafka); committed offsets are durable in RocksDB.
 
 pub mod consumer;
+pub mod consumer_journal;
 pub mod journal;
 pub mod offsets;
 pub mod state;
