@@ -2507,21 +2507,8 @@ async fn consumer_heartbeat(
     topic: &'static str,
     owned: Option<&std::collections::BTreeSet<(uuid::Uuid, i32)>>,
 ) -> ConsumerGroupHeartbeatResponse {
-    use consumer_group_heartbeat_request::TopicPartitions;
     let sb = kafka_protocol::protocol::StrBytes::from_string;
-    let owned = owned.map(|parts| {
-        let mut by: std::collections::BTreeMap<uuid::Uuid, Vec<i32>> = Default::default();
-        for (t, p) in parts {
-            by.entry(*t).or_default().push(*p);
-        }
-        by.into_iter()
-            .map(|(t, ps)| {
-                TopicPartitions::default()
-                    .with_topic_id(t)
-                    .with_partitions(ps)
-            })
-            .collect()
-    });
+    let owned = owned.map(owned_partitions);
     let req = ConsumerGroupHeartbeatRequest::default()
         .with_group_id(GroupId(sb(group.to_string())))
         .with_member_id(sb(member.to_string()))

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::wire::*;
 use common::*;
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -46,19 +45,9 @@ fn hb<'a>(member: &'a str, epoch: i32) -> Hb<'a> {
 }
 
 async fn heartbeat(c: &mut Client, group: &str, h: Hb<'_>) -> ConsumerGroupHeartbeatResponse {
-    let owned = h.owned.map(|parts| {
-        let mut by: std::collections::BTreeMap<Uuid, Vec<i32>> = Default::default();
-        for (t, p) in parts {
-            by.entry(t).or_default().push(p);
-        }
-        by.into_iter()
-            .map(|(t, ps)| {
-                TopicPartitions::default()
-                    .with_topic_id(t)
-                    .with_partitions(ps)
-            })
-            .collect()
-    });
+    let owned = h
+        .owned
+        .map(|parts| owned_partitions(&parts.into_iter().collect()));
     let req = ConsumerGroupHeartbeatRequest::default()
         .with_group_id(GroupId(sb(group)))
         .with_member_id(sb(h.member))

@@ -179,3 +179,20 @@ pub fn marker_req(
             ]),
     ])
 }
+
+/// ConsumerGroupHeartbeat's TopicPartitions for partitions a member owns, by topic id.
+pub fn owned_partitions(
+    parts: &std::collections::BTreeSet<(Uuid, i32)>,
+) -> Vec<consumer_group_heartbeat_request::TopicPartitions> {
+    let mut by: std::collections::BTreeMap<Uuid, Vec<i32>> = Default::default();
+    for (t, p) in parts {
+        by.entry(*t).or_default().push(*p);
+    }
+    by.into_iter()
+        .map(|(t, ps)| {
+            consumer_group_heartbeat_request::TopicPartitions::default()
+                .with_topic_id(t)
+                .with_partitions(ps)
+        })
+        .collect()
+}
