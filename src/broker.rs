@@ -175,6 +175,7 @@ impl Broker {
             metrics: crate::metrics::Metrics::new(),
             faults: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             cluster,
             http_addr: std::sync::OnceLock::new(),
             coordinator_loads: Default::default(),
@@ -330,6 +331,9 @@ impl Broker {
                 serve.await;
             }
         }
+        self.ctx
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Some(c) = &self.ctx.cluster {
             c.leave().await;
         }

@@ -35,6 +35,10 @@ pub struct Context {
     pub faults: crate::fault::Faults,
     /// True while the listener accepts clients (the HTTP port's `/ready`).
     pub ready: std::sync::atomic::AtomicBool,
+    /// Set once the broker has stopped serving: background loops return instead of
+    /// arming timers, since a task still running when the runtime is dropped (one that was
+    /// inside `block_in_place`) panics on any timer it polls.
+    pub stopping: std::sync::atomic::AtomicBool,
     /// Cluster membership (`--zookeeper-connect`); None for a single broker.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Where the admin HTTP port listens, once bound (`--http`).

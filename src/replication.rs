@@ -75,6 +75,12 @@ pub async fn run(ctx: Weak<Context>) {
 }
 
 /// Fetches from one leader until its set of partitions is dropped.
+/// Whether the broker is gone or stopping: a fetcher then returns before it arms a timer.
+fn stopping(ctx: &Weak<Context>) -> bool {
+    ctx.upgrade()
+        .is_none_or(|c| c.stopping.load(std::sync::atomic::Ordering::Acquire))
+}
+
 async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Vec<Followed>>) {
     let mut backoff = Duration::from_millis(50);
     let mut refused = HashMap::new();
@@ -93,6 +99,9 @@ async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Ve
             None => None,
         };
         let Some(client) = connected else {
+            if stopping(&ctx) {
+                return;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 r = set.changed() => if r.is_err() { return },
@@ -118,6 +127,9 @@ async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Ve
                 Ok(progress) => {
                     backoff = Duration::from_millis(50);
                     if !progress {
+                        if stopping(&ctx) {
+                            return;
+                        }
                         // Only errors (the metadata is behind the leader's, or the other
                         // way round): give the metadata a moment instead of spinning.
                         tokio::select! {
@@ -127,6 +139,9 @@ async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Ve
                     }
                 }
                 Err(e) => {
+                    if stopping(&ctx) {
+                        return; // the broker is going: its connections are closing
+                    }
                     tracing::warn!(leader, error = %e, "replica fetch failed; reconnecting");
                     break;
                 }
