@@ -16,6 +16,7 @@ pub mod coordinator_log;
 pub mod fault;
 pub mod group;
 pub mod http;
+pub mod listeners;
 pub mod log;
 pub mod maintenance;
 pub mod metadata;
