@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the cargo fuzz targets (request_decoder, batch_parser) for a bounded time each.
+# Runs the cargo fuzz targets (request_decoder, batch_parser, sasl_parsers) for a bounded time each.
 #   fuzz/run.sh [SECONDS_PER_TARGET]     default 60; CI runs 60, BENCHMARKS/RELIABILITY runs 600
 # Installs cargo-fuzz from crates.io if missing. Builds with the project's toolchain; the
 # sanitizer is off: the parsers are safe Rust, and what is looked for is a panic,
@@ -26,7 +26,7 @@ python3 "$here/seeds.py" "$corpus"
 cargo fuzz build --release --sanitizer none 2>&1 | tail -n 3
 
 status=0
-for target in request_decoder batch_parser; do
+for target in request_decoder batch_parser sasl_parsers; do
   mkdir -p "$here/artifacts/$target"
   echo "== fuzz $target for ${secs}s"
   # Any single allocation past 64 MB aborts (fuzz/src/lib.rs), which is how a length field

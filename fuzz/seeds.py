@@ -40,7 +40,18 @@ def main(out):
     for name, b in batches.items():
         with open(os.path.join(batch_dir, f"{name}.bin"), "wb") as f:
             f.write(b)
-    print(f"seeds: {len(os.listdir(req_dir))} requests, {len(batches)} batches in {out}")
+    sasl_dir = os.path.join(out, "sasl_parsers")
+    os.makedirs(sasl_dir, exist_ok=True)
+    sasl = {
+        "plain": b"\x00alice\x00secret",
+        "scram": b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL\nc=biws,r=fyko+d2lbbFgONRv9qkxdawLabc,p=AAAA",
+        "oauthbearer": b"n,,\x01auth=Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIiwiZXhwIjoyMDAwMDAwMDAwfQ.\x01\x01",
+    }
+    for name, msg in sasl.items():
+        with open(os.path.join(sasl_dir, f"{name}.bin"), "wb") as f:
+            f.write(msg)
+    print(f"seeds: {len(os.listdir(req_dir))} requests, {len(batches)} batches, "
+          f"{len(sasl)} SASL messages in {out}")
 
 
 if __name__ == "__main__":

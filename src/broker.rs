@@ -43,7 +43,7 @@ async fn mirror_cluster(
 /// address (port 0 becomes a free port) before any client connects.
 pub struct Broker {
     ctx: Arc<Context>,
-    listener: TcpListener,
+    listeners: Vec<listener::Bound>,
     http_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     // Dropped last: removes an ephemeral data dir after the store is closed.
@@ -53,6 +53,7 @@ pub struct Broker {
 /// A broker serving on a background task; shuts down when dropped or on [`BrokerHandle::shutdown`].
 pub struct BrokerHandle {
     addr: SocketAddr,
+    listener_addrs: Vec<(String, SocketAddr)>,
     /// Weak, so a handle kept around does not keep a stopped broker's store open.
     ctx: std::sync::Weak<Context>,
     shutdown: Option<watch::Sender<bool>>,
@@ -77,14 +78,22 @@ impl Broker {
         let started = std::time::Instant::now();
         let store = Store::open(&config.data_dir, config.fsync)
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
-        // The listener first: a cluster member registers the port it advertises.
-        let listener = bind_with_backlog(config.listen, config.socket_listen_backlog_size)
-            .with_context(|| format!("binding {}", config.listen))?;
-        let local_addr = listener.local_addr()?;
-        let (advertised_host, advertised_port) = match &config.advertise {
-            Some(a) => parse_host_port(a)?,
-            None => (local_addr.ip().to_string(), i32::from(local_addr.port())),
-        };
+        // The listeners first: a cluster member registers the ports it advertises.
+        let plan = crate::listeners::plan(&config).map_err(anyhow::Error::msg)?;
+        let (listeners, advertised) = bind_listeners(&plan, config.socket_listen_backlog_size)?;
+        let local_addr = listeners[0].socket.local_addr()?;
+        if config.zookeeper_connect.is_some() {
+            let inter = plan
+                .listeners
+                .iter()
+                .find(|l| l.name == plan.inter_broker)
+                .map(|l| l.protocol);
+            anyhow::ensure!(
+                inter == Some(crate::listeners::SecurityProtocol::Plaintext),
+                "the inter-broker listener {} must be PLAINTEXT for now (brokers do not yet dial each other over TLS or SASL); name a PLAINTEXT listener with --inter-broker-listener-name",
+                plan.inter_broker
+            );
+        }
         let cluster = match &config.zookeeper_connect {
             Some(connect) => Some(
                 crate::cluster::Cluster::join(crate::cluster::JoinConfig {
@@ -93,10 +102,7 @@ impl Broker {
                         config.zookeeper_session_timeout_ms,
                     ),
                     node_id: config.node_id,
-                    endpoint: crate::cluster::BrokerEndpoint {
-                        host: advertised_host.clone(),
-                        port: advertised_port,
-                    },
+                    endpoints: advertised.clone(),
                     local_cluster_id: store.cluster_id().context("reading the cluster id")?,
                     new_cluster_id: crate::metadata::new_cluster_id(),
                     unclean_leader_election: config.unclean_leader_election_enable,
@@ -162,7 +168,29 @@ impl Broker {
                 max_size: config.group_consumer_max_size as usize,
             },
         );
+        let sasl_mechanisms = crate::security::parse_mechanisms(&config.sasl_enabled_mechanisms)
+            .map_err(anyhow::Error::msg)?;
+        let users = Arc::new(
+            crate::security::credentials::Credentials::load(store.clone())
+                .context("loading SASL users")?,
+        );
+        if let Some(spec) = &config.bootstrap_users {
+            let created = users
+                .bootstrap(spec)
+                .map_err(|e| anyhow::anyhow!("--bootstrap-users: {e}"))?;
+            if !created.is_empty() {
+                tracing::info!(users = ?created, "SASL users created (--bootstrap-users)");
+            }
+        }
+        if plan.listeners.iter().any(|l| l.protocol.sasl())
+            && users.is_empty()
+            && !sasl_mechanisms.contains(&crate::security::Mechanism::OAuthBearer)
+        {
+            tracing::warn!("a SASL listener is configured but there are no SASL users: every client will be refused (add some with --bootstrap-users or `klamm users create`)");
+        }
         let ctx = Arc::new(Context {
+            users,
+            sasl_mechanisms,
             config,
             metadata,
             producer_ids,
@@ -170,8 +198,8 @@ impl Broker {
             txns,
             consumer_groups,
             store,
-            advertised_host,
-            advertised_port,
+            listeners: advertised,
+            inter_broker_listener: plan.inter_broker.clone(),
             metrics: crate::metrics::Metrics::new(),
             faults: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),
@@ -206,16 +234,24 @@ impl Broker {
         ctx.txns.recover(&ctx.txn_env());
         Ok(Broker {
             ctx,
-            listener,
+            listeners,
             http_listener,
             local_addr,
             _temp_dir: temp_dir,
         })
     }
 
-    /// The address the listener is bound to.
+    /// The address the first listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Every listener's name and bound address, in the order configured.
+    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| Some((l.name.to_string(), l.socket.local_addr().ok()?)))
+            .collect()
     }
 
     /// The shared state, for embedding code that wants to look inside.
@@ -312,8 +348,13 @@ impl Broker {
         self.ctx
             .ready
             .store(true, std::sync::atomic::Ordering::Release);
+        for l in self.listeners.iter().skip(1) {
+            if let Ok(a) = l.socket.local_addr() {
+                tracing::info!(listener = %l.name, protocol = %l.protocol, "also listening on {a}");
+            }
+        }
         tracing::info!("klamm ready on {}", self.local_addr);
-        let serve = listener::serve(self.listener, self.ctx.clone(), rx);
+        let serve = listener::serve(self.listeners, self.ctx.clone(), rx);
         tokio::pin!(serve);
         tokio::select! {
             _ = &mut serve => {}
@@ -345,6 +386,7 @@ impl Broker {
     /// Serves on a background task; the returned handle stops the broker when dropped.
     pub fn spawn(self) -> BrokerHandle {
         let addr = self.local_addr;
+        let listener_addrs = self.listener_addrs();
         let ctx_for_handle = Arc::downgrade(&self.ctx);
         let (tx, mut rx) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -357,6 +399,7 @@ impl Broker {
         });
         BrokerHandle {
             addr,
+            listener_addrs,
             ctx: ctx_for_handle,
             shutdown: Some(tx),
             task: Some(task),
@@ -368,6 +411,14 @@ impl BrokerHandle {
     /// The address clients connect to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the listener called `name` (Kafka's upper-case listener name).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| *a)
     }
 
     /// `HOST:PORT` for a client's bootstrap.servers.
@@ -400,16 +451,41 @@ impl Drop for BrokerHandle {
     }
 }
 
-fn parse_host_port(s: &str) -> anyhow::Result<(String, i32)> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .with_context(|| format!("--advertise {s}: expected HOST:PORT"))?;
-    let port: u16 = port
-        .parse()
-        .with_context(|| format!("--advertise {s}: bad port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    anyhow::ensure!(!host.is_empty(), "--advertise {s}: empty host");
-    Ok((host.to_string(), i32::from(port)))
+/// Binds every listener of the plan and returns them with their advertised endpoints, in
+/// which a port 0 becomes the bound port and an every-interface host this machine's name
+/// (Kafka advertises the canonical host name there).
+fn bind_listeners(
+    plan: &crate::listeners::ListenerPlan,
+    backlog: u32,
+) -> anyhow::Result<(Vec<listener::Bound>, Vec<crate::listeners::Listener>)> {
+    use std::net::ToSocketAddrs;
+    let mut bound = Vec::with_capacity(plan.listeners.len());
+    let mut advertised = Vec::with_capacity(plan.listeners.len());
+    for (l, a) in plan.listeners.iter().zip(&plan.advertised) {
+        let host = crate::listeners::bind_host(l);
+        let addr = (host, l.port)
+            .to_socket_addrs()
+            .with_context(|| format!("resolving listener {l}"))?
+            .next()
+            .with_context(|| format!("listener {l}: {host} has no address"))?;
+        let socket =
+            bind_with_backlog(addr, backlog).with_context(|| format!("binding listener {l}"))?;
+        let local = socket.local_addr()?;
+        let mut a = a.clone();
+        if a.port == 0 {
+            a.port = local.port();
+        }
+        if a.host.is_empty() || a.host == "0.0.0.0" || a.host == "::" {
+            a.host = crate::listeners::local_host_name().unwrap_or_else(|| "localhost".into());
+        }
+        bound.push(listener::Bound {
+            socket,
+            name: Arc::from(l.name.as_str()),
+            protocol: l.protocol,
+        });
+        advertised.push(a);
+    }
+    Ok((bound, advertised))
 }
 
 /// Binds as `TcpListener::bind` does (SO_REUSEADDR on Unix, so a restarted broker gets its

@@ -44,6 +44,88 @@ pub struct BrokerConfig {
     )]
     pub advertise: Option<String>,
 
+    /// Kafka's `listeners`: `NAME://HOST:PORT,...` (an empty host is every interface), e.g.
+    /// `PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093`. Replaces `--listen` when given.
+    #[arg(
+        long,
+        alias = "listeners",
+        env = "KLAMM_LISTENERS",
+        help_heading = "Listeners",
+        value_name = "LISTENERS"
+    )]
+    pub listeners: Option<String>,
+
+    /// Kafka's `listener.security.protocol.map`: `NAME:PROTOCOL,...` for listener names
+    /// other than the four protocols' own (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).
+    #[arg(
+        long = "listener-security-protocol-map",
+        alias = "listener.security.protocol.map",
+        env = "KLAMM_LISTENER_SECURITY_PROTOCOL_MAP",
+        help_heading = "Listeners",
+        value_name = "MAP"
+    )]
+    pub listener_security_protocol_map: Option<String>,
+
+    /// Kafka's `advertised.listeners`: what Metadata tells the clients of each listener to
+    /// connect to (a listener not named here is advertised at its own address).
+    #[arg(
+        long = "advertised-listeners",
+        alias = "advertised.listeners",
+        env = "KLAMM_ADVERTISED_LISTENERS",
+        help_heading = "Listeners",
+        value_name = "LISTENERS"
+    )]
+    pub advertised_listeners: Option<String>,
+
+    /// Kafka's `inter.broker.listener.name`: the listener brokers of a cluster dial each
+    /// other on (default: the first listener).
+    #[arg(
+        long = "inter-broker-listener-name",
+        alias = "inter.broker.listener.name",
+        env = "KLAMM_INTER_BROKER_LISTENER_NAME",
+        help_heading = "Listeners",
+        value_name = "NAME"
+    )]
+    pub inter_broker_listener_name: Option<String>,
+
+    /// Kafka's `sasl.enabled.mechanisms` for SASL_PLAINTEXT and SASL_SSL listeners: any of
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured JWS tokens, for
+    /// development: anyone can mint one, so it is not on by default).
+    #[arg(
+        long = "sasl-enabled-mechanisms",
+        alias = "sasl.enabled.mechanisms",
+        env = "KLAMM_SASL_ENABLED_MECHANISMS",
+        default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        help_heading = "Security",
+        value_name = "LIST"
+    )]
+    pub sasl_enabled_mechanisms: String,
+
+    /// SASL users created at start if they do not exist yet, `NAME:PASSWORD,...`, each
+    /// with SCRAM-SHA-256 and SCRAM-SHA-512 credentials (PLAIN accepts the same password).
+    #[arg(
+        long = "bootstrap-users",
+        env = "KLAMM_BOOTSTRAP_USERS",
+        help_heading = "Security",
+        value_name = "USERS",
+        hide_env_values = true
+    )]
+    pub bootstrap_users: Option<String>,
+
+    /// Kafka's `connection.failed.authentication.delay.ms`: how long a failed
+    /// authentication's answer is held back before the connection closes, to slow
+    /// password guessing.
+    #[arg(
+        long = "connection-failed-authentication-delay-ms",
+        alias = "connection.failed.authentication.delay.ms",
+        env = "KLAMM_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u64).range(0..=60_000),
+        help_heading = "Security",
+        value_name = "MS"
+    )]
+    pub connection_failed_authentication_delay_ms: u64,
+
     /// Directory of the RocksDB database.
     #[arg(
         long,

@@ -27,9 +27,15 @@ pub struct Context {
     /// The store, for start-up, shutdown (flush) and tests. Services hold their own handle
     /// and handlers go through them, never through this.
     pub store: Arc<Store>,
-    /// Host and port that Metadata and DescribeCluster report for this broker.
-    pub advertised_host: String,
-    pub advertised_port: i32,
+    /// This broker's advertised listeners (with real ports once bound): what Metadata,
+    /// FindCoordinator and DescribeCluster report to a client of each listener.
+    pub listeners: Vec<crate::listeners::Listener>,
+    /// The listener brokers of a cluster dial each other on.
+    pub inter_broker_listener: String,
+    /// SASL users and their salted credentials.
+    pub users: Arc<crate::security::credentials::Credentials>,
+    /// `--sasl-enabled-mechanisms`.
+    pub sasl_mechanisms: Vec<crate::security::Mechanism>,
     pub metrics: crate::metrics::Metrics,
     /// Fault-injection rules set over the HTTP port (none unless a user adds some).
     pub faults: crate::fault::Faults,
@@ -52,24 +58,27 @@ pub struct Context {
 impl Context {
     /// The brokers clients may connect to, by node id, and the controller's id: this broker
     /// alone when it is not in a cluster, else what ZooKeeper last said.
-    pub fn brokers_and_controller(&self) -> (Vec<(i32, String, i32)>, i32) {
+    pub fn brokers_and_controller(&self, listener: &str) -> (Vec<(i32, String, i32)>, i32) {
         match &self.cluster {
             Some(c) => {
                 let view = c.view();
                 let brokers = view
                     .brokers
                     .iter()
-                    .map(|(id, e)| (*id, e.host.clone(), e.port))
+                    // Kafka leaves out brokers that lack the client's listener.
+                    .filter_map(|(id, e)| {
+                        let e = e.by_listener.get(listener)?;
+                        Some((*id, e.host.clone(), e.port))
+                    })
                     .collect();
                 // Kafka answers -1 while no controller is known.
                 (brokers, view.controller_id.unwrap_or(-1))
             }
             None => (
-                vec![(
-                    self.config.node_id,
-                    self.advertised_host.clone(),
-                    self.advertised_port,
-                )],
+                self.own_endpoint(listener)
+                    .map(|(host, port)| (self.config.node_id, host, port))
+                    .into_iter()
+                    .collect(),
                 self.config.node_id,
             ),
         }
@@ -83,14 +92,12 @@ impl Context {
         &self,
         key_type: i8,
         key: &str,
+        listener: &str,
     ) -> Result<(i32, String, i32), kafka_protocol::ResponseError> {
         use kafka_protocol::ResponseError::CoordinatorNotAvailable;
         let Some(cluster) = &self.cluster else {
-            return Ok((
-                self.config.node_id,
-                self.advertised_host.clone(),
-                self.advertised_port,
-            ));
+            let (host, port) = self.own_endpoint(listener).ok_or(CoordinatorNotAvailable)?;
+            return Ok((self.config.node_id, host, port));
         };
         let (name, partitions, rf) = self.coordinator_topic(key_type);
         let topic = match self.metadata.topic(name) {
@@ -125,8 +132,26 @@ impl Context {
             .map(|p| p.leader)
             .ok_or(CoordinatorNotAvailable)?;
         let view = cluster.view();
-        let endpoint = view.brokers.get(&leader).ok_or(CoordinatorNotAvailable)?;
+        let endpoint = view
+            .endpoint(leader, listener)
+            .ok_or(CoordinatorNotAvailable)?;
         Ok((leader, endpoint.host.clone(), endpoint.port))
+    }
+
+    /// This broker's advertised host and port on `listener`.
+    pub fn own_endpoint(&self, listener: &str) -> Option<(String, i32)> {
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map(|l| (l.host.clone(), i32::from(l.port)))
+    }
+
+    /// HOST:PORT of another live broker on the inter-broker listener.
+    pub fn broker_address(&self, id: i32) -> Option<String> {
+        self.cluster
+            .as_ref()?
+            .view()
+            .address(id, &self.inter_broker_listener)
     }
 
     /// Why this broker cannot answer for the key (see [`Context::coordinator`]), or None

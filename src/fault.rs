@@ -348,6 +348,8 @@ no_error_answer!(
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupDescribeRequest,
     WriteTxnMarkersRequest,
+    SaslHandshakeRequest,
+    SaslAuthenticateRequest,
 );
 
 impl Faultable for ProduceRequest {

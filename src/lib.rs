@@ -22,6 +22,7 @@ pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
 pub mod replication;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod topic_config;

@@ -56,6 +56,17 @@ impl SecurityProtocol {
     }
 }
 
+impl fmt::Display for Listener {
+    /// `NAME://HOST:PORT`, with an IPv6 host in brackets, as Kafka writes endpoints.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
 impl fmt::Display for SecurityProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -185,6 +196,92 @@ pub fn advertised(
                 .unwrap_or_else(|| l.clone())
         })
         .collect())
+}
+
+/// What the broker binds and what it advertises, resolved once from the config at start.
+#[derive(Debug, Clone)]
+pub struct ListenerPlan {
+    /// The listeners to bind, in the order given (the first is the one `--listen` names).
+    pub listeners: Vec<Listener>,
+    /// Per listener, in the same order: the endpoint its clients are told to use.
+    pub advertised: Vec<Listener>,
+    /// The listener other brokers dial (Kafka's `inter.broker.listener.name`).
+    pub inter_broker: String,
+}
+
+/// Resolves `--listeners`/`--listen`, `--advertised-listeners`/`--advertise`, the protocol
+/// map and the inter-broker listener. Without `--listeners`, `--listen HOST:PORT` is one
+/// PLAINTEXT listener, as it always was.
+pub fn plan(cfg: &crate::config::BrokerConfig) -> Result<ListenerPlan, String> {
+    let map = match &cfg.listener_security_protocol_map {
+        Some(m) => parse_protocol_map(m)?,
+        None => default_protocol_map(),
+    };
+    let listeners = match &cfg.listeners {
+        Some(l) => parse_listeners(l, &map)?,
+        None => vec![Listener {
+            name: "PLAINTEXT".into(),
+            protocol: SecurityProtocol::Plaintext,
+            host: cfg.listen.ip().to_string(),
+            port: cfg.listen.port(),
+        }],
+    };
+    let mut advertised = advertised(cfg.advertised_listeners.as_deref(), &listeners, &map)?;
+    if let (Some(a), None) = (&cfg.advertise, &cfg.advertised_listeners) {
+        // `--advertise HOST:PORT` predates `--advertised-listeners`: it names the first
+        // listener's endpoint.
+        let (host, port) = a
+            .rsplit_once(':')
+            .ok_or_else(|| format!("--advertise {a}: expected HOST:PORT"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("--advertise {a}: bad port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(format!("--advertise {a}: empty host"));
+        }
+        advertised[0].host = host.to_string();
+        advertised[0].port = port;
+    }
+    let inter_broker = match &cfg.inter_broker_listener_name {
+        Some(n) => {
+            let n = normalise(n)?;
+            if !listeners.iter().any(|l| l.name == n) {
+                return Err(format!(
+                    "--inter-broker-listener-name {n} is not one of the listeners"
+                ));
+            }
+            n
+        }
+        None => listeners[0].name.clone(),
+    };
+    Ok(ListenerPlan {
+        listeners,
+        advertised,
+        inter_broker,
+    })
+}
+
+/// The host to bind a listener's host to: every interface when empty, as in Kafka.
+pub fn bind_host(l: &Listener) -> &str {
+    if l.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &l.host
+    }
+}
+
+/// This machine's host name, which Kafka advertises for a listener bound to every
+/// interface (it uses the canonical host name).
+pub fn local_host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(&buf[..end]).ok()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 fn normalise(name: &str) -> Result<String, String> {

@@ -95,6 +95,10 @@ pub struct Metrics {
     /// tests wait on to know a background pass ran after some point.
     pub cleaner_passes: Counter,
     pub retention_passes: Counter,
+    /// SASL exchanges that succeeded and that failed (wrong passwords, unknown users, bad
+    /// tokens, malformed messages).
+    pub authentications: Counter,
+    pub authentication_failures: Counter,
     /// Completed passes of group metadata expiration (`offsets.retention.minutes`), and
     /// what they removed.
     pub offsets_expiration_passes: Counter,
@@ -130,6 +134,18 @@ impl Metrics {
         );
         let cleaner_passes = Counter::default();
         let retention_passes = Counter::default();
+        let authentications = Counter::default();
+        let authentication_failures = Counter::default();
+        registry.register(
+            "sasl_authentications",
+            "SASL authentications that succeeded",
+            authentications.clone(),
+        );
+        registry.register(
+            "sasl_authentication_failures",
+            "SASL authentications that failed",
+            authentication_failures.clone(),
+        );
         let offsets_expiration_passes = Counter::default();
         let offsets_expired = Counter::default();
         let groups_expired = Counter::default();
@@ -219,6 +235,8 @@ impl Metrics {
             in_flight,
             cleaner_passes,
             retention_passes,
+            authentications,
+            authentication_failures,
             offsets_expiration_passes,
             offsets_expired,
             groups_expired,

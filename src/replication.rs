@@ -89,7 +89,7 @@ async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Ve
             return;
         }
         let Some(c) = ctx.upgrade() else { return };
-        let endpoint = c.cluster.as_ref().and_then(|cl| cl.view().address(leader));
+        let endpoint = c.broker_address(leader);
         let me = c.config.node_id;
         let wait_ms = c.config.replica_fetch_wait_max_ms;
         let max_bytes = c.config.replica_fetch_max_bytes;

@@ -99,7 +99,7 @@ async fn send_markers(ctx: &Weak<Context>, prepared: Vec<TxnMeta>) {
                 if leader == c.config.node_id {
                     continue;
                 }
-                let Some(addr) = view.address(leader) else {
+                let Some(addr) = view.address(leader, &c.inter_broker_listener) else {
                     all_marked.insert(meta.transactional_id.clone(), false);
                     continue; // no live leader now: retried
                 };

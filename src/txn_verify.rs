@@ -166,5 +166,5 @@ fn coordinator_address(ctx: &Context, transactional_id: &str) -> Option<String> 
         .metadata
         .coordinator_placement(crate::coordinator_log::TXN_TOPIC, transactional_id)?
         .leader;
-    ctx.cluster.as_ref()?.view().address(leader)
+    ctx.broker_address(leader)
 }

@@ -458,16 +458,27 @@ async fn brokers_ride_out_a_zookeeper_restart() {
 #[tokio::test]
 async fn a_topic_created_through_one_member_is_seen_by_all() {
     use klamm::cluster::{BrokerEndpoint, Cluster, JoinConfig};
+    use klamm::listeners::{Listener, SecurityProtocol};
     let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let join = |id: i32| JoinConfig {
         connect: format!("127.0.0.1:{zk_port}/t"),
         session_timeout: Duration::from_millis(2000),
         node_id: id,
-        endpoint: BrokerEndpoint {
-            host: "127.0.0.1".into(),
-            port: 10_000 + id,
-        },
+        endpoints: vec![
+            Listener {
+                name: "PLAINTEXT".into(),
+                protocol: SecurityProtocol::Plaintext,
+                host: "127.0.0.1".into(),
+                port: 10_000 + id as u16,
+            },
+            Listener {
+                name: "EXTERNAL".into(),
+                protocol: SecurityProtocol::SaslSsl,
+                host: "::1".into(),
+                port: 20_000 + id as u16,
+            },
+        ],
         local_cluster_id: None,
         new_cluster_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
         unclean_leader_election: false,
@@ -479,6 +490,20 @@ async fn a_topic_created_through_one_member_is_seen_by_all() {
         assert!(Instant::now() < deadline, "member 1 never saw member 2");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Each member registered its listeners in Kafka's layout, and the others read them back.
+    let view = a.view();
+    assert_eq!(
+        view.endpoint(2, "EXTERNAL"),
+        Some(&BrokerEndpoint {
+            host: "::1".into(),
+            port: 20_002
+        })
+    );
+    assert_eq!(
+        view.address(2, "PLAINTEXT").as_deref(),
+        Some("127.0.0.1:10002")
+    );
+    assert_eq!(view.address(2, "EXTERNAL").as_deref(), Some("[::1]:20002"));
     let configs =
         std::collections::BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
     let assignment = a

@@ -156,6 +156,10 @@ def build(batch):
     # DescribeTopicPartitions v0 (flexible): [topic], partition limit, cursor (null)
     add(75, 0, True, lambda w: w.array(
         [0], lambda w, _: w.string(TOPIC).tags()).i32(100).i8(-1).tags())
+    # SaslHandshake v0: mechanism (ILLEGAL_SASL_STATE on a listener without SASL)
+    add(17, 0, False, lambda w: w.string("PLAIN"))
+    # SaslAuthenticate v0: auth bytes (likewise)
+    add(36, 0, False, lambda w: w.bytes_(b"\x00user\x00password"))
     return s
 
 

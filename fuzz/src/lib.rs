@@ -1,7 +1,8 @@
 //! The broker's parsers of untrusted bytes, compiled from its own source files so the fuzz
 //! targets exercise exactly the code the broker runs: the request framing and header
 //! (`src/server/wire.rs`, with the table in `src/apis.rs`), the record batch framing (`src/log/batch.rs`) and the streaming
-//! record walk with its decompression caps (`src/log/records.rs`).
+//! record walk with its decompression caps (`src/log/records.rs`), and the SASL messages a
+//! client sends before it has authenticated (`src/security/`).
 
 #[path = "../../src/apis.rs"]
 pub mod apis;
@@ -11,6 +12,13 @@ pub mod batch;
 pub mod records;
 #[path = "../../src/server/wire.rs"]
 pub mod wire;
+// The SASL mechanisms' parsers of what a client sends before it has authenticated.
+#[path = "../../src/security/oauthbearer.rs"]
+pub mod oauthbearer;
+#[path = "../../src/security/plain.rs"]
+pub mod plain;
+#[path = "../../src/security/scram.rs"]
+pub mod scram;
 
 /// Any single allocation above this is a finding: no input may make the parsers reserve
 /// what a length field claims. (libFuzzer's own -malloc_limit_mb needs a sanitizer's malloc

@@ -35,11 +35,11 @@ pub const GROUP_OPERATIONS: i32 = ops(&[3, 6, 8]);
 
 pub async fn describe_cluster(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     version: i16,
     req: DescribeClusterRequest,
 ) -> Option<DescribeClusterResponse> {
-    let (brokers, controller) = ctx.brokers_and_controller();
+    let (brokers, controller) = ctx.brokers_and_controller(&rc.listener);
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(sb(ctx.metadata.cluster_id()))
         .with_controller_id(BrokerId(controller))

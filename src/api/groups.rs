@@ -22,7 +22,7 @@ fn code(e: Option<ResponseError>) -> i16 {
 
 pub async fn find_coordinator(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     version: i16,
     req: FindCoordinatorRequest,
 ) -> Option<FindCoordinatorResponse> {
@@ -38,7 +38,8 @@ pub async fn find_coordinator(
     for key in keys {
         let mut c = Coordinator::default().with_key(key.clone());
         let answer = if valid {
-            ctx.coordinator(req.key_type, key.as_str()).await
+            ctx.coordinator(req.key_type, key.as_str(), &rc.listener)
+                .await
         } else {
             Err(ResponseError::InvalidRequest)
         };

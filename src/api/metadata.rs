@@ -23,7 +23,7 @@ pub async fn handle(
     version: i16,
     req: MetadataRequest,
 ) -> Option<MetadataResponse> {
-    let (brokers, controller) = ctx.brokers_and_controller();
+    let (brokers, controller) = ctx.brokers_and_controller(&rc.listener);
     let node: Vec<i32> = brokers.iter().map(|b| b.0).collect();
     let node = &node[..];
     let mut resp = MetadataResponse::default()

@@ -14,6 +14,7 @@ pub mod offsets;
 pub mod partitions;
 pub mod produce;
 pub mod producer_id;
+pub mod sasl;
 pub mod topics;
 pub mod transactions;
 
@@ -35,6 +36,11 @@ pub(crate) fn topic_name(s: &str) -> TopicName {
 /// Identity of the request being served, for handlers and for log lines.
 pub struct RequestContext {
     pub peer: SocketAddr,
+    /// The name of the listener the request came in on: Metadata and FindCoordinator
+    /// answer with the endpoints of that listener.
+    pub listener: std::sync::Arc<str>,
+    /// The authenticated principal (`User:NAME`, `User:ANONYMOUS` without authentication).
+    pub principal: std::sync::Arc<str>,
     pub header: RequestHeader,
     /// Set by a handler that has no response to carry an error (acks=0 produce): Kafka
     /// closes the connection instead, so the client notices and refreshes its metadata.
@@ -42,9 +48,16 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn new(peer: SocketAddr, header: RequestHeader) -> RequestContext {
+    pub fn new(
+        peer: SocketAddr,
+        listener: std::sync::Arc<str>,
+        principal: std::sync::Arc<str>,
+        header: RequestHeader,
+    ) -> RequestContext {
         RequestContext {
             peer,
+            listener,
+            principal,
             header,
             close_reason: Default::default(),
         }

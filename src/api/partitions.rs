@@ -340,11 +340,16 @@ pub async fn alter_partition_reassignments(
 
 pub async fn describe_topic_partitions(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     _version: i16,
     req: DescribeTopicPartitionsRequest,
 ) -> Option<DescribeTopicPartitionsResponse> {
-    let live: Vec<i32> = ctx.brokers_and_controller().0.iter().map(|b| b.0).collect();
+    let live: Vec<i32> = ctx
+        .brokers_and_controller(&rc.listener)
+        .0
+        .iter()
+        .map(|b| b.0)
+        .collect();
     let limit = req.response_partition_limit.max(1) as usize;
     // Topics in name order, starting at the cursor's topic, as Kafka pages them.
     let mut names: Vec<String> = if req.topics.is_empty() {

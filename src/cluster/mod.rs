@@ -38,17 +38,25 @@ pub enum ClusterError {
     BadConnect(String, &'static str),
 }
 
-/// Where clients reach a broker.
+/// Where clients reach a broker on one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerEndpoint {
     pub host: String,
     pub port: i32,
 }
 
+/// A live broker's endpoints by listener name, as its registration lists them: Metadata
+/// answers a client with the endpoints of the listener the client came in on, and brokers
+/// dial each other on the inter-broker listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerEndpoints {
+    pub by_listener: BTreeMap<String, BrokerEndpoint>,
+}
+
 /// The live brokers and the controller, as ZooKeeper last said.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
-    pub brokers: BTreeMap<i32, BrokerEndpoint>,
+    pub brokers: BTreeMap<i32, BrokerEndpoints>,
     pub controller_id: Option<i32>,
     /// Every topic in `/brokers/topics`, with its partitions' replicas and state.
     pub topics: BTreeMap<String, topics::ClusterTopic>,
@@ -58,11 +66,21 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
-    /// HOST:PORT of a live broker, the address brokers dial each other on.
-    pub fn address(&self, id: i32) -> Option<String> {
-        self.brokers
-            .get(&id)
-            .map(|e| format!("{}:{}", e.host, e.port))
+    /// A live broker's endpoint on `listener`.
+    pub fn endpoint(&self, id: i32, listener: &str) -> Option<&BrokerEndpoint> {
+        self.brokers.get(&id)?.by_listener.get(listener)
+    }
+
+    /// HOST:PORT of a live broker on `listener` (the inter-broker listener when brokers
+    /// dial each other).
+    pub fn address(&self, id: i32, listener: &str) -> Option<String> {
+        self.endpoint(id, listener).map(|e| {
+            if e.host.contains(':') {
+                format!("[{}]:{}", e.host, e.port)
+            } else {
+                format!("{}:{}", e.host, e.port)
+            }
+        })
     }
 }
 
@@ -72,7 +90,8 @@ pub struct JoinConfig {
     pub connect: String,
     pub session_timeout: Duration,
     pub node_id: i32,
-    pub endpoint: BrokerEndpoint,
+    /// The advertised listeners, registered in `/brokers/ids/<id>`.
+    pub endpoints: Vec<crate::listeners::Listener>,
     /// The data dir's cluster id if it has one, else a new one: what a first broker writes
     /// to `/cluster/id`.
     pub local_cluster_id: Option<String>,
@@ -109,10 +128,53 @@ struct BrokerRegistration {
     listener_security_protocol_map: BTreeMap<String, String>,
     endpoints: Vec<String>,
     jmx_port: i32,
-    host: String,
+    /// The PLAINTEXT endpoint's host and port, null and -1 without one (as Kafka writes).
+    host: Option<String>,
     port: i32,
     version: i32,
     timestamp: String,
+}
+
+impl BrokerRegistration {
+    /// The endpoints by listener name; an entry that does not parse is skipped with a
+    /// warning, and a registration with no endpoints falls back on host and port.
+    fn endpoints(&self) -> BrokerEndpoints {
+        let mut map = crate::listeners::default_protocol_map();
+        for (name, protocol) in &self.listener_security_protocol_map {
+            if let Ok(m) = crate::listeners::parse_protocol_map(&format!("{name}:{protocol}")) {
+                map.extend(m);
+            }
+        }
+        let mut out = BrokerEndpoints::default();
+        for e in &self.endpoints {
+            match crate::listeners::parse_listeners(e, &map) {
+                Ok(ls) => {
+                    for l in ls {
+                        out.by_listener.insert(
+                            l.name,
+                            BrokerEndpoint {
+                                host: l.host,
+                                port: i32::from(l.port),
+                            },
+                        );
+                    }
+                }
+                Err(why) => tracing::warn!(endpoint = %e, "unreadable broker endpoint: {why}"),
+            }
+        }
+        if out.by_listener.is_empty() {
+            if let Some(host) = &self.host {
+                out.by_listener.insert(
+                    "PLAINTEXT".into(),
+                    BrokerEndpoint {
+                        host: host.clone(),
+                        port: self.port,
+                    },
+                );
+            }
+        }
+        out
+    }
 }
 
 /// `/controller`.
@@ -236,14 +298,21 @@ async fn prepare(client: &zk::Client, cfg: &JoinConfig) -> Result<String, Cluste
 /// session (not yet expired) is replaced; one held by another live broker is refused.
 async fn register(client: &zk::Client, cfg: &JoinConfig) -> Result<(), ClusterError> {
     let path = format!("/brokers/ids/{}", cfg.node_id);
-    let endpoint = format!("PLAINTEXT://{}:{}", cfg.endpoint.host, cfg.endpoint.port);
+    let plaintext = cfg
+        .endpoints
+        .iter()
+        .find(|l| l.protocol == crate::listeners::SecurityProtocol::Plaintext);
     let record = serde_json::to_vec(&BrokerRegistration {
         features: BTreeMap::new(),
-        listener_security_protocol_map: [("PLAINTEXT".to_string(), "PLAINTEXT".to_string())].into(),
-        endpoints: vec![endpoint],
+        listener_security_protocol_map: cfg
+            .endpoints
+            .iter()
+            .map(|l| (l.name.clone(), l.protocol.name().to_string()))
+            .collect(),
+        endpoints: cfg.endpoints.iter().map(|l| l.to_string()).collect(),
         jmx_port: -1,
-        host: cfg.endpoint.host.clone(),
-        port: cfg.endpoint.port,
+        host: plaintext.map(|l| l.host.clone()),
+        port: plaintext.map_or(-1, |l| i32::from(l.port)),
         version: 5,
         timestamp: now_ms_string(),
     })
@@ -329,13 +398,7 @@ async fn read_members(client: &zk::Client) -> Result<(Members, bool, MemberWatch
         };
         match serde_json::from_slice::<BrokerRegistration>(&data) {
             Ok(r) => {
-                members.brokers.insert(
-                    n,
-                    BrokerEndpoint {
-                        host: r.host,
-                        port: r.port,
-                    },
-                );
+                members.brokers.insert(n, r.endpoints());
             }
             Err(e) => tracing::warn!(broker = n, error = %e, "unreadable broker registration"),
         }
@@ -365,7 +428,7 @@ async fn read_members(client: &zk::Client) -> Result<(Members, bool, MemberWatch
 /// The live brokers and the controller, read together.
 #[derive(Default)]
 struct Members {
-    brokers: BTreeMap<i32, BrokerEndpoint>,
+    brokers: BTreeMap<i32, BrokerEndpoints>,
     controller_id: Option<i32>,
     shutting_down: std::collections::BTreeSet<i32>,
 }

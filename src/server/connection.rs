@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::dispatch::{self, Outcome};
 use crate::context::Context;
+use crate::listeners::SecurityProtocol;
 
 /// Largest read-buffer growth step: a client announcing a 100 MiB frame gets memory only as
 /// fast as it actually sends bytes.
@@ -36,6 +37,8 @@ pub struct Connection {
     reader: OwnedReadHalf,
     writer: OwnedWriteHalf,
     peer: SocketAddr,
+    /// The listener, the principal and where its authentication stands.
+    session: super::sasl::Session,
     ctx: Arc<Context>,
     rbuf: BytesMut,
     wbuf: BytesMut,
@@ -72,6 +75,8 @@ impl Connection {
     pub fn new(
         socket: TcpStream,
         peer: SocketAddr,
+        listener: Arc<str>,
+        protocol: SecurityProtocol,
         ctx: Arc<Context>,
         pool: Option<Arc<Semaphore>>,
     ) -> Connection {
@@ -80,6 +85,7 @@ impl Connection {
             reader,
             writer,
             peer,
+            session: super::sasl::Session::new(listener, protocol),
             ctx,
             rbuf: BytesMut::with_capacity(8 * 1024),
             wbuf: BytesMut::new(),
@@ -114,7 +120,7 @@ impl Connection {
     }
 
     async fn serve(&mut self, mut shutdown: watch::Receiver<bool>) -> Close {
-        let max_frame = self.ctx.config.socket_request_max_bytes;
+        let max_request_bytes = self.ctx.config.socket_request_max_bytes;
         let idle = Duration::from_millis(self.ctx.config.connections_max_idle_ms);
         let mut last_request = Instant::now();
         // The client closed its socket: complete requests already read are still carried
@@ -122,6 +128,14 @@ impl Connection {
         let mut peer_gone = false;
         let mut dropped_any = false;
         loop {
+            // Before SASL authentication, frames are bounded by Kafka's
+            // sasl.server.max.receive.size: an anonymous client cannot make the broker
+            // buffer a 100 MiB request.
+            let max_frame = if self.session.authenticated() {
+                max_request_bytes
+            } else {
+                max_request_bytes.min(crate::security::SASL_MAX_RECEIVE_BYTES)
+            };
             match self.next_frame(max_frame) {
                 Err(why) => {
                     let _ = self.flush().await;
@@ -143,7 +157,8 @@ impl Connection {
                     // still written, as Kafka writes it.
                     let droppable = dispatch::droppable_on_close(&frame);
                     let handled = {
-                        let handling = dispatch::handle(&self.ctx, self.peer, frame);
+                        let handling =
+                            dispatch::handle(&self.ctx, self.peer, &mut self.session, frame);
                         tokio::pin!(handling);
                         loop {
                             if self.rbuf.capacity() - self.rbuf.len() < 4096 {
@@ -169,7 +184,7 @@ impl Connection {
                     self.give_back(frame_bytes.min(self.held));
                     if peer_gone {
                         // Nobody reads answers any more; finish what is buffered, then go.
-                        if let Outcome::Close(why) = handled {
+                        if let Outcome::Close(why) | Outcome::RespondThenClose(_, why) = handled {
                             return Close::Protocol(why);
                         }
                         continue;
@@ -178,6 +193,11 @@ impl Connection {
                         Outcome::Respond(bytes) => self.wbuf.extend_from_slice(&bytes),
                         Outcome::NoResponse => {}
                         Outcome::Close(why) => {
+                            let _ = self.flush().await;
+                            return Close::Protocol(why);
+                        }
+                        Outcome::RespondThenClose(bytes, why) => {
+                            self.wbuf.extend_from_slice(&bytes);
                             let _ = self.flush().await;
                             return Close::Protocol(why);
                         }

@@ -17,7 +17,8 @@ use kafka_protocol::messages::{
     ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
     ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, ResponseHeader,
-    SyncGroupRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -37,10 +38,20 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection; the reason is logged as a warning.
     Close(String),
+    /// Write this response, then close (a refused SASL exchange).
+    RespondThenClose(BytesMut, String),
 }
 
 /// Decodes one request frame, runs its handler, and encodes the response.
-pub async fn handle(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Outcome {
+pub async fn handle(
+    ctx: &Context,
+    peer: SocketAddr,
+    session: &mut super::sasl::Session,
+    frame: Bytes,
+) -> Outcome {
+    if session.sasl.as_ref().is_some_and(|s| s.raw_tokens()) {
+        return super::sasl::raw_token(ctx, session, peer, frame).await;
+    }
     let (key, version, correlation_id, header, frame) = match super::wire::parse_request(frame) {
         Parsed::Request(r) => (r.key, r.version, r.correlation_id, r.header, r.body),
         Parsed::ApiVersionsFallback(correlation_id) => {
@@ -48,7 +59,40 @@ pub async fn handle(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Outcome {
         }
         Parsed::Reject(reason) => return Outcome::Close(reason),
     };
-    let rc = RequestContext::new(peer, header);
+    if let Some(state) = &session.sasl {
+        // Before authentication only the exchange is served, as Kafka's
+        // SaslServerAuthenticator allows: ApiVersions and SaslHandshake first, then
+        // SaslAuthenticate. Anything else closes the connection.
+        let initial = matches!(state, crate::security::SaslState::Initial);
+        match key {
+            ApiKey::ApiVersions if initial => {}
+            ApiKey::SaslHandshake if initial => {
+                return super::sasl::handshake(ctx, session, peer, version, correlation_id, frame)
+            }
+            ApiKey::SaslAuthenticate if !initial => {
+                return super::sasl::authenticate(
+                    ctx,
+                    session,
+                    peer,
+                    version,
+                    correlation_id,
+                    frame,
+                )
+                .await
+            }
+            other => {
+                return Outcome::Close(format!(
+                    "{other:?} request before SASL authentication completed"
+                ))
+            }
+        }
+    }
+    let rc = RequestContext::new(
+        peer,
+        session.listener.clone(),
+        session.principal.clone(),
+        header,
+    );
     let started = std::time::Instant::now();
     let api = crate::metrics::api_name(key);
     // Counted down on drop, so a request cancelled with its connection leaves no trace.
@@ -229,6 +273,8 @@ async fn route(
         DeleteGroups => DeleteGroupsRequest => api::groups::delete_groups,
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest => api::consumer_group::heartbeat,
         ConsumerGroupDescribe => ConsumerGroupDescribeRequest => api::consumer_group::describe,
+        SaslHandshake => SaslHandshakeRequest => api::sasl::handshake,
+        SaslAuthenticate => SaslAuthenticateRequest => api::sasl::authenticate,
     )
 }
 

@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 
 use super::connection::Connection;
 use crate::context::Context;
+use crate::listeners::SecurityProtocol;
 
 /// File descriptors kept out of the connection budget: RocksDB's WAL, SST and manifest
 /// files, the HTTP port, the runtime's own.
@@ -65,13 +66,47 @@ fn connection_budget(wanted: usize) -> usize {
     wanted
 }
 
-/// Accepts clients until `shutdown` turns true, then waits for every connection task to end.
-pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+/// One bound listener: its socket and what its connections need to know about it.
+pub struct Bound {
+    pub socket: TcpListener,
+    pub name: Arc<str>,
+    pub protocol: SecurityProtocol,
+}
+
+/// Accepts clients on every listener until `shutdown` turns true, then waits for every
+/// connection task to end. `max.connections` and `queued.max.request.bytes` are the
+/// broker's, shared by all listeners, as in Kafka.
+pub async fn serve(listeners: Vec<Bound>, ctx: Arc<Context>, shutdown: watch::Receiver<bool>) {
     let limit = Arc::new(Semaphore::new(connection_budget(
         ctx.config.max_connections.max(1),
     )));
     let queued = ctx.config.queued_max_request_bytes;
     let pool = (queued > 0).then(|| Arc::new(Semaphore::new(queued as usize)));
+    let mut loops = JoinSet::new();
+    for l in listeners {
+        loops.spawn(accept_loop(
+            l,
+            ctx.clone(),
+            limit.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+async fn accept_loop(
+    bound: Bound,
+    ctx: Arc<Context>,
+    limit: Arc<Semaphore>,
+    pool: Option<Arc<Semaphore>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Bound {
+        socket: listener,
+        name,
+        protocol,
+    } = bound;
     let mut tasks = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -93,8 +128,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Context>, mut shutdown: watch
                 let ctx = ctx.clone();
                 let rx = shutdown.clone();
                 let pool = pool.clone();
+                let name = name.clone();
                 tasks.spawn(async move {
-                    let conn = Connection::new(socket, peer, ctx, pool);
+                    let conn = Connection::new(socket, peer, name, protocol, ctx, pool);
                     conn.run(rx).await;
                     drop(permit);
                 });

@@ -3,4 +3,5 @@
 pub mod connection;
 pub mod dispatch;
 pub mod listener;
+pub mod sasl;
 pub mod wire;

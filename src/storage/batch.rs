@@ -171,6 +171,18 @@ impl<'a> Batch<'a> {
         self.wb.delete_cf(self.store.meta(), topic_key(name));
     }
 
+    /// A SASL user's credentials record.
+    pub fn put_user(&mut self, name: &str, record: &[u8]) {
+        self.put_meta(&[META_USER, name.as_bytes()].concat(), record);
+    }
+
+    pub fn delete_user(&mut self, name: &str) {
+        self.wb.delete_cf(
+            self.store.meta(),
+            meta_key(&[META_USER, name.as_bytes()].concat()),
+        );
+    }
+
     /// The dynamic broker configs, serialized.
     pub fn put_broker_configs(&mut self, value: &[u8]) {
         self.put_meta(META_BROKER_CONFIGS, value);

@@ -45,6 +45,18 @@ impl Store {
             .collect())
     }
 
+    /// Every SASL user's credentials record, by name.
+    pub fn users(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .scan_table(T_META, META_USER)?
+            .into_iter()
+            .map(|(k, v)| {
+                let name = &k[META_USER.len()..];
+                (String::from_utf8_lossy(name).into_owned(), v)
+            })
+            .collect())
+    }
+
     /// The end of the last block of producer ids reserved (0 on a new store): ids below it
     /// may have been handed out before a restart, so allocation resumes from it.
     pub fn producer_id_block_end(&self) -> Result<i64, StoreError> {

@@ -1,0 +1,203 @@
+//! Authentication: the SASL mechanisms, the users' credentials, and the exchange one
+//! connection goes through before it is served. Pure logic with no sockets, so the
+//! connection layer drives it and the fuzz targets and unit tests can too.
+
+pub mod credentials;
+pub mod oauthbearer;
+pub mod plain;
+pub mod scram;
+
+use std::sync::Arc;
+
+use credentials::Credentials;
+use scram::{ScramMechanism, ScramServer};
+
+/// Kafka's `sasl.server.max.receive.size` default: the largest frame a client may send
+/// before it has authenticated.
+pub const SASL_MAX_RECEIVE_BYTES: usize = 524_288;
+
+/// The principal of a client that has not authenticated (PLAINTEXT and SSL without a
+/// client certificate), as Kafka names it.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// A SASL mechanism this broker can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    Scram(ScramMechanism),
+    OAuthBearer,
+}
+
+impl Mechanism {
+    pub const ALL: [Mechanism; 4] = [
+        Mechanism::Plain,
+        Mechanism::Scram(ScramMechanism::Sha256),
+        Mechanism::Scram(ScramMechanism::Sha512),
+        Mechanism::OAuthBearer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Scram(m) => m.name(),
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Mechanism> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
+/// `--sasl-enabled-mechanisms`: a comma-separated list of mechanism names.
+pub fn parse_mechanisms(s: &str) -> Result<Vec<Mechanism>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let m = Mechanism::from_name(&name.to_ascii_uppercase()).ok_or_else(|| {
+            format!("unknown SASL mechanism {name:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)")
+        })?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        return Err("no SASL mechanism enabled".into());
+    }
+    Ok(out)
+}
+
+/// Where one connection's SASL exchange stands.
+#[derive(Debug)]
+pub enum SaslState {
+    /// Before SaslHandshake: ApiVersions and SaslHandshake are served.
+    Initial,
+    /// SaslHandshake chose `mechanism`; v0 means the tokens that follow come as raw
+    /// size-prefixed frames, v1 as SaslAuthenticate requests.
+    Handshaken { mechanism: Mechanism, raw: bool },
+    /// SCRAM after the server's first message.
+    Scram { server: Box<ScramServer>, raw: bool },
+    /// OAUTHBEARER refused the token and sent its error challenge; the client's next
+    /// message (a lone 0x01) ends the exchange as a failure.
+    OAuthRefused { raw: bool, why: String },
+}
+
+impl SaslState {
+    /// Whether the next frame is a raw token (after SaslHandshake v0).
+    pub fn raw_tokens(&self) -> bool {
+        match self {
+            SaslState::Initial => false,
+            SaslState::Handshaken { raw, .. }
+            | SaslState::Scram { raw, .. }
+            | SaslState::OAuthRefused { raw, .. } => *raw,
+        }
+    }
+}
+
+/// The outcome of one client message in an exchange.
+#[derive(Debug)]
+pub enum Step {
+    /// Send these bytes and wait for the client's next message.
+    Challenge(Vec<u8>, SaslState),
+    /// Authenticated as `principal`; send `response` (possibly empty). `expires_ms` is
+    /// when the credential stops being valid, if it does (an OAUTHBEARER token's `exp`).
+    Done {
+        principal: String,
+        response: Vec<u8>,
+        expires_ms: Option<i64>,
+    },
+    /// Refused: `client_message` goes to the client, `log` to the broker's log only.
+    Failed { client_message: String, log: String },
+}
+
+fn invalid_credentials(m: Mechanism, log: String) -> Step {
+    Step::Failed {
+        client_message: format!(
+            "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+            m.name()
+        ),
+        log,
+    }
+}
+
+/// Runs one client message of an exchange in `state`. PLAIN hashes the password
+/// `iterations` times: call this off the async workers.
+pub fn step(state: SaslState, msg: &[u8], users: &Credentials, now_ms: i64) -> Step {
+    match state {
+        SaslState::Initial => Step::Failed {
+            client_message: "SASL token received before SaslHandshake".into(),
+            log: "SASL token before SaslHandshake".into(),
+        },
+        SaslState::Handshaken {
+            mechanism: Mechanism::Plain,
+            ..
+        } => match plain::parse(msg) {
+            Ok(p) if users.check_password(p.user, p.password) => Step::Done {
+                principal: format!("User:{}", p.user),
+                response: Vec::new(),
+                expires_ms: None,
+            },
+            Ok(p) => Step::Failed {
+                client_message: "Authentication failed: Invalid username or password".into(),
+                log: format!("PLAIN: wrong password or unknown user {:?}", p.user),
+            },
+            Err(why) => Step::Failed {
+                client_message: format!("Authentication failed: {why}"),
+                log: format!("malformed PLAIN message: {why}"),
+            },
+        },
+        SaslState::Handshaken {
+            mechanism: Mechanism::Scram(m),
+            raw,
+        } => match scram::parse_client_first(msg) {
+            Ok(first) => {
+                let credential = users.get(&first.user, m);
+                let (server, answer) = ScramServer::start(m, first, credential);
+                Step::Challenge(
+                    answer,
+                    SaslState::Scram {
+                        server: Box::new(server),
+                        raw,
+                    },
+                )
+            }
+            Err(e) => invalid_credentials(Mechanism::Scram(m), format!("{}: {e:?}", m.name())),
+        },
+        SaslState::Scram { server, .. } => {
+            let m = Mechanism::Scram(server.mechanism());
+            match server.finish(msg) {
+                Ok(answer) => Step::Done {
+                    principal: format!("User:{}", server.user()),
+                    response: answer,
+                    expires_ms: None,
+                },
+                Err(e) => invalid_credentials(m, format!("user {:?}: {e:?}", server.user())),
+            }
+        }
+        SaslState::Handshaken {
+            mechanism: Mechanism::OAuthBearer,
+            raw,
+        } => match oauthbearer::validate(msg, now_ms) {
+            Ok(t) => Step::Done {
+                principal: format!("User:{}", t.principal),
+                response: Vec::new(),
+                expires_ms: Some(t.expires_ms),
+            },
+            Err(why) => Step::Challenge(
+                oauthbearer::INVALID_TOKEN_CHALLENGE.to_vec(),
+                SaslState::OAuthRefused { raw, why },
+            ),
+        },
+        SaslState::OAuthRefused { why, .. } => Step::Failed {
+            client_message: format!(
+                "Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER: {why}"
+            ),
+            log: format!("OAUTHBEARER token refused: {why}"),
+        },
+    }
+}
+
+/// The users and settings every connection's exchange needs.
+pub struct SaslConfig {
+    pub mechanisms: Vec<Mechanism>,
+    pub users: Arc<Credentials>,
+}

@@ -1,0 +1,484 @@
+//! Listeners and security: several listeners with Kafka's syntax, each client told the
+//! endpoints of the listener it came in on.
+
+mod common;
+
+use common::*;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use klamm::BrokerConfig;
+
+fn listeners_config(listeners: &str, map: Option<&str>, advertised: Option<&str>) -> BrokerConfig {
+    BrokerConfig {
+        listeners: Some(listeners.into()),
+        listener_security_protocol_map: map.map(Into::into),
+        advertised_listeners: advertised.map(Into::into),
+        ..BrokerConfig::ephemeral()
+    }
+}
+
+async fn brokers_seen_on(addr: std::net::SocketAddr) -> Vec<(String, i32)> {
+    let mut c = Client::connect(addr).await;
+    let resp = c.send(&MetadataRequest::default(), 12).await;
+    resp.brokers
+        .iter()
+        .map(|b| (b.host.to_string(), b.port))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_listener_advertises_its_own_endpoint() {
+    let broker = start_with(listeners_config(
+        "PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0",
+        Some("INTERNAL:PLAINTEXT"),
+        Some("INTERNAL://internal.example:19093"),
+    ))
+    .await;
+    let plain = broker.listener_addr("PLAINTEXT").expect("PLAINTEXT bound");
+    let internal = broker.listener_addr("internal").expect("INTERNAL bound");
+    assert_ne!(plain, internal);
+    assert_eq!(
+        broker.addr(),
+        plain,
+        "the first listener is the broker's address"
+    );
+
+    assert_eq!(
+        brokers_seen_on(plain).await,
+        vec![("127.0.0.1".to_string(), i32::from(plain.port()))],
+        "a port-0 listener advertises the port it got"
+    );
+    assert_eq!(
+        brokers_seen_on(internal).await,
+        vec![("internal.example".to_string(), 19093)]
+    );
+
+    // FindCoordinator and DescribeCluster answer with the same listener's endpoint.
+    for (addr, host, port) in [
+        (plain, "127.0.0.1", i32::from(plain.port())),
+        (internal, "internal.example", 19093),
+    ] {
+        let mut c = Client::connect(addr).await;
+        let found = c
+            .send(
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
+                4,
+            )
+            .await;
+        assert_eq!(found.coordinators[0].error_code, 0);
+        assert_eq!(found.coordinators[0].host.as_str(), host);
+        assert_eq!(found.coordinators[0].port, port);
+        let cluster = c.send(&DescribeClusterRequest::default(), 0).await;
+        assert_eq!(cluster.brokers[0].host.as_str(), host);
+        assert_eq!(cluster.brokers[0].port, port);
+    }
+}
+
+#[tokio::test]
+async fn listener_settings_kafka_refuses_are_refused_at_start() {
+    for (listeners, map, advertised, why) in [
+        (
+            "PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+            None,
+            None,
+            "twice",
+        ),
+        ("CUSTOM://127.0.0.1:0", None, None, "no security protocol"),
+        (
+            "PLAINTEXT://127.0.0.1:0",
+            None,
+            Some("SSL://h:1"),
+            "not one of the listeners",
+        ),
+        ("PLAINTEXT://127.0.0.1:0", Some("X:TLS"), None, "unknown"),
+    ] {
+        let err = match klamm::Broker::bind(listeners_config(listeners, map, advertised)).await {
+            Ok(_) => panic!("{listeners} {map:?} {advertised:?} was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(why), "{listeners}: {err}");
+    }
+}
+
+/// A broker with a PLAINTEXT and a SASL_PLAINTEXT listener and two users.
+async fn sasl_broker(mechanisms: &str) -> klamm::BrokerHandle {
+    start_with(BrokerConfig {
+        listeners: Some("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0".into()),
+        bootstrap_users: Some("alice:alice-secret,bob:bob-secret".into()),
+        sasl_enabled_mechanisms: mechanisms.into(),
+        connection_failed_authentication_delay_ms: 10,
+        ..BrokerConfig::ephemeral()
+    })
+    .await
+}
+
+async fn handshake(c: &mut Client, mechanism: &str, version: i16) -> SaslHandshakeResponse {
+    c.send(
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.into())),
+        version,
+    )
+    .await
+}
+
+async fn authenticate(c: &mut Client, bytes: &[u8]) -> SaslAuthenticateResponse {
+    c.send(
+        &SaslAuthenticateRequest::default().with_auth_bytes(bytes.to_vec().into()),
+        2,
+    )
+    .await
+}
+
+async fn metadata_works(c: &mut Client) {
+    let resp = c.send(&MetadataRequest::default(), 12).await;
+    assert_eq!(resp.brokers.len(), 1);
+}
+
+#[tokio::test]
+async fn sasl_plain_authenticates_known_users_and_refuses_the_rest() {
+    let broker = sasl_broker("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512").await;
+    let sasl = broker.listener_addr("SASL_PLAINTEXT").unwrap();
+
+    // ApiVersions is served before authentication; the handshake lists the mechanisms.
+    let mut c = Client::connect(sasl).await;
+    let versions = c
+        .send(
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("klamm-tests"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+            3,
+        )
+        .await;
+    assert_eq!(versions.error_code, 0);
+    assert!(versions
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::SaslAuthenticate as i16 && k.max_version == 2));
+    let hs = handshake(&mut c, "PLAIN", 1).await;
+    assert_eq!(hs.error_code, 0);
+    let names: Vec<&str> = hs.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert_eq!(names, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
+    let ok = authenticate(&mut c, b"\0alice\0alice-secret").await;
+    assert_eq!(ok.error_code, 0, "{:?}", ok.error_message);
+    metadata_works(&mut c).await;
+    // A second handshake on an authenticated connection is out of place.
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 34);
+    metadata_works(&mut c).await;
+
+    // A wrong password and an unknown user get SASL_AUTHENTICATION_FAILED, then a close.
+    for token in [&b"\0alice\0bob-secret"[..], b"\0mallory\0alice-secret"] {
+        let mut c = Client::connect(sasl).await;
+        assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+        let refused = authenticate(&mut c, token).await;
+        assert_eq!(refused.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+        assert!(refused
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("Invalid username or password")));
+        assert!(c.is_closed().await);
+    }
+
+    // An unknown or disabled mechanism: UNSUPPORTED_SASL_MECHANISM with the list, a close.
+    let mut c = Client::connect(sasl).await;
+    let hs = handshake(&mut c, "GSSAPI", 1).await;
+    assert_eq!(hs.error_code, 33);
+    assert_eq!(hs.mechanisms.len(), 3);
+    assert!(c.is_closed().await);
+
+    // Anything but ApiVersions and the exchange before authentication closes the connection.
+    let mut c = Client::connect(sasl).await;
+    c.send_only(&MetadataRequest::default(), 12).await;
+    assert!(
+        c.recv_frame().await.is_none(),
+        "Metadata before SASL was answered"
+    );
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+    c.send_only(&MetadataRequest::default(), 12).await;
+    assert!(
+        c.recv_frame().await.is_none(),
+        "Metadata mid-exchange was answered"
+    );
+
+    // A frame past sasl.server.max.receive.size before authentication closes at once.
+    let mut c = Client::connect(sasl).await;
+    c.send_raw(&(10_000_000i32).to_be_bytes()).await;
+    assert!(c.is_closed().await);
+
+    // The PLAINTEXT listener needs no authentication and knows no exchange.
+    let mut c = Client::connect(broker.listener_addr("PLAINTEXT").unwrap()).await;
+    metadata_works(&mut c).await;
+    assert_eq!(
+        handshake(&mut c, "PLAIN", 1).await.error_code,
+        34,
+        "ILLEGAL_SASL_STATE"
+    );
+    let a = authenticate(&mut c, b"\0alice\0alice-secret").await;
+    assert_eq!(a.error_code, 34);
+    metadata_works(&mut c).await;
+
+    // The SASL listener still serves after all of that.
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+    assert_eq!(
+        authenticate(&mut c, b"\0bob\0bob-secret").await.error_code,
+        0
+    );
+    metadata_works(&mut c).await;
+    let ctx = broker.context().unwrap();
+    assert_eq!(ctx.metrics.authentications.get(), 2);
+    assert_eq!(ctx.metrics.authentication_failures.get(), 2);
+}
+
+/// The client side of SCRAM, written from RFC 5802 with the hmac and sha2 crates.
+mod scram_client {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256, Sha512};
+
+    /// What the client puts in its final message's nonce.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Nonce {
+        /// The server's combined nonce, as RFC 5802 says.
+        Echo,
+        /// Its own nonce again in front of the combined one, as librdkafka sends it.
+        Librdkafka,
+        Forged(&'static str),
+    }
+
+    pub struct Client {
+        pub sha512: bool,
+        pub user: String,
+        pub password: String,
+        pub nonce: String,
+        first_bare: String,
+        expected_server_signature: Vec<u8>,
+    }
+
+    fn hmac(sha512: bool, key: &[u8], data: &[u8]) -> Vec<u8> {
+        if sha512 {
+            let mut m = Hmac::<Sha512>::new_from_slice(key).unwrap();
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        } else {
+            let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+    }
+
+    impl Client {
+        pub fn new(sha512: bool, user: &str, password: &str) -> Client {
+            Client {
+                sha512,
+                user: user.into(),
+                password: password.into(),
+                nonce: "rOprNGfwEbeRWgbNEkqO".into(),
+                first_bare: String::new(),
+                expected_server_signature: Vec::new(),
+            }
+        }
+
+        pub fn first(&mut self) -> Vec<u8> {
+            self.first_bare = format!("n={},r={}", self.user, self.nonce);
+            format!("n,,{}", self.first_bare).into_bytes()
+        }
+
+        /// The final message for the server's first; `nonce` overrides the echoed nonce.
+        pub fn last(&mut self, server_first: &[u8], nonce: Nonce) -> Vec<u8> {
+            let server_first = std::str::from_utf8(server_first).unwrap();
+            let mut parts = server_first.split(',');
+            let r = parts.next().unwrap().strip_prefix("r=").unwrap();
+            assert!(
+                r.starts_with(&self.nonce),
+                "the server's nonce extends ours"
+            );
+            let salt = B64
+                .decode(parts.next().unwrap().strip_prefix("s=").unwrap())
+                .unwrap();
+            let i: u32 = parts
+                .next()
+                .unwrap()
+                .strip_prefix("i=")
+                .unwrap()
+                .parse()
+                .unwrap();
+            let salted = if self.sha512 {
+                pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(self.password.as_bytes(), &salt, i).to_vec()
+            } else {
+                pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(self.password.as_bytes(), &salt, i).to_vec()
+            };
+            let client_key = hmac(self.sha512, &salted, b"Client Key");
+            let stored_key = if self.sha512 {
+                Sha512::digest(&client_key).to_vec()
+            } else {
+                Sha256::digest(&client_key).to_vec()
+            };
+            let nonce = match nonce {
+                Nonce::Echo => r.to_string(),
+                Nonce::Librdkafka => format!("{}{r}", self.nonce),
+                Nonce::Forged(n) => n.to_string(),
+            };
+            let without_proof = format!("c=biws,r={nonce}");
+            let auth = format!("{},{server_first},{without_proof}", self.first_bare);
+            let sig = hmac(self.sha512, &stored_key, auth.as_bytes());
+            let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+            let server_key = hmac(self.sha512, &salted, b"Server Key");
+            self.expected_server_signature = hmac(self.sha512, &server_key, auth.as_bytes());
+            format!("{without_proof},p={}", B64.encode(proof)).into_bytes()
+        }
+
+        pub fn server_final_ok(&self, server_final: &[u8]) -> bool {
+            server_final == format!("v={}", B64.encode(&self.expected_server_signature)).as_bytes()
+        }
+    }
+}
+
+#[tokio::test]
+async fn sasl_scram_runs_rfc_5802_with_both_hashes() {
+    let broker = sasl_broker("SCRAM-SHA-512,SCRAM-SHA-256").await;
+    let sasl = broker.listener_addr("SASL_PLAINTEXT").unwrap();
+    use scram_client::Nonce;
+    for (sha512, mechanism) in [(false, "SCRAM-SHA-256"), (true, "SCRAM-SHA-512")] {
+        // The right password: the server's final message proves it knows the credential.
+        // Kafka takes librdkafka's form of the final nonce too.
+        for nonce in [Nonce::Echo, Nonce::Librdkafka] {
+            let mut c = Client::connect(sasl).await;
+            assert_eq!(handshake(&mut c, mechanism, 1).await.error_code, 0);
+            let mut s = scram_client::Client::new(sha512, "alice", "alice-secret");
+            let first = authenticate(&mut c, &s.first()).await;
+            assert_eq!(first.error_code, 0);
+            let last = authenticate(&mut c, &s.last(&first.auth_bytes, nonce)).await;
+            assert_eq!(last.error_code, 0, "{nonce:?}: {:?}", last.error_message);
+            assert!(
+                s.server_final_ok(&last.auth_bytes),
+                "{mechanism}: server signature"
+            );
+            metadata_works(&mut c).await;
+        }
+
+        // A wrong password, an unknown user and a nonce that is not the server's.
+        for (user, password, nonce) in [
+            ("alice", "bob-secret", Nonce::Echo),
+            ("nobody", "alice-secret", Nonce::Echo),
+            (
+                "alice",
+                "alice-secret",
+                Nonce::Forged("rOprNGfwEbeRWgbNEkqOforged"),
+            ),
+        ] {
+            let mut c = Client::connect(sasl).await;
+            assert_eq!(handshake(&mut c, mechanism, 1).await.error_code, 0);
+            let mut s = scram_client::Client::new(sha512, user, password);
+            let first = authenticate(&mut c, &s.first()).await;
+            assert_eq!(
+                first.error_code, 0,
+                "the first message does not reveal whether {user} exists"
+            );
+            let last = authenticate(&mut c, &s.last(&first.auth_bytes, nonce)).await;
+            assert_eq!(
+                last.error_code, 58,
+                "{mechanism} {user} {password} {nonce:?}"
+            );
+            assert!(last.error_message.as_deref().unwrap().contains(mechanism));
+            assert!(c.is_closed().await);
+        }
+
+        // Malformed first messages are refused, and the broker goes on serving.
+        for bad in [
+            &b"garbage"[..],
+            b"p=tls-unique,,n=alice,r=x",
+            b"n,,r=x",
+            b"\xff",
+        ] {
+            let mut c = Client::connect(sasl).await;
+            assert_eq!(handshake(&mut c, mechanism, 1).await.error_code, 0);
+            assert_eq!(authenticate(&mut c, bad).await.error_code, 58, "{bad:?}");
+            assert!(c.is_closed().await);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sasl_handshake_v0_takes_raw_tokens() {
+    let broker = sasl_broker("PLAIN,SCRAM-SHA-256").await;
+    let sasl = broker.listener_addr("SASL_PLAINTEXT").unwrap();
+    // SCRAM with the tokens as bare size-prefixed frames, then ordinary requests.
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 0).await.error_code, 0);
+    let mut s = scram_client::Client::new(false, "bob", "bob-secret");
+    c.send_raw_frame(&s.first()).await;
+    let server_first = c.recv_frame().await.expect("server-first-message");
+    c.send_raw_frame(&s.last(&server_first, scram_client::Nonce::Echo))
+        .await;
+    let server_final = c.recv_frame().await.expect("server-final-message");
+    assert!(s.server_final_ok(&server_final));
+    metadata_works(&mut c).await;
+    // A wrong PLAIN password as a raw token: the connection closes.
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "PLAIN", 0).await.error_code, 0);
+    c.send_raw_frame(b"\0bob\0wrong").await;
+    assert!(c.recv_frame().await.is_none());
+}
+
+#[tokio::test]
+async fn sasl_oauthbearer_takes_unsecured_tokens_when_enabled() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let broker = sasl_broker("OAUTHBEARER").await;
+    let sasl = broker.listener_addr("SASL_PLAINTEXT").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |exp: u64| {
+        format!(
+            "n,,\x01auth=Bearer {}.{}.\x01\x01",
+            b64(r#"{"alg":"none"}"#),
+            b64(&format!(r#"{{"sub":"carol","exp":{exp},"iat":{now}}}"#))
+        )
+    };
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await.error_code, 0);
+    let ok = authenticate(&mut c, token(now + 600).as_bytes()).await;
+    assert_eq!(ok.error_code, 0, "{:?}", ok.error_message);
+    metadata_works(&mut c).await;
+    // An expired token: the error challenge, the client's 0x01, then the failure.
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await.error_code, 0);
+    let challenge = authenticate(&mut c, token(now - 600).as_bytes()).await;
+    assert_eq!(challenge.error_code, 0);
+    assert_eq!(&challenge.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+    let failed = authenticate(&mut c, b"\x01").await;
+    assert_eq!(failed.error_code, 58);
+    assert!(failed.error_message.as_deref().unwrap().contains("expired"));
+    assert!(c.is_closed().await);
+    // PLAIN is not enabled on this broker.
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 33);
+}
+
+#[tokio::test]
+async fn users_survive_a_restart_and_bootstrap_does_not_reset_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |users: &str| BrokerConfig {
+        listeners: Some("SASL_PLAINTEXT://127.0.0.1:0".into()),
+        bootstrap_users: Some(users.into()),
+        ..config_in(dir.path())
+    };
+    let broker = start_with(config("dave:first")).await;
+    let ctx = broker.context().unwrap();
+    ctx.users.create_with_password("dave", "second").unwrap();
+    drop(ctx);
+    broker.shutdown().await;
+    let broker = start_with(config("dave:first")).await;
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+    let a = authenticate(&mut c, b"\0dave\0second").await;
+    assert_eq!(
+        a.error_code, 0,
+        "the password set after bootstrap survives the restart"
+    );
+}
