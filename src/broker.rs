@@ -80,7 +80,24 @@ impl Broker {
             .with_context(|| format!("opening RocksDB in {}", config.data_dir.display()))?;
         // The listeners first: a cluster member registers the ports it advertises.
         let plan = crate::listeners::plan(&config).map_err(anyhow::Error::msg)?;
-        let (listeners, advertised) = bind_listeners(&plan, config.socket_listen_backlog_size)?;
+        let tls = if plan.listeners.iter().any(|l| l.protocol.tls()) {
+            let (Some(certificate), Some(key)) = (&config.ssl_certificate, &config.ssl_key) else {
+                anyhow::bail!("an SSL or SASL_SSL listener needs --ssl-certificate and --ssl-key");
+            };
+            Some(
+                crate::security::tls::server_config(&crate::security::tls::TlsSettings {
+                    certificate,
+                    key,
+                    client_auth: config.ssl_client_auth,
+                    ca: config.ssl_ca.as_deref(),
+                })
+                .map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            None
+        };
+        let (listeners, advertised) =
+            bind_listeners(&plan, config.socket_listen_backlog_size, tls)?;
         let local_addr = listeners[0].socket.local_addr()?;
         if config.zookeeper_connect.is_some() {
             let inter = plan
@@ -457,6 +474,7 @@ impl Drop for BrokerHandle {
 fn bind_listeners(
     plan: &crate::listeners::ListenerPlan,
     backlog: u32,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> anyhow::Result<(Vec<listener::Bound>, Vec<crate::listeners::Listener>)> {
     use std::net::ToSocketAddrs;
     let mut bound = Vec::with_capacity(plan.listeners.len());
@@ -482,6 +500,7 @@ fn bind_listeners(
             socket,
             name: Arc::from(l.name.as_str()),
             protocol: l.protocol,
+            tls: if l.protocol.tls() { tls.clone() } else { None },
         });
         advertised.push(a);
     }

@@ -126,6 +126,48 @@ pub struct BrokerConfig {
     )]
     pub connection_failed_authentication_delay_ms: u64,
 
+    /// TLS certificate chain (PEM, the broker's certificate first) for SSL and SASL_SSL
+    /// listeners.
+    #[arg(
+        long = "ssl-certificate",
+        env = "KLAMM_SSL_CERTIFICATE",
+        help_heading = "Security",
+        value_name = "FILE"
+    )]
+    pub ssl_certificate: Option<PathBuf>,
+
+    /// The private key of `--ssl-certificate` (unencrypted PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long = "ssl-key",
+        env = "KLAMM_SSL_KEY",
+        help_heading = "Security",
+        value_name = "FILE"
+    )]
+    pub ssl_key: Option<PathBuf>,
+
+    /// Kafka's `ssl.client.auth`: whether TLS clients must present a certificate signed by
+    /// `--ssl-ca` (required), may (requested) or are not asked (none). A certificate
+    /// client's principal is `User:` plus its subject (`User:CN=app,O=acme`).
+    #[arg(
+        long = "ssl-client-auth",
+        alias = "ssl.client.auth",
+        env = "KLAMM_SSL_CLIENT_AUTH",
+        value_enum,
+        default_value = "none",
+        help_heading = "Security",
+        value_name = "MODE"
+    )]
+    pub ssl_client_auth: crate::security::tls::ClientAuth,
+
+    /// CA certificates (PEM) that client certificates must chain to.
+    #[arg(
+        long = "ssl-ca",
+        env = "KLAMM_SSL_CA",
+        help_heading = "Security",
+        value_name = "FILE"
+    )]
+    pub ssl_ca: Option<PathBuf>,
+
     /// Directory of the RocksDB database.
     #[arg(
         long,

@@ -99,6 +99,8 @@ pub struct Metrics {
     /// tokens, malformed messages).
     pub authentications: Counter,
     pub authentication_failures: Counter,
+    /// TLS handshakes that failed (plaintext on a TLS port, untrusted client certificates).
+    pub tls_handshake_failures: Counter,
     /// Completed passes of group metadata expiration (`offsets.retention.minutes`), and
     /// what they removed.
     pub offsets_expiration_passes: Counter,
@@ -136,6 +138,12 @@ impl Metrics {
         let retention_passes = Counter::default();
         let authentications = Counter::default();
         let authentication_failures = Counter::default();
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed",
+            tls_handshake_failures.clone(),
+        );
         registry.register(
             "sasl_authentications",
             "SASL authentications that succeeded",
@@ -237,6 +245,7 @@ impl Metrics {
             retention_passes,
             authentications,
             authentication_failures,
+            tls_handshake_failures,
             offsets_expiration_passes,
             offsets_expired,
             groups_expired,

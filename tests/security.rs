@@ -482,3 +482,395 @@ async fn users_survive_a_restart_and_bootstrap_does_not_reset_them() {
         "the password set after bootstrap survives the restart"
     );
 }
+
+/// Certificates made with the openssl CLI, as the README's example makes them: a CA, the
+/// broker's certificate for 127.0.0.1/localhost, and a client certificate.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Klamm Test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        std::fs::write(
+            dir.path().join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "broker.key",
+            "-out",
+            "broker.csr",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "broker.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "broker.pem",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/C=DE/O=Acme, Inc./OU=payments/CN=app",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ]);
+        // With an extension, so it is an X.509 v3 certificate: rustls refuses v1 ones.
+        std::fs::write(
+            dir.path().join("client.ext"),
+            "extendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.pem",
+        ]);
+        // A client certificate from a CA the broker does not trust.
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=stranger",
+            "-keyout",
+            "stranger.key",
+            "-out",
+            "stranger.pem",
+        ]);
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn tls_config(&self, listeners: &str, auth: klamm::security::tls::ClientAuth) -> BrokerConfig {
+        BrokerConfig {
+            listeners: Some(listeners.into()),
+            ssl_certificate: Some(self.path("broker.pem")),
+            ssl_key: Some(self.path("broker.key")),
+            ssl_client_auth: auth,
+            ssl_ca: Some(self.path("ca.pem")),
+            bootstrap_users: Some("alice:alice-secret".into()),
+            connection_failed_authentication_delay_ms: 10,
+            ..BrokerConfig::ephemeral()
+        }
+    }
+
+    /// A rustls client trusting the test CA, with a client certificate if named.
+    fn client(&self, cert: Option<&str>) -> std::sync::Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(self.path("ca.pem")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        #[allow(deprecated)]
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let b = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match cert {
+            None => b.with_no_client_auth(),
+            Some(name) => b
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(self.path(&format!("{name}.pem")))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect(),
+                    PrivateKeyDer::from_pem_file(self.path(&format!("{name}.key"))).unwrap(),
+                )
+                .unwrap(),
+        };
+        std::sync::Arc::new(config)
+    }
+}
+
+/// A blocking Kafka client over TLS (rustls), enough for a few requests.
+struct TlsClient {
+    stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    correlation_id: i32,
+}
+
+impl TlsClient {
+    fn connect(
+        addr: std::net::SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<TlsClient> {
+        let tcp = std::net::TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        let conn = rustls::ClientConnection::new(config, "localhost".try_into().unwrap()).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        // Complete the handshake now, so a refusal shows here.
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock)?;
+        }
+        Ok(TlsClient {
+            stream,
+            correlation_id: 0,
+        })
+    }
+
+    fn send<R: kafka_protocol::protocol::Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+    ) -> std::io::Result<R::Response> {
+        use bytes::BufMut;
+        use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+        use std::io::{Read, Write};
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("klamm-tls-tests")));
+        let mut body = bytes::BytesMut::new();
+        header
+            .encode(&mut body, R::header_version(version))
+            .unwrap();
+        req.encode(&mut body, version).unwrap();
+        let mut frame = bytes::BytesMut::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame)?;
+        self.stream.flush()?;
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut buf)?;
+        let mut buf = bytes::Bytes::from(buf);
+        let h = ResponseHeader::decode(&mut buf, R::Response::header_version(version)).unwrap();
+        assert_eq!(h.correlation_id, self.correlation_id);
+        Ok(R::Response::decode(&mut buf, version).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssl_and_sasl_ssl_listeners_serve_over_tls() {
+    use klamm::security::tls::ClientAuth;
+    let pki = Pki::new();
+    let broker = start_with(pki.tls_config(
+        "SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+        ClientAuth::None,
+    ))
+    .await;
+    let ssl = broker.listener_addr("SSL").unwrap();
+    let sasl_ssl = broker.listener_addr("SASL_SSL").unwrap();
+    let client = pki.client(None);
+    let produced = tokio::task::spawn_blocking(move || {
+        // SSL: served at once, and Metadata names the SSL listener's endpoint.
+        let mut c = TlsClient::connect(ssl, client.clone()).unwrap();
+        let md = c.send(&MetadataRequest::default(), 12).unwrap();
+        assert_eq!(md.brokers[0].port, i32::from(ssl.port()));
+        // Large requests and responses cross many TLS records.
+        let big = vec![b'x'; 300_000];
+        let created = c
+            .send(
+                &CreateTopicsRequest::default().with_topics(vec![
+                    create_topics_request::CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("tls-topic")))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                ]),
+                5,
+            )
+            .unwrap();
+        assert_eq!(created.topics[0].error_code, 0);
+        let records = batch(
+            &[kafka_protocol::records::Record {
+                value: Some(big.clone().into()),
+                ..record(0, 1)
+            }],
+            kafka_protocol::records::Compression::None,
+        );
+        let resp = c
+            .send(
+                &common::wire::produce_req("tls-topic", uuid::Uuid::nil(), 0, records, -1),
+                9,
+            )
+            .unwrap();
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        // SASL_SSL: TLS, then SASL.
+        let mut c = TlsClient::connect(sasl_ssl, client).unwrap();
+        let hs = c
+            .send(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str("SCRAM-SHA-512")),
+                1,
+            )
+            .unwrap();
+        assert_eq!(hs.error_code, 0);
+        let mut s = scram_client::Client::new(true, "alice", "alice-secret");
+        let first = c
+            .send(
+                &SaslAuthenticateRequest::default().with_auth_bytes(s.first().into()),
+                2,
+            )
+            .unwrap();
+        let last = c
+            .send(
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(s.last(&first.auth_bytes, scram_client::Nonce::Echo).into()),
+                2,
+            )
+            .unwrap();
+        assert_eq!(last.error_code, 0);
+        let md = c.send(&MetadataRequest::default(), 12).unwrap();
+        assert_eq!(md.brokers[0].port, i32::from(sasl_ssl.port()));
+        big
+    })
+    .await
+    .unwrap();
+
+    // Read back over plaintext: the same bytes.
+    let mut c = Client::connect(broker.listener_addr("PLAINTEXT").unwrap()).await;
+    let fetched = common::wire::fetch(&mut c, "tls-topic", 0, 0, 11).await;
+    let got = decode_records(fetched.records.clone().unwrap());
+    assert_eq!(got[0].value.as_deref(), Some(&produced[..]));
+
+    // Plaintext on a TLS port fails the handshake and closes; the broker goes on.
+    let mut raw = Client::connect(ssl).await;
+    raw.send_only(&ApiVersionsRequest::default(), 0).await;
+    // The broker may answer with a TLS alert before it closes.
+    assert!(
+        raw.closes().await,
+        "plaintext on the TLS port left the connection open"
+    );
+    let ctx = broker.context().unwrap();
+    assert_eq!(ctx.metrics.tls_handshake_failures.get(), 1);
+    let client = pki.client(None);
+    tokio::task::spawn_blocking(move || {
+        let mut c = TlsClient::connect(ssl, client).unwrap();
+        c.send(&MetadataRequest::default(), 12).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutual_tls_refuses_untrusted_clients_and_names_the_others_by_subject() {
+    use klamm::security::tls::ClientAuth;
+    let pki = Pki::new();
+    let broker = start_with(pki.tls_config("SSL://127.0.0.1:0", ClientAuth::Required)).await;
+    let ssl = broker.addr();
+    let (trusted, none, stranger) = (
+        pki.client(Some("client")),
+        pki.client(None),
+        pki.client(Some("stranger")),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut c = TlsClient::connect(ssl, trusted).unwrap();
+        c.send(&MetadataRequest::default(), 12).unwrap();
+        // TLS 1.3 clients learn of a refused certificate on their first read.
+        for config in [none, stranger] {
+            let refused = TlsClient::connect(ssl, config)
+                .and_then(|mut c| c.send(&MetadataRequest::default(), 12).map(|_| ()));
+            assert!(
+                refused.is_err(),
+                "a client without a trusted certificate was served"
+            );
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        broker
+            .context()
+            .unwrap()
+            .metrics
+            .tls_handshake_failures
+            .get(),
+        2
+    );
+
+    // The principal Kafka's default mapping gives: the subject, last RDN first.
+    use rustls::pki_types::pem::PemObject;
+    let der = rustls::pki_types::CertificateDer::from_pem_file(pki.path("client.pem")).unwrap();
+    assert_eq!(
+        klamm::security::tls::certificate_principal(&der).as_deref(),
+        Some("User:CN=app,OU=payments,O=Acme\\, Inc.,C=DE")
+    );
+}
+
+#[tokio::test]
+async fn a_tls_listener_without_a_certificate_is_refused_at_start() {
+    let err = match klamm::Broker::bind(BrokerConfig {
+        listeners: Some("SSL://127.0.0.1:0".into()),
+        ..BrokerConfig::ephemeral()
+    })
+    .await
+    {
+        Ok(_) => panic!("an SSL listener without a certificate started"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("--ssl-certificate"), "{err}");
+}

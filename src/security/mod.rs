@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use super::dispatch::{self, Outcome};
+use super::transport::Transport;
 use crate::context::Context;
 use crate::listeners::SecurityProtocol;
 
@@ -34,8 +32,7 @@ const SHRINK_ABOVE_BYTES: usize = 256 * 1024;
 /// arrived, so one task reads a frame, runs its handler, and queues the response before it
 /// looks at the next frame. Pipelined requests are answered in one write.
 pub struct Connection {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    io: Transport,
     peer: SocketAddr,
     /// The listener, the principal and where its authentication stands.
     session: super::sasl::Session,
@@ -73,19 +70,22 @@ impl Drop for Connection {
 
 impl Connection {
     pub fn new(
-        socket: TcpStream,
+        io: Transport,
         peer: SocketAddr,
         listener: Arc<str>,
         protocol: SecurityProtocol,
+        certificate_principal: Option<String>,
         ctx: Arc<Context>,
         pool: Option<Arc<Semaphore>>,
     ) -> Connection {
-        let (reader, writer) = socket.into_split();
+        let mut session = super::sasl::Session::new(listener, protocol);
+        if let Some(p) = certificate_principal {
+            session.principal = Arc::from(p);
+        }
         Connection {
-            reader,
-            writer,
+            io,
             peer,
-            session: super::sasl::Session::new(listener, protocol),
+            session,
             ctx,
             rbuf: BytesMut::with_capacity(8 * 1024),
             wbuf: BytesMut::new(),
@@ -116,7 +116,7 @@ impl Connection {
                 tracing::warn!(peer = %self.peer, client_id, "closing connection: {why}")
             }
         }
-        let _ = self.writer.shutdown().await;
+        self.io.shutdown().await;
     }
 
     async fn serve(&mut self, mut shutdown: watch::Receiver<bool>) -> Close {
@@ -171,7 +171,7 @@ impl Connection {
                                     dropped_any = true;
                                     break Outcome::NoResponse;
                                 }
-                                r = self.reader.read_buf(&mut self.rbuf),
+                                r = self.io.read_buf(&mut self.rbuf),
                                     if !peer_gone && self.rbuf.len() < PIPELINE_READ_BYTES => match r {
                                     Ok(0) => peer_gone = true,
                                     Ok(_) => {}
@@ -229,7 +229,7 @@ impl Connection {
                     // queued.max.request.bytes (waiting while other connections hold it
                     // all), then read: an idle connection holds none of the pool.
                     tokio::select! {
-                        r = self.reader.readable() => if let Err(e) = r {
+                        r = self.io.readable() => if let Err(e) = r {
                             return Close::Io(e);
                         },
                         _ = tokio::time::sleep_until(last_request + idle) => {
@@ -249,7 +249,7 @@ impl Connection {
                     self.held += taken;
                     let start = self.rbuf.len();
                     self.rbuf.resize(start + want, 0);
-                    let n = match self.reader.try_read(&mut self.rbuf[start..]) {
+                    let n = match self.io.try_read(&mut self.rbuf[start..]) {
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             self.rbuf.truncate(start);
                             self.give_back(taken);
@@ -357,7 +357,7 @@ impl Connection {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.wbuf.is_empty() {
-            self.writer.write_all(&self.wbuf).await?;
+            self.io.write_all(&self.wbuf).await?;
             self.wbuf.clear();
         }
         // One large response or request should not pin its memory for the connection's life.

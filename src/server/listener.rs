@@ -7,8 +7,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::connection::Connection;
+use super::transport::Transport;
 use crate::context::Context;
 use crate::listeners::SecurityProtocol;
+use std::time::Duration;
 
 /// File descriptors kept out of the connection budget: RocksDB's WAL, SST and manifest
 /// files, the HTTP port, the runtime's own.
@@ -71,6 +73,8 @@ pub struct Bound {
     pub socket: TcpListener,
     pub name: Arc<str>,
     pub protocol: SecurityProtocol,
+    /// The TLS configuration of an SSL or SASL_SSL listener.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Accepts clients on every listener until `shutdown` turns true, then waits for every
@@ -106,6 +110,7 @@ async fn accept_loop(
         socket: listener,
         name,
         protocol,
+        tls,
     } = bound;
     let mut tasks = JoinSet::new();
     loop {
@@ -129,8 +134,37 @@ async fn accept_loop(
                 let rx = shutdown.clone();
                 let pool = pool.clone();
                 let name = name.clone();
+                let tls = tls.clone();
                 tasks.spawn(async move {
-                    let conn = Connection::new(socket, peer, name, protocol, ctx, pool);
+                    let (transport, principal) = match tls {
+                        None => (Transport::plain(socket), None),
+                        Some(config) => {
+                            // Bounded like an idle connection: a client that opens the port
+                            // and says nothing holds it no longer than that.
+                            let timeout = Duration::from_millis(ctx.config.connections_max_idle_ms.min(30_000));
+                            let mut shutdown = rx.clone();
+                            let handshake = Transport::tls(socket, config, timeout);
+                            let outcome = tokio::select! {
+                                r = handshake => r,
+                                _ = shutdown.wait_for(|v| *v) => return,
+                            };
+                            match outcome {
+                                Ok((t, cert)) => {
+                                    let principal = cert.and_then(|der| {
+                                        crate::security::tls::certificate_principal(&der)
+                                    });
+                                    (t, principal)
+                                }
+                                Err(e) => {
+                                    ctx.metrics.tls_handshake_failures.inc();
+                                    tracing::warn!(peer = %peer, listener = %name, error = %e, "TLS handshake failed; connection closed");
+                                    drop(permit);
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let conn = Connection::new(transport, peer, name, protocol, principal, ctx, pool);
                     conn.run(rx).await;
                     drop(permit);
                 });

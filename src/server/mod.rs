@@ -4,4 +4,5 @@ pub mod connection;
 pub mod dispatch;
 pub mod listener;
 pub mod sasl;
+pub mod transport;
 pub mod wire;

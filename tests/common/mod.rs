@@ -107,6 +107,20 @@ impl Client {
         R::Response::decode(&mut frame, version).unwrap()
     }
 
+    /// True when the broker closes this connection within 5 s, whatever it writes first
+    /// (a TLS alert, say).
+    pub async fn closes(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// True when the broker has closed this connection (read returns EOF within 5 s).
     pub async fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
