@@ -75,6 +75,9 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     // SASL (SASL_PLAINTEXT and SASL_SSL listeners); elsewhere ILLEGAL_SASL_STATE.
     api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),
+    // KIP-554: SCRAM users for admin clients and kafka-configs.
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The supported range of `key`, if it is handled at all.

@@ -350,6 +350,8 @@ no_error_answer!(
     WriteTxnMarkersRequest,
     SaslHandshakeRequest,
     SaslAuthenticateRequest,
+    DescribeUserScramCredentialsRequest,
+    AlterUserScramCredentialsRequest,
 );
 
 impl Faultable for ProduceRequest {

@@ -171,3 +171,81 @@ async fn topics_produce_consume_and_groups_from_the_command_line() {
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("connecting to"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_created_listed_and_deleted_from_the_command_line() {
+    let broker = common::start_with(klamm::BrokerConfig {
+        listeners: Some("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0".into()),
+        ..klamm::BrokerConfig::ephemeral()
+    })
+    .await;
+    let bs = broker.bootstrap();
+    let run = |args: Vec<&'static str>| {
+        let b = bs.clone();
+        tokio::task::spawn_blocking(move || klamm(&b, &args, None))
+    };
+    let out = run(vec!["users", "create", "erin", "--password", "erin-pw"])
+        .await
+        .unwrap();
+    assert_eq!(ok(&out), "created erin\n");
+    let out = run(vec![
+        "users",
+        "create",
+        "frank",
+        "--password",
+        "f",
+        "--mechanism",
+        "scram-sha-512",
+        "--iterations",
+        "8192",
+    ])
+    .await
+    .unwrap();
+    ok(&out);
+    let out = run(vec!["users", "list"]).await.unwrap();
+    assert_eq!(
+        ok(&out),
+        "erin\tSCRAM-SHA-256(iterations=4096),SCRAM-SHA-512(iterations=4096)\nfrank\tSCRAM-SHA-512(iterations=8192)\n"
+    );
+    // The password works for SASL/PLAIN on the SASL listener.
+    let mut c = Client::connect(broker.listener_addr("SASL_PLAINTEXT").unwrap()).await;
+    let hs = c
+        .send(
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            1,
+        )
+        .await;
+    assert_eq!(hs.error_code, 0);
+    let a = c
+        .send(
+            &SaslAuthenticateRequest::default().with_auth_bytes(b"\0erin\0erin-pw".to_vec().into()),
+            2,
+        )
+        .await;
+    assert_eq!(a.error_code, 0);
+    // Errors carry Kafka's names and fail the command.
+    let out = run(vec![
+        "users",
+        "create",
+        "gina",
+        "--password",
+        "g",
+        "--iterations",
+        "10",
+    ])
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("UnacceptableCredential: Too few iterations")
+    );
+    let out = run(vec!["users", "delete", "erin"]).await.unwrap();
+    assert_eq!(ok(&out), "deleted erin\n");
+    let out = run(vec!["users", "delete", "erin"]).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ResourceNotFound"),
+        "{out:?}"
+    );
+    let out = run(vec!["users", "list"]).await.unwrap();
+    assert_eq!(ok(&out), "frank\tSCRAM-SHA-512(iterations=8192)\n");
+}

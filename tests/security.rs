@@ -874,3 +874,163 @@ async fn a_tls_listener_without_a_certificate_is_refused_at_start() {
     };
     assert!(err.contains("--ssl-certificate"), "{err}");
 }
+
+#[tokio::test]
+async fn scram_users_are_managed_with_kafkas_admin_apis() {
+    use alter_user_scram_credentials_request::{ScramCredentialDeletion, ScramCredentialUpsertion};
+    let broker = sasl_broker("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512").await;
+    let mut admin = Client::connect(broker.listener_addr("PLAINTEXT").unwrap()).await;
+    let salt = b"carol-salt-0123456789".to_vec();
+    let salted = pbkdf2::pbkdf2_hmac_array::<sha2::Sha256, 32>(b"carol-pw", &salt, 8192);
+    let upsert = |name: &str, mechanism: i8, iterations: i32| {
+        ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_string(name.into()))
+            .with_mechanism(mechanism)
+            .with_iterations(iterations)
+            .with_salt(salt.clone().into())
+            .with_salted_password(salted.to_vec().into())
+    };
+    let delete = |name: &str, mechanism: i8| {
+        ScramCredentialDeletion::default()
+            .with_name(StrBytes::from_string(name.into()))
+            .with_mechanism(mechanism)
+    };
+    let resp = admin
+        .send(
+            &AlterUserScramCredentialsRequest::default()
+                .with_upsertions(vec![
+                    upsert("carol", 1, 8192),
+                    upsert("few", 1, 1000),
+                    upsert("many", 1, 20000),
+                    upsert("", 1, 4096),
+                    upsert("odd", 9, 4096),
+                    upsert("twice", 1, 4096),
+                    upsert("twice", 2, 4096),
+                ])
+                .with_deletions(vec![delete("ghost", 1), delete("bob", 2)]),
+            0,
+        )
+        .await;
+    let mut got: Vec<(String, i16, String)> = resp
+        .results
+        .iter()
+        .map(|r| {
+            (
+                r.user.to_string(),
+                r.error_code,
+                r.error_message.as_deref().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("".into(), 93, "Username must not be empty".into()),
+            ("bob".into(), 0, "".into()),
+            ("carol".into(), 0, "".into()),
+            ("few".into(), 93, "Too few iterations".into()),
+            (
+                "ghost".into(),
+                91,
+                "Attempt to delete a user credential that does not exist".into()
+            ),
+            ("many".into(), 93, "Too many iterations".into()),
+            ("odd".into(), 33, "Unknown SCRAM mechanism".into()),
+            (
+                "twice".into(),
+                92,
+                "A user credential cannot be altered twice in the same request".into()
+            ),
+        ]
+    );
+
+    // Carol signs in with SCRAM-SHA-256 (the credential the admin client sent) and PLAIN.
+    let sasl = broker.listener_addr("SASL_PLAINTEXT").unwrap();
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 1).await.error_code, 0);
+    let mut s = scram_client::Client::new(false, "carol", "carol-pw");
+    let first = authenticate(&mut c, &s.first()).await;
+    assert!(std::str::from_utf8(&first.auth_bytes)
+        .unwrap()
+        .ends_with(",i=8192"));
+    let last = authenticate(
+        &mut c,
+        &s.last(&first.auth_bytes, scram_client::Nonce::Echo),
+    )
+    .await;
+    assert_eq!(last.error_code, 0);
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+    assert_eq!(
+        authenticate(&mut c, b"\0carol\0carol-pw").await.error_code,
+        0
+    );
+    // Bob lost SCRAM-SHA-512 but keeps SCRAM-SHA-256.
+    let mut c = Client::connect(sasl).await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-512", 1).await.error_code, 0);
+    let mut s = scram_client::Client::new(true, "bob", "bob-secret");
+    let first = authenticate(&mut c, &s.first()).await;
+    let last = authenticate(
+        &mut c,
+        &s.last(&first.auth_bytes, scram_client::Nonce::Echo),
+    )
+    .await;
+    assert_eq!(last.error_code, 58);
+
+    // Describe: every user, named users, unknown and duplicate names.
+    let all = admin
+        .send(&DescribeUserScramCredentialsRequest::default(), 0)
+        .await;
+    let mut users: Vec<(String, Vec<(i8, i32)>)> = all
+        .results
+        .iter()
+        .map(|r| {
+            (
+                r.user.to_string(),
+                r.credential_infos
+                    .iter()
+                    .map(|c| (c.mechanism, c.iterations))
+                    .collect(),
+            )
+        })
+        .collect();
+    users.sort();
+    assert_eq!(
+        users,
+        vec![
+            ("alice".into(), vec![(1, 4096), (2, 4096)]),
+            ("bob".into(), vec![(1, 4096)]),
+            ("carol".into(), vec![(1, 8192)]),
+        ]
+    );
+    let name = |n: &str| {
+        describe_user_scram_credentials_request::UserName::default()
+            .with_name(StrBytes::from_string(n.into()))
+    };
+    let some = admin
+        .send(
+            &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                name("carol"),
+                name("nobody"),
+                name("bob"),
+                name("bob"),
+            ])),
+            0,
+        )
+        .await;
+    let mut codes: Vec<(String, i16)> = some
+        .results
+        .iter()
+        .map(|r| (r.user.to_string(), r.error_code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("bob".into(), 92),
+            ("carol".into(), 0),
+            ("nobody".into(), 91)
+        ]
+    );
+}

@@ -160,6 +160,13 @@ def build(batch):
     add(17, 0, False, lambda w: w.string("PLAIN"))
     # SaslAuthenticate v0: auth bytes (likewise)
     add(36, 0, False, lambda w: w.bytes_(b"\x00user\x00password"))
+    # DescribeUserScramCredentials v0 (flexible): [user] or null
+    add(50, 0, True, lambda w: w.array(["fuzz-user"], lambda w, u: w.string(u).tags()).tags())
+    # AlterUserScramCredentials v0 (flexible): [deletion], [upsertion (name, mechanism,
+    # iterations, salt, salted password)]
+    add(51, 0, True, lambda w: w.array([], None).array(
+        [0], lambda w, _: w.string("fuzz-user").i8(1).i32(4096).bytes_(b"salt" * 4)
+        .bytes_(b"\x01" * 32).tags()).tags())
     return s
 
 

@@ -15,6 +15,7 @@ pub mod partitions;
 pub mod produce;
 pub mod producer_id;
 pub mod sasl;
+pub mod scram_credentials;
 pub mod topics;
 pub mod transactions;
 

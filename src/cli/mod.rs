@@ -1,4 +1,4 @@
-//! `klamm topics|groups|produce|consume`: quick checks from a shell, speaking the Kafka
+//! `klamm topics|groups|produce|consume|users`: quick checks from a shell, speaking the Kafka
 //! protocol to `--bootstrap-server` as Kafka's own tools do, so they work against a real
 //! Kafka too. Output follows Kafka's tools where they have one.
 
@@ -35,6 +35,41 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print messages of one partition (like kafka-console-consumer.sh).
     Consume(ConsumeArgs),
+    /// Create, delete and list SASL/SCRAM users (like kafka-configs.sh --entity-type users).
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Users and their SCRAM mechanisms, one per line.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Creates a user, or sets a new password, with SCRAM-SHA-256 and SCRAM-SHA-512
+    /// credentials (PLAIN accepts the same password). The password is salted here; only
+    /// the salted form goes to the broker.
+    Create {
+        #[command(flatten)]
+        conn: Conn,
+        name: String,
+        #[arg(long, env = "KLAMM_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Only this mechanism (SCRAM-SHA-256 or SCRAM-SHA-512).
+        #[arg(long)]
+        mechanism: Option<String>,
+        #[arg(long, default_value_t = crate::security::scram::DEFAULT_ITERATIONS)]
+        iterations: u32,
+    },
+    /// Deletes a user's credentials (all of them unless --mechanism is given).
+    Delete {
+        #[command(flatten)]
+        conn: Conn,
+        name: String,
+        #[arg(long)]
+        mechanism: Option<String>,
+    },
 }
 
 /// Where to connect, for every subcommand.
@@ -176,7 +211,136 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Groups(g) => groups(g).await,
         Command::Produce(p) => produce(p).await,
         Command::Consume(c) => consume(c).await,
+        Command::Users(u) => users(u).await,
     }
+}
+
+fn mechanisms(named: Option<&str>) -> anyhow::Result<Vec<crate::security::scram::ScramMechanism>> {
+    use crate::security::scram::ScramMechanism;
+    match named {
+        None => Ok(ScramMechanism::ALL.to_vec()),
+        Some(n) => Ok(vec![ScramMechanism::from_name(&n.to_ascii_uppercase())
+            .with_context(|| {
+                format!("unknown mechanism {n} (SCRAM-SHA-256 or SCRAM-SHA-512)")
+            })?]),
+    }
+}
+
+async fn alter(c: &mut Client, req: AlterUserScramCredentialsRequest) -> anyhow::Result<()> {
+    let resp = c.send(&req, 0).await?;
+    for r in &resp.results {
+        check(r.error_code, r.error_message.as_ref())
+            .with_context(|| format!("user {}", r.user.as_str()))?;
+    }
+    Ok(())
+}
+
+async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
+    use crate::security::scram::ScramMechanism;
+    use kafka_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        UsersCommand::List { conn } => {
+            let mut c = connect(&conn).await?;
+            let resp = c
+                .send(&DescribeUserScramCredentialsRequest::default(), 0)
+                .await?;
+            check(resp.error_code, resp.error_message.as_ref())?;
+            let mut rows: Vec<(String, Vec<String>)> = resp
+                .results
+                .iter()
+                .map(|r| {
+                    let mechs = r
+                        .credential_infos
+                        .iter()
+                        .map(|i| match ScramMechanism::from_kafka_type(i.mechanism) {
+                            Some(m) => format!("{}(iterations={})", m.name(), i.iterations),
+                            None => format!("mechanism {}", i.mechanism),
+                        })
+                        .collect();
+                    (r.user.to_string(), mechs)
+                })
+                .collect();
+            rows.sort();
+            for (user, mechs) in rows {
+                writeln!(out, "{user}\t{}", mechs.join(","))?;
+            }
+        }
+        UsersCommand::Create {
+            conn,
+            name,
+            password,
+            mechanism,
+            iterations,
+        } => {
+            let mut c = connect(&conn).await?;
+            let mut upsertions = Vec::new();
+            for m in mechanisms(mechanism.as_deref())? {
+                let mut salt = vec![0u8; 32];
+                getrandom::getrandom(&mut salt).map_err(|e| anyhow::anyhow!("random salt: {e}"))?;
+                let salted = m.salted_password(password.as_bytes(), &salt, iterations);
+                upsertions.push(
+                    ScramCredentialUpsertion::default()
+                        .with_name(sb(&name))
+                        .with_mechanism(m.kafka_type())
+                        .with_iterations(iterations as i32)
+                        .with_salt(salt.into())
+                        .with_salted_password(salted.into()),
+                );
+            }
+            // Kafka takes one change per user per request.
+            for u in upsertions {
+                alter(
+                    &mut c,
+                    AlterUserScramCredentialsRequest::default().with_upsertions(vec![u]),
+                )
+                .await?;
+            }
+            writeln!(out, "created {name}")?;
+        }
+        UsersCommand::Delete {
+            conn,
+            name,
+            mechanism,
+        } => {
+            let mut c = connect(&conn).await?;
+            let wanted = match mechanism {
+                Some(m) => mechanisms(Some(&m))?,
+                None => {
+                    let resp = c
+                        .send(
+                            &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                                describe_user_scram_credentials_request::UserName::default()
+                                    .with_name(sb(&name)),
+                            ])),
+                            0,
+                        )
+                        .await?;
+                    let r = resp.results.first().context("no result")?;
+                    check(r.error_code, r.error_message.as_ref())?;
+                    r.credential_infos
+                        .iter()
+                        .filter_map(|i| ScramMechanism::from_kafka_type(i.mechanism))
+                        .collect()
+                }
+            };
+            for m in wanted {
+                alter(
+                    &mut c,
+                    AlterUserScramCredentialsRequest::default().with_deletions(vec![
+                        ScramCredentialDeletion::default()
+                            .with_name(sb(&name))
+                            .with_mechanism(m.kafka_type()),
+                    ]),
+                )
+                .await?;
+            }
+            writeln!(out, "deleted {name}")?;
+        }
+    }
+    Ok(())
 }
 
 async fn metadata(c: &mut Client, topics: Option<Vec<String>>) -> anyhow::Result<MetadataResponse> {

@@ -191,6 +191,47 @@ impl Credentials {
         Ok(())
     }
 
+    /// Applies deletions and upsertions (already validated) in one synced write, as
+    /// AlterUserScramCredentials does: all of them or none.
+    pub fn alter(
+        &self,
+        deletions: &[(String, ScramMechanism)],
+        upsertions: Vec<(String, ScramMechanism, ScramCredential)>,
+    ) -> Result<(), CredentialError> {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let mut changed: BTreeMap<String, UserCredentials> = BTreeMap::new();
+        for (user, m) in deletions {
+            let entry = changed
+                .entry(user.clone())
+                .or_insert_with(|| users.get(user).cloned().unwrap_or_default());
+            entry.remove(m);
+        }
+        for (user, m, c) in upsertions {
+            validate_user_name(&user)?;
+            let entry = changed
+                .entry(user.clone())
+                .or_insert_with(|| users.get(&user).cloned().unwrap_or_default());
+            entry.insert(m, c);
+        }
+        let mut wb = self.store.batch();
+        for (user, creds) in &changed {
+            if creds.is_empty() {
+                wb.delete_user(user);
+            } else {
+                wb.put_user(user, &encode_record(creds));
+            }
+        }
+        self.store.write_synced(wb)?;
+        for (user, creds) in changed {
+            if creds.is_empty() {
+                users.remove(&user);
+            } else {
+                users.insert(user, creds);
+            }
+        }
+        Ok(())
+    }
+
     /// Creates a user with both SCRAM mechanisms from a password.
     pub fn create_with_password(&self, user: &str, password: &str) -> Result<(), CredentialError> {
         if password.is_empty() {
