@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kafkajs compatibility suite for Klamm.
-#   KLAMM_BIN=/path/to/klamm compat-tests/kafkajs/run.sh
+#   KLAMM_BIN=/path/to/klamm compat-tests/kafkajs/run.sh [test/FILE.test.js ...]
+# (with no arguments, every test file; with arguments, only those, relative to this directory)
 # Installs the pinned npm packages into ./node_modules (npm ci from package-lock.json,
 # skipped when the lock file has not changed since the last install), then runs
 # node's built-in test runner.  Each test file starts its own broker on a free port with
@@ -38,6 +39,9 @@ if [ ! -x "$KLAMM_BIN" ]; then
     echo "kafkajs: 0 passed, 1 failed"
     exit 1
 fi
-exec timeout -k 10 600 node --test --test-concurrency=1 --test-reporter=spec \
-    test/admin.test.js test/producer.test.js test/consumer.test.js test/configs.test.js test/retention.test.js \
-    test/transactions.test.js test/faults.test.js
+files=("$@")
+if [ ${#files[@]} -eq 0 ]; then
+    files=(test/admin.test.js test/producer.test.js test/consumer.test.js test/configs.test.js test/retention.test.js
+        test/transactions.test.js test/faults.test.js test/security.test.js)
+fi
+exec timeout -k 10 600 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
