@@ -84,15 +84,21 @@ impl Broker {
             let (Some(certificate), Some(key)) = (&config.ssl_certificate, &config.ssl_key) else {
                 anyhow::bail!("an SSL or SASL_SSL listener needs --ssl-certificate and --ssl-key");
             };
-            Some(
+            let make = |client_auth| {
                 crate::security::tls::server_config(&crate::security::tls::TlsSettings {
                     certificate,
                     key,
-                    client_auth: config.ssl_client_auth,
+                    client_auth,
                     ca: config.ssl_ca.as_deref(),
                 })
-                .map_err(anyhow::Error::msg)?,
-            )
+                .map_err(anyhow::Error::msg)
+            };
+            // As in Kafka (KIP-684), ssl.client.auth applies to SSL listeners: a SASL_SSL
+            // client authenticates with SASL and is not asked for a certificate.
+            Some(TlsConfigs {
+                ssl: make(config.ssl_client_auth)?,
+                sasl_ssl: make(crate::security::tls::ClientAuth::None)?,
+            })
         } else {
             None
         };
@@ -468,13 +474,19 @@ impl Drop for BrokerHandle {
     }
 }
 
+/// The TLS configurations of SSL and SASL_SSL listeners (they differ in client auth).
+struct TlsConfigs {
+    ssl: Arc<rustls::ServerConfig>,
+    sasl_ssl: Arc<rustls::ServerConfig>,
+}
+
 /// Binds every listener of the plan and returns them with their advertised endpoints, in
 /// which a port 0 becomes the bound port and an every-interface host this machine's name
 /// (Kafka advertises the canonical host name there).
 fn bind_listeners(
     plan: &crate::listeners::ListenerPlan,
     backlog: u32,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsConfigs>,
 ) -> anyhow::Result<(Vec<listener::Bound>, Vec<crate::listeners::Listener>)> {
     use std::net::ToSocketAddrs;
     let mut bound = Vec::with_capacity(plan.listeners.len());
@@ -500,7 +512,11 @@ fn bind_listeners(
             socket,
             name: Arc::from(l.name.as_str()),
             protocol: l.protocol,
-            tls: if l.protocol.tls() { tls.clone() } else { None },
+            tls: match (&tls, l.protocol) {
+                (Some(t), crate::listeners::SecurityProtocol::Ssl) => Some(t.ssl.clone()),
+                (Some(t), crate::listeners::SecurityProtocol::SaslSsl) => Some(t.sasl_ssl.clone()),
+                _ => None,
+            },
         });
         advertised.push(a);
     }

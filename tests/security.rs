@@ -820,8 +820,13 @@ async fn ssl_and_sasl_ssl_listeners_serve_over_tls() {
 async fn mutual_tls_refuses_untrusted_clients_and_names_the_others_by_subject() {
     use klamm::security::tls::ClientAuth;
     let pki = Pki::new();
-    let broker = start_with(pki.tls_config("SSL://127.0.0.1:0", ClientAuth::Required)).await;
+    let broker = start_with(pki.tls_config(
+        "SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        ClientAuth::Required,
+    ))
+    .await;
     let ssl = broker.addr();
+    let sasl_ssl = broker.listener_addr("SASL_SSL").unwrap();
     let (trusted, none, stranger) = (
         pki.client(Some("client")),
         pki.client(None),
@@ -830,6 +835,24 @@ async fn mutual_tls_refuses_untrusted_clients_and_names_the_others_by_subject() 
     tokio::task::spawn_blocking(move || {
         let mut c = TlsClient::connect(ssl, trusted).unwrap();
         c.send(&MetadataRequest::default(), 12).unwrap();
+        // As in Kafka, --ssl-client-auth is for SSL listeners: SASL_SSL clients
+        // authenticate with SASL and need no certificate.
+        let mut c = TlsClient::connect(sasl_ssl, none.clone()).unwrap();
+        let hs = c
+            .send(
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+                1,
+            )
+            .unwrap();
+        assert_eq!(hs.error_code, 0);
+        let a = c
+            .send(
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(b"\0alice\0alice-secret".to_vec().into()),
+                2,
+            )
+            .unwrap();
+        assert_eq!(a.error_code, 0);
         // TLS 1.3 clients learn of a refused certificate on their first read.
         for config in [none, stranger] {
             let refused = TlsClient::connect(ssl, config)
