@@ -93,7 +93,10 @@ func startBroker(t *testing.T, flags ...string) *Broker {
 	dir := t.TempDir()
 	b := &Broker{t: t, name: t.Name(), dir: filepath.Join(dir, "data"), log: filepath.Join(dir, "broker.log"), flags: flags}
 	if !useKafka() {
-		b.port = freePort(t)
+		b.port = listenersPort(t, flags)
+		if b.port == 0 {
+			b.port = freePort(t)
+		}
 		b.addr = fmt.Sprintf("127.0.0.1:%d", b.port)
 	}
 	t.Cleanup(func() {
@@ -110,6 +113,25 @@ func startBroker(t *testing.T, flags ...string) *Broker {
 }
 
 func (b *Broker) Addr() string { return b.addr }
+
+// listenersPort is the port of the first of `--listeners NAME://127.0.0.1:PORT,...` when the
+// flags give it (the listener "klamm ready on" names, and Addr), else 0.
+func listenersPort(t testing.TB, flags []string) int {
+	for i := 0; i+1 < len(flags); i += 2 {
+		if flags[i] != "--listeners" {
+			continue
+		}
+		first := strings.TrimSpace(strings.Split(flags[i+1], ",")[0])
+		var port int
+		if _, host, ok := strings.Cut(first, "://"); !ok || !strings.HasPrefix(host, "127.0.0.1:") {
+			t.Fatalf("the first of --listeners must be on 127.0.0.1: %q", first)
+		} else if _, err := fmt.Sscanf(strings.TrimPrefix(host, "127.0.0.1:"), "%d", &port); err != nil {
+			t.Fatalf("--listeners %q: %v", first, err)
+		}
+		return port
+	}
+	return 0
+}
 
 func (b *Broker) Start() {
 	b.t.Helper()
@@ -131,7 +153,10 @@ func (b *Broker) Start() {
 	}
 	fmt.Fprintf(f, "\n===== start #%d =====\n", b.starts)
 	startOff, _ := f.Seek(0, 2)
-	args := append([]string{"--listen", b.addr, "--data-dir", b.dir}, b.flags...)
+	args := append([]string{"--data-dir", b.dir}, b.flags...)
+	if listenersPort(b.t, b.flags) == 0 { // --listeners replaces --listen
+		args = append([]string{"--listen", b.addr}, args...)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// KLAMM_* variables would change broker defaults the tests rely on.

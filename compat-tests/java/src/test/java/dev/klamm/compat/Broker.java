@@ -53,8 +53,13 @@ public final class Broker {
             "--message-max-bytes", List.of("message.max.bytes"),
             "--auto-create-topics-enable", List.of("auto.create.topics.enable"));
 
-    /** Klamm flags with no Kafka counterpart: a class using one is skipped under COMPAT_BROKER=kafka. */
-    static final java.util.Set<String> KLAMM_ONLY = java.util.Set.of("--http");
+    /**
+     * Klamm flags with no Kafka counterpart, or not mapped to Kafka properties here: a class
+     * using one is skipped under COMPAT_BROKER=kafka. {@code --listeners} (SecurityTest: TLS and
+     * SASL listeners on ports the test picks) is Kafka's {@code listeners}, but kafka.sh
+     * starts one PLAINTEXT listener on a port of its own.
+     */
+    static final java.util.Set<String> KLAMM_ONLY = java.util.Set.of("--http", "--listeners");
 
     /** Every broker process still running, killed by a shutdown hook if the JVM exits early. */
     private static final Set<Process> LIVE = ConcurrentHashMap.newKeySet();
@@ -174,13 +179,18 @@ public final class Broker {
         if (!Files.isExecutable(bin)) {
             throw new IllegalStateException("klamm binary not found at " + bin + " (set KLAMM_BIN)");
         }
-        if (port == 0) {
+        int listenersPort = firstListenerPort();
+        if (listenersPort > 0) {
+            port = listenersPort; // --listeners replaces --listen; the ready line names its first
+        } else if (port == 0) {
             port = freePort(); // a restart keeps the port, so clients can reconnect
         }
         List<String> cmd = new ArrayList<>();
         cmd.add(bin.toString());
-        cmd.add("--listen");
-        cmd.add("127.0.0.1:" + port);
+        if (listenersPort == 0) {
+            cmd.add("--listen");
+            cmd.add("127.0.0.1:" + port);
+        }
         cmd.add("--data-dir");
         cmd.add(dataDir.toString());
         cmd.addAll(args);
@@ -218,6 +228,23 @@ public final class Broker {
             Thread.currentThread().interrupt();
             throw new IllegalStateException(e);
         }
+    }
+
+    /**
+     * The port of the first of {@code --listeners NAME://127.0.0.1:PORT,...} when the flags
+     * give it (the listener {@code klamm ready on} names and {@link #bootstrap()} returns), else 0.
+     */
+    private int firstListenerPort() {
+        for (int i = 0; i < args.size(); i += 2) {
+            if (args.get(i).equals("--listeners")) {
+                String first = args.get(i + 1).split(",")[0].trim();
+                if (!first.contains("://127.0.0.1:")) {
+                    throw new IllegalArgumentException("the first of --listeners must be on 127.0.0.1: " + first);
+                }
+                return Integer.parseInt(first.substring(first.lastIndexOf(':') + 1));
+            }
+        }
+        return 0;
     }
 
     private Path kafkaScript() {

@@ -83,7 +83,8 @@ public final class BrokerExtension
     public void beforeEach(ExtensionContext context) {
         String klammOnly = klammOnlyUnderKafka();
         if (klammOnly != null) {
-            org.junit.jupiter.api.Assumptions.abort("needs the Klamm-only flag " + klammOnly + " (COMPAT_BROKER=kafka)");
+            org.junit.jupiter.api.Assumptions.abort("needs the flag " + klammOnly
+                    + ", Klamm-only or not mapped to Kafka by this suite (COMPAT_BROKER=kafka)");
         }
         if (!perClass) {
             broker = new Broker(args).start();
