@@ -300,9 +300,6 @@ func TestSecurityFranz(t *testing.T) {
 	// listener asks for a certificate only with listener.name.<l>.ssl.client.auth), so this
 	// client, with SASL and no certificate, gets in with Kafka.
 	t.Run("mTLS_SASL_SSL_without_certificate", func(t *testing.T) {
-		klammBug(t, "--ssl-client-auth required also requires a client certificate on SASL_SSL listeners "+
-			"(one rustls config for every TLS listener; log: TLS handshake failed; connection closed ... "+
-			"listener=SASL_SSL error=peer sent no certificates); Kafka ignores broker-wide ssl.client.auth there (KIP-684)")
 		strict := startSecBroker(t, "required")
 		opts := []kgo.Opt{kgo.DialTLSConfig(strict.pki.tlsConfig()), kgo.SASL(plain.Auth{User: secUser, Pass: secPassword}.AsMechanism())}
 		if err := franzPing(t, strict, strict.saslSSL, opts...); err != nil {

@@ -45,7 +45,6 @@ import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Named;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -506,15 +505,9 @@ class SecurityTest {
      * listener asks for no client certificate unless {@code listener.name.<l>.ssl.client.auth}
      * says so (KIP-684). So a SASL_SSL client without a key store authenticates with SASL on a
      * broker whose {@code ssl.client.auth} is required.
-     *
-     * <p>KLAMM BUG (open), hence tagged {@code klamm-bug} (not run by default): Klamm builds one
-     * rustls server config for every TLS listener, so {@code --ssl-client-auth required} also
-     * requires a certificate on SASL_SSL: the handshake fails ({@code TLS handshake failed;
-     * connection closed ... listener=SASL_SSL error=peer sent no certificates}) and the client
-     * gets SslAuthenticationException (alert certificate_required). Kafka 4.4 lets this client in.
+     * (Klamm once required a certificate there too; this test found it.)
      */
     @Test
-    @Tag("klamm-bug")
     void saslSslNeedsNoClientCertificateUnderBrokerWideClientAuth() {
         Access plain = Access.of("SASL_SSL", "PLAIN");
         String topic = Kit.name("sec-kip684");
