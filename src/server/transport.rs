@@ -15,8 +15,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-/// Ciphertext read from the socket at a time.
-const CIPHERTEXT_READ_BYTES: usize = 16 * 1024 + 512;
+/// Ciphertext read from the socket at a time (four full TLS records).
+const CIPHERTEXT_READ_BYTES: usize = 4 * (16 * 1024 + 512);
 
 /// The socket, with TLS state when the listener is SSL or SASL_SSL.
 pub struct Transport {
@@ -189,16 +189,25 @@ impl Transport {
         let Some(tls) = &mut self.tls else {
             return self.reader.try_read(buf);
         };
-        if tls.plaintext.is_empty() && !tls.eof {
-            let n = self.reader.try_read(&mut tls.scratch)?;
+        // Decrypt until `buf` can be filled or the socket has nothing more, so a large
+        // request costs as few reads as it does in plaintext; `plaintext` stays below
+        // `buf.len()` plus one read.
+        while tls.plaintext.len() < buf.len() && !tls.eof {
+            let n = match self.reader.try_read(&mut tls.scratch) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if tls.plaintext.is_empty() => return Err(e),
+                // What was decrypted goes first; the error comes back on the next read.
+                Err(_) => break,
+            };
             if n == 0 {
                 tls.eof = true;
-            } else {
-                let scratch = std::mem::take(&mut tls.scratch);
-                let fed = tls.feed(&scratch[..n]);
-                tls.scratch = scratch;
-                fed?;
+                break;
             }
+            let scratch = std::mem::take(&mut tls.scratch);
+            let fed = tls.feed(&scratch[..n]);
+            tls.scratch = scratch;
+            fed?;
         }
         if !tls.plaintext.is_empty() {
             let n = buf.len().min(tls.plaintext.len());
