@@ -15,6 +15,7 @@ Exit status is non-zero if any test failed; the last line is
 "kcat: N passed, M failed".
 """
 
+import contextlib
 import json
 import os
 import random
@@ -72,11 +73,14 @@ def free_port():
 # --------------------------------------------------------------------------------------
 
 class Broker:
-    """One Klamm process; can be stopped and started again on the same port and data dir."""
+    """One Klamm process; can be stopped and started again on the same port and data dir.
+    `listeners=["PLAINTEXT", "SSL", ...]` starts it with Kafka's `--listeners` instead of
+    `--listen`, one free port per listener (`address(name)`; `port` is the first one's)."""
 
-    def __init__(self, workdir, name, extra_args=()):
+    def __init__(self, workdir, name, extra_args=(), listeners=None):
         self.name = name
-        self.port = free_port()
+        self.listeners = None if listeners is None else {n: free_port() for n in listeners}
+        self.port = next(iter(self.listeners.values())) if self.listeners else free_port()
         self.data_dir = os.path.join(workdir, f"{name}-data")
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.extra_args = list(extra_args)
@@ -87,12 +91,20 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
+    def address(self, listener):
+        return f"127.0.0.1:{self.listeners[listener]}"
+
+    def listen_args(self):
+        if self.listeners is None:
+            return ["--listen", self.bootstrap]
+        return ["--listeners", ",".join(f"{n}://{self.address(n)}" for n in self.listeners)]
+
     def start(self):
         os.makedirs(self.data_dir, exist_ok=True)
         # Do not let KLAMM_* variables of the caller change the broker under test.
         env = {k: v for k, v in os.environ.items() if not k.startswith("KLAMM_")}
         env["NO_COLOR"] = "1"
-        cmd = [KLAMM_BIN, "--listen", self.bootstrap, "--data-dir", self.data_dir] + self.extra_args
+        cmd = [KLAMM_BIN] + self.listen_args() + ["--data-dir", self.data_dir] + self.extra_args
         self.starts += 1
         log = open(self.log_path, "ab")
         log.write(f"\n===== start #{self.starts}: {' '.join(cmd)}\n".encode())
@@ -206,12 +218,16 @@ def bytes_from_json_str(s):
 
 
 class Kcat:
-    def __init__(self, broker):
+    def __init__(self, broker, bootstrap=None, conf=(), history=None):
+        """`bootstrap` defaults to the broker's; `conf` are extra kcat arguments given to
+        every call (e.g. ["-X", "security.protocol=SSL"]); `history` may be shared."""
         self.broker = broker
-        self.history = []  # (cmd, rc, stderr) of recent calls, for failure reports
+        self.bootstrap = bootstrap or broker.bootstrap
+        self.conf = list(conf)
+        self.history = [] if history is None else history  # (cmd, rc, stderr) of recent calls
 
     def run(self, args, input=b"", timeout=KCAT_TIMEOUT, check_rc=True):
-        cmd = [KCAT, "-b", self.broker.bootstrap] + list(args)
+        cmd = [KCAT, "-b", self.bootstrap] + self.conf + list(args)
         if KCAT_DEBUG:
             cmd += ["-d", KCAT_DEBUG]
         if VERBOSE:
@@ -308,9 +324,16 @@ class Ctx:
         self.workdir = workdir
         self.broker = broker
         self.kc = Kcat(broker)
+        self._pki = None
 
     def path(self, name):
         return os.path.join(self.workdir, name)
+
+    def pki(self):
+        """The security cases' certificates, made on first use (see make_pki)."""
+        if self._pki is None:
+            self._pki = make_pki(self.path("pki"))
+        return self._pki
 
 
 @test
@@ -847,6 +870,176 @@ def restart_twice_everything_back(ctx):
         check_eq([(m.partition, m.offset, m.ts, m.key, m.value, m.headers) for m in sorted(got, key=key)],
                  [(m.partition, m.offset, m.ts, m.key, m.value, m.headers) for m in sorted(msgs, key=key)],
                  f"topic {name} after SIGKILL+SIGTERM restarts")
+
+
+# --------------------------------------------------------------------------------------
+# Security: TLS and SASL listeners, mutual TLS
+# --------------------------------------------------------------------------------------
+
+SEC_USERS = {"alice": "alice-secret", "bob": "bob-pw"}
+SEC_LISTENERS = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+def openssl(args, cwd):
+    p = subprocess.run(["openssl"] + args, cwd=cwd, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=30)
+    check(p.returncode == 0, f"openssl {' '.join(args)}: {p.stdout.decode(errors='replace')}")
+
+
+def make_pki(d):
+    """CA; broker certificate for 127.0.0.1/localhost; client certificate signed by the CA;
+    an untrusted self-signed client certificate. X.509 v3 throughout (rustls refuses v1;
+    `openssl x509 -req` writes v3 only with -extfile). Returns {name: path}."""
+    os.makedirs(d, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl(["req", "-x509"] + ec + ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                                     "-subj", "/CN=klamm-kcat-ca"], d)
+    with open(os.path.join(d, "broker.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+                "basicConstraints=CA:FALSE\n")
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+    for name, subj, serial in (("broker", "/CN=localhost", "0x2001"),
+                               ("client", "/CN=kcat-client/O=klamm", "0x2002")):
+        openssl(["req", "-new"] + ec + ["-keyout", f"{name}.key", "-out", f"{name}.csr",
+                                        "-subj", subj], d)
+        openssl(["x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-set_serial", serial, "-days", "2", "-out", f"{name}.pem",
+                 "-extfile", f"{name}.ext"], d)
+    openssl(["req", "-x509"] + ec + ["-keyout", "rogue.key", "-out", "rogue.pem", "-days", "2",
+                                     "-subj", "/CN=rogue-client",
+                                     "-addext", "basicConstraints=critical,CA:FALSE",
+                                     "-addext", "extendedKeyUsage=clientAuth"], d)
+    return {n: os.path.join(d, n) for n in ("ca.pem", "broker.pem", "broker.key", "client.pem",
+                                            "client.key", "rogue.pem", "rogue.key")}
+
+
+@contextlib.contextmanager
+def sec_broker(ctx, name, *extra, listeners=SEC_LISTENERS):
+    """A broker of its own with the given listeners, TLS certificate and SASL users; its log
+    tail is added to a failure, it must still run at the end."""
+    pki = ctx.pki()
+    b = Broker(ctx.workdir, name,
+               ["--ssl-certificate", pki["broker.pem"], "--ssl-key", pki["broker.key"],
+                "--bootstrap-users", ",".join(f"{u}:{pw}" for u, pw in SEC_USERS.items())]
+               + list(extra), listeners=listeners)
+    b.start()
+    try:
+        yield b
+        check(b.alive(), f"broker {name} died:\n{b.log_tail()}")
+    except TestFailure as e:
+        raise TestFailure(f"{e}\n    broker {name} log ({b.log_path}):\n{b.log_tail(15)}") from None
+    finally:
+        b.stop()
+
+
+def sec_kcat(ctx, broker, listener, mechanism=None, user="alice", password=None, cert=None):
+    """kcat on one listener of `broker`; `cert` is "client" or "rogue" for mutual TLS."""
+    pki = ctx.pki()
+    conf = ["-X", f"security.protocol={listener}"]
+    if listener in ("SSL", "SASL_SSL"):
+        conf += ["-X", f"ssl.ca.location={pki['ca.pem']}"]
+        if cert:
+            conf += ["-X", f"ssl.certificate.location={pki[cert + '.pem']}",
+                     "-X", f"ssl.key.location={pki[cert + '.key']}"]
+    if listener.startswith("SASL_"):
+        conf += ["-X", f"sasl.mechanisms={mechanism}", "-X", f"sasl.username={user}",
+                 "-X", f"sasl.password={SEC_USERS.get(user) if password is None else password}"]
+    return Kcat(broker, bootstrap=broker.address(listener), conf=conf, history=ctx.kc.history)
+
+
+def sec_messages(seed):
+    """(key, value) pairs with binary bytes (no newline or ':'), an empty value, 64 KB."""
+    rng = random.Random(seed)
+    msgs = [(f"k{i}".encode() + rand_bytes(rng, 8), rand_bytes(rng, rng.randint(0, 300)))
+            for i in range(25)] + [(b"empty", b""), (b"big", rand_bytes(rng, 65536))]
+    clean = lambda b: b.replace(b"\n", b"N").replace(b":", b";")
+    return [(clean(k), clean(v)) for k, v in msgs]
+
+
+def sec_produce(kc, topic, msgs, args=()):
+    kc.produce(topic, b"".join(k + b":" + v + b"\n" for k, v in msgs),
+               args=["-K", ":", "-X", "acks=all"] + list(args))
+
+
+def check_advertised(kc, broker, listener):
+    """Metadata asked on a listener names the broker at that listener's address."""
+    md = kc.metadata_json()
+    check_eq(md["brokers"], [{"id": 1, "name": broker.address(listener)}],
+             f"brokers in metadata asked over {listener}")
+
+
+def check_refused(p, wants, what):
+    err = p.stderr.decode("utf-8", "replace")
+    check(p.returncode != 0, f"{what}: kcat exited 0; stderr: {err.strip()[-1500:]}")
+    for want in wants:
+        check(want in err, f"{what}: {want!r} not in kcat's stderr: {err.strip()[-1500:]}")
+
+
+@test
+def security_ssl_listener(ctx):
+    msgs = sec_messages("ssl")
+    with sec_broker(ctx, "sec-ssl") as b:
+        kc = sec_kcat(ctx, b, "SSL")
+        check_advertised(kc, b, "SSL")
+        check_advertised(sec_kcat(ctx, b, "PLAINTEXT"), b, "PLAINTEXT")
+        sec_produce(kc, "tls", msgs, args=["-z", "lz4"])
+        check_msgs(kc.consume("tls"), msgs, "produced and consumed over SSL")
+        check_msgs(sec_kcat(ctx, b, "PLAINTEXT").consume("tls"), msgs,
+                   "produced over SSL, consumed over PLAINTEXT")
+
+
+@test
+def security_sasl_ssl_scram_sha_512(ctx):
+    msgs = sec_messages("scram")
+    with sec_broker(ctx, "sec-scram") as b:
+        kc = sec_kcat(ctx, b, "SASL_SSL", "SCRAM-SHA-512", "alice")
+        check_advertised(kc, b, "SASL_SSL")
+        sec_produce(kc, "scram", msgs, args=["-z", "zstd"])
+        check_msgs(kc.consume("scram"), msgs, "produced and consumed over SASL_SSL SCRAM-SHA-512")
+        bob = sec_kcat(ctx, b, "SASL_SSL", "SCRAM-SHA-512", "bob")
+        check_msgs(bob.consume("scram"), msgs, "consumed by another SCRAM-SHA-512 user")
+        check_msgs(sec_kcat(ctx, b, "SASL_PLAINTEXT", "PLAIN", "bob").consume("scram"), msgs,
+                   "consumed over SASL_PLAINTEXT PLAIN")
+
+
+@test
+def security_mtls_client_certificate(ctx):
+    msgs = sec_messages("mtls")
+    ca = ctx.pki()["ca.pem"]
+    with sec_broker(ctx, "sec-mtls", "--ssl-client-auth", "required", "--ssl-ca", ca,
+                    listeners=["SSL", "PLAINTEXT"]) as b:
+        kc = sec_kcat(ctx, b, "SSL", cert="client")
+        check_advertised(kc, b, "SSL")
+        sec_produce(kc, "mtls", msgs)
+        check_msgs(kc.consume("mtls"), msgs, "produced and consumed with a client certificate")
+        # Refused in the TLS handshake: over TLS 1.3 the broker's alert ends kcat's first
+        # request. kcat's librdkafka 2.0 sends the untrusted certificate.
+        for cert, alert in ((None, "alert certificate required"), ("rogue", "alert unknown ca")):
+            p = sec_kcat(ctx, b, "SSL", cert=cert).run(
+                ["-P", "-t", "mtls", "-p", "0"], input=b"refused:x\n", check_rc=False)
+            check_refused(p, [alert], f"client certificate {cert}")
+        check_msgs(sec_kcat(ctx, b, "PLAINTEXT").consume("mtls"), msgs,
+                   "nothing written by the refused clients")
+
+
+@test
+def security_sasl_wrong_password(ctx):
+    with sec_broker(ctx, "sec-badpw") as b:
+        cases = [
+            ("SASL_SSL", "SCRAM-SHA-512", "alice", "wrong",
+             "invalid credentials with SASL mechanism SCRAM-SHA-512"),
+            ("SASL_PLAINTEXT", "PLAIN", "mallory", "alice-secret",
+             "Authentication failed: Invalid username or password"),
+        ]
+        for listener, mech, user, password, message in cases:
+            p = sec_kcat(ctx, b, listener, mech, user, password).run(
+                ["-P", "-t", "badpw", "-p", "0"], input=b"refused:x\n", check_rc=False)
+            check_refused(p, ["Authentication failure", "SASL authentication error", message],
+                          f"{listener} {mech} user {user}")
+        md = sec_kcat(ctx, b, "PLAINTEXT").metadata_json()
+        check("badpw" not in [t["topic"] for t in md["topics"]],
+              f"a refused client created its topic: {md['topics']}")
 
 
 # --------------------------------------------------------------------------------------

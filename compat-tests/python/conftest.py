@@ -5,6 +5,11 @@ waits for the `klamm ready on 127.0.0.1:PORT` line and stops it by PID at
 teardown (SIGTERM, then SIGKILL). `broker.restart()` / `broker.kill()` reuse
 the same data dir and port. The broker log is printed when a test fails.
 
+`listeners=["PLAINTEXT", "SSL", ...]` (on `Broker`, `new_broker` and `broker_factory`)
+starts it with Kafka's `--listeners` instead of `--listen`: one free loopback port per
+listener name, `broker.address(name)` gives its HOST:PORT and `broker.port` is the first
+listener's (the one the ready line names).
+
 With COMPAT_BROKER=kafka (default `klamm`) every broker is instead a real Apache
 Kafka 4.4 (single-node KRaft) run by `compat-tests/kafka/kafka.sh`: the Klamm flags a
 test passes are translated into Kafka properties (`KAFKA_PROPS`), and a test that
@@ -89,17 +94,29 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, data_dir, log_path, extra_args=()):
+    def __init__(self, data_dir, log_path, extra_args=(), listeners=None):
         self.data_dir = str(data_dir)
         self.log_path = str(log_path)
         self.extra_args = list(extra_args)
-        self.port = free_port()
+        # Listener name -> port; None: one plain `--listen` port (what every other test uses).
+        self.listeners = None if listeners is None else {name: free_port() for name in listeners}
+        assert self.listeners is None or len(self.listeners) == len(listeners), listeners
+        self.port = next(iter(self.listeners.values())) if self.listeners else free_port()
         self.proc = None
         self.starts = 0
 
     @property
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
+
+    def address(self, listener):
+        """HOST:PORT of one of the `listeners` the broker was made with."""
+        return f"127.0.0.1:{self.listeners[listener]}"
+
+    def _listen_args(self):
+        if self.listeners is None:
+            return ["--listen", self.bootstrap]
+        return ["--listeners", ",".join(f"{name}://{self.address(name)}" for name in self.listeners)]
 
     def start(self):
         assert self.proc is None, "broker already running"
@@ -112,7 +129,7 @@ class Broker:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("KLAMM_") or k == "KLAMM_LOG_LEVEL"}
         env["NO_COLOR"] = "1"
-        cmd = [klamm_bin(), "--listen", self.bootstrap,
+        cmd = [klamm_bin(), *self._listen_args(),
                "--data-dir", self.data_dir, *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env)
@@ -124,6 +141,13 @@ class Broker:
                 f.seek(start_offset)
                 text = ANSI.sub("", f.read().decode("utf-8", "replace"))
             if ready.search(text):
+                # The other listeners are logged ("also listening on") before the ready line.
+                missing = [name for name, port in (self.listeners or {}).items()
+                           if f"127.0.0.1:{port}" not in text]
+                if missing:
+                    self.stop(signal.SIGKILL)
+                    raise RuntimeError(f"listeners {missing} not in the klamm log:\n"
+                                       f"{self.log_tail()}")
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"klamm exited with {self.proc.returncode} before ready:\n"
@@ -254,13 +278,15 @@ def _pid_alive(pid):
         return False
 
 
-def new_broker(tmp_path, name, log_name, extra_args=()):
+def new_broker(tmp_path, name, log_name, extra_args=(), listeners=None):
     """A started broker: Klamm (data dir tmp_path/name, log tmp_path/log_name) or,
     with COMPAT_BROKER=kafka, Kafka in tmp_path/kafka-<name>."""
     if on_kafka():
+        if listeners is not None:
+            pytest.skip("Klamm-only under COMPAT_BROKER=kafka: --listeners has no Kafka mapping yet")
         return KafkaBroker(tmp_path / f"kafka-{name}", extra_args).start()
     _require_bin()
-    return Broker(tmp_path / name, tmp_path / log_name, extra_args).start()
+    return Broker(tmp_path / name, tmp_path / log_name, extra_args, listeners).start()
 
 
 def pytest_configure(config):
@@ -307,11 +333,13 @@ def broker(request, tmp_path):
 
 @pytest.fixture
 def broker_factory(request, tmp_path):
-    """Start a broker with extra CLI args, e.g. ["--num-partitions", "3"]."""
+    """Start a broker with extra CLI args, e.g. ["--num-partitions", "3"]
+    (and `listeners=[...]` for Kafka's `--listeners`, see `Broker`)."""
     brokers = []
 
-    def make(*extra_args):
-        b = new_broker(tmp_path, f"data{len(brokers)}", f"klamm{len(brokers)}.log", extra_args)
+    def make(*extra_args, listeners=None):
+        b = new_broker(tmp_path, f"data{len(brokers)}", f"klamm{len(brokers)}.log", extra_args,
+                       listeners)
         brokers.append(b)
         return b
 

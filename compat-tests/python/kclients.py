@@ -3,6 +3,9 @@
 Every adapter speaks the client's own public API; records are normalised into
 `Rec` so results from different clients compare byte-exact with `==`.
 Consumers never join a group: manual assignment + explicit offsets only.
+`produce`/`consume` take `conf=`: extra client settings in the client's own spelling
+(e.g. security settings: {"security.protocol": "SSL", ...} for confluent-kafka,
+{"security_protocol": "SSL", ...} for kafka-python and aiokafka).
 """
 import asyncio
 import os
@@ -101,8 +104,10 @@ class Confluent:
         return Consumer(with_debug(base))
 
     @classmethod
-    def produce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None):
-        p = cls.producer(bootstrap, **{"compression.type": codec, "acks": str(acks)})
+    def produce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None,
+                conf=None):
+        p = cls.producer(bootstrap, **{"compression.type": codec, "acks": str(acks)},
+                         **(conf or {}))
         results = [None] * len(recs)
         errors = []
 
@@ -130,9 +135,10 @@ class Confluent:
         return results
 
     @classmethod
-    def consume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT):
+    def consume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT,
+                conf=None):
         from confluent_kafka import TopicPartition
-        c = cls.consumer(bootstrap)
+        c = cls.consumer(bootstrap, **(conf or {}))
         try:
             c.assign([TopicPartition(topic, partition, offset)])
             return cls.drain(c, count, timeout)
@@ -184,9 +190,10 @@ class KafkaPython:
         return KafkaConsumer(**base)
 
     @classmethod
-    def produce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None):
+    def produce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None,
+                conf=None):
         p = cls.producer(bootstrap, compression_type=None if codec == "none" else codec,
-                         acks=acks)
+                         acks=acks, **(conf or {}))
         try:
             futs = [p.send(topic, value=r.value, key=r.key, headers=list(r.headers),
                            timestamp_ms=r.timestamp, partition=partition) for r in recs]
@@ -196,9 +203,10 @@ class KafkaPython:
             p.close(timeout=5)
 
     @classmethod
-    def consume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT):
+    def consume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT,
+                conf=None):
         from kafka import TopicPartition
-        c = cls.consumer(bootstrap)
+        c = cls.consumer(bootstrap, **(conf or {}))
         try:
             tp = TopicPartition(topic, partition)
             c.assign([tp])
@@ -246,13 +254,15 @@ class AioKafka:
         return AIOKafkaConsumer(**base)
 
     @classmethod
-    def produce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None):
-        return asyncio.run(cls.aproduce(bootstrap, topic, recs, codec, acks, partition))
+    def produce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None,
+                conf=None):
+        return asyncio.run(cls.aproduce(bootstrap, topic, recs, codec, acks, partition, conf))
 
     @classmethod
-    async def aproduce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None):
+    async def aproduce(cls, bootstrap, topic, recs, codec="none", acks="all", partition=None,
+                       conf=None):
         p = cls.producer(bootstrap, compression_type=None if codec == "none" else codec,
-                         acks=acks)
+                         acks=acks, **(conf or {}))
         await p.start()
         try:
             futs = [await p.send(topic, value=r.value, key=r.key, headers=list(r.headers),
@@ -264,13 +274,16 @@ class AioKafka:
             await p.stop()
 
     @classmethod
-    def consume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT):
-        return asyncio.run(cls.aconsume(bootstrap, topic, partition, offset, count, timeout))
+    def consume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT,
+                conf=None):
+        return asyncio.run(cls.aconsume(bootstrap, topic, partition, offset, count, timeout,
+                                        conf))
 
     @classmethod
-    async def aconsume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT):
+    async def aconsume(cls, bootstrap, topic, partition, offset, count, timeout=CONSUME_TIMEOUT,
+                       conf=None):
         from aiokafka import TopicPartition
-        c = cls.consumer(bootstrap)
+        c = cls.consumer(bootstrap, **(conf or {}))
         await c.start()
         try:
             tp = TopicPartition(topic, partition)
