@@ -413,10 +413,9 @@ def test_mtls_aiokafka_refused(mtls_broker, pki, caplog, cert):
     assert any("Unable connect to" in m and "closed" in m for m in logs), logs[-20:]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Klamm bug: the broker-wide --ssl-client-auth required is also applied to SASL_SSL "
-    "listeners; Kafka applies ssl.client.auth to SASL_SSL only when set with the listener "
-    "prefix (KIP-684), so a SASL_SSL client without a certificate gets in there"))
+# Kafka applies ssl.client.auth to SASL_SSL only when set with the listener prefix (KIP-684),
+# so a SASL_SSL client without a certificate gets in on a broker whose SSL listener requires
+# one (Klamm refused it once; this test found it).
 def test_mtls_broker_wide_client_auth_not_applied_to_sasl_ssl(mtls_broker, pki, topic):
     conf = security("confluent", pki, "SASL_SSL", "PLAIN")
     errors, deliveries = confluent_events(
