@@ -78,6 +78,10 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     // KIP-554: SCRAM users for admin clients and kafka-configs.
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
+    // ACLs (`--authorizer`; SECURITY_DISABLED without it, as Kafka).
+    api(ApiKey::CreateAcls, 0, 3),
+    api(ApiKey::DescribeAcls, 0, 3),
+    api(ApiKey::DeleteAcls, 0, 3),
 ];
 
 /// The supported range of `key`, if it is handled at all.
@@ -109,6 +113,8 @@ pub fn touches_storage(key: ApiKey) -> bool {
             | OffsetFetch
             | OffsetDelete
             | DeleteGroups
+            | CreateAcls
+            | DeleteAcls
     )
 }
 

@@ -105,6 +105,12 @@ impl Broker {
         let (listeners, advertised) =
             bind_listeners(&plan, config.socket_listen_backlog_size, tls)?;
         let local_addr = listeners[0].socket.local_addr()?;
+        // ACLs live in each broker's own store until they move to ZooKeeper: in a cluster
+        // they would differ from broker to broker, so the combination is refused.
+        anyhow::ensure!(
+            !(config.authorizer && config.zookeeper_connect.is_some()),
+            "--authorizer is not supported in cluster mode yet (ACLs are kept per broker until they are stored in ZooKeeper)"
+        );
         if config.zookeeper_connect.is_some() {
             let inter = plan
                 .listeners
@@ -211,8 +217,24 @@ impl Broker {
         {
             tracing::warn!("a SASL listener is configured but there are no SASL users: every client will be refused (add some with --bootstrap-users or `klamm users create`)");
         }
+        let authorizer = Arc::new(
+            crate::security::acl::Authorizer::load(
+                store.clone(),
+                crate::security::acl::AuthorizerConfig {
+                    enabled: config.authorizer,
+                    super_users: match &config.super_users {
+                        Some(s) => crate::security::acl::parse_super_users(s)
+                            .map_err(|e| anyhow::anyhow!("--super-users: {e}"))?,
+                        None => Vec::new(),
+                    },
+                    allow_everyone_if_no_acl_found: config.allow_everyone_if_no_acl_found,
+                },
+            )
+            .context("loading ACLs")?,
+        );
         let ctx = Arc::new(Context {
             users,
+            authorizer,
             sasl_mechanisms,
             config,
             metadata,

@@ -112,6 +112,41 @@ pub struct BrokerConfig {
     )]
     pub bootstrap_users: Option<String>,
 
+    /// Check every request against the ACLs (Kafka's `authorizer.class.name` set to its
+    /// StandardAuthorizer). Off by default: everyone may do everything, as in Kafka.
+    #[arg(
+        long = "authorizer",
+        env = "KLAMM_AUTHORIZER",
+        help_heading = "Security"
+    )]
+    pub authorizer: bool,
+
+    /// Kafka's `super.users`: principals the ACLs do not apply to, separated by `;`
+    /// (`User:admin;User:ops`).
+    #[arg(
+        long = "super-users",
+        alias = "super.users",
+        env = "KLAMM_SUPER_USERS",
+        help_heading = "Security",
+        value_name = "PRINCIPALS"
+    )]
+    pub super_users: Option<String>,
+
+    /// Kafka's `allow.everyone.if.no.acl.found`: a resource with no ACL at all is open to
+    /// everyone instead of closed.
+    #[arg(
+        long = "allow-everyone-if-no-acl-found",
+        alias = "allow.everyone.if.no.acl.found",
+        env = "KLAMM_ALLOW_EVERYONE_IF_NO_ACL_FOUND",
+        default_value_t = false,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        action = clap::ArgAction::Set,
+        help_heading = "Security",
+        value_name = "BOOL"
+    )]
+    pub allow_everyone_if_no_acl_found: bool,
+
     /// Kafka's `connection.failed.authentication.delay.ms`: how long a failed
     /// authentication's answer is held back before the connection closes, to slow
     /// password guessing.

@@ -34,6 +34,8 @@ pub struct Context {
     pub inter_broker_listener: String,
     /// SASL users and their salted credentials.
     pub users: Arc<crate::security::credentials::Credentials>,
+    /// The ACLs and the rules that apply them (`--authorizer`).
+    pub authorizer: Arc<crate::security::acl::Authorizer>,
     /// `--sasl-enabled-mechanisms`.
     pub sasl_mechanisms: Vec<crate::security::Mechanism>,
     pub metrics: crate::metrics::Metrics,

@@ -352,6 +352,9 @@ no_error_answer!(
     SaslAuthenticateRequest,
     DescribeUserScramCredentialsRequest,
     AlterUserScramCredentialsRequest,
+    CreateAclsRequest,
+    DescribeAclsRequest,
+    DeleteAclsRequest,
 );
 
 impl Faultable for ProduceRequest {

@@ -806,6 +806,10 @@ async fn ssl_and_sasl_ssl_listeners_serve_over_tls() {
         "plaintext on the TLS port left the connection open"
     );
     let ctx = broker.context().unwrap();
+    wait_until("a counted TLS handshake failure", || {
+        ctx.metrics.tls_handshake_failures.get() >= 1
+    })
+    .await;
     assert_eq!(ctx.metrics.tls_handshake_failures.get(), 1);
     let client = pki.client(None);
     tokio::task::spawn_blocking(move || {
@@ -865,15 +869,13 @@ async fn mutual_tls_refuses_untrusted_clients_and_names_the_others_by_subject() 
     })
     .await
     .unwrap();
-    assert_eq!(
-        broker
-            .context()
-            .unwrap()
-            .metrics
-            .tls_handshake_failures
-            .get(),
-        2
-    );
+    // The client reads the alert before the server has counted the failure: wait for it.
+    let ctx = broker.context().unwrap();
+    wait_until("two counted TLS handshake failures", || {
+        ctx.metrics.tls_handshake_failures.get() >= 2
+    })
+    .await;
+    assert_eq!(ctx.metrics.tls_handshake_failures.get(), 2);
 
     // The principal Kafka's default mapping gives: the subject, last RDN first.
     use rustls::pki_types::pem::PemObject;

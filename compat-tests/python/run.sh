@@ -3,7 +3,9 @@
 #   KLAMM_BIN    broker binary (default /root/.cache/klamm/target/release/klamm)
 #   COMPAT_BROKER=kafka  run it against a real Apache Kafka 4.4 instead (compat-tests/kafka)
 #   KLAMM_CACHE  cache dir for the venv (default ~/.cache/klamm)
-# Extra arguments are passed to pytest (e.g. -k confluent, -x).
+#   PYTEST_WORKERS  parallel pytest workers (pytest-xdist; default 4 against Klamm, 1 against
+#                   Kafka); every test starts its own broker, so they do not share one
+# Extra arguments are passed to pytest (e.g. -k confluent, -x, -n 0 for one process).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,7 +56,8 @@ fi
 
 cd "$repo"
 set +e
-"$venv/bin/python" -m pytest -v -c "$here/pytest.ini" --rootdir "$here" "$here" "$@"
+if [ "${COMPAT_BROKER:-klamm}" = kafka ]; then workers="${PYTEST_WORKERS:-1}"; else workers="${PYTEST_WORKERS:-4}"; fi
+"$venv/bin/python" -m pytest -v -n "$workers" -c "$here/pytest.ini" --rootdir "$here" "$here" "$@"
 rc=$?
 set -e
 if [ "$rc" = 5 ]; then

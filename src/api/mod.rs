@@ -2,7 +2,9 @@
 //! identity, the version and the decoded request, and returns the response (or `None` when
 //! the protocol says no response is sent).
 
+pub mod acls;
 pub mod api_versions;
+pub mod authorize;
 pub mod cluster;
 pub mod configs;
 pub mod consumer_group;

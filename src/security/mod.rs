@@ -2,6 +2,7 @@
 //! connection goes through before it is served. Pure logic with no sockets, so the
 //! connection layer drives it and the fuzz targets and unit tests can too.
 
+pub mod acl;
 pub mod credentials;
 pub mod oauthbearer;
 pub mod plain;

@@ -9,17 +9,18 @@ use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest,
     AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest, ApiKey,
     ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    DescribeProducersRequest, DescribeTopicPartitionsRequest, DescribeTransactionsRequest,
-    DescribeUserScramCredentialsRequest, ElectLeadersRequest, EndTxnRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, ListPartitionReassignmentsRequest, ListTransactionsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    OffsetForLeaderEpochRequest, ProduceRequest, ResponseHeader, SaslAuthenticateRequest,
-    SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
+    ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeTopicPartitionsRequest,
+    DescribeTransactionsRequest, DescribeUserScramCredentialsRequest, ElectLeadersRequest,
+    EndTxnRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use kafka_protocol::ResponseError;
@@ -159,6 +160,26 @@ macro_rules! routes {
                             ))
                         }
                     };
+                    // Authorization: every routed type implements Authorize, so none is
+                    // served unchecked.
+                    let mut fix = None;
+                    let req = match api::authorize::Authz::for_request($ctx, $rc) {
+                        None => req,
+                        Some(az) => {
+                            use api::authorize::{Authorize, Gate};
+                            match req.authorize(&az, $version, $ctx) {
+                                Gate::Pass(r) => r,
+                                Gate::Partial(r, f) => {
+                                    fix = Some(f);
+                                    r
+                                }
+                                Gate::Refuse(resp) => {
+                                    return encode_response($rc.header.correlation_id, $version, &resp)
+                                }
+                                Gate::Close(reason) => return Outcome::Close(reason),
+                            }
+                        }
+                    };
                     let mut drop_response = false;
                     let mut stall = None;
                     if $ctx.faults.armed() {
@@ -194,6 +215,10 @@ macro_rules! routes {
                     } else {
                         handling.await
                     };
+                    let mut answer = answer;
+                    if let (Some(resp), Some(fix)) = (answer.as_mut(), fix) {
+                        fix(resp);
+                    }
                     let outcome = match answer {
                         Some(resp) => encode_response($rc.header.correlation_id, $version, &resp),
                         None => Outcome::NoResponse,
@@ -278,6 +303,9 @@ async fn route(
         SaslAuthenticate => SaslAuthenticateRequest => api::sasl::authenticate,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => api::scram_credentials::describe,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest => api::scram_credentials::alter,
+        CreateAcls => CreateAclsRequest => api::acls::create,
+        DescribeAcls => DescribeAclsRequest => api::acls::describe,
+        DeleteAcls => DeleteAclsRequest => api::acls::delete,
     )
 }
 

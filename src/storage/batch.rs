@@ -183,6 +183,18 @@ impl<'a> Batch<'a> {
         );
     }
 
+    /// The ACLs of one resource pattern, in Kafka's record form.
+    pub fn put_acls(&mut self, key: &str, record: &[u8]) {
+        self.put_meta(&[META_ACL, key.as_bytes()].concat(), record);
+    }
+
+    pub fn delete_acls(&mut self, key: &str) {
+        self.wb.delete_cf(
+            self.store.meta(),
+            meta_key(&[META_ACL, key.as_bytes()].concat()),
+        );
+    }
+
     /// The dynamic broker configs, serialized.
     pub fn put_broker_configs(&mut self, value: &[u8]) {
         self.put_meta(META_BROKER_CONFIGS, value);

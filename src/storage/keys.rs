@@ -37,6 +37,8 @@ pub(super) const META_BROKER_CONFIGS: &[u8] = b"broker-configs";
 pub(super) const META_TOPIC: &[u8] = b"topic\0";
 /// One record per SASL user (its salted SCRAM credentials): prefix ‖ user name.
 pub(super) const META_USER: &[u8] = b"user\0";
+/// The ACLs of one resource pattern: prefix ‖ type NUL pattern NUL name.
+pub(super) const META_ACL: &[u8] = b"acl\0";
 
 pub(super) fn prefixed(table: u8, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + key.len());

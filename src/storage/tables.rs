@@ -57,6 +57,18 @@ impl Store {
             .collect())
     }
 
+    /// Every resource pattern's ACL record, by its key.
+    pub fn acls(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .scan_table(T_META, META_ACL)?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = &k[META_ACL.len()..];
+                (String::from_utf8_lossy(key).into_owned(), v)
+            })
+            .collect())
+    }
+
     /// The end of the last block of producer ids reserved (0 on a new store): ids below it
     /// may have been handed out before a restart, so allocation resumes from it.
     pub fn producer_id_block_end(&self) -> Result<i64, StoreError> {
