@@ -249,3 +249,73 @@ async fn users_are_created_listed_and_deleted_from_the_command_line() {
     let out = run(vec!["users", "list"]).await.unwrap();
     assert_eq!(ok(&out), "frank\tSCRAM-SHA-512(iterations=8192)\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_are_added_listed_and_removed_from_the_command_line() {
+    let broker = common::start_with(klamm::BrokerConfig {
+        listeners: Some("SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0".into()),
+        bootstrap_users: Some("admin:admin-pw".into()),
+        authorizer: true,
+        super_users: Some("User:admin".into()),
+        ..klamm::BrokerConfig::ephemeral()
+    })
+    .await;
+    let bs = broker.listener_addr("SASL_PLAINTEXT").unwrap().to_string();
+    let run = |args: Vec<&'static str>, login: bool| {
+        let b = bs.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args = args;
+            if login {
+                args.extend(["--sasl-user", "admin", "--sasl-password", "admin-pw"]);
+            }
+            klamm(&b, &args, None)
+        })
+    };
+    let add = |op: &'static str, pattern: &'static str, name: &'static str| {
+        vec![
+            "acls",
+            "add",
+            "--resource-type",
+            "topic",
+            "--resource-name",
+            name,
+            "--resource-pattern-type",
+            pattern,
+            "--principal",
+            "User:alice",
+            "--operation",
+            op,
+        ]
+    };
+    let out = run(add("read", "literal", "orders"), true).await.unwrap();
+    assert_eq!(
+        ok(&out),
+        "added TOPIC:LITERAL:orders\tUser:alice\t*\tREAD\tALLOW\n"
+    );
+    ok(&run(add("write", "prefixed", "pay-"), true).await.unwrap());
+    let out = run(vec!["acls", "list", "--principal", "User:alice"], true)
+        .await
+        .unwrap();
+    assert_eq!(
+        ok(&out),
+        "TOPIC:LITERAL:orders\tUser:alice\t*\tREAD\tALLOW\nTOPIC:PREFIXED:pay-\tUser:alice\t*\tWRITE\tALLOW\n"
+    );
+    // Without logging in, the SASL listener serves nothing but the exchange.
+    let out = run(vec!["acls", "list"], false).await.unwrap();
+    assert!(!out.status.success());
+    let out = run(
+        vec!["acls", "remove", "--resource-pattern-type", "prefixed"],
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ok(&out),
+        "removed TOPIC:PREFIXED:pay-\tUser:alice\t*\tWRITE\tALLOW\n"
+    );
+    let out = run(vec!["acls", "list"], true).await.unwrap();
+    assert_eq!(
+        ok(&out),
+        "TOPIC:LITERAL:orders\tUser:alice\t*\tREAD\tALLOW\n"
+    );
+}

@@ -1,4 +1,4 @@
-//! `klamm topics|groups|produce|consume|users`: quick checks from a shell, speaking the Kafka
+//! `klamm topics|groups|produce|consume|users|acls`: quick checks from a shell, speaking the Kafka
 //! protocol to `--bootstrap-server` as Kafka's own tools do, so they work against a real
 //! Kafka too. Output follows Kafka's tools where they have one.
 
@@ -38,6 +38,61 @@ pub enum Command {
     /// Create, delete and list SASL/SCRAM users (like kafka-configs.sh --entity-type users).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Add, list and remove ACLs (like kafka-acls.sh).
+    #[command(subcommand)]
+    Acls(AclsCommand),
+}
+
+/// One ACL, or a pattern of them, as kafka-acls.sh takes it.
+#[derive(Debug, Args, Clone)]
+pub struct AclArgs {
+    /// TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID (also `any` for list and remove).
+    #[arg(long = "resource-type")]
+    pub resource_type: Option<String>,
+    /// The resource's name (`*` for every one; CLUSTER's is kafka-cluster).
+    #[arg(long = "resource-name")]
+    pub resource_name: Option<String>,
+    /// LITERAL (default to add), PREFIXED; also ANY and MATCH for list and remove.
+    #[arg(long = "resource-pattern-type")]
+    pub pattern_type: Option<String>,
+    /// `User:NAME` (or `User:*`).
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// The client address the ACL applies to (default `*`).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+    /// ALTER_CONFIGS, IDEMPOTENT_WRITE, ALL.
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// ALLOW (default to add) or DENY.
+    #[arg(long)]
+    pub permission: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AclsCommand {
+    /// Adds one ACL.
+    Add {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        acl: AclArgs,
+    },
+    /// ACLs matching the options (all without any), one per line.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        acl: AclArgs,
+    },
+    /// Removes the ACLs matching the options and prints them.
+    Remove {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        acl: AclArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +140,17 @@ pub struct Conn {
     /// How long to wait for each response.
     #[arg(long = "request-timeout-ms", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
+    /// Authenticate with SASL/PLAIN as this user (a SASL_PLAINTEXT listener), e.g. a super
+    /// user to manage ACLs when `--authorizer` is on.
+    #[arg(long = "sasl-user", env = "KLAMM_SASL_USER")]
+    pub sasl_user: Option<String>,
+    #[arg(
+        long = "sasl-password",
+        env = "KLAMM_SASL_PASSWORD",
+        hide_env_values = true,
+        requires = "sasl_user"
+    )]
+    pub sasl_password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,11 +263,30 @@ fn check(code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
 }
 
 async fn connect(conn: &Conn) -> anyhow::Result<Client> {
-    Client::connect(
+    let mut c = Client::connect(
         &conn.bootstrap_server,
         Duration::from_millis(conn.request_timeout_ms),
     )
-    .await
+    .await?;
+    if let Some(user) = &conn.sasl_user {
+        let hs = c
+            .send(
+                &SaslHandshakeRequest::default().with_mechanism(sb("PLAIN")),
+                1,
+            )
+            .await?;
+        check(hs.error_code, None).context("SASL handshake")?;
+        let password = conn.sasl_password.as_deref().unwrap_or_default();
+        let token = format!("\0{user}\0{password}");
+        let auth = c
+            .send(
+                &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
+                2,
+            )
+            .await?;
+        check(auth.error_code, auth.error_message.as_ref()).context("SASL authentication")?;
+    }
+    Ok(c)
 }
 
 /// Runs a subcommand; output goes to stdout, errors are returned.
@@ -212,6 +297,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Produce(p) => produce(p).await,
         Command::Consume(c) => consume(c).await,
         Command::Users(u) => users(u).await,
+        Command::Acls(a) => acls(a).await,
     }
 }
 
@@ -716,6 +802,201 @@ async fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
             }
         }
         out.flush()?;
+    }
+    Ok(())
+}
+
+fn parse_or<T>(
+    what: &str,
+    given: Option<&str>,
+    default: T,
+    parse: impl Fn(&str) -> Option<T>,
+) -> anyhow::Result<T> {
+    match given {
+        None => Ok(default),
+        Some(s) => parse(s).with_context(|| format!("unknown {what} {s:?}")),
+    }
+}
+
+/// The filter the options describe (unset options match anything).
+fn acl_filter(a: &AclArgs) -> anyhow::Result<crate::security::acl::AclFilter> {
+    use crate::security::acl::*;
+    Ok(AclFilter {
+        resource_type: parse_or(
+            "resource type",
+            a.resource_type.as_deref(),
+            ResourceType::Any,
+            ResourceType::parse,
+        )?,
+        name: a.resource_name.clone(),
+        pattern: parse_or(
+            "pattern type",
+            a.pattern_type.as_deref(),
+            PatternType::Any,
+            PatternType::parse,
+        )?,
+        principal: a.principal.clone(),
+        host: a.host.clone(),
+        operation: parse_or(
+            "operation",
+            a.operation.as_deref(),
+            Operation::Any,
+            Operation::parse,
+        )?,
+        permission: parse_or(
+            "permission",
+            a.permission.as_deref(),
+            Permission::Any,
+            Permission::parse,
+        )?,
+    })
+}
+
+fn acl_line(
+    rt: i8,
+    name: &str,
+    pattern: i8,
+    principal: &str,
+    host: &str,
+    op: i8,
+    perm: i8,
+) -> String {
+    use crate::security::acl::*;
+    format!(
+        "{}:{}:{}\t{principal}\t{host}\t{}\t{}",
+        ResourceType::from_code(rt).name(),
+        PatternType::from_code(pattern).name(),
+        name,
+        Operation::from_code(op).name(),
+        Permission::from_code(perm).name()
+    )
+}
+
+async fn acls(cmd: AclsCommand) -> anyhow::Result<()> {
+    use crate::security::acl::*;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        AclsCommand::Add { conn, acl } => {
+            let f = acl_filter(&acl)?;
+            let need = |v: Option<&String>, flag: &str| {
+                v.cloned().with_context(|| format!("acls add needs {flag}"))
+            };
+            let creation = create_acls_request::AclCreation::default()
+                .with_resource_type(match f.resource_type {
+                    ResourceType::Any => bail!("acls add needs --resource-type"),
+                    rt => rt.code(),
+                })
+                .with_resource_name(sb(&match f.resource_type {
+                    ResourceType::Cluster => {
+                        acl.resource_name.clone().unwrap_or(CLUSTER_NAME.into())
+                    }
+                    _ => need(acl.resource_name.as_ref(), "--resource-name")?,
+                }))
+                .with_resource_pattern_type(match f.pattern {
+                    PatternType::Any => PatternType::Literal.code(),
+                    p => p.code(),
+                })
+                .with_principal(sb(&need(acl.principal.as_ref(), "--principal")?))
+                .with_host(sb(acl.host.as_deref().unwrap_or(WILDCARD)))
+                .with_operation(match f.operation {
+                    Operation::Any => bail!("acls add needs --operation"),
+                    op => op.code(),
+                })
+                .with_permission_type(match f.permission {
+                    Permission::Any => Permission::Allow.code(),
+                    p => p.code(),
+                });
+            let line = acl_line(
+                creation.resource_type,
+                &creation.resource_name,
+                creation.resource_pattern_type,
+                &creation.principal,
+                &creation.host,
+                creation.operation,
+                creation.permission_type,
+            );
+            let mut c = connect(&conn).await?;
+            let resp = c
+                .send(
+                    &CreateAclsRequest::default().with_creations(vec![creation]),
+                    3,
+                )
+                .await?;
+            let r = resp.results.first().context("no result")?;
+            check(r.error_code, r.error_message.as_ref())?;
+            writeln!(out, "added {line}")?;
+        }
+        AclsCommand::List { conn, acl } => {
+            let f = acl_filter(&acl)?;
+            let mut c = connect(&conn).await?;
+            let resp = c
+                .send(
+                    &DescribeAclsRequest::default()
+                        .with_resource_type_filter(f.resource_type.code())
+                        .with_resource_name_filter(f.name.as_deref().map(sb))
+                        .with_pattern_type_filter(f.pattern.code())
+                        .with_principal_filter(f.principal.as_deref().map(sb))
+                        .with_host_filter(f.host.as_deref().map(sb))
+                        .with_operation(f.operation.code())
+                        .with_permission_type(f.permission.code()),
+                    3,
+                )
+                .await?;
+            check(resp.error_code, resp.error_message.as_ref())?;
+            for r in &resp.resources {
+                for a in &r.acls {
+                    writeln!(
+                        out,
+                        "{}",
+                        acl_line(
+                            r.resource_type,
+                            &r.resource_name,
+                            r.pattern_type,
+                            &a.principal,
+                            &a.host,
+                            a.operation,
+                            a.permission_type
+                        )
+                    )?;
+                }
+            }
+        }
+        AclsCommand::Remove { conn, acl } => {
+            let f = acl_filter(&acl)?;
+            let mut c = connect(&conn).await?;
+            let resp = c
+                .send(
+                    &DeleteAclsRequest::default().with_filters(vec![
+                        delete_acls_request::DeleteAclsFilter::default()
+                            .with_resource_type_filter(f.resource_type.code())
+                            .with_resource_name_filter(f.name.as_deref().map(sb))
+                            .with_pattern_type_filter(f.pattern.code())
+                            .with_principal_filter(f.principal.as_deref().map(sb))
+                            .with_host_filter(f.host.as_deref().map(sb))
+                            .with_operation(f.operation.code())
+                            .with_permission_type(f.permission.code()),
+                    ]),
+                    3,
+                )
+                .await?;
+            let r = resp.filter_results.first().context("no result")?;
+            check(r.error_code, r.error_message.as_ref())?;
+            for a in &r.matching_acls {
+                writeln!(
+                    out,
+                    "removed {}",
+                    acl_line(
+                        a.resource_type,
+                        &a.resource_name,
+                        a.pattern_type,
+                        &a.principal,
+                        &a.host,
+                        a.operation,
+                        a.permission_type
+                    )
+                )?;
+            }
+        }
     }
     Ok(())
 }
