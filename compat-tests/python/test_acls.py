@@ -60,8 +60,7 @@ class _KafkaAclBroker(KafkaBroker):
         self.listeners = {"SASL_PLAINTEXT": sasl, "PLAINTEXT": plain}
         jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
                 + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
-        # kafka.sh finds the client port as the last "PLAINTEXT://127.0.0.1:" in
-        # `listeners`, so the PLAINTEXT listener comes after SASL_PLAINTEXT.
+        # kafka.sh probes (and prints) the PLAINTEXT listener of the final `listeners`.
         self.props = [
             f"listeners=SASL_PLAINTEXT://127.0.0.1:{sasl},PLAINTEXT://127.0.0.1:{plain},"
             f"CONTROLLER://127.0.0.1:{ctrl}",
@@ -190,9 +189,16 @@ def open_nogroup(admin):
 
 
 def create_acls(admin, bindings):
-    """Create `bindings` with a confluent AdminClient; every one must succeed."""
+    """Create `bindings` with a confluent AdminClient; every one must succeed. Then wait
+    (bounded) until DescribeAcls lists them: Kafka answers CreateAcls once the controller
+    committed them, and its brokers' authorizer applies them a moment later (DescribeAcls
+    reads that authorizer); Klamm applies them before it answers."""
     for b, fut in admin.create_acls(bindings, request_timeout=OP_TIMEOUT).items():
         assert fut.result(timeout=OP_TIMEOUT) is None, b
+    deadline = time.monotonic() + ERROR_WAIT
+    while not set(bindings) <= set(describe(admin)):
+        assert time.monotonic() < deadline, f"created ACLs not listed: {bindings}"
+        time.sleep(0.05)
 
 
 def describe(admin, flt=None):
