@@ -240,14 +240,15 @@ while True:
       tail -n 40 "$klog" >&2
       die "storage format failed"
     fi
-  else
-    port="$(prop "$props" listeners | sed -n 's/.*PLAINTEXT:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p')"
-    [ -n "$port" ] || die "no PLAINTEXT listener port in $props"
-    if [ $# -gt 0 ]; then
-      # Later lines win in a properties file.
-      for override in "$@"; do echo "$override"; done >>"$props"
-    fi
+  elif [ $# -gt 0 ]; then
+    # Later lines win in a properties file.
+    for override in "$@"; do echo "$override"; done >>"$props"
   fi
+  # The client port: the PLAINTEXT listener of the final `listeners` (an override may have
+  # replaced it, e.g. to add a SASL_PLAINTEXT listener; that one is not the PLAINTEXT one).
+  port="$(prop "$props" listeners | tr ',' '\n' \
+          | sed -n 's/^PLAINTEXT:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' | head -n 1)"
+  [ -n "$port" ] || die "no PLAINTEXT://127.0.0.1:PORT listener in $props"
 
   echo "===== start $(date -u +%FT%TZ) =====" >>"$klog"
   # shellcheck disable=SC2046
