@@ -98,7 +98,15 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 class AclTest {
     static final int PLAINTEXT_PORT = Broker.freePort();
     static final int SASL_PORT = Broker.freePort();
-    static final String SASL_BOOTSTRAP = "127.0.0.1:" + SASL_PORT;
+    /**
+     * For a manual comparison with another broker (the reference Kafka with a SASL_PLAINTEXT
+     * listener, the StandardAuthorizer and these PLAIN users): {@code -Dacl.saslBootstrap=HOST:PORT}
+     * points the clients at it instead of {@link #broker} (which still starts, so
+     * {@link #aclsSurviveARestart} restarts Klamm, not that broker), {@code -Dacl.mechanism=PLAIN}
+     * makes every user log in with that mechanism.
+     */
+    static final String SASL_BOOTSTRAP = System.getProperty("acl.saslBootstrap", "127.0.0.1:" + SASL_PORT);
+    static final String MECHANISM = System.getProperty("acl.mechanism", "");
 
     @RegisterExtension
     static final BrokerExtension broker = new BrokerExtension(
@@ -120,6 +128,9 @@ class AclTest {
 
     /** The SASL mechanism each user logs in with (all three over the run). */
     static String mechanism(String user) {
+        if (!MECHANISM.isEmpty()) {
+            return MECHANISM;
+        }
         return switch (user) {
             case "alice", "dave" -> "SCRAM-SHA-256";
             case "bob", "erin" -> "SCRAM-SHA-512";
