@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import org.apache.kafka.clients.admin.Admin;
@@ -85,7 +86,7 @@ final class Broker implements AutoCloseable {
         }
     }
 
-    private static int freePort() throws IOException {
+    static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket()) {
             s.bind(new InetSocketAddress("127.0.0.1", 0));
             return s.getLocalPort();
@@ -98,11 +99,32 @@ final class Broker implements AutoCloseable {
         if (!Files.isExecutable(Paths.get(bin))) {
             throw new IllegalStateException("klamm binary not found at " + bin + " (set KLAMM_BIN)");
         }
-        int port = freePort();
-        bootstrap = "127.0.0.1:" + port;
-        List<String> cmd = new ArrayList<>(List.of(bin, "--listen", bootstrap,
-                "--data-dir", dir.resolve("data").toString()));
-        settings.forEach((k, v) -> { cmd.add("--" + k); cmd.add(v); });
+        List<String> cmd = new ArrayList<>(List.of(bin, "--data-dir", dir.resolve("data").toString()));
+        String listeners = settings.get("listeners");
+        if (listeners != null) {
+            // Kafka's listeners, NAME://127.0.0.1:PORT,...: the first is the one "klamm ready on" names
+            String first = listeners.split(",")[0].trim();
+            bootstrap = first.substring(first.indexOf("://") + 3);
+        } else {
+            bootstrap = "127.0.0.1:" + freePort();
+            cmd.addAll(List.of("--listen", bootstrap));
+        }
+        settings.forEach((k, v) -> {
+            if (k.equals("authorizer.class.name")) {
+                // Klamm's --authorizer is Kafka's StandardAuthorizer (a switch, no value)
+                if (!v.isEmpty()) cmd.add("--authorizer");
+            } else if (k.matches("listener\\.name\\.[a-z_]+\\.plain\\.sasl\\.jaas\\.config")) {
+                // PlainLoginModule's user_NAME="PASSWORD" options are Klamm's --bootstrap-users
+                Matcher m = Pattern.compile("user_([^=\\s]+)=\"([^\"]*)\"").matcher(v);
+                List<String> users = new ArrayList<>();
+                while (m.find()) users.add(m.group(1) + ":" + m.group(2));
+                cmd.add("--bootstrap-users");
+                cmd.add(String.join(",", users));
+            } else {
+                cmd.add("--" + k);
+                cmd.add(v);
+            }
+        });
         ProcessBuilder pb = new ProcessBuilder(cmd)
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))

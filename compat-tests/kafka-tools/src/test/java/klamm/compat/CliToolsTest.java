@@ -673,4 +673,140 @@ class CliToolsTest {
         assertEquals("0", pr.get(0).get("LatestCoordinatorEpoch"), producers.toString());
         assertEquals("None", pr.get(0).get("CurrentTransactionStartOffset"), producers.toString());
     }
+
+    // ---------------------------------------------------------------- kafka-acls
+
+    static final String ACLS = "org.apache.kafka.tools.AclCommand";
+
+    /** "(principal=P, host=*, operation=OP, permissionType=T)", as kafka-acls prints each ACL. */
+    static String aclLine(String principal, String op, String permission) {
+        return "(principal=" + principal + ", host=*, operation=" + op + ", permissionType=" + permission + ")";
+    }
+
+    /** The ACL lines kafka-acls printed under "... ACLs for resource `PATTERN`:" (until the next blank line). */
+    static Set<String> aclsUnder(Tool.Result r, String header, String pattern) {
+        List<String> lines = r.lines();
+        String head = header + " `" + pattern + "`:";
+        Set<String> out = new java.util.HashSet<>();
+        boolean found = false;
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).strip().equals(head)) {
+                found = true;
+                for (int j = i + 1; j < lines.size() && !lines.get(j).isBlank(); j++) {
+                    out.add(lines.get(j).strip());
+                }
+            }
+        }
+        assertTrue(found, "no line \"" + head + "\" in" + r);
+        return out;
+    }
+
+    /**
+     * kafka-acls (AclCommand) with --bootstrap-server and --command-config (SASL_PLAINTEXT,
+     * PLAIN, as the super user admin) against a broker of its own with the authorizer on:
+     * --add a LITERAL topic ACL with two operations, a PREFIXED one (--resource-pattern-type
+     * prefixed), a group ACL and a DENY (4.4's --add prints what it adds, not the ACLs then in
+     * place, as 3.x did); --list (everything, and one resource) prints them;
+     * the Java admin client describes the same bindings; --remove --force removes them. The
+     * same tool as alice (not a super user) is refused (ClusterAuthorizationException).
+     */
+    @Test
+    @Order(13)
+    void kafkaAcls() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeFalse(Broker.isKafka(),
+                "needs a SASL listener beside kafka.sh's PLAINTEXT one (not set up for the reference broker here)");
+        int plainPort = Broker.freePort();
+        int saslPort = Broker.freePort();
+        Map<String, String> settings = new LinkedHashMap<>();
+        settings.put("listeners", "PLAINTEXT://127.0.0.1:" + plainPort + ",SASL_PLAINTEXT://127.0.0.1:" + saslPort);
+        settings.put("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer");
+        settings.put("super.users", "User:admin");
+        settings.put("sasl.enabled.mechanisms", "PLAIN");
+        settings.put("listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required"
+                        + " user_admin=\"admin-pw\" user_alice=\"alice-pw\";");
+        Path work = Path.of(System.getProperty("work.dir", "target/work")).toAbsolutePath();
+        Files.createDirectories(work);
+        Path adminConfig = work.resolve("acl-admin.properties");
+        Path aliceConfig = work.resolve("acl-alice.properties");
+        for (String[] who : List.of(new String[] {"admin", adminConfig.toString()}, new String[] {"alice", aliceConfig.toString()})) {
+            Files.writeString(Path.of(who[1]), "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                    + "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\""
+                    + who[0] + "\" password=\"" + who[0] + "-pw\";\n");
+        }
+        String sasl = "127.0.0.1:" + saslPort;
+        String topic = "cli-acl-t";
+        String prefix = "cli-acl-";
+        String group = "cli-acl-group";
+        String literal = "ResourcePattern(resourceType=TOPIC, name=" + topic + ", patternType=LITERAL)";
+        String prefixed = "ResourcePattern(resourceType=TOPIC, name=" + prefix + ", patternType=PREFIXED)";
+        String groupPattern = "ResourcePattern(resourceType=GROUP, name=" + group + ", patternType=LITERAL)";
+        try (Broker secured = Broker.start("acls", settings)) {
+            String[] asAdmin = {"--bootstrap-server", sasl, "--command-config", adminConfig.toString()};
+
+            Tool.Result add = ok(Tool.java(ACLS, null, cat(asAdmin, "--add", "--allow-principal", "User:alice",
+                    "--operation", "Read", "--operation", "Write", "--topic", topic)));
+            Set<String> aliceRw = Set.of(aclLine("User:alice", "READ", "ALLOW"), aclLine("User:alice", "WRITE", "ALLOW"));
+            assertEquals(aliceRw, aclsUnder(add, "Adding ACLs for resource", literal), add.toString());
+
+            Tool.Result addPrefixed = ok(Tool.java(ACLS, null, cat(asAdmin, "--add", "--allow-principal", "User:bob",
+                    "--operation", "Describe", "--topic", prefix, "--resource-pattern-type", "prefixed")));
+            assertEquals(Set.of(aclLine("User:bob", "DESCRIBE", "ALLOW")),
+                    aclsUnder(addPrefixed, "Adding ACLs for resource", prefixed), addPrefixed.toString());
+            ok(Tool.java(ACLS, null, cat(asAdmin, "--add", "--deny-principal", "User:bob", "--operation", "Write",
+                    "--topic", prefix, "--resource-pattern-type", "prefixed")));
+            ok(Tool.java(ACLS, null, cat(asAdmin, "--add", "--allow-principal", "User:alice", "--operation", "Read",
+                    "--group", group)));
+
+            Tool.Result list = ok(Tool.java(ACLS, null, cat(asAdmin, "--list")));
+            assertEquals(aliceRw, aclsUnder(list, "Current ACLs for resource", literal), list.toString());
+            assertEquals(Set.of(aclLine("User:bob", "DESCRIBE", "ALLOW"), aclLine("User:bob", "WRITE", "DENY")),
+                    aclsUnder(list, "Current ACLs for resource", prefixed), list.toString());
+            assertEquals(Set.of(aclLine("User:alice", "READ", "ALLOW")),
+                    aclsUnder(list, "Current ACLs for resource", groupPattern), list.toString());
+
+            Tool.Result one = ok(Tool.java(ACLS, null, cat(asAdmin, "--list", "--topic", topic)));
+            assertEquals(aliceRw, aclsUnder(one, "Current ACLs for resource", literal), one.toString());
+            assertFalse(one.stdout.contains(prefixed), "--list --topic " + topic + " is LITERAL only:" + one);
+
+            // the same bindings through the Java admin client
+            java.util.Properties ap = new java.util.Properties();
+            ap.put("bootstrap.servers", sasl);
+            for (String line : Files.readAllLines(adminConfig)) {
+                ap.put(line.substring(0, line.indexOf('=')), line.substring(line.indexOf('=') + 1));
+            }
+            try (Admin root = Admin.create(ap)) {
+                var all = root.describeAcls(org.apache.kafka.common.acl.AclBindingFilter.ANY).values().get();
+                Set<String> described = all.stream().map(Object::toString).collect(Collectors.toSet());
+                assertEquals(5, all.size(), "describeAcls: " + described);
+
+                // not a super user: refused
+                Tool.Result refused = Tool.java(ACLS, null, "--bootstrap-server", sasl, "--command-config",
+                        aliceConfig.toString(), "--add", "--allow-principal", "User:alice", "--operation", "All",
+                        "--cluster");
+                assertNotEquals(0, refused.exit, refused.toString());
+                assertTrue((refused.stdout + refused.stderr).contains("ClusterAuthorizationException"), refused.toString());
+
+                Tool.Result remove = ok(Tool.java(ACLS, null, cat(asAdmin, "--remove", "--force", "--allow-principal",
+                        "User:alice", "--operation", "Read", "--operation", "Write", "--topic", topic)));
+                assertEquals("", remove.stdout.strip(), "--remove --force prints nothing: " + remove);
+                ok(Tool.java(ACLS, null, cat(asAdmin, "--remove", "--force", "--topic", prefix,
+                        "--resource-pattern-type", "prefixed")));
+
+                Tool.Result after = ok(Tool.java(ACLS, null, cat(asAdmin, "--list")));
+                assertFalse(after.stdout.contains(literal), after.toString());
+                assertFalse(after.stdout.contains(prefixed), after.toString());
+                assertEquals(Set.of(aclLine("User:alice", "READ", "ALLOW")),
+                        aclsUnder(after, "Current ACLs for resource", groupPattern), after.toString());
+                var left = root.describeAcls(org.apache.kafka.common.acl.AclBindingFilter.ANY).values().get();
+                assertEquals(1, left.size(), "describeAcls after --remove: " + left);
+            }
+        }
+    }
+
+    static String[] cat(String[] a, String... b) {
+        String[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
 }

@@ -61,6 +61,13 @@ public final class Broker {
      */
     static final java.util.Set<String> KLAMM_ONLY = java.util.Set.of("--http", "--listeners");
 
+    /**
+     * Klamm flags that take no value (clap switches). The tests still give them in pairs,
+     * {@code "--authorizer", "true"}: the flag is passed alone when the value is true and left
+     * out when it is false.
+     */
+    static final java.util.Set<String> SWITCHES = java.util.Set.of("--authorizer");
+
     /** Every broker process still running, killed by a shutdown hook if the JVM exits early. */
     private static final Set<Process> LIVE = ConcurrentHashMap.newKeySet();
 
@@ -193,7 +200,17 @@ public final class Broker {
         }
         cmd.add("--data-dir");
         cmd.add(dataDir.toString());
-        cmd.addAll(args);
+        for (int i = 0; i < args.size(); i += 2) {
+            if (SWITCHES.contains(args.get(i))) {
+                // a switch takes no value: "--authorizer", "true" is given as --authorizer alone
+                if (Boolean.parseBoolean(args.get(i + 1))) {
+                    cmd.add(args.get(i));
+                }
+            } else {
+                cmd.add(args.get(i));
+                cmd.add(args.get(i + 1));
+            }
+        }
         try {
             Files.writeString(logFile, "\n===== start #" + starts + ": " + String.join(" ", cmd) + " =====\n",
                     StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.CREATE,
