@@ -162,7 +162,7 @@ cluster_op! {
     DescribeLogDirsRequest => Describe, |_r| DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED);
     AlterPartitionReassignmentsRequest => Alter, |_r| AlterPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED);
     ListPartitionReassignmentsRequest => Describe, |_r| ListPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED);
-    DescribeUserScramCredentialsRequest => Describe, |_r| DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED);
+    DescribeUserScramCredentialsRequest => Describe, |_r| DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));
     DescribeAclsRequest => Describe, |_r| DescribeAclsResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));
     AlterUserScramCredentialsRequest => Alter, |r| {
         let users: std::collections::BTreeSet<String> = r.deletions.iter().map(|d| d.name.to_string())
@@ -313,11 +313,16 @@ impl Authorize for FetchRequest {
         let (allowed, denied) = split(std::mem::take(&mut self.topics), |t| {
             topic_name(ctx, &t.topic, &t.topic_id).is_none_or(|n| az.topic(Operation::Read, &n))
         });
-        self.topics = allowed;
         if denied.is_empty() {
+            self.topics = allowed;
             return Gate::Pass(self);
         }
         let extra: Vec<_> = denied.iter().map(|t| refused(t, TOPIC_DENIED)).collect();
+        if allowed.is_empty() {
+            // Nothing left to wait for: answer now rather than after max_wait_ms.
+            return Gate::Refuse(FetchResponse::default().with_responses(extra));
+        }
+        self.topics = allowed;
         Gate::Partial(
             self,
             Box::new(move |r: &mut FetchResponse| r.responses.extend(extra)),
@@ -412,6 +417,8 @@ impl Authorize for MetadataRequest {
         let topic_ops = self.include_topic_authorized_operations && version >= 8;
         let cluster_ops = self.include_cluster_authorized_operations && (8..=10).contains(&version);
         let mut refused: Vec<String> = Vec::new();
+        let auto_create =
+            ctx.config.auto_create_topics_enable && (version < 4 || self.allow_auto_topic_creation);
         if let Some(topics) = self.topics.take() {
             let may_create_any = az.cluster(Operation::Create);
             let (allowed, denied) = split(topics, |t| match &t.name {
@@ -419,7 +426,8 @@ impl Authorize for MetadataRequest {
                 Some(n) => {
                     az.topic(Operation::Describe, n)
                         // A topic that would be auto-created needs CREATE as well.
-                        && (ctx.metadata.topic(n).is_some()
+                        && (!auto_create
+                            || ctx.metadata.topic(n).is_some()
                             || may_create_any
                             || az.topic(Operation::Create, n))
                 }
@@ -593,7 +601,7 @@ impl Authorize for CreatePartitionsRequest {
                 CreatePartitionsTopicResult::default()
                     .with_name(t.name)
                     .with_error_code(TOPIC_DENIED)
-                    .with_error_message(Some(sb("The topic authorization is failed.")))
+                    .with_error_message(Some(sb("Topic authorization failed.")))
             })
             .collect();
         Gate::Partial(
@@ -640,11 +648,28 @@ impl Authorize for DeleteRecordsRequest {
 
 /// The operation, resource and error of a config resource (DescribeConfigs, AlterConfigs):
 /// topics and groups are checked by name, the broker and its loggers on the cluster.
-fn config_resource(az: &Authz, op: Operation, resource_type: i8, name: &str) -> Option<i16> {
+fn config_resource(
+    az: &Authz,
+    op: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<(i16, &'static str)> {
     let (rt, code, name) = match resource_type {
-        2 => (ResourceType::Topic, TOPIC_DENIED, name),
-        32 => (ResourceType::Group, GROUP_DENIED, name),
-        _ => (ResourceType::Cluster, CLUSTER_DENIED, CLUSTER_NAME),
+        2 => (
+            ResourceType::Topic,
+            (TOPIC_DENIED, "Topic authorization failed."),
+            name,
+        ),
+        32 => (
+            ResourceType::Group,
+            (GROUP_DENIED, "Group authorization failed."),
+            name,
+        ),
+        _ => (
+            ResourceType::Cluster,
+            (CLUSTER_DENIED, "Cluster authorization failed."),
+            CLUSTER_NAME,
+        ),
     };
     (!az.allows(op, rt, name)).then_some(code)
 }
@@ -661,11 +686,11 @@ impl Authorize for DescribeConfigsRequest {
                 &r.resource_name,
             ) {
                 None => true,
-                Some(code) => {
+                Some((code, message)) => {
                     extra.push(
                         DescribeConfigsResult::default()
                             .with_error_code(code)
-                            .with_error_message(Some(sb("Authorization failed.")))
+                            .with_error_message(Some(sb(message)))
                             .with_resource_type(r.resource_type)
                             .with_resource_name(r.resource_name.clone()),
                     );
@@ -696,11 +721,11 @@ macro_rules! alter_configs {
                         &r.resource_name,
                     ) {
                         None => true,
-                        Some(code) => {
+                        Some((code, message)) => {
                             extra.push(
                                 <$item>::default()
                                     .with_error_code(code)
-                                    .with_error_message(Some(sb("Authorization failed.")))
+                                    .with_error_message(Some(sb(message)))
                                     .with_resource_type(r.resource_type)
                                     .with_resource_name(r.resource_name.clone()),
                             );

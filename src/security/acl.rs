@@ -250,7 +250,7 @@ pub fn validate_new(acl: &Acl) -> Result<(), String> {
         Some((kind, name)) if !kind.is_empty() && !name.is_empty() => {}
         _ => {
             return Err(format!(
-                "expected a string in format principalType:principalName but got {}",
+                "Could not parse principal from `{}` (no colon is present separating the principal type from the principal name)",
                 acl.principal
             ))
         }
