@@ -8,7 +8,7 @@
 //! DESCRIBE_CONFIGS (a DENY implies nothing); a resource no ACL applies to at all is
 //! allowed only under `allow.everyone.if.no.acl.found`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
@@ -365,8 +365,53 @@ pub fn parse_super_users(s: &str) -> Result<Vec<String>, String> {
 /// is in force.
 pub struct Authorizer {
     config: AuthorizerConfig,
-    acls: RwLock<BTreeSet<Acl>>,
+    acls: RwLock<AclSet>,
     store: Arc<Store>,
+}
+
+/// The ACLs, and the same ACLs by resource type and name: a check looks up the resource's
+/// name, `*` and each of the name's prefixes instead of scanning every ACL.
+#[derive(Default)]
+struct AclSet {
+    all: BTreeSet<Acl>,
+    by_name: HashMap<ResourceType, HashMap<String, Vec<Acl>>>,
+}
+
+impl AclSet {
+    fn new(all: BTreeSet<Acl>) -> AclSet {
+        let mut by_name: HashMap<ResourceType, HashMap<String, Vec<Acl>>> = HashMap::new();
+        for a in &all {
+            by_name
+                .entry(a.resource_type)
+                .or_default()
+                .entry(a.name.clone())
+                .or_default()
+                .push(a.clone());
+        }
+        AclSet { all, by_name }
+    }
+
+    /// The ACLs whose pattern covers the resource.
+    fn applying(&self, rt: ResourceType, name: &str) -> Vec<&Acl> {
+        let Some(names) = self.by_name.get(&rt) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&Acl> = Vec::new();
+        if name != WILDCARD {
+            if let Some(list) = names.get(WILDCARD) {
+                out.extend(list.iter().filter(|a| a.pattern == PatternType::Literal));
+            }
+        }
+        if let Some(list) = names.get(name) {
+            out.extend(list.iter());
+        }
+        for (i, _) in name.char_indices().skip(1) {
+            if let Some(list) = names.get(&name[..i]) {
+                out.extend(list.iter().filter(|a| a.pattern == PatternType::Prefixed));
+            }
+        }
+        out
+    }
 }
 
 /// Why a change to the ACLs failed.
@@ -391,7 +436,7 @@ impl Authorizer {
         }
         Ok(Authorizer {
             config,
-            acls: RwLock::new(acls),
+            acls: RwLock::new(AclSet::new(acls)),
             store,
         })
     }
@@ -405,7 +450,7 @@ impl Authorizer {
         self.config.super_users.iter().any(|s| s == principal)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeSet<Acl>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, AclSet> {
         self.acls.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -423,18 +468,10 @@ impl Authorizer {
         }
         let host = host.to_string();
         let acls = self.read();
-        let mut any_for_resource = false;
+        let applying = acls.applying(rt, name);
+        let any_for_resource = !applying.is_empty();
         let mut allowed = false;
-        for acl in acls.iter().filter(|a| a.resource_type == rt) {
-            let applies = match acl.pattern {
-                PatternType::Literal => acl.name == name || acl.name == WILDCARD,
-                PatternType::Prefixed => name.starts_with(&acl.name),
-                _ => false,
-            };
-            if !applies {
-                continue;
-            }
-            any_for_resource = true;
+        for acl in applying {
             match entry_result(acl, principal, &host, op) {
                 Some(Permission::Deny) => return false,
                 Some(Permission::Allow) => allowed = true,
@@ -459,7 +496,7 @@ impl Authorizer {
         }
         let host = host.to_string();
         let acls = self.read();
-        let of_type: Vec<&Acl> = acls.iter().filter(|a| a.resource_type == rt).collect();
+        let of_type: Vec<&Acl> = acls.all.iter().filter(|a| a.resource_type == rt).collect();
         let denied = |allow: &Acl| {
             of_type.iter().any(|d| {
                 entry_result(d, principal, &host, op) == Some(Permission::Deny)
@@ -494,6 +531,7 @@ impl Authorizer {
     /// The ACLs a filter selects, in a stable order.
     pub fn list(&self, filter: &AclFilter) -> Vec<Acl> {
         self.read()
+            .all
             .iter()
             .filter(|a| filter.matches(a))
             .cloned()
@@ -504,10 +542,10 @@ impl Authorizer {
     /// adding one that exists changes nothing.
     pub fn create(&self, new: &[Acl]) -> Result<(), AclError> {
         let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = acls.clone();
+        let mut next = acls.all.clone();
         next.extend(new.iter().cloned());
         self.persist(&next, new.iter())?;
-        *acls = next;
+        *acls = AclSet::new(next);
         Ok(())
     }
 
@@ -516,14 +554,14 @@ impl Authorizer {
         let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
         let removed: Vec<Vec<Acl>> = filters
             .iter()
-            .map(|f| acls.iter().filter(|a| f.matches(a)).cloned().collect())
+            .map(|f| acls.all.iter().filter(|a| f.matches(a)).cloned().collect())
             .collect();
-        let mut next = acls.clone();
+        let mut next = acls.all.clone();
         for a in removed.iter().flatten() {
             next.remove(a);
         }
         self.persist(&next, removed.iter().flatten())?;
-        *acls = next;
+        *acls = AclSet::new(next);
         Ok(removed)
     }
 
@@ -681,6 +719,40 @@ mod tests {
             az.operations_bits("User:alice", LOCAL, Topic, "orders"),
             (1 << Read.code()) | (1 << Describe.code())
         );
+    }
+
+    #[test]
+    fn the_name_index_finds_every_covering_pattern() {
+        use Operation::*;
+        use PatternType::*;
+        use Permission::*;
+        use ResourceType::*;
+        let az = authorizer(
+            vec![
+                acl(Topic, "a", Prefixed, "User:u", Read, Allow),
+                acl(Topic, "ab", Prefixed, "User:u", Read, Deny),
+                acl(Topic, "ab", Literal, "User:v", Read, Allow),
+                acl(Topic, "*", Prefixed, "User:w", Read, Allow),
+                acl(Topic, "ü", Prefixed, "User:x", Read, Allow),
+            ],
+            false,
+        );
+        assert!(az.authorize("User:u", LOCAL, Read, Topic, "ax"));
+        assert!(
+            !az.authorize("User:u", LOCAL, Read, Topic, "abc"),
+            "the longer DENY applies"
+        );
+        assert!(az.authorize("User:v", LOCAL, Read, Topic, "ab"));
+        assert!(
+            !az.authorize("User:v", LOCAL, Read, Topic, "abc"),
+            "a literal is no prefix"
+        );
+        assert!(
+            !az.authorize("User:w", LOCAL, Read, Topic, "x"),
+            "a prefixed * is literal text"
+        );
+        assert!(az.authorize("User:w", LOCAL, Read, Topic, "*x"));
+        assert!(az.authorize("User:x", LOCAL, Read, Topic, "ümlaut"));
     }
 
     #[test]
