@@ -54,7 +54,7 @@ fail=$(grep -cE '^\s*--- FAIL' "$log")
 skip=$(grep -cE '^\s*--- SKIP' "$log")
 echo
 echo "===== summary (tests and subtests) ====="
-for lib in Franz Sarama KafkaGo Cross Cluster Security; do
+for lib in Franz Sarama KafkaGo Cross Cluster Security Acl; do
     p=$(grep -cE "^\s*--- PASS: Test${lib}" "$log")
     f=$(grep -cE "^\s*--- FAIL: Test${lib}" "$log")
     s=$(grep -cE "^\s*--- SKIP: Test${lib}" "$log")
