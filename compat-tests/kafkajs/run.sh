@@ -42,6 +42,6 @@ fi
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
     files=(test/admin.test.js test/producer.test.js test/consumer.test.js test/configs.test.js test/retention.test.js
-        test/transactions.test.js test/faults.test.js test/security.test.js)
+        test/transactions.test.js test/faults.test.js test/security.test.js test/acls.test.js)
 fi
 exec timeout -k 10 600 node --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

@@ -96,8 +96,23 @@ class Broker {
   logTail (n = 40) { return this.log.split('\n').slice(-n).map(l => '    | ' + l).join('\n') }
 }
 
-async function startBroker (opts) {
+/**
+ * Starts a broker.  `opts.listeners` (e.g. ['PLAINTEXT', 'SASL_PLAINTEXT']) gives it Kafka's
+ * `--listeners`, one free port each (which replaces `--listen`); the first is the one the
+ * fixture waits for and `bootstrap` (so kcat) uses, and `broker.ports[protocol]` names each.
+ */
+async function startBroker (opts = {}) {
   const b = new Broker(opts)
+  if (opts.listeners) {
+    b.ports = {}
+    for (const p of opts.listeners) {
+      let port
+      do port = await freePort(); while (Object.values(b.ports).includes(port))
+      b.ports[p] = port
+    }
+    b.args = ['--listeners', opts.listeners.map(p => `${p}://127.0.0.1:${b.ports[p]}`).join(','), ...b.args]
+    b.port = b.ports[opts.listeners[0]]
+  }
   try {
     await b.start()
   } catch (e) {
