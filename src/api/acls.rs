@@ -260,20 +260,24 @@ pub async fn delete(
             None => {
                 let gone = removed.next().unwrap_or_default();
                 count += gone.len();
-                DeleteAclsFilterResult::default().with_matching_acls(
-                    gone.into_iter()
-                        .map(|a| {
-                            DeleteAclsMatchingAcl::default()
-                                .with_resource_type(a.resource_type.code())
-                                .with_resource_name(sb(a.name))
-                                .with_pattern_type(a.pattern.code())
-                                .with_principal(sb(a.principal))
-                                .with_host(sb(a.host))
-                                .with_operation(a.operation.code())
-                                .with_permission_type(a.permission.code())
-                        })
-                        .collect(),
-                )
+                // Kafka leaves a success's messages null (the codec's default is "").
+                DeleteAclsFilterResult::default()
+                    .with_error_message(None)
+                    .with_matching_acls(
+                        gone.into_iter()
+                            .map(|a| {
+                                DeleteAclsMatchingAcl::default()
+                                    .with_error_message(None)
+                                    .with_resource_type(a.resource_type.code())
+                                    .with_resource_name(sb(a.name))
+                                    .with_pattern_type(a.pattern.code())
+                                    .with_principal(sb(a.principal))
+                                    .with_host(sb(a.host))
+                                    .with_operation(a.operation.code())
+                                    .with_permission_type(a.permission.code())
+                            })
+                            .collect(),
+                    )
             }
         })
         .collect();

@@ -1069,61 +1069,54 @@ impl Authorize for ListGroupsRequest {
     }
 }
 
-impl Authorize for DescribeGroupsRequest {
-    fn authorize(mut self, az: &Authz, version: i16, _: &Context) -> Gate<Self> {
-        use describe_groups_response::DescribedGroup;
-        let (allowed, denied) = split(std::mem::take(&mut self.groups), |g| {
-            az.group(Operation::Describe, g)
-        });
-        self.groups = allowed;
-        let ops = self.include_authorized_operations && version >= 3;
-        let az = az.clone();
-        Gate::Partial(
-            self,
-            Box::new(move |r: &mut DescribeGroupsResponse| {
-                if ops {
-                    for g in &mut r.groups {
-                        g.authorized_operations = az.bits(ResourceType::Group, &g.group_id);
-                    }
-                }
-                r.groups.extend(denied.into_iter().map(|g| {
-                    DescribedGroup::default()
-                        .with_group_id(g)
-                        .with_error_code(GROUP_DENIED)
-                        .with_authorized_operations(i32::MIN)
-                }));
-            }),
-        )
-    }
+/// DescribeGroups and ConsumerGroupDescribe: DESCRIBE on each group; the refused ones come
+/// back with GROUP_AUTHORIZATION_FAILED, the others with their `authorized_operations`.
+macro_rules! describe_groups {
+    ($req:ty, $field:ident, $resp:ty, $group:path, |$r:ident, $v:ident| $want_ops:expr) => {
+        impl Authorize for $req {
+            fn authorize(mut self, az: &Authz, $v: i16, _: &Context) -> Gate<Self> {
+                let (allowed, denied) = split(std::mem::take(&mut self.$field), |g| {
+                    az.group(Operation::Describe, g)
+                });
+                self.$field = allowed;
+                let $r = &self;
+                let ops = $want_ops;
+                let az = az.clone();
+                Gate::Partial(
+                    self,
+                    Box::new(move |r: &mut $resp| {
+                        if ops {
+                            for g in &mut r.groups {
+                                g.authorized_operations = az.bits(ResourceType::Group, &g.group_id);
+                            }
+                        }
+                        r.groups.extend(denied.into_iter().map(|g| {
+                            <$group>::default()
+                                .with_group_id(g)
+                                .with_error_code(GROUP_DENIED)
+                                .with_authorized_operations(i32::MIN)
+                        }));
+                    }),
+                )
+            }
+        }
+    };
 }
 
-impl Authorize for ConsumerGroupDescribeRequest {
-    fn authorize(mut self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
-        use consumer_group_describe_response::DescribedGroup;
-        let (allowed, denied) = split(std::mem::take(&mut self.group_ids), |g| {
-            az.group(Operation::Describe, g)
-        });
-        self.group_ids = allowed;
-        let ops = self.include_authorized_operations;
-        let az = az.clone();
-        Gate::Partial(
-            self,
-            Box::new(move |r: &mut ConsumerGroupDescribeResponse| {
-                if ops {
-                    for g in &mut r.groups {
-                        g.authorized_operations = az.bits(ResourceType::Group, &g.group_id);
-                    }
-                }
-                r.groups.extend(denied.into_iter().map(|g| {
-                    DescribedGroup::default()
-                        .with_group_id(g)
-                        .with_error_code(GROUP_DENIED)
-                        .with_authorized_operations(i32::MIN)
-                }));
-            }),
-        )
-    }
-}
+describe_groups!(
+    DescribeGroupsRequest,
+    groups,
+    DescribeGroupsResponse,
+    describe_groups_response::DescribedGroup,
+    |r, version| r.include_authorized_operations && version >= 3
+);
+describe_groups!(
+    ConsumerGroupDescribeRequest,
+    group_ids,
+    ConsumerGroupDescribeResponse,
+    consumer_group_describe_response::DescribedGroup,
+    |r, _version| r.include_authorized_operations
+);
 
 impl Authorize for DeleteGroupsRequest {
     fn authorize(mut self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::dispatch::{encode_response, Outcome};
@@ -54,6 +54,16 @@ impl Session {
     }
 }
 
+/// Decodes an exchange request; one that does not decode closes the connection.
+fn decode_or_close<R: kafka_protocol::protocol::Decodable>(
+    api: &str,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<R, Outcome> {
+    decode_guarded(|| R::decode(body, version))
+        .map_err(|e| Outcome::Close(format!("undecodable {api} v{version}: {e}")))
+}
+
 /// SaslHandshake before authentication: records the mechanism, or refuses one that is not
 /// enabled with UNSUPPORTED_SASL_MECHANISM and the list, then closes (as Kafka does).
 pub fn handshake(
@@ -64,9 +74,9 @@ pub fn handshake(
     correlation_id: i32,
     mut body: Bytes,
 ) -> Outcome {
-    let req = match decode_guarded(|| SaslHandshakeRequest::decode(&mut body, version)) {
+    let req: SaslHandshakeRequest = match decode_or_close("SaslHandshake", version, &mut body) {
         Ok(r) => r,
-        Err(e) => return Outcome::Close(format!("undecodable SaslHandshake v{version}: {e}")),
+        Err(close) => return close,
     };
     let enabled = &ctx.sasl_mechanisms;
     let mut resp = SaslHandshakeResponse::default().with_mechanisms(
@@ -101,9 +111,10 @@ pub async fn authenticate(
     correlation_id: i32,
     mut body: Bytes,
 ) -> Outcome {
-    let req = match decode_guarded(|| SaslAuthenticateRequest::decode(&mut body, version)) {
+    let req: SaslAuthenticateRequest = match decode_or_close("SaslAuthenticate", version, &mut body)
+    {
         Ok(r) => r,
-        Err(e) => return Outcome::Close(format!("undecodable SaslAuthenticate v{version}: {e}")),
+        Err(close) => return close,
     };
     let Some(state) = session.sasl.take() else {
         return Outcome::Close("SaslAuthenticate outside an exchange".into());
