@@ -17,28 +17,19 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import free_port  # noqa: E402
+from bench import free_port, start_broker  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-secret"
 ADMIN, ADMIN_PW = "admin", "admin-secret"
 
 
 def start(binary, port, authorizer):
-    args = [binary, "--listeners", f"SASL_PLAINTEXT://127.0.0.1:{port}", "--ephemeral",
-            "--log-level", "warn,klamm::broker=info",
-            "--bootstrap-users", f"{USER}:{PASSWORD},{ADMIN}:{ADMIN_PW}"]
+    extra = ["--bootstrap-users", f"{USER}:{PASSWORD},{ADMIN}:{ADMIN_PW}"]
     if authorizer:
-        args += ["--authorizer", "--super-users", f"User:{ADMIN}"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if "klamm ready on" in line:
-            return proc
-    proc.kill()
-    sys.exit("broker did not start")
+        extra += ["--authorizer", "--super-users", f"User:{ADMIN}"]
+    proc, _ = start_broker(binary, port, extra=extra,
+                           listeners=f"SASL_PLAINTEXT://127.0.0.1:{port}")
+    return proc
 
 
 def add_acls(binary, port, n, topic):

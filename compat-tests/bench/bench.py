@@ -42,10 +42,13 @@ def rss_kb(pid):
     return -1
 
 
-def start_broker(binary, port, extra=(), log="warn,klamm::broker=info"):
+def start_broker(binary, port, extra=(), log="warn,klamm::broker=info", listeners=None):
+    """Starts `binary` on 127.0.0.1:`port` (or on `listeners`, Kafka's `NAME://HOST:PORT,...`)
+    with an ephemeral store; returns the process and the milliseconds until it was ready."""
     t0 = time.perf_counter()
+    where = ["--listeners", listeners] if listeners else ["--listen", f"127.0.0.1:{port}"]
     proc = subprocess.Popen(
-        [binary, "--listen", f"127.0.0.1:{port}", "--ephemeral", "--log-level", log, *extra],
+        [binary, *where, "--ephemeral", "--log-level", log, *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import free_port, rss_kb  # noqa: E402
+from bench import free_port, rss_kb, start_broker  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-secret"
 
@@ -45,21 +45,12 @@ def make_pki(d):
 
 def start(binary, d, ports):
     listeners = ",".join(f"{n}://127.0.0.1:{p}" for n, p in ports.items())
-    proc = subprocess.Popen(
-        [binary, "--listeners", listeners, "--ephemeral", "--log-level", "warn,klamm::broker=info",
-         "--ssl-certificate", os.path.join(d, "broker.pem"),
-         "--ssl-key", os.path.join(d, "broker.key"),
-         "--bootstrap-users", f"{USER}:{PASSWORD}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        if "klamm ready on" in line:
-            return proc
-    proc.kill()
-    sys.exit("broker did not start")
+    proc, _ = start_broker(
+        binary, None, listeners=listeners,
+        extra=["--ssl-certificate", os.path.join(d, "broker.pem"),
+               "--ssl-key", os.path.join(d, "broker.key"),
+               "--bootstrap-users", f"{USER}:{PASSWORD}"])
+    return proc
 
 
 def kcat_args(kind, port, d):

@@ -167,6 +167,18 @@ def build(batch):
     add(51, 0, True, lambda w: w.array([], None).array(
         [0], lambda w, _: w.string("fuzz-user").i8(1).i32(4096).bytes_(b"salt" * 4)
         .bytes_(b"\x01" * 32).tags()).tags())
+    # CreateAcls v3 (flexible): [creation (resource type, name, pattern type, principal,
+    # host, operation, permission)]
+    add(30, 3, True, lambda w: w.array(
+        [0], lambda w, _: w.i8(2).string(TOPIC).i8(3).string("User:fuzz").string("*")
+        .i8(3).i8(3).tags()).tags())
+    # DescribeAcls v3 (flexible): the filter's fields (ANY everywhere)
+    add(29, 3, True, lambda w: w.i8(1).string(None).i8(1).string(None).string(None)
+        .i8(1).i8(1).tags())
+    # DeleteAcls v3 (flexible): [filter]
+    add(31, 3, True, lambda w: w.array(
+        [0], lambda w, _: w.i8(2).string(TOPIC).i8(3).string("User:fuzz").string(None)
+        .i8(1).i8(1).tags()).tags())
     return s
 
 

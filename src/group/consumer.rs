@@ -510,15 +510,14 @@ impl ConsumerGroups {
                 ));
             }
         }
-        let regex = match hb.regex.as_deref().filter(|r| !r.is_empty()) {
-            Some(r) => Some(regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+        if let Some(r) = hb.regex.as_deref().filter(|r| !r.is_empty()) {
+            regex::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
                 fail(
                     ResponseError::InvalidRegularExpression,
                     format!("SubscribedTopicRegex {r} is invalid: {e}"),
                 )
-            })?),
-            None => None,
-        };
+            })?;
+        }
         let now = Instant::now();
         let g = groups
             .entry(hb.group_id.clone())
@@ -673,8 +672,7 @@ impl ConsumerGroups {
             m.last_heartbeat = now;
             m.client_id = hb.client_id.clone();
             if let Some(t) = &hb.topics {
-                m.topics = t.iter().cloned().collect();
-                m.subscribed_names = m.topics.clone();
+                m.subscribed_names = t.iter().cloned().collect();
             }
             if hb.regex.is_some() {
                 m.regex = hb.regex.clone().filter(|r| !r.is_empty());
@@ -698,28 +696,9 @@ impl ConsumerGroups {
                     m.last_sent = None;
                 }
             }
-            if let Some(re) = &regex {
-                let matched: BTreeSet<String> = metadata
-                    .topics()
-                    .iter()
-                    .map(|t| t.name.to_string())
-                    .filter(|n| re.is_match(n))
-                    .collect();
-                m.topics = matched
-                    .into_iter()
-                    .chain(hb.topics.clone().unwrap_or_default())
-                    .collect();
-            } else if let Some(r) = m.regex.clone() {
-                if let Ok(re) = regex::Regex::new(&format!("^(?:{r})$")) {
-                    m.topics.extend(
-                        metadata
-                            .topics()
-                            .iter()
-                            .map(|t| t.name.to_string())
-                            .filter(|n| re.is_match(n)),
-                    );
-                }
-            }
+            // As Kafka: the names (kept when a heartbeat leaves them out) and what the
+            // regex matches now, so topics created or deleted since move in or out.
+            m.topics = resolve_topics(&m.subscribed_names, m.regex.as_deref(), metadata);
         }
 
         refresh_target(g, metadata);

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::consumer::Tp;
-use super::journal::Reader;
+use super::journal::{put_str, Reader};
 
 /// One KIP-848 record of a group, as written and as read back; `None` is a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,12 +201,6 @@ fn current_assignment(v: &mut Reader<'_>) -> Option<CurrentAssignment> {
         assigned: partitions(v)?,
         revoking: partitions(v)?,
     })
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&s.as_bytes()[..len as usize]);
 }
 
 fn put_uvarint(out: &mut Vec<u8>, mut n: u64) {

@@ -98,8 +98,9 @@ pub struct MemberRecord {
     pub assignment: Bytes,
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    // Group ids and topic names are bounded by the request's int16 strings.
+/// A Kafka int16-length string; group ids and topic names are bounded by the request's
+/// int16 strings, so longer ones cannot occur (and are cut, not wrapped, if they did).
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&s.as_bytes()[..len as usize]);

@@ -35,7 +35,7 @@ const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { Kafka, logLevel } = require('kafkajs')
-const { Broker, makeKafka, kcatConsume, kcatMetadata } = require('../lib/fixture')
+const { startBroker, makeKafka, kcatConsume, kcatMetadata } = require('../lib/fixture')
 
 const WAIT_MS = 20000
 const ALICE = { username: 'alice', password: 'secret' }
@@ -80,43 +80,12 @@ function makePki () {
 
 // --------------------------------------------------------------------------------- brokers
 
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address()
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
 /**
  * A broker with `--listeners` for `protocols` (PLAINTEXT first: the fixture waits for the
- * first listener's "ready" line, and kcat reads back over it).  `--listeners` replaces the
- * fixture's `--listen`.
+ * first listener's "ready" line, and kcat reads back over it).
  */
-async function startListeners (protocols, args) {
-  const ports = {}
-  const used = new Set()
-  for (const p of protocols) {
-    let port
-    do port = await freePort(); while (used.has(port))
-    used.add(port)
-    ports[p] = port
-  }
-  const listeners = protocols.map(p => `${p}://127.0.0.1:${ports[p]}`).join(',')
-  const b = new Broker({ args: ['--listeners', listeners, ...args] })
-  b.port = ports[protocols[0]]
-  b.ports = ports
-  try {
-    await b.start()
-  } catch (e) {
-    await b.destroy()
-    throw e
-  }
-  return b
+function startListeners (protocols, args) {
+  return startBroker({ listeners: protocols, args })
 }
 
 /** A kafkajs client for one listener of `broker`. */

@@ -3,7 +3,7 @@
 //! and list views, offset commits checked against member epochs, and exclusion of classic
 //! members.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

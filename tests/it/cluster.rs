@@ -6,7 +6,7 @@
 //! session registers again when it resumes; one stopped with SIGTERM leaves at once; a
 //! second broker with a live broker's id is refused; a ZooKeeper restart is ridden out.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -2,7 +2,7 @@
 //! AlterConfigs, IncrementalAlterConfigs, persistence across a restart, and per-topic
 //! max.message.bytes acting on Produce.
 
-mod common;
+use crate::common;
 
 use common::*;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;

@@ -1,6 +1,6 @@
 //! The broker over the real wire protocol: topics, produce, fetch, offsets, restarts.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The classic group protocol over the wire: joins, rebalances, sessions, static members,
 //! committed offsets (also across restarts) and the admin calls.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

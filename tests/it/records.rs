@@ -2,7 +2,7 @@
 //! bounded memory (decompression bombs are refused, not inflated), and kept byte for byte
 //! when the cleaner rebuilds a batch.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

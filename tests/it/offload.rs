@@ -3,7 +3,7 @@
 //! (the `stall` fault blocks the storage thread), `--fsync` producers, a compaction and large
 //! fetches run.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Hostile and broken bytes over a raw socket: each gets Kafka's error or a closed
 //! connection, and the broker keeps serving everyone else with nothing stored damaged.
 
-mod common;
+use crate::common;
 
 use bytes::{BufMut, BytesMut};
 use common::*;

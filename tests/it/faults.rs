@@ -1,7 +1,7 @@
 //! Fault injection over the admin HTTP port, as a user would drive it from a test suite:
 //! add a rule with `POST /faults`, watch a client meet it, list and clear the rules.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

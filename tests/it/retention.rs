@@ -1,7 +1,7 @@
 //! DeleteRecords and retention: the log start offset moves, the data below it is gone
 //! (OFFSET_OUT_OF_RANGE, ListOffsets earliest), and both survive a restart.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

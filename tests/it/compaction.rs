@@ -2,7 +2,7 @@
 //! compressed batches keep their codec, tombstones go after delete.retention.ms, keyless
 //! records are refused, and the result survives a restart.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Idempotent producers: a retried batch is not stored twice, gaps and stale epochs are
 //! refused with Kafka's errors, and the producer state survives a restart.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -2,7 +2,7 @@
 //! leader epoch's end offset, nothing to elect or reassign, and DescribeTopicPartitions
 //! paging.
 
-mod common;
+use crate::common;
 
 use common::wire::*;
 use common::*;

@@ -1,7 +1,7 @@
 //! Listeners and security: several listeners with Kafka's syntax, each client told the
 //! endpoints of the listener it came in on.
 
-mod common;
+use crate::common;
 
 use common::*;
 use kafka_protocol::messages::*;
@@ -128,6 +128,31 @@ async fn authenticate(c: &mut Client, bytes: &[u8]) -> SaslAuthenticateResponse 
         2,
     )
     .await
+}
+
+/// A whole SCRAM exchange on a new connection (SHA-512 or SHA-256): the server's first and
+/// final answers.
+async fn scram_login(
+    addr: std::net::SocketAddr,
+    sha512: bool,
+    user: &str,
+    password: &str,
+) -> (SaslAuthenticateResponse, SaslAuthenticateResponse) {
+    let mut c = Client::connect(addr).await;
+    let mechanism = if sha512 {
+        "SCRAM-SHA-512"
+    } else {
+        "SCRAM-SHA-256"
+    };
+    assert_eq!(handshake(&mut c, mechanism, 1).await.error_code, 0);
+    let mut s = scram_client::Client::new(sha512, user, password);
+    let first = authenticate(&mut c, &s.first()).await;
+    let last = authenticate(
+        &mut c,
+        &s.last(&first.auth_bytes, scram_client::Nonce::Echo),
+    )
+    .await;
+    (first, last)
 }
 
 async fn metadata_works(c: &mut Client) {
@@ -972,18 +997,10 @@ async fn scram_users_are_managed_with_kafkas_admin_apis() {
 
     // Carol signs in with SCRAM-SHA-256 (the credential the admin client sent) and PLAIN.
     let sasl = broker.listener_addr("SASL_PLAINTEXT").unwrap();
-    let mut c = Client::connect(sasl).await;
-    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 1).await.error_code, 0);
-    let mut s = scram_client::Client::new(false, "carol", "carol-pw");
-    let first = authenticate(&mut c, &s.first()).await;
+    let (first, last) = scram_login(sasl, false, "carol", "carol-pw").await;
     assert!(std::str::from_utf8(&first.auth_bytes)
         .unwrap()
         .ends_with(",i=8192"));
-    let last = authenticate(
-        &mut c,
-        &s.last(&first.auth_bytes, scram_client::Nonce::Echo),
-    )
-    .await;
     assert_eq!(last.error_code, 0);
     let mut c = Client::connect(sasl).await;
     assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
@@ -992,15 +1009,7 @@ async fn scram_users_are_managed_with_kafkas_admin_apis() {
         0
     );
     // Bob lost SCRAM-SHA-512 but keeps SCRAM-SHA-256.
-    let mut c = Client::connect(sasl).await;
-    assert_eq!(handshake(&mut c, "SCRAM-SHA-512", 1).await.error_code, 0);
-    let mut s = scram_client::Client::new(true, "bob", "bob-secret");
-    let first = authenticate(&mut c, &s.first()).await;
-    let last = authenticate(
-        &mut c,
-        &s.last(&first.auth_bytes, scram_client::Nonce::Echo),
-    )
-    .await;
+    let (_, last) = scram_login(sasl, true, "bob", "bob-secret").await;
     assert_eq!(last.error_code, 58);
 
     // Describe: every user, named users, unknown and duplicate names.

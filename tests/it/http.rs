@@ -1,7 +1,7 @@
 //! The admin HTTP port: `/health`, `/ready` and Prometheus `/metrics` reflecting what the
 //! broker did (requests by API, bytes by topic, errors by code, offsets, group lag).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The admin CLI (`klamm topics|groups|produce|consume`) as a user runs it, against a broker
 //! embedded in the test: output, exit codes and Kafka's error names.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

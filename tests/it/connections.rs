@@ -2,7 +2,7 @@
 //! closed after `connections.max.idle.ms`, and `queued.max.request.bytes` holds back reading
 //! without losing requests.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

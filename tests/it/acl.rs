@@ -1,7 +1,7 @@
 //! ACLs over the wire: CreateAcls/DescribeAcls/DeleteAcls, and requests of SASL users
 //! allowed and refused by them, with Kafka's error codes.
 
-mod common;
+use crate::common;
 
 use common::wire::{create_topic, fetch, produce, tn};
 use common::*;

@@ -1,7 +1,7 @@
 //! The `klamm` binary as users run it: the ready line, flags, SIGTERM, and SIGKILL in the
 //! middle of a produce stream losing nothing that was acknowledged.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};

@@ -1,7 +1,7 @@
 //! A real third-party Rust client (rskafka, InfluxDB's Kafka client) against the broker:
 //! admin, produce with every codec, fetch byte-exact, offsets by time, restart.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

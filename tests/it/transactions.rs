@@ -2,7 +2,7 @@
 //! read_committed readers rely on, fencing and Kafka's errors, offsets committed with a
 //! transaction, the broker's timeout abort, and state that survives a restart.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! offsets are deleted, that the result survives a restart, and that the broker's own timer
 //! runs it.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

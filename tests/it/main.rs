@@ -1,0 +1,30 @@
+//! The integration tests, one binary: each module is one area, and `common` holds what they
+//! share. One binary instead of one per file links the broker (and RocksDB) once, not 24
+//! times. `cargo test --release --test it security::` runs one area.
+
+mod common;
+
+mod acl;
+mod bad_input;
+mod cli;
+mod cluster;
+mod compaction;
+mod configs;
+mod connections;
+mod consumer_groups;
+mod docker;
+mod embed;
+mod faults;
+mod groups;
+mod http;
+mod idempotence;
+mod offload;
+mod offsets_expiry;
+mod partition_admin;
+mod process;
+mod protocol;
+mod records;
+mod retention;
+mod rskafka_client;
+mod security;
+mod transactions;
