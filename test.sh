@@ -55,7 +55,7 @@ record() { # name exit-code
 
 # bindgen (rocksdb) needs libclang; kcat is the CLI client the compat suites use; objdump
 # (binutils) checks the binary's glibc needs against the Docker image; the cluster tests
-# (tests/cluster.rs) run Debian's ZooKeeper.
+# (tests/it/cluster.rs) run Debian's ZooKeeper.
 apt_install libclang-dev clang kcat binutils zookeeper
 
 # CI runs one kafka-clients line (the newest); compat-tests/extended.sh runs the older ones.

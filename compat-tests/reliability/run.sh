@@ -60,7 +60,7 @@ fi
 [ -x "$KLAMM_BIN" ] || fail "klamm binary not found at $KLAMM_BIN (set KLAMM_BIN)"
 
 # The cluster cases (cluster_chaos, cluster_partition) run Debian's ZooKeeper, as
-# tests/cluster.rs does; install it unless --only leaves both out. Without it they fail, they
+# tests/it/cluster.rs does; install it unless --only leaves both out. Without it they fail, they
 # are not skipped. cluster_partition also needs root and `ip` (network namespaces); without
 # them it fails too.
 zk_server=/usr/share/zookeeper/bin/zkServer.sh

@@ -9,8 +9,9 @@ use bytes::{Buf, BytesMut};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use super::dispatch::{self, Outcome};
+use super::dispatch;
 use super::transport::Transport;
+use super::wire::Outcome;
 use crate::context::Context;
 use crate::listeners::SecurityProtocol;
 

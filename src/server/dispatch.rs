@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest,
     AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest, ApiKey,
@@ -18,31 +18,18 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
     ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, ResponseHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
-    WriteTxnMarkersRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, SaslAuthenticateRequest,
+    SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
 use crate::api;
 use crate::context::Context;
 
-use super::wire::{decode_guarded, Parsed};
+use super::wire::{decode_guarded, encode_frame, encode_response, Outcome, Parsed};
 use crate::api::RequestContext;
 use crate::apis::{api_versions_table, touches_storage};
-
-/// What the connection does after a request.
-pub enum Outcome {
-    /// Write this (already length-prefixed) response.
-    Respond(BytesMut),
-    /// Nothing to write (acks=0 produce).
-    NoResponse,
-    /// Close the connection; the reason is logged as a warning.
-    Close(String),
-    /// Write this response, then close (a refused SASL exchange).
-    RespondThenClose(BytesMut, String),
-}
 
 /// Decodes one request frame, runs its handler, and encodes the response.
 pub async fn handle(
@@ -307,33 +294,6 @@ async fn route(
         DescribeAcls => DescribeAclsRequest => api::acls::describe,
         DeleteAcls => DeleteAclsRequest => api::acls::delete,
     )
-}
-
-/// Encodes a response with its header, length-prefixed.
-pub fn encode_response<R: Encodable + HeaderVersion>(
-    correlation_id: i32,
-    version: i16,
-    resp: &R,
-) -> Outcome {
-    match encode_frame(correlation_id, R::header_version(version), version, resp) {
-        Ok(b) => Outcome::Respond(b),
-        Err(e) => Outcome::Close(format!("failed to encode a v{version} response: {e}")),
-    }
-}
-
-fn encode_frame<R: Encodable>(
-    correlation_id: i32,
-    header_version: i16,
-    version: i16,
-    resp: &R,
-) -> anyhow::Result<BytesMut> {
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version)? + resp.compute_size(version)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, header_version)?;
-    resp.encode(&mut buf, version)?;
-    Ok(buf)
 }
 
 /// KIP-511: ApiVersions at an unknown version is answered in the v0 format with

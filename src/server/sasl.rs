@@ -13,8 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::dispatch::{encode_response, Outcome};
-use super::wire::decode_guarded;
+use super::wire::{decode_guarded, encode_response, Outcome};
 use crate::context::Context;
 use crate::listeners::SecurityProtocol;
 use crate::security::{self, Mechanism, SaslState, Step};

@@ -4,11 +4,11 @@
 
 use std::panic::AssertUnwindSafe;
 
-use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 
 use crate::apis::supported;
-use kafka_protocol::protocol::Decodable;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 /// Runs a decoder, turning both errors and (defensively) panics into an error message.
 pub fn decode_guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
@@ -78,4 +78,43 @@ pub fn parse_request(mut frame: Bytes) -> Parsed {
         }),
         Err(e) => Parsed::Reject(format!("undecodable {key:?} v{version} header: {e}")),
     }
+}
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// Write this (already length-prefixed) response.
+    Respond(BytesMut),
+    /// Nothing to write (acks=0 produce).
+    NoResponse,
+    /// Close the connection; the reason is logged as a warning.
+    Close(String),
+    /// Write this response, then close (a refused SASL exchange).
+    RespondThenClose(BytesMut, String),
+}
+
+/// Encodes a response with its header, length-prefixed.
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    resp: &R,
+) -> Outcome {
+    match encode_frame(correlation_id, R::header_version(version), version, resp) {
+        Ok(b) => Outcome::Respond(b),
+        Err(e) => Outcome::Close(format!("failed to encode a v{version} response: {e}")),
+    }
+}
+
+pub(super) fn encode_frame<R: Encodable>(
+    correlation_id: i32,
+    header_version: i16,
+    version: i16,
+    resp: &R,
+) -> anyhow::Result<BytesMut> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version)? + resp.compute_size(version)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version)?;
+    resp.encode(&mut buf, version)?;
+    Ok(buf)
 }
