@@ -416,13 +416,17 @@ impl Authorize for MetadataRequest {
         use metadata_response::MetadataResponseTopic;
         let topic_ops = self.include_topic_authorized_operations && version >= 8;
         let cluster_ops = self.include_cluster_authorized_operations && (8..=10).contains(&version);
-        let mut refused: Vec<String> = Vec::new();
+        // Refused topics as they were asked for: by name, or by id (v10+).
+        let mut refused: Vec<(Option<TopicName>, uuid::Uuid)> = Vec::new();
         let auto_create =
             ctx.config.auto_create_topics_enable && (version < 4 || self.allow_auto_topic_creation);
         if let Some(topics) = self.topics.take() {
             let may_create_any = az.cluster(Operation::Create);
             let (allowed, denied) = split(topics, |t| match &t.name {
-                None => true,
+                // By id: the topic's name decides; an id no topic has is answered
+                // UNKNOWN_TOPIC_ID by the handler.
+                None => topic_name(ctx, "", &t.topic_id)
+                    .is_none_or(|n| az.topic(Operation::Describe, &n)),
                 Some(n) => {
                     az.topic(Operation::Describe, n)
                         // A topic that would be auto-created needs CREATE as well.
@@ -432,24 +436,19 @@ impl Authorize for MetadataRequest {
                             || az.topic(Operation::Create, n))
                 }
             });
-            refused = denied
-                .into_iter()
-                .filter_map(|t| t.name.map(|n| n.to_string()))
-                .collect();
+            refused = denied.into_iter().map(|t| (t.name, t.topic_id)).collect();
             self.topics = Some(allowed);
         }
-        let listing = self.topics.is_none();
         let az = az.clone();
         Gate::Partial(
             self,
             Box::new(move |r: &mut MetadataResponse| {
-                if listing {
-                    r.topics.retain(|t| {
-                        t.name
-                            .as_ref()
-                            .is_none_or(|n| az.topic(Operation::Describe, n))
-                    });
-                }
+                // Listing or not, nothing the principal may not describe goes out.
+                r.topics.retain(|t| {
+                    t.name
+                        .as_ref()
+                        .is_none_or(|n| az.topic(Operation::Describe, n))
+                });
                 if topic_ops {
                     for t in &mut r.topics {
                         if let Some(n) = &t.name {
@@ -460,9 +459,10 @@ impl Authorize for MetadataRequest {
                 if cluster_ops {
                     r.cluster_authorized_operations = az.bits(ResourceType::Cluster, CLUSTER_NAME);
                 }
-                r.topics.extend(refused.into_iter().map(|n| {
+                r.topics.extend(refused.into_iter().map(|(name, id)| {
                     MetadataResponseTopic::default()
-                        .with_name(Some(TopicName(sb(n))))
+                        .with_name(name)
+                        .with_topic_id(if version >= 10 { id } else { uuid::Uuid::nil() })
                         .with_error_code(TOPIC_DENIED)
                 }));
             }),

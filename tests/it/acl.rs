@@ -219,6 +219,24 @@ async fn acls_decide_who_reads_and_writes_and_survive_a_restart() {
         ops.topics[0].topic_authorized_operations,
         (1 << 3) | (1 << 4) | (1 << 8)
     );
+    // Asking by topic id reveals nothing either: refused, with no name.
+    let orders_id = ops.topics[0].topic_id;
+    assert!(!orders_id.is_nil());
+    let by_id = |id| {
+        MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(None)
+                .with_topic_id(id),
+        ]))
+    };
+    let hidden = bob.send(&by_id(orders_id), 12).await;
+    assert_eq!(hidden.topics.len(), 1);
+    assert_eq!(hidden.topics[0].error_code, TOPIC_DENIED);
+    assert_eq!(hidden.topics[0].name, None);
+    assert!(hidden.topics[0].partitions.is_empty());
+    let shown = alice.send(&by_id(orders_id), 12).await;
+    assert_eq!(shown.topics[0].error_code, 0);
+    assert_eq!(shown.topics[0].name, Some(tn("orders")));
 
     // Groups: alice may use "app", bob may not; nobody but admin changes ACLs.
     let find = |g: &str| {
