@@ -105,12 +105,6 @@ impl Broker {
         let (listeners, advertised) =
             bind_listeners(&plan, config.socket_listen_backlog_size, tls)?;
         let local_addr = listeners[0].socket.local_addr()?;
-        // ACLs live in each broker's own store until they move to ZooKeeper: in a cluster
-        // they would differ from broker to broker, so the combination is refused.
-        anyhow::ensure!(
-            !(config.authorizer && config.zookeeper_connect.is_some()),
-            "--authorizer is not supported in cluster mode yet (ACLs are kept per broker until they are stored in ZooKeeper)"
-        );
         if config.zookeeper_connect.is_some() {
             let inter = plan
                 .listeners
@@ -121,6 +115,25 @@ impl Broker {
                 inter == Some(crate::listeners::SecurityProtocol::Plaintext),
                 "the inter-broker listener {} must be PLAINTEXT for now (brokers do not yet dial each other over TLS or SASL); name a PLAINTEXT listener with --inter-broker-listener-name",
                 plan.inter_broker
+            );
+        }
+        let super_users = match &config.super_users {
+            Some(s) => crate::security::acl::parse_super_users(s)
+                .map_err(|e| anyhow::anyhow!("--super-users: {e}"))?,
+            None => Vec::new(),
+        };
+        // Brokers dial each other on the PLAINTEXT inter-broker listener, where they are
+        // User:ANONYMOUS: with ACLs on, that principal must be a super user or replication
+        // and transaction markers are refused (Kafka's inter-broker principal needs the
+        // same rights).
+        if config.authorizer
+            && config.zookeeper_connect.is_some()
+            && !super_users.iter().any(|u| u == crate::security::ANONYMOUS)
+        {
+            anyhow::bail!(
+                "--authorizer in cluster mode needs {anon} in --super-users: brokers talk to each other on the PLAINTEXT listener {inter}, where they are {anon} (keep that listener on a private address and give clients SASL listeners)",
+                anon = crate::security::ANONYMOUS,
+                inter = plan.inter_broker
             );
         }
         let cluster = match &config.zookeeper_connect {
@@ -199,13 +212,24 @@ impl Broker {
         );
         let sasl_mechanisms = crate::security::parse_mechanisms(&config.sasl_enabled_mechanisms)
             .map_err(anyhow::Error::msg)?;
-        let users = Arc::new(
-            crate::security::credentials::Credentials::load(store.clone())
-                .context("loading SASL users")?,
-        );
+        // ACLs and users: in the store on a single node, in ZooKeeper in a cluster, so
+        // that every broker enforces the same ones.
+        let records = Arc::new(match &cluster {
+            Some(c) => crate::security::records::Records::zookeeper(c.clone()),
+            None => crate::security::records::Records::local(store.clone()),
+        });
+        let loaded = records
+            .load_all()
+            .await
+            .context("loading SASL users and ACLs")?;
+        let users = Arc::new(crate::security::credentials::Credentials::new(
+            records.clone(),
+            &loaded,
+        ));
         if let Some(spec) = &config.bootstrap_users {
             let created = users
                 .bootstrap(spec)
+                .await
                 .map_err(|e| anyhow::anyhow!("--bootstrap-users: {e}"))?;
             if !created.is_empty() {
                 tracing::info!(users = ?created, "SASL users created (--bootstrap-users)");
@@ -217,21 +241,22 @@ impl Broker {
         {
             tracing::warn!("a SASL listener is configured but there are no SASL users: every client will be refused (add some with --bootstrap-users or `klamm users create`)");
         }
-        let authorizer = Arc::new(
-            crate::security::acl::Authorizer::load(
-                store.clone(),
-                crate::security::acl::AuthorizerConfig {
-                    enabled: config.authorizer,
-                    super_users: match &config.super_users {
-                        Some(s) => crate::security::acl::parse_super_users(s)
-                            .map_err(|e| anyhow::anyhow!("--super-users: {e}"))?,
-                        None => Vec::new(),
-                    },
-                    allow_everyone_if_no_acl_found: config.allow_everyone_if_no_acl_found,
-                },
-            )
-            .context("loading ACLs")?,
-        );
+        let authorizer = Arc::new(crate::security::acl::Authorizer::new(
+            records.clone(),
+            crate::security::acl::AuthorizerConfig {
+                enabled: config.authorizer,
+                super_users,
+                allow_everyone_if_no_acl_found: config.allow_everyone_if_no_acl_found,
+            },
+            &loaded,
+        ));
+        {
+            let (users, authorizer) = (users.clone(), authorizer.clone());
+            records.follow(move |change| {
+                users.apply(&change);
+                authorizer.apply(&change);
+            });
+        }
         let ctx = Arc::new(Context {
             users,
             authorizer,

@@ -102,7 +102,7 @@ pub async fn create(
             Err(e) => outcome.push(Err(e)),
         }
     }
-    let stored = ctx.authorizer.create(&valid);
+    let stored = ctx.authorizer.create(&valid).await;
     if let Err(e) = &stored {
         tracing::warn!(error = %e, "CreateAcls: store write failed");
     }
@@ -234,7 +234,7 @@ pub async fn delete(
         .filter(|f| f.invalid().is_none())
         .cloned()
         .collect();
-    let removed = ctx.authorizer.delete(&valid);
+    let removed = ctx.authorizer.delete(&valid).await;
     let mut removed = match removed {
         Ok(r) => r.into_iter(),
         Err(e) => {

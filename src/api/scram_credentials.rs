@@ -171,12 +171,12 @@ pub async fn alter(
         .map(|(u, _)| u.clone())
         .chain(upserted.iter().map(|(u, _, _)| u.clone()))
         .collect();
-    let users = ctx.users.clone();
-    let outcome = tokio::task::spawn_blocking(move || users.alter(&deleted, upserted)).await;
-    let failure = match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some("the write did not finish".to_string()),
+    let failure = match ctx.users.alter(&deleted, upserted).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "AlterUserScramCredentials: the write failed");
+            Some(e.to_string())
+        }
     };
     for user in applied {
         let mut r = AlterUserScramCredentialsResult::default().with_user(sb(user));

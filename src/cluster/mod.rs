@@ -520,6 +520,12 @@ impl Cluster {
         self.view.subscribe()
     }
 
+    /// A receiver that turns true when the broker leaves the cluster, for tasks that
+    /// follow ZooKeeper alongside this one.
+    pub fn stop_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// This broker's node id.
     pub fn node_id(&self) -> i32 {
         self.node_id
@@ -578,8 +584,9 @@ impl Cluster {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current session, for writes made on a client's behalf.
-    fn session(&self) -> Result<zk::Client, zk::Error> {
+    /// The current session, for writes made on a client's behalf (and the security
+    /// records, which follow their own znodes with it).
+    pub fn session(&self) -> Result<zk::Client, zk::Error> {
         self.client
             .read()
             .unwrap_or_else(|e| e.into_inner())

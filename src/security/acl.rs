@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::{Store, StoreError};
+use super::records::{Change, Record, RecordError, Records, Value};
 
 /// The one name Kafka gives the CLUSTER resource.
 pub const CLUSTER_NAME: &str = "kafka-cluster";
@@ -283,11 +283,17 @@ fn pattern_key(rt: ResourceType, pattern: PatternType, name: &str) -> String {
     format!("{}\0{}\0{}", rt.name(), pattern.name(), name)
 }
 
-fn decode_record(key: &str, bytes: &[u8]) -> Option<Vec<Acl>> {
+/// The resource pattern a record key names.
+fn parse_key(key: &str) -> Option<(ResourceType, PatternType, &str)> {
     let mut parts = key.splitn(3, '\0');
     let rt = ResourceType::parse(parts.next()?)?;
     let pattern = PatternType::parse(parts.next()?)?;
-    let name = parts.next()?.to_string();
+    Some((rt, pattern, parts.next()?))
+}
+
+fn decode_record(key: &str, bytes: &[u8]) -> Option<Vec<Acl>> {
+    let (rt, pattern, name) = parse_key(key)?;
+    let name = name.to_string();
     let record: AclRecord = serde_json::from_slice(bytes).ok()?;
     record
         .acls
@@ -361,12 +367,13 @@ pub fn parse_super_users(s: &str) -> Result<Vec<String>, String> {
 /// Every ACL and the rules that apply them.
 ///
 /// It exists so that one owner holds the ACLs: the request gate asks it, and CreateAcls,
-/// DeleteAcls and the CLI change it through methods that write the store before the change
-/// is in force.
+/// DeleteAcls and the CLI change it through methods that write the records (the store, or
+/// ZooKeeper in a cluster) before the change is in force here; other brokers apply what
+/// ZooKeeper tells them through [`Authorizer::apply`].
 pub struct Authorizer {
     config: AuthorizerConfig,
     acls: RwLock<AclSet>,
-    store: Arc<Store>,
+    records: Arc<Records>,
 }
 
 /// The ACLs, and the same ACLs by resource type and name: a check looks up the resource's
@@ -418,27 +425,51 @@ impl AclSet {
 #[derive(Debug, thiserror::Error)]
 pub enum AclError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Records(#[from] RecordError),
 }
 
 impl Authorizer {
-    /// Loads every ACL from the store; a record that does not decode is skipped with a
-    /// warning rather than stopping the broker.
-    pub fn load(store: Arc<Store>, config: AuthorizerConfig) -> Result<Authorizer, StoreError> {
+    /// The authorizer over `loaded` (every record, as [`Records::load_all`] read them); a
+    /// record that does not decode is skipped with a warning rather than stopping the
+    /// broker.
+    pub fn new(
+        records: Arc<Records>,
+        config: AuthorizerConfig,
+        loaded: &[(Record, Vec<u8>)],
+    ) -> Authorizer {
         let mut acls = BTreeSet::new();
-        for (key, bytes) in store.acls()? {
-            match decode_record(&key, &bytes) {
-                Some(list) => acls.extend(list),
-                None => {
-                    tracing::warn!(resource = %key.replace('\0', "/"), "unreadable ACL record skipped")
-                }
+        for (record, bytes) in loaded {
+            if let Record::Acls(key) = record {
+                acls.extend(decode_or_warn(key, bytes));
             }
         }
-        Ok(Authorizer {
+        Authorizer {
             config,
             acls: RwLock::new(AclSet::new(acls)),
-            store,
-        })
+            records,
+        }
+    }
+
+    /// Applies what a follower of the records (another broker's write, in a cluster) says.
+    pub fn apply(&self, change: &Change) {
+        let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
+        let next = match change {
+            Change::Reset(all) => all
+                .iter()
+                .filter_map(|(r, v)| match r {
+                    Record::Acls(key) => Some(decode_or_warn(key, v)),
+                    Record::User(_) => None,
+                })
+                .flatten()
+                .collect(),
+            Change::One(Record::Acls(key), value) => {
+                let mut next = acls.all.clone();
+                replace_pattern(&mut next, key, value.as_deref());
+                next
+            }
+            Change::One(Record::User(_), _) => return,
+        };
+        *acls = AclSet::new(next);
     }
 
     /// Whether requests are checked at all (`--authorizer`).
@@ -538,60 +569,121 @@ impl Authorizer {
             .collect()
     }
 
-    /// Adds ACLs (already validated), written to the store before they are in force;
-    /// adding one that exists changes nothing.
-    pub fn create(&self, new: &[Acl]) -> Result<(), AclError> {
-        let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = acls.all.clone();
-        next.extend(new.iter().cloned());
-        self.persist(&next, new.iter())?;
-        *acls = AclSet::new(next);
+    /// Adds ACLs (already validated), written before they are in force; adding one that
+    /// exists changes nothing.
+    pub async fn create(&self, new: &[Acl]) -> Result<(), AclError> {
+        let keys: BTreeSet<String> = new.iter().map(key_of).collect();
+        let records: Vec<Record> = keys.into_iter().map(Record::Acls).collect();
+        self.records
+            .update(
+                &records,
+                |r, old| {
+                    let Record::Acls(key) = r else {
+                        return old.map(<[u8]>::to_vec);
+                    };
+                    let mut on: BTreeSet<Acl> =
+                        old.map(|b| decode_or_warn(key, b)).unwrap_or_default();
+                    on.extend(new.iter().filter(|a| key_of(a) == *key).cloned());
+                    encode_pattern(&on)
+                },
+                |written| self.apply_written(written),
+            )
+            .await?;
         Ok(())
     }
 
     /// Removes the ACLs each filter selects, in one write; returns them per filter.
-    pub fn delete(&self, filters: &[AclFilter]) -> Result<Vec<Vec<Acl>>, AclError> {
-        let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
-        let removed: Vec<Vec<Acl>> = filters
+    pub async fn delete(&self, filters: &[AclFilter]) -> Result<Vec<Vec<Acl>>, AclError> {
+        let keys: BTreeSet<String> = self
+            .read()
+            .all
             .iter()
-            .map(|f| acls.all.iter().filter(|a| f.matches(a)).cloned().collect())
+            .filter(|a| filters.iter().any(|f| f.matches(a)))
+            .map(key_of)
             .collect();
-        let mut next = acls.all.clone();
-        for a in removed.iter().flatten() {
-            next.remove(a);
-        }
-        self.persist(&next, removed.iter().flatten())?;
-        *acls = AclSet::new(next);
+        let records: Vec<Record> = keys.into_iter().map(Record::Acls).collect();
+        let removed = self
+            .records
+            .update(
+                &records,
+                |r, old| {
+                    let Record::Acls(key) = r else {
+                        return old.map(<[u8]>::to_vec);
+                    };
+                    let mut on: BTreeSet<Acl> =
+                        old.map(|b| decode_or_warn(key, b)).unwrap_or_default();
+                    on.retain(|a| !filters.iter().any(|f| f.matches(a)));
+                    encode_pattern(&on)
+                },
+                |written| {
+                    let mut removed = vec![Vec::new(); filters.len()];
+                    for (r, old, new) in written {
+                        let Record::Acls(key) = r else { continue };
+                        let before = old
+                            .as_deref()
+                            .map(|b| decode_or_warn(key, b))
+                            .unwrap_or_default();
+                        let after = new
+                            .as_deref()
+                            .map(|b| decode_or_warn(key, b))
+                            .unwrap_or_default();
+                        for a in before.difference(&after) {
+                            for (i, f) in filters.iter().enumerate() {
+                                if f.matches(a) {
+                                    removed[i].push(a.clone());
+                                }
+                            }
+                        }
+                    }
+                    self.apply_written(written);
+                    removed
+                },
+            )
+            .await?;
         Ok(removed)
     }
 
-    /// Rewrites the records of every resource pattern `changed` touches, from `next`.
-    fn persist<'a>(
-        &self,
-        next: &BTreeSet<Acl>,
-        changed: impl Iterator<Item = &'a Acl>,
-    ) -> Result<(), AclError> {
-        let patterns: BTreeSet<(ResourceType, PatternType, &str)> = changed
-            .map(|a| (a.resource_type, a.pattern, a.name.as_str()))
-            .collect();
-        if patterns.is_empty() {
-            return Ok(());
-        }
-        let mut wb = self.store.batch();
-        for (rt, pattern, name) in patterns {
-            let on: Vec<&Acl> = next
-                .iter()
-                .filter(|a| a.resource_type == rt && a.pattern == pattern && a.name == name)
-                .collect();
-            let key = pattern_key(rt, pattern, name);
-            if on.is_empty() {
-                wb.delete_acls(&key);
-            } else {
-                wb.put_acls(&key, &encode_record(&on));
+    /// Puts what was just written in force here.
+    fn apply_written(&self, written: &[(Record, Value, Value)]) {
+        let mut acls = self.acls.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = acls.all.clone();
+        for (r, _, new) in written {
+            if let Record::Acls(key) = r {
+                replace_pattern(&mut next, key, new.as_deref());
             }
         }
-        self.store.write_synced(wb)?;
-        Ok(())
+        *acls = AclSet::new(next);
+    }
+}
+
+/// The record key of an ACL's resource pattern.
+fn key_of(a: &Acl) -> String {
+    pattern_key(a.resource_type, a.pattern, &a.name)
+}
+
+/// A pattern's record, or None when no ACL is left on it (its record goes).
+fn encode_pattern(on: &BTreeSet<Acl>) -> Value {
+    (!on.is_empty()).then(|| encode_record(&on.iter().collect::<Vec<_>>()))
+}
+
+/// The ACLs of a record; an unreadable one counts as none, with a warning.
+fn decode_or_warn(key: &str, bytes: &[u8]) -> BTreeSet<Acl> {
+    match decode_record(key, bytes) {
+        Some(list) => list.into_iter().collect(),
+        None => {
+            tracing::warn!(resource = %key.replace('\0', "/"), "unreadable ACL record skipped");
+            BTreeSet::new()
+        }
+    }
+}
+
+/// Replaces every ACL on one resource pattern with those of its record.
+fn replace_pattern(all: &mut BTreeSet<Acl>, key: &str, value: Option<&[u8]>) {
+    if let Some((rt, pattern, name)) = parse_key(key) {
+        all.retain(|a| !(a.resource_type == rt && a.pattern == pattern && a.name == name));
+    }
+    if let Some(bytes) = value {
+        all.extend(decode_or_warn(key, bytes));
     }
 }
 
@@ -633,6 +725,20 @@ fn entry_result(acl: &Acl, principal: &str, host: &str, op: Operation) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Store;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn load(store: Arc<Store>, config: AuthorizerConfig) -> Authorizer {
+        let records = Arc::new(Records::local(store));
+        let loaded = block_on(records.load_all()).unwrap();
+        Authorizer::new(records, config, &loaded)
+    }
 
     fn acl(
         rt: ResourceType,
@@ -656,16 +762,15 @@ mod tests {
     fn authorizer(acls: Vec<Acl>, allow_if_none: bool) -> Authorizer {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), false).unwrap();
-        let az = Authorizer::load(
+        let az = load(
             store,
             AuthorizerConfig {
                 enabled: true,
                 super_users: vec!["User:admin".into()],
                 allow_everyone_if_no_acl_found: allow_if_none,
             },
-        )
-        .unwrap();
-        az.create(&acls).unwrap();
+        );
+        block_on(az.create(&acls)).unwrap();
         std::mem::forget(dir);
         az
     }
@@ -821,7 +926,7 @@ mod tests {
             enabled: true,
             ..Default::default()
         };
-        let az = Authorizer::load(store.clone(), config.clone()).unwrap();
+        let az = load(store.clone(), config.clone());
         let a = acl(
             ResourceType::Group,
             "g",
@@ -830,14 +935,15 @@ mod tests {
             Operation::DescribeConfigs,
             Permission::Deny,
         );
-        az.create(std::slice::from_ref(&a)).unwrap();
+        block_on(az.create(std::slice::from_ref(&a))).unwrap();
         let raw = store.acls().unwrap();
         let json = String::from_utf8(raw[0].1.clone()).unwrap();
         assert!(json.contains("\"operation\":\"DescribeConfigs\""), "{json}");
         assert!(json.contains("\"permissionType\":\"Deny\""), "{json}");
-        let again = Authorizer::load(store.clone(), config.clone()).unwrap();
-        assert_eq!(again.list(&AclFilter::any()), vec![a]);
-        again.delete(&[AclFilter::any()]).unwrap();
+        let again = load(store.clone(), config.clone());
+        assert_eq!(again.list(&AclFilter::any()), vec![a.clone()]);
+        let removed = block_on(again.delete(&[AclFilter::any()])).unwrap();
+        assert_eq!(removed, vec![vec![a.clone()]]);
         assert!(store.acls().unwrap().is_empty());
     }
 }

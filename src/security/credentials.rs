@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::records::{Change, Record, RecordError, Records, Value};
 use super::scram::{ScramCredential, ScramMechanism, DEFAULT_ITERATIONS};
-use crate::storage::{Store, StoreError};
 
 /// Longest user name accepted (Kafka sets none; this keeps keys and log lines bounded).
 pub const MAX_USER_NAME_BYTES: usize = 1024;
@@ -15,8 +15,9 @@ pub const MAX_USER_NAME_BYTES: usize = 1024;
 /// One user's credentials by mechanism.
 pub type UserCredentials = BTreeMap<ScramMechanism, ScramCredential>;
 
-/// Kafka's record of a user's SCRAM credentials, as ZooKeeper-mode Kafka wrote it under
-/// `/config/users/<name>`: `{"version":1,"config":{"SCRAM-SHA-256":"salt=..,..."}}`.
+/// Kafka's record of a user's configs, as ZooKeeper-mode Kafka wrote it under
+/// `/config/users/<name>`: `{"version":1,"config":{"SCRAM-SHA-256":"salt=..,..."}}`. Other
+/// configs in it (a user's quotas) are kept as they are when the credentials change.
 #[derive(Serialize, Deserialize)]
 struct UserRecord {
     version: i32,
@@ -27,10 +28,11 @@ struct UserRecord {
 ///
 /// It exists so that one owner holds the users: the SASL exchanges read it, and the admin
 /// APIs, the CLI and `--bootstrap-users` change it through the same methods, which write
-/// the store before the change is visible.
+/// the records (the store, or ZooKeeper in a cluster) before the change is visible here;
+/// other brokers apply what ZooKeeper tells them through [`Credentials::apply`].
 pub struct Credentials {
     users: RwLock<BTreeMap<String, UserCredentials>>,
-    store: Arc<Store>,
+    records: Arc<Records>,
 }
 
 /// Why a change to the users was refused.
@@ -41,19 +43,22 @@ pub enum CredentialError {
     #[error("attempt to delete a user credential that does not exist")]
     NotFound,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Records(#[from] RecordError),
 }
 
-/// Encodes a user's credentials in Kafka's record form.
-pub fn encode_record(creds: &UserCredentials) -> Vec<u8> {
-    let record = UserRecord {
-        version: 1,
-        config: creds
-            .iter()
-            .map(|(m, c)| (m.name().to_string(), c.to_kafka_string()))
-            .collect(),
-    };
-    serde_json::to_vec(&record).unwrap_or_default()
+/// A user's record with its credentials replaced by `creds`, keeping its other configs;
+/// None when nothing is left (the record goes).
+fn merge_record(old: Option<&[u8]>, creds: &UserCredentials) -> Value {
+    let mut config = old
+        .and_then(|b| serde_json::from_slice::<UserRecord>(b).ok())
+        .map(|r| r.config)
+        .unwrap_or_default();
+    config.retain(|k, _| ScramMechanism::from_name(k).is_none());
+    for (m, c) in creds {
+        config.insert(m.name().to_string(), c.to_kafka_string());
+    }
+    (!config.is_empty())
+        .then(|| serde_json::to_vec(&UserRecord { version: 1, config }).unwrap_or_default())
 }
 
 /// Decodes a user's record; mechanisms it does not know are skipped.
@@ -73,6 +78,17 @@ pub fn decode_record(bytes: &[u8]) -> Option<UserCredentials> {
     )
 }
 
+/// A user's credentials from its record; an unreadable one counts as none, with a warning.
+fn decode_or_warn(user: &str, bytes: Option<&[u8]>) -> UserCredentials {
+    let Some(bytes) = bytes else {
+        return UserCredentials::new();
+    };
+    decode_record(bytes).unwrap_or_else(|| {
+        tracing::warn!(user = %user, "unreadable SASL user record skipped");
+        UserCredentials::new()
+    })
+}
+
 /// Checks a user name as Kafka's AlterUserScramCredentials does (non-empty), plus a length
 /// bound.
 pub fn validate_user_name(name: &str) -> Result<(), CredentialError> {
@@ -90,23 +106,40 @@ pub fn validate_user_name(name: &str) -> Result<(), CredentialError> {
 }
 
 impl Credentials {
-    /// Loads every user from the store; a record that does not decode is skipped with a
-    /// warning rather than stopping the broker.
-    pub fn load(store: Arc<Store>) -> Result<Credentials, StoreError> {
-        let mut users = BTreeMap::new();
-        for (name, bytes) in store.users()? {
-            match decode_record(&bytes) {
-                Some(c) if !c.is_empty() => {
-                    users.insert(name, c);
-                }
-                Some(_) => {}
-                None => tracing::warn!(user = %name, "unreadable SASL user record skipped"),
+    /// The users in `loaded` (every record, as [`Records::load_all`] read them).
+    pub fn new(records: Arc<Records>, loaded: &[(Record, Vec<u8>)]) -> Credentials {
+        let c = Credentials {
+            users: RwLock::new(BTreeMap::new()),
+            records,
+        };
+        c.apply(&Change::Reset(loaded.to_vec()));
+        c
+    }
+
+    /// Applies what a follower of the records (another broker's write, in a cluster) says.
+    pub fn apply(&self, change: &Change) {
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        match change {
+            Change::Reset(all) => {
+                *users = all
+                    .iter()
+                    .filter_map(|(r, v)| match r {
+                        Record::User(name) => Some((name.clone(), decode_or_warn(name, Some(v)))),
+                        Record::Acls(_) => None,
+                    })
+                    .filter(|(_, c)| !c.is_empty())
+                    .collect();
             }
+            Change::One(Record::User(name), value) => {
+                let creds = decode_or_warn(name, value.as_deref());
+                if creds.is_empty() {
+                    users.remove(name);
+                } else {
+                    users.insert(name.clone(), creds);
+                }
+            }
+            Change::One(Record::Acls(_), _) => {}
         }
-        Ok(Credentials {
-            users: RwLock::new(users),
-            store,
-        })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, UserCredentials>> {
@@ -150,130 +183,174 @@ impl Credentials {
         false
     }
 
-    /// Sets (creates or replaces) a user's credential for one mechanism, written to the
-    /// store before it is used.
-    pub fn upsert(
+    /// Changes the named users' credentials with `change` (from their current ones, as the
+    /// records hold them) in one write, and puts the result in force here. Returns each
+    /// user's credentials before and after.
+    async fn change_users(
+        &self,
+        names: &[String],
+        mut change: impl FnMut(&str, &mut UserCredentials),
+    ) -> Result<Vec<(String, UserCredentials, UserCredentials)>, CredentialError> {
+        let records: Vec<Record> = names.iter().cloned().map(Record::User).collect();
+        let out = self
+            .records
+            .update(
+                &records,
+                |r, old| {
+                    let Record::User(name) = r else {
+                        return old.map(<[u8]>::to_vec);
+                    };
+                    let mut creds = decode_or_warn(name, old);
+                    change(name, &mut creds);
+                    merge_record(old, &creds)
+                },
+                |written| {
+                    let mut out = Vec::with_capacity(written.len());
+                    for (r, old, new) in written {
+                        let Record::User(name) = r else { continue };
+                        self.apply(&Change::One(r.clone(), new.clone()));
+                        out.push((
+                            name.clone(),
+                            decode_or_warn(name, old.as_deref()),
+                            decode_or_warn(name, new.as_deref()),
+                        ));
+                    }
+                    out
+                },
+            )
+            .await?;
+        Ok(out)
+    }
+
+    /// Sets (creates or replaces) a user's credential for one mechanism, written before it
+    /// is used.
+    pub async fn upsert(
         &self,
         user: &str,
         mechanism: ScramMechanism,
         credential: ScramCredential,
     ) -> Result<(), CredentialError> {
         validate_user_name(user)?;
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = users.get(user).cloned().unwrap_or_default();
-        next.insert(mechanism, credential);
-        let mut wb = self.store.batch();
-        wb.put_user(user, &encode_record(&next));
-        self.store.write_synced(wb)?;
-        users.insert(user.to_string(), next);
+        self.change_users(&[user.to_string()], |_, c| {
+            c.insert(mechanism, credential.clone());
+        })
+        .await?;
         Ok(())
     }
 
     /// Removes a user's credential for one mechanism (the user goes with its last one).
-    pub fn delete(&self, user: &str, mechanism: ScramMechanism) -> Result<(), CredentialError> {
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = users.get(user).cloned().ok_or(CredentialError::NotFound)?;
-        if next.remove(&mechanism).is_none() {
-            return Err(CredentialError::NotFound);
+    pub async fn delete(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Result<(), CredentialError> {
+        let changed = self
+            .change_users(&[user.to_string()], |_, c| {
+                c.remove(&mechanism);
+            })
+            .await?;
+        match changed.first() {
+            Some((_, before, _)) if before.contains_key(&mechanism) => Ok(()),
+            _ => Err(CredentialError::NotFound),
         }
-        let mut wb = self.store.batch();
-        if next.is_empty() {
-            wb.delete_user(user);
-        } else {
-            wb.put_user(user, &encode_record(&next));
-        }
-        self.store.write_synced(wb)?;
-        if next.is_empty() {
-            users.remove(user);
-        } else {
-            users.insert(user.to_string(), next);
-        }
-        Ok(())
     }
 
-    /// Applies deletions and upsertions (already validated) in one synced write, as
+    /// Applies deletions and upsertions (already validated) in one write, as
     /// AlterUserScramCredentials does: all of them or none.
-    pub fn alter(
+    pub async fn alter(
         &self,
         deletions: &[(String, ScramMechanism)],
         upsertions: Vec<(String, ScramMechanism, ScramCredential)>,
     ) -> Result<(), CredentialError> {
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        let mut changed: BTreeMap<String, UserCredentials> = BTreeMap::new();
-        for (user, m) in deletions {
-            let entry = changed
-                .entry(user.clone())
-                .or_insert_with(|| users.get(user).cloned().unwrap_or_default());
-            entry.remove(m);
+        for (user, _, _) in &upsertions {
+            validate_user_name(user)?;
         }
-        for (user, m, c) in upsertions {
-            validate_user_name(&user)?;
-            let entry = changed
-                .entry(user.clone())
-                .or_insert_with(|| users.get(&user).cloned().unwrap_or_default());
-            entry.insert(m, c);
-        }
-        let mut wb = self.store.batch();
-        for (user, creds) in &changed {
-            if creds.is_empty() {
-                wb.delete_user(user);
-            } else {
-                wb.put_user(user, &encode_record(creds));
+        let names: std::collections::BTreeSet<String> = deletions
+            .iter()
+            .map(|(u, _)| u.clone())
+            .chain(upsertions.iter().map(|(u, _, _)| u.clone()))
+            .collect();
+        let names: Vec<String> = names.into_iter().collect();
+        self.change_users(&names, |name, c| {
+            for (_, m) in deletions.iter().filter(|(u, _)| u == name) {
+                c.remove(m);
             }
-        }
-        self.store.write_synced(wb)?;
-        for (user, creds) in changed {
-            if creds.is_empty() {
-                users.remove(&user);
-            } else {
-                users.insert(user, creds);
+            for (_, m, cred) in upsertions.iter().filter(|(u, _, _)| u == name) {
+                c.insert(*m, cred.clone());
             }
-        }
+        })
+        .await?;
         Ok(())
     }
 
-    /// Creates a user with both SCRAM mechanisms from a password.
-    pub fn create_with_password(&self, user: &str, password: &str) -> Result<(), CredentialError> {
+    /// Both SCRAM credentials of a password (CPU work: `iterations` hashes each).
+    fn credentials_of(password: &str) -> Result<UserCredentials, CredentialError> {
         if password.is_empty() {
             return Err(CredentialError::Unacceptable(
                 "Password must not be empty".into(),
             ));
         }
-        for m in ScramMechanism::ALL {
-            self.upsert(
-                user,
-                m,
-                ScramCredential::new(m, password.as_bytes(), DEFAULT_ITERATIONS),
-            )?;
-        }
+        Ok(ScramMechanism::ALL
+            .into_iter()
+            .map(|m| {
+                (
+                    m,
+                    ScramCredential::new(m, password.as_bytes(), DEFAULT_ITERATIONS),
+                )
+            })
+            .collect())
+    }
+
+    /// Creates (or replaces) a user with both SCRAM mechanisms from a password.
+    pub async fn create_with_password(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<(), CredentialError> {
+        validate_user_name(user)?;
+        let creds = Self::credentials_of(password)?;
+        self.change_users(&[user.to_string()], |_, c| c.extend(creds.clone()))
+            .await?;
         Ok(())
     }
 
     /// Removes a user and all its credentials; false if there was none.
-    pub fn remove_user(&self, user: &str) -> Result<bool, CredentialError> {
-        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        if !users.contains_key(user) {
-            return Ok(false);
-        }
-        let mut wb = self.store.batch();
-        wb.delete_user(user);
-        self.store.write_synced(wb)?;
-        users.remove(user);
-        Ok(true)
+    pub async fn remove_user(&self, user: &str) -> Result<bool, CredentialError> {
+        let changed = self
+            .change_users(&[user.to_string()], |_, c| c.clear())
+            .await?;
+        Ok(changed
+            .first()
+            .is_some_and(|(_, before, _)| !before.is_empty()))
     }
 
     /// `--bootstrap-users name:password,...`: creates each user that does not exist yet,
     /// with SCRAM-SHA-256 and SCRAM-SHA-512 credentials; existing users are left as they
-    /// are, so a password changed since is not reset by a restart.
-    pub fn bootstrap(&self, spec: &str) -> Result<Vec<String>, CredentialError> {
+    /// are, so a password changed since is not reset by a restart (nor, in a cluster, by
+    /// another broker starting with the same flag).
+    pub async fn bootstrap(&self, spec: &str) -> Result<Vec<String>, CredentialError> {
         let mut created = Vec::new();
-        for entry in parse_bootstrap_users(spec).map_err(CredentialError::Unacceptable)? {
-            let (user, password) = entry;
+        for (user, password) in
+            parse_bootstrap_users(spec).map_err(CredentialError::Unacceptable)?
+        {
             if self.read().contains_key(&user) {
                 continue;
             }
-            self.create_with_password(&user, &password)?;
-            created.push(user);
+            validate_user_name(&user)?;
+            let creds = Self::credentials_of(&password)?;
+            let changed = self
+                .change_users(std::slice::from_ref(&user), |_, c| {
+                    if c.is_empty() {
+                        c.extend(creds.clone());
+                    }
+                })
+                .await?;
+            if changed
+                .first()
+                .is_some_and(|(_, before, _)| before.is_empty())
+            {
+                created.push(user);
+            }
         }
         Ok(created)
     }
@@ -302,24 +379,41 @@ pub fn parse_bootstrap_users(spec: &str) -> Result<Vec<(String, String)>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::Store;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn load(store: Arc<Store>) -> Credentials {
+        let records = Arc::new(Records::local(store));
+        let loaded = block_on(records.load_all()).unwrap();
+        Credentials::new(records, &loaded)
+    }
 
     #[test]
     fn users_persist_salted_and_check_passwords() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path(), false).unwrap();
-            let c = Credentials::load(store.clone()).unwrap();
-            assert_eq!(c.bootstrap("alice:pw1, bob:p:w").unwrap(), ["alice", "bob"]);
+            let c = load(store.clone());
+            assert_eq!(
+                block_on(c.bootstrap("alice:pw1, bob:p:w")).unwrap(),
+                ["alice", "bob"]
+            );
             assert!(c.check_password("bob", b"p:w"));
             assert!(!c.check_password("bob", b"p"));
             assert!(!c.check_password("carol", b"p"));
             // An existing user keeps its password across a second bootstrap.
-            c.create_with_password("alice", "changed").unwrap();
-            assert!(c.bootstrap("alice:pw1").unwrap().is_empty());
+            block_on(c.create_with_password("alice", "changed")).unwrap();
+            assert!(block_on(c.bootstrap("alice:pw1")).unwrap().is_empty());
             assert!(c.check_password("alice", b"changed"));
-            c.delete("bob", ScramMechanism::Sha256).unwrap();
+            block_on(c.delete("bob", ScramMechanism::Sha256)).unwrap();
             assert!(matches!(
-                c.delete("bob", ScramMechanism::Sha256),
+                block_on(c.delete("bob", ScramMechanism::Sha256)),
                 Err(CredentialError::NotFound)
             ));
             // No password in the stored record.
@@ -330,12 +424,35 @@ mod tests {
             store.flush().unwrap();
         }
         let store = Store::open(dir.path(), false).unwrap();
-        let c = Credentials::load(store).unwrap();
+        let c = load(store);
         assert!(c.check_password("alice", b"changed"));
         assert!(c.check_password("bob", b"p:w"), "bob keeps SCRAM-SHA-512");
         assert!(c.get("bob", ScramMechanism::Sha256).is_none());
-        assert!(c.remove_user("bob").unwrap());
-        assert!(!c.remove_user("bob").unwrap());
+        assert!(block_on(c.remove_user("bob")).unwrap());
+        assert!(!block_on(c.remove_user("bob")).unwrap());
+    }
+
+    #[test]
+    fn other_configs_in_a_user_record_are_kept() {
+        let quota = br#"{"version":1,"config":{"producer_byte_rate":"1024"}}"#;
+        let creds: UserCredentials = [(
+            ScramMechanism::Sha256,
+            ScramCredential::new(ScramMechanism::Sha256, b"pw", 4096),
+        )]
+        .into_iter()
+        .collect();
+        let merged = merge_record(Some(quota), &creds).unwrap();
+        let text = String::from_utf8(merged.clone()).unwrap();
+        assert!(
+            text.contains("producer_byte_rate") && text.contains("SCRAM-SHA-256"),
+            "{text}"
+        );
+        let emptied = merge_record(Some(&merged), &UserCredentials::new()).unwrap();
+        assert_eq!(
+            emptied,
+            merge_record(Some(quota), &UserCredentials::new()).unwrap()
+        );
+        assert_eq!(merge_record(None, &UserCredentials::new()), None);
     }
 
     #[test]

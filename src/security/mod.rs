@@ -6,6 +6,7 @@ pub mod acl;
 pub mod credentials;
 pub mod oauthbearer;
 pub mod plain;
+pub mod records;
 pub mod scram;
 pub mod tls;
 

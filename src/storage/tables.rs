@@ -57,6 +57,16 @@ impl Store {
             .collect())
     }
 
+    /// One SASL user's credentials record.
+    pub fn user_record(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_meta(&[META_USER, name.as_bytes()].concat())
+    }
+
+    /// One resource pattern's ACL record.
+    pub fn acl_record(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_meta(&[META_ACL, key.as_bytes()].concat())
+    }
+
     /// Every resource pattern's ACL record, by its key.
     pub fn acls(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Ok(self

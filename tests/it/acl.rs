@@ -408,17 +408,30 @@ async fn allow_everyone_if_no_acl_found_opens_only_unprotected_resources() {
     );
 }
 
+/// In a cluster, brokers reach each other as User:ANONYMOUS on the PLAINTEXT inter-broker
+/// listener: ACLs are refused at start unless that principal is a super user (checked
+/// before joining, so no ZooKeeper is needed to see it).
 #[tokio::test]
-async fn the_authorizer_is_refused_in_cluster_mode_for_now() {
-    let err = match klamm::Broker::bind(BrokerConfig {
-        authorizer: true,
-        zookeeper_connect: Some("127.0.0.1:1".into()),
-        ..BrokerConfig::ephemeral()
-    })
-    .await
-    {
-        Ok(_) => panic!("--authorizer started in cluster mode"),
+async fn the_authorizer_in_a_cluster_needs_anonymous_as_a_super_user() {
+    let start = |super_users: &str| {
+        klamm::Broker::bind(BrokerConfig {
+            authorizer: true,
+            super_users: Some(super_users.into()),
+            zookeeper_connect: Some("127.0.0.1:1".into()),
+            zookeeper_session_timeout_ms: 1000,
+            ..BrokerConfig::ephemeral()
+        })
+    };
+    let err = match start("User:admin").await {
+        Ok(_) => panic!("--authorizer started in cluster mode without User:ANONYMOUS"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("--authorizer"), "{err}");
+    assert!(err.contains("needs User:ANONYMOUS in --super-users"), "{err}");
+    // With it, the start goes on to ZooKeeper (none listens here).
+    let err = match start("User:admin;User:ANONYMOUS").await {
+        Ok(_) => panic!("joined a ZooKeeper that does not exist"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("ZooKeeper"), "{err}");
+    assert!(!err.contains("--super-users"), "{err}");
 }

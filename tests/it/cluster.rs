@@ -24,7 +24,7 @@ const SESSION_TIMEOUT_MS: &str = "2000";
 
 /// A test's temporary dir; kept (and its path printed) when `KLAMM_KEEP_TEST_DIRS` is set,
 /// so a failing cluster test's broker logs (`broker-N.log`) can be read afterwards.
-fn test_dir() -> tempfile::TempDir {
+pub(crate) fn test_dir() -> tempfile::TempDir {
     let keep = std::env::var_os("KLAMM_KEEP_TEST_DIRS").is_some();
     let dir = tempfile::Builder::new()
         .prefix("klamm-cluster-")
@@ -37,7 +37,7 @@ fn test_dir() -> tempfile::TempDir {
     dir
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -46,7 +46,7 @@ fn free_port() -> u16 {
 }
 
 /// A process stopped by PID when the test ends, whatever happens.
-struct Proc(Child);
+pub(crate) struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -57,7 +57,7 @@ impl Drop for Proc {
 
 /// Starts ZooKeeper with a config of the test's own on a free port; waits (bounded) until
 /// it accepts connections.
-fn start_zookeeper(dir: &Path) -> (Proc, u16) {
+pub(crate) fn start_zookeeper(dir: &Path) -> (Proc, u16) {
     assert!(
         Path::new(ZK_SERVER).exists(),
         "{ZK_SERVER} missing: install Debian's zookeeper package (./test.sh does)"
@@ -107,7 +107,7 @@ fn start_broker(id: i32, port: u16, zk: u16, data: &Path) -> Result<Proc, String
 }
 
 /// [`start_broker`] with extra flags.
-fn start_broker_with(
+pub(crate) fn start_broker_with(
     id: i32,
     port: u16,
     zk: u16,
@@ -223,7 +223,7 @@ async fn describe_cluster_of(port: u16) -> (Vec<(i32, i32)>, i32) {
 
 /// Waits (bounded) until every port's Metadata lists exactly `ids` with one controller
 /// among them and one cluster id; returns the controller.
-async fn converge(ports: &[u16], ids: &[i32], within: Duration) -> (i32, String) {
+pub(crate) async fn converge(ports: &[u16], ids: &[i32], within: Duration) -> (i32, String) {
     let deadline = Instant::now() + within;
     loop {
         let mut seen = Vec::new();

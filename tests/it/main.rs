@@ -8,6 +8,7 @@ mod acl;
 mod bad_input;
 mod cli;
 mod cluster;
+mod cluster_security;
 mod compaction;
 mod configs;
 mod connections;

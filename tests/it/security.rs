@@ -495,7 +495,10 @@ async fn users_survive_a_restart_and_bootstrap_does_not_reset_them() {
     };
     let broker = start_with(config("dave:first")).await;
     let ctx = broker.context().unwrap();
-    ctx.users.create_with_password("dave", "second").unwrap();
+    ctx.users
+        .create_with_password("dave", "second")
+        .await
+        .unwrap();
     drop(ctx);
     broker.shutdown().await;
     let broker = start_with(config("dave:first")).await;
