@@ -426,7 +426,10 @@ async fn the_authorizer_in_a_cluster_needs_anonymous_as_a_super_user() {
         Ok(_) => panic!("--authorizer started in cluster mode without User:ANONYMOUS"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("needs User:ANONYMOUS in --super-users"), "{err}");
+    assert!(
+        err.contains("needs User:ANONYMOUS in --super-users"),
+        "{err}"
+    );
     // With it, the start goes on to ZooKeeper (none listens here).
     let err = match start("User:admin;User:ANONYMOUS").await {
         Ok(_) => panic!("joined a ZooKeeper that does not exist"),

@@ -579,7 +579,7 @@ async fn partitions_of(port: u16, topic: &str) -> (i16, uuid::Uuid, Vec<(i32, i3
     (t.error_code, t.topic_id, parts)
 }
 
-fn run_kcat(args: &[&str], stdin: Option<&str>) -> String {
+pub(crate) fn run_kcat(args: &[&str], stdin: Option<&str>) -> String {
     use std::io::Write;
     let mut child = Command::new("kcat")
         .args(args)

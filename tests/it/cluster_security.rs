@@ -3,7 +3,9 @@
 //! broker, a broker that restarts has them before its first client, and a record written
 //! into ZooKeeper by other tooling in Kafka's format is followed too.
 
-use crate::cluster::{converge, free_port, start_broker_with, start_zookeeper, test_dir, Proc};
+use crate::cluster::{
+    converge, free_port, run_kcat, start_broker_with, start_zookeeper, test_dir, Proc,
+};
 use crate::common::*;
 
 use std::net::SocketAddr;
@@ -392,6 +394,83 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A real client as alice, with SCRAM-SHA-256, on a topic replicated over all three
+    // brokers: acks=all needs the followers' fetches, which pass as User:ANONYMOUS on the
+    // inter-broker listener; what kcat wrote through broker 2 it reads back through broker 3.
+    let mut c = Client::connect(addr(plain[0])).await;
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(s("payments")))
+                    .with_num_partitions(3)
+                    .with_replication_factor(3)])
+                .with_timeout_ms(10_000),
+            5,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    create_acl(plain[0], acl(TOPIC, "payments", LITERAL, WRITE, ALLOW)).await;
+    create_acl(plain[0], acl(TOPIC, "payments", LITERAL, READ, ALLOW)).await;
+    for port in &plain {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while described(*port)
+            .await
+            .iter()
+            .filter(|a| a.1 == "payments")
+            .count()
+            < 2
+        {
+            assert!(
+                Instant::now() < deadline,
+                ":{port} never saw the payments ACLs"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let sasl_args = |port: u16| {
+        vec![
+            "-b".to_string(),
+            format!("127.0.0.1:{port}"),
+            "-X".into(),
+            "security.protocol=SASL_PLAINTEXT".into(),
+            "-X".into(),
+            "sasl.mechanisms=SCRAM-SHA-256".into(),
+            "-X".into(),
+            "sasl.username=alice".into(),
+            "-X".into(),
+            "sasl.password=alice-pw".into(),
+            "-t".into(),
+            "payments".into(),
+        ]
+    };
+    let lines: Vec<String> = (0..30).map(|i| format!("k{i}:paid {i} \u{e9}")).collect();
+    let mut produce = sasl_args(sasl[1]);
+    produce.extend(
+        [
+            "-P",
+            "-K:",
+            "-X",
+            "acks=all",
+            "-X",
+            "message.timeout.ms=20000",
+        ]
+        .map(String::from),
+    );
+    let produce: Vec<&str> = produce.iter().map(String::as_str).collect();
+    run_kcat(&produce, Some(&(lines.join("\n") + "\n")));
+    let mut consume = sasl_args(sasl[2]);
+    consume.extend(["-C", "-o", "beginning", "-e", "-q", "-f", "%k:%s\n"].map(String::from));
+    let consume: Vec<&str> = consume.iter().map(String::as_str).collect();
+    let mut got: Vec<String> = run_kcat(&consume, None)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    let mut want = lines.clone();
+    want.sort();
+    assert_eq!(got, want, "alice reads back what she wrote, byte-exact");
 
     // Broker 3 killed and started again has users and ACLs before its first client.
     drop(brokers[2].take());
