@@ -1339,9 +1339,6 @@ impl Authorize for DescribeTransactionsRequest {
             az.txn(Operation::Describe, id)
         });
         self.transactional_ids = allowed;
-        if denied.is_empty() {
-            return Gate::Pass(self);
-        }
         let extra: Vec<_> = denied
             .into_iter()
             .map(|id| {
@@ -1352,9 +1349,16 @@ impl Authorize for DescribeTransactionsRequest {
                     .with_producer_epoch(-1)
             })
             .collect();
+        // As Kafka: a transaction's partitions are listed only for topics the principal
+        // may describe.
+        let az = az.clone();
         Gate::Partial(
             self,
             Box::new(move |r: &mut DescribeTransactionsResponse| {
+                for t in &mut r.transaction_states {
+                    t.topics
+                        .retain(|tp| az.topic(Operation::Describe, &tp.topic));
+                }
                 r.transaction_states.extend(extra)
             }),
         )

@@ -438,3 +438,88 @@ async fn the_authorizer_in_a_cluster_needs_anonymous_as_a_super_user() {
     assert!(err.contains("ZooKeeper"), "{err}");
     assert!(!err.contains("--super-users"), "{err}");
 }
+
+/// DescribeTransactions: a transactional id the principal may not describe is refused with
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and a described transaction lists only the
+/// partitions of topics the principal may describe, as Kafka filters them.
+#[tokio::test]
+async fn described_transactions_show_only_describable_topics() {
+    const TRANSACTIONAL_ID: i8 = 5;
+    const DESCRIBE: i8 = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_with(secured(dir.path())).await;
+    let mut admin = login(&broker, "admin", "admin-pw").await;
+    for t in ["visible", "secret"] {
+        assert_eq!(create_topic(&mut admin, t, 1).await.topics[0].error_code, 0);
+    }
+    let created = admin
+        .send(
+            &CreateAclsRequest::default().with_creations(vec![
+                acl(
+                    TRANSACTIONAL_ID,
+                    "tx",
+                    LITERAL,
+                    "User:alice",
+                    DESCRIBE,
+                    ALLOW,
+                ),
+                acl(TOPIC, "visible", LITERAL, "User:alice", DESCRIBE, ALLOW),
+            ]),
+            3,
+        )
+        .await;
+    assert!(created.results.iter().all(|r| r.error_code == 0));
+    let init = admin
+        .send(
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("tx"))))
+                .with_transaction_timeout_ms(60_000),
+            4,
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    use add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let added = admin
+        .send(
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+                .with_v3_and_below_producer_id(init.producer_id)
+                .with_v3_and_below_producer_epoch(init.producer_epoch)
+                .with_v3_and_below_topics(
+                    ["visible", "secret"]
+                        .map(|t| {
+                            AddPartitionsToTxnTopic::default()
+                                .with_name(tn(t))
+                                .with_partitions(vec![0])
+                        })
+                        .to_vec(),
+                ),
+            3,
+        )
+        .await;
+    assert!(added.results_by_topic_v3_and_below.iter().all(|t| t
+        .results_by_partition
+        .iter()
+        .all(|p| p.partition_error_code == 0)));
+    let describe = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(s("tx")), TransactionalId(s("other"))]);
+    let as_admin = admin.send(&describe, 0).await;
+    let topics_of = |r: &DescribeTransactionsResponse, id: &str| {
+        let t = r
+            .transaction_states
+            .iter()
+            .find(|t| t.transactional_id.as_str() == id)
+            .unwrap();
+        let mut names: Vec<String> = t.topics.iter().map(|x| x.topic.to_string()).collect();
+        names.sort();
+        (t.error_code, names)
+    };
+    assert_eq!(
+        topics_of(&as_admin, "tx"),
+        (0, vec!["secret".to_string(), "visible".to_string()])
+    );
+    let mut alice = login(&broker, "alice", "alice-pw").await;
+    let as_alice = alice.send(&describe, 0).await;
+    assert_eq!(topics_of(&as_alice, "tx"), (0, vec!["visible".to_string()]));
+    assert_eq!(topics_of(&as_alice, "other").0, TXN_DENIED);
+}
