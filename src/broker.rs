@@ -105,35 +105,35 @@ impl Broker {
         let (listeners, advertised) =
             bind_listeners(&plan, config.socket_listen_backlog_size, tls)?;
         let local_addr = listeners[0].socket.local_addr()?;
-        if config.zookeeper_connect.is_some() {
-            let inter = plan
-                .listeners
-                .iter()
-                .find(|l| l.name == plan.inter_broker)
-                .map(|l| l.protocol);
-            anyhow::ensure!(
-                inter == Some(crate::listeners::SecurityProtocol::Plaintext),
-                "the inter-broker listener {} must be PLAINTEXT for now (brokers do not yet dial each other over TLS or SASL); name a PLAINTEXT listener with --inter-broker-listener-name",
-                plan.inter_broker
-            );
-        }
+        let inter_protocol = plan
+            .listeners
+            .iter()
+            .find(|l| l.name == plan.inter_broker)
+            .map_or(crate::listeners::SecurityProtocol::Plaintext, |l| {
+                l.protocol
+            });
+        let (inter_broker, inter_principal) = inter_broker_security(&config, inter_protocol)?;
         let super_users = match &config.super_users {
             Some(s) => crate::security::acl::parse_super_users(s)
                 .map_err(|e| anyhow::anyhow!("--super-users: {e}"))?,
             None => Vec::new(),
         };
-        // Brokers dial each other on the PLAINTEXT inter-broker listener, where they are
-        // User:ANONYMOUS: with ACLs on, that principal must be a super user or replication
-        // and transaction markers are refused (Kafka's inter-broker principal needs the
-        // same rights).
+        // With ACLs on, the principal brokers have on the inter-broker listener must be a
+        // super user, or replication and transaction markers are refused (Kafka's
+        // inter-broker principal needs the same rights).
         if config.authorizer
             && config.zookeeper_connect.is_some()
-            && !super_users.iter().any(|u| u == crate::security::ANONYMOUS)
+            && !super_users.contains(&inter_principal)
         {
+            let hint = if inter_principal == crate::security::ANONYMOUS {
+                " (keep that listener on a private address and give clients SASL listeners, or make the inter-broker listener SASL with --inter-broker-sasl-user)"
+            } else {
+                ""
+            };
             anyhow::bail!(
-                "--authorizer in cluster mode needs {anon} in --super-users: brokers talk to each other on the PLAINTEXT listener {inter}, where they are {anon} (keep that listener on a private address and give clients SASL listeners)",
-                anon = crate::security::ANONYMOUS,
-                inter = plan.inter_broker
+                "--authorizer in cluster mode needs {inter_principal} in --super-users: brokers reach each other on the {} listener {} as {inter_principal}{hint}",
+                inter_protocol.name(),
+                plan.inter_broker
             );
         }
         let cluster = match &config.zookeeper_connect {
@@ -258,6 +258,7 @@ impl Broker {
             });
         }
         let ctx = Arc::new(Context {
+            inter_broker,
             users,
             authorizer,
             sasl_mechanisms,
@@ -610,4 +611,57 @@ fn every(
             }
         }
     });
+}
+
+/// How this broker dials the others on the inter-broker listener (TLS, SASL), and the
+/// principal it has there, which ACLs must let do everything brokers do.
+fn inter_broker_security(
+    config: &BrokerConfig,
+    protocol: crate::listeners::SecurityProtocol,
+) -> anyhow::Result<(crate::client::Security, String)> {
+    use crate::security::{tls, Mechanism, ANONYMOUS};
+    let tls = if protocol.tls() {
+        let (Some(ca), Some(cert), Some(key)) =
+            (&config.ssl_ca, &config.ssl_certificate, &config.ssl_key)
+        else {
+            anyhow::bail!("an {} inter-broker listener needs --ssl-ca (the CA that signs the brokers' certificates, to verify them) with --ssl-certificate and --ssl-key", protocol.name());
+        };
+        Some(tls::client_config(ca, cert, key).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
+    let sasl = if protocol.sasl() {
+        let name = config.inter_broker_sasl_mechanism.to_ascii_uppercase();
+        let mechanism = Mechanism::from_name(&name)
+            .filter(|m| *m != Mechanism::OAuthBearer)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--inter-broker-sasl-mechanism {name:?}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                )
+            })?;
+        let (Some(user), Some(password)) = (
+            &config.inter_broker_sasl_user,
+            &config.inter_broker_sasl_password,
+        ) else {
+            anyhow::bail!("a {} inter-broker listener needs --inter-broker-sasl-user and --inter-broker-sasl-password", protocol.name());
+        };
+        Some(crate::client::SaslLogin {
+            mechanism,
+            user: user.clone(),
+            password: password.clone(),
+        })
+    } else {
+        None
+    };
+    let principal = match (&sasl, &config.ssl_certificate) {
+        (Some(login), _) => format!("User:{}", login.user),
+        (None, Some(cert))
+            if protocol == crate::listeners::SecurityProtocol::Ssl
+                && config.ssl_client_auth != tls::ClientAuth::None =>
+        {
+            tls::own_principal(cert).unwrap_or_else(|| ANONYMOUS.to_string())
+        }
+        _ => ANONYMOUS.to_string(),
+    };
+    Ok((crate::client::Security { tls, sasl }, principal))
 }

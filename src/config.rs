@@ -88,6 +88,39 @@ pub struct BrokerConfig {
     )]
     pub inter_broker_listener_name: Option<String>,
 
+    /// Kafka's `sasl.mechanism.inter.broker.protocol`: how brokers log in to each other
+    /// when the inter-broker listener is SASL_PLAINTEXT or SASL_SSL (PLAIN, SCRAM-SHA-256
+    /// or SCRAM-SHA-512).
+    #[arg(
+        long = "inter-broker-sasl-mechanism",
+        alias = "sasl.mechanism.inter.broker.protocol",
+        env = "KLAMM_INTER_BROKER_SASL_MECHANISM",
+        default_value = "PLAIN",
+        help_heading = "Listeners",
+        value_name = "MECHANISM"
+    )]
+    pub inter_broker_sasl_mechanism: String,
+
+    /// The user brokers log in as on a SASL inter-broker listener (Kafka takes it from the
+    /// listener's `sasl.jaas.config`); it must exist, e.g. from `--bootstrap-users`.
+    #[arg(
+        long = "inter-broker-sasl-user",
+        env = "KLAMM_INTER_BROKER_SASL_USER",
+        help_heading = "Listeners",
+        value_name = "USER"
+    )]
+    pub inter_broker_sasl_user: Option<String>,
+
+    /// That user's password.
+    #[arg(
+        long = "inter-broker-sasl-password",
+        env = "KLAMM_INTER_BROKER_SASL_PASSWORD",
+        help_heading = "Listeners",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub inter_broker_sasl_password: Option<String>,
+
     /// Kafka's `sasl.enabled.mechanisms` for SASL_PLAINTEXT and SASL_SSL listeners: any of
     /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured JWS tokens, for
     /// development: anyone can mint one, so it is not on by default).

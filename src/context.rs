@@ -32,6 +32,8 @@ pub struct Context {
     pub listeners: Vec<crate::listeners::Listener>,
     /// The listener brokers of a cluster dial each other on.
     pub inter_broker_listener: String,
+    /// How this broker dials the others on the inter-broker listener (TLS, SASL).
+    pub inter_broker: crate::client::Security,
     /// SASL users and their salted credentials.
     pub users: Arc<crate::security::credentials::Credentials>,
     /// The ACLs and the rules that apply them (`--authorizer`).
@@ -58,6 +60,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// Connects to another broker at `addr` on the inter-broker listener, with its TLS and
+    /// SASL login when the listener has them.
+    pub async fn dial(
+        &self,
+        addr: &str,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<crate::client::Client> {
+        crate::client::Client::connect_with(addr, timeout, &self.inter_broker).await
+    }
+
     /// The brokers clients may connect to, by node id, and the controller's id: this broker
     /// alone when it is not in a cluster, else what ZooKeeper last said.
     pub fn brokers_and_controller(&self, listener: &str) -> (Vec<(i32, String, i32)>, i32) {

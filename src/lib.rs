@@ -26,6 +26,7 @@ pub mod security;
 pub mod server;
 pub mod storage;
 pub mod topic_config;
+pub mod transport;
 pub mod txn;
 pub mod txn_markers;
 pub mod txn_verify;

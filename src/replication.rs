@@ -93,9 +93,24 @@ async fn fetch_from(ctx: Weak<Context>, leader: i32, mut set: watch::Receiver<Ve
         let me = c.config.node_id;
         let wait_ms = c.config.replica_fetch_wait_max_ms;
         let max_bytes = c.config.replica_fetch_max_bytes;
+        let security = c.inter_broker.clone();
         drop(c);
         let connected = match &endpoint {
-            Some(addr) => Client::connect(addr, Duration::from_secs(5)).await.ok(),
+            Some(addr) => match Client::connect_with(addr, Duration::from_secs(5), &security).await
+            {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    // A leader that is down is expected; a refused login or certificate
+                    // is a misconfiguration the operator must see.
+                    if e.contains("SASL") || e.contains("TLS") {
+                        tracing::warn!(leader, error = %e, "cannot log in to the leader");
+                    } else {
+                        tracing::debug!(leader, error = %e, "cannot reach the leader");
+                    }
+                    None
+                }
+            },
             None => None,
         };
         let Some(client) = connected else {

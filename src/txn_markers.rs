@@ -136,12 +136,16 @@ async fn send_markers(ctx: &Weak<Context>, prepared: Vec<TxnMeta>) {
     }
     let mut sends = tokio::task::JoinSet::new();
     for (addr, markers) in by_leader {
+        let Some(security) = ctx.upgrade().map(|c| c.inter_broker.clone()) else {
+            return;
+        };
         sends.spawn(async move {
             let ids: Vec<String> = markers.iter().map(|(id, _)| id.clone()).collect();
             let req = WriteTxnMarkersRequest::default()
                 .with_markers(markers.into_iter().map(|(_, m)| m).collect());
             let resp = async {
-                let mut client = Client::connect(&addr, Duration::from_secs(5)).await?;
+                let mut client =
+                    Client::connect_with(&addr, Duration::from_secs(5), &security).await?;
                 client.set_timeout(REQUEST_TIMEOUT);
                 client.send(&req, 1).await
             }

@@ -19,7 +19,6 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, ProducerId, TopicName,
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::client::Client;
 use crate::context::Context;
 use crate::log::batch::BatchHeader;
 use crate::metadata::Topic;
@@ -137,7 +136,7 @@ async fn ask_coordinator(
             ),
     ]);
     let resp = tokio::time::timeout(VERIFY_TIMEOUT, async {
-        let mut client = Client::connect(&addr, VERIFY_TIMEOUT).await?;
+        let mut client = ctx.dial(&addr, VERIFY_TIMEOUT).await?;
         client.set_timeout(VERIFY_TIMEOUT);
         client.send(&req, 4).await
     })

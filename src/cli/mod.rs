@@ -263,30 +263,20 @@ fn check(code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
 }
 
 async fn connect(conn: &Conn) -> anyhow::Result<Client> {
-    let mut c = Client::connect(
+    let sasl = conn
+        .sasl_user
+        .as_ref()
+        .map(|user| crate::client::SaslLogin {
+            mechanism: crate::security::Mechanism::Plain,
+            user: user.clone(),
+            password: conn.sasl_password.clone().unwrap_or_default(),
+        });
+    Client::connect_with(
         &conn.bootstrap_server,
         Duration::from_millis(conn.request_timeout_ms),
+        &crate::client::Security { tls: None, sasl },
     )
-    .await?;
-    if let Some(user) = &conn.sasl_user {
-        let hs = c
-            .send(
-                &SaslHandshakeRequest::default().with_mechanism(sb("PLAIN")),
-                1,
-            )
-            .await?;
-        check(hs.error_code, None).context("SASL handshake")?;
-        let password = conn.sasl_password.as_deref().unwrap_or_default();
-        let token = format!("\0{user}\0{password}");
-        let auth = c
-            .send(
-                &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
-                2,
-            )
-            .await?;
-        check(auth.error_code, auth.error_message.as_ref()).context("SASL authentication")?;
-    }
-    Ok(c)
+    .await
 }
 
 /// Runs a subcommand; output goes to stdout, errors are returned.

@@ -388,58 +388,134 @@ impl ScramServer {
     }
 }
 
+/// The client side of an exchange: how a broker logs in to another on a SASL inter-broker
+/// listener with SCRAM.
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    password: Vec<u8>,
+    client_first_bare: String,
+    client_nonce: String,
+    /// The ServerSignature the server must send back, once the proof is sent.
+    expected: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    /// Starts an exchange; returns the client's first message.
+    pub fn start(mechanism: ScramMechanism, user: &str, password: &str) -> (ScramClient, Vec<u8>) {
+        let mut random = [0u8; 24];
+        getrandom::getrandom(&mut random).expect("the OS random source works");
+        Self::with_nonce(
+            mechanism,
+            user,
+            password,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random),
+        )
+    }
+
+    fn with_nonce(
+        mechanism: ScramMechanism,
+        user: &str,
+        password: &str,
+        nonce: &str,
+    ) -> (ScramClient, Vec<u8>) {
+        let name = user.replace('=', "=3D").replace(',', "=2C");
+        let client_first_bare = format!("n={name},r={nonce}");
+        let first = format!("n,,{client_first_bare}").into_bytes();
+        (
+            ScramClient {
+                mechanism,
+                password: password.as_bytes().to_vec(),
+                client_first_bare,
+                client_nonce: nonce.to_string(),
+                expected: None,
+            },
+            first,
+        )
+    }
+
+    /// Answers the server's first message with the proof. Refuses a nonce that does not
+    /// extend the client's and, as Kafka's client, an iteration count outside 4096..=16384
+    /// (a rogue server could ask for any amount of work).
+    pub fn answer(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+        if server_first.len() > MAX_MESSAGE_BYTES {
+            return Err(ScramError::Malformed("server-first-message too long"));
+        }
+        let text =
+            std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed("not UTF-8"))?;
+        let mut parts = text.split(',');
+        let mut field = |name: &'static str| {
+            parts
+                .next()
+                .and_then(|p| p.strip_prefix(name))
+                .ok_or(ScramError::Malformed("unexpected server-first-message"))
+        };
+        let nonce = field("r=")?;
+        let salt = B64
+            .decode(field("s=")?)
+            .map_err(|_| ScramError::Malformed("salt is not base64"))?;
+        let iterations: u32 = field("i=")?
+            .parse()
+            .map_err(|_| ScramError::Malformed("bad iteration count"))?;
+        if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() {
+            return Err(ScramError::BadCredentials(
+                "nonce does not extend the client's",
+            ));
+        }
+        if !(MIN_ITERATIONS..=MAX_ITERATIONS).contains(&iterations) {
+            return Err(ScramError::Malformed("iteration count out of range"));
+        }
+        let m = self.mechanism;
+        let salted = m.salted_password(&self.password, &salt, iterations);
+        let client_key = m.hmac(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth = format!("{},{text},{without_proof}", self.client_first_bare);
+        let signature = m.hmac(&stored_key, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = m.hmac(&salted, b"Server Key");
+        self.expected = Some(m.hmac(&server_key, auth.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server's final message: it proves the server knows the credential.
+    pub fn verify(&self, server_final: &[u8]) -> Result<(), ScramError> {
+        let v = std::str::from_utf8(server_final)
+            .ok()
+            .and_then(|t| t.strip_prefix("v="))
+            .and_then(|v| B64.decode(v).ok())
+            .ok_or(ScramError::Malformed("unexpected server-final-message"))?;
+        match &self.expected {
+            Some(e) if bool::from(e.as_slice().ct_eq(&v)) => Ok(()),
+            _ => Err(ScramError::BadCredentials(
+                "the server's signature is wrong",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The client's side, written from RFC 5802, to drive the server in tests.
-    fn client_final(
-        mechanism: ScramMechanism,
-        password: &str,
-        client_first_bare: &str,
-        server_first: &str,
-    ) -> (String, Vec<u8>) {
-        let mut parts = server_first.split(',');
-        let nonce = parts.next().unwrap().strip_prefix("r=").unwrap();
-        let salt = B64
-            .decode(parts.next().unwrap().strip_prefix("s=").unwrap())
-            .unwrap();
-        let iterations: u32 = parts
-            .next()
-            .unwrap()
-            .strip_prefix("i=")
-            .unwrap()
-            .parse()
-            .unwrap();
-        let salted = mechanism.salted_password(password.as_bytes(), &salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
-        let stored_key = mechanism.hash(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
-        let auth = format!("{client_first_bare},{server_first},{without_proof}");
-        let sig = mechanism.hmac(&stored_key, auth.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
-        let server_key = mechanism.hmac(&salted, b"Server Key");
-        let expected_v = mechanism.hmac(&server_key, auth.as_bytes());
-        (
-            format!("{without_proof},p={}", B64.encode(proof)),
-            format!("v={}", B64.encode(expected_v)).into_bytes(),
-        )
-    }
-
     fn exchange(mechanism: ScramMechanism, stored: &str, tried: &str) -> Result<(), ScramError> {
         let cred = ScramCredential::new(mechanism, stored.as_bytes(), 4096);
-        let first = parse_client_first(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL").unwrap();
+        let (mut client, first) =
+            ScramClient::with_nonce(mechanism, "alice", tried, "fyko+d2lbbFgONRv9qkxdawL");
+        let first = parse_client_first(&first).unwrap();
         let (server, server_first) = ScramServer::start(mechanism, first, Some(cred));
-        let server_first = String::from_utf8(server_first).unwrap();
-        assert!(server_first.starts_with("r=fyko+d2lbbFgONRv9qkxdawL"));
-        let (final_msg, expected_v) = client_final(
-            mechanism,
-            tried,
-            "n=alice,r=fyko+d2lbbFgONRv9qkxdawL",
-            &server_first,
+        assert!(server_first.starts_with(b"r=fyko+d2lbbFgONRv9qkxdawL"));
+        let final_msg = client.answer(&server_first).unwrap();
+        let v = server.finish(&final_msg)?;
+        assert_eq!(
+            client.verify(&v),
+            Ok(()),
+            "the server proves it knows the credential"
         );
-        let v = server.finish(final_msg.as_bytes())?;
-        assert_eq!(v, expected_v, "the server proves it knows the credential");
+        assert!(client.verify(b"v=AAAA").is_err());
         Ok(())
     }
 
@@ -520,12 +596,12 @@ mod tests {
     #[test]
     fn an_unknown_user_fails_like_a_wrong_password() {
         let m = ScramMechanism::Sha256;
-        let first = parse_client_first(b"n,,n=nobody,r=abc").unwrap();
+        let (mut client, first) = ScramClient::with_nonce(m, "nobody", "pw", "abc");
+        let first = parse_client_first(&first).unwrap();
         let (server, server_first) = ScramServer::start(m, first, None);
-        let server_first = String::from_utf8(server_first).unwrap();
-        let (final_msg, _) = client_final(m, "pw", "n=nobody,r=abc", &server_first);
+        let final_msg = client.answer(&server_first).unwrap();
         assert!(matches!(
-            server.finish(final_msg.as_bytes()),
+            server.finish(&final_msg),
             Err(ScramError::BadCredentials(_))
         ));
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -86,6 +86,50 @@ pub fn server_config(s: &TlsSettings<'_>) -> Result<Arc<ServerConfig>, String> {
         .with_single_cert(certs, key)
         .map_err(|e| format!("--ssl-certificate/--ssl-key: {e}"))?;
     Ok(Arc::new(config))
+}
+
+/// The client side, for brokers dialing each other on an SSL or SASL_SSL inter-broker
+/// listener: the other brokers' certificates are checked against `ca` (and their names
+/// against the advertised host, as Kafka's `ssl.endpoint.identification.algorithm=https`
+/// does); this broker's own certificate and key go along for listeners that ask for one.
+pub fn client_config(
+    ca: &Path,
+    certificate: &Path,
+    key: &Path,
+) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore::empty();
+    for c in
+        CertificateDer::pem_file_iter(ca).map_err(|e| format!("--ssl-ca {}: {e}", ca.display()))?
+    {
+        let c = c.map_err(|e| format!("--ssl-ca {}: {e}", ca.display()))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("--ssl-ca {}: {e}", ca.display()))?;
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--ssl-certificate {}: {e}", certificate.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--ssl-key {}: {e}", key.display()))?;
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| format!("--ssl-certificate/--ssl-key: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// The principal of this broker's own certificate (the first in `--ssl-certificate`), as
+/// another broker names it when it asks for client certificates.
+pub fn own_principal(certificate: &Path) -> Option<String> {
+    let first = CertificateDer::pem_file_iter(certificate)
+        .ok()?
+        .next()?
+        .ok()?;
+    certificate_principal(first.as_ref())
 }
 
 /// The principal of a client certificate: `User:` and its subject as Java's

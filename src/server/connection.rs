@@ -10,10 +10,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use super::dispatch;
-use super::transport::Transport;
 use super::wire::Outcome;
 use crate::context::Context;
 use crate::listeners::SecurityProtocol;
+use crate::transport::Transport;
 
 /// Largest read-buffer growth step: a client announcing a 100 MiB frame gets memory only as
 /// fast as it actually sends bytes.

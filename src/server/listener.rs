@@ -7,9 +7,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use super::connection::Connection;
-use super::transport::Transport;
 use crate::context::Context;
 use crate::listeners::SecurityProtocol;
+use crate::transport::Transport;
 use std::time::Duration;
 
 /// File descriptors kept out of the connection budget: RocksDB's WAL, SST and manifest

@@ -4,5 +4,4 @@ pub mod connection;
 pub mod dispatch;
 pub mod listener;
 pub mod sasl;
-pub mod transport;
 pub mod wire;

@@ -877,7 +877,7 @@ async fn topics_spread_over_the_brokers_and_clients_follow_the_leaders() {
 }
 
 /// Each partition's (leader, ISR) as one broker's Metadata lists them.
-async fn isr_of(port: u16, topic: &str) -> Vec<(i32, Vec<i32>)> {
+pub(crate) async fn isr_of(port: u16, topic: &str) -> Vec<(i32, Vec<i32>)> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut c = Client::connect(addr).await;
     let req = MetadataRequest::default()

@@ -487,3 +487,170 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
     wait_login(sasl[2], "alice", "alice-pw", false).await;
     drop(brokers);
 }
+
+/// Brokers dial each other on a SASL_SSL inter-broker listener: TLS verified against the
+/// CA, then a SCRAM-SHA-512 login as `User:broker`, the only principal that may replicate
+/// (User:ANONYMOUS, the plaintext clients here, is denied CLUSTER_ACTION). A topic
+/// replicated over all three brokers takes acks=all writes and keeps every follower in sync.
+#[tokio::test]
+async fn brokers_log_in_to_each_other_over_sasl_ssl() {
+    let pki = crate::security::Pki::new();
+    let dir = test_dir();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let plain: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let internal: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let (cert, key, ca) = (
+        pki.path("broker.pem"),
+        pki.path("broker.key"),
+        pki.path("ca.pem"),
+    );
+    let start = |i: usize| {
+        let listeners = format!(
+            "PLAINTEXT://127.0.0.1:{},INTERNAL://127.0.0.1:{}",
+            plain[i], internal[i]
+        );
+        start_broker_with(
+            i as i32 + 1,
+            plain[i],
+            zk_port,
+            &dir.path().join(format!("broker-{}", i + 1)),
+            &[
+                "--listeners",
+                &listeners,
+                "--listener-security-protocol-map",
+                "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL",
+                "--inter-broker-listener-name",
+                "INTERNAL",
+                "--ssl-certificate",
+                cert.to_str().unwrap(),
+                "--ssl-key",
+                key.to_str().unwrap(),
+                "--ssl-ca",
+                ca.to_str().unwrap(),
+                "--bootstrap-users",
+                "broker:broker-pw",
+                "--inter-broker-sasl-mechanism",
+                "SCRAM-SHA-512",
+                "--inter-broker-sasl-user",
+                "broker",
+                "--inter-broker-sasl-password",
+                "broker-pw",
+                "--authorizer",
+                "--super-users",
+                "User:broker",
+                "--allow-everyone-if-no-acl-found",
+            ],
+        )
+        .unwrap_or_else(|log| panic!("broker {} exited:\n{log}", i + 1))
+    };
+    let _brokers: Vec<Proc> = (0..3).map(start).collect();
+    converge(&plain, &[1, 2, 3], Duration::from_secs(10)).await;
+
+    // Plaintext clients may do anything on the cluster but replicate.
+    let mut c = Client::connect(addr(plain[0])).await;
+    let cluster_acl = |op: i8, perm: i8| {
+        AclCreation::default()
+            .with_resource_type(4)
+            .with_resource_name(s("kafka-cluster"))
+            .with_resource_pattern_type(LITERAL)
+            .with_principal(s("User:ANONYMOUS"))
+            .with_host(s("*"))
+            .with_operation(op)
+            .with_permission_type(perm)
+    };
+    let created = c
+        .send(
+            &CreateAclsRequest::default()
+                .with_creations(vec![cluster_acl(2, ALLOW), cluster_acl(9, DENY)]),
+            3,
+        )
+        .await;
+    assert!(
+        created.results.iter().all(|r| r.error_code == 0),
+        "{created:?}"
+    );
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(s("replicated")))
+                    .with_num_partitions(3)
+                    .with_replication_factor(3)])
+                .with_timeout_ms(10_000),
+            5,
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let topic_id = created.topics[0].topic_id;
+
+    // The DENY is in force on every broker: a plaintext client posing as a follower is
+    // refused, so the followers below can only be replicating as User:broker.
+    for port in &plain {
+        let mut c = Client::connect(addr(*port)).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let mut req = crate::common::wire::fetch_req("replicated", topic_id, 0, 0);
+            req.replica_id = BrokerId(2);
+            let resp = c.send(&req, 12).await;
+            if resp.error_code == 31 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                ":{port} lets User:ANONYMOUS fetch as a follower: {}",
+                resp.error_code
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let lines: Vec<String> = (0..30).map(|i| format!("k{i}:v{i}")).collect();
+    let bootstrap = format!("127.0.0.1:{}", plain[1]);
+    run_kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            "replicated",
+            "-P",
+            "-K:",
+            "-X",
+            "acks=all",
+            "-X",
+            "message.timeout.ms=20000",
+        ],
+        Some(&(lines.join("\n") + "\n")),
+    );
+    let bootstrap = format!("127.0.0.1:{}", plain[2]);
+    let mut got: Vec<String> = run_kcat(
+        &[
+            "-b",
+            &bootstrap,
+            "-t",
+            "replicated",
+            "-C",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k:%s\n",
+        ],
+        None,
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    got.sort();
+    let mut want = lines;
+    want.sort();
+    assert_eq!(got, want);
+    // Every follower keeps up over SASL_SSL: all three replicas stay in sync.
+    let isr = crate::cluster::isr_of(plain[0], "replicated").await;
+    assert_eq!(isr.len(), 3);
+    for (p, in_sync) in isr {
+        let mut in_sync = in_sync;
+        in_sync.sort();
+        assert_eq!(in_sync, vec![1, 2, 3], "partition {p}");
+    }
+}

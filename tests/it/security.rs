@@ -102,6 +102,53 @@ async fn listener_settings_kafka_refuses_are_refused_at_start() {
     }
 }
 
+/// An inter-broker listener with SASL needs the login, with TLS the CA to verify the other
+/// brokers by; OAUTHBEARER is no inter-broker mechanism. Refused at start, before joining.
+#[tokio::test]
+async fn inter_broker_security_without_what_it_needs_is_refused_at_start() {
+    let pki = Pki::new();
+    let base = |protocol: &str| BrokerConfig {
+        listeners: Some("PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0".into()),
+        listener_security_protocol_map: Some(format!("PLAINTEXT:PLAINTEXT,INTERNAL:{protocol}")),
+        inter_broker_listener_name: Some("INTERNAL".into()),
+        ssl_certificate: Some(pki.path("broker.pem")),
+        ssl_key: Some(pki.path("broker.key")),
+        zookeeper_connect: Some("127.0.0.1:1".into()),
+        zookeeper_session_timeout_ms: 1000,
+        ..BrokerConfig::ephemeral()
+    };
+    let cases = [
+        (base("SASL_PLAINTEXT"), "needs --inter-broker-sasl-user"),
+        (base("SSL"), "needs --ssl-ca"),
+        (
+            BrokerConfig {
+                inter_broker_sasl_mechanism: "OAUTHBEARER".into(),
+                inter_broker_sasl_user: Some("b".into()),
+                inter_broker_sasl_password: Some("p".into()),
+                ..base("SASL_PLAINTEXT")
+            },
+            "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+        ),
+        (
+            BrokerConfig {
+                inter_broker_sasl_user: Some("broker".into()),
+                inter_broker_sasl_password: Some("p".into()),
+                authorizer: true,
+                super_users: Some("User:ANONYMOUS".into()),
+                ..base("SASL_PLAINTEXT")
+            },
+            "needs User:broker in --super-users",
+        ),
+    ];
+    for (config, why) in cases {
+        let err = match klamm::Broker::bind(config).await {
+            Ok(_) => panic!("started without {why}"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(why), "{why}: {err}");
+    }
+}
+
 /// A broker with a PLAINTEXT and a SASL_PLAINTEXT listener and two users.
 async fn sasl_broker(mechanisms: &str) -> klamm::BrokerHandle {
     start_with(BrokerConfig {
@@ -513,12 +560,12 @@ async fn users_survive_a_restart_and_bootstrap_does_not_reset_them() {
 
 /// Certificates made with the openssl CLI, as the README's example makes them: a CA, the
 /// broker's certificate for 127.0.0.1/localhost, and a client certificate.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let run = |args: &[&str]| {
             let out = std::process::Command::new("openssl")
@@ -635,7 +682,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn path(&self, name: &str) -> std::path::PathBuf {
+    pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
     }
 

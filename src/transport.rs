@@ -1,4 +1,6 @@
-//! A connection's bytes: the TCP socket as is, or TLS through rustls's sans-I/O API.
+//! A connection's bytes: the TCP socket as is, or TLS through rustls's sans-I/O API. The
+//! broker's listeners use it as the server side, and brokers dialing each other on an SSL
+//! or SASL_SSL inter-broker listener as the client side.
 //!
 //! The connection reads in two ways, and both must work the same over TLS: "wait until
 //! readable, then take a share of `queued.max.request.bytes`, then read without waiting"
@@ -26,7 +28,7 @@ pub struct Transport {
 }
 
 struct Tls {
-    conn: rustls::ServerConnection,
+    conn: rustls::Connection,
     /// Decrypted bytes not yet taken by the connection. Ciphertext is read only when this
     /// is empty, so it holds at most one read's worth.
     plaintext: BytesMut,
@@ -96,6 +98,32 @@ impl Transport {
         timeout: Duration,
     ) -> io::Result<(Transport, Option<Vec<u8>>)> {
         let conn = rustls::ServerConnection::new(config).map_err(invalid)?;
+        let t = Transport::with_tls(socket, conn.into());
+        let t = t.handshake_within(timeout).await?;
+        let peer = t
+            .tls
+            .as_ref()
+            .and_then(|t| t.conn.peer_certificates())
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec());
+        Ok((t, peer))
+    }
+
+    /// The client side: runs the TLS handshake with a broker (bounded by `timeout`),
+    /// verifying its certificate for `server_name`.
+    pub async fn tls_client(
+        socket: TcpStream,
+        config: Arc<rustls::ClientConfig>,
+        server_name: rustls_pki_types::ServerName<'static>,
+        timeout: Duration,
+    ) -> io::Result<Transport> {
+        let conn = rustls::ClientConnection::new(config, server_name).map_err(invalid)?;
+        Transport::with_tls(socket, conn.into())
+            .handshake_within(timeout)
+            .await
+    }
+
+    fn with_tls(socket: TcpStream, conn: rustls::Connection) -> Transport {
         let mut t = Transport::plain(socket);
         t.tls = Some(Box::new(Tls {
             conn,
@@ -104,6 +132,11 @@ impl Transport {
             scratch: vec![0; CIPHERTEXT_READ_BYTES],
             outgoing: Vec::new(),
         }));
+        t
+    }
+
+    async fn handshake_within(mut self, timeout: Duration) -> io::Result<Transport> {
+        let t = &mut self;
         match tokio::time::timeout(timeout, t.handshake()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -118,13 +151,7 @@ impl Transport {
                 ))
             }
         }
-        let peer = t
-            .tls
-            .as_ref()
-            .and_then(|t| t.conn.peer_certificates())
-            .and_then(|c| c.first())
-            .map(|c| c.as_ref().to_vec());
-        Ok((t, peer))
+        Ok(self)
     }
 
     async fn handshake(&mut self) -> io::Result<()> {
@@ -137,7 +164,7 @@ impl Transport {
             if tls.eof {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "the client closed during the TLS handshake",
+                    "the peer closed during the TLS handshake",
                 ));
             }
             self.reader.readable().await?;
@@ -146,7 +173,7 @@ impl Transport {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        "the client closed during the TLS handshake",
+                        "the peer closed during the TLS handshake",
                     ))
                 }
                 Ok(n) => n,
