@@ -9,7 +9,11 @@ Called by run.sh once librdkafka and its test runner are built.  Standard librar
   suite's scenarios/default.json; "noautocreate": auto-create off) on a kernel-chosen
   loopback port with an ephemeral data dir, and stops it by PID at the end.  List entries
   tagged "[cluster]" run against a three-broker Klamm cluster on ZooKeeper instead (one
-  cluster per scenario, started only when such a test is selected).
+  cluster per scenario, started only when such a test is selected); entries tagged "[ssl]" or
+  "[sasl_ssl]" against the SSL or SASL_SSL listener of a broker with client certificates, SCRAM
+  users and the authorizer on (certificates made with openssl in the log directory; the
+  test.conf authenticates), and entries tagged "[authorizer]" against a PLAINTEXT broker with
+  the authorizer on (ACLs added through kafka-acls.sh, kafka_acls_shim.py).
 - Runs each selected test number as its own `test-runner -L` process (TESTS=NNNN) under a
   hard per-test timeout, a few processes at a time, and reads each test's state from the
   runner's summary table (or from its banners when the process had to be killed).
@@ -62,19 +66,24 @@ def parse_tests(test_c):
     return tests
 
 
-# A list entry whose comment (allowlist.txt) or reason (skiplist.txt) starts with this tag runs
-# against the three-broker cluster instead of a single broker.
-CLUSTER_TAG = "[cluster]"
+# A list entry whose comment (allowlist.txt) or reason (skiplist.txt) starts with one of these
+# tags runs against that target instead of the scenario's plain broker: "[cluster]" the
+# three-broker cluster; "[ssl]" and "[sasl_ssl]" the SSL listener (client certificates
+# required) and the SASL_SSL listener (SCRAM) of the secured broker, which has the authorizer on,
+# with a test.conf that authenticates (see SecuredBroker, Listener); "[authorizer]" the PLAINTEXT
+# broker with the authorizer on, for the tests that add ACLs with kafka-acls.sh (they skip
+# themselves when their own connection needs authentication).
+TAGS = {"[cluster]": "cluster", "[ssl]": "ssl", "[sasl_ssl]": "sasl_ssl", "[authorizer]": "authorizer"}
 
 
 def read_list(path):
-    """({name: (rest of line, line number)}, problems, set of entries tagged [cluster]); blank
+    """({name: (rest of line, line number)}, problems, {entry: target kind of its tag}); blank
     lines and '#' comment lines are ignored, and the tag is not part of the rest of the line."""
     entries = {}
     dups = []
-    clustered = set()
+    tagged = {}
     if not os.path.exists(path):
-        return entries, ["%s does not exist" % path], clustered
+        return entries, ["%s does not exist" % path], tagged
     for lineno, raw in enumerate(open(path, encoding="utf-8"), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -83,11 +92,13 @@ def read_list(path):
         if parts[0] in entries:
             dups.append("%s:%d: %s listed twice" % (os.path.basename(path), lineno, parts[0]))
         rest = parts[1].strip() if len(parts) > 1 else ""
-        if rest.startswith(CLUSTER_TAG):
-            clustered.add(parts[0])
-            rest = rest[len(CLUSTER_TAG):].strip()
+        for tag, kind in TAGS.items():
+            if rest.startswith(tag):
+                tagged[parts[0]] = kind
+                rest = rest[len(tag):].strip()
+                break
         entries[parts[0]] = (rest, lineno)
-    return entries, dups, clustered
+    return entries, dups, tagged
 
 
 def parse_entry(entry):
@@ -233,6 +244,14 @@ class Broker(Supervised):
     def bootstrap(self):
         return "127.0.0.1:%d" % self.port
 
+    def client_conf(self):
+        """test.conf lines the tests need to connect (besides bootstrap.servers)."""
+        return []
+
+    def client_env(self):
+        """Environment variables for the test runner (trivup's SSL_* for the secured broker)."""
+        return {}
+
     def describe(self):
         return "127.0.0.1:%d, pid %d" % (self.port, self.proc.pid)
 
@@ -254,6 +273,184 @@ class Broker(Supervised):
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+# The secured broker's client credentials: trivup's defaults (its KafkaCluster's sasl_users
+# "testuser=testpass", its SslApp's ssl_key_pass).
+SASL_USER, SASL_PASSWORD = "testuser", "testpass"
+SASL_MECHANISM = "SCRAM-SHA-512"
+KEY_PASSWORD = "12345678"
+
+
+class Pki:
+    """Certificates made with openssl at run time in DIR, as trivup's SslApp makes them for
+    librdkafka's SSL tests: a CA; the broker's certificate (CN and subjectAltName localhost and
+    127.0.0.1: librdkafka 2.x verifies the broker's name by default); a client certificate
+    (CN=librdkafka) and its key in PEM, DER and PKCS#12 (with the CA, password KEY_PASSWORD);
+    and a second, unrelated CA, concatenated with the first into all_cas.pem (0097's
+    "SSL_all_cas_pem", a CA file with several certificates).  Every certificate is X.509 v3
+    (signed with an -extfile), which rustls requires of the client certificate too."""
+
+    SUBJ = "/C=NN/ST=ST/L=L/O=O/CN=%s"
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.made = False
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def openssl(self, *args):
+        try:
+            r = subprocess.run(("openssl",) + args, cwd=self.dir, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise RuntimeError("openssl %s: %s (the secured broker's tests need openssl)" % (args[0], e))
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (" ".join(args), r.stdout.decode("utf-8", "replace")[-500:]))
+
+    def make_ca(self, name):
+        self.openssl("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                     "-subj", self.SUBJ % name, "-keyout", name + ".key", "-out", name + ".pem")
+
+    def sign(self, name, cn, ext):
+        with open(self.path(name + ".ext"), "w") as f:
+            f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n" + ext)
+        self.openssl("req", "-new", "-key", name + "-priv.pem", "-subj", self.SUBJ % cn,
+                     "-out", name + ".req")
+        self.openssl("x509", "-req", "-in", name + ".req", "-CA", "ca.pem", "-CAkey", "ca.key",
+                     "-CAcreateserial", "-CAserial", "ca.srl", "-days", "3650",
+                     "-extfile", name + ".ext", "-out", name + "-pub.pem")
+
+    def make(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.make_ca("ca")
+        self.openssl("x509", "-outform", "der", "-in", "ca.pem", "-out", "ca.der")
+        self.make_ca("other_ca")
+        with open(self.path("all_cas.pem"), "w") as out:
+            for name in ("other_ca.pem", "ca.pem"):
+                out.write(open(self.path(name)).read())
+        for name in ("broker", "client"):
+            self.openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                         "-out", name + "-priv.pem")
+        self.sign("broker", "localhost", "extendedKeyUsage=serverAuth\n"
+                  "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        self.sign("client", "librdkafka", "extendedKeyUsage=clientAuth\n")
+        self.openssl("x509", "-outform", "der", "-in", "client-pub.pem", "-out", "client-pub.der")
+        self.openssl("rsa", "-outform", "der", "-in", "client-priv.pem", "-out", "client-priv.der")
+        self.openssl("pkcs12", "-export", "-out", "client.pfx", "-inkey", "client-priv.pem",
+                     "-in", "client-pub.pem", "-certfile", "ca.pem",
+                     "-passout", "pass:" + KEY_PASSWORD)
+        self.made = True
+
+    def env(self):
+        """trivup's SSL_* variables (0097_ssl_verify reads the client's key, certificate and CA
+        from them in every encoding)."""
+        p = self.path
+        return {
+            "SSL_ca_pem": p("ca.pem"), "SSL_ca_der": p("ca.der"), "SSL_ca_key": p("ca.key"),
+            "SSL_all_cas_pem": p("all_cas.pem"),
+            "SSL_pub_pem": p("client-pub.pem"), "SSL_pub_der": p("client-pub.der"),
+            "SSL_priv_pem": p("client-priv.pem"), "SSL_priv_der": p("client-priv.der"),
+            "SSL_pkcs": p("client.pfx"), "SSL_req": p("client.req"),
+            "SSL_password": KEY_PASSWORD,
+        }
+
+
+class SecuredBroker(Broker):
+    """A single broker of a scenario with security on:
+
+    - kind "secure": an SSL listener that requires client certificates signed by the run's CA
+      (--ssl-client-auth required, --ssl-ca) and a SASL_SSL listener (SCRAM and PLAIN user
+      testuser from --bootstrap-users; as in Kafka, whose unprefixed ssl.client.auth does not
+      apply to SASL_SSL listeners (KIP-684), a SASL_SSL client is not asked for a
+      certificate), and the authorizer with testuser as its super user and no
+      allow-everyone: a principal without ACLs may do nothing.  The tests tagged [ssl] and
+      [sasl_ssl] run against one listener each (see Listener).
+    - kind "authorizer": PLAINTEXT with the authorizer on and --allow-everyone-if-no-acl-found,
+      as the tests that call kafka-acls.sh expect (everyone may use what no ACL names, then
+      their DENY ACLs take effect); the clients are User:ANONYMOUS."""
+
+    LISTENING = re.compile(r"(?:also listening|klamm ready) on 127\.0\.0\.1:(\d+)(?: listener=(\w+))?")
+
+    def __init__(self, kind, binary, scenario, workdir, extra_args=()):
+        name = kind if scenario == "default" else "%s-%s" % (kind, scenario)
+        super().__init__(binary, scenario, workdir, extra_args, name=name)
+        self.kind = kind
+        self.pki = Pki(os.path.join(workdir, "pki-" + name)) if kind == "secure" else None
+        self.ports = {}  # protocol -> port
+
+    def args(self):
+        if self.kind == "authorizer":
+            return super().args() + ["--authorizer", "--allow-everyone-if-no-acl-found", "true"]
+        pki = self.pki.path
+        return [self.binary, "--listeners", "SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0"] + self.storage + [
+            "--num-partitions", "4",
+            "--auto-create-topics-enable", "false" if self.scenario == "noautocreate" else "true",
+            "--ssl-certificate", pki("broker-pub.pem"), "--ssl-key", pki("broker-priv.pem"),
+            "--ssl-ca", pki("ca.pem"), "--ssl-client-auth", "required",
+            "--bootstrap-users", "%s:%s" % (SASL_USER, SASL_PASSWORD),
+            "--authorizer", "--super-users", "User:" + SASL_USER,
+        ] + self.extra_args
+
+    def start(self):
+        if self.pki is not None and not self.pki.made:
+            self.pki.make()
+        super().start()
+        # The ports of this run's listeners: "also listening on ... listener=SASL_SSL" lines,
+        # then the ready line with the first listener's (SSL's) port.
+        with open(self.logpath, "rb") as f:
+            f.seek(self.log_offset)
+            found = self.LISTENING.findall(ANSI.sub("", f.read().decode("utf-8", "replace")))
+        self.ports = {(proto or "SSL"): int(port) for port, proto in found}
+
+    def describe(self):
+        if self.kind == "authorizer":
+            return super().describe()
+        return "%s, pid %d" % (", ".join("%s 127.0.0.1:%d" % kv for kv in sorted(self.ports.items())),
+                               self.proc.pid)
+
+
+class Listener:
+    """One listener of the "secure" SecuredBroker as the target of the tests tagged [ssl] or
+    [sasl_ssl]: bootstrap.servers is that listener, and the test.conf authenticates as trivup's
+    clients do: for SSL the CA (ssl.ca.location) and the client's certificate and key, which
+    the broker verifies; for SASL_SSL the CA and sasl.mechanisms=SCRAM-SHA-512 with testuser.
+    The test runner's environment has trivup's SSL_* variables (0097_ssl_verify loads the
+    client's certificate, key and CA from them in every encoding)."""
+
+    def __init__(self, broker, protocol):
+        self.broker = broker
+        self.protocol = protocol
+        self.scenario = broker.scenario
+        self.name = protocol.lower() + ("" if broker.scenario == "default" else "-" + broker.scenario)
+
+    def ensure_alive(self):
+        return self.broker.ensure_alive()
+
+    def alive(self):
+        return self.broker.alive()
+
+    def bootstrap(self):
+        return "127.0.0.1:%d" % self.broker.ports[self.protocol]
+
+    def describe(self):
+        return "%s listener %s of broker %s" % (self.protocol, self.bootstrap(), self.broker.name)
+
+    def client_conf(self):
+        pki = self.broker.pki.path
+        conf = ["security.protocol=" + self.protocol, "ssl.ca.location=" + pki("ca.pem")]
+        if self.protocol == "SSL":
+            conf += ["ssl.certificate.location=" + pki("client-pub.pem"),
+                     "ssl.key.location=" + pki("client-priv.pem"),
+                     "ssl.key.password=" + KEY_PASSWORD]
+        else:
+            conf += ["sasl.mechanisms=" + SASL_MECHANISM,
+                     "sasl.username=" + SASL_USER, "sasl.password=" + SASL_PASSWORD]
+        return conf
+
+    def client_env(self):
+        return self.broker.pki.env()
 
 
 ZK_SERVER = "/usr/share/zookeeper/bin/zkServer.sh"
@@ -405,6 +602,12 @@ class Cluster(Supervised):
     def bootstrap(self):
         return ",".join(n.bootstrap() for n in self.nodes)
 
+    def client_conf(self):
+        return []
+
+    def client_env(self):
+        return {}
+
     def describe(self):
         return "%s, ZooKeeper 127.0.0.1:%d (pid %d)" % (
             ", ".join(n.describe() for n in self.nodes), self.zk.port, self.zk.proc.pid)
@@ -474,11 +677,16 @@ def run_once(num, variant, sub, names, flags, broker, opts, workdir, timeout, qu
     with open(conf, "w") as f:
         f.write("bootstrap.servers=%s\n" % broker.bootstrap())
         f.write("test.timeout.multiplier=%s\n" % opts.multiplier)
+        for line in broker.client_conf():
+            f.write(line + "\n")
         if opts.debug:
             f.write("debug=%s\n" % opts.debug)
     env = dict(os.environ)
     for k in ("TESTS_SKIP", "SUBTESTS", "TEST_DEBUG", "KAFKA_PATH", "BROKERS", "ZK_ADDRESS"):
         env.pop(k, None)
+    for k in [k for k in env if k.startswith("SSL_")]:
+        env.pop(k)
+    env.update(broker.client_env())
     env.update({
         # test_kafka_topics() runs $KAFKA_PATH/bin/kafka-topics.sh --bootstrap-server $BROKERS
         # (TEST_KAFKA_VERSION >= 3.0): the Admin API shim, see make_kafka_path().
@@ -601,18 +809,23 @@ def feature_ready(reason, advertised):
 
 
 def make_kafka_path(workdir):
-    """A stand-in Kafka distribution for the suite's KAFKA_PATH: bin/kafka-topics.sh, a wrapper
-    that runs kafka_topics_shim.py (the tool's create/alter/delete/describe/list through the Admin
-    API).  Kafka's other tools (kafka-acls.sh, kafka-run-class.sh, libs/ for the Java test
-    clients) are not there, so tests that need them still fail as they did without KAFKA_PATH."""
-    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kafka_topics_shim.py")
+    """A stand-in Kafka distribution for the suite's KAFKA_PATH: bin/kafka-topics.sh and
+    bin/kafka-acls.sh, wrappers that run kafka_topics_shim.py (the tool's
+    create/alter/delete/describe/list through the Admin API) and kafka_acls_shim.py (--add,
+    --remove, --list through CreateAcls, DeleteAcls, DescribeAcls).  Kafka's other tools
+    (kafka-run-class.sh, libs/ for the Java test clients) are not there, so tests that need them
+    still fail as they did without KAFKA_PATH."""
+    here = os.path.dirname(os.path.abspath(__file__))
     kpath = os.path.join(workdir, "kafka")
     os.makedirs(os.path.join(kpath, "bin"), exist_ok=True)
-    script = os.path.join(kpath, "bin", "kafka-topics.sh")
-    with open(script, "w") as f:
-        f.write("#!/bin/sh\n# Written by rdk_suite.py: Kafka's kafka-topics.sh through the Admin API.\n"
-                "exec '%s' '%s' \"$@\"\n" % (sys.executable or "python3", shim))
-    os.chmod(script, 0o755)
+    for tool, shim, what in (("kafka-topics.sh", "kafka_topics_shim.py", "through the Admin API"),
+                             ("kafka-acls.sh", "kafka_acls_shim.py", "through the ACL APIs")):
+        script = os.path.join(kpath, "bin", tool)
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\n# Written by rdk_suite.py: Kafka's %s %s.\n"
+                    "exec '%s' '%s' \"$@\"\n" % (tool, what, sys.executable or "python3",
+                                                 os.path.join(here, shim)))
+        os.chmod(script, 0o755)
     return kpath
 
 
@@ -654,6 +867,10 @@ def main():
     ap.add_argument("--cluster", default="",
                     help="comma-separated test numbers, names or list entries to run against the "
                          "three-broker cluster, whatever their [cluster] tag says")
+    ap.add_argument("--on", action="append", default=[], metavar="KIND:TESTS",
+                    help="run these comma-separated test numbers, names or list entries against KIND "
+                         "(%s), whatever their tags say; may be repeated, e.g. --on sasl_ssl:0081,0017"
+                         % ", ".join(TAGS.values()))
     ap.add_argument("--extra-budget", type=int, default=120,
                     help="CI subset: skip-listed feature tests are started only within this many seconds "
                          "of the first one (default 120)")
@@ -664,11 +881,17 @@ def main():
 
     tests = parse_tests(os.path.join(opts.testsdir, "test.c"))
     flags = {n: f for n, (f, _) in tests.items()}
-    allow, problems, allow_cluster = read_list(opts.allowlist)
-    skip, dups, skip_cluster = read_list(opts.skiplist)
+    allow, problems, allow_tags = read_list(opts.allowlist)
+    skip, dups, skip_tags = read_list(opts.skiplist)
     problems += dups
-    on_cluster = allow_cluster | skip_cluster
+    tagged = dict(skip_tags, **allow_tags)
     cluster_wanted = [t.strip() for t in opts.cluster.split(",") if t.strip()]
+    kind_wanted = [("cluster", w) for w in cluster_wanted]
+    for spec in opts.on:
+        kind, sep, names = spec.partition(":")
+        if not sep or kind not in TAGS.values():
+            ap.error("--on %r: expected KIND:TESTS with KIND one of %s" % (spec, ", ".join(TAGS.values())))
+        kind_wanted += [(kind, t.strip()) for t in names.split(",") if t.strip()]
     problems += check_lists(tests, allow, skip)
     for p in problems:
         log("LIST ERROR: %s" % p)
@@ -697,7 +920,7 @@ def main():
     results, durations, logs = {}, {}, {}
     t_all = time.time()
     extras_start = {}
-    cluster_errors = {}
+    target_errors = {}
     finished = threading.Event()
 
     def summary(interrupted):
@@ -770,18 +993,36 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     def start_broker(target):
-        """The broker ("scenario") or three-broker cluster ("cluster/scenario") of a target."""
+        """The broker ("scenario"), three-broker cluster ("cluster/scenario"), secured broker
+        ("secure/scenario", "authorizer/scenario") or listener of the secured broker
+        ("ssl/scenario", "sasl_ssl/scenario") of a target."""
         extra = []
         if opts.group_initial_rebalance_delay_ms >= 0:
             extra = ["--group-initial-rebalance-delay-ms", str(opts.group_initial_rebalance_delay_ms)]
-        if target.startswith("cluster/"):
-            scenario = target.split("/", 1)[1]
+        kind, _, scenario = target.rpartition("/")
+        if kind in ("ssl", "sasl_ssl"):
+            # Both are listeners of one broker, "secure/scenario".
+            key = "secure/" + scenario
+            if key not in TARGETS:
+                try:
+                    start_broker(key)
+                except RuntimeError:
+                    TARGETS[key] = None
+                    raise
+            if TARGETS[key] is None:
+                raise RuntimeError("the broker with the SSL and SASL_SSL listeners did not start (see above)")
+            TARGETS[target] = Listener(TARGETS[key], kind.upper())
+            log("%s target: %s" % (kind, TARGETS[target].describe()))
+            return TARGETS[target]
+        if kind == "cluster":
             if ZK[0] is None:
                 ZK[0] = ZooKeeper(workdir)
             b = Cluster(opts.klamm_bin, scenario, workdir, ZK[0], extra)
             what = "cluster (scenario %s)" % scenario
+        elif kind:
+            b = SecuredBroker(kind, opts.klamm_bin, scenario, workdir, extra)
+            what = "%s broker (scenario %s)" % (kind, scenario)
         else:
-            scenario = target
             b = Broker(opts.klamm_bin, scenario, workdir, extra)
             what = "broker (scenario %s)" % scenario
         BROKERS.append(b)
@@ -800,9 +1041,15 @@ def main():
             extras = [e for e in skip if broker_test(e) and feature_ready(skip[e][0], advertised)]
             selected += extras
 
-        def cluster_entry(entry):
-            return entry in on_cluster or parse_entry(entry)[1] == "cluster" or any(
-                entry == w or entry.split("_")[0] == w for w in cluster_wanted)
+        def target_kind(entry):
+            """A kind of TAGS ("cluster", "ssl", ...), or "" for the scenario's broker: --cluster
+            and --on first, then the @cluster variant, then the entry's tag."""
+            for kind, w in kind_wanted:
+                if entry == w or entry.split("_")[0] == w:
+                    return kind
+            if parse_entry(entry)[1] == "cluster":
+                return "cluster"
+            return tagged.get(entry, "")
 
         # TESTS=NNNN selects by number, so entries are grouped by (scenario, number, variant,
         # subtest filter, broker or cluster); one test-runner run per group.  The scenario's
@@ -810,12 +1057,13 @@ def main():
         for entry in selected:
             name, variant, sub = parse_entry(entry)
             scenario = tests[name][1].split(",")[0]
-            target = ("cluster/" if cluster_entry(entry) else "") + scenario
+            kind = target_kind(entry)
+            target = (kind + "/" if kind else "") + scenario
             groups.setdefault((target, name.split("_")[0], variant, sub), []).append((entry, name))
-        # Extras last, so that they cannot disturb the allow-listed tests; cluster runs first,
-        # so that they overlap with the single-broker ones.
+        # Extras last, so that they cannot disturb the allow-listed tests; cluster and secured
+        # broker runs first, so that they overlap with the runs on the scenarios' brokers.
         order = sorted(groups, key=lambda k: (all(e in extras for e, _ in groups[k]),
-                                              not k[0].startswith("cluster/"), k[2], k[3], k[1], k[0]))
+                                              "/" not in k[0], k[2], k[3], k[1], k[0]))
 
         mode = "full" if opts.full else "selected tests" if opts.tests else "ci subset"
         log("librdkafka %s: %d tests in %d test-runner runs, %s mode%s, %d at a time, %ds timeout each"
@@ -830,12 +1078,13 @@ def main():
             try:
                 start_broker(target)
             except RuntimeError as e:
-                if not target.startswith("cluster/"):
+                if "/" not in target:
                     raise
-                # Only the cluster's tests fail (e.g. no ZooKeeper installed); the others run.
+                # Only the tests of the cluster or secured broker fail (e.g. no ZooKeeper or
+                # openssl installed); the others run.
                 log("ERROR: %s" % e)
                 TARGETS[target] = None
-                cluster_errors[target] = str(e)
+                target_errors[target] = str(e)
 
         def job(key):
             target, num, variant, sub = key
@@ -850,7 +1099,8 @@ def main():
                 timeout = min(timeout, 90)
             broker = TARGETS[target]
             if broker is None:
-                return key, ({n: ("FAILED", "the cluster did not start: %s" % cluster_errors[target])
+                return key, ({n: ("FAILED", "the %s did not start: %s" % (
+                    "cluster" if target.startswith("cluster/") else "secured broker", target_errors[target]))
                               for n in names}, 0.0, None, None)
             # Runs of the same test number (variants, subtests) never overlap: some tests
             # use fixed topic and group names.

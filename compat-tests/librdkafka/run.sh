@@ -7,9 +7,10 @@
 #
 # Other options are passed to rdk_suite.py (--jobs N, --timeout S, --multiplier X, --logdir DIR,
 # --kafka-version V, --tail N, --idempotent, --quick yes|no, --extra-budget S,
-# --group-initial-rebalance-delay-ms N, --cluster 0101,0107); see `python3 rdk_suite.py --help`
-# and README.md.  Tests tagged [cluster] in the lists run against a three-broker Klamm cluster
-# on ZooKeeper (installed from apt when missing).
+# --group-initial-rebalance-delay-ms N, --cluster 0101,0107, --on sasl_ssl:0081); see
+# `python3 rdk_suite.py --help` and README.md.  Tests tagged [cluster] in the lists run against a three-broker Klamm cluster
+# on ZooKeeper (installed from apt when missing); tests tagged [ssl], [sasl_ssl] or [authorizer]
+# against a broker with TLS, SASL and ACLs (certificates made with openssl at run time).
 #
 # The source (apt-get source librdkafka, from a deb-src entry added for the machine's own Debian
 # suites) and its build are cached in ${KLAMM_CACHE:-$HOME/.cache/klamm}/librdkafka-src, so a
@@ -55,9 +56,10 @@ mkdir -p "$SRC_ROOT" || fail_setup "cannot create $SRC_ROOT"
 
 # ------------------------------------------------------------------ build dependencies
 # dpkg-dev: apt-get source; the rest: librdkafka's and its test runner's build (codecs, TLS,
-# rapidjson for the tests that check statistics JSON).  coreutils' stdbuf is used by the driver.
+# rapidjson for the tests that check statistics JSON).  coreutils' stdbuf is used by the driver;
+# openssl makes the CA and certificates of the [ssl]/[sasl_ssl] tests' broker and clients.
 deps=(dpkg-dev build-essential pkg-config zlib1g-dev libssl-dev libzstd-dev liblz4-dev
-      rapidjson-dev python3)
+      rapidjson-dev python3 openssl)
 missing=()
 for p in "${deps[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
