@@ -573,23 +573,12 @@ impl Authorizer {
     /// exists changes nothing.
     pub async fn create(&self, new: &[Acl]) -> Result<(), AclError> {
         let keys: BTreeSet<String> = new.iter().map(key_of).collect();
-        let records: Vec<Record> = keys.into_iter().map(Record::Acls).collect();
-        self.records
-            .update(
-                &records,
-                |r, old| {
-                    let Record::Acls(key) = r else {
-                        return old.map(<[u8]>::to_vec);
-                    };
-                    let mut on: BTreeSet<Acl> =
-                        old.map(|b| decode_or_warn(key, b)).unwrap_or_default();
-                    on.extend(new.iter().filter(|a| key_of(a) == *key).cloned());
-                    encode_pattern(&on)
-                },
-                |written| self.apply_written(written),
-            )
-            .await?;
-        Ok(())
+        self.change_patterns(
+            keys,
+            |key, on| on.extend(new.iter().filter(|a| key_of(a) == key).cloned()),
+            |_| (),
+        )
+        .await
     }
 
     /// Removes the ACLs each filter selects, in one write; returns them per filter.
@@ -601,8 +590,41 @@ impl Authorizer {
             .filter(|a| filters.iter().any(|f| f.matches(a)))
             .map(key_of)
             .collect();
+        self.change_patterns(
+            keys,
+            |_, on| on.retain(|a| !filters.iter().any(|f| f.matches(a))),
+            |written| {
+                let mut removed = vec![Vec::new(); filters.len()];
+                for (r, old, new) in written {
+                    let Record::Acls(key) = r else { continue };
+                    let decode = |v: &Value| v.as_deref().map(|b| decode_or_warn(key, b));
+                    let before = decode(old).unwrap_or_default();
+                    let after = decode(new).unwrap_or_default();
+                    for a in before.difference(&after) {
+                        for (i, f) in filters.iter().enumerate() {
+                            if f.matches(a) {
+                                removed[i].push(a.clone());
+                            }
+                        }
+                    }
+                }
+                removed
+            },
+        )
+        .await
+    }
+
+    /// Rewrites the records of the resource patterns `keys` with `edit` (from their
+    /// current ACLs, as the records hold them), puts the result in force here, and returns
+    /// what `summary` makes of the records' (old, new) values.
+    async fn change_patterns<T>(
+        &self,
+        keys: BTreeSet<String>,
+        mut edit: impl FnMut(&str, &mut BTreeSet<Acl>),
+        summary: impl FnOnce(&[(Record, Value, Value)]) -> T,
+    ) -> Result<T, AclError> {
         let records: Vec<Record> = keys.into_iter().map(Record::Acls).collect();
-        let removed = self
+        let out = self
             .records
             .update(
                 &records,
@@ -610,37 +632,17 @@ impl Authorizer {
                     let Record::Acls(key) = r else {
                         return old.map(<[u8]>::to_vec);
                     };
-                    let mut on: BTreeSet<Acl> =
-                        old.map(|b| decode_or_warn(key, b)).unwrap_or_default();
-                    on.retain(|a| !filters.iter().any(|f| f.matches(a)));
+                    let mut on = old.map(|b| decode_or_warn(key, b)).unwrap_or_default();
+                    edit(key, &mut on);
                     encode_pattern(&on)
                 },
                 |written| {
-                    let mut removed = vec![Vec::new(); filters.len()];
-                    for (r, old, new) in written {
-                        let Record::Acls(key) = r else { continue };
-                        let before = old
-                            .as_deref()
-                            .map(|b| decode_or_warn(key, b))
-                            .unwrap_or_default();
-                        let after = new
-                            .as_deref()
-                            .map(|b| decode_or_warn(key, b))
-                            .unwrap_or_default();
-                        for a in before.difference(&after) {
-                            for (i, f) in filters.iter().enumerate() {
-                                if f.matches(a) {
-                                    removed[i].push(a.clone());
-                                }
-                            }
-                        }
-                    }
                     self.apply_written(written);
-                    removed
+                    summary(written)
                 },
             )
             .await?;
-        Ok(removed)
+        Ok(out)
     }
 
     /// Puts what was just written in force here.

@@ -187,6 +187,19 @@ async fn described(port: u16) -> Vec<(i8, String, i8, i8, i8)> {
     out
 }
 
+/// Waits (bounded) until one broker's description of alice's ACLs satisfies `ok`.
+async fn wait_described(port: u16, what: &str, ok: impl Fn(&[(i8, String, i8, i8, i8)]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = described(port).await;
+        if ok(&got) {
+            return;
+        }
+        assert!(Instant::now() < deadline, ":{port} {what}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn alter_alice(port: u16, upsert: bool) {
     let mut c = Client::connect(addr(port)).await;
     let req = if upsert {
@@ -267,15 +280,7 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
     wait_metadata(&mut alice, "orders", 0, "the READ ACL from broker 1").await;
     create_acl(plain[1], acl(TOPIC, "ord", PREFIXED, DESCRIBE, DENY)).await;
     wait_metadata(&mut alice, "orders", TOPIC_DENIED, "the DENY from broker 2").await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while described(plain[2]).await.len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "broker 3 never described both ACLs: {:?}",
-            described(plain[2]).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_described(plain[2], "never described both ACLs", |d| d.len() == 2).await;
     assert_eq!(
         described(plain[2]).await,
         vec![
@@ -319,15 +324,7 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
     ];
     want.sort();
     for port in &plain {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let got = described(*port).await;
-            if got == want {
-                break;
-            }
-            assert!(Instant::now() < deadline, ":{port} describes {got:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_described(*port, "lost a concurrent ACL", |d| d == want.as_slice()).await;
     }
     let mut c = Client::connect(addr(plain[2])).await;
     let deleted = c
@@ -383,21 +380,14 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !described(plain[1])
-        .await
-        .contains(&(GROUP, "billing".into(), LITERAL, READ, ALLOW))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "broker 2 never saw the ACL written into ZooKeeper"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_described(plain[1], "never saw the ACL written into ZooKeeper", |d| {
+        d.contains(&(GROUP, "billing".into(), LITERAL, READ, ALLOW))
+    })
+    .await;
 
     // A real client as alice, with SCRAM-SHA-256, on a topic replicated over all three
-    // brokers: acks=all needs the followers' fetches, which pass as User:ANONYMOUS on the
-    // inter-broker listener; what kcat wrote through broker 2 it reads back through broker 3.
+    // brokers: acks=all needs the followers' fetches, which pass as User:ANONYMOUS (a super
+    // user here) on the PLAINTEXT inter-broker listener; what kcat wrote through broker 2 it reads back through broker 3.
     let mut c = Client::connect(addr(plain[0])).await;
     let created = c
         .send(
@@ -414,20 +404,10 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
     create_acl(plain[0], acl(TOPIC, "payments", LITERAL, WRITE, ALLOW)).await;
     create_acl(plain[0], acl(TOPIC, "payments", LITERAL, READ, ALLOW)).await;
     for port in &plain {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while described(*port)
-            .await
-            .iter()
-            .filter(|a| a.1 == "payments")
-            .count()
-            < 2
-        {
-            assert!(
-                Instant::now() < deadline,
-                ":{port} never saw the payments ACLs"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_described(*port, "never saw the payments ACLs", |d| {
+            d.iter().filter(|a| a.1 == "payments").count() == 2
+        })
+        .await;
     }
     let sasl_args = |port: u16| {
         vec![
