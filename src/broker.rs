@@ -620,6 +620,10 @@ fn inter_broker_security(
     protocol: crate::listeners::SecurityProtocol,
 ) -> anyhow::Result<(crate::client::Security, String)> {
     use crate::security::{tls, Mechanism, ANONYMOUS};
+    // A single node dials no other broker: its first listener may be anything.
+    if config.zookeeper_connect.is_none() {
+        return Ok((crate::client::Security::default(), ANONYMOUS.to_string()));
+    }
     let tls = if protocol.tls() {
         let (Some(ca), Some(cert), Some(key)) =
             (&config.ssl_ca, &config.ssl_certificate, &config.ssl_key)

@@ -19,6 +19,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 
 use crate::context::Context;
+use crate::fault::Faultable;
 use crate::security::acl::{Authorizer, Operation, ResourceType, CLUSTER_NAME};
 
 const TOPIC_DENIED: i16 = 29;
@@ -103,6 +104,15 @@ fn pass_or_fix<R: Request>(req: R, fix: Option<Fix<R::Response>>) -> Gate<R> {
         None => Gate::Pass(req),
         Some(f) => Gate::Partial(req, f),
     }
+}
+
+/// The answer to a request (or to the refused part of one) that fails with `code` in every
+/// partition: the same answer fault injection gives, so the two cannot drift apart.
+fn answered_with<R: Faultable>(req: &R, version: i16, code: i16) -> R::Response
+where
+    R::Response: Default,
+{
+    req.error_response(version, code).unwrap_or_default()
 }
 
 /// Splits `items` into the allowed and the refused.
@@ -214,26 +224,7 @@ impl Authorize for DescribeClusterRequest {
 }
 
 impl Authorize for ProduceRequest {
-    fn authorize(mut self, az: &Authz, _: i16, ctx: &Context) -> Gate<Self> {
-        use produce_response::{PartitionProduceResponse, TopicProduceResponse};
-        let refused = |t: &produce_request::TopicProduceData, code: i16| {
-            TopicProduceResponse::default()
-                .with_name(t.name.clone())
-                .with_topic_id(t.topic_id)
-                .with_partition_responses(
-                    t.partition_data
-                        .iter()
-                        .map(|p| {
-                            PartitionProduceResponse::default()
-                                .with_index(p.index)
-                                .with_error_code(code)
-                                .with_base_offset(-1)
-                                .with_log_append_time_ms(-1)
-                                .with_log_start_offset(-1)
-                        })
-                        .collect(),
-                )
-        };
+    fn authorize(mut self, az: &Authz, version: i16, ctx: &Context) -> Gate<Self> {
         if let Some(id) = &self.transactional_id {
             if !az.txn(Operation::Write, id) {
                 if self.acks == 0 {
@@ -242,12 +233,7 @@ impl Authorize for ProduceRequest {
                         id.as_str()
                     ));
                 }
-                let responses = self
-                    .topic_data
-                    .iter()
-                    .map(|t| refused(t, TXN_DENIED))
-                    .collect();
-                return Gate::Refuse(ProduceResponse::default().with_responses(responses));
+                return Gate::Refuse(answered_with(&self, version, TXN_DENIED));
             }
         }
         let (allowed, denied) = split(std::mem::take(&mut self.topic_data), |t| {
@@ -260,7 +246,8 @@ impl Authorize for ProduceRequest {
         if self.acks == 0 {
             return Gate::Close("acks=0 produce refused: no WRITE on a topic".into());
         }
-        let extra: Vec<_> = denied.iter().map(|t| refused(t, TOPIC_DENIED)).collect();
+        let refused = ProduceRequest::default().with_topic_data(denied);
+        let extra = answered_with(&refused, version, TOPIC_DENIED).responses;
         Gate::Partial(
             self,
             Box::new(move |r: &mut ProduceResponse| r.responses.extend(extra)),
@@ -270,44 +257,17 @@ impl Authorize for ProduceRequest {
 
 impl Authorize for FetchRequest {
     fn authorize(mut self, az: &Authz, version: i16, ctx: &Context) -> Gate<Self> {
-        use fetch_response::{FetchableTopicResponse, PartitionData};
         let replica = if version >= 15 {
             self.replica_state.replica_id.0
         } else {
             self.replica_id.0
         };
-        let refused = |t: &fetch_request::FetchTopic, code: i16| {
-            FetchableTopicResponse::default()
-                .with_topic(t.topic.clone())
-                .with_topic_id(t.topic_id)
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            PartitionData::default()
-                                .with_partition_index(p.partition)
-                                .with_error_code(code)
-                                .with_high_watermark(-1)
-                                .with_last_stable_offset(-1)
-                                .with_log_start_offset(-1)
-                                .with_records(Some(Default::default()))
-                        })
-                        .collect(),
-                )
-        };
         if replica >= 0 {
             if az.cluster(Operation::ClusterAction) {
                 return Gate::Pass(self);
             }
-            let responses = self
-                .topics
-                .iter()
-                .map(|t| refused(t, CLUSTER_DENIED))
-                .collect();
             return Gate::Refuse(
-                FetchResponse::default()
-                    .with_error_code(CLUSTER_DENIED)
-                    .with_responses(responses),
+                answered_with(&self, version, CLUSTER_DENIED).with_error_code(CLUSTER_DENIED),
             );
         }
         let (allowed, denied) = split(std::mem::take(&mut self.topics), |t| {
@@ -317,7 +277,8 @@ impl Authorize for FetchRequest {
             self.topics = allowed;
             return Gate::Pass(self);
         }
-        let extra: Vec<_> = denied.iter().map(|t| refused(t, TOPIC_DENIED)).collect();
+        let refused = FetchRequest::default().with_topics(denied);
+        let extra = answered_with(&refused, version, TOPIC_DENIED).responses;
         if allowed.is_empty() {
             // Nothing left to wait for: answer now rather than after max_wait_ms.
             return Gate::Refuse(FetchResponse::default().with_responses(extra));
@@ -331,8 +292,7 @@ impl Authorize for FetchRequest {
 }
 
 impl Authorize for ListOffsetsRequest {
-    fn authorize(mut self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
-        use list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+    fn authorize(mut self, az: &Authz, version: i16, _: &Context) -> Gate<Self> {
         let (allowed, denied) = split(std::mem::take(&mut self.topics), |t| {
             az.topic(Operation::Describe, &t.name)
         });
@@ -340,25 +300,8 @@ impl Authorize for ListOffsetsRequest {
         if denied.is_empty() {
             return Gate::Pass(self);
         }
-        let extra: Vec<_> = denied
-            .into_iter()
-            .map(|t| {
-                ListOffsetsTopicResponse::default()
-                    .with_name(t.name)
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                ListOffsetsPartitionResponse::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(TOPIC_DENIED)
-                                    .with_timestamp(-1)
-                                    .with_offset(-1)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
+        let refused = ListOffsetsRequest::default().with_topics(denied);
+        let extra = answered_with(&refused, version, TOPIC_DENIED).topics;
         Gate::Partial(
             self,
             Box::new(move |r: &mut ListOffsetsResponse| r.topics.extend(extra)),
@@ -858,30 +801,9 @@ impl Authorize for ConsumerGroupHeartbeatRequest {
 }
 
 impl Authorize for OffsetCommitRequest {
-    fn authorize(mut self, az: &Authz, _: i16, ctx: &Context) -> Gate<Self> {
-        use offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-        let refused = |t: &offset_commit_request::OffsetCommitRequestTopic, code| {
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_topic_id(t.topic_id)
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        };
+    fn authorize(mut self, az: &Authz, version: i16, ctx: &Context) -> Gate<Self> {
         if !az.group(Operation::Read, &self.group_id) {
-            let topics = self
-                .topics
-                .iter()
-                .map(|t| refused(t, GROUP_DENIED))
-                .collect();
-            return Gate::Refuse(OffsetCommitResponse::default().with_topics(topics));
+            return Gate::Refuse(answered_with(&self, version, GROUP_DENIED));
         }
         let (allowed, denied) = split(std::mem::take(&mut self.topics), |t| {
             topic_name(ctx, &t.name, &t.topic_id).is_none_or(|n| az.topic(Operation::Read, &n))
@@ -890,7 +812,8 @@ impl Authorize for OffsetCommitRequest {
         if denied.is_empty() {
             return Gate::Pass(self);
         }
-        let extra: Vec<_> = denied.iter().map(|t| refused(t, TOPIC_DENIED)).collect();
+        let refused = OffsetCommitRequest::default().with_topics(denied);
+        let extra = answered_with(&refused, version, TOPIC_DENIED).topics;
         Gate::Partial(
             self,
             Box::new(move |r: &mut OffsetCommitResponse| r.topics.extend(extra)),
@@ -1193,24 +1116,7 @@ impl Authorize for EndTxnRequest {
 }
 
 impl Authorize for TxnOffsetCommitRequest {
-    fn authorize(mut self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
-        use txn_offset_commit_response::{
-            TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-        };
-        let refused = |t: &txn_offset_commit_request::TxnOffsetCommitRequestTopic, code| {
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            TxnOffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
-        };
+    fn authorize(mut self, az: &Authz, version: i16, _: &Context) -> Gate<Self> {
         let whole = if !az.txn(Operation::Write, &self.transactional_id) {
             Some(TXN_DENIED)
         } else if !az.group(Operation::Read, &self.group_id) {
@@ -1219,8 +1125,7 @@ impl Authorize for TxnOffsetCommitRequest {
             None
         };
         if let Some(code) = whole {
-            let topics = self.topics.iter().map(|t| refused(t, code)).collect();
-            return Gate::Refuse(TxnOffsetCommitResponse::default().with_topics(topics));
+            return Gate::Refuse(answered_with(&self, version, code));
         }
         let (allowed, denied) = split(std::mem::take(&mut self.topics), |t| {
             az.topic(Operation::Read, &t.name)
@@ -1229,7 +1134,8 @@ impl Authorize for TxnOffsetCommitRequest {
         if denied.is_empty() {
             return Gate::Pass(self);
         }
-        let extra: Vec<_> = denied.iter().map(|t| refused(t, TOPIC_DENIED)).collect();
+        let refused = TxnOffsetCommitRequest::default().with_topics(denied);
+        let extra = answered_with(&refused, version, TOPIC_DENIED).topics;
         Gate::Partial(
             self,
             Box::new(move |r: &mut TxnOffsetCommitResponse| r.topics.extend(extra)),
