@@ -2451,6 +2451,27 @@ def case_cluster_partition(workdir, long):
         t_cut = time.monotonic()
         event(f"cut 1: broker {lead} (leader of partition 0, pid {brokers[lead].pid}) cut off "
               f"from ZooKeeper and brokers {sorted(rest)}; the clients still reach it")
+        # A first write during the cut by construction: the prober sends a new record only
+        # after its last one was acknowledged, so while the cut leader (rightly) leaves its
+        # in-flight record unacknowledged it can only retry that one. One new record
+        # without a producer id goes beside it, on its own connection.
+        fresh = []
+
+        def fresh_write():
+            sent = time.monotonic()
+            frame = kwire.produce(topic, 0, kwire.record_batch(
+                kwire.encode_record(0, b"k", b"fresh during the cut"), 1),
+                acks=-1, timeout_ms=LeaderProber.ACK_TIMEOUT_MS)
+            try:
+                _cid, body = kwire.round_trip(brokers[lead].addr, frame,
+                                              LeaderProber.ACK_TIMEOUT_MS / 1000 + 3)
+                err, offset = kwire.parse_produce_result(body)
+            except (OSError, ValueError) as e:
+                err, offset = repr(e), None
+            fresh.append((-1, sent, time.monotonic(), err, offset))
+
+        fresh_thread = threading.Thread(target=fresh_write, daemon=True)
+        fresh_thread.start()
         new = wait_for(lambda: live_agree(rest, topic,
                                           lambda v: partition_leaders(v, topic).get(0, -1),
                                           lead), 20, 0.05)
@@ -2469,6 +2490,7 @@ def case_cluster_partition(workdir, long):
             event("the producer's writes to partition 0 acknowledged again")
         hold(t_cut)
         prober.finish()
+        fresh_thread.join(10)
         t_heal = time.monotonic()
         healed, heal_s = heal()
         R.check(case, "healed_after_leader_cut", healed,
@@ -2479,6 +2501,11 @@ def case_cluster_partition(workdir, long):
         answers = collections.Counter(error_name(x[3]) for x in during)
         kinds, tried = collections.Counter(), set()
         acked_during = []  # (seq, offset, "first try" or "retry")
+        for x in fresh:
+            if t_cut <= x[1] < t_heal:
+                kinds["first try"] += 1
+                if x[3] == 0:
+                    acked_during.append((x[0], x[4], "first try"))
         for x in prober.sent:
             if t_cut <= x[1] < t_heal:
                 kind = "retry" if x[0] in tried else "first try"
