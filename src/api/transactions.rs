@@ -275,7 +275,7 @@ pub async fn txn_offset_commit(
         .collect();
     let check = crate::group::CommitCheck {
         group_id: group,
-        generation_or_epoch: req.generation_id,
+        generation_or_epoch: req.generation_id_or_member_epoch,
         member_id: req.member_id.as_str(),
         instance_id: &instance,
         partitions: &committed,

@@ -2100,7 +2100,7 @@ async fn txn_commit_offset(
                 )))
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch)
-                .with_generation_id(-1)
+                .with_generation_id_or_member_epoch(-1)
                 .with_topics(vec![TxnOffsetCommitRequestTopic::default()
                     .with_name(tn(topic))
                     .with_partitions(vec![TxnOffsetCommitRequestPartition::default()

@@ -539,7 +539,7 @@ async fn transactional_commits_from_a_consumer_protocol_member() {
             .with_group_id(GroupId(sb("tg")))
             .with_producer_id(pid)
             .with_producer_epoch(epoch)
-            .with_generation_id(member_epoch)
+            .with_generation_id_or_member_epoch(member_epoch)
             .with_member_id(sb(member))
             .with_topics(vec![TxnOffsetCommitRequestTopic::default()
                 .with_name(tn("in"))

@@ -352,7 +352,7 @@ async fn send_offsets(
                 .with_group_id(GroupId(sb(group)))
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch)
-                .with_generation_id(-1)
+                .with_generation_id_or_member_epoch(-1)
                 .with_topics(vec![TxnOffsetCommitRequestTopic::default()
                     .with_name(tn("src"))
                     .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
