@@ -368,7 +368,7 @@ pub async fn describe_groups(
 pub async fn delete_groups(
     ctx: &Context,
     _rc: &RequestContext,
-    _version: i16,
+    version: i16,
     req: DeleteGroupsRequest,
 ) -> Option<DeleteGroupsResponse> {
     let results = req
@@ -389,9 +389,15 @@ pub async fn delete_groups(
                     None => ctx.groups.delete_group(id.0.as_str()),
                 },
             };
-            DeletableGroupResult::default()
+            let err = result.err();
+            let mut r = DeletableGroupResult::default()
                 .with_group_id(id)
-                .with_error_code(code(result.err()))
+                .with_error_code(code(err));
+            // v3 carries the cause beside the code, as Kafka's ApiError message.
+            if version >= 3 {
+                r.error_message = err.map(|e| sb(e.to_string()));
+            }
+            r
         })
         .collect();
     Some(DeleteGroupsResponse::default().with_results(results))

@@ -299,8 +299,19 @@ pub async fn offset_fetch(
                                     partitions
                                         .into_iter()
                                         .map(|p| {
+                                            // v10 names topics by id: one this broker does
+                                            // not know is UNKNOWN_TOPIC_ID, as in Kafka.
                                             let (offset, epoch, metadata, code) =
-                                                lookup(ctx, &group, &topic, p, &unstable);
+                                                if version >= 10 && topic.is_empty() {
+                                                    (
+                                                        -1,
+                                                        -1,
+                                                        Some(String::new()),
+                                                        ResponseError::UnknownTopicId.code(),
+                                                    )
+                                                } else {
+                                                    lookup(ctx, &group, &topic, p, &unstable)
+                                                };
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(offset)

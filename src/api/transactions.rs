@@ -451,6 +451,26 @@ pub async fn list_transactions(
         .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
         .cloned()
         .collect();
+    // v2 (KIP-1152): a regular expression the whole transactional id must match; null or
+    // empty lists all. Kafka compiles it with RE2J, whose syntax the regex crate shares.
+    let pattern = match req.transactional_id_pattern.as_deref() {
+        Some(p) if version >= 2 && !p.is_empty() => {
+            match regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    tracing::warn!(pattern = p, error = %e, "ListTransactions: invalid transactional id pattern");
+                    return Some(
+                        ListTransactionsResponse::default()
+                            .with_error_code(ResponseError::InvalidRegularExpression.code()),
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
     let now = crate::clock::now_ms();
     let states = ctx
         .txns
@@ -472,6 +492,11 @@ pub async fn list_transactions(
             version < 1
                 || req.duration_filter < 0
                 || (m.start_ms >= 0 && now - m.start_ms > req.duration_filter)
+        })
+        .filter(|m| {
+            pattern
+                .as_ref()
+                .is_none_or(|re| re.is_match(&m.transactional_id))
         })
         .map(|m| {
             ListedTransaction::default()

@@ -674,3 +674,186 @@ async fn init_producer_id_hands_out_unique_ids_across_restarts() {
 fn idempotent() -> InitProducerIdRequest {
     InitProducerIdRequest::default().with_transactional_id(None)
 }
+
+/// The version steps Kafka 4.3/4.4 took for APIs Klamm had: each new field is honoured.
+#[tokio::test]
+async fn kafka_4_4_version_steps() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let created = create_topic(&mut c, "v44", 2).await;
+    let topic_id = created.topics[0].topic_id;
+    let meta = c.send(&MetadataRequest::default(), 12).await;
+    let cluster_id = meta.cluster_id.clone().unwrap();
+    let node_id = meta.brokers[0].node_id.0;
+
+    // ApiVersions v5 (KIP-1242): a client that names another cluster or node is told to
+    // rebootstrap, with no table; the right pair, or none, gets the table.
+    let av = |cluster: Option<StrBytes>, node: i32| {
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("klamm-tests"))
+            .with_client_software_version(StrBytes::from_static_str("1.0"))
+            .with_cluster_id(cluster)
+            .with_node_id(node)
+    };
+    for (cluster, node, want) in [
+        (Some(cluster_id.clone()), node_id, 0),
+        (None, -1, 0),
+        (None, node_id + 7, 0),
+        (
+            Some(StrBytes::from_static_str("another-cluster")),
+            node_id,
+            ResponseError::RebootstrapRequired.code(),
+        ),
+        (
+            Some(cluster_id.clone()),
+            node_id + 1,
+            ResponseError::RebootstrapRequired.code(),
+        ),
+    ] {
+        let resp = c.send(&av(cluster.clone(), node), 5).await;
+        assert_eq!(resp.error_code, want, "{cluster:?} {node}");
+        assert_eq!(resp.api_keys.is_empty(), want != 0, "{cluster:?} {node}");
+    }
+    // An invalid software name: INVALID_REQUEST and, as Kafka, no table.
+    let bad = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("-bad-"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"));
+    let resp = c.send(&bad, 4).await;
+    assert_eq!(resp.error_code, ResponseError::InvalidRequest.code());
+    assert!(resp.api_keys.is_empty());
+
+    // ListOffsets v11: EARLIEST_PENDING_UPLOAD (-6) is -1 without tiered storage, while
+    // the other timestamps still answer.
+    produce(
+        &mut c,
+        "v44",
+        0,
+        batch(&[record(0, 1_000), record(1, 2_000)], Compression::None),
+        9,
+    )
+    .await;
+    for (ts, want) in [(-6i64, -1i64), (-2, 0), (-1, 2), (1_500, 1)] {
+        let r = c
+            .send(
+                &ListOffsetsRequest::default().with_topics(vec![
+                    list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(tn("v44"))
+                        .with_partitions(vec![
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(ts),
+                        ]),
+                ]),
+                11,
+            )
+            .await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.offset), (0, want), "timestamp {ts}");
+    }
+
+    // OffsetCommit and OffsetFetch v10 name topics by id; an unknown id is UNKNOWN_TOPIC_ID.
+    let stranger = Uuid::new_v4();
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("v44-group")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_topic_id(topic_id)
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(1)
+                        .with_committed_offset(42)
+                        .with_committed_metadata(Some(StrBytes::from_static_str("m"))),
+                ]),
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_topic_id(stranger)
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let r = c.send(&commit, 10).await;
+    assert_eq!(r.topics[0].topic_id, topic_id);
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(r.topics[1].topic_id, stranger);
+    assert_eq!(
+        r.topics[1].partitions[0].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
+    let fetch = |topics: Option<Vec<offset_fetch_request::OffsetFetchRequestTopics>>| {
+        OffsetFetchRequest::default().with_groups(vec![
+            offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("v44-group")))
+                .with_member_epoch(-1)
+                .with_topics(topics),
+        ])
+    };
+    let r = c
+        .send(
+            &fetch(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_topic_id(topic_id)
+                    .with_partition_indexes(vec![0, 1]),
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_topic_id(stranger)
+                    .with_partition_indexes(vec![0]),
+            ])),
+            10,
+        )
+        .await;
+    let g = &r.groups[0];
+    assert_eq!(g.error_code, 0);
+    assert_eq!(g.topics[0].topic_id, topic_id);
+    let got: Vec<(i32, i64, i16)> = g.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+        .collect();
+    assert_eq!(got, vec![(0, -1, 0), (1, 42, 0)]);
+    assert_eq!(g.topics[1].topic_id, stranger);
+    assert_eq!(
+        g.topics[1].partitions[0].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
+    // All of a group's offsets (topics null): listed by id.
+    let r = c.send(&fetch(None), 10).await;
+    let t = &r.groups[0].topics;
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].topic_id, topic_id);
+    assert_eq!(t[0].partitions[0].committed_offset, 42);
+
+    // DeleteGroups v3: the cause beside the code.
+    let r = c
+        .send(
+            &DeleteGroupsRequest::default().with_groups_names(vec![
+                GroupId(StrBytes::from_static_str("v44-group")),
+                GroupId(StrBytes::from_static_str("v44-nobody")),
+            ]),
+            3,
+        )
+        .await;
+    assert_eq!(r.results[0].error_code, 0);
+    assert_eq!(r.results[0].error_message, None);
+    assert_eq!(
+        r.results[1].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+    assert!(r.results[1]
+        .error_message
+        .as_deref()
+        .is_some_and(|m| !m.is_empty()));
+
+    // DescribeLogDirs v5 (IsCordoned): the one data directory, not cordoned, with the topic.
+    let r = c
+        .send(&DescribeLogDirsRequest::default().with_topics(None), 5)
+        .await;
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(r.results[0].error_code, 0);
+    assert!(!r.results[0].is_cordoned);
+    assert!(r.results[0]
+        .topics
+        .iter()
+        .any(|t| t.name.0.as_str() == "v44"));
+    broker.shutdown().await;
+}

@@ -546,6 +546,40 @@ async fn describe_and_list_transactions_and_producers() {
         .await;
     assert_eq!(l.transaction_states.len(), 1);
     assert_eq!(l.unknown_state_filters, vec![sb("Bogus")]);
+    // v2 (KIP-1152): the pattern must match the whole transactional id.
+    let ids = |l: &ListTransactionsResponse| {
+        let mut v: Vec<String> = l
+            .transaction_states
+            .iter()
+            .map(|t| t.transactional_id.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    for (pattern, want) in [
+        ("adm-.*", vec!["adm-idle", "adm-open"]),
+        ("adm-o.*", vec!["adm-open"]),
+        ("adm", vec![]),
+        ("", vec!["adm-idle", "adm-open"]),
+    ] {
+        let l = c
+            .send(
+                &ListTransactionsRequest::default()
+                    .with_transactional_id_pattern(Some(sb(pattern))),
+                2,
+            )
+            .await;
+        assert_eq!(l.error_code, 0, "{pattern}");
+        assert_eq!(ids(&l), want, "pattern {pattern:?}");
+    }
+    let l = c
+        .send(
+            &ListTransactionsRequest::default().with_transactional_id_pattern(Some(sb("adm-("))),
+            2,
+        )
+        .await;
+    assert_eq!(l.error_code, ResponseError::InvalidRegularExpression.code());
+    assert!(l.transaction_states.is_empty());
 
     let r = c
         .send(
