@@ -6,7 +6,7 @@
 #   ./test.sh                 everything
 #   ./test.sh rust            only cargo fmt/clippy/test and the cargo fuzz targets
 #   ./test.sh compat [NAME]   only the client suites (optionally one: kcat, python, kafkajs,
-#                             librdkafka, java, kafka-tools, go, reliability)
+#                             librdkafka, java, kafka-tools, go, reliability, kafka)
 #
 # The client suites run in two parallel lanes. Longer matrices (older kafka-clients lines,
 # the long reliability run, longer fuzzing) are in compat-tests/extended.sh.
@@ -61,10 +61,11 @@ apt_install libclang-dev clang kcat binutils zookeeper
 # CI runs one kafka-clients line (the newest); compat-tests/extended.sh runs the older ones.
 export KAFKA_VERSIONS="${KAFKA_VERSIONS:-4.4.0}"
 
-# The Java suites (kafka-clients, Kafka Streams, Kafka's tools, the reference Kafka broker)
-# need a JDK 17+ and Maven; the Go suite needs Go. Machines that have them keep theirs.
+# The Java suites (kafka-clients, Kafka Streams, Kafka's tools) and the reference Kafka
+# broker (compat-tests/kafka: ApiVersions against Kafka 4.4) need a JDK 17+ and Maven; the Go
+# suite needs Go. Machines that have them keep theirs.
 need_compat() { [ "$what" = all ] || { [ "$what" = compat ] && { [ -z "$only" ] || [ "$only" = "$1" ]; }; }; }
-if need_compat java || need_compat kafka-tools; then
+if need_compat java || need_compat kafka-tools || need_compat kafka; then
   command -v java >/dev/null && command -v mvn >/dev/null || apt_install openjdk-17-jdk-headless maven
 fi
 if need_compat go && ! command -v go >/dev/null; then
