@@ -40,6 +40,10 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::DescribeCluster, 0, 2),
+    // `kafka-metadata-quorum`: the controller quorum as Klamm has one (see api::cluster).
+    api(ApiKey::DescribeQuorum, 0, 2),
+    // `kafka-features`: the feature levels are fixed by the binary; changes are refused.
+    api(ApiKey::UpdateFeatures, 0, 2),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
@@ -129,3 +133,23 @@ pub fn api_versions_table() -> Vec<kafka_protocol::messages::api_versions_respon
         })
         .collect()
 }
+
+/// One KIP-584 feature: the levels this binary supports and the one it runs at.
+#[derive(Debug, Clone, Copy)]
+pub struct Feature {
+    pub name: &'static str,
+    pub min: i16,
+    pub max: i16,
+    pub finalized: i16,
+}
+
+/// The features ApiVersions advertises (supported and finalized) and UpdateFeatures
+/// answers for. Fixed by the binary: a Klamm version runs at one level of each.
+/// group.version 1 turns on the KIP-848 consumer protocol in clients that check it (Java
+/// 4.x). transaction.version is not advertised: KIP-890's version 2 is not implemented.
+pub const FEATURES: &[Feature] = &[Feature {
+    name: "group.version",
+    min: 0,
+    max: 1,
+    finalized: 1,
+}];

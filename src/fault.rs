@@ -335,6 +335,8 @@ no_error_answer!(
     ListPartitionReassignmentsRequest,
     DescribeTopicPartitionsRequest,
     DescribeClusterRequest,
+    DescribeQuorumRequest,
+    UpdateFeaturesRequest,
     DescribeConfigsRequest,
     AlterConfigsRequest,
     IncrementalAlterConfigsRequest,

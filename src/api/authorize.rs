@@ -170,6 +170,8 @@ macro_rules! cluster_op {
 
 cluster_op! {
     DescribeLogDirsRequest => Describe, |_r| DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED);
+    DescribeQuorumRequest => Describe, |_r| DescribeQuorumResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));
+    UpdateFeaturesRequest => Alter, |_r| UpdateFeaturesResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));
     AlterPartitionReassignmentsRequest => Alter, |_r| AlterPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED);
     ListPartitionReassignmentsRequest => Describe, |_r| ListPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED);
     DescribeUserScramCredentialsRequest => Describe, |_r| DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));

@@ -595,6 +595,14 @@ impl Cluster {
     }
 
     /// The controller epoch, recorded in the partition states this broker writes.
+    /// The epoch of the current controller, as `/controller_epoch` says (0 when unknown).
+    pub async fn current_controller_epoch(&self) -> i32 {
+        match self.session() {
+            Ok(client) => Self::controller_epoch(&client).await,
+            Err(_) => 0,
+        }
+    }
+
     async fn controller_epoch(client: &zk::Client) -> i32 {
         match client.get_data("/controller_epoch").await {
             Ok((d, _)) => std::str::from_utf8(&d)

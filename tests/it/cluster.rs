@@ -221,6 +221,38 @@ async fn describe_cluster_of(port: u16) -> (Vec<(i32, i32)>, i32) {
     (brokers, resp.controller_id.0)
 }
 
+/// (leader, leader epoch, voters, observers sorted, nodes with their port) as one broker's
+/// DescribeQuorum v2 answers for the metadata partition.
+async fn describe_quorum_of(port: u16) -> (i32, i32, Vec<i32>, Vec<i32>, Vec<(i32, u16)>) {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut c = Client::connect(addr).await;
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(tn("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let resp = c.send(&req, 2).await;
+    assert_eq!(resp.error_code, 0);
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let ids = |r: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+        let mut v: Vec<i32> = r.iter().map(|s| s.replica_id.0).collect();
+        v.sort();
+        v
+    };
+    let nodes = resp
+        .nodes
+        .iter()
+        .map(|n| (n.node_id.0, n.listeners[0].port))
+        .collect();
+    (
+        p.leader_id.0,
+        p.leader_epoch,
+        ids(&p.current_voters),
+        ids(&p.observers),
+        nodes,
+    )
+}
+
 /// Waits (bounded) until every port's Metadata lists exactly `ids` with one controller
 /// among them and one cluster id; returns the controller.
 pub(crate) async fn converge(ports: &[u16], ids: &[i32], within: Duration) -> (i32, String) {
@@ -272,6 +304,24 @@ async fn brokers_register_elect_one_controller_and_replace_a_dead_one() {
             ]
         );
     }
+
+    // DescribeQuorum (kafka-metadata-quorum): the controller leads and is the voter, the
+    // other brokers observe, every broker answers the same, at the controller's epoch.
+    let mut epochs = Vec::new();
+    for p in ports {
+        let (leader, epoch, voters, observers, nodes) = describe_quorum_of(p).await;
+        assert_eq!(leader, controller, "asked {p}");
+        assert_eq!(voters, vec![controller], "asked {p}");
+        let mut others: Vec<i32> = (1..=3).filter(|i| *i != controller).collect();
+        others.sort();
+        assert_eq!(observers, others, "asked {p}");
+        assert_eq!(nodes, vec![(controller, ports[controller as usize - 1])]);
+        epochs.push(epoch);
+    }
+    assert!(
+        epochs[0] >= 1 && epochs.iter().all(|e| *e == epochs[0]),
+        "{epochs:?}"
+    );
 
     // A real client sees the same: kcat (librdkafka) lists every broker and the controller.
     let out = Command::new("kcat")

@@ -844,6 +844,79 @@ async fn kafka_4_4_version_steps() {
         .as_deref()
         .is_some_and(|m| !m.is_empty()));
 
+    // DescribeQuorum: a single node is its own quorum's leader and only voter; any other
+    // partition than __cluster_metadata-0 is unknown.
+    {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        let req = DescribeQuorumRequest::default().with_topics(vec![
+            TopicData::default()
+                .with_topic_name(tn("__cluster_metadata"))
+                .with_partitions(vec![
+                    PartitionData::default().with_partition_index(0),
+                    PartitionData::default().with_partition_index(1),
+                ]),
+            TopicData::default()
+                .with_topic_name(tn("v44"))
+                .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+        ]);
+        let r = c.send(&req, 2).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.leader_id.0, p.leader_epoch),
+            (0, node_id, 1)
+        );
+        assert_eq!(p.current_voters.len(), 1);
+        assert_eq!(p.current_voters[0].replica_id.0, node_id);
+        assert!(p.observers.is_empty());
+        assert_eq!(r.nodes.len(), 1);
+        assert_eq!(
+            r.nodes[0].listeners[0].port,
+            broker.addr().port(),
+            "the voter's endpoint"
+        );
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(r.topics[0].partitions[1].error_code, unknown);
+        assert_eq!(r.topics[1].partitions[0].error_code, unknown);
+    }
+
+    // UpdateFeatures: the level in force is accepted, any change refused with the reason;
+    // v2 answers at the top level, v0-1 per feature.
+    {
+        use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+        let update = |feature: &'static str, level: i16| {
+            UpdateFeaturesRequest::default().with_feature_updates(vec![FeatureUpdateKey::default()
+                .with_feature(StrBytes::from_static_str(feature))
+                .with_max_version_level(level)])
+        };
+        let invalid = ResponseError::InvalidUpdateVersion.code();
+        assert_eq!(c.send(&update("group.version", 1), 2).await.error_code, 0);
+        let r = c.send(&update("group.version", 0), 2).await;
+        assert_eq!(r.error_code, invalid);
+        assert!(r
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("group.version"));
+        assert_eq!(
+            c.send(&update("transaction.version", 2), 2)
+                .await
+                .error_code,
+            invalid
+        );
+        let r = c.send(&update("group.version", 0), 1).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.results[0].error_code, invalid);
+        // Nothing changed.
+        let av = c
+            .send(&av(None, -1), 4)
+            .await
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect::<Vec<_>>();
+        assert_eq!(av, vec![("group.version".to_string(), 1)]);
+    }
+
     // DescribeLogDirs v5 (IsCordoned): the one data directory, not cordoned, with the topic.
     let r = c
         .send(&DescribeLogDirsRequest::default().with_topics(None), 5)

@@ -630,6 +630,62 @@ class CliToolsTest {
                         + "cleanup.policy: String must be one of: compact, delete"), bad.toString()));
     }
 
+    // ---------------------------------------------------------------- kafka-metadata-quorum, kafka-features
+
+    static final String METADATA_QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand";
+    static final String FEATURES = "org.apache.kafka.tools.FeatureCommand";
+
+    /** kafka-metadata-quorum: the controller is the leader and a voter, listed with its endpoint. */
+    @Test
+    @Order(14)
+    void kafkaMetadataQuorum() throws Exception {
+        Tool.Result status = ok(tool(METADATA_QUORUM, "describe", "--status"));
+        Map<String, String> fields = new HashMap<>();
+        for (String line : status.lines()) {
+            int colon = line.indexOf(':');
+            if (colon > 0) fields.put(line.substring(0, colon).trim(), line.substring(colon + 1).trim());
+        }
+        String clusterId = admin.describeCluster().clusterId().get();
+        org.junit.jupiter.api.Assertions.assertAll(
+                () -> assertEquals(clusterId, fields.get("ClusterId"), status.toString()),
+                () -> assertEquals(String.valueOf(nodeId), fields.get("LeaderId"), status.toString()),
+                () -> assertTrue(Integer.parseInt(fields.get("LeaderEpoch")) >= 1, status.toString()),
+                () -> assertEquals("0", fields.get("MaxFollowerLag"), status.toString()),
+                () -> assertTrue(fields.get("CurrentVoters").contains("\"id\": " + nodeId), status.toString()),
+                // Kafka lists its CONTROLLER listener; Klamm's controller is a broker, reached
+                // on the listener the client came in on.
+                () -> assertTrue(Broker.isKafka() || fields.get("CurrentVoters").contains(":" + bs.substring(bs.lastIndexOf(':') + 1)),
+                        "the voter's endpoint: " + status));
+        Tool.Result replication = ok(tool(METADATA_QUORUM, "describe", "--replication"));
+        List<String> rows = replication.lines().stream().filter(l -> !l.isBlank()).collect(Collectors.toList());
+        assertTrue(rows.get(0).startsWith("NodeId"), replication.toString());
+        assertTrue(rows.stream().anyMatch(r -> r.startsWith(nodeId + " ") && r.contains("Leader")), replication.toString());
+    }
+
+    /** kafka-features: describe lists group.version; setting it to its level succeeds; Klamm's
+     *  levels are fixed by the binary, so a change is refused with the reason. */
+    @Test
+    @Order(15)
+    void kafkaFeatures() throws Exception {
+        Tool.Result describe = ok(tool(FEATURES, "describe"));
+        assertTrue(describe.lines().stream().anyMatch(l -> l.startsWith("Feature: group.version")
+                && l.contains("FinalizedVersionLevel: 1")), describe.toString());
+        Tool.Result same = ok(tool(FEATURES, "upgrade", "--feature", "group.version=1"));
+        assertTrue(same.stdout.contains("group.version was upgraded to 1."), same.toString());
+        org.junit.jupiter.api.Assumptions.assumeFalse(Broker.isKafka(), "Kafka can change its feature levels");
+        Tool.Result down = tool(FEATURES, "downgrade", "--feature", "group.version=0");
+        assertNotEquals(0, down.exit, down.toString());
+        assertTrue(down.stdout.contains("Could not downgrade group.version to 0. Invalid update version 0 for feature group.version."),
+                down.toString());
+        Tool.Result unknown = tool(FEATURES, "upgrade", "--feature", "no.such.version=1");
+        assertNotEquals(0, unknown.exit, unknown.toString());
+        assertTrue(unknown.stdout.contains("Could not upgrade no.such.version to 1."), unknown.toString());
+        // Nothing changed.
+        Tool.Result after = ok(tool(FEATURES, "describe"));
+        assertTrue(after.lines().stream().anyMatch(l -> l.startsWith("Feature: group.version")
+                && l.contains("FinalizedVersionLevel: 1")), after.toString());
+    }
+
     /** DescribeConfigs of a broker with synonyms lists the default synonym too, as Kafka does. */
     @Test
     @Order(11)
