@@ -47,6 +47,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::ListConfigResources, 0, 1),
     // v6 (two-phase commit, KIP-939) is unstable in Kafka 4.4, which advertises 0-5.
     api(ApiKey::InitProducerId, 0, 5),
     // Transactions as Kafka 2.x-3.x clients run them (transaction.version 0: partitions
@@ -85,6 +86,9 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::CreateAcls, 0, 3),
     api(ApiKey::DescribeAcls, 0, 3),
     api(ApiKey::DeleteAcls, 0, 3),
+    // KIP-714 client telemetry, as a broker with no metrics subscription (api::telemetry).
+    api(ApiKey::GetTelemetrySubscriptions, 0, 0),
+    api(ApiKey::PushTelemetry, 0, 0),
 ];
 
 /// The supported range of `key`, if it is handled at all.

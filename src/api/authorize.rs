@@ -148,7 +148,9 @@ macro_rules! unchecked {
 unchecked!(
     ApiVersionsRequest,
     SaslHandshakeRequest,
-    SaslAuthenticateRequest
+    SaslAuthenticateRequest,
+    GetTelemetrySubscriptionsRequest,
+    PushTelemetryRequest
 );
 
 /// Requests that need one operation on the cluster, refused whole with a response that
@@ -170,6 +172,7 @@ macro_rules! cluster_op {
 
 cluster_op! {
     DescribeLogDirsRequest => Describe, |_r| DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED);
+    ListConfigResourcesRequest => DescribeConfigs, |_r| ListConfigResourcesResponse::default().with_error_code(CLUSTER_DENIED);
     DescribeQuorumRequest => Describe, |_r| DescribeQuorumResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));
     UpdateFeaturesRequest => Alter, |_r| UpdateFeaturesResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));
     AlterPartitionReassignmentsRequest => Alter, |_r| AlterPartitionReassignmentsResponse::default().with_error_code(CLUSTER_DENIED);

@@ -9,7 +9,8 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
     AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -675,4 +676,61 @@ pub async fn incremental_alter_configs(
     })
     .collect();
     Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
+
+/// ListConfigResources (KIP-1142, `kafka-configs --describe --all` style listings): the
+/// resources that have configs, by type, as Kafka 4.4 lists them: every topic, every live
+/// broker (as BROKER and BROKER_LOGGER), and no groups or client-metrics resources (Klamm
+/// has no group or client-metrics configs yet). An empty type list means every supported
+/// type (v0: client metrics only); an unsupported type is UNSUPPORTED_VERSION, as in Kafka.
+pub async fn list_config_resources(
+    ctx: &Context,
+    rc: &RequestContext,
+    version: i16,
+    req: ListConfigResourcesRequest,
+) -> Option<ListConfigResourcesResponse> {
+    use kafka_protocol::messages::list_config_resources_response::ConfigResource;
+    const TOPIC: i8 = 2;
+    const BROKER: i8 = 4;
+    const BROKER_LOGGER: i8 = 8;
+    const CLIENT_METRICS: i8 = 16;
+    const GROUP: i8 = 32;
+    let supported: &[i8] = if version >= 1 {
+        &[TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS, GROUP]
+    } else {
+        &[CLIENT_METRICS]
+    };
+    let wanted: Vec<i8> = if req.resource_types.is_empty() {
+        supported.to_vec()
+    } else {
+        req.resource_types.clone()
+    };
+    if let Some(bad) = wanted.iter().find(|t| !supported.contains(t)) {
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), resource_type = bad, "ListConfigResources for an unsupported resource type");
+        return Some(
+            ListConfigResourcesResponse::default()
+                .with_error_code(ResponseError::UnsupportedVersion.code()),
+        );
+    }
+    let resource = |name: String, t: i8| {
+        ConfigResource::default()
+            .with_resource_name(StrBytes::from_string(name))
+            .with_resource_type(t)
+    };
+    let mut out = Vec::new();
+    let (brokers, _) = ctx.brokers_and_controller(&rc.listener);
+    for t in [BROKER_LOGGER, BROKER] {
+        if wanted.contains(&t) {
+            out.extend(brokers.iter().map(|(id, _, _)| resource(id.to_string(), t)));
+        }
+    }
+    if wanted.contains(&TOPIC) {
+        out.extend(
+            ctx.metadata
+                .topics()
+                .iter()
+                .map(|topic| resource(topic.name.to_string(), TOPIC)),
+        );
+    }
+    Some(ListConfigResourcesResponse::default().with_config_resources(out))
 }

@@ -18,6 +18,7 @@ pub mod produce;
 pub mod producer_id;
 pub mod sasl;
 pub mod scram_credentials;
+pub mod telemetry;
 pub mod topics;
 pub mod transactions;
 

@@ -15,11 +15,12 @@ use kafka_protocol::messages::{
     DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
     DescribeTopicPartitionsRequest, DescribeTransactionsRequest,
     DescribeUserScramCredentialsRequest, ElectLeadersRequest, EndTxnRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
-    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, ListPartitionReassignmentsRequest, ListTransactionsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    OffsetForLeaderEpochRequest, ProduceRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    FindCoordinatorRequest, GetTelemetrySubscriptionsRequest, HeartbeatRequest,
+    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
+    ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
+    ListPartitionReassignmentsRequest, ListTransactionsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, PushTelemetryRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
     SyncGroupRequest, TxnOffsetCommitRequest, UpdateFeaturesRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
@@ -267,6 +268,7 @@ async fn route(
         DescribeConfigs => DescribeConfigsRequest => api::configs::describe_configs,
         AlterConfigs => AlterConfigsRequest => api::configs::alter_configs,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest => api::configs::incremental_alter_configs,
+        ListConfigResources => ListConfigResourcesRequest => api::configs::list_config_resources,
         InitProducerId => InitProducerIdRequest => api::producer_id::init_producer_id,
         AddPartitionsToTxn => AddPartitionsToTxnRequest => api::transactions::add_partitions_to_txn,
         AddOffsetsToTxn => AddOffsetsToTxnRequest => api::transactions::add_offsets_to_txn,
@@ -296,6 +298,8 @@ async fn route(
         CreateAcls => CreateAclsRequest => api::acls::create,
         DescribeAcls => DescribeAclsRequest => api::acls::describe,
         DeleteAcls => DeleteAclsRequest => api::acls::delete,
+        GetTelemetrySubscriptions => GetTelemetrySubscriptionsRequest => api::telemetry::get_subscriptions,
+        PushTelemetry => PushTelemetryRequest => api::telemetry::push,
     )
 }
 

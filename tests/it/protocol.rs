@@ -917,6 +917,87 @@ async fn kafka_4_4_version_steps() {
         assert_eq!(av, vec![("group.version".to_string(), 1)]);
     }
 
+    // ListConfigResources: every topic and the broker by type; an empty list is every type
+    // (v0: client metrics only, of which there are none); an unsupported type is refused.
+    {
+        let addr = broker.addr();
+        let list = |types: Vec<i8>, v: i16| async move {
+            let mut c = Client::connect(addr).await;
+            c.send(
+                &ListConfigResourcesRequest::default().with_resource_types(types),
+                v,
+            )
+            .await
+        };
+        let r = list(vec![2, 4], 1).await;
+        assert_eq!(r.error_code, 0);
+        let mut got: Vec<(String, i8)> = r
+            .config_resources
+            .iter()
+            .map(|c| (c.resource_name.to_string(), c.resource_type))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![(node_id.to_string(), 4), ("v44".to_string(), 2)]);
+        let all = list(vec![], 1).await;
+        assert_eq!(all.error_code, 0);
+        assert!(all
+            .config_resources
+            .iter()
+            .any(|c| (c.resource_name.as_str(), c.resource_type) == (&*node_id.to_string(), 8)));
+        let v0 = list(vec![], 0).await;
+        assert_eq!((v0.error_code, v0.config_resources.len()), (0, 0));
+        assert_eq!(
+            list(vec![3], 1).await.error_code,
+            ResponseError::UnsupportedVersion.code()
+        );
+    }
+
+    // Client telemetry (KIP-714): a new client gets an instance id and no metrics to push;
+    // pushes are checked against the subscription and the size bound.
+    {
+        let sub = c
+            .send(&GetTelemetrySubscriptionsRequest::default(), 0)
+            .await;
+        assert_eq!(sub.error_code, 0);
+        assert!(!sub.client_instance_id.is_nil());
+        assert!(sub.requested_metrics.is_empty(), "no subscription");
+        assert!(sub.push_interval_ms > 0 && sub.telemetry_max_bytes > 0);
+        let again = c
+            .send(
+                &GetTelemetrySubscriptionsRequest::default()
+                    .with_client_instance_id(sub.client_instance_id),
+                0,
+            )
+            .await;
+        assert!(again.client_instance_id.is_nil(), "an id is assigned once");
+        assert_eq!(again.subscription_id, sub.subscription_id);
+        let push = |sid: i32, metrics: usize| {
+            PushTelemetryRequest::default()
+                .with_client_instance_id(sub.client_instance_id)
+                .with_subscription_id(sid)
+                .with_metrics(Bytes::from(vec![0u8; metrics]))
+        };
+        assert_eq!(
+            c.send(&push(sub.subscription_id, 10), 0).await.error_code,
+            0
+        );
+        assert_eq!(
+            c.send(&push(sub.subscription_id.wrapping_add(1), 10), 0)
+                .await
+                .error_code,
+            ResponseError::UnknownSubscriptionId.code()
+        );
+        assert_eq!(
+            c.send(
+                &push(sub.subscription_id, sub.telemetry_max_bytes as usize + 1),
+                0
+            )
+            .await
+            .error_code,
+            ResponseError::TelemetryTooLarge.code()
+        );
+    }
+
     // DescribeLogDirs v5 (IsCordoned): the one data directory, not cordoned, with the topic.
     let r = c
         .send(&DescribeLogDirsRequest::default().with_topics(None), 5)
