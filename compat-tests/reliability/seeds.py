@@ -179,6 +179,20 @@ def build(batch):
     add(31, 3, True, lambda w: w.array(
         [0], lambda w, _: w.i8(2).string(TOPIC).i8(3).string("User:fuzz").string(None)
         .i8(1).i8(1).tags()).tags())
+    # DescribeQuorum v0 (flexible): [topic (name, [partition (index)])]
+    add(55, 0, True, lambda w: w.array(
+        [0], lambda w, _: w.string("__cluster_metadata").array(
+            [0], lambda w, _: w.i32(0).tags()).tags()).tags())
+    # UpdateFeatures v0 (flexible): timeout, [update (feature, max level, allow downgrade)]
+    add(57, 0, True, lambda w: w.i32(5000).array(
+        [0], lambda w, _: w.string("group.version").i16(1).boolean(False).tags()).tags())
+    # GetTelemetrySubscriptions v0 (flexible): client instance id (zero: assign one)
+    add(71, 0, True, lambda w: w.uuid().tags())
+    # PushTelemetry v0 (flexible): instance id, subscription id, terminating, codec, metrics
+    add(72, 0, True, lambda w: w.uuid(b"\x01" * 16).i32(0).boolean(True).i8(0)
+        .bytes_(b"").tags())
+    # ListConfigResources v1 (flexible): [resource type]
+    add(74, 1, True, lambda w: w.array([2, 4], lambda w, t: w.i8(t)).tags())
     return s
 
 
