@@ -30,16 +30,18 @@
 //! when there is no slot), and a session an incremental fetch would grow past it is closed
 //! (FETCH_SESSION_ID_NOT_FOUND, after which a client starts again with a full fetch).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::ResponseError;
 use prometheus_client::metrics::counter::Counter;
 use uuid::Uuid;
+
+mod order;
+use order::OrderedPartitions;
 
 /// Kafka's `NumFetchSessionCacheShards`.
 pub const NUM_SHARDS: usize = 8;
@@ -181,7 +183,7 @@ pub struct Session {
     /// it is not filed: the shard's trees are keyed by it, so it changes only under the
     /// shard's lock.
     filed: Option<(usize, usize)>,
-    partitions: IndexMap<PartitionKey, CachedPartition>,
+    partitions: OrderedPartitions,
     /// What the partitions are counted as against [`MAX_CACHED_BYTES`].
     partitions_cost: usize,
 }
@@ -221,25 +223,17 @@ impl Session {
                 None => {
                     self.partitions_cost += key.cost_bytes();
                     self.partitions
-                        .insert(key.clone(), CachedPartition::new(*request));
+                        .push_back(key.clone(), CachedPartition::new(*request));
                     added += 1;
                 }
             }
         }
         let mut removed = 0;
-        if !forgotten.is_empty() {
-            let gone: HashSet<&PartitionKey> = forgotten.iter().collect();
-            let before = self.partitions.len();
-            let mut freed = 0;
-            self.partitions.retain(|k, _| {
-                let keep = !gone.contains(k);
-                if !keep {
-                    freed += k.cost_bytes();
-                }
-                keep
-            });
-            self.partitions_cost -= freed;
-            removed = before - self.partitions.len();
+        for key in forgotten {
+            if self.partitions.remove(key) {
+                self.partitions_cost -= key.cost_bytes();
+                removed += 1;
+            }
         }
         (added, updated, removed)
     }
@@ -430,7 +424,7 @@ impl Shard {
         now_ms: u64,
         privileged: bool,
         uses_topic_ids: bool,
-        partitions: IndexMap<PartitionKey, CachedPartition>,
+        partitions: OrderedPartitions,
         partitions_cost: usize,
     ) -> i32 {
         let size = partitions.len();
@@ -519,8 +513,9 @@ pub struct Incremental {
     /// The epoch the request carried; the session is at the next one unless another request
     /// of the same session came in meanwhile.
     request_epoch: i32,
-    /// The session's partitions, in the session's order, with what to read of each.
-    pub partitions: Vec<(PartitionKey, PartitionRequest)>,
+    /// The session's partitions, in the session's order, with what to read of each and
+    /// where the session keeps it (for [`FetchSessionCache::finish_incremental`]).
+    pub partitions: Vec<(PartitionKey, PartitionRequest, usize)>,
 }
 
 impl Incremental {
@@ -687,7 +682,7 @@ impl FetchSessionCache {
         let partitions = s
             .partitions
             .iter()
-            .map(|(k, c)| (k.clone(), c.request))
+            .map(|(slot, k, c)| (k.clone(), c.request, slot))
             .collect();
         shard.touch(&mut s, now_ms);
         s.epoch = next_epoch(s.epoch);
@@ -718,11 +713,9 @@ impl FetchSessionCache {
         answered: impl IntoIterator<Item = (PartitionKey, PartitionRequest, i64, i64)>,
         now_ms: u64,
     ) -> i32 {
-        let mut partitions = IndexMap::new();
-        let mut cost = 0;
+        let mut partitions = OrderedPartitions::new();
         for (key, request, high_watermark, log_start_offset) in answered {
-            cost += key.cost_bytes();
-            partitions.insert(
+            partitions.push_back(
                 key,
                 CachedPartition {
                     request,
@@ -731,23 +724,24 @@ impl FetchSessionCache {
                 },
             );
         }
+        let cost = partitions.iter().map(|(_, k, _)| k.cost_bytes()).sum();
         let n = self.next_shard.fetch_add(1, Ordering::Relaxed) % NUM_SHARDS;
         self.shard(n)
             .maybe_create(now_ms, privileged, uses_topic_ids, partitions, cost)
     }
 
-    /// The end of an incremental fetch (Kafka's `IncrementalFetchContext`): keeps in
-    /// `answered` only the partitions the fetcher must hear about, remembers what it is told,
-    /// and moves the partitions that returned records to the end of the session's order, so
-    /// that the next fetch gives the others the first share of `max_bytes`. Fails with
-    /// INVALID_FETCH_SESSION_EPOCH (and the session id) when another request of the session
-    /// came in meanwhile.
-    pub fn finish_incremental<T>(
+    /// The end of an incremental fetch (Kafka's `IncrementalFetchContext`): which of the
+    /// `answered` partitions the fetcher must hear about (in their order), remembering what it
+    /// is told, and moving the partitions that returned records to the end of the session's
+    /// order, so that the next fetch gives the others the first share of `max_bytes`. Each
+    /// answer comes with where its partition stood in [`Incremental::partitions`], which
+    /// spares a lookup. Fails with INVALID_FETCH_SESSION_EPOCH (and the session id) when
+    /// another request of the session came in meanwhile.
+    pub fn finish_incremental<'a>(
         &self,
         inc: Incremental,
-        answered: &mut Vec<T>,
-        parts: impl Fn(&T) -> (&PartitionKey, &PartitionData),
-    ) -> Result<i32, (ResponseError, i32)> {
+        answered: impl Iterator<Item = (usize, &'a PartitionKey, &'a PartitionData)>,
+    ) -> Result<(i32, Vec<bool>), (ResponseError, i32)> {
         let mut s = lock(&inc.session);
         let expected = next_epoch(inc.request_epoch);
         if s.epoch != expected {
@@ -757,51 +751,30 @@ impl FetchSessionCache {
                 got = s.epoch,
                 "incremental fetch session moved on meanwhile; possible duplicate request"
             );
-            answered.clear();
             return Err((ResponseError::InvalidFetchSessionEpoch, inc.id));
         }
-        let mut moved: Vec<usize> = Vec::new();
-        answered.retain(|item| {
-            let (key, pd) = parts(item);
-            let Some((index, _, cached)) = s.partitions.get_full_mut(key) else {
-                // Forgotten by a request that came in meanwhile.
-                return false;
+        let mut keep = Vec::new();
+        for (hint, key, pd) in answered {
+            let slot = s.partitions.slot_of(hint, key);
+            let Some(cached) = slot.and_then(|i| s.partitions.at_mut(i)) else {
+                // Not in the session (Kafka 4.4 leaves such a partition out).
+                keep.push(false);
+                continue;
             };
-            let keep = cached.must_respond(pd, true);
-            if keep && pd.records.as_ref().is_some_and(|r| !r.is_empty()) {
-                moved.push(index);
-            }
-            keep
-        });
-        if !moved.is_empty() {
-            let mut is_moved = vec![false; s.partitions.len()];
-            for &i in &moved {
-                is_moved[i] = true;
-            }
-            let old = std::mem::take(&mut s.partitions);
-            let mut entries: Vec<Option<(PartitionKey, CachedPartition)>> =
-                old.into_iter().map(Some).collect();
-            let mut reordered = IndexMap::with_capacity(entries.len());
-            for (i, e) in entries.iter_mut().enumerate() {
-                if !is_moved[i] {
-                    if let Some((k, v)) = e.take() {
-                        reordered.insert(k, v);
-                    }
+            let must = cached.must_respond(pd, true);
+            if must && pd.records.as_ref().is_some_and(|r| !r.is_empty()) {
+                if let Some(slot) = slot {
+                    s.partitions.move_to_back(slot);
                 }
             }
-            for &i in &moved {
-                if let Some((k, v)) = entries[i].take() {
-                    reordered.insert(k, v);
-                }
-            }
-            s.partitions = reordered;
+            keep.push(must);
         }
         tracing::debug!(
             session_id = inc.id,
-            returning = answered.len(),
+            returning = keep.iter().filter(|k| **k).count(),
             "incremental fetch answered"
         );
-        Ok(inc.id)
+        Ok((inc.id, keep))
     }
 }
 

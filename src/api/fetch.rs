@@ -34,25 +34,12 @@ const MAX_WAIT_CAP_MS: i32 = 5 * 60 * 1000;
 struct Wanted {
     key: PartitionKey,
     request: PartitionRequest,
+    /// Where the fetch session keeps the partition (incremental fetches).
+    session_index: usize,
     /// The topic as the response names it.
     topic_name: TopicName,
     topic_id: Uuid,
-    partition_index: i32,
-    fetch_offset: i64,
-    current_leader_epoch: i32,
-    /// A follower's: the epoch of its last batch, to find where its log diverges.
-    last_fetched_epoch: i32,
-    partition_max_bytes: usize,
     target: Result<Arc<Partition>, ResponseError>,
-}
-
-/// One partition of the response, with what the fetch session keeps of it.
-struct Answer {
-    key: PartitionKey,
-    request: PartitionRequest,
-    topic_name: TopicName,
-    topic_id: Uuid,
-    data: PartitionData,
 }
 
 /// What a follower's fetch changes on the leader: ISR changes to write to the cluster.
@@ -94,7 +81,10 @@ pub async fn handle(
             let partitions = std::mem::take(&mut inc.partitions);
             (FetchContext::Incremental(inc), partitions)
         }
-        other => (other, requested),
+        other => {
+            let indexed = requested.into_iter().enumerate();
+            (other, indexed.map(|(i, (k, r))| (k, r, i)).collect())
+        }
     };
 
     // Kafka's order: the partitions read, then those answered with an error without reading
@@ -122,40 +112,48 @@ pub async fn handle(
     )
     .await;
     apply_isr_changes(ctx, &wanted, read.1);
-    let mut answers: Vec<Answer> = wanted
+    // The answers in Kafka's order: the partitions read, then the erroneous ones.
+    let mut data = read.0;
+    let mut erroneous_data: Vec<PartitionData> = Vec::with_capacity(erroneous.len());
+    let erroneous: Vec<Wanted> = erroneous
         .into_iter()
-        .zip(read.0)
-        .chain(erroneous)
-        .map(|(w, data)| Answer {
-            key: w.key,
-            request: w.request,
-            topic_name: w.topic_name,
-            topic_id: w.topic_id,
-            data,
+        .map(|(w, d)| {
+            erroneous_data.push(d);
+            w
         })
         .collect();
+    let answers = || {
+        wanted
+            .iter()
+            .zip(data.iter())
+            .chain(erroneous.iter().zip(erroneous_data.iter()))
+    };
 
-    let session_id = match context {
-        FetchContext::Sessionless | FetchContext::SessionError(_) => 0,
+    let (session_id, keep) = match context {
+        FetchContext::Sessionless | FetchContext::SessionError(_) => (0, None),
         FetchContext::Full {
             privileged,
             uses_topic_ids,
-        } => sessions.create_session(
-            privileged,
-            uses_topic_ids,
-            answers.iter().map(|a| {
-                (
-                    a.key.clone(),
-                    a.request,
-                    a.data.high_watermark,
-                    a.data.log_start_offset,
-                )
-            }),
-            sessions.now_ms(),
-        ),
+        } => {
+            let id = sessions.create_session(
+                privileged,
+                uses_topic_ids,
+                answers().map(|(w, d)| {
+                    (
+                        w.key.clone(),
+                        w.request,
+                        d.high_watermark,
+                        d.log_start_offset,
+                    )
+                }),
+                sessions.now_ms(),
+            );
+            (id, None)
+        }
         FetchContext::Incremental(inc) => {
-            match sessions.finish_incremental(inc, &mut answers, |a| (&a.key, &a.data)) {
-                Ok(id) => id,
+            let answered = answers().map(|(w, d)| (w.session_index, &w.key, d));
+            match sessions.finish_incremental(inc, answered) {
+                Ok((id, keep)) => (id, Some(keep)),
                 Err((e, id)) => {
                     return Some(
                         FetchResponse::default()
@@ -166,10 +164,19 @@ pub async fn handle(
             }
         }
     };
+    // Only what is sent is taken out of the reads: an incremental fetch of a large session
+    // answers a few partitions of many.
+    let sent = wanted
+        .iter()
+        .zip(data.iter_mut())
+        .chain(erroneous.iter().zip(erroneous_data.iter_mut()))
+        .enumerate()
+        .filter(|(i, _)| keep.as_ref().is_none_or(|k| k[*i]))
+        .map(|(_, (w, d))| (w, std::mem::take(d)));
     Some(
         FetchResponse::default()
             .with_session_id(session_id)
-            .with_responses(assemble(ctx, answers)),
+            .with_responses(assemble(ctx, sent)),
     )
 }
 
@@ -239,6 +246,39 @@ struct TopicLookup {
     error: Option<ResponseError>,
 }
 
+impl TopicLookup {
+    fn new(ctx: &Context, authz: Option<&Authz>, follower: bool, key: &TopicKey) -> TopicLookup {
+        let (topic, name, id) = match key {
+            TopicKey::Id(id) => {
+                let topic = ctx.metadata.topic_by_id(id);
+                let name = topic.as_ref().map_or_else(
+                    || TopicName(Default::default()),
+                    |t| super::topic_name(&t.name),
+                );
+                (topic, name, *id)
+            }
+            TopicKey::Name(name) => {
+                let topic = ctx.metadata.topic(name);
+                let id = topic.as_ref().map_or(Uuid::nil(), |t| t.id);
+                (topic, super::topic_name(name), id)
+            }
+        };
+        let error = if matches!(key, TopicKey::Id(_)) && topic.is_none() {
+            Some(ResponseError::UnknownTopicId)
+        } else if !follower && !fetch_readable(authz, &name.0) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
+        TopicLookup {
+            topic,
+            name,
+            id,
+            error,
+        }
+    }
+}
+
 /// Resolves the partitions to read against the metadata and the ACLs, in Kafka's order of
 /// checks: an unknown topic id, then READ on the topic (consumers; a follower's
 /// CLUSTER_ACTION was checked for the whole request), then an unknown topic or partition.
@@ -247,42 +287,27 @@ fn resolve(
     ctx: &Context,
     authz: Option<&Authz>,
     follower: bool,
-    to_read: Vec<(PartitionKey, PartitionRequest)>,
+    to_read: Vec<(PartitionKey, PartitionRequest, usize)>,
 ) -> (Vec<Wanted>, Vec<(Wanted, PartitionData)>) {
-    let mut topics: HashMap<TopicKey, TopicLookup> = HashMap::new();
+    let mut lookups: Vec<TopicLookup> = Vec::new();
+    let mut by_topic: HashMap<TopicKey, usize> = HashMap::new();
+    // Partitions of one topic come one after another: most need no map lookup.
+    let mut last: Option<(TopicKey, usize)> = None;
     let mut wanted = Vec::with_capacity(to_read.len());
     let mut erroneous = Vec::new();
-    for (key, request) in to_read {
-        let t = topics.entry(key.topic.clone()).or_insert_with(|| {
-            let (topic, name, id) = match &key.topic {
-                TopicKey::Id(id) => {
-                    let topic = ctx.metadata.topic_by_id(id);
-                    let name = topic.as_ref().map_or_else(
-                        || TopicName(Default::default()),
-                        |t| super::topic_name(&t.name),
-                    );
-                    (topic, name, *id)
-                }
-                TopicKey::Name(name) => {
-                    let topic = ctx.metadata.topic(name);
-                    let id = topic.as_ref().map_or(Uuid::nil(), |t| t.id);
-                    (topic, super::topic_name(name), id)
-                }
-            };
-            let error = if matches!(key.topic, TopicKey::Id(_)) && topic.is_none() {
-                Some(ResponseError::UnknownTopicId)
-            } else if !follower && !fetch_readable(authz, &name.0) {
-                Some(ResponseError::TopicAuthorizationFailed)
-            } else {
-                None
-            };
-            TopicLookup {
-                topic,
-                name,
-                id,
-                error,
+    for (key, request, session_index) in to_read {
+        let slot = match &last {
+            Some((k, slot)) if *k == key.topic => *slot,
+            _ => {
+                let slot = *by_topic.entry(key.topic.clone()).or_insert_with(|| {
+                    lookups.push(TopicLookup::new(ctx, authz, follower, &key.topic));
+                    lookups.len() - 1
+                });
+                last = Some((key.topic.clone(), slot));
+                slot
             }
-        });
+        };
+        let t = &lookups[slot];
         let target = match (&t.error, &t.topic) {
             (Some(e), _) => Err(*e),
             (None, None) => Err(ResponseError::UnknownTopicOrPartition),
@@ -294,11 +319,7 @@ fn resolve(
         let w = Wanted {
             topic_name: t.name.clone(),
             topic_id: t.id,
-            partition_index: key.partition,
-            fetch_offset: request.fetch_offset,
-            current_leader_epoch: request.current_leader_epoch,
-            last_fetched_epoch: request.last_fetched_epoch,
-            partition_max_bytes: request.partition_max_bytes.max(0) as usize,
+            session_index,
             key,
             request,
             target,
@@ -308,7 +329,7 @@ fn resolve(
             Ok(_) | Err(ResponseError::NotLeaderOrFollower) => wanted.push(w),
             Err(e) => {
                 let data = PartitionData::default()
-                    .with_partition_index(w.partition_index)
+                    .with_partition_index(w.key.partition)
                     .with_error_code(e.code())
                     .with_high_watermark(-1)
                     .with_last_stable_offset(-1)
@@ -396,35 +417,42 @@ fn read_all(
     let mut any_error = false;
     for (i, w) in wanted.iter().enumerate() {
         let mut pd = PartitionData::default()
-            .with_partition_index(w.partition_index)
+            .with_partition_index(w.key.partition)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1);
         if let (Some(follower), Ok(p)) = (replica, &w.target) {
-            let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
-            let result = p.check_leader_epoch(w.current_leader_epoch).and_then(|_| {
-                // Where the follower's log parts from ours (KIP-595's diverging epoch): it
-                // truncates there before it fetches again.
-                if w.last_fetched_epoch >= 0 && w.last_fetched_epoch != p.leader_epoch() {
-                    let (epoch, end) = p.end_offset_for_epoch(w.last_fetched_epoch)?;
-                    if end < 0 {
+            let budget = (w.request.partition_max_bytes.max(0) as usize)
+                .min(max_bytes.saturating_sub(total));
+            let result = p
+                .check_leader_epoch(w.request.current_leader_epoch)
+                .and_then(|_| {
+                    // Where the follower's log parts from ours (KIP-595's diverging epoch): it
+                    // truncates there before it fetches again.
+                    if w.request.last_fetched_epoch >= 0
+                        && w.request.last_fetched_epoch != p.leader_epoch()
+                    {
+                        let (epoch, end) = p.end_offset_for_epoch(w.request.last_fetched_epoch)?;
+                        if end < 0 {
+                            return Err(ResponseError::OffsetOutOfRange);
+                        }
+                        if epoch < w.request.last_fetched_epoch || end < w.request.fetch_offset {
+                            pd.diverging_epoch = fetch_response::EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end);
+                            return Ok(Default::default());
+                        }
+                    }
+                    if let Some(change) = p.follower_fetched(follower, w.request.fetch_offset) {
+                        isr_changes.push((i, change));
+                    }
+                    if w.request.fetch_offset < p.log_start_offset()
+                        || w.request.fetch_offset > p.log_end_offset()
+                    {
                         return Err(ResponseError::OffsetOutOfRange);
                     }
-                    if epoch < w.last_fetched_epoch || end < w.fetch_offset {
-                        pd.diverging_epoch = fetch_response::EpochEndOffset::default()
-                            .with_epoch(epoch)
-                            .with_end_offset(end);
-                        return Ok(Default::default());
-                    }
-                }
-                if let Some(change) = p.follower_fetched(follower, w.fetch_offset) {
-                    isr_changes.push((i, change));
-                }
-                if w.fetch_offset < p.log_start_offset() || w.fetch_offset > p.log_end_offset() {
-                    return Err(ResponseError::OffsetOutOfRange);
-                }
-                p.read_for_replica(w.fetch_offset, budget)
-            });
+                    p.read_for_replica(w.request.fetch_offset, budget)
+                });
             pd.high_watermark = p.high_watermark();
             pd.last_stable_offset = p.last_stable_offset();
             pd.log_start_offset = p.log_start_offset();
@@ -443,26 +471,29 @@ fn read_all(
             continue;
         }
         let result = w.target.clone().and_then(|p| {
-            p.check_leader_epoch(w.current_leader_epoch)?;
+            p.check_leader_epoch(w.request.current_leader_epoch)?;
             // Out of range only outside the log (Kafka's rule). An offset past the high
             // watermark but within the log reads nothing: a new leader's high watermark
             // catches up with its followers' fetches, and a consumer already at the old
             // leader's high watermark must wait for it, not be told its position is gone.
             let hw = p.high_watermark();
-            if w.fetch_offset < p.log_start_offset() || w.fetch_offset > p.log_end_offset() {
+            if w.request.fetch_offset < p.log_start_offset()
+                || w.request.fetch_offset > p.log_end_offset()
+            {
                 pd.high_watermark = hw;
                 pd.last_stable_offset = p.last_stable_offset();
                 pd.log_start_offset = p.log_start_offset();
                 return Err(ResponseError::OffsetOutOfRange);
             }
-            let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
+            let budget = (w.request.partition_max_bytes.max(0) as usize)
+                .min(max_bytes.saturating_sub(total));
             let lso = p.last_stable_offset();
-            let r = p.read(w.fetch_offset, budget, total == 0, read_committed)?;
+            let r = p.read(w.request.fetch_offset, budget, total == 0, read_committed)?;
             // The aborted transactions a read_committed reader needs to drop records of
             // the returned batches (whose end is at most the last stable offset).
             let aborted = read_committed.then(|| {
                 let end = last_offset_in(&r.records).map_or(lso, |o| o + 1);
-                p.aborted_between(w.fetch_offset, end)
+                p.aborted_between(w.request.fetch_offset, end)
                     .into_iter()
                     .map(|a| {
                         AbortedTransaction::default()
@@ -506,27 +537,30 @@ fn last_offset_in(records: &[u8]) -> Option<i64> {
 
 /// The response's topics: each run of partitions of one topic under one entry, in the order
 /// they are answered (as Kafka's `FetchResponse.of` groups them).
-fn assemble(ctx: &Context, answers: Vec<Answer>) -> Vec<FetchableTopicResponse> {
+fn assemble<'a>(
+    ctx: &Context,
+    sent: impl Iterator<Item = (&'a Wanted, PartitionData)>,
+) -> Vec<FetchableTopicResponse> {
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
-    let mut last: Option<TopicKey> = None;
-    for a in answers {
-        let bytes = a.data.records.as_ref().map_or(0, |r| r.len());
+    let mut last: Option<&TopicKey> = None;
+    for (w, data) in sent {
+        let bytes = data.records.as_ref().map_or(0, |r| r.len());
         if bytes > 0 {
-            ctx.metrics.bytes_out(&a.topic_name.0, bytes);
+            ctx.metrics.bytes_out(&w.topic_name.0, bytes);
         }
-        if a.data.error_code != 0 {
-            ctx.metrics.partition_error("Fetch", a.data.error_code);
+        if data.error_code != 0 {
+            ctx.metrics.partition_error("Fetch", data.error_code);
         }
-        if last.as_ref() != Some(&a.key.topic) {
+        if last != Some(&w.key.topic) {
             responses.push(
                 FetchableTopicResponse::default()
-                    .with_topic(a.topic_name)
-                    .with_topic_id(a.topic_id),
+                    .with_topic(w.topic_name.clone())
+                    .with_topic_id(w.topic_id),
             );
-            last = Some(a.key.topic);
+            last = Some(&w.key.topic);
         }
         if let Some(t) = responses.last_mut() {
-            t.partitions.push(a.data);
+            t.partitions.push(data);
         }
     }
     responses

@@ -69,6 +69,28 @@ fn incremental(ctx: FetchContext) -> Incremental {
     }
 }
 
+/// Finishes an incremental fetch of `answers` (no position hints, so each is looked up), and
+/// keeps only those to be sent.
+fn finish(
+    c: &FetchSessionCache,
+    inc: Incremental,
+    answers: &mut Vec<(PartitionKey, PartitionData)>,
+) -> Result<i32, (ResponseError, i32)> {
+    let result = c.finish_incremental(inc, answers.iter().map(|(k, p)| (usize::MAX, k, p)));
+    match result {
+        Ok((id, keep)) => {
+            assert_eq!(keep.len(), answers.len());
+            let mut keep = keep.into_iter();
+            answers.retain(|_| keep.next().unwrap_or(false));
+            Ok(id)
+        }
+        Err(e) => {
+            answers.clear();
+            Err(e)
+        }
+    }
+}
+
 fn pd(hw: i64, log_start: i64, records: usize, error: i16) -> PartitionData {
     PartitionData::default()
         .with_high_watermark(hw)
@@ -158,10 +180,7 @@ fn the_epoch_advances_after_each_incremental_fetch() {
     for epoch in 1..5 {
         let inc = incremental(c.new_context(V, id, epoch, false, &[], &[], 1));
         let mut none: Vec<(PartitionKey, PartitionData)> = Vec::new();
-        assert_eq!(
-            c.finish_incremental(inc, &mut none, |(k, p)| (k, p)),
-            Ok(id)
-        );
+        assert_eq!(finish(&c, inc, &mut none), Ok(id));
         assert_eq!(
             error_of(c.new_context(V, id, epoch, false, &[], &[], 1)),
             Some(ResponseError::InvalidFetchSessionEpoch),
@@ -225,7 +244,7 @@ fn a_request_adds_updates_and_forgets_partitions() {
     let got: Vec<(PartitionKey, i64)> = inc
         .partitions
         .iter()
-        .map(|(k, r)| (k.clone(), r.fetch_offset))
+        .map(|(k, r, _)| (k.clone(), r.fetch_offset))
         .collect();
     assert_eq!(
         got,
@@ -270,8 +289,7 @@ fn only_partitions_with_something_to_say_are_answered() {
             lso
         }),
     ];
-    c.finish_incremental(inc, &mut answers, |(k, p)| (k, p))
-        .unwrap();
+    finish(&c, inc, &mut answers).unwrap();
     let kept: Vec<i32> = answers.iter().map(|(k, _)| k.partition).collect();
     assert_eq!(kept, vec![1, 2, 3, 4, 5, 6]);
     // What was said is remembered: the same answers again say nothing new, except the error
@@ -282,15 +300,13 @@ fn only_partitions_with_something_to_say_are_answered() {
         (p[3].0.clone(), pd(10, 4, 0, 0)),
         (p[4].0.clone(), pd(-1, -1, 0, 6)),
     ];
-    c.finish_incremental(inc, &mut answers, |(k, p)| (k, p))
-        .unwrap();
+    finish(&c, inc, &mut answers).unwrap();
     let kept: Vec<i32> = answers.iter().map(|(k, _)| k.partition).collect();
     assert_eq!(kept, vec![4]);
     // Once the error is gone the partition is sent again (its high watermark was reset).
     let inc = incremental(c.new_context(V, id, 3, false, &[], &[], 3));
     let mut answers = vec![(p[4].0.clone(), pd(10, 0, 0, 0))];
-    c.finish_incremental(inc, &mut answers, |(k, p)| (k, p))
-        .unwrap();
+    finish(&c, inc, &mut answers).unwrap();
     assert_eq!(answers.len(), 1);
 }
 
@@ -301,8 +317,7 @@ fn newly_added_partitions_are_answered() {
     let add = vec![(id_key(9, 0), req(0))];
     let inc = incremental(c.new_context(V, id, 1, false, &add, &[], 1));
     let mut answers = vec![(id_key(9, 0), pd(0, 0, 0, 0))];
-    c.finish_incremental(inc, &mut answers, |(k, p)| (k, p))
-        .unwrap();
+    finish(&c, inc, &mut answers).unwrap();
     assert_eq!(answers.len(), 1, "a new partition's high watermark is news");
 }
 
@@ -318,11 +333,26 @@ fn partitions_that_returned_records_move_to_the_end() {
         (p[2].0.clone(), pd(10, 0, 5, 0)),
         (p[3].0.clone(), pd(10, 0, 0, 0)),
     ];
-    c.finish_incremental(inc, &mut answers, |(k, p)| (k, p))
-        .unwrap();
+    finish(&c, inc, &mut answers).unwrap();
     let inc = incremental(c.new_context(V, id, 2, false, &[], &[], 2));
-    let order: Vec<i32> = inc.partitions.iter().map(|(k, _)| k.partition).collect();
+    let order: Vec<i32> = inc.partitions.iter().map(|(k, _, _)| k.partition).collect();
     assert_eq!(order, vec![1, 3, 0, 2]);
+}
+
+#[test]
+fn position_hints_are_checked_against_the_key() {
+    let c = cache(1000);
+    let p = parts(3);
+    let id = open(&c, 3, false, 0);
+    let inc = incremental(c.new_context(V, id, 1, false, &[], &[], 1));
+    let answers = [pd(10, 0, 0, 0), pd(10, 0, 5, 0), pd(11, 0, 0, 0)];
+    // Right hints, a wrong one (falls back to the key) and one past the end.
+    let hints = [0, 0, 99];
+    let (got, keep) = c
+        .finish_incremental(inc, (0..3).map(|i| (hints[i], &p[i].0, &answers[i])))
+        .unwrap();
+    assert_eq!(got, id);
+    assert_eq!(keep, vec![false, true, true]);
 }
 
 #[test]
@@ -333,7 +363,7 @@ fn a_request_overtaken_by_another_of_its_session_gets_invalid_epoch() {
     let _second = incremental(c.new_context(V, id, 2, false, &[], &[], 1));
     let mut answers = vec![(id_key(1, 0), pd(10, 0, 5, 0))];
     assert_eq!(
-        c.finish_incremental(first, &mut answers, |(k, p)| (k, p)),
+        finish(&c, first, &mut answers),
         Err((ResponseError::InvalidFetchSessionEpoch, id))
     );
     assert!(answers.is_empty());
@@ -398,8 +428,7 @@ fn a_used_session_is_not_stale() {
     for (i, id) in ids.iter().enumerate() {
         let inc = incremental(c.new_context(V, *id, 1, false, &[], &[], 900 + i as u64));
         let mut none: Vec<(PartitionKey, PartitionData)> = Vec::new();
-        c.finish_incremental(inc, &mut none, |(k, p)| (k, p))
-            .unwrap();
+        finish(&c, inc, &mut none).unwrap();
     }
     // Used 600 ms ago: not stale. Kafka files a session as evictable by size only when it is
     // touched past the eviction time, and these were last touched younger than that, so not
