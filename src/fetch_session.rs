@@ -596,13 +596,13 @@ impl FetchSessionCache {
         (0..NUM_SHARDS).map(|n| self.shard(n).num_partitions).sum()
     }
 
-    /// Kafka's `FetchManager.newContext`: what this request is, and for an incremental fetch
-    /// the session's partitions after the request's additions and removals.
+    /// Kafka's `FetchManager.newContext`: what a request with this version and `(session id,
+    /// epoch)` is, and for an incremental fetch the session's partitions after the request's
+    /// additions and removals.
     pub fn new_context(
         &self,
         version: i16,
-        session_id: i32,
-        epoch: i32,
+        (session_id, epoch): (i32, i32),
         privileged: bool,
         fetch_data: &[(PartitionKey, PartitionRequest)],
         forgotten: &[PartitionKey],

@@ -64,8 +64,7 @@ pub async fn handle(
     let sessions = &ctx.fetch_sessions;
     let context = sessions.new_context(
         version,
-        req.session_id,
-        req.session_epoch,
+        (req.session_id, req.session_epoch),
         replica.is_some(),
         &requested,
         &forgotten,

@@ -46,7 +46,7 @@ fn answered(
 /// A full fetch of `n` partitions at time `now` that opens a session; its id.
 fn open(c: &FetchSessionCache, n: i32, privileged: bool, now: u64) -> i32 {
     let p = parts(n);
-    match c.new_context(V, 0, INITIAL_EPOCH, privileged, &p, &[], now) {
+    match c.new_context(V, (0, INITIAL_EPOCH), privileged, &p, &[], now) {
         FetchContext::Full {
             privileged,
             uses_topic_ids,
@@ -107,7 +107,7 @@ fn epoch_0_with_id_0_opens_a_session_at_epoch_1() {
     assert_eq!(c.len(), 1);
     assert_eq!(c.partitions_cached(), 3);
     // The next fetch is epoch 1.
-    let inc = incremental(c.new_context(V, id, 1, false, &[], &[], 1));
+    let inc = incremental(c.new_context(V, (id, 1), false, &[], &[], 1));
     assert_eq!(inc.session_id(), id);
     assert_eq!(inc.partitions.len(), 3);
 }
@@ -117,13 +117,13 @@ fn epoch_0_with_an_id_closes_that_session_and_opens_another() {
     let c = cache(1000);
     let old = open(&c, 2, false, 0);
     let p = parts(2);
-    let ctx = c.new_context(V, old, INITIAL_EPOCH, false, &p, &[], 1);
+    let ctx = c.new_context(V, (old, INITIAL_EPOCH), false, &p, &[], 1);
     assert!(matches!(ctx, FetchContext::Full { .. }));
     assert_eq!(c.len(), 0, "the named session is closed first");
     let new = c.create_session(false, true, answered(&p), 1);
     assert_ne!(new, old);
     assert_eq!(
-        error_of(c.new_context(V, old, 1, false, &[], &[], 2)),
+        error_of(c.new_context(V, (old, 1), false, &[], &[], 2)),
         Some(ResponseError::FetchSessionIdNotFound)
     );
 }
@@ -132,12 +132,12 @@ fn epoch_0_with_an_id_closes_that_session_and_opens_another() {
 fn epoch_minus_1_is_sessionless_and_closes_the_named_session() {
     let c = cache(1000);
     assert!(matches!(
-        c.new_context(V, 0, FINAL_EPOCH, false, &parts(1), &[], 0),
+        c.new_context(V, (0, FINAL_EPOCH), false, &parts(1), &[], 0),
         FetchContext::Sessionless
     ));
     let id = open(&c, 1, false, 0);
     assert!(matches!(
-        c.new_context(V, id, FINAL_EPOCH, false, &parts(1), &[], 1),
+        c.new_context(V, (id, FINAL_EPOCH), false, &parts(1), &[], 1),
         FetchContext::Sessionless
     ));
     assert_eq!(c.len(), 0);
@@ -150,7 +150,7 @@ fn incremental_with_an_unknown_id_is_fetch_session_id_not_found() {
     for id in [0, 1, 12345, -7, i32::MIN, i32::MAX, SESSION_ID_RANGE * 8] {
         for epoch in [1, 5, -2, i32::MIN] {
             assert_eq!(
-                error_of(c.new_context(V, id, epoch, false, &parts(1), &[], 0)),
+                error_of(c.new_context(V, (id, epoch), false, &parts(1), &[], 0)),
                 Some(ResponseError::FetchSessionIdNotFound),
                 "id {id} epoch {epoch}"
             );
@@ -164,13 +164,13 @@ fn incremental_with_a_wrong_epoch_is_invalid_fetch_session_epoch() {
     let id = open(&c, 1, false, 0);
     for epoch in [2, 7, -2, i32::MAX] {
         assert_eq!(
-            error_of(c.new_context(V, id, epoch, false, &[], &[], 1)),
+            error_of(c.new_context(V, (id, epoch), false, &[], &[], 1)),
             Some(ResponseError::InvalidFetchSessionEpoch),
             "epoch {epoch}"
         );
     }
     // A wrong epoch changes nothing: epoch 1 still continues it.
-    incremental(c.new_context(V, id, 1, false, &[], &[], 1));
+    incremental(c.new_context(V, (id, 1), false, &[], &[], 1));
 }
 
 #[test]
@@ -178,11 +178,11 @@ fn the_epoch_advances_after_each_incremental_fetch() {
     let c = cache(1000);
     let id = open(&c, 1, false, 0);
     for epoch in 1..5 {
-        let inc = incremental(c.new_context(V, id, epoch, false, &[], &[], 1));
+        let inc = incremental(c.new_context(V, (id, epoch), false, &[], &[], 1));
         let mut none: Vec<(PartitionKey, PartitionData)> = Vec::new();
         assert_eq!(finish(&c, inc, &mut none), Ok(id));
         assert_eq!(
-            error_of(c.new_context(V, id, epoch, false, &[], &[], 1)),
+            error_of(c.new_context(V, (id, epoch), false, &[], &[], 1)),
             Some(ResponseError::InvalidFetchSessionEpoch),
             "epoch {epoch} is used up"
         );
@@ -204,22 +204,22 @@ fn a_session_keyed_one_way_refuses_requests_keyed_the_other_way() {
     // Opened at v13+ (topic ids), continued at v12 (names).
     let id = open(&c, 1, false, 0);
     assert_eq!(
-        error_of(c.new_context(12, id, 1, false, &[], &[], 1)),
+        error_of(c.new_context(12, (id, 1), false, &[], &[], 1)),
         Some(ResponseError::FetchSessionTopicIdError)
     );
     // Opened at v12, continued at v13.
     let p = vec![(name_key("t", 0), req(0))];
-    let FetchContext::Full { uses_topic_ids, .. } = c.new_context(12, 0, 0, false, &p, &[], 0)
+    let FetchContext::Full { uses_topic_ids, .. } = c.new_context(12, (0, 0), false, &p, &[], 0)
     else {
         panic!("full")
     };
     assert!(!uses_topic_ids);
     let id = c.create_session(false, uses_topic_ids, answered(&p), 0);
     assert_eq!(
-        error_of(c.new_context(13, id, 1, false, &[], &[], 1)),
+        error_of(c.new_context(13, (id, 1), false, &[], &[], 1)),
         Some(ResponseError::FetchSessionTopicIdError)
     );
-    incremental(c.new_context(12, id, 1, false, &[], &[], 1));
+    incremental(c.new_context(12, (id, 1), false, &[], &[], 1));
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn forgetting_every_partition_closes_the_session_and_serves_sessionless() {
     let id = open(&c, 2, false, 0);
     let forget = vec![id_key(1, 0), id_key(1, 1)];
     assert!(matches!(
-        c.new_context(V, id, 1, false, &[], &forget, 1),
+        c.new_context(V, (id, 1), false, &[], &forget, 1),
         FetchContext::Sessionless
     ));
     assert_eq!(c.len(), 0);
@@ -240,7 +240,7 @@ fn a_request_adds_updates_and_forgets_partitions() {
     let c = cache(1000);
     let id = open(&c, 3, false, 0);
     let add = vec![(id_key(2, 0), req(5)), (id_key(1, 1), req(42))];
-    let inc = incremental(c.new_context(V, id, 1, false, &add, &[id_key(1, 2)], 1));
+    let inc = incremental(c.new_context(V, (id, 1), false, &add, &[id_key(1, 2)], 1));
     let got: Vec<(PartitionKey, i64)> = inc
         .partitions
         .iter()
@@ -254,8 +254,7 @@ fn a_request_adds_updates_and_forgets_partitions() {
     // Named and forgotten in one request: forgotten.
     let inc = incremental(c.new_context(
         V,
-        id,
-        2,
+        (id, 2),
         false,
         &[(id_key(3, 0), req(0))],
         &[id_key(3, 0)],
@@ -270,7 +269,7 @@ fn only_partitions_with_something_to_say_are_answered() {
     let p = parts(8);
     // Opened with high watermark 10 and log start 0 everywhere.
     let id = open(&c, 8, false, 0);
-    let inc = incremental(c.new_context(V, id, 1, false, &[], &[], 1));
+    let inc = incremental(c.new_context(V, (id, 1), false, &[], &[], 1));
     let mut diverging = pd(10, 0, 0, 0);
     diverging.diverging_epoch.epoch = 3;
     let mut preferred = pd(10, 0, 0, 0);
@@ -294,7 +293,7 @@ fn only_partitions_with_something_to_say_are_answered() {
     assert_eq!(kept, vec![1, 2, 3, 4, 5, 6]);
     // What was said is remembered: the same answers again say nothing new, except the error
     // (always said) and the diverging epoch and preferred replica (always said).
-    let inc = incremental(c.new_context(V, id, 2, false, &[], &[], 2));
+    let inc = incremental(c.new_context(V, (id, 2), false, &[], &[], 2));
     let mut answers: Vec<(PartitionKey, PartitionData)> = vec![
         (p[2].0.clone(), pd(11, 0, 0, 0)),
         (p[3].0.clone(), pd(10, 4, 0, 0)),
@@ -304,7 +303,7 @@ fn only_partitions_with_something_to_say_are_answered() {
     let kept: Vec<i32> = answers.iter().map(|(k, _)| k.partition).collect();
     assert_eq!(kept, vec![4]);
     // Once the error is gone the partition is sent again (its high watermark was reset).
-    let inc = incremental(c.new_context(V, id, 3, false, &[], &[], 3));
+    let inc = incremental(c.new_context(V, (id, 3), false, &[], &[], 3));
     let mut answers = vec![(p[4].0.clone(), pd(10, 0, 0, 0))];
     finish(&c, inc, &mut answers).unwrap();
     assert_eq!(answers.len(), 1);
@@ -315,7 +314,7 @@ fn newly_added_partitions_are_answered() {
     let c = cache(1000);
     let id = open(&c, 1, false, 0);
     let add = vec![(id_key(9, 0), req(0))];
-    let inc = incremental(c.new_context(V, id, 1, false, &add, &[], 1));
+    let inc = incremental(c.new_context(V, (id, 1), false, &add, &[], 1));
     let mut answers = vec![(id_key(9, 0), pd(0, 0, 0, 0))];
     finish(&c, inc, &mut answers).unwrap();
     assert_eq!(answers.len(), 1, "a new partition's high watermark is news");
@@ -326,7 +325,7 @@ fn partitions_that_returned_records_move_to_the_end() {
     let c = cache(1000);
     let p = parts(4);
     let id = open(&c, 4, false, 0);
-    let inc = incremental(c.new_context(V, id, 1, false, &[], &[], 1));
+    let inc = incremental(c.new_context(V, (id, 1), false, &[], &[], 1));
     let mut answers: Vec<(PartitionKey, PartitionData)> = vec![
         (p[0].0.clone(), pd(10, 0, 5, 0)),
         (p[1].0.clone(), pd(10, 0, 0, 0)),
@@ -334,7 +333,7 @@ fn partitions_that_returned_records_move_to_the_end() {
         (p[3].0.clone(), pd(10, 0, 0, 0)),
     ];
     finish(&c, inc, &mut answers).unwrap();
-    let inc = incremental(c.new_context(V, id, 2, false, &[], &[], 2));
+    let inc = incremental(c.new_context(V, (id, 2), false, &[], &[], 2));
     let order: Vec<i32> = inc.partitions.iter().map(|(k, _, _)| k.partition).collect();
     assert_eq!(order, vec![1, 3, 0, 2]);
 }
@@ -344,7 +343,7 @@ fn position_hints_are_checked_against_the_key() {
     let c = cache(1000);
     let p = parts(3);
     let id = open(&c, 3, false, 0);
-    let inc = incremental(c.new_context(V, id, 1, false, &[], &[], 1));
+    let inc = incremental(c.new_context(V, (id, 1), false, &[], &[], 1));
     let answers = [pd(10, 0, 0, 0), pd(10, 0, 5, 0), pd(11, 0, 0, 0)];
     // Right hints, a wrong one (falls back to the key) and one past the end.
     let hints = [0, 0, 99];
@@ -359,8 +358,8 @@ fn position_hints_are_checked_against_the_key() {
 fn a_request_overtaken_by_another_of_its_session_gets_invalid_epoch() {
     let c = cache(1000);
     let id = open(&c, 1, false, 0);
-    let first = incremental(c.new_context(V, id, 1, false, &[], &[], 1));
-    let _second = incremental(c.new_context(V, id, 2, false, &[], &[], 1));
+    let first = incremental(c.new_context(V, (id, 1), false, &[], &[], 1));
+    let _second = incremental(c.new_context(V, (id, 2), false, &[], &[], 1));
     let mut answers = vec![(id_key(1, 0), pd(10, 0, 5, 0))];
     assert_eq!(
         finish(&c, first, &mut answers),
@@ -416,7 +415,7 @@ fn a_stale_session_is_evicted() {
     assert_eq!(evictions.get(), 1);
     // The shard's resident (the tenth open lands on shard 1) is gone.
     assert_eq!(
-        error_of(c.new_context(V, ids[1], 1, false, &[], &[], EVICTION_MS + 2)),
+        error_of(c.new_context(V, (ids[1], 1), false, &[], &[], EVICTION_MS + 2)),
         Some(ResponseError::FetchSessionIdNotFound)
     );
 }
@@ -426,7 +425,7 @@ fn a_used_session_is_not_stale() {
     let c = cache(8);
     let ids: Vec<i32> = (0..8).map(|_| open(&c, 5, false, 0)).collect();
     for (i, id) in ids.iter().enumerate() {
-        let inc = incremental(c.new_context(V, *id, 1, false, &[], &[], 900 + i as u64));
+        let inc = incremental(c.new_context(V, (*id, 1), false, &[], &[], 900 + i as u64));
         let mut none: Vec<(PartitionKey, PartitionData)> = Vec::new();
         finish(&c, inc, &mut none).unwrap();
     }
@@ -502,7 +501,7 @@ fn the_cache_never_holds_more_than_its_byte_bound() {
     // Growing it past the bound closes it; the client starts again with a full fetch.
     let add = vec![(id_key(7, 0), req(0))];
     assert_eq!(
-        error_of(c.new_context(V, id, 1, false, &add, &[], 1)),
+        error_of(c.new_context(V, (id, 1), false, &add, &[], 1)),
         Some(ResponseError::FetchSessionIdNotFound)
     );
     assert!(c.is_empty());
