@@ -257,6 +257,12 @@ impl Broker {
                 authorizer.apply(&change);
             });
         }
+        let metrics = crate::metrics::Metrics::new();
+        let fetch_sessions = crate::fetch_session::FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots as usize,
+            config.min_incremental_fetch_session_eviction_ms,
+            metrics.fetch_session_evictions.clone(),
+        );
         let ctx = Arc::new(Context {
             inter_broker,
             users,
@@ -271,7 +277,8 @@ impl Broker {
             store,
             listeners: advertised,
             inter_broker_listener: plan.inter_broker.clone(),
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
+            fetch_sessions,
             faults: Default::default(),
             ready: std::sync::atomic::AtomicBool::new(false),
             stopping: std::sync::atomic::AtomicBool::new(false),

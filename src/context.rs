@@ -41,6 +41,9 @@ pub struct Context {
     /// `--sasl-enabled-mechanisms`.
     pub sasl_mechanisms: Vec<crate::security::Mechanism>,
     pub metrics: crate::metrics::Metrics,
+    /// Fetch sessions (KIP-227): what each fetcher last asked for, so it can send only what
+    /// changed (`--max-incremental-fetch-session-cache-slots`).
+    pub fetch_sessions: crate::fetch_session::FetchSessionCache,
     /// Fault-injection rules set over the HTTP port (none unless a user adds some).
     pub faults: crate::fault::Faults,
     /// True while the listener accepts clients (the HTTP port's `/ready`).

@@ -31,7 +31,12 @@ async fn ready(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
 async fn metrics(State(ctx): State<Arc<Context>>) -> impl IntoResponse {
     // Offsets and group lag are read from the store: keep that off the async workers.
     let body = tokio::task::spawn_blocking(move || {
-        crate::metrics::render(&ctx.metrics, &ctx.metadata, &ctx.groups)
+        crate::metrics::render(
+            &ctx.metrics,
+            &ctx.metadata,
+            &ctx.groups,
+            &ctx.fetch_sessions,
+        )
     })
     .await
     .unwrap_or_default();

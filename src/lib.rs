@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 pub mod coordinator_log;
 pub mod fault;
+pub mod fetch_session;
 pub mod group;
 pub mod http;
 pub mod listeners;

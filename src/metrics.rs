@@ -33,6 +33,11 @@ struct ApiLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchContextLabels {
+    context: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     api: &'static str,
     error: &'static str,
@@ -109,6 +114,14 @@ pub struct Metrics {
     /// Passes of transactional id expiration, and the ids they forgot.
     pub transactional_id_expiration_passes: Counter,
     pub transactional_ids_expired: Counter,
+    /// Request and response frame bytes by API: what a fetch session saves on the wire.
+    request_bytes: Family<ApiLabels, Counter>,
+    response_bytes: Family<ApiLabels, Counter>,
+    /// Fetch requests by the fetch session context Kafka would give them (`full`,
+    /// `incremental`, `sessionless`, `session_error`).
+    fetch_contexts: Family<FetchContextLabels, Counter>,
+    /// Fetch sessions evicted to make room (Kafka's `IncrementalFetchSessionEvictionsPerSec`).
+    pub fetch_session_evictions: Counter,
 }
 
 impl Default for Metrics {
@@ -159,6 +172,30 @@ impl Metrics {
         let groups_expired = Counter::default();
         let transactional_id_expiration_passes = Counter::default();
         let transactional_ids_expired = Counter::default();
+        let request_bytes = Family::<ApiLabels, Counter>::default();
+        let response_bytes = Family::<ApiLabels, Counter>::default();
+        let fetch_contexts = Family::<FetchContextLabels, Counter>::default();
+        let fetch_session_evictions = Counter::default();
+        registry.register(
+            "request_bytes",
+            "Request frame bytes received (size prefix excluded), by API",
+            request_bytes.clone(),
+        );
+        registry.register(
+            "response_bytes",
+            "Response frame bytes sent (size prefix excluded), by API",
+            response_bytes.clone(),
+        );
+        registry.register(
+            "fetch_requests",
+            "Fetch requests by fetch session context: full (opens a session), incremental, sessionless, session_error",
+            fetch_contexts.clone(),
+        );
+        registry.register(
+            "fetch_session_evictions",
+            "Fetch sessions evicted to make room for new ones (Kafka's IncrementalFetchSessionEvictionsPerSec)",
+            fetch_session_evictions.clone(),
+        );
         registry.register(
             "transactional_id_expiration_passes",
             "Completed passes of transactional id expiration (transactional.id.expiration.ms)",
@@ -251,7 +288,30 @@ impl Metrics {
             groups_expired,
             transactional_id_expiration_passes,
             transactional_ids_expired,
+            request_bytes,
+            response_bytes,
+            fetch_contexts,
+            fetch_session_evictions,
         }
+    }
+
+    /// The frame sizes of one request of `api` and of its response (0 when none is sent).
+    pub fn frame_bytes(&self, api: &'static str, request: usize, response: usize) {
+        self.request_bytes
+            .get_or_create(&ApiLabels { api })
+            .inc_by(request as u64);
+        if response > 0 {
+            self.response_bytes
+                .get_or_create(&ApiLabels { api })
+                .inc_by(response as u64);
+        }
+    }
+
+    /// A Fetch request got a fetch session context of this kind.
+    pub fn fetch_context(&self, context: &'static str) {
+        self.fetch_contexts
+            .get_or_create(&FetchContextLabels { context })
+            .inc();
     }
 
     pub fn request(&self, api: &'static str, version: i16, took: Duration) {
@@ -325,8 +385,23 @@ pub fn render(
     metrics: &Metrics,
     metadata: &Metadata,
     groups_coordinator: &GroupCoordinator,
+    fetch_sessions: &crate::fetch_session::FetchSessionCache,
 ) -> String {
     let mut snapshot = Registry::with_prefix("klamm");
+    let sessions = Gauge::<i64>::default();
+    let sessions_partitions = Gauge::<i64>::default();
+    snapshot.register(
+        "fetch_sessions",
+        "Fetch sessions held (Kafka's NumIncrementalFetchSessions)",
+        sessions.clone(),
+    );
+    snapshot.register(
+        "fetch_session_partitions_cached",
+        "Partitions held by all fetch sessions (Kafka's NumIncrementalFetchPartitionsCached)",
+        sessions_partitions.clone(),
+    );
+    sessions.set(fetch_sessions.len() as i64);
+    sessions_partitions.set(fetch_sessions.partitions_cached() as i64);
     let topics = Gauge::<i64>::default();
     let partitions = Gauge::<i64>::default();
     let log_end = Family::<Labels, Gauge>::default();

@@ -5,8 +5,9 @@
 # sequence; every line must pass. Environment:
 #   KLAMM_BIN         broker binary (default /root/.cache/klamm/target/release/klamm)
 #   COMPAT_BROKER     klamm (default) or kafka: the reference broker via compat-tests/kafka/kafka.sh
-#   JAVA_COMPAT_TAGS  JUnit tag expression to run (e.g. klamm-bug, or "klamm-bug | !klamm-bug"
-#                     for everything); unset: every test except those tagged klamm-bug
+#   JAVA_COMPAT_TAGS  JUnit tag expression to run (e.g. klamm-bug, "(klamm-bug | !klamm-bug) & !bench"
+#                     for every test, bench for the benchmarks); unset: every test except those
+#                     tagged klamm-bug, and no benchmark
 #   KAFKA_VERSIONS    the kafka-clients versions to run, in order
 # Maven is the only installer (batch mode, no stdin); the local repository is ~/.m2.
 set -uo pipefail
@@ -29,7 +30,7 @@ fi
 if [ -n "${JAVA_COMPAT_TAGS:-}" ]; then
     tag_args=(-Dcompat.groups="$JAVA_COMPAT_TAGS" -Dcompat.excludedGroups=)
 else
-    tag_args=(-Dcompat.groups= -Dcompat.excludedGroups=klamm-bug)
+    tag_args=(-Dcompat.groups= -Dcompat.excludedGroups=klamm-bug,bench)
 fi
 
 # Surefire's report of one line: a "Tests run" line per class, failing tests, the total.

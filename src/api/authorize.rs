@@ -260,40 +260,31 @@ impl Authorize for ProduceRequest {
     }
 }
 
+/// A follower's fetch needs CLUSTER_ACTION, checked here for the whole request. A consumer's
+/// needs READ on each topic it reads, and those are the fetch session's partitions, not the
+/// request's: an incremental fetch names only what changed. So, as Kafka's `KafkaApis` does
+/// after the session is resolved, the Fetch handler asks [`fetch_readable`] for every
+/// partition it is about to read, on every request, and answers TOPIC_AUTHORIZATION_FAILED
+/// for the others; a session therefore never reads a topic its current user may not, and
+/// ACLs removed after a partition joined a session apply to the next fetch.
 impl Authorize for FetchRequest {
-    fn authorize(mut self, az: &Authz, version: i16, ctx: &Context) -> Gate<Self> {
+    fn authorize(self, az: &Authz, version: i16, _: &Context) -> Gate<Self> {
         let replica = if version >= 15 {
             self.replica_state.replica_id.0
         } else {
             self.replica_id.0
         };
-        if replica >= 0 {
-            if az.cluster(Operation::ClusterAction) {
-                return Gate::Pass(self);
-            }
-            return Gate::Refuse(
-                answered_with(&self, version, CLUSTER_DENIED).with_error_code(CLUSTER_DENIED),
-            );
-        }
-        let (allowed, denied) = split(std::mem::take(&mut self.topics), |t| {
-            topic_name(ctx, &t.topic, &t.topic_id).is_none_or(|n| az.topic(Operation::Read, &n))
-        });
-        if denied.is_empty() {
-            self.topics = allowed;
+        if replica < 0 || az.cluster(Operation::ClusterAction) {
             return Gate::Pass(self);
         }
-        let refused = FetchRequest::default().with_topics(denied);
-        let extra = answered_with(&refused, version, TOPIC_DENIED).responses;
-        if allowed.is_empty() {
-            // Nothing left to wait for: answer now rather than after max_wait_ms.
-            return Gate::Refuse(FetchResponse::default().with_responses(extra));
-        }
-        self.topics = allowed;
-        Gate::Partial(
-            self,
-            Box::new(move |r: &mut FetchResponse| r.responses.extend(extra)),
-        )
+        Gate::Refuse(answered_with(&self, version, CLUSTER_DENIED).with_error_code(CLUSTER_DENIED))
     }
+}
+
+/// Whether the principal behind `az` may read `topic` with Fetch (`None`: no authorizer).
+/// Called by the Fetch handler for each topic of the partitions it reads, see above.
+pub fn fetch_readable(az: Option<&Authz>, topic: &str) -> bool {
+    az.is_none_or(|az| az.topic(Operation::Read, topic))
 }
 
 impl Authorize for ListOffsetsRequest {

@@ -1,13 +1,16 @@
 //! Fetch: read whole batches from the offset asked for, long-polling until `min_bytes` are
-//! there or `max_wait_ms` passes. Fetch sessions are declined (session id 0), so every
-//! request is a full fetch.
+//! there or `max_wait_ms` passes, in or out of a fetch session (KIP-227, the rules in
+//! `crate::fetch_session`). In a session the partitions read are the session's, an incremental
+//! request names only what changed, and the response leaves out partitions with nothing new.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use kafka_protocol::messages::fetch_request::{FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::{
     self, AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -16,50 +19,38 @@ use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::authorize::{fetch_readable, Authz};
 use super::RequestContext;
 use crate::context::Context;
+use crate::fetch_session::{FetchContext, PartitionKey, PartitionRequest, TopicKey};
 use crate::log::batch::BatchHeader;
 use crate::log::Partition;
+use crate::metadata::Topic;
 
 /// Longest long-poll we honour: a bound so a request cannot pin a task for days.
 const MAX_WAIT_CAP_MS: i32 = 5 * 60 * 1000;
 
-/// One requested partition, resolved once per request.
+/// One partition to read (or to answer with an error), resolved once per request.
 struct Wanted {
-    topic_slot: usize,
-    partition_index: i32,
-    fetch_offset: i64,
-    current_leader_epoch: i32,
-    /// A follower's: the epoch of its last batch, to find where its log diverges.
-    last_fetched_epoch: i32,
-    partition_max_bytes: usize,
+    key: PartitionKey,
+    request: PartitionRequest,
+    /// Where the fetch session keeps the partition (incremental fetches).
+    session_index: usize,
+    /// The topic as the response names it.
+    topic_name: TopicName,
+    topic_id: Uuid,
     target: Result<Arc<Partition>, ResponseError>,
 }
 
 /// What a follower's fetch changes on the leader: ISR changes to write to the cluster.
 type IsrChanges = Vec<(usize, crate::log::partition::IsrChange)>;
 
-/// KIP-227: epoch 0 (INITIAL_EPOCH) opens a session and epoch -1 (FINAL_EPOCH) asks for a
-/// sessionless fetch; both are full fetches whatever the session id says (a client closing
-/// its old session sends that id with epoch -1 or 0, as kafka-go does). We create no sessions,
-/// so both are served in full with session id 0; any other epoch continues a session we
-/// cannot have.
-fn is_full_fetch(session_epoch: i32) -> bool {
-    session_epoch == 0 || session_epoch == -1
-}
-
 pub async fn handle(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     version: i16,
     req: FetchRequest,
 ) -> Option<FetchResponse> {
-    let mut resp = FetchResponse::default();
-    if !is_full_fetch(req.session_epoch) {
-        // We never hand out session ids, so an incremental fetch cannot be ours.
-        resp.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return Some(resp);
-    }
     let read_committed = req.isolation_level == 1;
     // A follower replicating (Kafka's replica fetch): the replica id is in the request.
     let replica = if version >= 15 {
@@ -68,39 +59,37 @@ pub async fn handle(
         req.replica_id.0
     };
     let replica = (replica >= 0).then_some(replica);
-    let mut topics: Vec<(TopicName, Uuid)> = Vec::with_capacity(req.topics.len());
-    let mut wanted = Vec::new();
-    for t in req.topics {
-        let topic = if version >= 13 {
-            ctx.metadata
-                .topic_by_id(&t.topic_id)
-                .ok_or(ResponseError::UnknownTopicId)
-        } else {
-            ctx.metadata
-                .topic(t.topic.0.as_str())
-                .ok_or(ResponseError::UnknownTopicOrPartition)
-        };
-        let slot = topics.len();
-        let (name, id) = match &topic {
-            Ok(tp) => (super::topic_name(&tp.name), tp.id),
-            Err(_) => (t.topic.clone(), t.topic_id),
-        };
-        topics.push((name, id));
-        for p in t.partitions {
-            let target = topic
-                .clone()
-                .and_then(|tp| ctx.metadata.led_partition(&tp, p.partition).map(Arc::clone));
-            wanted.push(Wanted {
-                topic_slot: slot,
-                partition_index: p.partition,
-                fetch_offset: p.fetch_offset,
-                current_leader_epoch: p.current_leader_epoch,
-                last_fetched_epoch: p.last_fetched_epoch,
-                partition_max_bytes: p.partition_max_bytes.max(0) as usize,
-                target,
-            });
+    let requested = requested_partitions(version, req.topics);
+    let forgotten = forgotten_partitions(version, &req.forgotten_topics_data);
+    let sessions = &ctx.fetch_sessions;
+    let context = sessions.new_context(
+        version,
+        (req.session_id, req.session_epoch),
+        replica.is_some(),
+        &requested,
+        &forgotten,
+        sessions.now_ms(),
+    );
+    ctx.metrics.fetch_context(context.kind());
+    let (context, to_read) = match context {
+        FetchContext::SessionError(e) => {
+            // Kafka does not know which partitions such a request meant: none are answered.
+            return Some(FetchResponse::default().with_error_code(e.code()));
         }
-    }
+        FetchContext::Incremental(mut inc) => {
+            let partitions = std::mem::take(&mut inc.partitions);
+            (FetchContext::Incremental(inc), partitions)
+        }
+        other => {
+            let indexed = requested.into_iter().enumerate();
+            (other, indexed.map(|(i, (k, r))| (k, r, i)).collect())
+        }
+    };
+
+    // Kafka's order: the partitions read, then those answered with an error without reading
+    // (an unknown topic, a refused one), which do not end a long poll early.
+    let authz = Authz::for_request(ctx, rc);
+    let (wanted, erroneous) = resolve(ctx, authz.as_ref(), replica.is_some(), to_read);
 
     // Kafka caps what the client asks for by its own `fetch.max.bytes`, so no request can
     // make the broker assemble a response of gigabytes.
@@ -112,12 +101,261 @@ pub async fn handle(
     };
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
-    let deadline = Instant::now() + max_wait;
+    let read = long_poll(
+        &wanted,
+        max_bytes,
+        min_bytes,
+        Instant::now() + max_wait,
+        read_committed,
+        replica,
+    )
+    .await;
+    apply_isr_changes(ctx, &wanted, read.1);
+    // The answers in Kafka's order: the partitions read, then the erroneous ones.
+    let mut data = read.0;
+    let mut erroneous_data: Vec<PartitionData> = Vec::with_capacity(erroneous.len());
+    let erroneous: Vec<Wanted> = erroneous
+        .into_iter()
+        .map(|(w, d)| {
+            erroneous_data.push(d);
+            w
+        })
+        .collect();
+    let answers = || {
+        wanted
+            .iter()
+            .zip(data.iter())
+            .chain(erroneous.iter().zip(erroneous_data.iter()))
+    };
+
+    let (session_id, keep) = match context {
+        FetchContext::Sessionless | FetchContext::SessionError(_) => (0, None),
+        FetchContext::Full {
+            privileged,
+            uses_topic_ids,
+        } => {
+            let id = sessions.create_session(
+                privileged,
+                uses_topic_ids,
+                answers().map(|(w, d)| {
+                    (
+                        w.key.clone(),
+                        w.request,
+                        d.high_watermark,
+                        d.log_start_offset,
+                    )
+                }),
+                sessions.now_ms(),
+            );
+            (id, None)
+        }
+        FetchContext::Incremental(inc) => {
+            let answered = answers().map(|(w, d)| (w.session_index, &w.key, d));
+            match sessions.finish_incremental(inc, answered) {
+                Ok((id, keep)) => (id, Some(keep)),
+                Err((e, id)) => {
+                    return Some(
+                        FetchResponse::default()
+                            .with_error_code(e.code())
+                            .with_session_id(id),
+                    )
+                }
+            }
+        }
+    };
+    // Only what is sent is taken out of the reads: an incremental fetch of a large session
+    // answers a few partitions of many.
+    let sent = wanted
+        .iter()
+        .zip(data.iter_mut())
+        .chain(erroneous.iter().zip(erroneous_data.iter_mut()))
+        .enumerate()
+        .filter(|(i, _)| keep.as_ref().is_none_or(|k| k[*i]))
+        .map(|(_, (w, d))| (w, std::mem::take(d)));
+    Some(
+        FetchResponse::default()
+            .with_session_id(session_id)
+            .with_responses(assemble(ctx, sent)),
+    )
+}
+
+/// The request's partitions keyed as its fetch session keys them (by topic id from v13 on, by
+/// name before), each once: a partition named twice keeps its first place and its last
+/// values, as Kafka's map of them does.
+fn requested_partitions(
+    version: i16,
+    topics: Vec<FetchTopic>,
+) -> Vec<(PartitionKey, PartitionRequest)> {
+    let mut out: Vec<(PartitionKey, PartitionRequest)> = Vec::new();
+    let mut seen: HashMap<PartitionKey, usize> = HashMap::new();
+    for t in topics {
+        // Copied out of the request frame, which a session must not keep alive.
+        let topic = if version >= 13 {
+            TopicKey::Id(t.topic_id)
+        } else {
+            TopicKey::Name(Arc::from(t.topic.0.as_str()))
+        };
+        for p in t.partitions {
+            let key = PartitionKey {
+                topic: topic.clone(),
+                partition: p.partition,
+            };
+            let request = PartitionRequest {
+                fetch_offset: p.fetch_offset,
+                log_start_offset: p.log_start_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
+            };
+            match seen.get(&key) {
+                Some(&i) => out[i].1 = request,
+                None => {
+                    seen.insert(key.clone(), out.len());
+                    out.push((key, request));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The partitions an incremental fetch drops from its session (v7+).
+fn forgotten_partitions(version: i16, forgotten: &[ForgottenTopic]) -> Vec<PartitionKey> {
+    let mut out = Vec::new();
+    for t in forgotten {
+        let topic = if version >= 13 {
+            TopicKey::Id(t.topic_id)
+        } else {
+            TopicKey::Name(Arc::from(t.topic.0.as_str()))
+        };
+        out.extend(t.partitions.iter().map(|&partition| PartitionKey {
+            topic: topic.clone(),
+            partition,
+        }));
+    }
+    out
+}
+
+/// A topic of the request as this broker knows it, looked up once per request.
+struct TopicLookup {
+    topic: Option<Arc<Topic>>,
+    name: TopicName,
+    id: Uuid,
+    /// The first error every partition of the topic gets (unknown id, refused).
+    error: Option<ResponseError>,
+}
+
+impl TopicLookup {
+    fn new(ctx: &Context, authz: Option<&Authz>, follower: bool, key: &TopicKey) -> TopicLookup {
+        let (topic, name, id) = match key {
+            TopicKey::Id(id) => {
+                let topic = ctx.metadata.topic_by_id(id);
+                let name = topic.as_ref().map_or_else(
+                    || TopicName(Default::default()),
+                    |t| super::topic_name(&t.name),
+                );
+                (topic, name, *id)
+            }
+            TopicKey::Name(name) => {
+                let topic = ctx.metadata.topic(name);
+                let id = topic.as_ref().map_or(Uuid::nil(), |t| t.id);
+                (topic, super::topic_name(name), id)
+            }
+        };
+        let error = if matches!(key, TopicKey::Id(_)) && topic.is_none() {
+            Some(ResponseError::UnknownTopicId)
+        } else if !follower && !fetch_readable(authz, &name.0) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
+        TopicLookup {
+            topic,
+            name,
+            id,
+            error,
+        }
+    }
+}
+
+/// Resolves the partitions to read against the metadata and the ACLs, in Kafka's order of
+/// checks: an unknown topic id, then READ on the topic (consumers; a follower's
+/// CLUSTER_ACTION was checked for the whole request), then an unknown topic or partition.
+/// Returns the partitions to read and those answered with an error at once.
+fn resolve(
+    ctx: &Context,
+    authz: Option<&Authz>,
+    follower: bool,
+    to_read: Vec<(PartitionKey, PartitionRequest, usize)>,
+) -> (Vec<Wanted>, Vec<(Wanted, PartitionData)>) {
+    let mut lookups: Vec<TopicLookup> = Vec::new();
+    let mut by_topic: HashMap<TopicKey, usize> = HashMap::new();
+    // Partitions of one topic come one after another: most need no map lookup.
+    let mut last: Option<(TopicKey, usize)> = None;
+    let mut wanted = Vec::with_capacity(to_read.len());
+    let mut erroneous = Vec::new();
+    for (key, request, session_index) in to_read {
+        let slot = match &last {
+            Some((k, slot)) if *k == key.topic => *slot,
+            _ => {
+                let slot = *by_topic.entry(key.topic.clone()).or_insert_with(|| {
+                    lookups.push(TopicLookup::new(ctx, authz, follower, &key.topic));
+                    lookups.len() - 1
+                });
+                last = Some((key.topic.clone(), slot));
+                slot
+            }
+        };
+        let t = &lookups[slot];
+        let target = match (&t.error, &t.topic) {
+            (Some(e), _) => Err(*e),
+            (None, None) => Err(ResponseError::UnknownTopicOrPartition),
+            (None, Some(topic)) => ctx
+                .metadata
+                .led_partition(topic, key.partition)
+                .map(Arc::clone),
+        };
+        let w = Wanted {
+            topic_name: t.name.clone(),
+            topic_id: t.id,
+            session_index,
+            key,
+            request,
+            target,
+        };
+        match &w.target {
+            // Not this broker's to serve: an error of the read, which ends a long poll.
+            Ok(_) | Err(ResponseError::NotLeaderOrFollower) => wanted.push(w),
+            Err(e) => {
+                let data = PartitionData::default()
+                    .with_partition_index(w.key.partition)
+                    .with_error_code(e.code())
+                    .with_high_watermark(-1)
+                    .with_last_stable_offset(-1)
+                    .with_log_start_offset(-1)
+                    .with_records(Some(Default::default()));
+                erroneous.push((w, data));
+            }
+        }
+    }
+    (wanted, erroneous)
+}
+
+/// Reads `wanted` until `min_bytes` are there, a partition fails, or `deadline` passes; a
+/// consumer waiting on many partitions (a fetch session's) wakes when any of them is
+/// appended to.
+async fn long_poll(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    min_bytes: usize,
+    deadline: Instant,
+    read_committed: bool,
+    replica: Option<i32>,
+) -> (Vec<PartitionData>, IsrChanges) {
     let live: Vec<Arc<Partition>> = wanted
         .iter()
         .filter_map(|w| w.target.as_ref().ok().cloned())
         .collect();
-
     let mut isr_changes: IsrChanges = Vec::new();
     loop {
         // Register for wake-ups before reading, so an append between the read and the wait
@@ -130,20 +368,12 @@ pub async fn handle(
             n.as_mut().enable();
         }
         let (partitions, total_bytes, any_error) = crate::storage::offload::blocking(|| {
-            read_all(
-                &wanted,
-                max_bytes,
-                read_committed,
-                replica,
-                &mut isr_changes,
-            )
+            read_all(wanted, max_bytes, read_committed, replica, &mut isr_changes)
         });
         let done =
             total_bytes >= min_bytes || any_error || live.is_empty() || Instant::now() >= deadline;
         if done {
-            resp.responses = assemble(ctx, &topics, partitions);
-            apply_isr_changes(ctx, &wanted, isr_changes);
-            return Some(resp);
+            return (partitions, isr_changes);
         }
         let any_append = std::future::poll_fn(|cx| {
             for n in woken.iter_mut() {
@@ -156,23 +386,13 @@ pub async fn handle(
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
             // Timed out: one last read so data that raced the timer is not left behind.
             let (partitions, _, _) = crate::storage::offload::blocking(|| {
-                read_all(
-                    &wanted,
-                    max_bytes,
-                    read_committed,
-                    replica,
-                    &mut isr_changes,
-                )
+                read_all(wanted, max_bytes, read_committed, replica, &mut isr_changes)
             });
-            resp.responses = assemble(ctx, &topics, partitions);
-            apply_isr_changes(ctx, &wanted, isr_changes);
-            return Some(resp);
+            return (partitions, isr_changes);
         }
     }
 }
 
-/// Reads every wanted partition once; returns per-partition data, bytes, and whether any
-/// partition had an error (Kafka answers at once in that case).
 /// Writes the ISR changes a follower's fetch called for (rare: a follower joining).
 fn apply_isr_changes(ctx: &Context, wanted: &[Wanted], changes: IsrChanges) {
     for (i, change) in changes {
@@ -182,47 +402,56 @@ fn apply_isr_changes(ctx: &Context, wanted: &[Wanted], changes: IsrChanges) {
     }
 }
 
+/// Reads every wanted partition once; returns per-partition data (in `wanted`'s order),
+/// bytes, and whether any partition had an error (Kafka answers at once in that case).
 fn read_all(
     wanted: &[Wanted],
     max_bytes: usize,
     read_committed: bool,
     replica: Option<i32>,
     isr_changes: &mut IsrChanges,
-) -> (Vec<(usize, PartitionData)>, usize, bool) {
+) -> (Vec<PartitionData>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut any_error = false;
     for (i, w) in wanted.iter().enumerate() {
         let mut pd = PartitionData::default()
-            .with_partition_index(w.partition_index)
+            .with_partition_index(w.key.partition)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1);
         if let (Some(follower), Ok(p)) = (replica, &w.target) {
-            let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
-            let result = p.check_leader_epoch(w.current_leader_epoch).and_then(|_| {
-                // Where the follower's log parts from ours (KIP-595's diverging epoch): it
-                // truncates there before it fetches again.
-                if w.last_fetched_epoch >= 0 && w.last_fetched_epoch != p.leader_epoch() {
-                    let (epoch, end) = p.end_offset_for_epoch(w.last_fetched_epoch)?;
-                    if end < 0 {
+            let budget = (w.request.partition_max_bytes.max(0) as usize)
+                .min(max_bytes.saturating_sub(total));
+            let result = p
+                .check_leader_epoch(w.request.current_leader_epoch)
+                .and_then(|_| {
+                    // Where the follower's log parts from ours (KIP-595's diverging epoch): it
+                    // truncates there before it fetches again.
+                    if w.request.last_fetched_epoch >= 0
+                        && w.request.last_fetched_epoch != p.leader_epoch()
+                    {
+                        let (epoch, end) = p.end_offset_for_epoch(w.request.last_fetched_epoch)?;
+                        if end < 0 {
+                            return Err(ResponseError::OffsetOutOfRange);
+                        }
+                        if epoch < w.request.last_fetched_epoch || end < w.request.fetch_offset {
+                            pd.diverging_epoch = fetch_response::EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end);
+                            return Ok(Default::default());
+                        }
+                    }
+                    if let Some(change) = p.follower_fetched(follower, w.request.fetch_offset) {
+                        isr_changes.push((i, change));
+                    }
+                    if w.request.fetch_offset < p.log_start_offset()
+                        || w.request.fetch_offset > p.log_end_offset()
+                    {
                         return Err(ResponseError::OffsetOutOfRange);
                     }
-                    if epoch < w.last_fetched_epoch || end < w.fetch_offset {
-                        pd.diverging_epoch = fetch_response::EpochEndOffset::default()
-                            .with_epoch(epoch)
-                            .with_end_offset(end);
-                        return Ok(Default::default());
-                    }
-                }
-                if let Some(change) = p.follower_fetched(follower, w.fetch_offset) {
-                    isr_changes.push((i, change));
-                }
-                if w.fetch_offset < p.log_start_offset() || w.fetch_offset > p.log_end_offset() {
-                    return Err(ResponseError::OffsetOutOfRange);
-                }
-                p.read_for_replica(w.fetch_offset, budget)
-            });
+                    p.read_for_replica(w.request.fetch_offset, budget)
+                });
             pd.high_watermark = p.high_watermark();
             pd.last_stable_offset = p.last_stable_offset();
             pd.log_start_offset = p.log_start_offset();
@@ -237,30 +466,33 @@ fn read_all(
                     pd.records = Some(Default::default());
                 }
             }
-            out.push((w.topic_slot, pd));
+            out.push(pd);
             continue;
         }
         let result = w.target.clone().and_then(|p| {
-            p.check_leader_epoch(w.current_leader_epoch)?;
+            p.check_leader_epoch(w.request.current_leader_epoch)?;
             // Out of range only outside the log (Kafka's rule). An offset past the high
             // watermark but within the log reads nothing: a new leader's high watermark
             // catches up with its followers' fetches, and a consumer already at the old
             // leader's high watermark must wait for it, not be told its position is gone.
             let hw = p.high_watermark();
-            if w.fetch_offset < p.log_start_offset() || w.fetch_offset > p.log_end_offset() {
+            if w.request.fetch_offset < p.log_start_offset()
+                || w.request.fetch_offset > p.log_end_offset()
+            {
                 pd.high_watermark = hw;
                 pd.last_stable_offset = p.last_stable_offset();
                 pd.log_start_offset = p.log_start_offset();
                 return Err(ResponseError::OffsetOutOfRange);
             }
-            let budget = w.partition_max_bytes.min(max_bytes.saturating_sub(total));
+            let budget = (w.request.partition_max_bytes.max(0) as usize)
+                .min(max_bytes.saturating_sub(total));
             let lso = p.last_stable_offset();
-            let r = p.read(w.fetch_offset, budget, total == 0, read_committed)?;
+            let r = p.read(w.request.fetch_offset, budget, total == 0, read_committed)?;
             // The aborted transactions a read_committed reader needs to drop records of
             // the returned batches (whose end is at most the last stable offset).
             let aborted = read_committed.then(|| {
                 let end = last_offset_in(&r.records).map_or(lso, |o| o + 1);
-                p.aborted_between(w.fetch_offset, end)
+                p.aborted_between(w.request.fetch_offset, end)
                     .into_iter()
                     .map(|a| {
                         AbortedTransaction::default()
@@ -286,7 +518,7 @@ fn read_all(
                 pd.records = Some(Default::default());
             }
         }
-        out.push((w.topic_slot, pd));
+        out.push(pd);
     }
     (out, total, any_error)
 }
@@ -302,28 +534,33 @@ fn last_offset_in(records: &[u8]) -> Option<i64> {
     last
 }
 
-fn assemble(
+/// The response's topics: each run of partitions of one topic under one entry, in the order
+/// they are answered (as Kafka's `FetchResponse.of` groups them).
+fn assemble<'a>(
     ctx: &Context,
-    topics: &[(TopicName, Uuid)],
-    partitions: Vec<(usize, PartitionData)>,
+    sent: impl Iterator<Item = (&'a Wanted, PartitionData)>,
 ) -> Vec<FetchableTopicResponse> {
-    let mut responses: Vec<FetchableTopicResponse> = topics
-        .iter()
-        .map(|(name, id)| {
-            FetchableTopicResponse::default()
-                .with_topic(name.clone())
-                .with_topic_id(*id)
-        })
-        .collect();
-    for (slot, pd) in partitions {
-        let bytes = pd.records.as_ref().map_or(0, |r| r.len());
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut last: Option<&TopicKey> = None;
+    for (w, data) in sent {
+        let bytes = data.records.as_ref().map_or(0, |r| r.len());
         if bytes > 0 {
-            ctx.metrics.bytes_out(&topics[slot].0 .0, bytes);
+            ctx.metrics.bytes_out(&w.topic_name.0, bytes);
         }
-        if pd.error_code != 0 {
-            ctx.metrics.partition_error("Fetch", pd.error_code);
+        if data.error_code != 0 {
+            ctx.metrics.partition_error("Fetch", data.error_code);
         }
-        responses[slot].partitions.push(pd);
+        if last != Some(&w.key.topic) {
+            responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(w.topic_name.clone())
+                    .with_topic_id(w.topic_id),
+            );
+            last = Some(&w.key.topic);
+        }
+        if let Some(t) = responses.last_mut() {
+            t.partitions.push(data);
+        }
     }
     responses
 }

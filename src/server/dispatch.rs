@@ -43,6 +43,7 @@ pub async fn handle(
     if session.sasl.as_ref().is_some_and(|s| s.raw_tokens()) {
         return super::sasl::raw_token(ctx, session, peer, frame).await;
     }
+    let request_bytes = frame.len();
     let (key, version, correlation_id, header, frame) = match super::wire::parse_request(frame) {
         Parsed::Request(r) => (r.key, r.version, r.correlation_id, r.header, r.body),
         Parsed::ApiVersionsFallback(correlation_id) => {
@@ -90,6 +91,11 @@ pub async fn handle(
     let _in_flight = InFlight::new(&ctx.metrics, api);
     let outcome = route(ctx, &rc, key, version, frame).await;
     ctx.metrics.request(api, version, started.elapsed());
+    let response_bytes = match &outcome {
+        Outcome::Respond(b) | Outcome::RespondThenClose(b, _) => b.len().saturating_sub(4),
+        Outcome::NoResponse | Outcome::Close(_) => 0,
+    };
+    ctx.metrics.frame_bytes(api, request_bytes, response_bytes);
     // One line per request at trace level: what a client did, in order, when a compat test
     // fails in a way its own logs do not explain.
     tracing::trace!(

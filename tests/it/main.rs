@@ -16,6 +16,7 @@ mod consumer_groups;
 mod docker;
 mod embed;
 mod faults;
+mod fetch_sessions;
 mod groups;
 mod http;
 mod idempotence;

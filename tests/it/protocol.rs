@@ -159,52 +159,6 @@ async fn fetch_respects_byte_limits_but_always_returns_one_batch() {
     assert_eq!(got.len(), 20, "two batches fit in max_bytes");
 }
 
-/// KIP-227's table as Kafka's FetchManager applies it: epoch 0 (INITIAL) and -1 (FINAL) are
-/// full fetches whatever the session id (kafka-go's `Client.Fetch` sends id -1, epoch -1);
-/// any other epoch continues a session, and this broker has none to continue.
-#[tokio::test]
-async fn fetch_session_id_and_epoch_follow_kip227() {
-    let broker = start().await;
-    let mut c = Client::connect(broker.addr()).await;
-    let topic_id = create_topic(&mut c, "sessions", 1).await.topics[0].topic_id;
-    let recs: Vec<Record> = (0..3).map(|i| record(i, 1)).collect();
-    produce(&mut c, "sessions", 0, batch(&recs, Compression::None), 9).await;
-    let cases: [(i32, i32, bool); 9] = [
-        (0, -1, true),
-        (-1, -1, true),
-        (7, -1, true),
-        (0, 0, true),
-        (-1, 0, true),
-        (7, 0, true),
-        (0, 1, false),
-        (7, 3, false),
-        (0, -2, false),
-    ];
-    for version in [7, 11, 12, 16] {
-        for (session_id, epoch, full) in cases {
-            let mut req = fetch_req("sessions", topic_id, 0, 0);
-            req.session_id = session_id;
-            req.session_epoch = epoch;
-            let resp = c.send(&req, version).await;
-            let what = format!("v{version} session id {session_id} epoch {epoch}");
-            if full {
-                assert_eq!(resp.error_code, 0, "{what}");
-                assert_eq!(resp.session_id, 0, "{what}: no session is created");
-                let p = &resp.responses[0].partitions[0];
-                assert_eq!(p.error_code, 0, "{what}");
-                assert_same_records(&decode_records(p.records.clone().unwrap()), &recs, 0);
-            } else {
-                assert_eq!(
-                    resp.error_code,
-                    ResponseError::FetchSessionIdNotFound.code(),
-                    "{what}"
-                );
-                assert!(resp.responses.is_empty(), "{what}");
-            }
-        }
-    }
-}
-
 /// The broker's `fetch.max.bytes` caps a response whatever the client asks for, and still
 /// returns at least one batch.
 #[tokio::test]

@@ -51,7 +51,8 @@ public final class Broker {
             "--transaction-max-timeout-ms", List.of("transaction.max.timeout.ms"),
             "--num-partitions", List.of("num.partitions"),
             "--message-max-bytes", List.of("message.max.bytes"),
-            "--auto-create-topics-enable", List.of("auto.create.topics.enable"));
+            "--auto-create-topics-enable", List.of("auto.create.topics.enable"),
+            "--max-incremental-fetch-session-cache-slots", List.of("max.incremental.fetch.session.cache.slots"));
 
     /**
      * Klamm flags with no Kafka counterpart, or not mapped to Kafka properties here: a class
@@ -109,6 +110,29 @@ public final class Broker {
      */
     static Broker klammIn(Path dir, List<String> klammArgs) {
         return new Broker(klammArgs, dir, false);
+    }
+
+    /**
+     * A Klamm or (with {@code kafka}) a reference Kafka broker whatever COMPAT_BROKER says:
+     * for benchmarks that run both side by side.
+     */
+    static Broker of(boolean kafka, List<String> klammArgs) {
+        return new Broker(klammArgs, null, kafka);
+    }
+
+    /** The broker's process id (Klamm's process, or Kafka's JVM from kafka.sh's pid file). */
+    long pid() {
+        if (!running) {
+            throw new IllegalStateException("broker is not running");
+        }
+        if (!kafka) {
+            return process.pid();
+        }
+        try {
+            return Long.parseLong(Files.readString(dir.resolve("pid")).trim());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     private Broker(List<String> klammArgs, Path inDir, boolean kafka) {
