@@ -82,6 +82,9 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     // KIP-554: SCRAM users for admin clients and kafka-configs.
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
+    // Client quotas (KIP-546): `kafka-configs --entity-type users|clients|ips`.
+    api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::AlterClientQuotas, 0, 1),
     // ACLs (`--authorizer`; SECURITY_DISABLED without it, as Kafka).
     api(ApiKey::CreateAcls, 0, 3),
     api(ApiKey::DescribeAcls, 0, 3),
@@ -122,6 +125,7 @@ pub fn touches_storage(key: ApiKey) -> bool {
             | DeleteGroups
             | CreateAcls
             | DeleteAcls
+            | AlterClientQuotas
     )
 }
 

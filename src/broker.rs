@@ -250,11 +250,13 @@ impl Broker {
             },
             &loaded,
         ));
+        let quotas = Arc::new(crate::quota::Quotas::new(records.clone(), &loaded));
         {
-            let (users, authorizer) = (users.clone(), authorizer.clone());
+            let (users, authorizer, quotas) = (users.clone(), authorizer.clone(), quotas.clone());
             records.follow(move |change| {
                 users.apply(&change);
                 authorizer.apply(&change);
+                quotas.apply(&change);
             });
         }
         let metrics = crate::metrics::Metrics::new();
@@ -266,6 +268,7 @@ impl Broker {
         let ctx = Arc::new(Context {
             inter_broker,
             users,
+            quotas,
             authorizer,
             sasl_mechanisms,
             config,

@@ -38,6 +38,8 @@ pub struct Context {
     pub users: Arc<crate::security::credentials::Credentials>,
     /// The ACLs and the rules that apply them (`--authorizer`).
     pub authorizer: Arc<crate::security::acl::Authorizer>,
+    /// Client quotas (user, client id, IP), enforced on Produce, Fetch and connections.
+    pub quotas: Arc<crate::quota::Quotas>,
     /// `--sasl-enabled-mechanisms`.
     pub sasl_mechanisms: Vec<crate::security::Mechanism>,
     pub metrics: crate::metrics::Metrics,

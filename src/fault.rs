@@ -339,6 +339,8 @@ no_error_answer!(
     GetTelemetrySubscriptionsRequest,
     PushTelemetryRequest,
     ListConfigResourcesRequest,
+    DescribeClientQuotasRequest,
+    AlterClientQuotasRequest,
     UpdateFeaturesRequest,
     DescribeConfigsRequest,
     AlterConfigsRequest,

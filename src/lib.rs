@@ -22,6 +22,7 @@ pub mod log;
 pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
+pub mod quota;
 pub mod replication;
 pub mod security;
 pub mod server;

@@ -116,6 +116,8 @@ pub struct Metrics {
     pub transactional_ids_expired: Counter,
     /// Request and response frame bytes by API: what a fetch session saves on the wire.
     request_bytes: Family<ApiLabels, Counter>,
+    /// Requests whose client was over a quota and got a throttle time.
+    throttled: Family<ApiLabels, Counter>,
     response_bytes: Family<ApiLabels, Counter>,
     /// Fetch requests by the fetch session context Kafka would give them (`full`,
     /// `incremental`, `sessionless`, `session_error`).
@@ -173,6 +175,12 @@ impl Metrics {
         let transactional_id_expiration_passes = Counter::default();
         let transactional_ids_expired = Counter::default();
         let request_bytes = Family::<ApiLabels, Counter>::default();
+        let throttled = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "throttled_requests",
+            "Requests whose client was over a client quota: answered with a throttle time, then its connection muted for it, by API",
+            throttled.clone(),
+        );
         let response_bytes = Family::<ApiLabels, Counter>::default();
         let fetch_contexts = Family::<FetchContextLabels, Counter>::default();
         let fetch_session_evictions = Counter::default();
@@ -289,6 +297,7 @@ impl Metrics {
             transactional_id_expiration_passes,
             transactional_ids_expired,
             request_bytes,
+            throttled,
             response_bytes,
             fetch_contexts,
             fetch_session_evictions,
@@ -305,6 +314,11 @@ impl Metrics {
                 .get_or_create(&ApiLabels { api })
                 .inc_by(response as u64);
         }
+    }
+
+    /// A request of `api` was throttled by a client quota.
+    pub fn throttled(&self, api: &'static str) {
+        self.throttled.get_or_create(&ApiLabels { api }).inc();
     }
 
     /// A Fetch request got a fetch session context of this kind.

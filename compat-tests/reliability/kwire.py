@@ -88,6 +88,10 @@ class W:
         self.b += struct.pack(">q", v)
         return self
 
+    def f64(self, v):
+        self.b += struct.pack(">d", v)
+        return self
+
     def boolean(self, v):
         return self.i8(1 if v else 0)
 

@@ -162,6 +162,17 @@ def build(batch):
     add(36, 0, False, lambda w: w.bytes_(b"\x00user\x00password"))
     # DescribeUserScramCredentials v0 (flexible): [user] or null
     add(50, 0, True, lambda w: w.array(["fuzz-user"], lambda w, u: w.string(u).tags()).tags())
+    # DescribeClientQuotas v1 (flexible): [component (type, match type, match)], strict
+    add(48, 1, True, lambda w: w.array(
+        [0], lambda w, _: w.string("user").i8(0).string("fuzz-user").tags()).boolean(False).tags())
+    # AlterClientQuotas v1 (flexible): [entry ([entity (type, name)], [op (key, value,
+    # remove)])], validate only (an IP's connection rate, checked only: a fuzzed quota must
+    # not slow the other clients)
+    add(49, 1, True, lambda w: w.array(
+        [0], lambda w, _: w.array(
+            [0], lambda w, _: w.string("ip").string("127.0.0.9").tags()).array(
+            [0], lambda w, _: w.string("connection_creation_rate").f64(5.0).boolean(False)
+            .tags()).tags()).boolean(True).tags())
     # AlterUserScramCredentials v0 (flexible): [deletion], [upsertion (name, mechanism,
     # iterations, salt, salted password)]
     add(51, 0, True, lambda w: w.array([], None).array(

@@ -172,6 +172,13 @@ macro_rules! cluster_op {
 
 cluster_op! {
     DescribeLogDirsRequest => Describe, |_r| DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED);
+    DescribeClientQuotasRequest => DescribeConfigs, |_r| DescribeClientQuotasResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed."))).with_entries(None);
+    AlterClientQuotasRequest => AlterConfigs, |r| AlterClientQuotasResponse::default().with_entries(r.entries.into_iter().map(|e| {
+        alter_client_quotas_response::EntryData::default().with_error_code(CLUSTER_DENIED)
+            .with_error_message(Some(sb("Cluster authorization failed.")))
+            .with_entity(e.entity.into_iter().map(|d| alter_client_quotas_response::EntityData::default()
+                .with_entity_type(d.entity_type).with_entity_name(d.entity_name)).collect())
+    }).collect());
     ListConfigResourcesRequest => DescribeConfigs, |_r| ListConfigResourcesResponse::default().with_error_code(CLUSTER_DENIED);
     DescribeQuorumRequest => Describe, |_r| DescribeQuorumResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));
     UpdateFeaturesRequest => Alter, |_r| UpdateFeaturesResponse::default().with_error_code(CLUSTER_DENIED).with_error_message(Some(sb("Cluster authorization failed.")));

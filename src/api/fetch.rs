@@ -26,6 +26,7 @@ use crate::fetch_session::{FetchContext, PartitionKey, PartitionRequest, TopicKe
 use crate::log::batch::BatchHeader;
 use crate::log::Partition;
 use crate::metadata::Topic;
+use crate::quota::Kind;
 
 /// Longest long-poll we honour: a bound so a request cannot pin a task for days.
 const MAX_WAIT_CAP_MS: i32 = 5 * 60 * 1000;
@@ -94,12 +95,23 @@ pub async fn handle(
     // Kafka caps what the client asks for by its own `fetch.max.bytes`, so no request can
     // make the broker assemble a response of gigabytes.
     let broker_max_bytes = ctx.config.fetch_max_bytes as usize;
-    let max_bytes = if version >= 3 {
+    let mut max_bytes = if version >= 3 {
         (req.max_bytes.max(0) as usize).min(broker_max_bytes)
     } else {
         broker_max_bytes
     };
-    let min_bytes = req.min_bytes.max(0) as usize;
+    // A consumer with a consumer_byte_rate quota gets no more in one response than its
+    // quota allows over the quota window (Kafka's getMaxValueInQuotaWindow), so a single
+    // fetch can never be throttled for certain.
+    if replica.is_none() {
+        if let Some(cap) =
+            ctx.quotas
+                .max_value_in_window(Kind::Fetch, &rc.principal, rc.client_id())
+        {
+            max_bytes = max_bytes.min(cap.max(0.0) as usize);
+        }
+    }
+    let min_bytes = (req.min_bytes.max(0) as usize).min(max_bytes);
     let max_wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
     let read = long_poll(
         &wanted,
@@ -121,6 +133,33 @@ pub async fn handle(
             w
         })
         .collect();
+    // consumer_byte_rate: a consumer over its quota gets an empty answer with the time to
+    // wait, and what it would have got does not count against it (Kafka's throttled fetch
+    // response; a full fetch opens no session then).
+    if replica.is_none() {
+        let bytes: usize = data
+            .iter()
+            .map(|d| d.records.as_ref().map_or(0, |r| r.len()))
+            .sum();
+        let throttle = ctx.quotas.record_unless_throttled(
+            Kind::Fetch,
+            &rc.principal,
+            rc.client_id(),
+            bytes as f64,
+        );
+        if throttle > 0 {
+            rc.throttle(throttle);
+            let session_id = match &context {
+                FetchContext::Incremental(inc) => inc.session_id(),
+                _ => 0,
+            };
+            return Some(
+                FetchResponse::default()
+                    .with_throttle_time_ms(rc.throttle_ms())
+                    .with_session_id(session_id),
+            );
+        }
+    }
     let answers = || {
         wanted
             .iter()
@@ -175,6 +214,7 @@ pub async fn handle(
     Some(
         FetchResponse::default()
             .with_session_id(session_id)
+            .with_throttle_time_ms(rc.throttle_ms())
             .with_responses(assemble(ctx, sent)),
     )
 }

@@ -16,6 +16,7 @@ pub mod offsets;
 pub mod partitions;
 pub mod produce;
 pub mod producer_id;
+pub mod quotas;
 pub mod sasl;
 pub mod scram_credentials;
 pub mod telemetry;
@@ -46,6 +47,11 @@ pub struct RequestContext {
     /// The authenticated principal (`User:NAME`, `User:ANONYMOUS` without authentication).
     pub principal: std::sync::Arc<str>,
     pub header: RequestHeader,
+    /// The request's size (header and body), what Kafka's byte-rate quotas count.
+    pub request_bytes: usize,
+    /// How long a handler found the client must wait (a quota it is over): the response
+    /// says so and the connection is muted for that long.
+    throttle_ms: std::sync::atomic::AtomicU64,
     /// Set by a handler that has no response to carry an error (acks=0 produce): Kafka
     /// closes the connection instead, so the client notices and refreshes its metadata.
     close_reason: std::sync::Mutex<Option<String>>,
@@ -57,14 +63,30 @@ impl RequestContext {
         listener: std::sync::Arc<str>,
         principal: std::sync::Arc<str>,
         header: RequestHeader,
+        request_bytes: usize,
     ) -> RequestContext {
         RequestContext {
             peer,
             listener,
             principal,
             header,
+            request_bytes,
+            throttle_ms: Default::default(),
             close_reason: Default::default(),
         }
+    }
+
+    /// Asks that the client wait `ms` (the longest asked for wins), as a quota requires.
+    pub fn throttle(&self, ms: u64) {
+        self.throttle_ms
+            .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The throttle time to put in the response, in ms.
+    pub fn throttle_ms(&self) -> i32 {
+        self.throttle_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .min(i32::MAX as u64) as i32
     }
 
     pub fn client_id(&self) -> &str {

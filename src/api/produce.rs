@@ -97,6 +97,15 @@ pub async fn handle(
             }
         }
     }
+    // producer_byte_rate: the whole request counts, once it is written (Kafka records it in
+    // the response callback); a client over its quota is told to wait and muted meanwhile.
+    let throttle_ms = ctx.quotas.record(
+        crate::quota::Kind::Produce,
+        &rc.principal,
+        rc.client_id(),
+        rc.request_bytes as f64,
+    );
+    rc.throttle(throttle_ms);
     if acks == 0 {
         // No response can carry the error, so Kafka closes the connection: the client
         // reconnects and refreshes its metadata instead of writing into the void.
@@ -112,7 +121,11 @@ pub async fn handle(
         }
         return None;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Some(
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(rc.throttle_ms()),
+    )
 }
 
 async fn resolve_topic(

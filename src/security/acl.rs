@@ -458,7 +458,7 @@ impl Authorizer {
                 .iter()
                 .filter_map(|(r, v)| match r {
                     Record::Acls(key) => Some(decode_or_warn(key, v)),
-                    Record::User(_) => None,
+                    Record::User(_) | Record::Config(_) => None,
                 })
                 .flatten()
                 .collect(),
@@ -467,7 +467,7 @@ impl Authorizer {
                 replace_pattern(&mut next, key, value.as_deref());
                 next
             }
-            Change::One(Record::User(_), _) => return,
+            Change::One(Record::User(_) | Record::Config(_), _) => return,
         };
         *acls = AclSet::new(next);
     }

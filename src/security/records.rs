@@ -7,7 +7,10 @@
 //!   `/kafka-acl-extended/prefixed/<Type>/<name>`, each holding Kafka's JSON record of the
 //!   entries on that pattern.
 //! - Users: `/config/users/<name, URL-encoded as Kafka's Sanitizer does>`, holding Kafka's
-//!   `{"version":1,"config":{"SCRAM-SHA-256":"salt=...,..."}}`.
+//!   `{"version":1,"config":{"SCRAM-SHA-256":"salt=...,..."}}` (and the user's quotas).
+//! - Other client-quota entities (`crate::quota`): `/config/users/<default>`,
+//!   `/config/users/<user>/clients/<client-id>`, `/config/clients/<client-id>`,
+//!   `/config/ips/<ip>`, in the same format.
 //!
 //! Brokers follow those trees with persistent recursive watches and re-read only the znode
 //! an event names; after a lost session they read everything again. Kafka's change
@@ -27,8 +30,11 @@ use crate::storage::{Store, StoreError};
 pub enum Record {
     /// The ACLs of one resource pattern, by the authorizer's key `TYPE\0PATTERN\0NAME`.
     Acls(String),
-    /// One user's credentials, by user name.
+    /// One user's record, by user name: its credentials and its quotas.
     User(String),
+    /// Another entity's config record (client quotas), by its path under `/config` with
+    /// names sanitized: `users/<default>`, `users/U/clients/C`, `clients/C`, `ips/IP`.
+    Config(String),
 }
 
 /// A record as read: its bytes, or None if it does not exist.
@@ -88,6 +94,11 @@ const LITERAL_ROOT: &str = "/kafka-acl";
 const EXTENDED_ROOT: &str = "/kafka-acl-extended";
 const PREFIXED_ROOT: &str = "/kafka-acl-extended/prefixed";
 const USERS_ROOT: &str = "/config/users";
+const CONFIG_ROOT: &str = "/config";
+const CLIENTS_ROOT: &str = "/config/clients";
+const IPS_ROOT: &str = "/config/ips";
+/// How ZooKeeper-mode Kafka names a default quota entity.
+const DEFAULT_ENTITY: &str = "<default>";
 
 impl Records {
     /// The records in this broker's own store.
@@ -121,6 +132,12 @@ impl Records {
                         .into_iter()
                         .map(|(k, v)| (Record::User(k), v)),
                 );
+                out.extend(
+                    store
+                        .entity_configs()?
+                        .into_iter()
+                        .map(|(k, v)| (Record::Config(k), v)),
+                );
                 Ok(out)
             }
             Backing::Zk(cluster) => Ok(zk_load_all(&cluster.session()?).await?),
@@ -148,6 +165,7 @@ impl Records {
                     let old = match r {
                         Record::Acls(key) => store.acl_record(key)?,
                         Record::User(name) => store.user_record(name)?,
+                        Record::Config(rel) => store.entity_config(rel)?,
                     };
                     let new = change(r, old.as_deref());
                     if new != old {
@@ -157,6 +175,8 @@ impl Records {
                             (Record::Acls(key), None) => wb.delete_acls(key),
                             (Record::User(name), Some(v)) => wb.put_user(name, v),
                             (Record::User(name), None) => wb.delete_user(name),
+                            (Record::Config(rel), Some(v)) => wb.put_entity_config(rel, v),
+                            (Record::Config(rel), None) => wb.delete_entity_config(rel),
                         }
                     }
                     out.push((r.clone(), old, new));
@@ -183,7 +203,8 @@ impl Records {
 /// The znode of a record.
 fn zk_path(record: &Record) -> Option<String> {
     match record {
-        Record::User(name) => Some(format!("{USERS_ROOT}/{}", sanitize_user(name))),
+        Record::User(name) => Some(format!("{USERS_ROOT}/{}", sanitize_name(name))),
+        Record::Config(rel) => (!rel.is_empty()).then(|| format!("{CONFIG_ROOT}/{rel}")),
         Record::Acls(key) => {
             let mut parts = key.splitn(3, '\0');
             let rt = parts.next()?;
@@ -202,12 +223,25 @@ fn zk_path(record: &Record) -> Option<String> {
 
 /// The record a znode holds, if it is one (not a directory or something else).
 fn record_of_path(path: &str) -> Option<Record> {
-    if let Some(name) = path
+    if let Some(rest) = path
         .strip_prefix(USERS_ROOT)
         .and_then(|p| p.strip_prefix('/'))
     {
-        return (!name.is_empty() && !name.contains('/'))
-            .then(|| Record::User(desanitize_user(name)));
+        let parts: Vec<&str> = rest.split('/').collect();
+        return match parts.as_slice() {
+            [name] if *name == DEFAULT_ENTITY => Some(Record::Config(format!("users/{name}"))),
+            [name] if !name.is_empty() => Some(Record::User(unsanitize_name(name))),
+            [u, "clients", c] if !u.is_empty() && !c.is_empty() => {
+                Some(Record::Config(format!("users/{u}/clients/{c}")))
+            }
+            _ => None,
+        };
+    }
+    for root in [CLIENTS_ROOT, IPS_ROOT] {
+        if let Some(name) = path.strip_prefix(root).and_then(|p| p.strip_prefix('/')) {
+            return (!name.is_empty() && !name.contains('/'))
+                .then(|| Record::Config(format!("{}/{name}", &root[CONFIG_ROOT.len() + 1..])));
+        }
     }
     let (pattern, rest) = if let Some(rest) = path.strip_prefix(PREFIXED_ROOT) {
         ("PREFIXED", rest)
@@ -227,15 +261,16 @@ fn record_of_path(path: &str) -> Option<Record> {
     )))
 }
 
-/// Kafka's `Sanitizer.sanitize` for user names in config paths: URL encoding of every byte
-/// but ASCII letters, digits and `.-_~`.
-fn sanitize_user(name: &str) -> String {
+/// Kafka's `Sanitizer.sanitize` for user names and client ids in config paths: URL encoding
+/// of every byte but ASCII letters, digits and `.-_~`.
+pub fn sanitize_name(name: &str) -> String {
     percent_encode(name, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '~')
     })
 }
 
-fn desanitize_user(s: &str) -> String {
+/// Undoes [`sanitize_name`].
+pub fn unsanitize_name(s: &str) -> String {
     percent_decode(s).unwrap_or_else(|| s.to_string())
 }
 
@@ -302,7 +337,12 @@ fn persistent() -> zk::CreateOptions<'static> {
 
 /// The directories the records go in, as Kafka creates them at start.
 async fn zk_prepare(client: &zk::Client) -> Result<(), zk::Error> {
-    let mut dirs = vec![USERS_ROOT.to_string(), EXTENDED_ROOT.to_string()];
+    let mut dirs = vec![
+        USERS_ROOT.to_string(),
+        CLIENTS_ROOT.to_string(),
+        IPS_ROOT.to_string(),
+        EXTENDED_ROOT.to_string(),
+    ];
     for (_, dir) in ZK_TYPES {
         dirs.push(format!("{LITERAL_ROOT}/{dir}"));
         dirs.push(format!("{PREFIXED_ROOT}/{dir}"));
@@ -328,7 +368,22 @@ async fn zk_read(client: &zk::Client, path: &str) -> Result<Option<(Vec<u8>, i32
 /// Every record in ZooKeeper.
 async fn zk_load_all(client: &zk::Client) -> Result<Vec<(Record, Vec<u8>)>, zk::Error> {
     zk_prepare(client).await?;
-    let mut dirs = vec![USERS_ROOT.to_string()];
+    let mut dirs = vec![
+        USERS_ROOT.to_string(),
+        CLIENTS_ROOT.to_string(),
+        IPS_ROOT.to_string(),
+    ];
+    // A user's (user, client id) quotas sit below the user's own znode.
+    if let Ok((users, _)) = client.get_children(USERS_ROOT).await {
+        for u in users {
+            let clients = format!("{USERS_ROOT}/{u}/clients");
+            match client.get_children(&clients).await {
+                Ok((c, _)) if !c.is_empty() => dirs.push(clients),
+                Ok(_) | Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     for (_, dir) in ZK_TYPES {
         dirs.push(format!("{LITERAL_ROOT}/{dir}"));
         dirs.push(format!("{PREFIXED_ROOT}/{dir}"));
@@ -353,6 +408,26 @@ async fn zk_load_all(client: &zk::Client) -> Result<Vec<(Record, Vec<u8>)>, zk::
     Ok(out)
 }
 
+/// A config record with nothing in it, as a user's znode is left when only its (user,
+/// client id) quotas below it remain.
+const EMPTY_CONFIG: &[u8] = br#"{"version":1,"config":{}}"#;
+
+/// The znodes a record's znode needs above it that [`zk_prepare`] does not make: a (user,
+/// client id) record sits below its user's znode.
+fn parents_of(record: &Record) -> Vec<(String, &'static [u8])> {
+    let Record::Config(rel) = record else {
+        return Vec::new();
+    };
+    let parts: Vec<&str> = rel.split('/').collect();
+    match parts.as_slice() {
+        ["users", u, "clients", _] => vec![
+            (format!("{USERS_ROOT}/{u}"), EMPTY_CONFIG),
+            (format!("{USERS_ROOT}/{u}/clients"), b"" as &[u8]),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// The read-modify-write of [`Records::update`] in ZooKeeper: one multi-op conditional on
 /// every version read.
 async fn zk_update(
@@ -366,6 +441,8 @@ async fn zk_update(
         let mut out = Vec::with_capacity(records.len());
         let mut multi = client.new_multi_writer();
         let mut ops = 0;
+        // Znodes this write creates, so that two records under one parent create it once.
+        let mut created = std::collections::HashSet::new();
         for r in records {
             let Some(path) = zk_path(r) else {
                 tracing::warn!(record = ?r, "a security record with no ZooKeeper path skipped");
@@ -380,8 +457,28 @@ async fn zk_update(
                     (Some((_, version)), Some(v)) => {
                         multi.add_set_data(&path, v, Some(*version))?
                     }
-                    (Some((_, version)), None) => multi.add_delete(&path, Some(*version))?,
-                    (None, Some(v)) => multi.add_create(&path, v, &persistent())?,
+                    (Some((_, version)), None) => {
+                        // A user's znode holds its (user, client id) quotas below it: it
+                        // is emptied, not deleted, while they exist (as Kafka leaves it).
+                        let (children, _) = client.get_children(&path).await?;
+                        if children.is_empty() {
+                            multi.add_delete(&path, Some(*version))?
+                        } else {
+                            multi.add_set_data(&path, EMPTY_CONFIG, Some(*version))?
+                        }
+                    }
+                    (None, Some(v)) => {
+                        for (parent, data) in parents_of(r) {
+                            if !created.contains(&parent)
+                                && zk_read(&client, &parent).await?.is_none()
+                            {
+                                multi.add_create(&parent, data, &persistent())?;
+                                created.insert(parent);
+                            }
+                        }
+                        multi.add_create(&path, v, &persistent())?;
+                        created.insert(path.clone());
+                    }
                     (None, None) => {}
                 }
             }
@@ -488,12 +585,20 @@ async fn follow_events(
     let mut users = client
         .watch(USERS_ROOT, zk::AddWatchMode::PersistentRecursive)
         .await?;
+    let mut clients = client
+        .watch(CLIENTS_ROOT, zk::AddWatchMode::PersistentRecursive)
+        .await?;
+    let mut ips = client
+        .watch(IPS_ROOT, zk::AddWatchMode::PersistentRecursive)
+        .await?;
     sink(Change::Reset(zk_load_all(client).await?));
     loop {
         let event = tokio::select! {
             e = literal.changed() => e,
             e = extended.changed() => e,
             e = users.changed() => e,
+            e = clients.changed() => e,
+            e = ips.changed() => e,
             _ = state.changed() => return Err(Stopped::Session),
             _ = stopped.wait_for(|v| *v) => return Ok(Stopped::Broker),
         };
@@ -555,6 +660,21 @@ mod tests {
         assert_eq!(record_of_path("/kafka-acl-extended/prefixed"), None);
         assert_eq!(record_of_path("/kafka-acl/Nothing/x"), None);
         assert_eq!(record_of_path("/config/users"), None);
+        for rel in [
+            "users/<default>",
+            "users/a%20b/clients/c",
+            "users/<default>/clients/<default>",
+            "clients/x",
+            "ips/127.0.0.1",
+            "ips/<default>",
+        ] {
+            let r = Record::Config(rel.to_string());
+            let path = zk_path(&r).unwrap();
+            assert_eq!(path, format!("/config/{rel}"));
+            assert_eq!(record_of_path(&path), Some(r));
+        }
+        assert_eq!(record_of_path("/config/users/a/clients"), None);
+        assert_eq!(record_of_path("/config/topics/x"), None);
         assert_eq!(record_of_path("/config/topics/t"), None);
     }
 }

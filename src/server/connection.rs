@@ -129,6 +129,20 @@ impl Connection {
         let mut peer_gone = false;
         let mut dropped_any = false;
         loop {
+            if let Some(until) = self.session.muted_until.take() {
+                // A throttled client: its response goes out now, its next request is read
+                // once the throttle time has passed.
+                if until > Instant::now() {
+                    if let Err(e) = self.flush().await {
+                        return Close::Io(e);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        _ = shutdown.wait_for(|v| *v) => return Close::Shutdown,
+                    }
+                    last_request = Instant::now();
+                }
+            }
             // Before SASL authentication, frames are bounded by Kafka's
             // sasl.server.max.receive.size: an anonymous client cannot make the broker
             // buffer a 100 MiB request.

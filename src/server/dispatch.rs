@@ -6,18 +6,18 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterConfigsRequest,
-    AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest, ApiKey,
-    ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AlterClientQuotasRequest,
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
     ConsumerGroupHeartbeatRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
-    DescribeTopicPartitionsRequest, DescribeTransactionsRequest,
-    DescribeUserScramCredentialsRequest, ElectLeadersRequest, EndTxnRequest, FetchRequest,
-    FindCoordinatorRequest, GetTelemetrySubscriptionsRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
+    DescribeAclsRequest, DescribeClientQuotasRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    DescribeProducersRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
+    DescribeTransactionsRequest, DescribeUserScramCredentialsRequest, ElectLeadersRequest,
+    EndTxnRequest, FetchRequest, FindCoordinatorRequest, GetTelemetrySubscriptionsRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, ListTransactionsRequest, MetadataRequest,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
     ProduceRequest, PushTelemetryRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
@@ -84,6 +84,7 @@ pub async fn handle(
         session.listener.clone(),
         session.principal.clone(),
         header,
+        request_bytes,
     );
     let started = std::time::Instant::now();
     let api = crate::metrics::api_name(key);
@@ -107,6 +108,15 @@ pub async fn handle(
         elapsed_us = started.elapsed().as_micros() as u64,
         "request handled"
     );
+    let throttle_ms = rc.throttle_ms();
+    if throttle_ms > 0 {
+        // Kafka mutes a throttled client's channel once its response is sent: nothing more
+        // of it is read until the throttle time has passed.
+        ctx.metrics.throttled(api);
+        session.muted_until = Some(
+            tokio::time::Instant::now() + std::time::Duration::from_millis(throttle_ms as u64),
+        );
+    }
     match rc.take_close_reason() {
         Some(reason) => Outcome::Close(reason),
         None => outcome,
@@ -301,6 +311,8 @@ async fn route(
         SaslAuthenticate => SaslAuthenticateRequest => api::sasl::authenticate,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => api::scram_credentials::describe,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest => api::scram_credentials::alter,
+        DescribeClientQuotas => DescribeClientQuotasRequest => api::quotas::describe,
+        AlterClientQuotas => AlterClientQuotasRequest => api::quotas::alter,
         CreateAcls => CreateAclsRequest => api::acls::create,
         DescribeAcls => DescribeAclsRequest => api::acls::describe,
         DeleteAcls => DeleteAclsRequest => api::acls::delete,

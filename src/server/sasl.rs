@@ -29,6 +29,9 @@ pub struct Session {
     pub principal: Arc<str>,
     /// Some while a SASL listener's client has not yet authenticated.
     pub sasl: Option<SaslState>,
+    /// Until when the connection is muted: a client over a quota is not read from until
+    /// its throttle time has passed (Kafka's muted channel).
+    pub muted_until: Option<tokio::time::Instant>,
 }
 
 impl Session {
@@ -38,6 +41,7 @@ impl Session {
             protocol,
             principal: Arc::from(security::ANONYMOUS),
             sasl: protocol.sasl().then_some(SaslState::Initial),
+            muted_until: None,
         }
     }
 

@@ -183,6 +183,18 @@ impl<'a> Batch<'a> {
         );
     }
 
+    /// A client-quota entity's config record.
+    pub fn put_entity_config(&mut self, rel: &str, record: &[u8]) {
+        self.put_meta(&[META_ENTITY_CONFIG, rel.as_bytes()].concat(), record);
+    }
+
+    pub fn delete_entity_config(&mut self, rel: &str) {
+        self.wb.delete_cf(
+            self.store.meta(),
+            meta_key(&[META_ENTITY_CONFIG, rel.as_bytes()].concat()),
+        );
+    }
+
     /// The ACLs of one resource pattern, in Kafka's record form.
     pub fn put_acls(&mut self, key: &str, record: &[u8]) {
         self.put_meta(&[META_ACL, key.as_bytes()].concat(), record);

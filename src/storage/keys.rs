@@ -37,6 +37,9 @@ pub(super) const META_BROKER_CONFIGS: &[u8] = b"broker-configs";
 pub(super) const META_TOPIC: &[u8] = b"topic\0";
 /// One record per SASL user (its salted SCRAM credentials): prefix ‖ user name.
 pub(super) const META_USER: &[u8] = b"user\0";
+/// A client-quota entity's config record (other than a named user's): prefix ‖ its path
+/// under ZooKeeper's `/config` (`clients/C`, `users/U/clients/C`, `ips/IP`, ...).
+pub(super) const META_ENTITY_CONFIG: &[u8] = b"entity-config\0";
 /// The ACLs of one resource pattern: prefix ‖ type NUL pattern NUL name.
 pub(super) const META_ACL: &[u8] = b"acl\0";
 

@@ -62,6 +62,23 @@ impl Store {
         self.get_meta(&[META_USER, name.as_bytes()].concat())
     }
 
+    /// Every client-quota entity's config record (other than named users'), by its path.
+    pub fn entity_configs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .scan_table(T_META, META_ENTITY_CONFIG)?
+            .into_iter()
+            .map(|(k, v)| {
+                let rel = &k[META_ENTITY_CONFIG.len()..];
+                (String::from_utf8_lossy(rel).into_owned(), v)
+            })
+            .collect())
+    }
+
+    /// One client-quota entity's config record.
+    pub fn entity_config(&self, rel: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_meta(&[META_ENTITY_CONFIG, rel.as_bytes()].concat())
+    }
+
     /// One resource pattern's ACL record.
     pub fn acl_record(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_meta(&[META_ACL, key.as_bytes()].concat())

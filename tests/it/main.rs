@@ -25,6 +25,7 @@ mod offsets_expiry;
 mod partition_admin;
 mod process;
 mod protocol;
+mod quotas;
 mod records;
 mod retention;
 mod rskafka_client;

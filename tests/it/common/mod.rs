@@ -39,6 +39,7 @@ pub fn config_in(dir: &std::path::Path) -> BrokerConfig {
 pub struct Client {
     stream: TcpStream,
     correlation_id: i32,
+    client_id: StrBytes,
 }
 
 impl Client {
@@ -48,7 +49,15 @@ impl Client {
         Client {
             stream,
             correlation_id: 0,
+            client_id: StrBytes::from_static_str("klamm-tests"),
         }
+    }
+
+    /// A connection whose requests carry `client_id` (quotas are kept per client id).
+    pub async fn connect_as(addr: SocketAddr, client_id: &str) -> Client {
+        let mut c = Client::connect(addr).await;
+        c.client_id = StrBytes::from_string(client_id.to_string());
+        c
     }
 
     /// Sends `req` at `version` and returns the decoded response.
@@ -64,7 +73,7 @@ impl Client {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("klamm-tests")));
+            .with_client_id(Some(self.client_id.clone()));
         let mut body = BytesMut::new();
         header
             .encode(&mut body, R::header_version(version))

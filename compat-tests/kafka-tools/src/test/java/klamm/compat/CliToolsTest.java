@@ -226,7 +226,6 @@ class CliToolsTest {
     /**
      * kafka-configs --entity-type users: SCRAM credentials (KIP-554). The tool salts the
      * password and sends AlterUserScramCredentials; the admin client reads them back.
-     * (--describe of users also asks for client quotas, which Klamm does not have yet.)
      */
     @Test
     @Order(2)
@@ -253,6 +252,70 @@ class CliToolsTest {
         assertTrue(delete.stdout.contains("Completed updating config for user tool-user."), delete.toString());
         described = admin.describeUserScramCredentials(List.of("tool-user")).description("tool-user").get();
         assertEquals(1, described.credentialInfos().size(), described.toString());
+    }
+
+    /**
+     * kafka-configs --entity-type users|clients|ips: client quotas (KIP-546), set, described,
+     * deleted, for a user, a (user, client id) pair, the default client id and an IP; the
+     * admin client reads the same values back; Kafka's refusals of a bad value.
+     */
+    @Test
+    @Order(2)
+    void kafkaConfigsQuotas() throws Exception {
+        String user = "quota-user-" + System.nanoTime();
+        Tool.Result alter = ok(tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--alter",
+                "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152"));
+        assertTrue(alter.stdout.contains("Completed updating config for user " + user), alter.toString());
+        ok(tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--entity-type", "clients",
+                "--entity-name", "app", "--alter", "--add-config", "producer_byte_rate=4096"));
+        ok(tool(CONFIGS, "--entity-type", "clients", "--entity-default", "--alter",
+                "--add-config", "request_percentage=150.5"));
+        ok(tool(CONFIGS, "--entity-type", "ips", "--entity-name", "127.0.0.2", "--alter",
+                "--add-config", "connection_creation_rate=5"));
+
+        Tool.Result u = ok(tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--describe"));
+        assertTrue(u.stdout.contains("producer_byte_rate=1048576") && u.stdout.contains("consumer_byte_rate=2097152"),
+                u.toString());
+        Tool.Result uc = ok(tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--entity-type", "clients",
+                "--entity-name", "app", "--describe"));
+        assertTrue(uc.stdout.contains("producer_byte_rate=4096"), uc.toString());
+        Tool.Result c = ok(tool(CONFIGS, "--entity-type", "clients", "--entity-default", "--describe"));
+        assertTrue(c.stdout.contains("request_percentage=150.5"), c.toString());
+        Tool.Result ip = ok(tool(CONFIGS, "--entity-type", "ips", "--entity-name", "127.0.0.2", "--describe"));
+        assertTrue(ip.stdout.contains("connection_creation_rate=5"), ip.toString());
+        Tool.Result allUsers = ok(tool(CONFIGS, "--entity-type", "users", "--describe"));
+        assertTrue(allUsers.stdout.contains(user), allUsers.toString());
+
+        var filter = org.apache.kafka.common.quota.ClientQuotaFilter.containsOnly(List.of(
+                org.apache.kafka.common.quota.ClientQuotaFilterComponent.ofEntity("user", user)));
+        var described = admin.describeClientQuotas(filter).entities().get();
+        assertEquals(Map.of(new org.apache.kafka.common.quota.ClientQuotaEntity(Map.of("user", user)),
+                Map.of("producer_byte_rate", 1048576.0, "consumer_byte_rate", 2097152.0)), described);
+
+        Tool.Result fractional = tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--alter",
+                "--add-config", "producer_byte_rate=1.5");
+        assertNotEquals(0, fractional.exit, fractional.toString());
+        Tool.Result wrongKey = tool(CONFIGS, "--entity-type", "ips", "--entity-name", "127.0.0.2", "--alter",
+                "--add-config", "producer_byte_rate=10");
+        assertNotEquals(0, wrongKey.exit, wrongKey.toString());
+
+        ok(tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--alter",
+                "--delete-config", "producer_byte_rate"));
+        described = admin.describeClientQuotas(filter).entities().get();
+        assertEquals(Map.of(new org.apache.kafka.common.quota.ClientQuotaEntity(Map.of("user", user)),
+                Map.of("consumer_byte_rate", 2097152.0)), described);
+        for (String[] entity : List.of(new String[] {"clients", "--entity-default", "request_percentage"},
+                new String[] {"ips", "127.0.0.2", "connection_creation_rate"})) {
+            List<String> args = new java.util.ArrayList<>(List.of("--entity-type", entity[0]));
+            if (entity[1].startsWith("--")) args.add(entity[1]); else args.addAll(List.of("--entity-name", entity[1]));
+            args.addAll(List.of("--alter", "--delete-config", entity[2]));
+            ok(tool(CONFIGS, args.toArray(new String[0])));
+        }
+        ok(tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--alter", "--delete-config", "consumer_byte_rate"));
+        ok(tool(CONFIGS, "--entity-type", "users", "--entity-name", user, "--entity-type", "clients",
+                "--entity-name", "app", "--alter", "--delete-config", "producer_byte_rate"));
+        assertEquals(Map.of(), admin.describeClientQuotas(org.apache.kafka.common.quota.ClientQuotaFilter.all())
+                .entities().get());
     }
 
     @Test
