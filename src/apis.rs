@@ -50,16 +50,19 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ListConfigResources, 0, 1),
     // v6 (two-phase commit, KIP-939) is unstable in Kafka 4.4, which advertises 0-5.
     api(ApiKey::InitProducerId, 0, 5),
-    // Transactions as Kafka 2.x-3.x clients run them (transaction.version 0: partitions
-    // are added explicitly, no KIP-890 epoch bump per transaction). The versions that only
-    // transaction.version 2 clients send are not advertised.
-    api(ApiKey::AddPartitionsToTxn, 0, 4),
-    api(ApiKey::AddOffsetsToTxn, 0, 3),
-    api(ApiKey::EndTxn, 0, 4),
-    api(ApiKey::TxnOffsetCommit, 0, 4),
+    // Transactions at every transaction.version: 0/1 clients (Kafka 2.x-3.x, librdkafka)
+    // add partitions and groups explicitly; version 2 clients (KIP-890 part 2, negotiated
+    // through the finalized feature below) add them implicitly with Produce v12+ and
+    // TxnOffsetCommit v5+, and EndTxn v5 bumps their epoch on every end. AddPartitionsToTxn
+    // v5 and AddOffsetsToTxn v4 only allow TRANSACTION_ABORTABLE in answers.
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 5),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     // Inter-broker (cluster mode): another broker's transaction coordinator ends a
-    // transaction on this broker's partitions.
-    api(ApiKey::WriteTxnMarkers, 1, 1),
+    // transaction on this broker's partitions; v2 (KIP-1228) says whether the marker's
+    // epoch was bumped (transaction.version 2), which the partition checks strictly.
+    api(ApiKey::WriteTxnMarkers, 1, 2),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     api(ApiKey::ListTransactions, 0, 2),
@@ -154,10 +157,20 @@ pub struct Feature {
 /// The features ApiVersions advertises (supported and finalized) and UpdateFeatures
 /// answers for. Fixed by the binary: a Klamm version runs at one level of each.
 /// group.version 1 turns on the KIP-848 consumer protocol in clients that check it (Java
-/// 4.x). transaction.version is not advertised: KIP-890's version 2 is not implemented.
-pub const FEATURES: &[Feature] = &[Feature {
-    name: "group.version",
-    min: 0,
-    max: 1,
-    finalized: 1,
-}];
+/// 4.x). transaction.version 2 turns on KIP-890 part 2 in clients that check it (Java 4.x,
+/// franz-go): implicit adds and an epoch bump per transaction. Clients that do not look
+/// (librdkafka, Java 3.x) keep the version 0/1 protocol, which stays served.
+pub const FEATURES: &[Feature] = &[
+    Feature {
+        name: "group.version",
+        min: 0,
+        max: 1,
+        finalized: 1,
+    },
+    Feature {
+        name: "transaction.version",
+        min: 0,
+        max: 2,
+        finalized: 2,
+    },
+];

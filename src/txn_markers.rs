@@ -117,6 +117,7 @@ async fn send_markers(ctx: &Weak<Context>, prepared: Vec<TxnMeta>) {
                     .with_producer_epoch(meta.producer_epoch)
                     .with_transaction_result(*commit)
                     .with_coordinator_epoch(epoch)
+                    .with_transaction_version(if meta.tv2 { 2 } else { 0 })
                     .with_topics(
                         topics
                             .into_iter()
@@ -141,13 +142,20 @@ async fn send_markers(ctx: &Weak<Context>, prepared: Vec<TxnMeta>) {
         };
         sends.spawn(async move {
             let ids: Vec<String> = markers.iter().map(|(id, _)| id.clone()).collect();
+            // v2 carries each marker's transaction.version (KIP-1228); v1 is kept for
+            // markers of version 0/1 transactions, which every Klamm broker takes.
+            let version = if markers.iter().any(|(_, m)| m.transaction_version >= 2) {
+                2
+            } else {
+                1
+            };
             let req = WriteTxnMarkersRequest::default()
                 .with_markers(markers.into_iter().map(|(_, m)| m).collect());
             let resp = async {
                 let mut client =
                     Client::connect_with(&addr, Duration::from_secs(5), &security).await?;
                 client.set_timeout(REQUEST_TIMEOUT);
-                client.send(&req, 1).await
+                client.send(&req, version).await
             }
             .await;
             (addr, ids, resp)

@@ -80,6 +80,15 @@ func TestFranzTransactionsCommitAbort(t *testing.T) {
 		}
 	}
 	assertRecs(t, "read_uncommitted", all, kgoRecs(got))
+	// The broker finalizes transaction.version 2, so franz-go runs KIP-890 part 2: every
+	// EndTxn bumps the epoch, and each transaction's batches carry the next one.
+	e := got[0].ProducerEpoch
+	for i, kr := range got {
+		want := e + int16(i/3)
+		if kr.ProducerEpoch != want {
+			t.Fatalf("record %d (%s): producer epoch %d, want %d (one bump per ended transaction)", kr.Offset, kr.Value, kr.ProducerEpoch, want)
+		}
+	}
 
 	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit open: %v", err)

@@ -39,17 +39,23 @@ pub async fn handle(
             Err(ResponseError::InvalidRequiredAcks)
         });
     }
-    // In a cluster, a transaction coordinated by another broker is verified with its
-    // coordinator before its first batch on a partition (KIP-890): `remote_txn` holds the
-    // partitions it refused.
-    let remote_txn = match &req.transactional_id {
-        Some(id) if ctx.cluster.is_some() && ctx.coordinator_error(1, id.as_str()).is_some() => {
-            Some(
-                crate::txn_verify::refused_partitions(ctx, id.as_str(), &req.topic_data, &topics)
-                    .await,
+    // KIP-890: Produce v12+ adds a transaction.version 2 producer's partitions to its
+    // transaction first; older versions are verified with a coordinator on another broker
+    // before their first batch on a partition. `txn_refused` holds the partitions the
+    // coordinator refused; `remote_txn` says the append has no local coordinator to ask.
+    let (txn_refused, remote_txn) = match &req.transactional_id {
+        Some(id) => (
+            crate::txn_verify::refused_partitions(
+                ctx,
+                id.as_str(),
+                version,
+                &req.topic_data,
+                &topics,
             )
-        }
-        _ => None,
+            .await,
+            ctx.cluster.is_some() && ctx.coordinator_error(1, id.as_str()).is_some(),
+        ),
+        None => Default::default(),
     };
     for (i, (t, topic)) in req.topic_data.into_iter().zip(topics).enumerate() {
         responses.push(produce_topic(
@@ -60,7 +66,10 @@ pub async fn handle(
             topic,
             t,
             i,
-            remote_txn.as_ref(),
+            TxnCheck {
+                refused: &txn_refused,
+                remote: remote_txn,
+            },
             &mut queued,
         ));
     }
@@ -164,6 +173,15 @@ async fn resolve_topic(
     auto_create_topic(ctx, name).await
 }
 
+/// The transaction checks of a Produce's partitions: what the coordinator refused before
+/// the append (`crate::txn_verify`), and whether the coordinator is on another broker (else
+/// the append asks this broker's, under the partition's lock).
+#[derive(Clone, Copy)]
+struct TxnCheck<'a> {
+    refused: &'a std::collections::HashMap<(usize, i32), ResponseError>,
+    remote: bool,
+}
+
 /// A partition's append, queued for the disk, and where its answer goes.
 struct Queued {
     topic: usize,
@@ -191,7 +209,7 @@ fn produce_topic(
     topic: Result<Arc<Topic>, ResponseError>,
     data: TopicProduceData,
     topic_pos: usize,
-    remote_txn: Option<&std::collections::HashMap<(usize, i32), ResponseError>>,
+    txn: TxnCheck<'_>,
     queued: &mut Vec<Queued>,
 ) -> TopicProduceResponse {
     let rules = topic.as_ref().ok().map(|t| TopicRules::of(ctx, t));
@@ -270,11 +288,15 @@ fn produce_topic(
                     }
                 }
                 let verify = |pid: i64, epoch: i16| {
-                    if let Some(refused) = remote_txn {
-                        return refused.get(&(topic_pos, pd.index)).map_or(Ok(()), |e| Err(*e));
+                    if let Some(e) = txn.refused.get(&(topic_pos, pd.index)) {
+                        return Err(*e);
+                    }
+                    if txn.remote {
+                        return Ok(());
                     }
                     ctx.txns
                         .verify_produce(pid, epoch, &t.name, pd.index)
+                        .map_err(|e| crate::txn_verify::produce_error(e.code(), version))
                         .inspect_err(|e| {
                             tracing::warn!(
                                 peer = %rc.peer,

@@ -74,9 +74,19 @@ async fn add_partitions_one(
             }
         }
     }
+    // v4+ comes from brokers: without verify_only it is a partition leader adding a
+    // transaction.version 2 producer's partition implicitly (its Produce v12+).
+    let tv2 = version >= 4 && !verify_only;
     let mut outcome = if unknown.is_empty() {
         ctx.txns
-            .add_partitions(transactional_id, producer_id, epoch, &wanted, verify_only)
+            .add_partitions(
+                transactional_id,
+                producer_id,
+                epoch,
+                &wanted,
+                verify_only,
+                tv2,
+            )
             .map_err(|e| fenced_for(e, version, 2))
     } else {
         Err(ResponseError::OperationNotAttempted)
@@ -202,6 +212,7 @@ pub async fn add_offsets_to_txn(
                 req.producer_epoch,
                 group,
                 offsets_partition,
+                false,
             )
             .map_err(|e| fenced_for(e, version, 2))
     };
@@ -221,35 +232,47 @@ pub async fn end_txn(
     version: i16,
     req: EndTxnRequest,
 ) -> Option<EndTxnResponse> {
+    let none = || {
+        EndTxnResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
     if let Some(e) = ctx.coordinator_error(1, req.transactional_id.0.as_str()) {
-        return Some(EndTxnResponse::default().with_error_code(e.code()));
+        return Some(none().with_error_code(e.code()));
     }
     let commit = req.committed;
+    let id = req.transactional_id.as_str();
     // The markers are one small RocksDB write per partition, like a Produce's append.
-    let result = ctx
-        .txns
-        .end_txn(
-            &ctx.txn_env(),
-            req.transactional_id.as_str(),
-            req.producer_id.0,
-            req.producer_epoch,
-            commit,
-        )
-        .map_err(|e| fenced_for(e, version, 2));
+    // v5 is sent by transaction.version 2 producers only (KIP-890 part 2): every end bumps
+    // the epoch, and the response carries the ids the producer continues with.
+    let env = ctx.txn_env();
+    let result = if version >= 5 {
+        ctx.txns
+            .end_txn_v2(&env, id, req.producer_id.0, req.producer_epoch, commit)
+            .map(Some)
+    } else {
+        ctx.txns
+            .end_txn(&env, id, req.producer_id.0, req.producer_epoch, commit)
+            .map(|()| None)
+    }
+    .map_err(|e| fenced_for(e, version, 2));
     // Cluster mode: answered once the prepared state is replicated (the markers follow).
     let result = match result {
-        Ok(()) => ctx.txn_durable(req.transactional_id.as_str()).await,
-        e => e,
+        Ok(ids) => ctx.txn_durable(id).await.map(|()| ids),
+        Err(e) => Err(e),
     };
-    if let Err(e) = result {
-        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %req.transactional_id.as_str(), committed = commit, error = ?e, "EndTxn refused");
+    match result {
+        Err(e) => {
+            tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), transactional_id = %id, committed = commit, error = ?e, "EndTxn refused");
+            Some(none().with_error_code(e.code()))
+        }
+        Ok(None) => Some(none()),
+        Ok(Some((producer_id, epoch))) => Some(
+            EndTxnResponse::default()
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+        ),
     }
-    Some(
-        EndTxnResponse::default()
-            .with_error_code(code(result))
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
-    )
 }
 
 pub async fn txn_offset_commit(
@@ -322,8 +345,16 @@ pub async fn txn_offset_commit(
     // holds them itself, as Kafka's does, as the producer's transactional records on the
     // group's partition of __consumer_offsets, which the transaction's marker (sent there
     // like to any partition of the transaction) commits or aborts.
+    // v5+ (transaction.version 2 producers) carries the AddOffsetsToTxn the producer no
+    // longer sends: the group (in a cluster, its partition of __consumer_offsets) joins
+    // the transaction first, on its coordinator wherever that is.
+    let implicit = match ctx.coordinator_error(0, group) {
+        None if version >= 5 => add_group_implicitly(ctx, &req, group).await,
+        _ => Ok(()),
+    };
     let shared = match ctx.coordinator_error(0, group) {
         Some(e) => Err(e),
+        None if implicit.is_err() => implicit,
         None if ctx.cluster.is_some() => {
             let now = crate::clock::now_ms();
             let offsets: Vec<(String, i32, crate::group::CommittedOffset)> = pending
@@ -384,6 +415,46 @@ pub async fn txn_offset_commit(
         );
     }
     Some(TxnOffsetCommitResponse::default().with_topics(topics))
+}
+
+/// TxnOffsetCommit v5+'s implicit AddOffsetsToTxn (KIP-890 part 2). Errors as Kafka's
+/// group coordinator answers them: a fenced producer as for TxnOffsetCommit itself; a
+/// coordinator that is busy, moving or unreachable as COORDINATOR_NOT_AVAILABLE, which
+/// the producer retries.
+async fn add_group_implicitly(
+    ctx: &Context,
+    req: &TxnOffsetCommitRequest,
+    group: &str,
+) -> Result<(), ResponseError> {
+    crate::group::validate_group_id(group)?;
+    let offsets_partition: Vec<(String, i32)> = ctx
+        .cluster
+        .as_ref()
+        .and_then(|_| ctx.metadata.topic(crate::coordinator_log::OFFSETS_TOPIC))
+        .map(|t| {
+            (
+                t.name.to_string(),
+                crate::context::coordinator_partition(group, t.placements.len()),
+            )
+        })
+        .into_iter()
+        .collect();
+    crate::txn_verify::add_to_transaction(
+        ctx,
+        req.transactional_id.as_str(),
+        req.producer_id.0,
+        req.producer_epoch,
+        &offsets_partition,
+        Some(group),
+    )
+    .await
+    .map_err(|e| match e {
+        ResponseError::ConcurrentTransactions
+        | ResponseError::NotCoordinator
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::NetworkException => ResponseError::CoordinatorNotAvailable,
+        e => e,
+    })
 }
 
 pub async fn describe_transactions(
@@ -602,11 +673,14 @@ pub async fn write_txn_markers(
                         Err(e) => Err(e),
                         Ok(p) => {
                             let epoch = p.leader_epoch();
+                            // v2 (KIP-1228): the coordinator's transaction.version
+                            // decides how strictly the marker's epoch is checked.
                             match p.write_marker(
                                 m.producer_id.0,
                                 m.producer_epoch,
                                 marker,
                                 m.coordinator_epoch,
+                                m.transaction_version >= 2,
                             ) {
                                 Ok(offset) => {
                                     let done =

@@ -352,17 +352,20 @@ impl Partition {
             .collect()
     }
 
-    /// The producers with state on this partition, for DescribeProducers.
-    /// Whether `producer_id` has an open transaction here (a transactional batch not yet
-    /// ended by a marker).
-    pub fn in_transaction(&self, producer_id: i64) -> bool {
+    /// Whether `producer_id` has an open transaction here at `epoch` (a transactional
+    /// batch not yet ended by a marker). The epoch matters for transaction.version 2
+    /// producers, whose next transaction runs at the epoch the last one's marker carries:
+    /// a batch at a newer epoch than the open transaction's belongs to a transaction the
+    /// coordinator must hear of.
+    pub fn in_transaction(&self, producer_id: i64, epoch: i16) -> bool {
         let state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         state
             .producers
             .get(&producer_id)
-            .is_some_and(|e| e.txn_first_offset.is_some())
+            .is_some_and(|e| e.txn_first_offset.is_some() && e.epoch == epoch)
     }
 
+    /// The producers with state on this partition, for DescribeProducers.
     pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
         let state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<_> = state
@@ -601,12 +604,19 @@ impl Partition {
     /// its open transaction on this partition; an abort is recorded for read_committed
     /// readers. Kafka writes a marker even when the producer wrote nothing here. Returns the
     /// marker's offset.
+    ///
+    /// `tv2`: the transaction is a transaction.version 2 producer's, whose coordinator
+    /// bumped the epoch to end it, so the marker's epoch must be newer than the producer's
+    /// epoch here (KIP-1228); the same epoch is accepted only as the retry of a marker
+    /// already written (no transaction open here). Older transactions only refuse an epoch
+    /// older than the producer's.
     pub fn write_marker(
         &self,
         producer_id: i64,
         epoch: i16,
         marker: Marker,
         coordinator_epoch: i32,
+        tv2: bool,
     ) -> Result<i64, ResponseError> {
         let mut state = self.append.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_deleted() {
@@ -616,14 +626,20 @@ impl Partition {
             return Err(ResponseError::NotLeaderOrFollower);
         }
         let offset = state.next_offset;
-        let mut entry = state
-            .producers
-            .get(&producer_id)
-            .cloned()
-            .unwrap_or_else(|| ProducerEntry::new(epoch));
-        if epoch < entry.epoch {
-            return Err(ResponseError::InvalidProducerEpoch);
+        let known = state.producers.get(&producer_id).cloned();
+        if let Some(e) = &known {
+            let stale = if tv2 {
+                epoch < e.epoch
+                    || (epoch == e.epoch && e.txn_first_offset.is_some() && epoch != i16::MAX)
+            } else {
+                epoch < e.epoch
+            };
+            if stale {
+                tracing::warn!(topic = %self.topic, partition = self.index, producer_id, epoch, current_epoch = e.epoch, tv2, "transaction marker with a stale producer epoch refused");
+                return Err(ResponseError::InvalidProducerEpoch);
+            }
         }
+        let mut entry = known.unwrap_or_else(|| ProducerEntry::new(epoch));
         // A coordinator that lost the transactional id (a zombie) writes no marker here
         // once its successor did, as in Kafka.
         if coordinator_epoch < entry.coordinator_epoch {

@@ -24,6 +24,8 @@ use crate::storage::Store;
 use crate::storage::StoreError;
 use crate::txn::ProducerIds;
 
+mod v2;
+
 /// Kafka's transaction states, under Kafka's names (DescribeTransactions reports them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnState {
@@ -80,6 +82,19 @@ pub struct TxnMeta {
     /// When the open transaction started (ms since the epoch), -1 when none is open.
     pub start_ms: i64,
     pub update_ms: i64,
+    /// KIP-890 part 2: the transaction was begun or ended by a transaction.version 2
+    /// producer (Produce v12+, TxnOffsetCommit v5+, EndTxn v5+). Its markers carry the
+    /// bumped epoch and are checked strictly by partitions (KIP-1228).
+    #[serde(default)]
+    pub tv2: bool,
+    /// The producer id the next completion moves to, allocated when a transaction.version 2
+    /// end finds the epoch exhausted (Kafka's nextProducerId); None otherwise.
+    #[serde(default)]
+    pub next_producer_id: Option<i64>,
+    /// The producer id before the last such move (Kafka's prevProducerId), so an EndTxn
+    /// retried with the old id is recognised.
+    #[serde(default)]
+    pub prev_producer_id: Option<i64>,
 }
 
 /// What the coordinator works on besides its own state, lent by the broker for each call:
@@ -301,6 +316,9 @@ impl TxnCoordinator {
                 groups: BTreeMap::new(),
                 start_ms: -1,
                 update_ms: now,
+                tv2: false,
+                next_producer_id: None,
+                prev_producer_id: None,
             },
         };
         self.persist(&meta)?;
@@ -326,6 +344,11 @@ impl TxnCoordinator {
             .txns
             .get(transactional_id)
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if meta.state.preparing() && meta.next_producer_id == Some(producer_id) {
+            // A transaction.version 2 producer already holds the id its transaction's
+            // completion moves to (the EndTxn answer carried it): it waits like the others.
+            return Err(ResponseError::ConcurrentTransactions);
+        }
         check_producer(meta, producer_id, epoch)?;
         if meta.state.preparing() {
             return Err(ResponseError::ConcurrentTransactions);
@@ -340,18 +363,22 @@ impl TxnCoordinator {
         Ok(out)
     }
 
-    fn begin(meta: &mut TxnMeta) {
+    /// Opens a transaction unless one is open; `tv2` says whether its producer runs
+    /// transaction.version 2 (the partition or group was added implicitly).
+    fn begin(meta: &mut TxnMeta, tv2: bool) {
         if meta.state != TxnState::Ongoing {
             meta.state = TxnState::Ongoing;
             meta.start_ms = now_ms();
             meta.partitions.clear();
             meta.groups.clear();
+            meta.tv2 = tv2;
         }
     }
 
     /// AddPartitionsToTxn: registers partitions in the producer's transaction, starting
     /// it if none is open. With `verify_only` nothing changes: every partition must already
-    /// be in the open transaction.
+    /// be in the open transaction (else TRANSACTION_ABORTABLE, as Kafka's coordinator
+    /// answers). `tv2`: added implicitly by a transaction.version 2 Produce.
     pub fn add_partitions(
         &self,
         transactional_id: &str,
@@ -359,6 +386,7 @@ impl TxnCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
         verify_only: bool,
+        tv2: bool,
     ) -> Result<(), ResponseError> {
         self.update(transactional_id, producer_id, epoch, |m| {
             if verify_only {
@@ -367,16 +395,17 @@ impl TxnCoordinator {
                 return if all_in {
                     Ok(())
                 } else {
-                    Err(ResponseError::InvalidTxnState)
+                    Err(ResponseError::TransactionAbortable)
                 };
             }
-            Self::begin(m);
+            Self::begin(m, tv2);
             m.partitions.extend(partitions.iter().cloned());
             Ok(())
         })
     }
 
     /// AddOffsetsToTxn: the group's offsets will be committed with the transaction.
+    /// `tv2`: added implicitly by a transaction.version 2 TxnOffsetCommit (v5+).
     pub fn add_offsets(
         &self,
         transactional_id: &str,
@@ -384,9 +413,10 @@ impl TxnCoordinator {
         epoch: i16,
         group_id: &str,
         offsets_partition: Option<(String, i32)>,
+        tv2: bool,
     ) -> Result<(), ResponseError> {
         self.update(transactional_id, producer_id, epoch, |m| {
-            Self::begin(m);
+            Self::begin(m, tv2);
             m.groups.entry(group_id.to_string()).or_default();
             if let Some(p) = offsets_partition {
                 m.partitions.insert(p);
@@ -418,8 +448,9 @@ impl TxnCoordinator {
         })
     }
 
-    /// EndTxn from the producer. A retry of a completed commit (or abort) succeeds again;
-    /// the other outcome of a completed transaction is INVALID_TXN_STATE, as in Kafka.
+    /// EndTxn from a transaction.version 0/1 producer (EndTxn v0-4). A retry of a completed
+    /// commit (or abort) succeeds again; the other outcome of a completed transaction is
+    /// INVALID_TXN_STATE, as in Kafka. Version 2 producers end in [`Self::end_txn_v2`].
     pub fn end_txn(
         &self,
         env: &TxnEnv<'_>,
@@ -451,19 +482,21 @@ impl TxnCoordinator {
         } else {
             Marker::Abort
         };
-        self.end(env, transactional_id, marker, false)
+        self.end(env, transactional_id, marker, false).map(|_| ())
     }
 
     /// Moves an open transaction to Prepare*, optionally bumping the epoch (to fence the
-    /// producer: timeouts and a new instance's InitProducerId), then writes the markers.
+    /// producer: timeouts and a new instance's InitProducerId; and every end of a
+    /// transaction.version 2 producer's transaction), then writes the markers. Returns the
+    /// ids the producer holds once the transaction completes.
     fn end(
         &self,
         env: &TxnEnv<'_>,
         transactional_id: &str,
         marker: Marker,
         bump_epoch: bool,
-    ) -> Result<(), ResponseError> {
-        {
+    ) -> Result<(i64, i16), ResponseError> {
+        let ids = {
             let mut inner = self.lock();
             let meta = inner
                 .txns
@@ -477,13 +510,18 @@ impl TxnCoordinator {
                 Marker::Commit => TxnState::PrepareCommit,
                 Marker::Abort => TxnState::PrepareAbort,
             };
-            if bump_epoch && next.producer_epoch < i16::MAX - 1 {
-                next.producer_epoch += 1;
+            if bump_epoch {
+                Self::bump(env, &mut next)?;
+            } else {
+                // Markers at the producer's own epoch: checked as version 0/1 markers.
+                next.tv2 = false;
             }
             next.update_ms = now_ms();
             self.persist(&next)?;
+            let ids = Self::completed_ids(&next);
             inner.txns.insert(transactional_id.to_string(), next);
-        }
+            ids
+        };
         if self.journal.get().is_some() {
             // Cluster mode: the markers wait until the prepared state is replicated
             // (`crate::txn_markers` awaits it), so a new coordinator never finds a
@@ -492,7 +530,29 @@ impl TxnCoordinator {
         } else {
             self.write_markers_and_complete(env, transactional_id, marker);
         }
+        Ok(ids)
+    }
+
+    /// The epoch bump of an ending transaction. Version 2 producers whose epoch is
+    /// exhausted (Short.MAX_VALUE - 1, Kafka's isEpochExhausted) get a new producer id at
+    /// completion: the markers go out at the last epoch, Short.MAX_VALUE. A version 0/1
+    /// epoch stops at its limit, where the next InitProducerId moves to a new id.
+    fn bump(env: &TxnEnv<'_>, meta: &mut TxnMeta) -> Result<(), ResponseError> {
+        if meta.producer_epoch < i16::MAX - 1 {
+            meta.producer_epoch += 1;
+        } else if meta.tv2 && meta.producer_epoch == i16::MAX - 1 {
+            meta.next_producer_id = Some(env.producer_ids.allocate()?);
+            meta.producer_epoch = i16::MAX;
+        }
         Ok(())
+    }
+
+    /// The producer id and epoch a transaction leaves its producer with once complete.
+    fn completed_ids(meta: &TxnMeta) -> (i64, i16) {
+        match meta.next_producer_id {
+            Some(pid) => (pid, 0),
+            None => (meta.producer_id, meta.producer_epoch),
+        }
     }
 
     /// Writes the markers of a Prepare* transaction and commits (or drops) its offsets,
@@ -555,6 +615,7 @@ impl TxnCoordinator {
                     meta.producer_epoch,
                     marker,
                     crate::txn_markers::coordinator_epoch(env.metadata, transactional_id),
+                    meta.tv2,
                 ),
             };
             match written {
@@ -612,6 +673,21 @@ impl TxnCoordinator {
             }
         }
         let mut inner = self.lock();
+        let rotated = inner.txns.get_mut(transactional_id).and_then(|m| {
+            // An exhausted epoch moves to the producer id allocated when it was prepared.
+            let next = m.next_producer_id.take()?;
+            m.prev_producer_id = Some(m.producer_id);
+            let old = m.producer_id;
+            m.producer_id = next;
+            m.producer_epoch = 0;
+            Some((old, next))
+        });
+        if let Some((old, next)) = rotated {
+            if inner.by_producer.get(&old).map(String::as_str) == Some(transactional_id) {
+                inner.by_producer.remove(&old);
+            }
+            inner.by_producer.insert(next, transactional_id.to_string());
+        }
         if let Some(m) = inner.txns.get_mut(transactional_id) {
             m.state = match marker {
                 Marker::Commit => TxnState::CompleteCommit,

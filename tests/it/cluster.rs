@@ -2306,6 +2306,154 @@ async fn transactional_offsets_commit_at_another_brokers_group_coordinator() {
     );
 }
 
+/// Produce v12 (transaction version 2: the leader adds the partition to the transaction
+/// on the coordinator) of two records into `partition`, at its leader `port`: retried
+/// (bounded) while the previous transaction's markers complete (NOT_ENOUGH_REPLICAS).
+async fn txn_produce_v2(
+    port: u16,
+    id: &'static str,
+    (pid, epoch, seq): (i64, i16, i32),
+    (topic, partition): (&str, i32),
+    tag: &str,
+) -> i16 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut l = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+        let batch = txn_batch(pid, epoch, seq, 2, &format!("{tag}-p{partition}"));
+        let req = produce_req(topic, uuid::Uuid::nil(), partition, batch, -1)
+            .with_transactional_id(Some(txn_id(id)));
+        let code = l.send(&req, 12).await.responses[0].partition_responses[0].error_code;
+        if code != kafka_protocol::ResponseError::NotEnoughReplicas.code()
+            || Instant::now() > deadline
+        {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stage 4 with transaction version 2 (KIP-890 part 2): no AddPartitionsToTxn or
+/// AddOffsetsToTxn. Each leader adds its partition on the transaction's coordinator (another
+/// broker for two of them) when the producer's Produce v12 arrives; the group's coordinator
+/// adds the group's partition of __consumer_offsets for TxnOffsetCommit v5; EndTxn v5
+/// bumps the epoch and the markers, sent to every leader at the new epoch (WriteTxnMarkers
+/// v2), end the transaction everywhere. The old epoch is fenced on every leader.
+#[tokio::test]
+async fn a_transaction_version_2_producer_spans_three_leaders() {
+    let flags = [
+        "--transaction-state-log-num-partitions",
+        "3",
+        "--offsets-topic-num-partitions",
+        "3",
+    ];
+    let cl = TxnCluster::start(&flags, "tx2").await;
+    let ports = cl.ports;
+    let port_of = |id: i32| ports[id as usize - 1];
+    let (_, _, parts) = partitions_of(ports[0], "tx2").await;
+    let leader_ports: Vec<u16> = parts.iter().map(|p| port_of(p.1)).collect();
+    let id = "tx-v2";
+    let (txn_node, co_port) = find_coordinator(ports[1], 1, id).await;
+    let mut picked = None;
+    for g in [
+        "g2-a", "g2-b", "g2-c", "g2-d", "g2-e", "g2-f", "g2-g", "g2-h",
+    ] {
+        let (node, port) = find_coordinator(ports[0], 0, g).await;
+        if node != txn_node {
+            picked = Some((g, port));
+            break;
+        }
+    }
+    let (group, group_port) = picked.expect("a group coordinated elsewhere");
+    let (pid, e0) = txn_init(co_port, id).await;
+
+    let end_v5 = |epoch: i16, commit: bool| async move {
+        let mut co = Client::connect(format!("127.0.0.1:{co_port}").parse().unwrap()).await;
+        let r = co
+            .send(
+                &EndTxnRequest::default()
+                    .with_transactional_id(txn_id(id))
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_committed(commit),
+                5,
+            )
+            .await;
+        (r.error_code, r.producer_id.0, r.producer_epoch)
+    };
+    let commit_offset_v5 = |epoch: i16, offset: i64| async move {
+        use kafka_protocol::messages::txn_offset_commit_request::{
+            TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+        };
+        let mut g = Client::connect(format!("127.0.0.1:{group_port}").parse().unwrap()).await;
+        let resp = g
+            .send(
+                &TxnOffsetCommitRequest::default()
+                    .with_transactional_id(txn_id(id))
+                    .with_group_id(GroupId(
+                        kafka_protocol::protocol::StrBytes::from_static_str(group),
+                    ))
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_generation_id_or_member_epoch(-1)
+                    .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                        .with_name(tn("tx2"))
+                        .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(-1)])]),
+                5,
+            )
+            .await;
+        resp.topics[0].partitions[0].error_code
+    };
+
+    // Committed at e0, aborted at e0 + 1: every end moves the epoch on by one.
+    for (epoch, (tag, commit, offset)) in
+        (e0..).zip([("committed", true, 7), ("aborted", false, 9)])
+    {
+        for (p, port) in leader_ports.iter().enumerate() {
+            assert_eq!(
+                txn_produce_v2(*port, id, (pid, epoch, 0), ("tx2", p as i32), tag).await,
+                0,
+                "{tag}: partition {p} added by its leader"
+            );
+        }
+        assert_eq!(commit_offset_v5(epoch, offset).await, 0, "{tag}: offsets");
+        assert_eq!(
+            stable_offset(group_port, group, "tx2").await.1,
+            88,
+            "{tag}: held for the open transaction"
+        );
+        assert_eq!(end_v5(epoch, commit).await, (0, pid, epoch + 1), "{tag}");
+        wait_markers(ports[0], "tx2", port_of, tag).await;
+        assert_eq!(
+            wait_stable_offset(group_port, group, "tx2", tag).await,
+            7,
+            "{tag}: the group's offset follows the transaction"
+        );
+        // The ended transaction's epoch is fenced on every leader.
+        for (p, port) in leader_ports.iter().enumerate() {
+            assert_eq!(
+                txn_produce_v2(*port, id, (pid, epoch, 2), ("tx2", p as i32), "late").await,
+                kafka_protocol::ResponseError::InvalidProducerEpoch.code(),
+                "{tag}: a late batch on partition {p}"
+            );
+        }
+    }
+
+    let all = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let got = read_committed_values(&all, "tx2");
+    let mut want: Vec<String> = (0..3)
+        .flat_map(|p| (0..2).map(move |i| format!("committed-p{p}-{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
 /// JoinGroup v5 then SyncGroup v3 of one classic member at `port`, which leads and assigns
 /// itself `assignment`: (member id, generation).
 async fn join_and_sync(port: u16, group: &'static str, assignment: &'static [u8]) -> (String, i32) {

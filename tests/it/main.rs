@@ -31,3 +31,4 @@ mod retention;
 mod rskafka_client;
 mod security;
 mod transactions;
+mod transactions_v2;

@@ -855,6 +855,12 @@ async fn kafka_4_4_version_steps() {
             c.send(&update("transaction.version", 2), 2)
                 .await
                 .error_code,
+            0
+        );
+        assert_eq!(
+            c.send(&update("transaction.version", 1), 2)
+                .await
+                .error_code,
             invalid
         );
         let r = c.send(&update("group.version", 0), 1).await;
@@ -868,7 +874,13 @@ async fn kafka_4_4_version_steps() {
             .iter()
             .map(|f| (f.name.to_string(), f.max_version_level))
             .collect::<Vec<_>>();
-        assert_eq!(av, vec![("group.version".to_string(), 1)]);
+        assert_eq!(
+            av,
+            vec![
+                ("group.version".to_string(), 1),
+                ("transaction.version".to_string(), 2)
+            ]
+        );
     }
 
     // ListConfigResources: every topic and the broker by type; an empty list is every type

@@ -25,11 +25,16 @@ fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-fn txn_id(s: &str) -> TransactionalId {
+pub(crate) fn txn_id(s: &str) -> TransactionalId {
     TransactionalId(sb(s))
 }
 
-async fn init(c: &mut Client, id: &str, timeout_ms: i32, version: i16) -> (i16, i64, i16) {
+pub(crate) async fn init(
+    c: &mut Client,
+    id: &str,
+    timeout_ms: i32,
+    version: i16,
+) -> (i16, i64, i16) {
     let r = c
         .send(
             &InitProducerIdRequest::default()
@@ -44,7 +49,7 @@ async fn init(c: &mut Client, id: &str, timeout_ms: i32, version: i16) -> (i16, 
 }
 
 /// AddPartitionsToTxn v3; returns each partition's error code in request order.
-async fn add_partitions(
+pub(crate) async fn add_partitions(
     c: &mut Client,
     id: &str,
     pid: i64,
@@ -79,7 +84,14 @@ async fn add_partitions(
         .collect()
 }
 
-async fn end_txn(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool, v: i16) -> i16 {
+pub(crate) async fn end_txn(
+    c: &mut Client,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+    v: i16,
+) -> i16 {
     c.send(
         &EndTxnRequest::default()
             .with_transactional_id(txn_id(id))
@@ -92,7 +104,7 @@ async fn end_txn(c: &mut Client, id: &str, pid: i64, epoch: i16, commit: bool, v
     .error_code
 }
 
-async fn fetch_iso(
+pub(crate) async fn fetch_iso(
     c: &mut Client,
     topic: &str,
     offset: i64,
@@ -103,7 +115,7 @@ async fn fetch_iso(
     r.responses[0].partitions[0].clone()
 }
 
-async fn latest(c: &mut Client, topic: &str, iso: i8) -> i64 {
+pub(crate) async fn latest(c: &mut Client, topic: &str, iso: i8) -> i64 {
     let req = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_isolation_level(iso)
@@ -118,7 +130,7 @@ async fn latest(c: &mut Client, topic: &str, iso: i8) -> i64 {
 }
 
 /// (base offset, is control, producer id, values) of every batch in a fetch.
-fn batches(records: &Bytes) -> Vec<(i64, bool, i64, Vec<String>)> {
+pub(crate) fn batches(records: &Bytes) -> Vec<(i64, bool, i64, Vec<String>)> {
     let mut out = Vec::new();
     let mut buf = records.clone();
     while !buf.is_empty() {
@@ -314,7 +326,12 @@ async fn a_new_instance_fences_the_old_and_aborts_its_transaction() {
     broker.shutdown().await;
 }
 
-async fn committed(c: &mut Client, group: &str, topic: &str, require_stable: bool) -> (i16, i64) {
+pub(crate) async fn committed(
+    c: &mut Client,
+    group: &str,
+    topic: &str,
+    require_stable: bool,
+) -> (i16, i64) {
     let req = OffsetFetchRequest::default()
         .with_group_id(GroupId(sb(group)))
         .with_require_stable(require_stable)

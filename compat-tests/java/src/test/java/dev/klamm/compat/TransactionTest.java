@@ -163,12 +163,69 @@ class TransactionTest {
         }
     }
 
+    /** The producer epoch DescribeProducers reports on the partition (of its last batch or marker). */
+    private static int epochOn(TopicPartition tp, long producerId) {
+        try (Admin admin = Kit.admin(broker.bootstrap())) {
+            return get(admin.describeProducers(List.of(tp)).partitionResult(tp)).activeProducers().stream()
+                    .filter(p -> p.producerId() == producerId)
+                    .findFirst().orElseThrow().producerEpoch();
+        }
+    }
+
+    private static long producerIdOn(TopicPartition tp) {
+        try (Admin admin = Kit.admin(broker.bootstrap())) {
+            var active = get(admin.describeProducers(List.of(tp)).partitionResult(tp)).activeProducers();
+            assertEquals(1, active.size(), "one producer on " + tp);
+            return active.get(0).producerId();
+        }
+    }
+
+    /**
+     * KIP-890 part 2: Klamm finalizes transaction.version 2, so a 4.x producer adds partitions
+     * implicitly (Produce v12, no AddPartitionsToTxn) and every commit or abort bumps its epoch
+     * (EndTxn v5): the markers, and the next transaction's batches, carry the new epoch, which
+     * DescribeProducers shows on the partition. A 3.x producer (KAFKA_VERSIONS=3.9.1) stays on
+     * transaction version 1 against the same broker: one epoch for all its transactions.
+     */
+    @Test
+    void everyEndBumpsTheEpochWithTransactionVersion2Clients() {
+        String topic = Kit.name("tx-tv2");
+        Kit.createTopic(broker.bootstrap(), topic, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        assertEquals(2, transactionVersion(), "the broker finalizes transaction.version 2");
+        boolean tv2 = Kit.clientAtLeast(4, 0);
+        List<Integer> epochs = new ArrayList<>();
+        long pid;
+        try (KafkaProducer<byte[], byte[]> p = txProducer(Kit.name("tid-tv2"))) {
+            p.beginTransaction();
+            get(p.send(new ProducerRecord<>(topic, b("k"), b("one"))));
+            pid = producerIdOn(tp);
+            epochs.add(epochOn(tp, pid));
+            p.commitTransaction();
+            epochs.add(epochOn(tp, pid));
+            p.beginTransaction();
+            get(p.send(new ProducerRecord<>(topic, b("k"), b("two"))));
+            epochs.add(epochOn(tp, pid));
+            p.abortTransaction();
+            epochs.add(epochOn(tp, pid));
+            p.beginTransaction();
+            get(p.send(new ProducerRecord<>(topic, b("k"), b("three"))));
+            p.commitTransaction();
+            epochs.add(epochOn(tp, pid));
+        }
+        int e = epochs.get(0);
+        List<Integer> want = tv2 ? List.of(e, e + 1, e + 1, e + 2, e + 3) : List.of(e, e, e, e, e);
+        assertEquals(want, epochs, "epochs on the partition, transaction.version 2 in use: " + tv2);
+        List<ConsumerRecord<byte[], byte[]>> got = readAll(tp, "read_committed", 2);
+        assertEquals(List.of("one", "three"), got.stream().map(r -> s(r.value())).toList());
+    }
+
     /**
      * A transaction open past transaction.timeout.ms is aborted by the broker with an epoch bump.
-     * The producer's commit then fails: with transaction.version 0/1 (what Klamm offers, and what
-     * 3.x clients use) EndTxn answers PRODUCER_FENCED (ProducerFencedException); with KIP-890
-     * transaction.version 2 (Kafka 4.x broker and 4.x client) EndTxn with the previous epoch for
-     * a transaction that was aborted answers INVALID_TXN_STATE (InvalidTxnStateException).
+     * The producer's commit then fails: with transaction.version 0/1 (3.x clients) EndTxn answers
+     * PRODUCER_FENCED (ProducerFencedException); with KIP-890 transaction.version 2 (4.x clients,
+     * which Klamm and Kafka 4.x offer it to) EndTxn with the previous epoch for a transaction
+     * that was aborted answers INVALID_TXN_STATE (InvalidTxnStateException).
      */
     @Test
     void timedOutTransactionIsAbortedByTheBroker() {
