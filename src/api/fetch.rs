@@ -60,6 +60,9 @@ pub async fn handle(
         req.replica_id.0
     };
     let replica = (replica >= 0).then_some(replica);
+    if replica.is_some() {
+        rc.exempt_from_request_quota();
+    }
     let requested = requested_partitions(version, req.topics);
     let forgotten = forgotten_partitions(version, &req.forgotten_topics_data);
     let sessions = &ctx.fetch_sessions;

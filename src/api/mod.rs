@@ -52,6 +52,9 @@ pub struct RequestContext {
     /// How long a handler found the client must wait (a quota it is over): the response
     /// says so and the connection is muted for that long.
     throttle_ms: std::sync::atomic::AtomicU64,
+    /// Set by handlers of inter-broker requests (a follower's Fetch, WriteTxnMarkers):
+    /// Kafka's request quota does not count them.
+    request_quota_exempt: std::sync::atomic::AtomicBool,
     /// Set by a handler that has no response to carry an error (acks=0 produce): Kafka
     /// closes the connection instead, so the client notices and refreshes its metadata.
     close_reason: std::sync::Mutex<Option<String>>,
@@ -72,6 +75,7 @@ impl RequestContext {
             header,
             request_bytes,
             throttle_ms: Default::default(),
+            request_quota_exempt: Default::default(),
             close_reason: Default::default(),
         }
     }
@@ -80,6 +84,17 @@ impl RequestContext {
     pub fn throttle(&self, ms: u64) {
         self.throttle_ms
             .fetch_max(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the request as inter-broker traffic, which the request quota does not count.
+    pub fn exempt_from_request_quota(&self) {
+        self.request_quota_exempt
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn request_quota_exempt(&self) -> bool {
+        self.request_quota_exempt
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The throttle time to put in the response, in ms.

@@ -643,6 +643,7 @@ pub async fn write_txn_markers(
     req: WriteTxnMarkersRequest,
 ) -> Option<WriteTxnMarkersResponse> {
     use crate::log::partition::Marker;
+    rc.exempt_from_request_quota();
     use kafka_protocol::messages::write_txn_markers_response::{
         WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
     };

@@ -20,6 +20,7 @@
 //! what it serves.
 
 pub mod rate;
+pub mod throttle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -284,6 +285,10 @@ pub struct Quotas {
     /// Whether any user or client-id entity has a quota of each kind: without one, a request
     /// costs one atomic load.
     any: [AtomicBool; 4],
+    /// Whether any IP has a connection_creation_rate (named or the default).
+    any_ip: AtomicBool,
+    /// The connection rates of IPs with a quota.
+    ip_rates: Mutex<HashMap<std::net::IpAddr, Rate>>,
     rates: Mutex<HashMap<(Kind, String, String), Rate>>,
     records_since_sweep: AtomicU64,
     records: Arc<Records>,
@@ -312,6 +317,8 @@ impl Quotas {
         let q = Quotas {
             configured: RwLock::new(HashMap::new()),
             any: Default::default(),
+            any_ip: AtomicBool::new(false),
+            ip_rates: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
             records_since_sweep: AtomicU64::new(0),
             records,
@@ -361,6 +368,10 @@ impl Quotas {
                 .any(|(e, q)| e.ip.is_none() && q.contains_key(kind.key()));
             self.any[kind.index()].store(any, Ordering::Relaxed);
         }
+        let any_ip = configured
+            .iter()
+            .any(|(e, q)| e.ip.is_some() && q.contains_key(CONNECTION_CREATION_RATE));
+        self.any_ip.store(any_ip, Ordering::Relaxed);
     }
 
     /// Every configured entity and its quotas.
@@ -470,6 +481,48 @@ impl Quotas {
         }
         if throttle > 0 && take_back {
             rate.record(-value, now);
+        }
+        throttle
+    }
+
+    /// The connection_creation_rate that applies to `ip`: its own, else the default IP's.
+    fn ip_quota(&self, ip: std::net::IpAddr) -> Option<f64> {
+        let configured = self.configured.read().unwrap_or_else(|e| e.into_inner());
+        let mut default = None;
+        for (e, q) in configured.iter() {
+            let (Some(name), Some(v)) = (&e.ip, q.get(CONNECTION_CREATION_RATE)) else {
+                continue;
+            };
+            match name {
+                // Names compare as addresses: `::1` and `0:0:0:0:0:0:0:1` are one IP.
+                Some(n) if n.parse::<std::net::IpAddr>().ok() == Some(ip) => return Some(*v),
+                Some(_) => {}
+                None => default = Some(*v),
+            }
+        }
+        default
+    }
+
+    /// A new connection from `ip`: 0 if its connection_creation_rate allows it, else how
+    /// long to hold it before closing it unserved (Kafka's `recordIpConnectionMaybeThrottle`:
+    /// a refused connection does not count, and the delay is at most one window).
+    pub fn connection_throttle_ms(&self, ip: std::net::IpAddr) -> u64 {
+        if !self.any_ip.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let Some(bound) = self.ip_quota(ip) else {
+            return 0;
+        };
+        let now = now_ms();
+        let mut rates = self.ip_rates.lock().unwrap_or_else(|e| e.into_inner());
+        if rates.len() > 4096 {
+            rates.retain(|_, r| now.saturating_sub(r.last_record_ms) < RATE_EXPIRY_MS);
+        }
+        let rate = rates.entry(ip).or_insert_with(|| Rate::new(now));
+        rate.record(1.0, now);
+        let throttle = rate.throttle_ms(bound, now).min(rate::WINDOW_MS);
+        if throttle > 0 {
+            rate.record(-1.0, now);
         }
         throttle
     }

@@ -207,8 +207,8 @@ macro_rules! routes {
                             None => {}
                         }
                     }
-                    let handling = $handler($ctx, $rc, $version, req);
-                    let answer = if touches_storage($key) {
+                    let handling = crate::quota::throttle::Timed::new($handler($ctx, $rc, $version, req));
+                    let (answer, busy_nanos) = if touches_storage($key) {
                         crate::storage::offload::run(async move {
                             if let Some(d) = stall {
                                 // A slow disk, simulated where the storage work runs.
@@ -223,6 +223,25 @@ macro_rules! routes {
                     let mut answer = answer;
                     if let (Some(resp), Some(fix)) = (answer.as_mut(), fix) {
                         fix(resp);
+                    }
+                    // request_percentage: the handler's own time, of a thread, counts
+                    // (inter-broker requests are exempt, as in Kafka); the longest throttle
+                    // any quota asked for goes into the response.
+                    if !$rc.request_quota_exempt() {
+                        let throttle = $ctx.quotas.record(
+                            crate::quota::Kind::Request,
+                            &$rc.principal,
+                            $rc.client_id(),
+                            crate::quota::throttle::nanos_to_percentage(busy_nanos),
+                        );
+                        $rc.throttle(throttle);
+                    }
+                    if let Some(resp) = answer.as_mut() {
+                        use crate::quota::throttle::ThrottleTime;
+                        let throttle = $rc.throttle_ms();
+                        if throttle > 0 {
+                            resp.raise_throttle_time(throttle);
+                        }
                     }
                     let outcome = match answer {
                         Some(resp) => encode_response($rc.header.correlation_id, $version, &resp),

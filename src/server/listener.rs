@@ -129,6 +129,23 @@ async fn accept_loop(
         while tasks.try_join_next().is_some() {}
         match accepted {
             Ok((socket, peer)) => {
+                // connection_creation_rate: a connection over its IP's quota is held for the
+                // throttle time, then closed unserved, as Kafka's acceptor does.
+                let throttle = ctx.quotas.connection_throttle_ms(peer.ip());
+                if throttle > 0 {
+                    ctx.metrics.throttled("Connection");
+                    tracing::debug!(peer = %peer, throttle_ms = throttle, "connection over its IP's connection_creation_rate; closing it after the throttle time");
+                    let mut rx = shutdown.clone();
+                    tasks.spawn(async move {
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(throttle)) => {}
+                            _ = rx.wait_for(|v| *v) => {}
+                        }
+                        drop(socket);
+                        drop(permit);
+                    });
+                    continue;
+                }
                 let _ = socket.set_nodelay(true);
                 let ctx = ctx.clone();
                 let rx = shutdown.clone();

@@ -452,6 +452,90 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
     want.sort();
     assert_eq!(got, want, "alice reads back what she wrote, byte-exact");
 
+    // Client quotas set through broker 1 sit in ZooKeeper at Kafka's paths, in Kafka's
+    // format (alice's beside her credentials), and every broker has them.
+    use crate::quotas::{alter as alter_quotas, describe as describe_quotas, entry, key};
+    let mut admin1 = Client::connect(addr(plain[0])).await;
+    let quota_entities: Vec<crate::quotas::Entity> = vec![
+        vec![("user", Some("alice"))],
+        vec![("user", Some("alice")), ("client-id", Some("app"))],
+        vec![("client-id", None)],
+        vec![("ip", Some("127.0.0.1"))],
+    ];
+    let results = alter_quotas(
+        &mut admin1,
+        vec![
+            entry(
+                &quota_entities[0],
+                &[("producer_byte_rate", Some(1048576.0))],
+            ),
+            entry(&quota_entities[1], &[("consumer_byte_rate", Some(2048.0))]),
+            entry(&quota_entities[2], &[("request_percentage", Some(200.0))]),
+            entry(
+                &quota_entities[3],
+                &[("connection_creation_rate", Some(50.0))],
+            ),
+        ],
+        false,
+    )
+    .await;
+    assert!(results.iter().all(|(c, _)| *c == 0), "{results:?}");
+    let (user, _) = zk.get_data("/klamm-test/config/users/alice").await.unwrap();
+    let user: serde_json::Value = serde_json::from_slice(&user).unwrap();
+    assert_eq!(user["config"]["producer_byte_rate"], "1048576", "{user}");
+    assert!(user["config"]["SCRAM-SHA-256"].is_string(), "{user}");
+    for (path, key_name, value) in [
+        (
+            "/klamm-test/config/users/alice/clients/app",
+            "consumer_byte_rate",
+            "2048",
+        ),
+        (
+            "/klamm-test/config/clients/<default>",
+            "request_percentage",
+            "200",
+        ),
+        (
+            "/klamm-test/config/ips/127.0.0.1",
+            "connection_creation_rate",
+            "50",
+        ),
+    ] {
+        let (data, _) = zk.get_data(path).await.unwrap();
+        let data: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"version": 1, "config": {key_name: value}}),
+            "{path}"
+        );
+    }
+    // One written by other tooling is followed too.
+    zk.create(
+        "/klamm-test/config/clients/tool-client",
+        br#"{"version":1,"config":{"producer_byte_rate":"777"}}"#,
+        &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut admin3 = Client::connect(addr(plain[2])).await;
+    loop {
+        let all = describe_quotas(&mut admin3, &[], false).await.unwrap();
+        if all.len() == 5 {
+            assert_eq!(all[&key(&quota_entities[1])]["consumer_byte_rate"], 2048.0);
+            assert_eq!(
+                all[&key(&vec![("client-id", Some("tool-client"))])]["producer_byte_rate"],
+                777.0
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker 3 never had the quotas: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // Broker 3 killed and started again has users and ACLs before its first client.
     drop(brokers[2].take());
     // Its id is free once its session has expired, as in Kafka.
@@ -461,10 +545,26 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
         .await
         .expect("alice logs in on the restarted broker at once");
     assert_eq!(metadata_error(&mut alice, "orders").await, 0);
+    // ... and the quotas.
+    let mut admin3 = Client::connect(addr(plain[2])).await;
+    assert_eq!(
+        describe_quotas(&mut admin3, &[], false)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
 
-    // The user deleted through broker 1 is refused by broker 3.
+    // The user deleted through broker 1 is refused by broker 3; her quotas stay.
     alter_alice(plain[0], false).await;
     wait_login(sasl[2], "alice", "alice-pw", false).await;
+    let left = describe_quotas(&mut admin3, &[("user", 0, Some("alice"))], true)
+        .await
+        .unwrap();
+    assert_eq!(
+        left[&key(&quota_entities[0])]["producer_byte_rate"],
+        1048576.0
+    );
     drop(brokers);
 }
 

@@ -23,9 +23,9 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-type Entity = Vec<(&'static str, Option<&'static str>)>;
+pub(crate) type Entity = Vec<(&'static str, Option<&'static str>)>;
 
-fn entry(entity: &Entity, ops: &[(&str, Option<f64>)]) -> EntryData {
+pub(crate) fn entry(entity: &Entity, ops: &[(&str, Option<f64>)]) -> EntryData {
     EntryData::default()
         .with_entity(
             entity
@@ -49,7 +49,11 @@ fn entry(entity: &Entity, ops: &[(&str, Option<f64>)]) -> EntryData {
         )
 }
 
-async fn alter(c: &mut Client, entries: Vec<EntryData>, validate_only: bool) -> Vec<(i16, String)> {
+pub(crate) async fn alter(
+    c: &mut Client,
+    entries: Vec<EntryData>,
+    validate_only: bool,
+) -> Vec<(i16, String)> {
     let resp = c
         .send(
             &AlterClientQuotasRequest::default()
@@ -74,10 +78,10 @@ async fn alter(c: &mut Client, entries: Vec<EntryData>, validate_only: bool) -> 
 
 /// What DescribeClientQuotas answers: each entity as (type, name) pairs with its values, or
 /// the request's error.
-type Described =
+pub(crate) type Described =
     Result<BTreeMap<Vec<(String, Option<String>)>, BTreeMap<String, f64>>, (i16, String)>;
 
-async fn describe(
+pub(crate) async fn describe(
     c: &mut Client,
     components: &[(&str, i8, Option<&str>)],
     strict: bool,
@@ -133,7 +137,7 @@ async fn describe(
         .collect())
 }
 
-fn key(e: &Entity) -> Vec<(String, Option<String>)> {
+pub(crate) fn key(e: &Entity) -> Vec<(String, Option<String>)> {
     e.iter()
         .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
         .collect()
@@ -508,5 +512,101 @@ async fn a_consumer_over_its_fetch_quota_gets_an_empty_throttled_answer() {
     assert_eq!(all.throttle_time_ms, 0);
     let got = decode_records(all.responses[0].partitions[0].records.clone().unwrap());
     assert_eq!(got.len(), 30);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_over_its_request_quota_is_throttled_others_are_not() {
+    let broker = start().await;
+    let mut admin = Client::connect(broker.addr()).await;
+    create_topic(&mut admin, "r", 8).await;
+    // A hundredth of a percent of a thread: about 1 ms of handler time in Kafka's 10 s.
+    let r = alter(
+        &mut admin,
+        vec![entry(
+            &vec![("client-id", Some("busy"))],
+            &[("request_percentage", Some(0.01))],
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r, vec![(0, String::new())]);
+
+    let all_topics = MetadataRequest::default().with_topics(None);
+    let mut busy = Client::connect_as(broker.addr(), "busy").await;
+    let mut throttled = None;
+    for _ in 0..20_000 {
+        let md = busy.send(&all_topics, 12).await;
+        assert_eq!(md.topics.len(), 1);
+        // The first throttles are short (the rate just over); a client that goes on gets
+        // longer ones.
+        if md.throttle_time_ms >= 100 {
+            throttled = Some((md.throttle_time_ms, Instant::now()));
+            break;
+        }
+    }
+    let (throttle, answered) = throttled.expect("the busy client was never throttled");
+    // Kafka bounds a request-quota throttle by one quota window (1 s).
+    assert!(throttle <= 1000, "{throttle}");
+    // Any API's answer carries it, and the connection is muted for it.
+    let again = busy.send(&ApiVersionsRequest::default(), 2).await;
+    let waited = answered.elapsed();
+    assert!(
+        waited >= Duration::from_millis(throttle as u64 - 20),
+        "answered after {waited:?}, throttle {throttle} ms"
+    );
+    assert_eq!(again.error_code, 0);
+    assert!(again.throttle_time_ms > 0, "still over: {again:?}");
+
+    // Another client id sends as much, unthrottled.
+    let mut other = Client::connect_as(broker.addr(), "other").await;
+    for _ in 0..500 {
+        let md = other.send(&all_topics, 12).await;
+        assert_eq!(md.throttle_time_ms, 0);
+    }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_over_an_ips_creation_rate_are_closed_unserved() {
+    let broker = start().await;
+    let mut admin = Client::connect(broker.addr()).await;
+    let r = alter(
+        &mut admin,
+        vec![entry(
+            &vec![("ip", Some("127.0.0.1"))],
+            &[("connection_creation_rate", Some(2.0))],
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r, vec![(0, String::new())]);
+
+    // Is a new connection from `ip` served (an ApiVersions answered) or closed unanswered?
+    async fn served(addr: std::net::SocketAddr, ip: &str) -> bool {
+        let mut c = Client::connect_from(addr, ip.parse().unwrap())
+            .await
+            .unwrap();
+        c.send_only(&ApiVersionsRequest::default(), 0).await;
+        c.recv_frame().await.is_some()
+    }
+    // 2 a second over Kafka's minimum window of 10 s: about 20 at once, then refused.
+    let mut n = 0;
+    while served(broker.addr(), "127.0.0.1").await {
+        n += 1;
+        assert!(n <= 30, "never refused");
+    }
+    assert!(
+        (20..=22).contains(&n),
+        "{n} connections served before the first refusal"
+    );
+    // The established connection still works, and another IP is not limited.
+    let md = admin
+        .send(&MetadataRequest::default().with_topics(Some(vec![])), 9)
+        .await;
+    assert_eq!(md.brokers.len(), 1);
+    for _ in 0..30 {
+        assert!(served(broker.addr(), "127.0.0.2").await);
+    }
     broker.shutdown().await;
 }

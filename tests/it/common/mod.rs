@@ -53,6 +53,20 @@ impl Client {
         }
     }
 
+    /// A connection from the local address `from` (another loopback address than
+    /// 127.0.0.1, for tests of per-IP rules).
+    pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> std::io::Result<Client> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(from, 0))?;
+        let stream = socket.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            stream,
+            correlation_id: 0,
+            client_id: StrBytes::from_static_str("klamm-tests"),
+        })
+    }
+
     /// A connection whose requests carry `client_id` (quotas are kept per client id).
     pub async fn connect_as(addr: SocketAddr, client_id: &str) -> Client {
         let mut c = Client::connect(addr).await;
