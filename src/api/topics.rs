@@ -54,6 +54,10 @@ pub async fn create_topics(
     if excessive {
         tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), records, "CreateTopics refused: excessively large batch operation");
     }
+    // controller_mutation_rate (KIP-599): strict from v6, permissive before.
+    let mut quota = ctx
+        .quotas
+        .controller_mutation(&rc.principal, rc.client_id(), version >= 6);
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -125,6 +129,14 @@ pub async fn create_topics(
             }
             topic_config::validate_set(&configs)
                 .map_err(|e| (ResponseError::InvalidConfig, e.0))?;
+            if !req.validate_only {
+                quota.record(f64::from(num_partitions.max(0))).map_err(|_| {
+                    (
+                        ResponseError::ThrottlingQuotaExceeded,
+                        crate::quota::THROTTLING_QUOTA_EXCEEDED.to_string(),
+                    )
+                })?;
+            }
             let assignment = (!t.assignments.is_empty()).then(|| {
                 t.assignments
                     .iter()
@@ -184,12 +196,13 @@ pub async fn create_topics(
         }
         results.push(result);
     }
+    rc.throttle(quota.throttle_ms());
     Some(CreateTopicsResponse::default().with_topics(results))
 }
 
 pub async fn delete_topics(
     ctx: &Context,
-    _rc: &RequestContext,
+    rc: &RequestContext,
     version: i16,
     req: DeleteTopicsRequest,
 ) -> Option<DeleteTopicsResponse> {
@@ -206,6 +219,11 @@ pub async fn delete_topics(
             .collect()
     };
     let wait = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 30_000) as u64);
+    // controller_mutation_rate (KIP-599): strict from v5, permissive before; a topic counts
+    // its partitions.
+    let mut quota = ctx
+        .quotas
+        .controller_mutation(&rc.principal, rc.client_id(), version >= 5);
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let r = {
@@ -224,6 +242,13 @@ pub async fn delete_topics(
             };
             r.name = name.as_deref().map(topic_name);
             r.topic_id = id;
+            let resolved = resolved.and_then(|(n, tid)| {
+                let partitions = ctx.metadata.topic(&n).map_or(0, |t| t.partitions.len());
+                quota
+                    .record(partitions as f64)
+                    .map(|_| (n, tid))
+                    .map_err(|_| ResponseError::ThrottlingQuotaExceeded)
+            });
             let deleted = match resolved {
                 Ok((n, tid)) => ctx.metadata.delete(&n, wait).await.map(|_| (n, tid)),
                 Err(e) => Err(e),
@@ -246,13 +271,14 @@ pub async fn delete_topics(
         };
         responses.push(r);
     }
+    rc.throttle(quota.throttle_ms());
     Some(DeleteTopicsResponse::default().with_responses(responses))
 }
 
 pub async fn create_partitions(
     ctx: &Context,
     rc: &RequestContext,
-    _version: i16,
+    version: i16,
     req: CreatePartitionsRequest,
 ) -> Option<CreatePartitionsResponse> {
     let records: usize = req
@@ -272,6 +298,11 @@ pub async fn create_partitions(
     }
     let wait = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 30_000) as u64);
     let clustered = ctx.metadata.cluster().is_some();
+    // controller_mutation_rate (KIP-599): strict from v3, permissive before; the new
+    // partitions count.
+    let mut quota = ctx
+        .quotas
+        .controller_mutation(&rc.principal, rc.client_id(), version >= 3);
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let r = {
@@ -301,9 +332,21 @@ pub async fn create_partitions(
                     ),
                 ))
             } else {
-                ctx.metadata
-                    .grow(t.name.0.as_str(), t.count, manual, req.validate_only, wait)
-                    .await
+                let current = ctx
+                    .metadata
+                    .topic(t.name.0.as_str())
+                    .map_or(0, |tp| tp.partitions.len() as i64);
+                let new = (i64::from(t.count) - current).max(0) as f64;
+                if !req.validate_only && current > 0 && quota.record(new).is_err() {
+                    Err((
+                        ResponseError::ThrottlingQuotaExceeded,
+                        crate::quota::THROTTLING_QUOTA_EXCEEDED.to_string(),
+                    ))
+                } else {
+                    ctx.metadata
+                        .grow(t.name.0.as_str(), t.count, manual, req.validate_only, wait)
+                        .await
+                }
             };
             if let Err((code, message)) = outcome {
                 r.error_code = code.code();
@@ -313,6 +356,7 @@ pub async fn create_partitions(
         };
         results.push(r);
     }
+    rc.throttle(quota.throttle_ms());
     Some(CreatePartitionsResponse::default().with_results(results))
 }
 

@@ -76,6 +76,9 @@ impl Kind {
     }
 }
 
+/// Kafka's message for THROTTLING_QUOTA_EXCEEDED.
+pub const THROTTLING_QUOTA_EXCEEDED: &str = "The throttling quota has been exceeded.";
+
 /// `connection_creation_rate`, the one quota of an IP entity.
 pub const CONNECTION_CREATION_RATE: &str = "connection_creation_rate";
 
@@ -287,11 +290,90 @@ pub struct Quotas {
     any: [AtomicBool; 4],
     /// Whether any IP has a connection_creation_rate (named or the default).
     any_ip: AtomicBool,
+    /// The token buckets of controller_mutation_rate, by (user, client id) tags.
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
     /// The connection rates of IPs with a quota.
     ip_rates: Mutex<HashMap<std::net::IpAddr, Rate>>,
     rates: Mutex<HashMap<(Kind, String, String), Rate>>,
     records_since_sweep: AtomicU64,
     records: Arc<Records>,
+}
+
+/// Kafka's `TokenBucket`, the measure of controller_mutation_rate (KIP-599): it refills at
+/// the quota per second up to a burst of all the windows' worth, and a mutation takes its
+/// partitions out of it.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    last_ms: u64,
+}
+
+impl Bucket {
+    fn refill(&mut self, bound: f64, now: u64) {
+        let burst = rate::SAMPLES as f64 * rate::WINDOW_MS as f64 / 1000.0 * bound;
+        let elapsed = now.saturating_sub(self.last_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + bound * elapsed).min(burst);
+        self.last_ms = now;
+    }
+
+    /// The time to bring a bucket below zero back to zero.
+    fn throttle_ms(&self, bound: f64) -> u64 {
+        if self.tokens >= 0.0 {
+            0
+        } else {
+            (-self.tokens / bound * 1000.0).round().min(u32::MAX as f64) as u64
+        }
+    }
+}
+
+/// One admin request's controller_mutation_rate: Kafka's Strict (CreateTopics v6+,
+/// CreatePartitions v3+, DeleteTopics v5+: a topic is refused with THROTTLING_QUOTA_EXCEEDED
+/// while the quota is exhausted, but one that exhausts it passes) or Permissive (older
+/// versions: everything passes, and the client is throttled) ControllerMutationQuota.
+pub struct MutationQuota<'a> {
+    quotas: &'a Quotas,
+    strict: bool,
+    /// The bucket's tags and the quota, when one applies.
+    applied: Option<((String, String), f64)>,
+    throttle_ms: u64,
+}
+
+impl MutationQuota<'_> {
+    /// Takes `partitions` (created or deleted) out of the quota; Err with the throttle time
+    /// if a strict quota is already exhausted (nothing is taken then).
+    pub fn record(&mut self, partitions: f64) -> Result<(), u64> {
+        let Some((tags, bound)) = &self.applied else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut buckets = self
+            .quotas
+            .buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let bucket = buckets.entry(tags.clone()).or_insert(Bucket {
+            tokens: 0.0,
+            last_ms: 0,
+        });
+        bucket.refill(*bound, now);
+        if self.strict {
+            let throttle = bucket.throttle_ms(*bound);
+            if throttle > 0 {
+                self.throttle_ms = throttle;
+                return Err(throttle);
+            }
+            bucket.tokens -= partitions;
+        } else {
+            bucket.tokens -= partitions;
+            self.throttle_ms = self.throttle_ms.max(bucket.throttle_ms(*bound));
+        }
+        Ok(())
+    }
+
+    /// How long the client must wait after this request.
+    pub fn throttle_ms(&self) -> u64 {
+        self.throttle_ms
+    }
 }
 
 /// A rate nobody recorded into for this long is dropped (Kafka's sensor expiry).
@@ -319,6 +401,7 @@ impl Quotas {
             any: Default::default(),
             any_ip: AtomicBool::new(false),
             ip_rates: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
             rates: Mutex::new(HashMap::new()),
             records_since_sweep: AtomicU64::new(0),
             records,
@@ -483,6 +566,25 @@ impl Quotas {
             rate.record(-value, now);
         }
         throttle
+    }
+
+    /// The controller_mutation_rate of one CreateTopics, CreatePartitions or DeleteTopics.
+    pub fn controller_mutation(
+        &self,
+        principal: &str,
+        client_id: &str,
+        strict: bool,
+    ) -> MutationQuota<'_> {
+        let applied = self.enabled(Kind::ControllerMutation).then(|| {
+            self.applied(Kind::ControllerMutation, quota_user(principal), client_id)
+                .map(|a| ((a.user_tag, a.client_tag), a.bound))
+        });
+        MutationQuota {
+            quotas: self,
+            strict,
+            applied: applied.flatten(),
+            throttle_ms: 0,
+        }
     }
 
     /// The connection_creation_rate that applies to `ip`: its own, else the default IP's.

@@ -610,3 +610,88 @@ async fn connections_over_an_ips_creation_rate_are_closed_unserved() {
     }
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn topic_mutations_over_the_controller_mutation_rate_are_refused_or_throttled() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
+    let broker = start().await;
+    let mut admin = Client::connect(broker.addr()).await;
+    // One partition a second for each of three client ids: a burst of 11 (Kafka's token
+    // bucket holds all the windows' worth).
+    let rate = |id: &'static str| {
+        entry(
+            &vec![("client-id", Some(id))],
+            &[("controller_mutation_rate", Some(1.0))],
+        )
+    };
+    let r = alter(
+        &mut admin,
+        vec![rate("strict"), rate("permissive"), rate("deleter")],
+        false,
+    )
+    .await;
+    assert!(r.iter().all(|(c, _)| *c == 0), "{r:?}");
+    let create = |topics: &[(&str, i32)]| {
+        CreateTopicsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|(n, p)| {
+                        CreatableTopic::default()
+                            .with_name(tn(n))
+                            .with_num_partitions(*p)
+                            .with_replication_factor(1)
+                    })
+                    .collect(),
+            )
+            .with_timeout_ms(5000)
+    };
+
+    // Strict (v6+): 8 then 5 pass (the second exhausts the bucket), the third is refused.
+    let mut strict = Client::connect_as(broker.addr(), "strict").await;
+    let resp = strict
+        .send(&create(&[("a", 8), ("b", 5), ("c", 1)]), 7)
+        .await;
+    let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![0, 0, THROTTLING_QUOTA_EXCEEDED], "{resp:?}");
+    assert_eq!(
+        resp.topics[2].error_message.as_ref().map(|m| m.to_string()),
+        Some("The throttling quota has been exceeded.".to_string())
+    );
+    // Two partitions below zero at one a second.
+    assert!((1500..=2000).contains(&resp.throttle_time_ms), "{resp:?}");
+
+    // Permissive (before v6): everything is created, and the client is told to wait for
+    // what it took beyond the bucket.
+    let mut permissive = Client::connect_as(broker.addr(), "permissive").await;
+    let resp = permissive.send(&create(&[("d", 12), ("e", 3)]), 5).await;
+    assert!(resp.topics.iter().all(|t| t.error_code == 0), "{resp:?}");
+    assert!((3500..=4000).contains(&resp.throttle_time_ms), "{resp:?}");
+
+    // DeleteTopics counts each topic's partitions.
+    let mut deleter = Client::connect_as(broker.addr(), "deleter").await;
+    let resp = deleter
+        .send(
+            &DeleteTopicsRequest::default()
+                .with_topic_names(vec![tn("a"), tn("b"), tn("d")])
+                .with_timeout_ms(5000),
+            5,
+        )
+        .await;
+    let codes: Vec<i16> = resp.responses.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![0, 0, THROTTLING_QUOTA_EXCEEDED], "{resp:?}");
+    assert!(resp.throttle_time_ms > 0, "{resp:?}");
+    // What was refused was not done.
+    let md = admin
+        .send(&MetadataRequest::default().with_topics(None), 9)
+        .await;
+    let mut names: Vec<String> = md
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["d", "e"]);
+    broker.shutdown().await;
+}
