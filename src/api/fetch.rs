@@ -156,11 +156,7 @@ pub async fn handle(
                 FetchContext::Incremental(inc) => inc.session_id(),
                 _ => 0,
             };
-            return Some(
-                FetchResponse::default()
-                    .with_throttle_time_ms(rc.throttle_ms())
-                    .with_session_id(session_id),
-            );
+            return Some(FetchResponse::default().with_session_id(session_id));
         }
     }
     let answers = || {
@@ -217,7 +213,6 @@ pub async fn handle(
     Some(
         FetchResponse::default()
             .with_session_id(session_id)
-            .with_throttle_time_ms(rc.throttle_ms())
             .with_responses(assemble(ctx, sent)),
     )
 }

@@ -130,11 +130,7 @@ pub async fn handle(
         }
         return None;
     }
-    Some(
-        ProduceResponse::default()
-            .with_responses(responses)
-            .with_throttle_time_ms(rc.throttle_ms()),
-    )
+    Some(ProduceResponse::default().with_responses(responses))
 }
 
 async fn resolve_topic(
