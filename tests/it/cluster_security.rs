@@ -453,7 +453,9 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
     assert_eq!(got, want, "alice reads back what she wrote, byte-exact");
 
     // Client quotas set through broker 1 sit in ZooKeeper at Kafka's paths, in Kafka's
-    // format (alice's beside her credentials), and every broker has them.
+    // format (alice's beside her credentials), and every broker has them. Their values are
+    // far above what this test does: they bind every later connection and request here (Kafka
+    // applies an IP's connection rate on every listener, the inter-broker one too).
     use crate::quotas::{alter as alter_quotas, describe as describe_quotas, entry, key};
     let mut admin1 = Client::connect(addr(plain[0])).await;
     let quota_entities: Vec<crate::quotas::Entity> = vec![
@@ -473,7 +475,7 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
             entry(&quota_entities[2], &[("request_percentage", Some(200.0))]),
             entry(
                 &quota_entities[3],
-                &[("connection_creation_rate", Some(50.0))],
+                &[("connection_creation_rate", Some(10000.0))],
             ),
         ],
         false,
@@ -498,7 +500,7 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
         (
             "/klamm-test/config/ips/127.0.0.1",
             "connection_creation_rate",
-            "50",
+            "10000",
         ),
     ] {
         let (data, _) = zk.get_data(path).await.unwrap();
