@@ -251,12 +251,24 @@ impl Broker {
             &loaded,
         ));
         let quotas = Arc::new(crate::quota::Quotas::new(records.clone(), &loaded));
+        let group_configs = Arc::new(crate::group::config::GroupConfigs::new(
+            records.clone(),
+            &loaded,
+            &config,
+        ));
+        consumer_groups.set_group_configs(group_configs.clone());
         {
-            let (users, authorizer, quotas) = (users.clone(), authorizer.clone(), quotas.clone());
+            let (users, authorizer, quotas, group_configs) = (
+                users.clone(),
+                authorizer.clone(),
+                quotas.clone(),
+                group_configs.clone(),
+            );
             records.follow(move |change| {
                 users.apply(&change);
                 authorizer.apply(&change);
                 quotas.apply(&change);
+                group_configs.apply(&change);
             });
         }
         let metrics = crate::metrics::Metrics::new();
@@ -277,6 +289,7 @@ impl Broker {
             groups,
             txns,
             consumer_groups,
+            group_configs,
             store,
             listeners: advertised,
             inter_broker_listener: plan.inter_broker.clone(),

@@ -56,6 +56,8 @@ pub enum ConfigSource {
     DynamicDefaultBrokerConfig = 3,
     StaticBrokerConfig = 4,
     DefaultConfig = 5,
+    /// Set on a group (the GROUP config resource).
+    GroupConfig = 8,
 }
 
 /// One topic-level config.

@@ -1,5 +1,5 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and a read-only
-//! view of the broker's own settings), from the table in `topic_config`.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (from the table in
+//! `topic_config`), the broker's dynamic settings, and groups (`crate::group::config`).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,6 +26,7 @@ use crate::topic_config::{self, ConfigSource, ConfigType};
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
 
 /// IncrementalAlterConfigs operations (Kafka's AlterConfigOp.OpType ids).
 const OP_SET: i8 = 0;
@@ -249,6 +250,32 @@ fn topic_entries(ctx: &Context, set: &BTreeMap<String, String>) -> Vec<Entry> {
         .collect()
 }
 
+/// A group's configs, set or not, as Kafka 4.4 lists them.
+fn group_entries(ctx: &Context, group: &str) -> Vec<Entry> {
+    use crate::group::config::Source;
+    let source = |s: Source| match s {
+        Source::Group => ConfigSource::GroupConfig,
+        Source::Default => ConfigSource::DefaultConfig,
+    };
+    ctx.group_configs
+        .describe(group)
+        .into_iter()
+        .map(|d| Entry {
+            name: d.name.to_string(),
+            value: d.value,
+            read_only: false,
+            source: source(d.source),
+            ty: d.ty,
+            doc: d.doc,
+            synonyms: d
+                .synonyms
+                .into_iter()
+                .map(|(n, v, s)| (n, v, source(s)))
+                .collect(),
+        })
+        .collect()
+}
+
 /// Checks a broker resource name: this broker's id, or "" for the cluster default.
 fn check_broker_name(ctx: &Context, name: &str) -> Result<(), Failure> {
     if name.is_empty() || name == ctx.config.node_id.to_string() {
@@ -293,6 +320,11 @@ pub async fn describe_configs(
                     )
                 }),
                 RESOURCE_BROKER_LOGGER => check_broker_name(ctx, &name).map(|_| Vec::new()),
+                RESOURCE_GROUP if name.is_empty() => Err((
+                    ResponseError::InvalidRequest,
+                    "Group name must not be empty".to_string(),
+                )),
+                RESOURCE_GROUP => Ok(group_entries(ctx, &name)),
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -505,6 +537,24 @@ async fn alter_resource(
                 .set_broker_configs(all)
                 .map_err(|e| (e, "could not alter the broker configs".to_string()))
         }
+        RESOURCE_GROUP => {
+            use crate::group::config::Op;
+            let ops = changes?
+                .into_iter()
+                .map(|(k, c)| {
+                    let op = match c {
+                        Change::Set(v) => Op::Set(v),
+                        Change::Delete => Op::Delete,
+                        Change::Append(v) => Op::Append(v),
+                        Change::Subtract(v) => Op::Subtract(v),
+                    };
+                    (k, op)
+                })
+                .collect();
+            ctx.group_configs
+                .alter(name, ops, replace_all, validate_only)
+                .await
+        }
         RESOURCE_BROKER_LOGGER => {
             check_broker_name(ctx, name)?;
             let changes = changes?;
@@ -680,8 +730,8 @@ pub async fn incremental_alter_configs(
 
 /// ListConfigResources (KIP-1142, `kafka-configs --describe --all` style listings): the
 /// resources that have configs, by type, as Kafka 4.4 lists them: every topic, every live
-/// broker (as BROKER and BROKER_LOGGER), and no groups or client-metrics resources (Klamm
-/// has no group or client-metrics configs yet). An empty type list means every supported
+/// broker (as BROKER and BROKER_LOGGER), every group with configs set, and no
+/// client-metrics resources (Klamm has no client-metrics configs). An empty type list means every supported
 /// type (v0: client metrics only); an unsupported type is UNSUPPORTED_VERSION, as in Kafka.
 pub async fn list_config_resources(
     ctx: &Context,
@@ -723,6 +773,14 @@ pub async fn list_config_resources(
         if wanted.contains(&t) {
             out.extend(brokers.iter().map(|(id, _, _)| resource(id.to_string(), t)));
         }
+    }
+    if wanted.contains(&GROUP) {
+        out.extend(
+            ctx.group_configs
+                .groups()
+                .into_iter()
+                .map(|g| resource(g, GROUP)),
+        );
     }
     if wanted.contains(&TOPIC) {
         out.extend(

@@ -242,6 +242,8 @@ pub struct ConsumerGroups {
     groups: Mutex<HashMap<String, ConsumerGroup>>,
     /// Cluster mode: where the groups' records go (the groups' partitions).
     journal: OnceLock<Arc<dyn OffsetJournal>>,
+    /// Per-group `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms`.
+    group_configs: OnceLock<Arc<super::config::GroupConfigs>>,
 }
 
 fn fail(e: ResponseError, message: impl Into<String>) -> (ResponseError, Option<String>) {
@@ -254,6 +256,30 @@ impl ConsumerGroups {
             config,
             groups: Mutex::new(HashMap::new()),
             journal: OnceLock::new(),
+            group_configs: OnceLock::new(),
+        }
+    }
+
+    /// From now on a group's own session timeout and heartbeat interval, where set, win
+    /// over the broker's.
+    pub fn set_group_configs(&self, c: Arc<super::config::GroupConfigs>) {
+        let _ = self.group_configs.set(c);
+    }
+
+    /// A group's (session timeout, heartbeat interval) in milliseconds.
+    fn timeouts(&self, group_id: &str) -> (i32, i32) {
+        match self.group_configs.get() {
+            Some(c) => {
+                let e = c.effective(group_id);
+                (
+                    e.consumer_session_timeout_ms,
+                    e.consumer_heartbeat_interval_ms,
+                )
+            }
+            None => (
+                self.config.session_timeout_ms,
+                self.config.heartbeat_interval_ms,
+            ),
         }
     }
 
@@ -418,9 +444,9 @@ impl ConsumerGroups {
     /// Removes members whose session expired or who did not revoke in time; their
     /// partitions go to the others at their next heartbeat.
     pub fn expire(&self, now: Instant) {
-        let session = Duration::from_millis(self.config.session_timeout_ms.max(0) as u64);
         let mut groups = self.lock();
         for g in groups.values_mut() {
+            let session = Duration::from_millis(self.timeouts(&g.group_id).0.max(0) as u64);
             let gone: Vec<String> = g
                 .members
                 .values()
@@ -702,7 +728,8 @@ impl ConsumerGroups {
         }
 
         refresh_target(g, metadata);
-        let reply = reconcile(g, &member_id, now, self.config.heartbeat_interval_ms);
+        let interval = self.timeouts(&g.group_id).1;
+        let reply = reconcile(g, &member_id, now, interval);
         Ok(reply)
     }
 }

@@ -3,6 +3,7 @@
 //! Membership lives in memory (members rejoin after a broker restart, as they do after a
 //! coordinator failover in Kafka); committed offsets are durable in RocksDB.
 
+pub mod config;
 pub mod consumer;
 pub mod consumer_journal;
 pub mod journal;

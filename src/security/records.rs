@@ -11,6 +11,7 @@
 //! - Other client-quota entities (`crate::quota`): `/config/users/<default>`,
 //!   `/config/users/<user>/clients/<client-id>`, `/config/clients/<client-id>`,
 //!   `/config/ips/<ip>`, in the same format.
+//! - Group configs (`crate::group::config`): `/config/groups/<group, sanitized>`, same format.
 //!
 //! Brokers follow those trees with persistent recursive watches and re-read only the znode
 //! an event names; after a lost session they read everything again. Kafka's change
@@ -33,7 +34,8 @@ pub enum Record {
     /// One user's record, by user name: its credentials and its quotas.
     User(String),
     /// Another entity's config record (client quotas), by its path under `/config` with
-    /// names sanitized: `users/<default>`, `users/U/clients/C`, `clients/C`, `ips/IP`.
+    /// names sanitized: `users/<default>`, `users/U/clients/C`, `clients/C`, `ips/IP`,
+    /// and group configs: `groups/G`.
     Config(String),
 }
 
@@ -97,6 +99,8 @@ const USERS_ROOT: &str = "/config/users";
 const CONFIG_ROOT: &str = "/config";
 const CLIENTS_ROOT: &str = "/config/clients";
 const IPS_ROOT: &str = "/config/ips";
+/// Group configs (`crate::group::config`), which ZooKeeper-mode Kafka never had.
+const GROUPS_ROOT: &str = "/config/groups";
 /// How ZooKeeper-mode Kafka names a default quota entity.
 const DEFAULT_ENTITY: &str = "<default>";
 
@@ -237,7 +241,7 @@ fn record_of_path(path: &str) -> Option<Record> {
             _ => None,
         };
     }
-    for root in [CLIENTS_ROOT, IPS_ROOT] {
+    for root in [CLIENTS_ROOT, IPS_ROOT, GROUPS_ROOT] {
         if let Some(name) = path.strip_prefix(root).and_then(|p| p.strip_prefix('/')) {
             return (!name.is_empty() && !name.contains('/'))
                 .then(|| Record::Config(format!("{}/{name}", &root[CONFIG_ROOT.len() + 1..])));
@@ -341,6 +345,7 @@ async fn zk_prepare(client: &zk::Client) -> Result<(), zk::Error> {
         USERS_ROOT.to_string(),
         CLIENTS_ROOT.to_string(),
         IPS_ROOT.to_string(),
+        GROUPS_ROOT.to_string(),
         EXTENDED_ROOT.to_string(),
     ];
     for (_, dir) in ZK_TYPES {
@@ -372,6 +377,7 @@ async fn zk_load_all(client: &zk::Client) -> Result<Vec<(Record, Vec<u8>)>, zk::
         USERS_ROOT.to_string(),
         CLIENTS_ROOT.to_string(),
         IPS_ROOT.to_string(),
+        GROUPS_ROOT.to_string(),
     ];
     // A user's (user, client id) quotas sit below the user's own znode.
     if let Ok((users, _)) = client.get_children(USERS_ROOT).await {
@@ -591,6 +597,9 @@ async fn follow_events(
     let mut ips = client
         .watch(IPS_ROOT, zk::AddWatchMode::PersistentRecursive)
         .await?;
+    let mut groups = client
+        .watch(GROUPS_ROOT, zk::AddWatchMode::PersistentRecursive)
+        .await?;
     sink(Change::Reset(zk_load_all(client).await?));
     loop {
         let event = tokio::select! {
@@ -599,6 +608,7 @@ async fn follow_events(
             e = users.changed() => e,
             e = clients.changed() => e,
             e = ips.changed() => e,
+            e = groups.changed() => e,
             _ = state.changed() => return Err(Stopped::Session),
             _ = stopped.wait_for(|v| *v) => return Ok(Stopped::Broker),
         };
@@ -667,6 +677,7 @@ mod tests {
             "clients/x",
             "ips/127.0.0.1",
             "ips/<default>",
+            "groups/share%20group",
         ] {
             let r = Record::Config(rel.to_string());
             let path = zk_path(&r).unwrap();

@@ -544,3 +544,239 @@ async fn recompression_keeps_records_byte_for_byte_with_duplicate_header_keys() 
         assert_eq!(&plain[61..], &records_section[..], "{setting}");
     }
 }
+
+const GROUP: i8 = 32;
+const SRC_GROUP: i8 = 8;
+
+/// The error of the one resource of an IncrementalAlterConfigs answer.
+async fn alter_group(
+    c: &mut Client,
+    group: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, String) {
+    let r = c.send(&incremental(GROUP, group, ops), 1).await;
+    let r = &r.responses[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn group_configs_are_validated_listed_and_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let invalid_config = ResponseError::InvalidConfig.code();
+    {
+        let broker = start_with(config_in(dir.path())).await;
+        let mut c = Client::connect(broker.addr()).await;
+
+        // Every group config of Kafka 4.4, with the broker's value, before anything is set
+        // (the group need not exist).
+        let d = describe(&mut c, GROUP, "share-g", true).await;
+        assert_eq!(d.error_code, 0, "{:?}", d.error_message);
+        assert_eq!(d.configs.len(), 21, "Kafka 4.4 lists 21 group configs");
+        assert_eq!(
+            get(&d, "share.auto.offset.reset"),
+            ("latest".into(), SRC_DEFAULT, false)
+        );
+        assert_eq!(get(&d, "share.record.lock.duration.ms").0, "30000");
+        let lock = d
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "share.delivery.count.limit")
+            .unwrap();
+        assert_eq!(lock.synonyms.len(), 1);
+        assert_eq!(
+            lock.synonyms[0].name.as_str(),
+            "group.share.delivery.count.limit"
+        );
+        assert_eq!(lock.config_type, 3, "INT");
+
+        // Kafka's refusals, each with Kafka's message; nothing is stored by a refused one.
+        for (name, value, message) in [
+            ("share.auto.offset.reset", "foo", "Invalid value foo for configuration share.auto.offset.reset: Invalid value `foo` for configuration share.auto.offset.reset. The value must be either 'earliest', 'latest' or of the format 'by_duration:<PnDTnHnMn.nS>'."),
+            ("share.auto.offset.reset", "by_duration:-PT1H", "Invalid value by_duration:-PT1H for configuration share.auto.offset.reset"),
+            ("share.delivery.count.limit", "11", "share.delivery.count.limit must be in the range 2 to 10 inclusive."),
+            ("share.delivery.count.limit", "1", "Invalid value 1 for configuration share.delivery.count.limit: Value must be at least 2"),
+            ("share.record.lock.duration.ms", "1000", "share.record.lock.duration.ms must be in the range 15000 to 60000 inclusive."),
+            ("share.isolation.level", "READ_COMMITTED", "String must be one of: read_committed, read_uncommitted"),
+            ("share.renew.acknowledge.enable", "yes", "Expected value to be either true or false"),
+            ("share.session.timeout.ms", "abc", "Not a number of type INT"),
+            ("streams.num.standby.replicas", "3", "streams.num.standby.replicas must be less than or equal to 2"),
+            ("errors.deadletterqueue.topic.name", "__x", "DLQ topic name must not start with '__'"),
+            ("foo.bar", "1", "Unknown group config name: foo.bar"),
+        ] {
+            let (code, msg) = alter_group(
+                &mut c,
+                "share-g",
+                &[("share.heartbeat.interval.ms", SET, Some("6000")), (name, SET, Some(value))],
+            )
+            .await;
+            assert_eq!(code, invalid_config, "{name}={value}: {msg}");
+            assert!(msg.contains(message), "{name}={value}: {msg}");
+        }
+        let (code, msg) = alter_group(
+            &mut c,
+            "share-g",
+            &[("streams.rack.aware.assignment.tags", APPEND, Some("a"))],
+        )
+        .await;
+        assert_eq!((code, msg.as_str()), (invalid_config, "Can't APPEND to key streams.rack.aware.assignment.tags because its type is not LIST."));
+        let (code, msg) = alter_group(
+            &mut c,
+            "",
+            &[("share.delivery.count.limit", SET, Some("3"))],
+        )
+        .await;
+        assert_eq!(
+            (code, msg.as_str()),
+            (
+                ResponseError::InvalidRequest.code(),
+                "Default group resources are not allowed."
+            )
+        );
+        let d = describe(&mut c, GROUP, "", false).await;
+        assert_eq!(d.error_code, ResponseError::InvalidRequest.code());
+        let d = describe(&mut c, GROUP, "share-g", false).await;
+        assert!(
+            d.configs.iter().all(|c| c.config_source == SRC_DEFAULT),
+            "nothing stored"
+        );
+
+        // Set, stored as Kafka normalises it; validate_only stores nothing.
+        let mut only = incremental(
+            GROUP,
+            "other",
+            &[("share.delivery.count.limit", SET, Some("3"))],
+        );
+        only.validate_only = true;
+        assert_eq!(c.send(&only, 1).await.responses[0].error_code, 0);
+        let (code, msg) = alter_group(
+            &mut c,
+            "share-g",
+            &[
+                ("share.auto.offset.reset", SET, Some("earliest")),
+                ("share.delivery.count.limit", SET, Some("+3")),
+                ("share.renew.acknowledge.enable", SET, Some("FALSE")),
+                ("share.record.lock.duration.ms", SET, Some("15000")),
+                ("streams.num.warmup.replicas", SET, Some("1")),
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{msg}");
+        let d = describe(&mut c, GROUP, "share-g", true).await;
+        assert_eq!(
+            get(&d, "share.auto.offset.reset"),
+            ("earliest".into(), SRC_GROUP, false)
+        );
+        assert_eq!(
+            get(&d, "share.delivery.count.limit"),
+            ("3".into(), SRC_GROUP, false)
+        );
+        assert_eq!(get(&d, "share.renew.acknowledge.enable").0, "false");
+        assert_eq!(
+            get(&d, "streams.num.warmup.replicas").0,
+            "1",
+            "an internal config shows once set"
+        );
+        assert_eq!(d.configs.len(), 22);
+        let limit = d
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "share.delivery.count.limit")
+            .unwrap();
+        let synonyms: Vec<(String, String, i8)> = limit
+            .synonyms
+            .iter()
+            .map(|s| {
+                (
+                    s.name.to_string(),
+                    s.value.as_ref().unwrap().to_string(),
+                    s.source,
+                )
+            })
+            .collect();
+        assert_eq!(
+            synonyms,
+            vec![
+                ("share.delivery.count.limit".into(), "3".into(), SRC_GROUP),
+                (
+                    "group.share.delivery.count.limit".into(),
+                    "5".into(),
+                    SRC_DEFAULT
+                ),
+            ]
+        );
+        // DELETE goes back to the broker's value; the legacy AlterConfigs replaces the set.
+        let (code, _) = alter_group(
+            &mut c,
+            "share-g",
+            &[("streams.num.warmup.replicas", DELETE, None)],
+        )
+        .await;
+        assert_eq!(code, 0);
+        assert_eq!(
+            c.send(
+                &legacy_alter(
+                    GROUP,
+                    "legacy-g",
+                    &[("share.isolation.level", "read_committed")]
+                ),
+                1
+            )
+            .await
+            .responses[0]
+                .error_code,
+            0
+        );
+        assert_eq!(
+            c.send(
+                &legacy_alter(GROUP, "legacy-g", &[("share.session.timeout.ms", "50000")]),
+                1
+            )
+            .await
+            .responses[0]
+                .error_code,
+            0
+        );
+        let d = describe(&mut c, GROUP, "legacy-g", false).await;
+        assert_eq!(get(&d, "share.isolation.level").1, SRC_DEFAULT);
+        assert_eq!(
+            get(&d, "share.session.timeout.ms"),
+            ("50000".into(), SRC_GROUP, false)
+        );
+
+        // ListConfigResources lists the groups with configs (not the validate-only one).
+        let listed = c
+            .send(
+                &ListConfigResourcesRequest::default().with_resource_types(vec![GROUP]),
+                1,
+            )
+            .await;
+        let names: Vec<String> = listed
+            .config_resources
+            .iter()
+            .map(|r| r.resource_name.to_string())
+            .collect();
+        assert_eq!(names, vec!["legacy-g".to_string(), "share-g".to_string()]);
+        broker.shutdown().await;
+    }
+    let broker = start_with(config_in(dir.path())).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let d = describe(&mut c, GROUP, "share-g", false).await;
+    assert_eq!(
+        get(&d, "share.auto.offset.reset"),
+        ("earliest".into(), SRC_GROUP, false),
+        "kept across a restart"
+    );
+    assert_eq!(get(&d, "share.record.lock.duration.ms").0, "15000");
+    assert!(
+        d.configs
+            .iter()
+            .all(|c| c.name.as_str() != "streams.num.warmup.replicas"),
+        "deleted stays deleted"
+    );
+}

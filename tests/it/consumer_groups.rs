@@ -639,3 +639,64 @@ async fn overlong_member_ids_are_refused() {
     let l = c.send(&ListGroupsRequest::default(), 5).await;
     assert!(l.groups.is_empty(), "the refused member created no group");
 }
+
+/// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` set on one group (the
+/// GROUP config resource) win over the broker's for that group only.
+#[tokio::test]
+async fn a_groups_own_session_timeout_and_heartbeat_interval_apply_to_it_alone() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.group_consumer_session_timeout_ms = 300;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    topic_id(&mut c, "own-timeouts", 1).await;
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(sb("long"))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(sb("consumer.session.timeout.ms"))
+                    .with_value(Some(sb("45000"))),
+                AlterableConfig::default()
+                    .with_name(sb("consumer.heartbeat.interval.ms"))
+                    .with_value(Some(sb("6000"))),
+            ]),
+    ]);
+    let r = c.send(&alter, 1).await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+
+    let join = |member| Hb {
+        topics: Some(&["own-timeouts"]),
+        ..hb(member, 0)
+    };
+    let long = heartbeat(&mut c, "long", join("l1")).await;
+    assert_eq!((long.error_code, long.heartbeat_interval_ms), (0, 6000));
+    let short = heartbeat(&mut c, "short", join("s1")).await;
+    assert_eq!((short.error_code, short.heartbeat_interval_ms), (0, 5000));
+
+    // The short group's member expires at the broker's 300 ms; the long group's member,
+    // which heartbeat earlier, is still there afterwards.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while group_members(&mut c, "short").await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the short group's member never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(group_members(&mut c, "long").await, 1);
+    let again = heartbeat(&mut c, "long", hb("l1", long.member_epoch)).await;
+    assert_eq!(again.error_code, 0, "{:?}", again.error_message);
+}
+
+async fn group_members(c: &mut Client, group: &str) -> usize {
+    let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(sb(group))]);
+    c.send(&req, 0).await.groups[0].members.len()
+}

@@ -318,6 +318,39 @@ class CliToolsTest {
                 .entities().get());
     }
 
+    /** `kafka-configs --entity-type groups`: a share group's configs set before it exists. */
+    @Test
+    @Order(2)
+    void kafkaConfigsGroups() throws Exception {
+        String group = "cli-share-group-" + System.nanoTime();
+        Tool.Result alter = ok(tool(CONFIGS, "--entity-type", "groups", "--entity-name", group, "--alter",
+                "--add-config", "share.auto.offset.reset=earliest,share.delivery.count.limit=3"));
+        assertTrue(alter.stdout.contains("Completed updating config for group " + group + "."), alter.toString());
+        Tool.Result describe = ok(tool(CONFIGS, "--entity-type", "groups", "--entity-name", group, "--describe"));
+        assertTrue(describe.stdout.contains("Dynamic configs for group " + group + " are:"), describe.toString());
+        assertTrue(describe.stdout.contains("share.auto.offset.reset=earliest sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:share.auto.offset.reset=earliest, DEFAULT_CONFIG:share.auto.offset.reset=latest}"),
+                describe.toString());
+        assertTrue(describe.stdout.contains("share.delivery.count.limit=3 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:share.delivery.count.limit=3, DEFAULT_CONFIG:group.share.delivery.count.limit=5}"),
+                describe.toString());
+        Tool.Result all = ok(tool(CONFIGS, "--entity-type", "groups", "--entity-name", group, "--describe", "--all"));
+        assertTrue(all.stdout.contains("share.record.lock.duration.ms=30000 sensitive=false synonyms={DEFAULT_CONFIG:group.share.record.lock.duration.ms=30000}"),
+                all.toString());
+        assertTrue(all.stdout.contains("consumer.session.timeout.ms="), all.toString());
+        Tool.Result everyGroup = ok(tool(CONFIGS, "--entity-type", "groups", "--describe"));
+        assertTrue(everyGroup.stdout.contains("Dynamic configs for group " + group + " are:"), everyGroup.toString());
+
+        Tool.Result bad = tool(CONFIGS, "--entity-type", "groups", "--entity-name", group, "--alter",
+                "--add-config", "share.delivery.count.limit=11");
+        assertNotEquals(0, bad.exit, bad.toString());
+        assertTrue(bad.toString().contains("share.delivery.count.limit must be in the range 2 to 10 inclusive."), bad.toString());
+
+        ok(tool(CONFIGS, "--entity-type", "groups", "--entity-name", group, "--alter",
+                "--delete-config", "share.auto.offset.reset,share.delivery.count.limit"));
+        Tool.Result gone = ok(tool(CONFIGS, "--entity-type", "groups", "--entity-name", group, "--describe"));
+        assertTrue(gone.stdout.contains("The group '" + group + "' doesn't exist and doesn't have dynamic config."),
+                gone.toString());
+    }
+
     @Test
     @Order(3)
     void kafkaConfigsBroker() throws Exception {

@@ -226,6 +226,52 @@ class AdminTest {
         assertFalse("1234".equals(configs(r).get("retention.ms").value()));
     }
 
+    /**
+     * Group configs (KIP-848, KIP-932): a share group's `share.auto.offset.reset` and
+     * `share.delivery.count.limit` set on a group that does not exist yet, as a share
+     * consumer's setup does. ConfigResource.Type.GROUP is looked up by name, since older
+     * kafka-clients lines have no such type.
+     */
+    @Test
+    void groupConfigsIncrementalAlterAndDescribe() {
+        ConfigResource.Type groupType;
+        try {
+            groupType = ConfigResource.Type.valueOf("GROUP");
+        } catch (IllegalArgumentException e) {
+            Assumptions.abort("no GROUP config resource in kafka-clients " + Kit.clientVersion());
+            return;
+        }
+        ConfigResource r = new ConfigResource(groupType, Kit.name("share-cfg"));
+        Map<String, ConfigEntry> e = configs(r);
+        assertEquals("latest", e.get("share.auto.offset.reset").value());
+        assertEquals(ConfigEntry.ConfigSource.DEFAULT_CONFIG, e.get("share.auto.offset.reset").source());
+        assertEquals("5", e.get("share.delivery.count.limit").value());
+
+        get(admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET),
+                new AlterConfigOp(new ConfigEntry("share.delivery.count.limit", "3"), AlterConfigOp.OpType.SET)))).all());
+        e = awaitConfig(r, "share.delivery.count.limit", "3");
+        assertEquals("earliest", e.get("share.auto.offset.reset").value());
+        assertEquals("DYNAMIC_GROUP_CONFIG", e.get("share.auto.offset.reset").source().name());
+
+        Throwable outOfRange = failure(admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("share.record.lock.duration.ms", "1000"), AlterConfigOp.OpType.SET)))).all());
+        assertInstanceOf(InvalidConfigurationException.class, outOfRange, String.valueOf(outOfRange));
+        assertEquals("share.record.lock.duration.ms must be in the range 15000 to 60000 inclusive.", outOfRange.getMessage());
+        Throwable bad = failure(admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("share.auto.offset.reset", "first"), AlterConfigOp.OpType.SET)))).all());
+        assertInstanceOf(InvalidConfigurationException.class, bad, String.valueOf(bad));
+        Throwable unknown = failure(admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("share.no.such", "1"), AlterConfigOp.OpType.SET)))).all());
+        assertEquals("Unknown group config name: share.no.such", unknown.getMessage());
+
+        get(admin.incrementalAlterConfigs(Map.of(r, List.of(
+                new AlterConfigOp(new ConfigEntry("share.delivery.count.limit", null), AlterConfigOp.OpType.DELETE)))).all());
+        e = awaitConfig(r, "share.delivery.count.limit", "5");
+        assertEquals(ConfigEntry.ConfigSource.DEFAULT_CONFIG, e.get("share.delivery.count.limit").source());
+        assertEquals("earliest", e.get("share.auto.offset.reset").value(), "a refused change changes nothing");
+    }
+
     /** The legacy AlterConfigs API: Admin.alterConfigs was removed from kafka-clients 4.0. */
     @Test
     void legacyAlterConfigsReplacesTheTopicConfig() throws Exception {
