@@ -538,6 +538,65 @@ async fn acls_and_users_live_in_zookeeper_and_bind_every_broker() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // A group config set through broker 1 is at /config/groups/<group> in ZooKeeper and
+    // every broker describes it.
+    {
+        use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let sb = |v: &str| StrBytes::from_string(v.to_string());
+        let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(sb("share group"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(sb("share.auto.offset.reset"))
+                    .with_value(Some(sb("earliest")))]),
+        ]);
+        let r = admin1.send(&alter, 1).await;
+        assert_eq!(
+            r.responses[0].error_code, 0,
+            "{:?}",
+            r.responses[0].error_message
+        );
+        let (data, _) = zk
+            .get_data("/klamm-test/config/groups/share%20group")
+            .await
+            .unwrap();
+        let data: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"version": 1, "config": {"share.auto.offset.reset": "earliest"}})
+        );
+        let describe = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(sb("share group"))
+                .with_configuration_keys(Some(vec![sb("share.auto.offset.reset")])),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = admin3.send(&describe, 4).await;
+            let value = r.results[0].configs[0]
+                .value
+                .as_ref()
+                .map(|v| v.to_string());
+            if value.as_deref() == Some("earliest") {
+                assert_eq!(
+                    r.results[0].configs[0].config_source, 8,
+                    "DYNAMIC_GROUP_CONFIG"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker 3 never had the group config: {value:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     // Broker 3 killed and started again has users and ACLs before its first client.
     drop(brokers[2].take());
     // Its id is free once its session has expired, as in Kafka.
