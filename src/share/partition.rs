@@ -28,7 +28,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-pub use init::{AutoOffsetReset, PersistedBatch, ShareSnapshot, SnapshotError};
+pub use init::{AutoOffsetReset, PersistedBatch, ShareSnapshot, SnapshotError, MAX_SNAPSHOT_SPAN};
 pub use state::RecordState;
 use state::{InFlightBatch, InFlightState};
 

@@ -35,11 +35,13 @@ impl SharePartition {
         if max_records <= 0 {
             return acquired_ranges;
         }
-        // Malformed or out-of-order log batches are ignored rather than trusted.
+        // Malformed or out-of-order log batches are ignored rather than trusted. An offset
+        // is below i64::MAX (Kafka's too), which keeps every `+ 1` below from overflowing.
         let mut batches: Vec<(i64, i64)> = Vec::with_capacity(fetched_batches.len());
         for &(base, last) in fetched_batches {
             let after_previous = batches.last().is_none_or(|&(_, prev)| base > prev);
-            if base <= last && after_previous && last >= self.start_offset {
+            let well_formed = 0 <= base && base <= last && last < i64::MAX;
+            if well_formed && after_previous && last >= self.start_offset {
                 batches.push((base, last));
             }
         }

@@ -193,7 +193,8 @@ impl SharePartition {
                 first: persisted.first_offset,
                 last,
             };
-            if persisted.first_offset > last || persisted.delivery_count < 0 {
+            let well_formed = persisted.first_offset <= last && last < i64::MAX;
+            if !well_formed || persisted.delivery_count < 0 {
                 return Err(bad);
             }
             if last < start {

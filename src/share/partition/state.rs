@@ -195,17 +195,6 @@ impl InFlightBatch {
         })
     }
 
-    /// The state of one offset of this batch.
-    pub fn state_at(&self, offset: i64) -> &InFlightState {
-        match &self.offsets {
-            Some(states) => usize::try_from(offset - self.first)
-                .ok()
-                .and_then(|i| states.get(i))
-                .unwrap_or(&self.batch),
-            None => &self.batch,
-        }
-    }
-
     /// Every state in the batch, with the first offset it applies to and its last.
     pub fn runs(&self) -> Vec<(i64, i64, &InFlightState)> {
         match &self.offsets {
