@@ -88,7 +88,10 @@ impl SharePartition {
                 let Some(batch) = self.cache.get_mut(&key) else {
                     continue;
                 };
-                if batch.last < ack.first_offset {
+                // Entries wholly before the start offset are done with (Kafka: "All offsets
+                // in the inflight batch … are already archived"), and one that ends before
+                // the acknowledged range (a hole in the log precedes it) is not in it.
+                if batch.last < self.start_offset || batch.last < ack.first_offset {
                     continue;
                 }
                 originals.entry(key).or_insert_with(|| batch.clone());
@@ -182,9 +185,6 @@ fn acknowledge_batch(
 ) -> Result<(), AcknowledgeError> {
     let types = &ack.acknowledge_types;
     if batch.offsets.is_none() {
-        if batch.batch.state == RecordState::Archived {
-            return Ok(());
-        }
         match &batch.batch.member_id {
             None => return Err(invalid_state(BATCH_NOT_ACQUIRED)),
             Some(owner) if &**owner != rules.member_id => {

@@ -132,6 +132,68 @@ impl SharePartition {
         acquired_ranges
     }
 
+    /// Under read_committed, Kafka archives the records of aborted transactions that a
+    /// fetch acquired, at once, and leaves them out of what the member is given
+    /// (`maybeFilterAbortedTransactionalAcquiredRecords`). `aborted_batches` are the
+    /// `(base_offset, last_offset)` of the fetched log batches that belong to aborted
+    /// transactions, in log order (the caller finds them from the fetch's aborted
+    /// transactions, as Kafka's `fetchAbortedTransactionRecordBatches` does). Returns
+    /// `acquired` without those records.
+    pub fn archive_aborted(
+        &mut self,
+        acquired: Vec<AcquiredRange>,
+        aborted_batches: &[(i64, i64)],
+    ) -> Vec<AcquiredRange> {
+        if aborted_batches.is_empty() {
+            return acquired;
+        }
+        let mut kept = Vec::with_capacity(acquired.len());
+        for range in acquired {
+            let mut cursor = range.first_offset;
+            for &(base, last) in aborted_batches {
+                let (from, to) = (base.max(cursor), last.min(range.last_offset));
+                if base > last || last == i64::MAX || from > to {
+                    continue;
+                }
+                if from > cursor {
+                    push_range(&mut kept, cursor, from - 1, range.delivery_count);
+                }
+                self.archive_acquired(from, to);
+                cursor = to + 1;
+            }
+            if cursor <= range.last_offset {
+                push_range(&mut kept, cursor, range.last_offset, range.delivery_count);
+            }
+        }
+        self.advance_start_offset();
+        kept
+    }
+
+    /// ACQUIRED -> ARCHIVED for `from..=to`, splitting entries it covers in part.
+    fn archive_acquired(&mut self, from: i64, to: i64) {
+        let keys: Vec<i64> = self
+            .cache
+            .range(..=to)
+            .filter(|(_, b)| b.last >= from)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let Some(batch) = self.cache.get_mut(&key) else {
+                continue;
+            };
+            if batch.offsets.is_none() && batch.first >= from && batch.last <= to {
+                batch.batch.complete(RecordState::Archived);
+                continue;
+            }
+            let first = batch.first;
+            for (offset, state) in (first..).zip(batch.split().iter_mut()) {
+                if (from..=to).contains(&offset) && state.state == RecordState::Acquired {
+                    state.complete(RecordState::Archived);
+                }
+            }
+        }
+    }
+
     /// Kafka's `acquireNewBatchRecords` + `createBatches`: records past the end offset enter
     /// the cache, ACQUIRED with delivery count 1.
     fn acquire_new_records(

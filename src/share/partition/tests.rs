@@ -777,3 +777,40 @@ fn an_acknowledgement_straddling_the_start_applies_from_the_start() {
     sp.acknowledge(A, &[ack(5, 12, 1)], 1).unwrap();
     assert_eq!(sp.start_offset(), 13);
 }
+
+#[test]
+fn an_archived_batch_after_the_start_cannot_be_acknowledged_again() {
+    let mut sp = default_partition();
+    sp.acquire(A, BATCH, 500, 100, &log(0, 9, 10), 0);
+    sp.acquire(A, BATCH, 500, 100, &log(10, 19, 10), 0);
+    sp.acknowledge(A, &[ack(10, 19, 3)], 1).unwrap();
+    assert_eq!(sp.start_offset(), 0);
+    let err = error_of(sp.acknowledge(A, &[ack(10, 19, 1)], 2));
+    assert_eq!(
+        err,
+        (
+            ResponseError::InvalidRecordState,
+            "The batch cannot be acknowledged. The batch is not in the acquired state.".into()
+        )
+    );
+}
+
+#[test]
+fn aborted_transactions_are_archived_at_acquisition_under_read_committed() {
+    let mut sp = default_partition();
+    let batches = [(0, 4), (5, 9), (10, 10), (11, 14)];
+    let acquired = sp.acquire(A, BATCH, 500, 100, &batches, 0);
+    assert_eq!(acquired, vec![range(0, 14, 1)]);
+    // 5..=9 is an aborted transaction's batch, 10 its abort marker (a control batch the
+    // client acknowledges as a gap, so it stays acquired here).
+    let given = sp.archive_aborted(acquired, &[(5, 9)]);
+    assert_eq!(given, vec![range(0, 4, 1), range(10, 14, 1)]);
+    assert_eq!(sp.acquired_count(), 10);
+    sp.acknowledge(A, &[ack(0, 4, 1), ack(10, 10, 0), ack(11, 14, 1)], 1)
+        .unwrap();
+    assert_eq!((sp.start_offset(), sp.in_flight_count()), (15, 0));
+    assert_eq!(
+        sp.archive_aborted(vec![range(20, 21, 1)], &[]),
+        vec![range(20, 21, 1)]
+    );
+}
