@@ -22,6 +22,8 @@
 mod ack;
 mod acquire;
 mod init;
+#[cfg(test)]
+mod init_tests;
 mod state;
 #[cfg(test)]
 mod tests;
