@@ -24,6 +24,8 @@ pub struct Context {
     pub txns: crate::txn::coordinator::TxnCoordinator,
     /// KIP-848 consumer groups (ConsumerGroupHeartbeat).
     pub consumer_groups: crate::group::consumer::ConsumerGroups,
+    /// KIP-932 share groups (ShareGroupHeartbeat): membership and assignments.
+    pub share_groups: crate::share::ShareGroups,
     /// The store, for start-up, shutdown (flush) and tests. Services hold their own handle
     /// and handlers go through them, never through this.
     pub store: Arc<Store>,

@@ -26,6 +26,7 @@ pub mod quota;
 pub mod replication;
 pub mod security;
 pub mod server;
+pub mod share;
 pub mod storage;
 pub mod topic_config;
 pub mod transport;
