@@ -79,6 +79,10 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteGroups, 0, 3),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    // KIP-932 share group membership. v0 was Kafka's early access; 4.4 serves v1 only.
+    // The `share.version` feature waits for ShareFetch.
+    api(ApiKey::ShareGroupHeartbeat, 1, 1),
+    api(ApiKey::ShareGroupDescribe, 1, 1),
     // SASL (SASL_PLAINTEXT and SASL_SSL listeners); elsewhere ILLEGAL_SASL_STATE.
     api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),

@@ -210,6 +210,11 @@ impl Broker {
                 max_size: config.group_consumer_max_size as usize,
             },
         );
+        let share_groups = crate::share::ShareGroups::new(crate::share::ShareGroupConfig {
+            session_timeout_ms: config.group_share_session_timeout_ms,
+            heartbeat_interval_ms: config.group_share_heartbeat_interval_ms,
+            max_size: config.group_share_max_size as usize,
+        });
         let sasl_mechanisms = crate::security::parse_mechanisms(&config.sasl_enabled_mechanisms)
             .map_err(anyhow::Error::msg)?;
         // ACLs and users: in the store on a single node, in ZooKeeper in a cluster, so
@@ -257,6 +262,7 @@ impl Broker {
             &config,
         ));
         consumer_groups.set_group_configs(group_configs.clone());
+        share_groups.set_group_configs(group_configs.clone());
         {
             let (users, authorizer, quotas, group_configs) = (
                 users.clone(),
@@ -290,6 +296,7 @@ impl Broker {
             txns,
             consumer_groups,
             group_configs,
+            share_groups,
             store,
             listeners: advertised,
             inter_broker_listener: plan.inter_broker.clone(),
@@ -419,7 +426,7 @@ impl Broker {
                     .finish_prepared(&env, "retrying the markers of a prepared transaction");
             },
         );
-        // KIP-848 session and revocation timeouts: in memory only, on the async worker.
+        // KIP-848 and share group session (and revocation) timeouts: in memory only, on the async worker.
         let weak = Arc::downgrade(&self.ctx);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(ms(250));
@@ -427,6 +434,8 @@ impl Broker {
                 tick.tick().await;
                 let Some(ctx) = weak.upgrade() else { return };
                 ctx.consumer_groups.expire(std::time::Instant::now());
+                ctx.share_groups
+                    .expire(&ctx.metadata, std::time::Instant::now());
             }
         });
     }

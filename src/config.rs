@@ -660,6 +660,44 @@ pub struct BrokerConfig {
     )]
     pub group_consumer_session_timeout_ms: i32,
 
+    /// Kafka's `group.share.session.timeout.ms`: a share group member that does not
+    /// heartbeat for this long is fenced and its partitions go to the others.
+    #[arg(
+        long = "group-share-session-timeout-ms",
+        alias = "group.share.session.timeout.ms",
+        env = "KLAMM_GROUP_SHARE_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_share_session_timeout_ms: i32,
+
+    /// Kafka's `group.share.heartbeat.interval.ms`: how often share consumers heartbeat.
+    #[arg(
+        long = "group-share-heartbeat-interval-ms",
+        alias = "group.share.heartbeat.interval.ms",
+        env = "KLAMM_GROUP_SHARE_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_share_heartbeat_interval_ms: i32,
+
+    /// Kafka's `group.share.max.size`: members one share group may hold (1 to 1000, as
+    /// Kafka validates it); more get GROUP_MAX_SIZE_REACHED.
+    #[arg(
+        long = "group-share-max-size",
+        alias = "group.share.max.size",
+        env = "KLAMM_GROUP_SHARE_MAX_SIZE",
+        default_value_t = 200,
+        value_parser = clap::value_parser!(u32).range(1..=1000),
+        help_heading = "Groups",
+        value_name = "N"
+    )]
+    pub group_share_max_size: u32,
+
     /// Kafka's `log.retention.check.interval.ms`: how often batches past `retention.ms` or
     /// `retention.bytes` are deleted.
     #[arg(

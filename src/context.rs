@@ -26,6 +26,8 @@ pub struct Context {
     pub consumer_groups: crate::group::consumer::ConsumerGroups,
     /// Per-group configs (the GROUP config resource).
     pub group_configs: Arc<crate::group::config::GroupConfigs>,
+    /// KIP-932 share groups (ShareGroupHeartbeat): membership and assignments.
+    pub share_groups: crate::share::ShareGroups,
     /// The store, for start-up, shutdown (flush) and tests. Services hold their own handle
     /// and handlers go through them, never through this.
     pub store: Arc<Store>,

@@ -267,7 +267,7 @@ pub async fn run(ctx: Weak<Context>) {
 /// selects.
 fn unload(ctx: &Context, key_type: i8, pick: &dyn Fn(&str) -> bool) -> usize {
     if key_type == 0 {
-        ctx.groups.unload(pick) + ctx.consumer_groups.unload(pick)
+        ctx.groups.unload(pick) + ctx.consumer_groups.unload(pick) + ctx.share_groups.unload(pick)
     } else {
         ctx.txns.unload(pick)
     }

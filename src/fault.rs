@@ -354,6 +354,8 @@ no_error_answer!(
     DeleteGroupsRequest,
     ConsumerGroupHeartbeatRequest,
     ConsumerGroupDescribeRequest,
+    ShareGroupHeartbeatRequest,
+    ShareGroupDescribeRequest,
     WriteTxnMarkersRequest,
     SaslHandshakeRequest,
     SaslAuthenticateRequest,

@@ -803,6 +803,78 @@ impl Authorize for ConsumerGroupHeartbeatRequest {
     }
 }
 
+/// ShareGroupHeartbeat: READ on the group, then (as Kafka's KafkaApis, after its member id
+/// check, which the handler repeats) DESCRIBE on every subscribed topic, refused with a
+/// bare TOPIC_AUTHORIZATION_FAILED.
+impl Authorize for ShareGroupHeartbeatRequest {
+    fn authorize(self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        if !az.group(Operation::Read, &self.group_id) {
+            return Gate::Refuse(
+                ShareGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED),
+            );
+        }
+        let member_id_valid = !self.member_id.is_empty()
+            && self.member_id.encode_utf16().count() <= crate::share::group::MEMBER_ID_MAX_CHARS;
+        if let Some(topics) = self
+            .subscribed_topic_names
+            .as_ref()
+            .filter(|_| member_id_valid)
+        {
+            if topics.iter().any(|t| !az.topic(Operation::Describe, t)) {
+                return Gate::Refuse(
+                    ShareGroupHeartbeatResponse::default().with_error_code(TOPIC_DENIED),
+                );
+            }
+        }
+        Gate::Pass(self)
+    }
+}
+
+/// ShareGroupDescribe: DESCRIBE on each group (the refused come back with
+/// GROUP_AUTHORIZATION_FAILED), and a described group whose members are assigned a topic
+/// the principal may not describe is replaced by TOPIC_AUTHORIZATION_FAILED, as Kafka does.
+impl Authorize for ShareGroupDescribeRequest {
+    fn authorize(mut self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        use share_group_describe_response::DescribedGroup;
+        let (allowed, denied) = split(std::mem::take(&mut self.group_ids), |g| {
+            az.group(Operation::Describe, g)
+        });
+        self.group_ids = allowed;
+        let ops = self.include_authorized_operations;
+        let az = az.clone();
+        Gate::Partial(
+            self,
+            Box::new(move |r: &mut ShareGroupDescribeResponse| {
+                for g in &mut r.groups {
+                    let hidden = g.members.iter().any(|m| {
+                        m.assignment
+                            .topic_partitions
+                            .iter()
+                            .any(|t| !az.topic(Operation::Describe, &t.topic_name))
+                    });
+                    if hidden {
+                        *g = DescribedGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(TOPIC_DENIED)
+                            .with_error_message(Some(sb(
+                                "The group has described topic(s) that the client is not authorized to describe.",
+                            )))
+                            .with_authorized_operations(i32::MIN);
+                    } else if ops && g.error_code == 0 {
+                        g.authorized_operations = az.bits(ResourceType::Group, &g.group_id);
+                    }
+                }
+                r.groups.extend(denied.into_iter().map(|g| {
+                    DescribedGroup::default()
+                        .with_group_id(g)
+                        .with_error_code(GROUP_DENIED)
+                        .with_authorized_operations(i32::MIN)
+                }));
+            }),
+        )
+    }
+}
+
 impl Authorize for OffsetCommitRequest {
     fn authorize(mut self, az: &Authz, version: i16, ctx: &Context) -> Gate<Self> {
         if !az.group(Operation::Read, &self.group_id) {

@@ -36,7 +36,7 @@ pub async fn heartbeat(
     }
     let group = req.group_id.0.to_string();
     let mut resp = ConsumerGroupHeartbeatResponse::default();
-    if ctx.groups.has_members(&group) {
+    if ctx.groups.has_members(&group) || ctx.share_groups.exists(&group) {
         resp.error_code = ResponseError::GroupIdNotFound.code();
         resp.error_message = Some(sb(format!("Group {group} is not a consumer group.")));
         return Some(resp);
@@ -145,11 +145,15 @@ pub async fn describe(
             match ctx.consumer_groups.describe(id.0.as_str()) {
                 None => {
                     d.error_code = ResponseError::GroupIdNotFound.code();
-                    d.error_message = Some(sb(if ctx.groups.exists(id.0.as_str()) {
-                        format!("Group {} is not a consumer group.", id.0.as_str())
-                    } else {
-                        format!("Group {} not found.", id.0.as_str())
-                    }));
+                    d.error_message = Some(sb(
+                        if ctx.groups.exists(id.0.as_str())
+                            || ctx.share_groups.exists(id.0.as_str())
+                        {
+                            format!("Group {} is not a consumer group.", id.0.as_str())
+                        } else {
+                            format!("Group {} not found.", id.0.as_str())
+                        },
+                    ));
                     d.group_state = sb("Dead");
                 }
                 Some(g) => {

@@ -76,9 +76,12 @@ pub async fn join_group(
     if let Some(e) = ctx.coordinator_error(0, req.group_id.0.as_str()) {
         return Some(JoinGroupResponse::default().with_error_code(e.code()));
     }
-    if ctx.consumer_groups.has_members(req.group_id.0.as_str()) {
-        // A KIP-848 group with members: classic members cannot join it.
-        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), group = %req.group_id.0.as_str(), "classic JoinGroup for a consumer-protocol group");
+    if ctx.consumer_groups.has_members(req.group_id.0.as_str())
+        || ctx.share_groups.exists(req.group_id.0.as_str())
+    {
+        // A KIP-848 group with members, or a share group (empty or not): classic members
+        // cannot join it (Kafka's classicGroupJoin).
+        tracing::warn!(peer = %rc.peer, client_id = rc.client_id(), group = %req.group_id.0.as_str(), "classic JoinGroup for a consumer-protocol or share group");
         return Some(
             JoinGroupResponse::default()
                 .with_error_code(ResponseError::InconsistentGroupProtocol.code())
@@ -274,6 +277,27 @@ pub async fn list_groups(
             l
         })
         .collect::<Vec<_>>();
+    let share_listed = ctx
+        .share_groups
+        .list()
+        .into_iter()
+        .filter(|g| ctx.coordinator_error(0, &g.group_id).is_none())
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "share"))
+        .map(|g| {
+            // "share" is both the protocol type and the group type of a share group.
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(sb(g.group_id)))
+                .with_protocol_type(sb("share"));
+            if version >= 4 {
+                l.group_state = sb(g.state);
+            }
+            if version >= 5 {
+                l.group_type = sb("share");
+            }
+            l
+        })
+        .collect::<Vec<_>>();
     let groups = ctx
         .groups
         .list()
@@ -295,6 +319,7 @@ pub async fn list_groups(
             l
         })
         .chain(consumer_listed)
+        .chain(share_listed)
         .collect();
     Some(ListGroupsResponse::default().with_groups(groups))
 }
@@ -317,8 +342,9 @@ pub async fn describe_groups(
                 d.error_code = e.code();
                 return d;
             }
-            if ctx.consumer_groups.exists(id.0.as_str()) {
-                // As Kafka: a KIP-848 group is described by ConsumerGroupDescribe.
+            if ctx.consumer_groups.exists(id.0.as_str()) || ctx.share_groups.exists(id.0.as_str()) {
+                // As Kafka: a KIP-848 group is described by ConsumerGroupDescribe, a share
+                // group by ShareGroupDescribe.
                 d.group_state = sb(GroupState::Dead.name());
                 d.error_code = ResponseError::GroupIdNotFound.code();
                 if version >= 6 {
@@ -377,16 +403,21 @@ pub async fn delete_groups(
         .map(|id| {
             let result = match ctx.coordinator_error(0, id.0.as_str()) {
                 Some(e) => Err(e),
-                None => match ctx.consumer_groups.delete(id.0.as_str()) {
-                    Some(Err(e)) => Err(e),
-                    Some(Ok(())) => {
-                        // Its committed offsets (and any classic entry) go too.
-                        match ctx.groups.delete_group(id.0.as_str()) {
-                            Err(ResponseError::GroupIdNotFound) => Ok(()),
-                            other => other,
+                // A share group has no committed offsets here (its share-partition state
+                // is the share coordinator's), so deleting it is removing it.
+                None => match ctx.share_groups.delete(id.0.as_str()) {
+                    Some(result) => result,
+                    None => match ctx.consumer_groups.delete(id.0.as_str()) {
+                        Some(Err(e)) => Err(e),
+                        Some(Ok(())) => {
+                            // Its committed offsets (and any classic entry) go too.
+                            match ctx.groups.delete_group(id.0.as_str()) {
+                                Err(ResponseError::GroupIdNotFound) => Ok(()),
+                                other => other,
+                            }
                         }
-                    }
-                    None => ctx.groups.delete_group(id.0.as_str()),
+                        None => ctx.groups.delete_group(id.0.as_str()),
+                    },
                 },
             };
             let err = result.err();

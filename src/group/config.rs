@@ -20,6 +20,7 @@ use kafka_protocol::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::security::records::{sanitize_name, unsanitize_name, Change, Record, Records};
+use crate::share::partition::AutoOffsetReset;
 use crate::topic_config::ConfigType;
 
 /// Why a change was refused: Kafka's error and message.
@@ -196,17 +197,6 @@ pub struct Described {
     pub synonyms: Vec<(String, String, Source)>,
 }
 
-/// Where a share partition starts when the group has no state for it
-/// (`share.auto.offset.reset`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShareOffsetReset {
-    Earliest,
-    Latest,
-    /// The first offset whose timestamp is at or after now minus this many milliseconds
-    /// (the end of the log if none).
-    ByDurationMs(i64),
-}
-
 /// The values a group's coordinator and share partitions run with: the group's own
 /// settings, else the broker's, each capped to the broker's bounds as Kafka's
 /// `GroupConfig` caps a stored value when the broker's bounds moved after it was set.
@@ -219,7 +209,7 @@ pub struct Effective {
     pub share_record_lock_duration_ms: i32,
     pub share_delivery_count_limit: i32,
     pub share_partition_max_record_locks: i32,
-    pub share_auto_offset_reset: ShareOffsetReset,
+    pub share_auto_offset_reset: AutoOffsetReset,
     pub share_read_committed: bool,
     pub share_renew_acknowledge_enable: bool,
 }
@@ -283,6 +273,14 @@ impl GroupConfigs {
             (
                 "group.consumer.heartbeat.interval.ms",
                 config.group_consumer_heartbeat_interval_ms.to_string(),
+            ),
+            (
+                "group.share.session.timeout.ms",
+                config.group_share_session_timeout_ms.to_string(),
+            ),
+            (
+                "group.share.heartbeat.interval.ms",
+                config.group_share_heartbeat_interval_ms.to_string(),
             ),
         ]);
         let g = GroupConfigs {
@@ -624,7 +622,7 @@ impl GroupConfigs {
             share_delivery_count_limit: int("share.delivery.count.limit"),
             share_partition_max_record_locks: int("share.partition.max.record.locks"),
             share_auto_offset_reset: parse_offset_reset(&text("share.auto.offset.reset"))
-                .unwrap_or(ShareOffsetReset::Latest),
+                .unwrap_or(AutoOffsetReset::Latest),
             share_read_committed: text("share.isolation.level") == "read_committed",
             share_renew_acknowledge_enable: text("share.renew.acknowledge.enable") != "false",
         }
@@ -632,13 +630,13 @@ impl GroupConfigs {
 }
 
 /// `share.auto.offset.reset` as Kafka reads it (case-sensitive, as Kafka's validator is).
-pub fn parse_offset_reset(v: &str) -> Option<ShareOffsetReset> {
+pub fn parse_offset_reset(v: &str) -> Option<AutoOffsetReset> {
     match v {
-        "earliest" => Some(ShareOffsetReset::Earliest),
-        "latest" => Some(ShareOffsetReset::Latest),
+        "earliest" => Some(AutoOffsetReset::Earliest),
+        "latest" => Some(AutoOffsetReset::Latest),
         _ => {
-            let ms = parse_iso_duration_ms(v.strip_prefix("by_duration:")?)?;
-            (ms >= 0).then_some(ShareOffsetReset::ByDurationMs(ms))
+            let duration_ms = parse_iso_duration_ms(v.strip_prefix("by_duration:")?)?;
+            (duration_ms >= 0).then_some(AutoOffsetReset::ByDuration { duration_ms })
         }
     }
 }
@@ -754,7 +752,9 @@ mod tests {
         assert_eq!(parse_offset_reset("EARLIEST"), None);
         assert_eq!(
             parse_offset_reset("by_duration:P1D"),
-            Some(ShareOffsetReset::ByDurationMs(86_400_000))
+            Some(AutoOffsetReset::ByDuration {
+                duration_ms: 86_400_000
+            })
         );
     }
 }

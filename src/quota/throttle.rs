@@ -107,6 +107,8 @@ with_throttle_time!(
     DeleteGroupsResponse,
     ConsumerGroupHeartbeatResponse,
     ConsumerGroupDescribeResponse,
+    ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse,
     DescribeUserScramCredentialsResponse,
     AlterUserScramCredentialsResponse,
     DescribeClientQuotasResponse,

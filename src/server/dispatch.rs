@@ -21,7 +21,8 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, ListTransactionsRequest, MetadataRequest,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
     ProduceRequest, PushTelemetryRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
-    SyncGroupRequest, TxnOffsetCommitRequest, UpdateFeaturesRequest, WriteTxnMarkersRequest,
+    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, SyncGroupRequest,
+    TxnOffsetCommitRequest, UpdateFeaturesRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
@@ -326,6 +327,8 @@ async fn route(
         DeleteGroups => DeleteGroupsRequest => api::groups::delete_groups,
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest => api::consumer_group::heartbeat,
         ConsumerGroupDescribe => ConsumerGroupDescribeRequest => api::consumer_group::describe,
+        ShareGroupHeartbeat => ShareGroupHeartbeatRequest => api::share_group::heartbeat,
+        ShareGroupDescribe => ShareGroupDescribeRequest => api::share_group::describe,
         SaslHandshake => SaslHandshakeRequest => api::sasl::handshake,
         SaslAuthenticate => SaslAuthenticateRequest => api::sasl::authenticate,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => api::scram_credentials::describe,

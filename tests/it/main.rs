@@ -30,5 +30,6 @@ mod records;
 mod retention;
 mod rskafka_client;
 mod security;
+mod share_groups;
 mod transactions;
 mod transactions_v2;

@@ -19,83 +19,11 @@ pub enum AutoOffsetReset {
 }
 
 impl AutoOffsetReset {
-    /// Parses the config value as Kafka's validator accepts it: `earliest`, `latest`, or
-    /// `by_duration:` followed by an ISO-8601 duration (`PnDTnHnMn.nS`) that is not negative.
+    /// Parses the config value as Kafka's validator accepts it (see
+    /// [`crate::group::config::parse_offset_reset`]).
     pub fn parse(value: &str) -> Option<AutoOffsetReset> {
-        let lower = value.trim().to_ascii_lowercase();
-        match lower.as_str() {
-            "earliest" => Some(AutoOffsetReset::Earliest),
-            "latest" => Some(AutoOffsetReset::Latest),
-            _ => {
-                let duration = lower.strip_prefix("by_duration:")?;
-                let duration_ms = parse_iso8601_duration_ms(duration)?;
-                Some(AutoOffsetReset::ByDuration { duration_ms })
-            }
-        }
+        crate::group::config::parse_offset_reset(value)
     }
-}
-
-/// The subset of `java.time.Duration.parse` Kafka's validator allows: `P[nD][T[nH][nM][n[.f]S]]`
-/// with no signs, case-insensitive, at least one part. Returns milliseconds (fractions below
-/// a millisecond are dropped); `None` when malformed or too large.
-pub fn parse_iso8601_duration_ms(text: &str) -> Option<i64> {
-    let upper = text.trim().to_ascii_uppercase();
-    let rest = upper.strip_prefix('P')?;
-    let (date, time) = match rest.split_once('T') {
-        Some((date, time)) if !time.is_empty() => (date, Some(time)),
-        Some(_) => return None,
-        None => (rest, None),
-    };
-    let mut total_ms: i64 = 0;
-    let mut any_part = false;
-    if !date.is_empty() {
-        let days: i64 = date.strip_suffix('D')?.parse().ok()?;
-        if !date[..date.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        total_ms = days.checked_mul(86_400_000)?;
-        any_part = true;
-    }
-    if let Some(mut time) = time {
-        // Units must come in order H, M, S, each at most once.
-        let mut next_unit = 0;
-        while !time.is_empty() {
-            let digits = time.bytes().take_while(|b| b.is_ascii_digit()).count();
-            if digits == 0 {
-                return None;
-            }
-            let whole: i64 = time[..digits].parse().ok()?;
-            let mut fraction_ms: i64 = 0;
-            time = &time[digits..];
-            if let Some(after_point) = time.strip_prefix(['.', ',']) {
-                let fraction_digits = after_point
-                    .bytes()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count();
-                if fraction_digits > 9 || !after_point[fraction_digits..].starts_with('S') {
-                    return None;
-                }
-                let millis = format!("{:0<3}", &after_point[..fraction_digits.min(3)]);
-                fraction_ms = millis.parse().ok()?;
-                time = &after_point[fraction_digits..];
-            }
-            let (unit, unit_ms) = match time.as_bytes().first()? {
-                b'H' => (1, 3_600_000),
-                b'M' => (2, 60_000),
-                b'S' => (3, 1_000),
-                _ => return None,
-            };
-            if unit <= next_unit {
-                return None;
-            }
-            next_unit = unit;
-            total_ms = total_ms.checked_add(whole.checked_mul(unit_ms)?)?;
-            total_ms = total_ms.checked_add(fraction_ms)?;
-            time = &time[1..];
-            any_part = true;
-        }
-    }
-    any_part.then_some(total_ms)
 }
 
 /// The persisted state of a share partition, Kafka's `ShareSnapshotValue` without the

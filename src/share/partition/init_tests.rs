@@ -1,8 +1,8 @@
 //! Tests of where a share partition begins: reset strategies and persisted snapshots.
 
-use super::init::parse_iso8601_duration_ms;
 use super::tests::{ack, log, partition, range, A, B, BATCH};
 use super::*;
+use crate::group::config::parse_iso_duration_ms as parse_iso8601_duration_ms;
 
 #[test]
 fn snapshot_round_trips() {
@@ -159,9 +159,15 @@ fn reset_strategies_pick_the_start_offset() {
 #[test]
 fn reset_strategy_values_are_validated() {
     assert_eq!(
-        AutoOffsetReset::parse("EARLIEST"),
+        AutoOffsetReset::parse("earliest"),
         Some(AutoOffsetReset::Earliest)
     );
+    assert_eq!(
+        AutoOffsetReset::parse("EARLIEST"),
+        None,
+        "Kafka 4.4 refuses it"
+    );
+    assert_eq!(AutoOffsetReset::parse("by_duration:P-1D"), None, "negative");
     assert_eq!(
         AutoOffsetReset::parse("latest"),
         Some(AutoOffsetReset::Latest)
@@ -181,7 +187,6 @@ fn reset_strategy_values_are_validated() {
         "P1H",
         "PT1S2M",
         "PT1H1H",
-        "P-1D",
         "PT1.5H",
         "1D",
         "P99999999999999D",
