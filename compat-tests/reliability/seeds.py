@@ -153,6 +153,12 @@ def build(batch):
         .array([], None).tags())
     # ConsumerGroupDescribe v0 (flexible): [group], include_authorized_operations
     add(69, 0, True, lambda w: w.strings([GROUP + "-848"]).boolean(False).tags())
+    # ShareGroupHeartbeat v1 (flexible): group, member (client-chosen), epoch, rack (null),
+    # [subscribed topic]
+    add(76, 1, True, lambda w: w.string(GROUP + "-share").string("fz-share-member-0000")
+        .i32(0).string(None).strings([TOPIC]).tags())
+    # ShareGroupDescribe v1 (flexible): [group], include_authorized_operations
+    add(77, 1, True, lambda w: w.strings([GROUP + "-share"]).boolean(False).tags())
     # DescribeTopicPartitions v0 (flexible): [topic], partition limit, cursor (null)
     add(75, 0, True, lambda w: w.array(
         [0], lambda w, _: w.string(TOPIC).tags()).i32(100).i8(-1).tags())
