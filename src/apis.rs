@@ -79,10 +79,12 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteGroups, 0, 3),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
-    // KIP-932 share group membership. v0 was Kafka's early access; 4.4 serves v1 only.
-    // The `share.version` feature waits for ShareFetch.
+    // KIP-932 share groups. v0 was Kafka's early access; 4.4 serves v1 (v2 of ShareFetch
+    // and ShareAcknowledge: acquire modes and lock renewal, KIP-1206/KIP-1222).
     api(ApiKey::ShareGroupHeartbeat, 1, 1),
     api(ApiKey::ShareGroupDescribe, 1, 1),
+    api(ApiKey::ShareFetch, 1, 2),
+    api(ApiKey::ShareAcknowledge, 1, 2),
     // SASL (SASL_PLAINTEXT and SASL_SSL listeners); elsewhere ILLEGAL_SASL_STATE.
     api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),
@@ -176,5 +178,12 @@ pub const FEATURES: &[Feature] = &[
         min: 0,
         max: 2,
         finalized: 2,
+    },
+    // KIP-932: share consumers look for it before they use share groups.
+    Feature {
+        name: "share.version",
+        min: 0,
+        max: 1,
+        finalized: 1,
     },
 ];

@@ -263,6 +263,11 @@ impl Broker {
         ));
         consumer_groups.set_group_configs(group_configs.clone());
         share_groups.set_group_configs(group_configs.clone());
+        let share_partitions = crate::share::manager::SharePartitions::default();
+        let share_sessions = crate::share::session::ShareSessionCache::new(
+            config.group_share_max_share_sessions as usize,
+        );
+        share_partitions.set_group_configs(group_configs.clone());
         {
             let (users, authorizer, quotas, group_configs) = (
                 users.clone(),
@@ -297,6 +302,8 @@ impl Broker {
             consumer_groups,
             group_configs,
             share_groups,
+            share_partitions,
+            share_sessions,
             store,
             listeners: advertised,
             inter_broker_listener: plan.inter_broker.clone(),

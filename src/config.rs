@@ -698,6 +698,20 @@ pub struct BrokerConfig {
     )]
     pub group_share_max_size: u32,
 
+    /// Kafka's `group.share.max.share.sessions`: share sessions (one per share consumer
+    /// fetching from this broker) held at once; a consumer past it gets
+    /// SHARE_SESSION_LIMIT_REACHED after its fetch's max wait.
+    #[arg(
+        long = "group-share-max-share-sessions",
+        alias = "group.share.max.share.sessions",
+        env = "KLAMM_GROUP_SHARE_MAX_SHARE_SESSIONS",
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u32).range(1..),
+        help_heading = "Groups",
+        value_name = "N"
+    )]
+    pub group_share_max_share_sessions: u32,
+
     /// Kafka's `log.retention.check.interval.ms`: how often batches past `retention.ms` or
     /// `retention.bytes` are deleted.
     #[arg(

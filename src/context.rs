@@ -28,6 +28,10 @@ pub struct Context {
     pub group_configs: Arc<crate::group::config::GroupConfigs>,
     /// KIP-932 share groups (ShareGroupHeartbeat): membership and assignments.
     pub share_groups: crate::share::ShareGroups,
+    /// KIP-932 share partitions this broker leads: the records' delivery state.
+    pub share_partitions: crate::share::manager::SharePartitions,
+    /// KIP-932 share sessions: what each share consumer fetches here.
+    pub share_sessions: crate::share::session::ShareSessionCache,
     /// The store, for start-up, shutdown (flush) and tests. Services hold their own handle
     /// and handlers go through them, never through this.
     pub store: Arc<Store>,

@@ -517,6 +517,8 @@ top_level_error!(
     HeartbeatRequest => HeartbeatResponse,
     LeaveGroupRequest => LeaveGroupResponse,
     AddOffsetsToTxnRequest => AddOffsetsToTxnResponse,
+    ShareFetchRequest => ShareFetchResponse,
+    ShareAcknowledgeRequest => ShareAcknowledgeResponse,
 );
 
 impl Faultable for JoinGroupRequest {

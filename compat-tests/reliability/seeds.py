@@ -159,6 +159,20 @@ def build(batch):
         .i32(0).string(None).strings([TOPIC]).tags())
     # ShareGroupDescribe v1 (flexible): [group], include_authorized_operations
     add(77, 1, True, lambda w: w.strings([GROUP + "-share"]).boolean(False).tags())
+    # ShareFetch v1 (flexible): group, member, session epoch (0 opens a session), max wait,
+    # min bytes, max bytes, max records, batch size, [topic id, [partition, [ack batch]]],
+    # [forgotten]. The topic id is unknown here; the session and its error are what count.
+    add(78, 1, True, lambda w: w.string(GROUP + "-share").string("fz-share-member-0000")
+        .i32(0).i32(0).i32(1).i32(1 << 20).i32(500).i32(500)
+        .array([0], lambda w, _: w.uuid(b"\x01" * 16).array(
+            [0], lambda w, _: w.i32(0).array([], None).tags()).tags())
+        .array([], None).tags())
+    # ShareAcknowledge v1 (flexible): group, member, session epoch, [topic id, [partition,
+    # [first, last, [types]]]] (no session: SHARE_SESSION_NOT_FOUND)
+    add(79, 1, True, lambda w: w.string(GROUP + "-share").string("fz-share-member-0000")
+        .i32(1).array([0], lambda w, _: w.uuid(b"\x01" * 16).array(
+            [0], lambda w, _: w.i32(0).array(
+                [0], lambda w, _: w.i64(0).i64(0).array([1], lambda w, t: w.i8(t)).tags()).tags()).tags()).tags())
     # DescribeTopicPartitions v0 (flexible): [topic], partition limit, cursor (null)
     add(75, 0, True, lambda w: w.array(
         [0], lambda w, _: w.string(TOPIC).tags()).i32(100).i8(-1).tags())

@@ -830,6 +830,31 @@ impl Authorize for ShareGroupHeartbeatRequest {
     }
 }
 
+/// ShareFetch: READ on the group (after the handler's own null group check, as Kafka);
+/// READ on each topic is the handler's, per partition.
+impl Authorize for ShareFetchRequest {
+    fn authorize(self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        match &self.group_id {
+            Some(g) if !az.group(Operation::Read, g) => {
+                Gate::Refuse(ShareFetchResponse::default().with_error_code(GROUP_DENIED))
+            }
+            _ => Gate::Pass(self),
+        }
+    }
+}
+
+/// ShareAcknowledge: READ on the group; READ on each topic is the handler's.
+impl Authorize for ShareAcknowledgeRequest {
+    fn authorize(self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        match &self.group_id {
+            Some(g) if !az.group(Operation::Read, g) => {
+                Gate::Refuse(ShareAcknowledgeResponse::default().with_error_code(GROUP_DENIED))
+            }
+            _ => Gate::Pass(self),
+        }
+    }
+}
+
 /// ShareGroupDescribe: DESCRIBE on each group (the refused come back with
 /// GROUP_AUTHORIZATION_FAILED), and a described group whose members are assigned a topic
 /// the principal may not describe is replaced by TOPIC_AUTHORIZATION_FAILED, as Kafka does.

@@ -403,10 +403,15 @@ pub async fn delete_groups(
         .map(|id| {
             let result = match ctx.coordinator_error(0, id.0.as_str()) {
                 Some(e) => Err(e),
-                // A share group has no committed offsets here (its share-partition state
-                // is the share coordinator's), so deleting it is removing it.
+                // A share group has no committed offsets; deleting it removes it and the
+                // delivery state of its share partitions on this broker.
                 None => match ctx.share_groups.delete(id.0.as_str()) {
-                    Some(result) => result,
+                    Some(result) => {
+                        if result.is_ok() {
+                            ctx.share_partitions.remove_group(id.0.as_str());
+                        }
+                        result
+                    }
                     None => match ctx.consumer_groups.delete(id.0.as_str()) {
                         Some(Err(e)) => Err(e),
                         Some(Ok(())) => {

@@ -19,6 +19,7 @@ pub mod producer_id;
 pub mod quotas;
 pub mod sasl;
 pub mod scram_credentials;
+pub mod share_fetch;
 pub mod share_group;
 pub mod telemetry;
 pub mod topics;

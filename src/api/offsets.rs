@@ -119,6 +119,9 @@ pub async fn offset_commit(
     // partition's own; the check and the write happen with the group held.
     let result = match ctx.coordinator_error(0, &group_id) {
         Some(e) => Err(e),
+        // A share group's id is not a consumer group's: Kafka's ShareGroup refuses offset
+        // commits, fetches and deletes with GROUP_ID_NOT_FOUND.
+        None if ctx.share_groups.exists(&group_id) => Err(ResponseError::GroupIdNotFound),
         None => crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
             if to_commit.is_empty() {
                 Ok(None)
@@ -186,6 +189,9 @@ fn wanted(
 ) -> Result<Vec<(String, Uuid, Vec<i32>)>, ResponseError> {
     if let Some(e) = ctx.coordinator_error(0, group) {
         return Err(e);
+    }
+    if ctx.share_groups.exists(group) {
+        return Err(ResponseError::GroupIdNotFound);
     }
     if let Some(t) = topics {
         return Ok(t);

@@ -109,6 +109,8 @@ with_throttle_time!(
     ConsumerGroupDescribeResponse,
     ShareGroupHeartbeatResponse,
     ShareGroupDescribeResponse,
+    ShareFetchResponse,
+    ShareAcknowledgeResponse,
     DescribeUserScramCredentialsResponse,
     AlterUserScramCredentialsResponse,
     DescribeClientQuotasResponse,

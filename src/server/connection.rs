@@ -102,6 +102,8 @@ impl Connection {
         self.ctx.metrics.connection_opened();
         let result = self.serve(shutdown).await;
         self.ctx.metrics.connection_closed();
+        // Kafka's disconnect listener: share sessions opened here end with the connection.
+        crate::api::share_fetch::connection_closed(&self.ctx, &self.session.listener, self.peer);
         match result {
             Close::PeerClosed => tracing::debug!(peer = %self.peer, "connection closed by client"),
             Close::Abandoned => {

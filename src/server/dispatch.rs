@@ -21,8 +21,9 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, ListTransactionsRequest, MetadataRequest,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
     ProduceRequest, PushTelemetryRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
-    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, SyncGroupRequest,
-    TxnOffsetCommitRequest, UpdateFeaturesRequest, WriteTxnMarkersRequest,
+    ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest,
+    ShareGroupHeartbeatRequest, SyncGroupRequest, TxnOffsetCommitRequest, UpdateFeaturesRequest,
+    WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
@@ -271,7 +272,7 @@ pub fn droppable_on_close(frame: &[u8]) -> bool {
         .and_then(|k| ApiKey::try_from(k).ok());
     matches!(
         key,
-        Some(ApiKey::Fetch | ApiKey::JoinGroup | ApiKey::SyncGroup)
+        Some(ApiKey::Fetch | ApiKey::ShareFetch | ApiKey::JoinGroup | ApiKey::SyncGroup)
     )
 }
 
@@ -329,6 +330,8 @@ async fn route(
         ConsumerGroupDescribe => ConsumerGroupDescribeRequest => api::consumer_group::describe,
         ShareGroupHeartbeat => ShareGroupHeartbeatRequest => api::share_group::heartbeat,
         ShareGroupDescribe => ShareGroupDescribeRequest => api::share_group::describe,
+        ShareFetch => ShareFetchRequest => api::share_fetch::share_fetch,
+        ShareAcknowledge => ShareAcknowledgeRequest => api::share_fetch::share_acknowledge,
         SaslHandshake => SaslHandshakeRequest => api::sasl::handshake,
         SaslAuthenticate => SaslAuthenticateRequest => api::sasl::authenticate,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => api::scram_credentials::describe,

@@ -30,6 +30,7 @@ mod records;
 mod retention;
 mod rskafka_client;
 mod security;
+mod share_fetch;
 mod share_groups;
 mod transactions;
 mod transactions_v2;

@@ -878,7 +878,8 @@ async fn kafka_4_4_version_steps() {
             av,
             vec![
                 ("group.version".to_string(), 1),
-                ("transaction.version".to_string(), 2)
+                ("transaction.version".to_string(), 2),
+                ("share.version".to_string(), 1)
             ]
         );
     }

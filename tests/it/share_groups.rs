@@ -449,7 +449,7 @@ async fn share_groups_are_listed_described_and_deleted() {
 }
 
 #[tokio::test]
-async fn api_versions_advertise_share_group_membership_only() {
+async fn api_versions_advertise_share_groups_and_share_version_1() {
     let broker = start().await;
     let mut c = Client::connect(broker.addr()).await;
     let r = c
@@ -460,18 +460,32 @@ async fn api_versions_advertise_share_group_membership_only() {
             3,
         )
         .await;
-    for key in [ApiKey::ShareGroupHeartbeat, ApiKey::ShareGroupDescribe] {
+    for (key, max) in [
+        (ApiKey::ShareGroupHeartbeat, 1),
+        (ApiKey::ShareGroupDescribe, 1),
+        (ApiKey::ShareFetch, 2),
+        (ApiKey::ShareAcknowledge, 2),
+    ] {
         let k = r
             .api_keys
             .iter()
             .find(|k| k.api_key == key as i16)
             .expect("advertised");
-        assert_eq!((k.min_version, k.max_version), (1, 1));
+        assert_eq!((k.min_version, k.max_version), (1, max), "{key:?}");
     }
-    assert!(!r
+    // Level 1 (share groups); level 2 is the dead-letter queue, not served.
+    let f = r
         .finalized_features
         .iter()
-        .any(|f| f.name.as_str() == "share.version"));
+        .find(|f| f.name.as_str() == "share.version")
+        .expect("share.version finalized");
+    assert_eq!((f.min_version_level, f.max_version_level), (1, 1));
+    let s = r
+        .supported_features
+        .iter()
+        .find(|f| f.name.as_str() == "share.version")
+        .expect("share.version supported");
+    assert_eq!((s.min_version, s.max_version), (0, 1));
     broker.shutdown().await;
 }
 

@@ -1,0 +1,483 @@
+//! KIP-932 ShareFetch and ShareAcknowledge over the wire: records handed out under a lock,
+//! byte-exact; acknowledgements piggybacked or alone; release and redelivery with the
+//! delivery count; the share session's epoch rules; a closed session or connection giving
+//! its records back; long polls woken by new records; lock expiry.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::wire::*;
+use common::*;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::share_acknowledge_request::{
+    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
+};
+use kafka_protocol::messages::share_fetch_request::{
+    AcknowledgementBatch, FetchPartition, FetchTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Sets group configs (the GROUP resource, type 32).
+async fn group_configs(c: &mut Client, group: &str, configs: &[(&str, &str)]) {
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(sb(group))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        AlterableConfig::default()
+                            .with_name(sb(k))
+                            .with_value(Some(sb(v)))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let r = c.send(&alter, 1).await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+}
+
+/// A topic of one partition holding `n` test records in one batch; its id and the batch.
+async fn topic_with(c: &mut Client, name: &str, n: i64) -> (Uuid, Bytes) {
+    let id = create_topic(c, name, 1).await.topics[0].topic_id;
+    let records: Vec<_> = (0..n).map(|i| record(i, 1_700_000_000_000 + i)).collect();
+    let b = batch(&records, Compression::None);
+    assert_eq!(produce(c, name, 0, b.clone(), 9).await.0, 0);
+    (id, b)
+}
+
+/// ShareFetch v1 of partition 0 of `topic`, with acknowledgements for it.
+fn fetch_req(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    acks: &[(i64, i64, i8)],
+    max_wait_ms: i32,
+) -> ShareFetchRequest {
+    ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(sb(group))))
+        .with_member_id(Some(sb(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_max_records(500)
+        .with_batch_size(500)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(
+                    acks.iter()
+                        .map(|&(f, l, t)| {
+                            AcknowledgementBatch::default()
+                                .with_first_offset(f)
+                                .with_last_offset(l)
+                                .with_acknowledge_types(vec![t])
+                        })
+                        .collect(),
+                )])])
+}
+
+fn ack_req(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: Uuid,
+    acks: &[(i64, i64, i8)],
+) -> ShareAcknowledgeRequest {
+    ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(sb(group))))
+        .with_member_id(Some(sb(member)))
+        .with_share_session_epoch(epoch)
+        .with_topics(vec![AcknowledgeTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![AcknowledgePartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(
+                    acks.iter()
+                        .map(|&(f, l, t)| {
+                            AckBatch::default()
+                                .with_first_offset(f)
+                                .with_last_offset(l)
+                                .with_acknowledge_types(vec![t])
+                        })
+                        .collect(),
+                )])])
+}
+
+/// (first, last, delivery count) of every acquired range of partition 0.
+fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    r.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .flat_map(|p| p.acquired_records.iter())
+        .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+        .collect()
+}
+
+fn partition(r: &ShareFetchResponse) -> &share_fetch_response::PartitionData {
+    &r.responses[0].partitions[0]
+}
+
+#[tokio::test]
+async fn records_are_locked_to_one_member_acknowledged_and_released_for_redelivery() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let (topic, produced) = topic_with(&mut c, "sf-basic", 10).await;
+    group_configs(&mut c, "sfg", &[("share.auto.offset.reset", "earliest")]).await;
+
+    // m1 opens its session and takes all ten, byte-exact, delivered once.
+    let r = c
+        .send(&fetch_req("sfg", "m1", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.acquisition_lock_timeout_ms, 30_000);
+    assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+    let p = partition(&r);
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.current_leader.leader_id, 1);
+    let got = decode_records(p.records.clone().unwrap());
+    let want = decode_records(produced.clone());
+    assert_eq!(got.len(), 10);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(
+            (&g.key, &g.value, &g.headers),
+            (&w.key, &w.value, &w.headers)
+        );
+    }
+
+    // m2 finds nothing to take while m1 holds them: its fetch waits out its max wait.
+    let r = c.send(&fetch_req("sfg", "m2", 0, topic, &[], 300), 1).await;
+    assert_eq!((r.error_code, acquired(&r)), (0, vec![]));
+
+    // m1 accepts 0..=4 and releases 5..=9 alone (ShareAcknowledge, epoch 1).
+    let r = c
+        .send(&ack_req("sfg", "m1", 1, topic, &[(0, 4, 1), (5, 9, 2)]), 1)
+        .await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    // Accepting the released ones now is refused: they are no longer m1's. (Accepted
+    // records are behind the start offset, and acknowledging those is skipped, as Kafka
+    // skips them.)
+    let r = c
+        .send(&ack_req("sfg", "m1", 2, topic, &[(5, 9, 1)]), 1)
+        .await;
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::InvalidRecordState.code()
+    );
+
+    // m2's next fetch gets the released five, on their second delivery, and nothing else.
+    let r = c
+        .send(&fetch_req("sfg", "m2", 1, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(5, 9, 2)]);
+    // Its records hold only batches with acquired offsets (here the one batch).
+    assert_eq!(
+        decode_records(partition(&r).records.clone().unwrap()).len(),
+        10
+    );
+    // m2 rejects them, piggybacked on its next fetch: the acknowledgement result rides in
+    // the fetch answer, and with nothing left to take the fetch waits and returns empty.
+    let r = c
+        .send(&fetch_req("sfg", "m2", 2, topic, &[(5, 9, 3)], 300), 1)
+        .await;
+    assert_eq!(r.error_code, 0);
+    let p = partition(&r);
+    assert_eq!((p.acknowledge_error_code, p.error_code), (0, 0));
+    assert!(p.acquired_records.is_empty());
+
+    // Every record is done with: a new record is all the next fetch gets.
+    assert_eq!(
+        produce(
+            &mut c,
+            "sf-basic",
+            0,
+            batch(&[record(10, 1)], Compression::None),
+            9
+        )
+        .await
+        .0,
+        0
+    );
+    let r = c
+        .send(&fetch_req("sfg", "m1", 3, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(10, 10, 1)]);
+}
+
+#[tokio::test]
+async fn share_session_epochs_follow_kafkas_rules() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let (topic, _) = topic_with(&mut c, "sf-epochs", 1).await;
+    let code =
+        |r: &ShareFetchResponse| (r.error_code, r.error_message.clone().map(|m| m.to_string()));
+
+    // No session: only epoch 0 opens one.
+    let r = c.send(&fetch_req("sfe", "m1", 3, topic, &[], 0), 1).await;
+    assert_eq!(code(&r), (ResponseError::ShareSessionNotFound.code(), None));
+    let r = c.send(&fetch_req("sfe", "m1", -1, topic, &[], 0), 1).await;
+    assert_eq!(code(&r), (ResponseError::ShareSessionNotFound.code(), None));
+    // A new session carries no acknowledgements.
+    let r = c
+        .send(&fetch_req("sfe", "m1", 0, topic, &[(0, 0, 1)], 0), 1)
+        .await;
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    // ShareAcknowledge never opens one.
+    let r = c
+        .send(&ack_req("sfe", "m1", 0, topic, &[(0, 0, 1)]), 1)
+        .await;
+    assert_eq!(r.error_code, ResponseError::InvalidShareSessionEpoch.code());
+    let r = c
+        .send(&ack_req("sfe", "m1", 1, topic, &[(0, 0, 1)]), 1)
+        .await;
+    assert_eq!(r.error_code, ResponseError::ShareSessionNotFound.code());
+
+    let r = c.send(&fetch_req("sfe", "m1", 0, topic, &[], 0), 1).await;
+    assert_eq!(code(&r), (0, None));
+    // The next epoch is 1: 2 is refused, and so is 1 once used.
+    let r = c.send(&fetch_req("sfe", "m1", 2, topic, &[], 0), 1).await;
+    assert_eq!(r.error_code, ResponseError::InvalidShareSessionEpoch.code());
+    let r = c.send(&fetch_req("sfe", "m1", 1, topic, &[], 0), 1).await;
+    assert_eq!(r.error_code, 0);
+    let r = c.send(&ack_req("sfe", "m1", 1, topic, &[]), 1).await;
+    assert_eq!(r.error_code, ResponseError::InvalidShareSessionEpoch.code());
+    let r = c.send(&ack_req("sfe", "m1", 2, topic, &[]), 1).await;
+    assert_eq!(r.error_code, 0);
+
+    // Bad identities, with Kafka's messages.
+    let mut bad = fetch_req("sfe", "", 0, topic, &[], 0);
+    let r = c.send(&bad, 1).await;
+    assert_eq!(
+        code(&r),
+        (
+            ResponseError::InvalidRequest.code(),
+            Some("Invalid member id in the request.".into())
+        )
+    );
+    bad.member_id = Some(sb("m1"));
+    bad.group_id = None;
+    let r = c.send(&bad, 1).await;
+    assert_eq!(
+        code(&r),
+        (
+            ResponseError::InvalidRequest.code(),
+            Some("Invalid group id in the request.".into())
+        )
+    );
+    // v2: a renewing request fetches nothing and says so.
+    let mut renew = fetch_req("sfe", "m1", 3, topic, &[], 100);
+    renew.is_renew_ack = true;
+    let r = c.send(&renew, 2).await;
+    assert_eq!(
+        code(&r),
+        (
+            ResponseError::InvalidRequest.code(),
+            Some(
+                "maxBytes must be set to 0, minBytes must be set to 0, maxRecords must be set to 0, maxWaitMs must be set to 0, if isRenewAck is true."
+                    .into()
+            )
+        )
+    );
+    // Malformed acknowledgements are the partition's INVALID_REQUEST, not the request's.
+    let r = c
+        .send(&ack_req("sfe", "m1", 3, topic, &[(5, 2, 1)]), 1)
+        .await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::InvalidRequest.code()
+    );
+}
+
+#[tokio::test]
+async fn a_closed_session_or_connection_gives_its_records_back() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let (topic, _) = topic_with(&mut c, "sf-close", 3).await;
+    group_configs(&mut c, "sfc", &[("share.auto.offset.reset", "earliest")]).await;
+
+    let r = c
+        .send(&fetch_req("sfc", "m1", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+    // Closing the session (epoch -1) accepts offset 0 and releases the rest.
+    let r = c
+        .send(&ack_req("sfc", "m1", -1, topic, &[(0, 0, 1)]), 1)
+        .await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    let r = c.send(&ack_req("sfc", "m1", 1, topic, &[]), 1).await;
+    assert_eq!(r.error_code, ResponseError::ShareSessionNotFound.code());
+
+    // m2, on a connection of its own, takes them (second delivery) and then goes away.
+    let mut c2 = Client::connect(broker.addr()).await;
+    let r = c2
+        .send(&fetch_req("sfc", "m2", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(1, 2, 2)]);
+    drop(c2);
+    // m3's fetch waits, and is woken when the closed connection's records come free.
+    let started = Instant::now();
+    let r = c
+        .send(&fetch_req("sfc", "m3", 0, topic, &[], 20_000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(1, 2, 3)]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "woken by the release, not the max wait"
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_share_fetch_is_woken_by_new_records() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let topic = create_topic(&mut c, "sf-wait", 1).await.topics[0].topic_id;
+    // The default reset is latest: records produced before the first fetch are not seen.
+    assert_eq!(
+        produce(
+            &mut c,
+            "sf-wait",
+            0,
+            batch(&[record(0, 1)], Compression::None),
+            9
+        )
+        .await
+        .0,
+        0
+    );
+    // A first fetch makes the share partition, at the high watermark (offset 1).
+    let r = c.send(&fetch_req("sfw", "m0", 0, topic, &[], 0), 1).await;
+    assert_eq!((r.error_code, acquired(&r)), (0, vec![]));
+    let addr = broker.addr();
+    let waiter = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let started = Instant::now();
+        let r = c
+            .send(&fetch_req("sfw", "m1", 0, topic, &[], 20_000), 1)
+            .await;
+        (acquired(&r), started.elapsed())
+    });
+    wait_for_in_flight(&broker, "ShareFetch", 1).await;
+    assert_eq!(
+        produce(
+            &mut c,
+            "sf-wait",
+            0,
+            batch(&[record(1, 2)], Compression::None),
+            9
+        )
+        .await
+        .0,
+        0
+    );
+    let (got, took) = waiter.await.unwrap();
+    assert_eq!(got, vec![(1, 1, 1)]);
+    assert!(
+        took < Duration::from_secs(15),
+        "woken by the append: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lock_makes_the_record_available_again() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let (topic, _) = topic_with(&mut c, "sf-lock", 1).await;
+    group_configs(
+        &mut c,
+        "sfl",
+        &[
+            ("share.auto.offset.reset", "earliest"),
+            ("share.record.lock.duration.ms", "15000"),
+        ],
+    )
+    .await;
+    let r = c
+        .send(&fetch_req("sfl", "m1", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(r.acquisition_lock_timeout_ms, 15_000);
+    assert_eq!(acquired(&r), vec![(0, 0, 1)]);
+    let taken_at = Instant::now();
+    // m2 waits; the lock's expiry (not a new record) wakes it with the record's second
+    // delivery.
+    let mut c2 = Client::connect(broker.addr()).await;
+    let r = c2
+        .send(&fetch_req("sfl", "m2", 0, topic, &[], 30_000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(0, 0, 2)]);
+    let waited = taken_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(14) && waited < Duration::from_secs(25),
+        "{waited:?}"
+    );
+    // m1's lock is gone: its late acceptance is refused.
+    let r = c
+        .send(&ack_req("sfl", "m1", 1, topic, &[(0, 0, 1)]), 1)
+        .await;
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::InvalidRecordState.code()
+    );
+}
+
+#[tokio::test]
+async fn offsets_apis_refuse_a_share_groups_id() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    create_topic(&mut c, "sf-off", 1).await;
+    let hb = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(sb("sfo")))
+        .with_member_id(sb("m1"))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![tn("sf-off")]));
+    assert_eq!(c.send(&hb, 1).await.error_code, 0);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb("sfo")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(tn("sf-off"))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let r = c.send(&commit, 8).await;
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+    let fetch = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(sb("sfo")))
+            .with_topics(None),
+    ]);
+    let r = c.send(&fetch, 8).await;
+    assert_eq!(
+        r.groups[0].error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
+}
