@@ -268,6 +268,7 @@ impl Broker {
             config.group_share_max_share_sessions as usize,
         );
         share_partitions.set_group_configs(group_configs.clone());
+        share_partitions.set_store(store.clone());
         {
             let (users, authorizer, quotas, group_configs) = (
                 users.clone(),

@@ -33,8 +33,9 @@ const fn ops(codes: &[u8]) -> i32 {
 pub const CLUSTER_OPERATIONS: i32 = ops(&[5, 7, 8, 9, 10, 11, 12]);
 /// Operations on a topic.
 pub const TOPIC_OPERATIONS: i32 = ops(&[3, 4, 5, 6, 7, 8, 10, 11]);
-/// Operations on a consumer group.
-pub const GROUP_OPERATIONS: i32 = ops(&[3, 6, 8]);
+/// Operations on a group (Kafka 4.x adds DESCRIBE_CONFIGS and ALTER_CONFIGS, for group
+/// configs).
+pub const GROUP_OPERATIONS: i32 = ops(&[3, 6, 8, 10, 11]);
 
 pub async fn describe_cluster(
     ctx: &Context,

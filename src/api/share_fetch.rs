@@ -455,13 +455,16 @@ pub async fn share_fetch(
     };
 
     let az = Authz::for_request(ctx, rc);
-    let ack_results: Vec<(TopicIdPartition, AckResult)> = acks
-        .iter()
-        .map(|(tp, batches)| {
-            let r = acknowledge_partition(ctx, az.as_ref(), &group, &member, *tp, batches, renew);
-            (*tp, r)
-        })
-        .collect();
+    // Acknowledgements write the share partitions' state: off the async workers.
+    let ack_results: Vec<(TopicIdPartition, AckResult)> = crate::storage::offload::blocking(|| {
+        acks.iter()
+            .map(|(tp, batches)| {
+                let r =
+                    acknowledge_partition(ctx, az.as_ref(), &group, &member, *tp, batches, renew);
+                (*tp, r)
+            })
+            .collect()
+    });
 
     let (to_fetch, answer_all) = match &context {
         ShareFetchContext::Full(parts) => (parts.clone(), true),
@@ -578,7 +581,9 @@ pub async fn share_fetch(
 /// Ends a member's share session and gives its records back (Kafka's `releaseSession`).
 fn close_session(ctx: &Context, group: &str, member: &str) {
     ctx.share_sessions.remove(group, member);
-    ctx.share_partitions.release_member(group, member, now_ms());
+    crate::storage::offload::blocking(|| {
+        ctx.share_partitions.release_member(group, member, now_ms())
+    });
 }
 
 /// A connection closed: its share sessions end and their members' records are released.
@@ -588,8 +593,10 @@ pub fn connection_closed(ctx: &Context, listener: &Arc<str>, peer: std::net::Soc
         .connection_closed(&(listener.clone(), peer))
     {
         tracing::debug!(%peer, group = %group, member = %member, "share session closed with its connection; releasing its records");
-        ctx.share_partitions
-            .release_member(&group, &member, now_ms());
+        crate::storage::offload::blocking(|| {
+            ctx.share_partitions
+                .release_member(&group, &member, now_ms())
+        });
     }
 }
 
@@ -629,45 +636,49 @@ pub async fn share_acknowledge(
     }
     let renew = version >= 2 && req.is_renew_ack;
     let az = Authz::for_request(ctx, rc);
-    let mut responses: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
-    for t in &req.topics {
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
-            let b = p
-                .acknowledgement_batches
-                .iter()
-                .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types));
-            let batches = batches_of(b);
-            let tp = (t.topic_id, p.partition_index);
-            let (code, message) =
-                acknowledge_partition(ctx, az.as_ref(), &group, &member, tp, &batches, renew);
-            let leader = ctx
-                .metadata
-                .topic_by_id(&t.topic_id)
-                .and_then(|topic| {
-                    topic
-                        .placement(p.partition_index)
-                        .map(|pl| (pl.leader, pl.leader_epoch))
-                })
-                .unwrap_or((-1, -1));
-            partitions.push(
-                AckPartitionData::default()
-                    .with_partition_index(p.partition_index)
-                    .with_error_code(code)
-                    .with_error_message(message.map(sb))
-                    .with_current_leader(
-                        AckLeader::default()
-                            .with_leader_id(leader.0)
-                            .with_leader_epoch(leader.1),
-                    ),
+    // Acknowledgements write the share partitions' state: off the async workers.
+    let responses = crate::storage::offload::blocking(|| {
+        let mut responses: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
+        for t in &req.topics {
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in &t.partitions {
+                let b = p
+                    .acknowledgement_batches
+                    .iter()
+                    .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types));
+                let batches = batches_of(b);
+                let tp = (t.topic_id, p.partition_index);
+                let (code, message) =
+                    acknowledge_partition(ctx, az.as_ref(), &group, &member, tp, &batches, renew);
+                let leader = ctx
+                    .metadata
+                    .topic_by_id(&t.topic_id)
+                    .and_then(|topic| {
+                        topic
+                            .placement(p.partition_index)
+                            .map(|pl| (pl.leader, pl.leader_epoch))
+                    })
+                    .unwrap_or((-1, -1));
+                partitions.push(
+                    AckPartitionData::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                        .with_error_message(message.map(sb))
+                        .with_current_leader(
+                            AckLeader::default()
+                                .with_leader_id(leader.0)
+                                .with_leader_epoch(leader.1),
+                        ),
+                );
+            }
+            responses.push(
+                ShareAcknowledgeTopicResponse::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(partitions),
             );
         }
-        responses.push(
-            ShareAcknowledgeTopicResponse::default()
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions),
-        );
-    }
+        responses
+    });
     if req.share_session_epoch == FINAL_EPOCH {
         close_session(ctx, &group, &member);
     }

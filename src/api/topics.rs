@@ -255,6 +255,9 @@ pub async fn delete_topics(
             };
             match deleted {
                 Ok((n, tid)) => {
+                    // Its share partitions' delivery state goes with it (ids are never
+                    // reused, so other brokers' leftovers are never read again).
+                    crate::storage::offload::blocking(|| ctx.share_partitions.remove_topic(tid));
                     r.name = Some(topic_name(&n));
                     if version >= 6 {
                         r.topic_id = tid;

@@ -130,7 +130,8 @@ impl Operation {
                 DescribeConfigs,
                 AlterConfigs,
             ],
-            ResourceType::Group => &[Read, Describe, Delete],
+            // Kafka 4.x: DESCRIBE_CONFIGS and ALTER_CONFIGS too, for group configs.
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
             ResourceType::Cluster => &[
                 Create,
                 ClusterAction,

@@ -8,28 +8,58 @@
 //! ([`SharePartitions::next_deadline`]). Records that become available again (released,
 //! expired) wake waiting fetches through [`SharePartitions::released`].
 //!
-//! State is in memory: a restarted broker starts each share partition over from its reset
-//! strategy (the durability increment persists [`SharePartition::snapshot`]).
+//! Every change is written to the broker's store as the share partition's snapshot
+//! ([`SharePartition::snapshot`], encoded by `persist`), and a share partition first used
+//! after a restart is rebuilt from it: records that were acquired come back AVAILABLE with
+//! their delivery counts, everything acknowledged or archived stays done. (A cluster does
+//! not replicate it yet: a new leader starts over from the reset strategy.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use uuid::Uuid;
 
-use super::partition::{SharePartition, SharePartitionConfig};
+use super::partition::{SharePartition, SharePartitionConfig, ShareSnapshot};
 use crate::group::config::GroupConfigs;
 use crate::log::Partition;
+use crate::storage::Store;
 
 /// A share partition's key: group, topic id, partition index.
 pub type ShareKey = (Arc<str>, Uuid, i32);
+
+/// One share partition and what of it the store holds.
+pub struct Slot {
+    key: String,
+    state: Mutex<Entry>,
+}
+
+struct Entry {
+    partition: SharePartition,
+    /// The snapshot last written, so unchanged state is not written again.
+    persisted: Option<ShareSnapshot>,
+}
+
+/// The store key of a share partition (see `storage::keys::META_SHARE_STATE`).
+fn store_key(group: &str, topic_id: Uuid, partition: i32) -> String {
+    format!("{topic_id}\0{partition}\0{group}")
+}
+
+/// The (topic id, partition, group) of a store key.
+fn parse_store_key(key: &str) -> Option<(Uuid, i32, &str)> {
+    let mut parts = key.splitn(3, '\0');
+    let topic = Uuid::parse_str(parts.next()?).ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    Some((topic, partition, parts.next()?))
+}
 
 /// The share partitions of this broker.
 ///
 /// It exists so every share partition has one owner that makes it, applies the group's
 /// configs to it, and tells waiting fetches when records come free.
 pub struct SharePartitions {
-    parts: Mutex<HashMap<ShareKey, Arc<Mutex<SharePartition>>>>,
+    parts: Mutex<HashMap<ShareKey, Arc<Slot>>>,
     group_configs: std::sync::OnceLock<Arc<GroupConfigs>>,
+    store: std::sync::OnceLock<Arc<Store>>,
     /// Fired when records become AVAILABLE again, so waiting ShareFetches look again.
     pub released: tokio::sync::Notify,
 }
@@ -39,6 +69,7 @@ impl Default for SharePartitions {
         SharePartitions {
             parts: Mutex::new(HashMap::new()),
             group_configs: std::sync::OnceLock::new(),
+            store: std::sync::OnceLock::new(),
             released: tokio::sync::Notify::new(),
         }
     }
@@ -56,7 +87,13 @@ impl SharePartitions {
         let _ = self.group_configs.set(c);
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ShareKey, Arc<Mutex<SharePartition>>>> {
+    /// From now on every change is written to `store`, and share partitions are rebuilt
+    /// from it.
+    pub fn set_store(&self, store: Arc<Store>) {
+        let _ = self.store.set(store);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ShareKey, Arc<Slot>>> {
         self.parts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -83,72 +120,111 @@ impl SharePartitions {
             .is_some_and(|c| c.effective(group).share_read_committed)
     }
 
-    /// The share partition of `group` on `log`, made from the reset strategy if it is new.
-    pub fn get_or_init(
-        &self,
-        group: &str,
-        topic_id: Uuid,
-        log: &Partition,
-        now: i64,
-    ) -> Arc<Mutex<SharePartition>> {
+    /// The share partition of `group` on `log`: as the store has it, else made from the
+    /// reset strategy.
+    pub fn get_or_init(&self, group: &str, topic_id: Uuid, log: &Partition, now: i64) -> Arc<Slot> {
         let key: ShareKey = (Arc::from(group), topic_id, log.index);
-        if let Some(sp) = self.lock().get(&key) {
-            return sp.clone();
+        if let Some(slot) = self.lock().get(&key) {
+            return slot.clone();
         }
         let config = self.config(group);
-        let reset = self
-            .group_configs
-            .get()
-            .map(|c| c.effective(group).share_auto_offset_reset)
-            .unwrap_or(super::partition::AutoOffsetReset::Latest);
-        let high_watermark = if self.read_committed(group) {
-            log.last_stable_offset()
-        } else {
-            log.high_watermark()
+        let store_key = store_key(group, topic_id, log.index);
+        let stored = self.store.get().and_then(|store| {
+            let bytes = match store.share_state(&store_key) {
+                Ok(b) => b?,
+                Err(e) => {
+                    tracing::error!(group, %topic_id, partition = log.index, error = %e, "reading a share partition's state failed; starting it over");
+                    return None;
+                }
+            };
+            let Some(snapshot) = super::persist::decode(&bytes) else {
+                tracing::warn!(group, %topic_id, partition = log.index, "a share partition's stored state is unreadable; starting it over from share.auto.offset.reset");
+                return None;
+            };
+            match SharePartition::from_snapshot(config.clone(), &snapshot) {
+                Ok(p) => Some((p, snapshot)),
+                Err(e) => {
+                    tracing::warn!(group, %topic_id, partition = log.index, error = %e, "a share partition's stored state is refused; starting it over");
+                    None
+                }
+            }
+        });
+        let (partition, persisted) = match stored {
+            Some((p, snapshot)) => (p, Some(snapshot)),
+            None => {
+                let reset = self
+                    .group_configs
+                    .get()
+                    .map(|c| c.effective(group).share_auto_offset_reset)
+                    .unwrap_or(super::partition::AutoOffsetReset::Latest);
+                let high_watermark = if self.read_committed(group) {
+                    log.last_stable_offset()
+                } else {
+                    log.high_watermark()
+                };
+                let p = SharePartition::initialize(
+                    config,
+                    reset,
+                    log.log_start_offset(),
+                    high_watermark,
+                    |ts| log.offset_for_timestamp(ts).ok().flatten().map(|(o, _)| o),
+                    now,
+                );
+                (p, None)
+            }
         };
-        let sp = SharePartition::initialize(
-            config,
-            reset,
-            log.log_start_offset(),
-            high_watermark,
-            |ts| log.offset_for_timestamp(ts).ok().flatten().map(|(o, _)| o),
-            now,
-        );
         self.lock()
             .entry(key)
-            .or_insert_with(|| Arc::new(Mutex::new(sp)))
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    key: store_key,
+                    state: Mutex::new(Entry {
+                        partition,
+                        persisted,
+                    }),
+                })
+            })
             .clone()
     }
 
     /// The share partition if it exists (acknowledgements never make one).
-    pub fn get(
-        &self,
-        group: &str,
-        topic_id: Uuid,
-        partition: i32,
-    ) -> Option<Arc<Mutex<SharePartition>>> {
+    pub fn get(&self, group: &str, topic_id: Uuid, partition: i32) -> Option<Arc<Slot>> {
         let key: ShareKey = (Arc::from(group), topic_id, partition);
         self.lock().get(&key).cloned()
     }
 
     /// Runs `f` on the share partition with the group's current configs and due locks
-    /// expired first; wakes waiting fetches if records came free.
+    /// expired first, writes the state to the store if it changed, and wakes waiting
+    /// fetches if records came free. Calls RocksDB: callers are off the async workers.
     pub fn with<R>(
         &self,
         group: &str,
-        sp: &Mutex<SharePartition>,
+        slot: &Slot,
         now: i64,
         f: impl FnOnce(&mut SharePartition) -> R,
     ) -> R {
         let config = self.config(group);
-        let mut guard = sp.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.config() != &config {
-            guard.set_config(config);
+        let mut entry = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        if entry.partition.config() != &config {
+            entry.partition.set_config(config);
         }
-        let freed = guard.expire_locks(now);
-        let available_before = guard.can_acquire_records();
-        let result = f(&mut guard);
-        if freed.available > 0 || (!available_before && guard.can_acquire_records()) {
+        let freed = entry.partition.expire_locks(now);
+        let available_before = entry.partition.can_acquire_records();
+        let result = f(&mut entry.partition);
+        if let Some(store) = self.store.get() {
+            let snapshot = entry.partition.snapshot();
+            if entry.persisted.as_ref() != Some(&snapshot) {
+                let mut batch = store.batch();
+                batch.put_share_state(&slot.key, &super::persist::encode(&snapshot));
+                match store.write(batch) {
+                    Ok(()) => entry.persisted = Some(snapshot),
+                    Err(e) => {
+                        tracing::error!(group, key = %slot.key.replace('\0', "/"), error = %e, "writing a share partition's state failed; it is kept in memory and written with its next change")
+                    }
+                }
+            }
+        }
+        if freed.available > 0 || (!available_before && entry.partition.can_acquire_records()) {
             self.released.notify_waiters();
         }
         result
@@ -159,9 +235,11 @@ impl SharePartitions {
     pub fn next_deadline(&self, group: &str, keys: &[(Uuid, i32)]) -> Option<i64> {
         keys.iter()
             .filter_map(|(t, p)| self.get(group, *t, *p))
-            .filter_map(|sp| {
-                sp.lock()
+            .filter_map(|slot| {
+                slot.state
+                    .lock()
                     .unwrap_or_else(|e| e.into_inner())
+                    .partition
                     .next_lock_deadline()
             })
             .min()
@@ -170,7 +248,7 @@ impl SharePartitions {
     /// Releases every record `member` holds in `group` (its share session closed or its
     /// connection went), as Kafka's `releaseSession` does.
     pub fn release_member(&self, group: &str, member: &str, now: i64) {
-        let parts: Vec<Arc<Mutex<SharePartition>>> = self
+        let parts: Vec<Arc<Slot>> = self
             .lock()
             .iter()
             .filter(|((g, _, _), _)| &**g == group)
@@ -186,13 +264,47 @@ impl SharePartitions {
         }
     }
 
-    /// Forgets every share partition of `group` (the group was deleted).
+    /// Forgets every share partition of `group`, in memory and in the store (the group
+    /// was deleted).
     pub fn remove_group(&self, group: &str) {
         self.lock().retain(|(g, _, _), _| &**g != group);
+        self.delete_stored(|_, _, g| g == group);
     }
 
     /// Forgets the share partitions of a topic that is gone.
     pub fn remove_topic(&self, topic_id: Uuid) {
         self.lock().retain(|(_, t, _), _| *t != topic_id);
+        self.delete_stored(|t, _, _| t == topic_id);
+    }
+
+    fn delete_stored(&self, pick: impl Fn(Uuid, i32, &str) -> bool) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let result = store.share_states().and_then(|all| {
+            let mut batch = store.batch();
+            for (key, _) in &all {
+                if parse_store_key(key).is_some_and(|(t, p, g)| pick(t, p, g)) {
+                    batch.delete_share_state(key);
+                }
+            }
+            store.write(batch)
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "deleting share partition states failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_keys_name_group_topic_and_partition() {
+        let t = Uuid::from_u128(5);
+        let key = store_key("a\0b", t, 3);
+        assert_eq!(parse_store_key(&key), Some((t, 3, "a\0b")));
+        assert_eq!(parse_store_key("junk"), None);
     }
 }

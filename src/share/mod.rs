@@ -8,6 +8,7 @@ pub mod assignor;
 pub mod group;
 pub mod manager;
 pub mod partition;
+mod persist;
 pub mod session;
 
 pub use group::{ShareGroupConfig, ShareGroups};

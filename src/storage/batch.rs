@@ -195,6 +195,18 @@ impl<'a> Batch<'a> {
         );
     }
 
+    /// A share partition's persisted state (see `Store::share_states`).
+    pub fn put_share_state(&mut self, key: &str, record: &[u8]) {
+        self.put_meta(&[META_SHARE_STATE, key.as_bytes()].concat(), record);
+    }
+
+    pub fn delete_share_state(&mut self, key: &str) {
+        self.wb.delete_cf(
+            self.store.meta(),
+            meta_key(&[META_SHARE_STATE, key.as_bytes()].concat()),
+        );
+    }
+
     /// The ACLs of one resource pattern, in Kafka's record form.
     pub fn put_acls(&mut self, key: &str, record: &[u8]) {
         self.put_meta(&[META_ACL, key.as_bytes()].concat(), record);

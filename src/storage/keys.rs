@@ -42,6 +42,9 @@ pub(super) const META_USER: &[u8] = b"user\0";
 pub(super) const META_ENTITY_CONFIG: &[u8] = b"entity-config\0";
 /// The ACLs of one resource pattern: prefix ‖ type NUL pattern NUL name.
 pub(super) const META_ACL: &[u8] = b"acl\0";
+/// Meta entries `share-state\0<topic id>\0<partition>\0<group>`: a share partition's
+/// persisted delivery state (KIP-932), what a restarted broker resumes from.
+pub(super) const META_SHARE_STATE: &[u8] = b"share-state\0";
 
 pub(super) fn prefixed(table: u8, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + key.len());

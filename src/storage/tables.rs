@@ -79,6 +79,23 @@ impl Store {
         self.get_meta(&[META_ENTITY_CONFIG, rel.as_bytes()].concat())
     }
 
+    /// One share partition's persisted state record.
+    pub fn share_state(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_meta(&[META_SHARE_STATE, key.as_bytes()].concat())
+    }
+
+    /// Every share partition's persisted state record, by its key.
+    pub fn share_states(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .scan_table(T_META, META_SHARE_STATE)?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = &k[META_SHARE_STATE.len()..];
+                (String::from_utf8_lossy(key).into_owned(), v)
+            })
+            .collect())
+    }
+
     /// One resource pattern's ACL record.
     pub fn acl_record(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_meta(&[META_ACL, key.as_bytes()].concat())

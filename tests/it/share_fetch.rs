@@ -481,3 +481,61 @@ async fn offsets_apis_refuse_a_share_groups_id() {
         ResponseError::GroupIdNotFound.code()
     );
 }
+
+#[tokio::test]
+async fn a_restarted_broker_resumes_each_share_partition_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic;
+    {
+        let broker = start_with(config_in(dir.path())).await;
+        let mut c = Client::connect(broker.addr()).await;
+        (topic, _) = topic_with(&mut c, "sf-restart", 10).await;
+        group_configs(&mut c, "sfr", &[("share.auto.offset.reset", "earliest")]).await;
+        let r = c
+            .send(&fetch_req("sfr", "m1", 0, topic, &[], 5000), 1)
+            .await;
+        assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+        // 0..=3 accepted, 4 rejected, 5..=9 still locked to m1 when the broker stops.
+        let r = c
+            .send(&ack_req("sfr", "m1", 1, topic, &[(0, 3, 1), (4, 4, 3)]), 1)
+            .await;
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        // Another group has its own state, kept apart.
+        group_configs(
+            &mut c,
+            "sfr-other",
+            &[("share.auto.offset.reset", "earliest")],
+        )
+        .await;
+        let r = c
+            .send(&fetch_req("sfr-other", "o1", 0, topic, &[], 5000), 1)
+            .await;
+        assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+        broker.shutdown().await;
+    }
+    let broker = start_with(config_in(dir.path())).await;
+    let mut c = Client::connect(broker.addr()).await;
+    // The locks did not survive, but the deliveries did: 5..=9 come back on their second
+    // delivery, and the done records never again.
+    let r = c
+        .send(&fetch_req("sfr", "m2", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(5, 9, 2)]);
+    let r = c
+        .send(&fetch_req("sfr-other", "o2", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(0, 9, 2)]);
+    // Deleting the topic deletes its share state: a new topic of the same name starts clean.
+    let del = DeleteTopicsRequest::default()
+        .with_topic_names(vec![tn("sf-restart")])
+        .with_timeout_ms(5000);
+    assert_eq!(c.send(&del, 4).await.responses[0].error_code, 0);
+    broker.shutdown().await;
+    let broker = start_with(config_in(dir.path())).await;
+    let ctx = broker.context().expect("running");
+    assert!(
+        ctx.store.share_states().unwrap().is_empty(),
+        "no share state left for a deleted topic"
+    );
+    broker.shutdown().await;
+}
