@@ -85,6 +85,11 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ShareGroupDescribe, 1, 1),
     api(ApiKey::ShareFetch, 1, 2),
     api(ApiKey::ShareAcknowledge, 1, 2),
+    // `kafka-share-groups --describe`, `--reset-offsets`, `--delete-offsets`; v1 of
+    // DescribeShareGroupOffsets adds the lag (KIP-1226).
+    api(ApiKey::DescribeShareGroupOffsets, 0, 1),
+    api(ApiKey::AlterShareGroupOffsets, 0, 0),
+    api(ApiKey::DeleteShareGroupOffsets, 0, 0),
     // SASL (SASL_PLAINTEXT and SASL_SSL listeners); elsewhere ILLEGAL_SASL_STATE.
     api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),

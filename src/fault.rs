@@ -356,6 +356,7 @@ no_error_answer!(
     ConsumerGroupDescribeRequest,
     ShareGroupHeartbeatRequest,
     ShareGroupDescribeRequest,
+    DescribeShareGroupOffsetsRequest,
     WriteTxnMarkersRequest,
     SaslHandshakeRequest,
     SaslAuthenticateRequest,
@@ -519,6 +520,8 @@ top_level_error!(
     AddOffsetsToTxnRequest => AddOffsetsToTxnResponse,
     ShareFetchRequest => ShareFetchResponse,
     ShareAcknowledgeRequest => ShareAcknowledgeResponse,
+    AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse,
 );
 
 impl Faultable for JoinGroupRequest {

@@ -173,6 +173,16 @@ def build(batch):
         .i32(1).array([0], lambda w, _: w.uuid(b"\x01" * 16).array(
             [0], lambda w, _: w.i32(0).array(
                 [0], lambda w, _: w.i64(0).i64(0).array([1], lambda w, t: w.i8(t)).tags()).tags()).tags()).tags())
+    # DescribeShareGroupOffsets v1 (flexible): [group, [topic, [partition]] or null]
+    add(90, 1, True, lambda w: w.array([0], lambda w, _: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.string(TOPIC).i32s([0]).tags()).tags()).tags())
+    # AlterShareGroupOffsets v0 (flexible): group, [topic, [partition, start offset]]
+    add(91, 0, True, lambda w: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.string(TOPIC).array(
+            [0], lambda w, _: w.i32(0).i64(0).tags()).tags()).tags())
+    # DeleteShareGroupOffsets v0 (flexible): group, [topic]
+    add(92, 0, True, lambda w: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.string(TOPIC).tags()).tags())
     # DescribeTopicPartitions v0 (flexible): [topic], partition limit, cursor (null)
     add(75, 0, True, lambda w: w.array(
         [0], lambda w, _: w.string(TOPIC).tags()).i32(100).i8(-1).tags())

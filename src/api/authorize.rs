@@ -855,6 +855,50 @@ impl Authorize for ShareAcknowledgeRequest {
     }
 }
 
+/// DescribeShareGroupOffsets: DESCRIBE on each group (refused groups answer
+/// GROUP_AUTHORIZATION_FAILED); DESCRIBE on topics is the handler's.
+impl Authorize for DescribeShareGroupOffsetsRequest {
+    fn authorize(mut self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        use describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup;
+        let (allowed, denied) = split(std::mem::take(&mut self.groups), |g| {
+            az.group(Operation::Describe, &g.group_id)
+        });
+        self.groups = allowed;
+        Gate::Partial(
+            self,
+            Box::new(move |r: &mut DescribeShareGroupOffsetsResponse| {
+                r.groups.extend(denied.into_iter().map(|g| {
+                    DescribeShareGroupOffsetsResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(GROUP_DENIED)
+                }));
+            }),
+        )
+    }
+}
+
+/// AlterShareGroupOffsets: READ on the group, as Kafka.
+impl Authorize for AlterShareGroupOffsetsRequest {
+    fn authorize(self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        if az.group(Operation::Read, &self.group_id) {
+            Gate::Pass(self)
+        } else {
+            Gate::Refuse(AlterShareGroupOffsetsResponse::default().with_error_code(GROUP_DENIED))
+        }
+    }
+}
+
+/// DeleteShareGroupOffsets: DELETE on the group, as Kafka.
+impl Authorize for DeleteShareGroupOffsetsRequest {
+    fn authorize(self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        if az.group(Operation::Delete, &self.group_id) {
+            Gate::Pass(self)
+        } else {
+            Gate::Refuse(DeleteShareGroupOffsetsResponse::default().with_error_code(GROUP_DENIED))
+        }
+    }
+}
+
 /// ShareGroupDescribe: DESCRIBE on each group (the refused come back with
 /// GROUP_AUTHORIZATION_FAILED), and a described group whose members are assigned a topic
 /// the principal may not describe is replaced by TOPIC_AUTHORIZATION_FAILED, as Kafka does.

@@ -21,6 +21,7 @@ pub mod sasl;
 pub mod scram_credentials;
 pub mod share_fetch;
 pub mod share_group;
+pub mod share_offsets;
 pub mod telemetry;
 pub mod topics;
 pub mod transactions;

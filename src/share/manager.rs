@@ -264,6 +264,91 @@ impl SharePartitions {
         }
     }
 
+    /// What DescribeShareGroupOffsets reports of a share partition: its start offset and
+    /// how many records from it on are done with; `None` if the group never read it.
+    pub fn summary(&self, group: &str, topic_id: Uuid, partition: i32) -> Option<(i64, i64)> {
+        if let Some(slot) = self.get(group, topic_id, partition) {
+            let entry = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            let p = &entry.partition;
+            return Some((p.start_offset(), p.delivery_complete_count()));
+        }
+        let store = self.store.get()?;
+        let bytes = store
+            .share_state(&store_key(group, topic_id, partition))
+            .ok()??;
+        let s = super::persist::decode(&bytes)?;
+        Some((s.start_offset, i64::from(s.delivery_complete_count)))
+    }
+
+    /// Every (topic id, partition) `group` has state for, in memory or in the store.
+    pub fn partitions_of(&self, group: &str) -> std::collections::BTreeSet<(Uuid, i32)> {
+        let mut out: std::collections::BTreeSet<(Uuid, i32)> = self
+            .lock()
+            .keys()
+            .filter(|(g, _, _)| &**g == group)
+            .map(|(_, t, p)| (*t, *p))
+            .collect();
+        if let Some(Ok(all)) = self.store.get().map(|s| s.share_states()) {
+            out.extend(
+                all.iter()
+                    .filter_map(|(k, _)| parse_store_key(k))
+                    .filter(|(_, _, g)| *g == group)
+                    .map(|(t, p, _)| (t, p)),
+            );
+        }
+        out
+    }
+
+    /// AlterShareGroupOffsets: the share partition starts over at `start_offset`, nothing
+    /// in flight (the group is empty, so nothing is locked).
+    pub fn reset(&self, group: &str, topic_id: Uuid, partition: i32, start_offset: i64) {
+        let config = self.config(group);
+        let epoch = self
+            .get(group, topic_id, partition)
+            .map(|slot| {
+                slot.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .partition
+                    .state_epoch()
+            })
+            .unwrap_or(0);
+        let snapshot = ShareSnapshot {
+            state_epoch: epoch.saturating_add(1),
+            start_offset: start_offset.max(0),
+            delivery_complete_count: 0,
+            batches: Vec::new(),
+        };
+        let Ok(fresh) = SharePartition::from_snapshot(config, &snapshot) else {
+            return;
+        };
+        let key = store_key(group, topic_id, partition);
+        if let Some(store) = self.store.get() {
+            let mut batch = store.batch();
+            batch.put_share_state(&key, &super::persist::encode(&snapshot));
+            if let Err(e) = store.write(batch) {
+                tracing::error!(group, %topic_id, partition, error = %e, "writing a share partition's reset state failed");
+            }
+        }
+        self.lock().insert(
+            (Arc::from(group), topic_id, partition),
+            Arc::new(Slot {
+                key,
+                state: Mutex::new(Entry {
+                    partition: fresh,
+                    persisted: Some(snapshot),
+                }),
+            }),
+        );
+    }
+
+    /// DeleteShareGroupOffsets: forgets `group`'s share partitions of one topic.
+    pub fn remove_group_topic(&self, group: &str, topic_id: Uuid) {
+        self.lock()
+            .retain(|(g, t, _), _| !(&**g == group && *t == topic_id));
+        self.delete_stored(|t, _, g| g == group && t == topic_id);
+    }
+
     /// Forgets every share partition of `group`, in memory and in the store (the group
     /// was deleted).
     pub fn remove_group(&self, group: &str) {

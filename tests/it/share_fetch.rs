@@ -539,3 +539,162 @@ async fn a_restarted_broker_resumes_each_share_partition_where_it_was() {
     );
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn share_group_offsets_are_described_reset_and_deleted() {
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    use kafka_protocol::messages::describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+    };
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let (topic, _) = topic_with(&mut c, "sf-offsets", 10).await;
+    group_configs(&mut c, "sfx", &[("share.auto.offset.reset", "earliest")]).await;
+    let describe = |topics: Option<Vec<i32>>| {
+        DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(sb("sfx")))
+                .with_topics(topics.map(|ps| {
+                    vec![DescribeShareGroupOffsetsRequestTopic::default()
+                        .with_topic_name(tn("sf-offsets"))
+                        .with_partitions(ps)]
+                })),
+        ])
+    };
+    let offsets = |r: &DescribeShareGroupOffsetsResponse| -> Vec<(i32, i64, i64, i16)> {
+        r.groups[0]
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| (p.partition_index, p.start_offset, p.lag, p.error_code))
+            .collect()
+    };
+    // Never read: no start offset; an unknown partition is refused.
+    let r = c.send(&describe(Some(vec![0, 7])), 1).await;
+    assert_eq!(r.groups[0].error_code, 0);
+    assert_eq!(
+        offsets(&r),
+        vec![
+            (0, -1, -1, 0),
+            (7, -1, -1, ResponseError::UnknownTopicOrPartition.code())
+        ]
+    );
+
+    // m1 takes all ten and accepts 0..=5: the start offset moves to 6, lag 4.
+    let r = c
+        .send(&fetch_req("sfx", "m1", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(0, 9, 1)]);
+    let r = c
+        .send(&ack_req("sfx", "m1", 1, topic, &[(0, 5, 1)]), 1)
+        .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    let r = c.send(&describe(None), 1).await;
+    assert_eq!(offsets(&r), vec![(0, 6, 4, 0)]);
+    let r = c.send(&describe(None), 0).await;
+    assert_eq!(offsets(&r), vec![(0, 6, -1, 0)], "v0 has no lag");
+
+    // A group with members cannot be reset; an empty one can.
+    let hb = |epoch: i32| {
+        ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(sb("sfx")))
+            .with_member_id(sb("m1"))
+            .with_member_epoch(epoch)
+            .with_subscribed_topic_names((epoch == 0).then(|| vec![tn("sf-offsets")]))
+    };
+    assert_eq!(c.send(&hb(0), 1).await.error_code, 0);
+    let alter = AlterShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(sb("sfx")))
+        .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+            .with_topic_name(tn("sf-offsets"))
+            .with_partitions(vec![
+                AlterShareGroupOffsetsRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_start_offset(2),
+                AlterShareGroupOffsetsRequestPartition::default()
+                    .with_partition_index(3)
+                    .with_start_offset(0),
+            ])]);
+    let r = c.send(&alter, 0).await;
+    assert_eq!(r.error_code, ResponseError::NonEmptyGroup.code());
+    assert_eq!(c.send(&hb(-1), 1).await.error_code, 0);
+    let r = c.send(&alter, 0).await;
+    assert_eq!(r.error_code, 0);
+    let codes: Vec<i16> = r.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec![0, ResponseError::UnknownTopicOrPartition.code()]
+    );
+    let r = c.send(&describe(None), 1).await;
+    assert_eq!(offsets(&r), vec![(0, 2, 8, 0)]);
+    // The next member starts at 2, first deliveries all (the reset forgot the old ones).
+    let r = c
+        .send(&fetch_req("sfx", "m2", 0, topic, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(2, 9, 1)]);
+    assert!(
+        c.send(&ack_req("sfx", "m2", -1, topic, &[]), 1)
+            .await
+            .error_code
+            == 0
+    );
+
+    // Deleting the topic's offsets forgets them; a second delete has nothing to delete.
+    let delete = DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(sb("sfx")))
+        .with_topics(vec![
+            DeleteShareGroupOffsetsRequestTopic::default().with_topic_name(tn("sf-offsets"))
+        ]);
+    let r = c.send(&delete, 0).await;
+    assert_eq!((r.error_code, r.responses[0].error_code), (0, 0));
+    let r = c.send(&describe(None), 1).await;
+    assert_eq!(offsets(&r), vec![]);
+    let r = c.send(&delete, 0).await;
+    assert_eq!(
+        (
+            r.responses[0].error_code,
+            r.responses[0].error_message.as_deref()
+        ),
+        (
+            ResponseError::UnknownTopicOrPartition.code(),
+            Some("There is no offset information to delete.")
+        )
+    );
+    // A consumer group's id is not a share group's.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb("sfx-consumers")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(tn("sf-offsets"))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    assert_eq!(
+        c.send(&commit, 8).await.topics[0].partitions[0].error_code,
+        0
+    );
+    let other = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(sb("sfx-consumers")))
+            .with_topics(None),
+    ]);
+    let r = c.send(&other, 1).await;
+    assert_eq!(
+        (r.groups[0].error_code, r.groups[0].error_message.as_deref()),
+        (
+            ResponseError::GroupIdNotFound.code(),
+            Some("Group sfx-consumers is not a share group.")
+        )
+    );
+}
