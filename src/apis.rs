@@ -58,7 +58,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
     api(ApiKey::EndTxn, 0, 5),
-    api(ApiKey::TxnOffsetCommit, 0, 5),
+    api(ApiKey::TxnOffsetCommit, 0, 6),
     // Inter-broker (cluster mode): another broker's transaction coordinator ends a
     // transaction on this broker's partitions; v2 (KIP-1228) says whether the marker's
     // epoch was bumped (transaction.version 2), which the partition checks strictly.

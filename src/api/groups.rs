@@ -431,7 +431,7 @@ pub async fn delete_groups(
                 .with_error_code(code(err));
             // v3 carries the cause beside the code, as Kafka's ApiError message.
             if version >= 3 {
-                r.error_message = err.map(|e| sb(e.to_string()));
+                r.error_message = err.map(|e| sb(e.description()));
             }
             r
         })

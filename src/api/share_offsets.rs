@@ -156,7 +156,7 @@ pub async fn alter(
     if ctx.share_groups.has_members(&group) {
         return top(
             ResponseError::NonEmptyGroup,
-            Some(ResponseError::NonEmptyGroup.to_string()),
+            Some(ResponseError::NonEmptyGroup.description().to_string()),
         );
     }
     let az = Authz::for_request(ctx, rc);
@@ -238,7 +238,7 @@ pub async fn delete(
     if ctx.share_groups.has_members(&group) {
         return top(
             ResponseError::NonEmptyGroup,
-            Some(ResponseError::NonEmptyGroup.to_string()),
+            Some(ResponseError::NonEmptyGroup.description().to_string()),
         );
     }
     let az = Authz::for_request(ctx, rc);

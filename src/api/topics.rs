@@ -266,7 +266,7 @@ pub async fn delete_topics(
                 Err(code) => {
                     r.error_code = code.code();
                     if version >= 5 {
-                        r.error_message = Some(sb(code.to_string()));
+                        r.error_message = Some(sb(code.description()));
                     }
                 }
             }

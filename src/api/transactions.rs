@@ -279,8 +279,19 @@ pub async fn txn_offset_commit(
     ctx: &Context,
     rc: &RequestContext,
     version: i16,
-    req: TxnOffsetCommitRequest,
+    mut req: TxnOffsetCommitRequest,
 ) -> Option<TxnOffsetCommitResponse> {
+    // v6 (KIP-1319) names topics by id only: resolved here to the names the rest of the
+    // path keys offsets by. An id this broker does not know keeps an empty name and is
+    // answered UNKNOWN_TOPIC_ID.
+    if version >= 6 {
+        for t in req.topics.iter_mut() {
+            t.name = ctx
+                .metadata
+                .topic_by_id(&t.topic_id)
+                .map_or_else(|| topic_name(""), |tp| topic_name(&tp.name));
+        }
+    }
     let group = req.group_id.0.as_str();
     // v3+ carries the consumer's generation (classic) or member epoch (KIP-848): a zombie
     // member's offsets are refused as OffsetCommit would refuse them. Without it (-1, no
@@ -310,7 +321,9 @@ pub async fn txn_offset_commit(
     for (ti, t) in req.topics.iter().enumerate() {
         let topic = ctx.metadata.topic(t.name.0.as_str());
         for p in &t.partitions {
-            let error = if topic
+            let error = if version >= 6 && topic.is_none() {
+                Some(ResponseError::UnknownTopicId)
+            } else if topic
                 .as_ref()
                 .and_then(|tp| tp.partition(p.partition_index))
                 .is_none()
@@ -404,7 +417,14 @@ pub async fn txn_offset_commit(
     let mut topics: Vec<TxnOffsetCommitResponseTopic> = req
         .topics
         .iter()
-        .map(|t| TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()))
+        .map(|t| {
+            let r = TxnOffsetCommitResponseTopic::default();
+            if version >= 6 {
+                r.with_topic_id(t.topic_id)
+            } else {
+                r.with_name(t.name.clone())
+            }
+        })
         .collect();
     for (ti, index, error) in per_partition {
         let error = error.map_or_else(|| code(shared), |e| e.code());

@@ -1095,7 +1095,9 @@ pub(super) fn check_commit_in(
     Some(
         if m.member_epoch == epoch || (epoch > 0 && epoch < m.member_epoch && owned) {
             Ok(())
-        } else if transactional {
+        } else if transactional && version < 6 {
+            // Kafka's validateTransactionalOffsetCommit: STALE_MEMBER_EPOCH only from
+            // TxnOffsetCommit v6 (KIP-1319), ILLEGAL_GENERATION before.
             Err(ResponseError::IllegalGeneration)
         } else {
             Err(ResponseError::StaleMemberEpoch)

@@ -157,11 +157,14 @@ fn check_classic_commit(
             groups.insert(group_id.to_string(), Group::new(group_id));
             return Ok(());
         }
-        return Err(if !transactional && version >= 9 {
-            ResponseError::GroupIdNotFound
-        } else {
-            ResponseError::IllegalGeneration
-        });
+        // GROUP_ID_NOT_FOUND from OffsetCommit v9 and TxnOffsetCommit v6 (KIP-1319).
+        return Err(
+            if (!transactional && version >= 9) || (transactional && version >= 6) {
+                ResponseError::GroupIdNotFound
+            } else {
+                ResponseError::IllegalGeneration
+            },
+        );
     };
     let empty = group.state == GroupState::Empty;
     if generation_id < 0 && empty {

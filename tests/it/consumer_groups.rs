@@ -559,6 +559,31 @@ async fn transactional_commits_from_a_consumer_protocol_member() {
         code(c.send(&commit("m1", 0, 5), 3).await),
         ResponseError::IllegalGeneration.code()
     );
+    // v6 (KIP-1319): topics by id; a stale member epoch is STALE_MEMBER_EPOCH now, and an
+    // unknown topic id UNKNOWN_TOPIC_ID.
+    let in_id = c
+        .send(&MetadataRequest::default().with_topics(None), 12)
+        .await
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some("in"))
+        .map(|t| t.topic_id)
+        .expect("topic in");
+    let by_id = |member_epoch: i32, topic: Uuid, offset: i64| {
+        let mut r = commit("m1", member_epoch, offset);
+        r.topics[0].name = tn("");
+        r.topics[0].topic_id = topic;
+        r
+    };
+    let r = c.send(&by_id(0, in_id, 5), 6).await;
+    assert_eq!(code(r), ResponseError::StaleMemberEpoch.code());
+    let r = c.send(&by_id(1, Uuid::from_u128(99), 5), 6).await;
+    assert_eq!(r.topics[0].topic_id, Uuid::from_u128(99));
+    assert_eq!(code(r), ResponseError::UnknownTopicId.code());
+    let r = c.send(&by_id(1, in_id, 6), 6).await;
+    assert_eq!(r.topics[0].topic_id, in_id);
+    assert_eq!(code(r), 0);
+    // v3 again, by name: the last commit of the transaction wins.
     assert_eq!(code(c.send(&commit("m1", 1, 7), 3).await), 0);
     let end = c
         .send(

@@ -128,7 +128,7 @@ async fn the_broker_offers_transaction_version_2() {
     };
     // What a Java 4.x producer needs before it turns transaction version 2 on.
     assert_eq!(max(ApiKey::EndTxn), Some(5));
-    assert_eq!(max(ApiKey::TxnOffsetCommit), Some(5));
+    assert_eq!(max(ApiKey::TxnOffsetCommit), Some(6));
     assert!(max(ApiKey::Produce) >= Some(12));
     broker.shutdown().await;
 }

@@ -167,6 +167,17 @@ macro_rules! define_errors {
                 }
             }
 
+            /// Klamm: Kafka's default message of the error (`Errors.message()`), what Kafka
+            /// puts in a response's error message when nothing more specific was said.
+            pub fn description(&self) -> &'static str {
+                match *self {
+                    $name::Unknown(_) => "Unknown error code",
+                    $(
+                        $name::$kind => $desc,
+                    )*
+                }
+            }
+
             fn try_as_str(&self) -> Result<&'static str, i16> {
                 match *self {
                     $name::Unknown(code) => Err(code),
