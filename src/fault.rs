@@ -593,29 +593,37 @@ impl Faultable for OffsetCommitRequest {
 }
 
 impl Faultable for TxnOffsetCommitRequest {
-    fn topics(&self, _: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
-        self.topics.iter().map(|t| t.name.0.to_string()).collect()
+    fn topics(&self, by_id: &dyn Fn(&uuid::Uuid) -> Option<String>) -> Vec<String> {
+        self.topics
+            .iter()
+            .map(|t| name_or_id(&t.name.0, &t.topic_id, by_id))
+            .collect()
     }
 
-    fn error_response(&self, _version: i16, code: i16) -> Option<TxnOffsetCommitResponse> {
+    fn error_response(&self, version: i16, code: i16) -> Option<TxnOffsetCommitResponse> {
         use kafka_protocol::messages::txn_offset_commit_response::*;
         Some(
             TxnOffsetCommitResponse::default().with_topics(
                 self.topics
                     .iter()
                     .map(|t| {
-                        TxnOffsetCommitResponseTopic::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        TxnOffsetCommitResponsePartition::default()
-                                            .with_partition_index(p.partition_index)
-                                            .with_error_code(code)
-                                    })
-                                    .collect(),
-                            )
+                        // v6 answers by topic id (KIP-1319), older versions by name.
+                        let topic = TxnOffsetCommitResponseTopic::default();
+                        let topic = if version >= 6 {
+                            topic.with_topic_id(t.topic_id)
+                        } else {
+                            topic.with_name(t.name.clone())
+                        };
+                        topic.with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    TxnOffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
                     })
                     .collect(),
             ),

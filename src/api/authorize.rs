@@ -1260,7 +1260,7 @@ impl Authorize for EndTxnRequest {
 }
 
 impl Authorize for TxnOffsetCommitRequest {
-    fn authorize(mut self, az: &Authz, version: i16, _: &Context) -> Gate<Self> {
+    fn authorize(mut self, az: &Authz, version: i16, ctx: &Context) -> Gate<Self> {
         let whole = if !az.txn(Operation::Write, &self.transactional_id) {
             Some(TXN_DENIED)
         } else if !az.group(Operation::Read, &self.group_id) {
@@ -1271,8 +1271,16 @@ impl Authorize for TxnOffsetCommitRequest {
         if let Some(code) = whole {
             return Gate::Refuse(answered_with(&self, version, code));
         }
+        // v6 names topics by id: READ is checked on the name the id has here; an id this
+        // broker does not know is the handler's UNKNOWN_TOPIC_ID.
         let (allowed, denied) = split(std::mem::take(&mut self.topics), |t| {
-            az.topic(Operation::Read, &t.name)
+            if version >= 6 {
+                ctx.metadata
+                    .topic_by_id(&t.topic_id)
+                    .is_none_or(|tp| az.topic(Operation::Read, &tp.name))
+            } else {
+                az.topic(Operation::Read, &t.name)
+            }
         });
         self.topics = allowed;
         if denied.is_empty() {
