@@ -43,7 +43,25 @@ type AckResult = (i16, Option<String>);
 
 /// Kafka's `isMemberIdValid`: non-empty and at most 36 (UTF-16) characters.
 fn member_id_valid(member: Option<&str>) -> bool {
-    member.is_some_and(|m| !m.is_empty() && m.encode_utf16().count() <= 36)
+    member.is_some_and(|m| {
+        !m.is_empty() && m.encode_utf16().count() <= crate::share::group::MEMBER_ID_MAX_CHARS
+    })
+}
+
+/// The group and member ids of a ShareFetch or ShareAcknowledge, checked in Kafka's order
+/// with its messages.
+fn identity(
+    group: Option<&kafka_protocol::messages::GroupId>,
+    member: Option<&kafka_protocol::protocol::StrBytes>,
+) -> Result<(String, String), &'static str> {
+    let group = group
+        .map(|g| g.0.to_string())
+        .ok_or("Invalid group id in the request.")?;
+    let member = member.map(|m| m.as_str());
+    if !member_id_valid(member) {
+        return Err("Invalid member id in the request.");
+    }
+    Ok((group, member.unwrap_or_default().to_string()))
 }
 
 /// Kafka's `validateAcknowledgementBatches` for one partition: batches in order and not
@@ -363,20 +381,10 @@ pub async fn share_fetch(
     version: i16,
     req: ShareFetchRequest,
 ) -> Option<ShareFetchResponse> {
-    let Some(group) = req.group_id.as_ref().map(|g| g.0.to_string()) else {
-        return Some(fetch_error(
-            ResponseError::InvalidRequest,
-            Some("Invalid group id in the request."),
-        ));
+    let (group, member) = match identity(req.group_id.as_ref(), req.member_id.as_ref()) {
+        Ok(ids) => ids,
+        Err(why) => return Some(fetch_error(ResponseError::InvalidRequest, Some(why))),
     };
-    let member = req.member_id.as_ref().map(|m| m.to_string());
-    if !member_id_valid(member.as_deref()) {
-        return Some(fetch_error(
-            ResponseError::InvalidRequest,
-            Some("Invalid member id in the request."),
-        ));
-    }
-    let member = member.unwrap_or_default();
     let renew = version >= 2 && req.is_renew_ack;
     if renew {
         let mut why = String::new();
@@ -613,20 +621,10 @@ pub async fn share_acknowledge(
                 .with_error_message(message.map(sb)),
         )
     };
-    let Some(group) = req.group_id.as_ref().map(|g| g.0.to_string()) else {
-        return error(
-            ResponseError::InvalidRequest,
-            Some("Invalid group id in the request."),
-        );
+    let (group, member) = match identity(req.group_id.as_ref(), req.member_id.as_ref()) {
+        Ok(ids) => ids,
+        Err(why) => return error(ResponseError::InvalidRequest, Some(why)),
     };
-    let member = req.member_id.as_ref().map(|m| m.to_string());
-    if !member_id_valid(member.as_deref()) {
-        return error(
-            ResponseError::InvalidRequest,
-            Some("Invalid member id in the request."),
-        );
-    }
-    let member = member.unwrap_or_default();
     if let Err(e) = ctx
         .share_sessions
         .acknowledge_update(&group, &member, req.share_session_epoch)

@@ -129,6 +129,32 @@ fn describe_group(
     out
 }
 
+/// A refusal of the whole request: Kafka's error and its message.
+type Refusal = (ResponseError, Option<String>);
+
+/// The group-level checks AlterShareGroupOffsets and DeleteShareGroupOffsets share, in
+/// Kafka's order: this broker coordinates the group, it is not another type of group, it
+/// exists (delete only; alter may name a group that has not read yet), and it is empty
+/// (Kafka's throwIfShareGroupIsNotEmpty).
+fn check_empty_share_group(ctx: &Context, group: &str, must_exist: bool) -> Result<(), Refusal> {
+    if let Some(e) = ctx.coordinator_error(0, group) {
+        return Err((e, None));
+    }
+    if super::share_group::other_group_type(ctx, group) {
+        let message = format!("Group {group} is not a share group.");
+        return Err((ResponseError::GroupIdNotFound, Some(message)));
+    }
+    if must_exist && !known_share_group(ctx, group) {
+        let message = format!("Group {group} not found.");
+        return Err((ResponseError::GroupIdNotFound, Some(message)));
+    }
+    if ctx.share_groups.has_members(group) {
+        let message = ResponseError::NonEmptyGroup.description().to_string();
+        return Err((ResponseError::NonEmptyGroup, Some(message)));
+    }
+    Ok(())
+}
+
 pub async fn alter(
     ctx: &Context,
     rc: &RequestContext,
@@ -136,27 +162,11 @@ pub async fn alter(
     req: AlterShareGroupOffsetsRequest,
 ) -> Option<AlterShareGroupOffsetsResponse> {
     let group = req.group_id.0.to_string();
-    let top = |e: ResponseError, message: Option<String>| {
-        Some(
+    if let Err((e, message)) = check_empty_share_group(ctx, &group, false) {
+        return Some(
             AlterShareGroupOffsetsResponse::default()
                 .with_error_code(e.code())
                 .with_error_message(message.map(sb)),
-        )
-    };
-    if let Some(e) = ctx.coordinator_error(0, &group) {
-        return top(e, None);
-    }
-    if super::share_group::other_group_type(ctx, &group) {
-        return top(
-            ResponseError::GroupIdNotFound,
-            Some(format!("Group {group} is not a share group.")),
-        );
-    }
-    // Only an empty group's offsets move (Kafka's throwIfShareGroupIsNotEmpty).
-    if ctx.share_groups.has_members(&group) {
-        return top(
-            ResponseError::NonEmptyGroup,
-            Some(ResponseError::NonEmptyGroup.description().to_string()),
         );
     }
     let az = Authz::for_request(ctx, rc);
@@ -213,32 +223,11 @@ pub async fn delete(
     req: DeleteShareGroupOffsetsRequest,
 ) -> Option<DeleteShareGroupOffsetsResponse> {
     let group = req.group_id.0.to_string();
-    let top = |e: ResponseError, message: Option<String>| {
-        Some(
+    if let Err((e, message)) = check_empty_share_group(ctx, &group, true) {
+        return Some(
             DeleteShareGroupOffsetsResponse::default()
                 .with_error_code(e.code())
                 .with_error_message(message.map(sb)),
-        )
-    };
-    if let Some(e) = ctx.coordinator_error(0, &group) {
-        return top(e, None);
-    }
-    if super::share_group::other_group_type(ctx, &group) {
-        return top(
-            ResponseError::GroupIdNotFound,
-            Some(format!("Group {group} is not a share group.")),
-        );
-    }
-    if !known_share_group(ctx, &group) {
-        return top(
-            ResponseError::GroupIdNotFound,
-            Some(format!("Group {group} not found.")),
-        );
-    }
-    if ctx.share_groups.has_members(&group) {
-        return top(
-            ResponseError::NonEmptyGroup,
-            Some(ResponseError::NonEmptyGroup.description().to_string()),
         );
     }
     let az = Authz::for_request(ctx, rc);
