@@ -90,6 +90,13 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeShareGroupOffsets, 0, 1),
     api(ApiKey::AlterShareGroupOffsets, 0, 0),
     api(ApiKey::DeleteShareGroupOffsets, 0, 0),
+    // The share coordinator's (cluster mode: a share partition's leader keeps its state on
+    // the replicated `__share_group_state` through them; see share::coordinator).
+    api(ApiKey::InitializeShareGroupState, 0, 0),
+    api(ApiKey::ReadShareGroupState, 0, 0),
+    api(ApiKey::WriteShareGroupState, 0, 1),
+    api(ApiKey::DeleteShareGroupState, 0, 0),
+    api(ApiKey::ReadShareGroupStateSummary, 0, 1),
     // SASL (SASL_PLAINTEXT and SASL_SSL listeners); elsewhere ILLEGAL_SASL_STATE.
     api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),

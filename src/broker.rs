@@ -304,6 +304,7 @@ impl Broker {
             group_configs,
             share_groups,
             share_partitions,
+            share_coordinator: Default::default(),
             share_sessions,
             store,
             listeners: advertised,
@@ -335,6 +336,9 @@ impl Broker {
             )));
             let _ = ctx.txn_journal.set(txn_journal.clone());
             ctx.txns.set_journal(txn_journal);
+            ctx.share_partitions.set_remote(Arc::new(
+                crate::share::persister::RemotePersister::new(Arc::downgrade(&ctx)),
+            ));
             tokio::spawn(crate::coordinator_log::run(Arc::downgrade(&ctx)));
             tokio::spawn(crate::txn_markers::run(Arc::downgrade(&ctx)));
         }

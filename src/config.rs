@@ -395,6 +395,29 @@ pub struct BrokerConfig {
     )]
     pub transaction_state_log_num_partitions: i32,
 
+    /// Kafka's `share.coordinator.state.topic.replication.factor`: replicas of
+    /// `__share_group_state`, which keeps share groups' delivery state in a cluster.
+    #[arg(
+        long = "share-coordinator-state-topic-replication-factor",
+        alias = "share.coordinator.state.topic.replication.factor",
+        env = "KLAMM_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(i32).range(1..=32_767),
+        help_heading = "Cluster", value_name = "N"
+    )]
+    pub share_coordinator_state_topic_replication_factor: i32,
+
+    /// Kafka's `share.coordinator.state.topic.num.partitions`.
+    #[arg(
+        long = "share-coordinator-state-topic-num-partitions",
+        alias = "share.coordinator.state.topic.num.partitions",
+        env = "KLAMM_SHARE_COORDINATOR_STATE_TOPIC_NUM_PARTITIONS",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(i32).range(1..=1_000),
+        help_heading = "Cluster", value_name = "N"
+    )]
+    pub share_coordinator_state_topic_num_partitions: i32,
+
     /// The most partitions the broker holds over all topics (the name KIP-578 proposed);
     /// CreateTopics and CreatePartitions past it get POLICY_VIOLATION. Kafka has no such cap.
     #[arg(

@@ -30,6 +30,9 @@ pub struct Context {
     pub share_groups: crate::share::ShareGroups,
     /// KIP-932 share partitions this broker leads: the records' delivery state.
     pub share_partitions: crate::share::manager::SharePartitions,
+    /// Cluster mode: the share partitions' states on the `__share_group_state` partitions
+    /// this broker leads.
+    pub share_coordinator: crate::share::coordinator::ShareCoordinator,
     /// KIP-932 share sessions: what each share consumer fetches here.
     pub share_sessions: crate::share::session::ShareSessionCache,
     /// The store, for start-up, shutdown (flush) and tests. Services hold their own handle
@@ -223,7 +226,13 @@ impl Context {
     }
 
     fn coordinator_topic(&self, key_type: i8) -> (&'static str, i32, i32) {
-        if key_type == 1 {
+        if key_type == crate::share::coordinator::KEY_TYPE {
+            (
+                crate::share::coordinator::SHARE_STATE_TOPIC,
+                self.config.share_coordinator_state_topic_num_partitions,
+                self.config.share_coordinator_state_topic_replication_factor,
+            )
+        } else if key_type == 1 {
             (
                 "__transaction_state",
                 self.config.transaction_state_log_num_partitions,

@@ -81,7 +81,7 @@ impl OffsetsTopicJournal {
 /// Appends records to the partition of a coordinators' topic that owns `key`, which this
 /// broker must lead (else NOT_COORDINATOR): (the partition, the queued append, the leader
 /// epoch it was made in). The caller awaits `appended`, which publishes the new log end.
-fn append_for_key(
+pub(crate) fn append_for_key(
     ctx: &Context,
     topic_name: &str,
     key: &str,
@@ -243,6 +243,42 @@ impl crate::txn::coordinator::TxnJournal for TxnLogJournal {
     }
 }
 
+/// Reads `partition` from its log start to its log end, batch by batch: `each` gets the
+/// batch's header, its bytes, and the first offset not read before it (records below it
+/// in a batch are older copies). The header moves the position even past a batch that
+/// compaction emptied.
+pub(crate) fn scan_log(
+    partition: &crate::log::partition::Partition,
+    mut each: impl FnMut(&BatchHeader, Bytes, i64) -> Result<(), ResponseError>,
+) -> Result<(), ResponseError> {
+    let mut next = partition.log_start_offset();
+    let end = partition.log_end_offset();
+    while next < end {
+        let mut bytes = partition.read_for_replica(next, LOAD_READ_BYTES)?.records;
+        if bytes.is_empty() {
+            break;
+        }
+        while !bytes.is_empty() {
+            let h = BatchHeader::parse(&bytes).ok_or(ResponseError::CorruptMessage)?;
+            let one = bytes.split_to(h.size_bytes().min(bytes.len()));
+            let before = next;
+            next = next.max(h.last_offset() + 1);
+            each(&h, one, before)?;
+        }
+    }
+    Ok(())
+}
+
+/// The coordinators' topic of a key type: 0 groups, 1 transactional ids, 2 share
+/// partitions.
+fn topic_of(key_type: i8) -> &'static str {
+    match key_type {
+        0 => OFFSETS_TOPIC,
+        crate::share::coordinator::KEY_TYPE => crate::share::coordinator::SHARE_STATE_TOPIC,
+        _ => TXN_TOPIC,
+    }
+}
+
 /// Follows this broker's leaderships of the coordinators' partitions: loads each new
 /// term's partition, and forgets the groups and transactional ids of partitions it no
 /// longer leads.
@@ -250,10 +286,10 @@ pub async fn run(ctx: Weak<Context>) {
     let Some(mut changes) = ctx.upgrade().map(|c| c.metadata.changes()) else {
         return;
     };
-    let mut first = [true, true];
+    let mut first = [true, true, true];
     loop {
         let Some(c) = ctx.upgrade() else { return };
-        for key_type in [0i8, 1] {
+        for key_type in [0i8, 1, crate::share::coordinator::KEY_TYPE] {
             follow_leaderships(&c, key_type, &mut first[key_type as usize]);
         }
         drop(c);
@@ -266,20 +302,20 @@ pub async fn run(ctx: Weak<Context>) {
 /// Forgets, in memory, the groups (key type 0) or transactional ids (1) that `pick`
 /// selects.
 fn unload(ctx: &Context, key_type: i8, pick: &dyn Fn(&str) -> bool) -> usize {
-    if key_type == 0 {
-        ctx.groups.unload(pick) + ctx.consumer_groups.unload(pick) + ctx.share_groups.unload(pick)
-    } else {
-        ctx.txns.unload(pick)
+    match key_type {
+        0 => {
+            ctx.groups.unload(pick)
+                + ctx.consumer_groups.unload(pick)
+                + ctx.share_groups.unload(pick)
+        }
+        crate::share::coordinator::KEY_TYPE => ctx.share_coordinator.unload(pick),
+        _ => ctx.txns.unload(pick),
     }
 }
 
 fn follow_leaderships(ctx: &Arc<Context>, key_type: i8, first: &mut bool) {
     let node = ctx.config.node_id;
-    let name = if key_type == 0 {
-        OFFSETS_TOPIC
-    } else {
-        TXN_TOPIC
-    };
+    let name = topic_of(key_type);
     let Some(topic) = ctx.metadata.topic(name) else {
         return;
     };
@@ -386,11 +422,7 @@ fn load(
     index: i32,
     count: usize,
 ) -> Result<(usize, usize), ResponseError> {
-    let name = if key_type == 0 {
-        OFFSETS_TOPIC
-    } else {
-        TXN_TOPIC
-    };
+    let name = topic_of(key_type);
     let topic = ctx
         .metadata
         .topic(name)
@@ -401,6 +433,9 @@ fn load(
         .map_err(|_| ResponseError::NotCoordinator)?
         .clone();
     let mine = |k: &str| coordinator_partition(k, count) == index;
+    if key_type == crate::share::coordinator::KEY_TYPE {
+        return crate::share::coordinator::load(ctx, &partition, index, &mine);
+    }
     // What was in memory is from an earlier term or none: clients start over here.
     unload(ctx, key_type, &mine);
     let mut offsets: BTreeMap<(String, String, i32), CommittedOffset> = BTreeMap::new();
@@ -413,108 +448,93 @@ fn load(
     let mut consumer_records: BTreeMap<String, Vec<ConsumerRecord>> = BTreeMap::new();
     let mut read = 0usize;
     let mut skipped = 0usize;
-    let mut next = partition.log_start_offset();
-    let end = partition.log_end_offset();
-    while next < end {
-        let chunk = partition.read_for_replica(next, LOAD_READ_BYTES)?;
-        let mut bytes = chunk.records;
-        if bytes.is_empty() {
-            break;
-        }
-        while !bytes.is_empty() {
-            // The header moves the position even past a batch that compaction emptied.
-            let h = BatchHeader::parse(&bytes).ok_or(ResponseError::CorruptMessage)?;
-            let mut one = bytes.split_to(h.size_bytes().min(bytes.len()));
-            let before = next;
-            next = next.max(h.last_offset() + 1);
-            if h.is_control() {
-                // A transaction's marker: the offsets its producer wrote here before it
-                // are committed, or dropped.
-                if key_type == 0 && h.last_offset() >= before {
-                    let done = txn_offsets.remove(&h.producer_id);
-                    if let (Some(true), Some(done)) =
-                        (crate::log::batch::marker_commits(&one), done)
-                    {
-                        for (group, held) in done.groups {
-                            for ((topic, partition), c) in held {
-                                offsets.insert((group.clone(), topic, partition), c);
-                            }
+    scan_log(&partition, |h, mut one, before| {
+        if h.is_control() {
+            // A transaction's marker: the offsets its producer wrote here before it
+            // are committed, or dropped.
+            if key_type == 0 && h.last_offset() >= before {
+                let done = txn_offsets.remove(&h.producer_id);
+                if let (Some(true), Some(done)) = (crate::log::batch::marker_commits(&one), done) {
+                    for (group, held) in done.groups {
+                        for ((topic, partition), c) in held {
+                            offsets.insert((group.clone(), topic, partition), c);
                         }
                     }
+                }
+            }
+            return Ok(());
+        }
+        let txn_producer = (h.is_transactional() && h.producer_id >= 0)
+            .then_some((h.producer_id, h.producer_epoch));
+        let set =
+            RecordBatchDecoder::decode(&mut one).map_err(|_| ResponseError::CorruptMessage)?;
+        for r in set.records {
+            if r.offset < before || r.control {
+                continue;
+            }
+            read += 1;
+            let Some(key) = &r.key else { continue };
+            if key_type == 1 {
+                let Some(id) = parse_txn_key(key) else {
+                    skipped += 1;
+                    continue;
+                };
+                match r.value.as_deref() {
+                    None => {
+                        txns.remove(&id);
+                    }
+                    Some(v) if v.get(..2) == Some(&TXN_VALUE_VERSION.to_be_bytes()) => {
+                        txns.insert(id, v[2..].to_vec());
+                    }
+                    Some(_) => skipped += 1,
                 }
                 continue;
             }
-            let txn_producer = (h.is_transactional() && h.producer_id >= 0)
-                .then_some((h.producer_id, h.producer_epoch));
-            let set =
-                RecordBatchDecoder::decode(&mut one).map_err(|_| ResponseError::CorruptMessage)?;
-            for r in set.records {
-                if r.offset < before || r.control {
-                    continue;
-                }
-                read += 1;
-                let Some(key) = &r.key else { continue };
-                if key_type == 1 {
-                    let Some(id) = parse_txn_key(key) else {
-                        skipped += 1;
+            match journal::parse(key, r.value.as_deref()) {
+                Some(JournalRecord::Offset {
+                    group,
+                    topic,
+                    partition,
+                    offset: Some(c),
+                }) if txn_producer.is_some() => {
+                    let Some((pid, epoch)) = txn_producer else {
                         continue;
                     };
-                    match r.value.as_deref() {
+                    let held = txn_offsets.entry(pid).or_default();
+                    held.producer_epoch = held.producer_epoch.max(epoch);
+                    held.groups
+                        .entry(group)
+                        .or_default()
+                        .insert((topic, partition), c);
+                }
+                Some(JournalRecord::Offset {
+                    group,
+                    topic,
+                    partition,
+                    offset,
+                }) => {
+                    let k = (group, topic, partition);
+                    match offset {
+                        Some(c) => {
+                            offsets.insert(k, c);
+                        }
                         None => {
-                            txns.remove(&id);
+                            offsets.remove(&k);
                         }
-                        Some(v) if v.get(..2) == Some(&TXN_VALUE_VERSION.to_be_bytes()) => {
-                            txns.insert(id, v[2..].to_vec());
-                        }
-                        Some(_) => skipped += 1,
                     }
-                    continue;
                 }
-                match journal::parse(key, r.value.as_deref()) {
-                    Some(JournalRecord::Offset {
-                        group,
-                        topic,
-                        partition,
-                        offset: Some(c),
-                    }) if txn_producer.is_some() => {
-                        let Some((pid, epoch)) = txn_producer else {
-                            continue;
-                        };
-                        let held = txn_offsets.entry(pid).or_default();
-                        held.producer_epoch = held.producer_epoch.max(epoch);
-                        held.groups
-                            .entry(group)
-                            .or_default()
-                            .insert((topic, partition), c);
-                    }
-                    Some(JournalRecord::Offset {
-                        group,
-                        topic,
-                        partition,
-                        offset,
-                    }) => {
-                        let k = (group, topic, partition);
-                        match offset {
-                            Some(c) => {
-                                offsets.insert(k, c);
-                            }
-                            None => {
-                                offsets.remove(&k);
-                            }
-                        }
-                    }
-                    Some(JournalRecord::Group { group, metadata }) => {
-                        group_records.insert(group, metadata);
-                    }
-                    Some(JournalRecord::Consumer { group, record }) => {
-                        consumer_records.entry(group).or_default().push(record);
-                    }
-                    Some(JournalRecord::Other) => {}
-                    None => skipped += 1,
+                Some(JournalRecord::Group { group, metadata }) => {
+                    group_records.insert(group, metadata);
                 }
+                Some(JournalRecord::Consumer { group, record }) => {
+                    consumer_records.entry(group).or_default().push(record);
+                }
+                Some(JournalRecord::Other) => {}
+                None => skipped += 1,
             }
         }
-    }
+        Ok(())
+    })?;
     if skipped > 0 {
         tracing::warn!(
             topic = name,

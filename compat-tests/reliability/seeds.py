@@ -183,6 +183,29 @@ def build(batch):
     # DeleteShareGroupOffsets v0 (flexible): group, [topic]
     add(92, 0, True, lambda w: w.string(GROUP + "-share").array(
         [0], lambda w, _: w.string(TOPIC).tags()).tags())
+    # The share coordinator's APIs (flexible v0), on a topic id no topic has:
+    # InitializeShareGroupState: group, [topic id, [partition, state epoch, start offset]]
+    add(83, 0, True, lambda w: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.uuid(b"\x02" * 16).array(
+            [0], lambda w, _: w.i32(0).i32(1).i64(0).tags()).tags()).tags())
+    # ReadShareGroupState: group, [topic id, [partition, leader epoch]]
+    add(84, 0, True, lambda w: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.uuid(b"\x02" * 16).array(
+            [0], lambda w, _: w.i32(0).i32(0).tags()).tags()).tags())
+    # WriteShareGroupState: group, [topic id, [partition, state epoch, leader epoch, start
+    # offset, [first, last, state, delivery count]]]
+    add(85, 0, True, lambda w: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.uuid(b"\x02" * 16).array(
+            [0], lambda w, _: w.i32(0).i32(1).i32(0).i64(0).array(
+                [0], lambda w, _: w.i64(0).i64(3).i8(2).i16(1).tags()).tags()).tags()).tags())
+    # DeleteShareGroupState: group, [topic id, [partition]]
+    add(86, 0, True, lambda w: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.uuid(b"\x02" * 16).array(
+            [0], lambda w, _: w.i32(0).tags()).tags()).tags())
+    # ReadShareGroupStateSummary: group, [topic id, [partition, leader epoch]]
+    add(87, 0, True, lambda w: w.string(GROUP + "-share").array(
+        [0], lambda w, _: w.uuid(b"\x02" * 16).array(
+            [0], lambda w, _: w.i32(0).i32(0).tags()).tags()).tags())
     # DescribeTopicPartitions v0 (flexible): [topic], partition limit, cursor (null)
     add(75, 0, True, lambda w: w.array(
         [0], lambda w, _: w.string(TOPIC).tags()).i32(100).i8(-1).tags())

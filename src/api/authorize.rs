@@ -209,6 +209,11 @@ cluster_op! {
                     elect_leaders_response::PartitionResult::default().with_partition_id(p).with_error_code(CLUSTER_DENIED)
                 }).collect())
         }).collect());
+    ReadShareGroupStateRequest => ClusterAction, |r| super::share_state::refused::read(r);
+    WriteShareGroupStateRequest => ClusterAction, |r| super::share_state::refused::write(r);
+    InitializeShareGroupStateRequest => ClusterAction, |r| super::share_state::refused::initialize(r);
+    DeleteShareGroupStateRequest => ClusterAction, |r| super::share_state::refused::delete(r);
+    ReadShareGroupStateSummaryRequest => ClusterAction, |r| super::share_state::refused::summary(r);
     WriteTxnMarkersRequest => ClusterAction, |r| WriteTxnMarkersResponse::default().with_markers(r.markers.into_iter().map(|m| {
         write_txn_markers_response::WritableTxnMarkerResult::default().with_producer_id(m.producer_id)
             .with_topics(m.topics.into_iter().map(|t| {
@@ -702,9 +707,28 @@ alter_configs!(
     incremental_alter_configs_response::AlterConfigsResourceResponse
 );
 
+/// A FindCoordinator key refused with `code`.
+fn refused_coordinator(key: StrBytes, code: i16) -> find_coordinator_response::Coordinator {
+    find_coordinator_response::Coordinator::default()
+        .with_key(key)
+        .with_node_id(BrokerId(-1))
+        .with_port(-1)
+        .with_error_code(code)
+}
+
 impl Authorize for FindCoordinatorRequest {
     fn authorize(mut self, az: &Authz, version: i16, _: &Context) -> Gate<Self> {
-        use find_coordinator_response::Coordinator;
+        if self.key_type == crate::share::coordinator::KEY_TYPE {
+            // Share coordinators are the brokers' business: CLUSTER_ACTION, as Kafka.
+            if az.cluster(Operation::ClusterAction) {
+                return Gate::Pass(self);
+            }
+            let refused = std::mem::take(&mut self.coordinator_keys)
+                .into_iter()
+                .map(|k| refused_coordinator(k, CLUSTER_DENIED))
+                .collect();
+            return Gate::Refuse(FindCoordinatorResponse::default().with_coordinators(refused));
+        }
         let (rt, code) = if self.key_type == 1 {
             (ResourceType::TransactionalId, TXN_DENIED)
         } else {
@@ -730,13 +754,7 @@ impl Authorize for FindCoordinatorRequest {
         }
         let extra: Vec<_> = denied
             .into_iter()
-            .map(|k| {
-                Coordinator::default()
-                    .with_key(k)
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(code)
-            })
+            .map(|k| refused_coordinator(k, code))
             .collect();
         if allowed.is_empty() {
             return Gate::Refuse(FindCoordinatorResponse::default().with_coordinators(extra));

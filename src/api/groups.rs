@@ -27,8 +27,9 @@ pub async fn find_coordinator(
     req: FindCoordinatorRequest,
 ) -> Option<FindCoordinatorResponse> {
     let mut resp = FindCoordinatorResponse::default();
-    // key_type 0 = group, 1 = transaction.
-    let valid = matches!(req.key_type, 0 | 1);
+    // key_type 0 = group, 1 = transaction, 2 = share partition (v6+, KIP-932:
+    // `group:topicId:partition`, placed on `__share_group_state`).
+    let valid = matches!(req.key_type, 0 | 1) || (req.key_type == 2 && version >= 6);
     let keys: Vec<StrBytes> = if version >= 4 {
         req.coordinator_keys
     } else {

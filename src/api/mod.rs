@@ -22,6 +22,7 @@ pub mod scram_credentials;
 pub mod share_fetch;
 pub mod share_group;
 pub mod share_offsets;
+pub mod share_state;
 pub mod telemetry;
 pub mod topics;
 pub mod transactions;

@@ -31,7 +31,7 @@ use super::{sb, RequestContext};
 use crate::context::Context;
 use crate::log::batch::BatchHeader;
 use crate::log::Partition;
-use crate::share::manager::now_ms;
+use crate::share::manager::{now_ms, Slot};
 use crate::share::partition::{AcknowledgementBatch, AcquireMode, AcquiredRange};
 use crate::share::session::{SessionChanges, ShareFetchContext, TopicIdPartition, FINAL_EPOCH};
 
@@ -92,7 +92,8 @@ fn validate_batches(batches: &[AcknowledgementBatch], renew_allowed: bool) -> bo
     true
 }
 
-/// What a share partition's acknowledgements came to.
+/// What a share partition's acknowledgements came to, and the share partition to write
+/// (cluster mode) before they are answered.
 fn acknowledge_partition(
     ctx: &Context,
     az: Option<&Authz>,
@@ -101,24 +102,33 @@ fn acknowledge_partition(
     (topic_id, partition): TopicIdPartition,
     batches: &[AcknowledgementBatch],
     renew_allowed: bool,
-) -> AckResult {
+) -> (AckResult, Option<Arc<Slot>>) {
+    let refuse = |e: ResponseError| ((e.code(), None), None);
     if !validate_batches(batches, renew_allowed) {
-        return (ResponseError::InvalidRequest.code(), None);
+        return refuse(ResponseError::InvalidRequest);
     }
     let Some(topic) = ctx.metadata.topic_by_id(&topic_id) else {
-        return (ResponseError::UnknownTopicOrPartition.code(), None);
+        return refuse(ResponseError::UnknownTopicOrPartition);
     };
     if !fetch_readable(az, &topic.name) {
-        return (ResponseError::TopicAuthorizationFailed.code(), None);
+        return refuse(ResponseError::TopicAuthorizationFailed);
     }
     if topic.partition(partition).is_none() {
-        return (ResponseError::UnknownTopicOrPartition.code(), None);
+        return refuse(ResponseError::UnknownTopicOrPartition);
     }
     if batches.is_empty() {
-        return (0, None);
+        return ((0, None), None);
     }
-    let Some(sp) = ctx.share_partitions.get(group, topic_id, partition) else {
-        return (ResponseError::UnknownTopicOrPartition.code(), None);
+    let log = match ctx.metadata.led_partition(&topic, partition) {
+        Ok(log) => log,
+        Err(e) => return refuse(e),
+    };
+    // A share partition of an earlier term here is stale: its records were given back.
+    let Some(sp) = ctx
+        .share_partitions
+        .get_current(group, topic_id, partition, log.leader_epoch())
+    else {
+        return refuse(ResponseError::UnknownTopicOrPartition);
     };
     let now = now_ms();
     let result = ctx
@@ -128,11 +138,36 @@ fn acknowledge_partition(
         ctx.share_partitions.released.notify_waiters();
     }
     match result {
-        Ok(()) => (0, None),
+        Ok(()) => ((0, None), Some(sp)),
         Err((e, message)) => {
             tracing::debug!(group, member, %topic_id, partition, error = ?e, message, "share acknowledgement refused");
-            (e.code(), Some(message))
+            ((e.code(), Some(message)), Some(sp))
         }
+    }
+}
+
+/// Cluster mode: writes the acknowledged share partitions' states to their share
+/// coordinators, so an acknowledgement is answered only once it survives its leader; a
+/// failed write becomes the partition's acknowledgement error.
+async fn make_durable(ctx: &Context, results: &mut [(AckResult, Option<Arc<Slot>>)]) {
+    for (result, slot) in results.iter_mut() {
+        let Some(slot) = slot.take() else { continue };
+        if let Err(e) = ctx.share_partitions.flush(&slot).await {
+            if result.0 == 0 {
+                *result = (e.code(), Some(e.description().to_string()));
+            }
+        }
+    }
+}
+
+/// The error a share consumer gets for a share partition whose state could not be read:
+/// one the clients retry (refreshing metadata for a moved leader).
+fn prepare_error(e: ResponseError) -> ResponseError {
+    match e {
+        ResponseError::FencedLeaderEpoch | ResponseError::NotLeaderOrFollower => {
+            ResponseError::NotLeaderOrFollower
+        }
+        _ => ResponseError::UnknownServerError,
     }
 }
 
@@ -245,7 +280,12 @@ fn acquire_all(
             out.push(taken);
             continue;
         }
-        let sp = ctx.share_partitions.get_or_init(group, t.tp.0, log, now);
+        let Some(sp) = ctx.share_partitions.get_or_init(group, t.tp.0, log, now) else {
+            // Cluster mode, and its state could not be read: retried by the next fetch.
+            taken.error = Some(ResponseError::UnknownServerError);
+            out.push(taken);
+            continue;
+        };
         let first = records_left == limits.max_records;
         let result = ctx.share_partitions.with(group, &sp, now, |s| {
             s.update_log_start(log.log_start_offset());
@@ -464,15 +504,19 @@ pub async fn share_fetch(
 
     let az = Authz::for_request(ctx, rc);
     // Acknowledgements write the share partitions' state: off the async workers.
-    let ack_results: Vec<(TopicIdPartition, AckResult)> = crate::storage::offload::blocking(|| {
+    let mut acked: Vec<(AckResult, Option<Arc<Slot>>)> = crate::storage::offload::blocking(|| {
         acks.iter()
             .map(|(tp, batches)| {
-                let r =
-                    acknowledge_partition(ctx, az.as_ref(), &group, &member, *tp, batches, renew);
-                (*tp, r)
+                acknowledge_partition(ctx, az.as_ref(), &group, &member, *tp, batches, renew)
             })
             .collect()
     });
+    make_durable(ctx, &mut acked).await;
+    let ack_results: Vec<(TopicIdPartition, AckResult)> = acks
+        .iter()
+        .zip(acked)
+        .map(|((tp, _), (r, _))| (*tp, r))
+        .collect();
 
     let (to_fetch, answer_all) = match &context {
         ShareFetchContext::Full(parts) => (parts.clone(), true),
@@ -480,10 +524,18 @@ pub async fn share_fetch(
         ShareFetchContext::Final => (Vec::new(), false),
     };
     let to_fetch = if renew { Vec::new() } else { to_fetch };
-    let targets: Vec<Target> = to_fetch
+    let mut targets: Vec<Target> = to_fetch
         .iter()
         .map(|tp| resolve(ctx, az.as_ref(), *tp))
         .collect();
+    for t in &mut targets {
+        if let Ok(log) = &t.log {
+            if let Err(e) = ctx.share_partitions.prepare(&group, t.tp.0, log).await {
+                tracing::debug!(group, topic_id = %t.tp.0, partition = t.tp.1, error = ?e, "a share partition's state could not be read");
+                t.log = Err(prepare_error(e));
+            }
+        }
+    }
     let config = ctx.share_partitions.config(&group);
     let broker_max = ctx.config.fetch_max_bytes as usize;
     let limits = Limits {
@@ -575,7 +627,7 @@ pub async fn share_fetch(
     }
 
     if req.share_session_epoch == FINAL_EPOCH {
-        close_session(ctx, &group, &member);
+        close_session(ctx, &group, &member).await;
     }
     Some(
         ShareFetchResponse::default()
@@ -587,15 +639,25 @@ pub async fn share_fetch(
 }
 
 /// Ends a member's share session and gives its records back (Kafka's `releaseSession`).
-fn close_session(ctx: &Context, group: &str, member: &str) {
+async fn close_session(ctx: &Context, group: &str, member: &str) {
     ctx.share_sessions.remove(group, member);
     crate::storage::offload::blocking(|| {
         ctx.share_partitions.release_member(group, member, now_ms())
     });
+    retire_if_idle(ctx, group).await;
+}
+
+/// Cluster mode: a group with no share session left here gives up its share partitions
+/// (see `SharePartitions::retire_group`).
+async fn retire_if_idle(ctx: &Context, group: &str) {
+    let idle = || !ctx.share_sessions.has_group(group);
+    if idle() {
+        ctx.share_partitions.retire_group(group, idle).await;
+    }
 }
 
 /// A connection closed: its share sessions end and their members' records are released.
-pub fn connection_closed(ctx: &Context, listener: &Arc<str>, peer: std::net::SocketAddr) {
+pub async fn connection_closed(ctx: &Context, listener: &Arc<str>, peer: std::net::SocketAddr) {
     for (group, member) in ctx
         .share_sessions
         .connection_closed(&(listener.clone(), peer))
@@ -605,6 +667,7 @@ pub fn connection_closed(ctx: &Context, listener: &Arc<str>, peer: std::net::Soc
             ctx.share_partitions
                 .release_member(&group, &member, now_ms())
         });
+        retire_if_idle(ctx, &group).await;
     }
 }
 
@@ -635,50 +698,57 @@ pub async fn share_acknowledge(
     let renew = version >= 2 && req.is_renew_ack;
     let az = Authz::for_request(ctx, rc);
     // Acknowledgements write the share partitions' state: off the async workers.
-    let responses = crate::storage::offload::blocking(|| {
-        let mut responses: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
-        for t in &req.topics {
-            let mut partitions = Vec::with_capacity(t.partitions.len());
-            for p in &t.partitions {
+    let mut acked: Vec<(AckResult, Option<Arc<Slot>>)> = crate::storage::offload::blocking(|| {
+        req.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p)))
+            .map(|(topic_id, p)| {
                 let b = p
                     .acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, &b.acknowledge_types));
                 let batches = batches_of(b);
-                let tp = (t.topic_id, p.partition_index);
-                let (code, message) =
-                    acknowledge_partition(ctx, az.as_ref(), &group, &member, tp, &batches, renew);
-                let leader = ctx
-                    .metadata
-                    .topic_by_id(&t.topic_id)
-                    .and_then(|topic| {
-                        topic
-                            .placement(p.partition_index)
-                            .map(|pl| (pl.leader, pl.leader_epoch))
-                    })
-                    .unwrap_or((-1, -1));
-                partitions.push(
-                    AckPartitionData::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                        .with_error_message(message.map(sb))
-                        .with_current_leader(
-                            AckLeader::default()
-                                .with_leader_id(leader.0)
-                                .with_leader_epoch(leader.1),
-                        ),
-                );
-            }
-            responses.push(
-                ShareAcknowledgeTopicResponse::default()
-                    .with_topic_id(t.topic_id)
-                    .with_partitions(partitions),
+                let tp = (topic_id, p.partition_index);
+                acknowledge_partition(ctx, az.as_ref(), &group, &member, tp, &batches, renew)
+            })
+            .collect()
+    });
+    make_durable(ctx, &mut acked).await;
+    let mut acked = acked.into_iter();
+    let mut responses: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
+    for t in &req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let ((code, message), _) = acked.next().unwrap_or(((0, None), None));
+            let leader = ctx
+                .metadata
+                .topic_by_id(&t.topic_id)
+                .and_then(|topic| {
+                    topic
+                        .placement(p.partition_index)
+                        .map(|pl| (pl.leader, pl.leader_epoch))
+                })
+                .unwrap_or((-1, -1));
+            partitions.push(
+                AckPartitionData::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code)
+                    .with_error_message(message.map(sb))
+                    .with_current_leader(
+                        AckLeader::default()
+                            .with_leader_id(leader.0)
+                            .with_leader_epoch(leader.1),
+                    ),
             );
         }
-        responses
-    });
+        responses.push(
+            ShareAcknowledgeTopicResponse::default()
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions),
+        );
+    }
     if req.share_session_epoch == FINAL_EPOCH {
-        close_session(ctx, &group, &member);
+        close_session(ctx, &group, &member).await;
     }
     let lock_ms = ctx.share_partitions.config(&group).record_lock_duration_ms;
     Some(

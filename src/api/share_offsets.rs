@@ -4,7 +4,7 @@
 //! `share::manager`'s. READ, DELETE and DESCRIBE on the group are checked in
 //! `api::authorize`; the topics' here, per topic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::messages::alter_share_group_offsets_response::{
     AlterShareGroupOffsetsResponsePartition, AlterShareGroupOffsetsResponseTopic,
@@ -41,56 +41,126 @@ pub async fn describe(
     req: DescribeShareGroupOffsetsRequest,
 ) -> Option<DescribeShareGroupOffsetsResponse> {
     let az = Authz::for_request(ctx, rc);
-    let groups = crate::storage::offload::blocking(|| {
-        req.groups
-            .into_iter()
-            .map(|g| describe_group(ctx, az.as_ref(), version, g))
-            .collect()
-    });
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for g in req.groups {
+        let group = g.group_id.0.to_string();
+        let mut out =
+            DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
+        if let Some(e) = ctx.coordinator_error(0, &group) {
+            out.error_code = e.code();
+            groups.push(out);
+            continue;
+        }
+        if super::share_group::other_group_type(ctx, &group) {
+            out.error_code = ResponseError::GroupIdNotFound.code();
+            out.error_message = Some(sb(format!("Group {group} is not a share group.")));
+            groups.push(out);
+            continue;
+        }
+        let listing_all = g.topics.is_none();
+        let wanted = match g.topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|t| (t.topic_name.0.to_string(), t.partitions))
+                .collect(),
+            None => crate::storage::offload::blocking(|| every_partition_of(ctx, &group)),
+        };
+        let states = share_states(ctx, &group, &wanted).await;
+        out.topics = describe_topics(ctx, az.as_ref(), version, wanted, &states, listing_all);
+        groups.push(out);
+    }
     Some(DescribeShareGroupOffsetsResponse::default().with_groups(groups))
 }
 
-fn describe_group(
+/// (topic id, partition) -> (start offset, records done from it on) of a share group.
+type States = HashMap<(uuid::Uuid, i32), (i64, i64)>;
+
+/// Every partition the group may have state for: those this broker has state for and, in
+/// a cluster (where the state is with the share coordinators), every partition of the
+/// topics its members subscribe to.
+fn every_partition_of(ctx: &Context, group: &str) -> Vec<(String, Vec<i32>)> {
+    let mut by_topic: BTreeMap<String, std::collections::BTreeSet<i32>> = BTreeMap::new();
+    for (id, p) in ctx.share_partitions.partitions_of(group) {
+        if let Some(t) = ctx.metadata.topic_by_id(&id) {
+            by_topic.entry(t.name.to_string()).or_default().insert(p);
+        }
+    }
+    if ctx.share_partitions.remote().is_some() {
+        let members = ctx.share_groups.describe(group).map(|v| v.members);
+        for m in members.into_iter().flatten() {
+            for name in &m.subscribed_topics {
+                if let Some(t) = ctx.metadata.topic(name) {
+                    by_topic
+                        .entry(name.clone())
+                        .or_default()
+                        .extend(0..t.placements.len() as i32);
+                }
+            }
+        }
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, ps)| (t, ps.into_iter().collect()))
+        .collect()
+}
+
+/// The share states of the wanted partitions that have one: from the store and memory on a
+/// single node, from the share coordinators in a cluster.
+async fn share_states(ctx: &Context, group: &str, wanted: &[(String, Vec<i32>)]) -> States {
+    let keys: Vec<(uuid::Uuid, i32)> = wanted
+        .iter()
+        .filter_map(|(name, ps)| Some((ctx.metadata.topic(name)?, ps)))
+        .flat_map(|(t, ps)| {
+            ps.iter()
+                .filter(|p| t.partition(**p).is_some())
+                .map(|p| (t.id, *p))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let Some(remote) = ctx.share_partitions.remote() else {
+        return crate::storage::offload::blocking(|| {
+            keys.into_iter()
+                .filter_map(|(t, p)| Some(((t, p), ctx.share_partitions.summary(group, t, p)?)))
+                .collect()
+        });
+    };
+    let mut states = States::new();
+    for (t, p) in keys {
+        match remote.summary(&(group.to_string(), t, p)).await {
+            Ok(Some((_, start, done))) => {
+                states.insert((t, p), (start, i64::from(done.max(0))));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(group, topic_id = %t, partition = p, error = ?e, "a share partition's state could not be read for describe");
+            }
+        }
+    }
+    states
+}
+
+fn describe_topics(
     ctx: &Context,
     az: Option<&Authz>,
     version: i16,
-    g: describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup,
-) -> DescribeShareGroupOffsetsResponseGroup {
-    let group = g.group_id.0.to_string();
-    let mut out = DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id);
-    if let Some(e) = ctx.coordinator_error(0, &group) {
-        out.error_code = e.code();
-        return out;
-    }
-    if super::share_group::other_group_type(ctx, &group) {
-        out.error_code = ResponseError::GroupIdNotFound.code();
-        out.error_message = Some(sb(format!("Group {group} is not a share group.")));
-        return out;
-    }
-    // The partitions asked for, or every one the group has state for.
-    let wanted: Vec<(String, Vec<i32>)> = match g.topics {
-        Some(topics) => topics
-            .into_iter()
-            .map(|t| (t.topic_name.0.to_string(), t.partitions))
-            .collect(),
-        None => {
-            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-            for (id, p) in ctx.share_partitions.partitions_of(&group) {
-                if let Some(t) = ctx.metadata.topic_by_id(&id) {
-                    by_topic.entry(t.name.to_string()).or_default().push(p);
-                }
-            }
-            by_topic.into_iter().collect()
-        }
-    };
+    wanted: Vec<(String, Vec<i32>)>,
+    states: &States,
+    listing_all: bool,
+) -> Vec<DescribeShareGroupOffsetsResponseTopic> {
     let lag_asked = version >= 1;
-    out.topics = wanted
+    wanted
         .into_iter()
-        .map(|(name, partitions)| {
+        .filter_map(|(name, partitions)| {
             let topic = ctx.metadata.topic(&name);
             let readable = allowed(az, Operation::Describe, &name);
-            let partitions = partitions
+            let partitions: Vec<_> = partitions
                 .into_iter()
+                .filter(|p| {
+                    !listing_all
+                        || topic
+                            .as_ref()
+                            .is_some_and(|t| states.contains_key(&(t.id, *p)))
+                })
                 .map(|p| {
                     let mut d = DescribeShareGroupOffsetsResponsePartition::default()
                         .with_partition_index(p)
@@ -106,7 +176,7 @@ fn describe_group(
                         d.error_code = ResponseError::TopicAuthorizationFailed.code();
                         return d;
                     }
-                    if let Some((start, done)) = ctx.share_partitions.summary(&group, t.id, p) {
+                    if let Some(&(start, done)) = states.get(&(t.id, p)) {
                         d.start_offset = start;
                         d.leader_epoch = t.placement(p).map_or(-1, |pl| pl.leader_epoch);
                         if lag_asked {
@@ -120,13 +190,17 @@ fn describe_group(
                     d
                 })
                 .collect();
-            DescribeShareGroupOffsetsResponseTopic::default()
-                .with_topic_name(topic_name(&name))
-                .with_topic_id(topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id))
-                .with_partitions(partitions)
+            if listing_all && partitions.is_empty() {
+                return None;
+            }
+            Some(
+                DescribeShareGroupOffsetsResponseTopic::default()
+                    .with_topic_name(topic_name(&name))
+                    .with_topic_id(topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id))
+                    .with_partitions(partitions),
+            )
         })
-        .collect();
-    out
+        .collect()
 }
 
 /// A refusal of the whole request: Kafka's error and its message.
@@ -155,6 +229,10 @@ fn check_empty_share_group(ctx: &Context, group: &str, must_exist: bool) -> Resu
     Ok(())
 }
 
+/// A reset to make: (topic slot, partition slot in the answer), (topic id, partition,
+/// start offset).
+type Reset = ((usize, usize), (uuid::Uuid, i32, i64));
+
 pub async fn alter(
     ctx: &Context,
     rc: &RequestContext,
@@ -170,49 +248,74 @@ pub async fn alter(
         );
     }
     let az = Authz::for_request(ctx, rc);
-    let responses = crate::storage::offload::blocking(|| {
-        req.topics
-            .iter()
-            .map(|t| {
-                let name = t.topic_name.0.to_string();
-                let topic = ctx.metadata.topic(&name);
-                let readable = allowed(az.as_ref(), Operation::Read, &name);
-                let partitions = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        let mut r = AlterShareGroupOffsetsResponsePartition::default()
-                            .with_partition_index(p.partition_index);
-                        match topic
-                            .as_ref()
-                            .filter(|tp| tp.partition(p.partition_index).is_some())
-                        {
-                            None => {
-                                r.error_code = ResponseError::UnknownTopicOrPartition.code();
-                                r.error_message = Some(sb(UNKNOWN_TP));
-                            }
-                            Some(_) if !readable => {
-                                r.error_code = ResponseError::TopicAuthorizationFailed.code();
-                            }
-                            Some(tp) => {
-                                ctx.share_partitions.reset(
-                                    &group,
-                                    tp.id,
-                                    p.partition_index,
-                                    p.start_offset,
-                                );
-                            }
+    let mut resets: Vec<Reset> = Vec::new();
+    let mut responses: Vec<AlterShareGroupOffsetsResponseTopic> = req
+        .topics
+        .iter()
+        .enumerate()
+        .map(|(ti, t)| {
+            let name = t.topic_name.0.to_string();
+            let topic = ctx.metadata.topic(&name);
+            let readable = allowed(az.as_ref(), Operation::Read, &name);
+            let partitions = t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(pi, p)| {
+                    let mut r = AlterShareGroupOffsetsResponsePartition::default()
+                        .with_partition_index(p.partition_index);
+                    match topic
+                        .as_ref()
+                        .filter(|tp| tp.partition(p.partition_index).is_some())
+                    {
+                        None => {
+                            r.error_code = ResponseError::UnknownTopicOrPartition.code();
+                            r.error_message = Some(sb(UNKNOWN_TP));
                         }
-                        r
-                    })
-                    .collect();
-                AlterShareGroupOffsetsResponseTopic::default()
-                    .with_topic_name(topic_name(&name))
-                    .with_topic_id(topic.as_ref().map_or(uuid::Uuid::nil(), |tp| tp.id))
-                    .with_partitions(partitions)
-            })
-            .collect()
-    });
+                        Some(_) if !readable => {
+                            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                        }
+                        Some(tp) => {
+                            resets.push(((ti, pi), (tp.id, p.partition_index, p.start_offset)));
+                        }
+                    }
+                    r
+                })
+                .collect();
+            AlterShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(topic_name(&name))
+                .with_topic_id(topic.as_ref().map_or(uuid::Uuid::nil(), |tp| tp.id))
+                .with_partitions(partitions)
+        })
+        .collect();
+    match ctx.share_partitions.remote() {
+        None => crate::storage::offload::blocking(|| {
+            for (_, (t, p, start)) in &resets {
+                ctx.share_partitions.reset(&group, *t, *p, *start);
+            }
+        }),
+        Some(remote) => {
+            // The share coordinator starts each over in a new state epoch, which fences
+            // the leaders' writes of the old state.
+            for ((ti, pi), (t, p, start)) in resets {
+                let key = (group.clone(), t, p);
+                let done = match remote.summary(&key).await {
+                    Ok(state) => {
+                        let epoch = state.map_or(0, |(epoch, _, _)| epoch);
+                        remote
+                            .initialize(&key, epoch.saturating_add(1), start.max(0))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = done {
+                    let r = &mut responses[ti].partitions[pi];
+                    r.error_code = e.code();
+                    r.error_message = Some(sb(e.description()));
+                }
+            }
+        }
+    }
     Some(AlterShareGroupOffsetsResponse::default().with_responses(responses))
 }
 
@@ -223,7 +326,10 @@ pub async fn delete(
     req: DeleteShareGroupOffsetsRequest,
 ) -> Option<DeleteShareGroupOffsetsResponse> {
     let group = req.group_id.0.to_string();
-    if let Err((e, message)) = check_empty_share_group(ctx, &group, true) {
+    let remote = ctx.share_partitions.remote();
+    // In a cluster the state is with the share coordinators: whether the group has any is
+    // known once they are asked.
+    if let Err((e, message)) = check_empty_share_group(ctx, &group, remote.is_none()) {
         return Some(
             DeleteShareGroupOffsetsResponse::default()
                 .with_error_code(e.code())
@@ -231,6 +337,9 @@ pub async fn delete(
         );
     }
     let az = Authz::for_request(ctx, rc);
+    if let Some(remote) = remote {
+        return Some(delete_at_coordinators(ctx, az.as_ref(), remote, &group, &req).await);
+    }
     let responses = crate::storage::offload::blocking(|| {
         let with_state = ctx.share_partitions.partitions_of(&group);
         req.topics
@@ -259,4 +368,66 @@ pub async fn delete(
             .collect()
     });
     Some(DeleteShareGroupOffsetsResponse::default().with_responses(responses))
+}
+
+/// DeleteShareGroupOffsets in a cluster: every partition of each topic that has state at
+/// its share coordinator loses it.
+async fn delete_at_coordinators(
+    ctx: &Context,
+    az: Option<&Authz>,
+    remote: &crate::share::persister::RemotePersister,
+    group: &str,
+    req: &DeleteShareGroupOffsetsRequest,
+) -> DeleteShareGroupOffsetsResponse {
+    let mut responses = Vec::with_capacity(req.topics.len());
+    let mut any_state = false;
+    for t in &req.topics {
+        let name = t.topic_name.0.to_string();
+        let topic = ctx.metadata.topic(&name);
+        let mut r = DeleteShareGroupOffsetsResponseTopic::default()
+            .with_topic_name(topic_name(&name))
+            .with_topic_id(topic.as_ref().map_or(uuid::Uuid::nil(), |tp| tp.id));
+        let mut with_state = Vec::new();
+        for p in topic.iter().flat_map(|tp| 0..tp.placements.len() as i32) {
+            let key = (
+                group.to_string(),
+                topic.as_ref().map_or(uuid::Uuid::nil(), |tp| tp.id),
+                p,
+            );
+            match remote.summary(&key).await {
+                Ok(Some(_)) => with_state.push(key),
+                Ok(None) => {}
+                Err(e) => {
+                    r.error_code = e.code();
+                    r.error_message = Some(sb(e.description()));
+                }
+            }
+        }
+        if r.error_code == 0 && with_state.is_empty() {
+            r.error_code = ResponseError::UnknownTopicOrPartition.code();
+            r.error_message = Some(sb("There is no offset information to delete."));
+        } else if r.error_code == 0 && !allowed(az, Operation::Read, &name) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+        } else if r.error_code == 0 {
+            any_state = true;
+            for key in &with_state {
+                if let Err(e) = remote.delete(key).await {
+                    r.error_code = e.code();
+                    r.error_message = Some(sb(e.description()));
+                }
+            }
+        }
+        responses.push(r);
+    }
+    if !any_state
+        && !ctx.share_groups.exists(group)
+        && responses
+            .iter()
+            .all(|r| r.error_code == ResponseError::UnknownTopicOrPartition.code())
+    {
+        return DeleteShareGroupOffsetsResponse::default()
+            .with_error_code(ResponseError::GroupIdNotFound.code())
+            .with_error_message(Some(sb(format!("Group {group} not found."))));
+    }
+    DeleteShareGroupOffsetsResponse::default().with_responses(responses)
 }

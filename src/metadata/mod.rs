@@ -134,7 +134,10 @@ pub struct BrokerConfigs {
 /// produce to them (INVALID_TOPIC_EXCEPTION, as Kafka answers), since the coordinators
 /// rebuild their state from what is there.
 pub fn is_internal_topic(name: &str) -> bool {
-    matches!(name, "__consumer_offsets" | "__transaction_state")
+    matches!(
+        name,
+        "__consumer_offsets" | "__transaction_state" | "__share_group_state"
+    )
 }
 
 /// Checks a topic name the way Kafka does: 1..=249 chars of [a-zA-Z0-9._-], not "." or "..".

@@ -127,5 +127,10 @@ with_throttle_time!(
 
 impl ThrottleTime for DescribeQuorumResponse {}
 impl ThrottleTime for WriteTxnMarkersResponse {}
+impl ThrottleTime for InitializeShareGroupStateResponse {}
+impl ThrottleTime for ReadShareGroupStateResponse {}
+impl ThrottleTime for WriteShareGroupStateResponse {}
+impl ThrottleTime for DeleteShareGroupStateResponse {}
+impl ThrottleTime for ReadShareGroupStateSummaryResponse {}
 impl ThrottleTime for SaslHandshakeResponse {}
 impl ThrottleTime for SaslAuthenticateResponse {}

@@ -103,7 +103,8 @@ impl Connection {
         let result = self.serve(shutdown).await;
         self.ctx.metrics.connection_closed();
         // Kafka's disconnect listener: share sessions opened here end with the connection.
-        crate::api::share_fetch::connection_closed(&self.ctx, &self.session.listener, self.peer);
+        crate::api::share_fetch::connection_closed(&self.ctx, &self.session.listener, self.peer)
+            .await;
         match result {
             Close::PeerClosed => tracing::debug!(peer = %self.peer, "connection closed by client"),
             Close::Abandoned => {

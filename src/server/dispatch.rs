@@ -26,6 +26,10 @@ use kafka_protocol::messages::{
     ShareGroupHeartbeatRequest, SyncGroupRequest, TxnOffsetCommitRequest, UpdateFeaturesRequest,
     WriteTxnMarkersRequest,
 };
+use kafka_protocol::messages::{
+    DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
+    ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
+};
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
@@ -336,6 +340,11 @@ async fn route(
         DescribeShareGroupOffsets => DescribeShareGroupOffsetsRequest => api::share_offsets::describe,
         AlterShareGroupOffsets => AlterShareGroupOffsetsRequest => api::share_offsets::alter,
         DeleteShareGroupOffsets => DeleteShareGroupOffsetsRequest => api::share_offsets::delete,
+        InitializeShareGroupState => InitializeShareGroupStateRequest => api::share_state::initialize,
+        ReadShareGroupState => ReadShareGroupStateRequest => api::share_state::read,
+        WriteShareGroupState => WriteShareGroupStateRequest => api::share_state::write,
+        DeleteShareGroupState => DeleteShareGroupStateRequest => api::share_state::delete,
+        ReadShareGroupStateSummary => ReadShareGroupStateSummaryRequest => api::share_state::summary,
         SaslHandshake => SaslHandshakeRequest => api::sasl::handshake,
         SaslAuthenticate => SaslAuthenticateRequest => api::sasl::authenticate,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => api::scram_credentials::describe,

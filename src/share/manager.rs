@@ -11,15 +11,26 @@
 //! Every change is written to the broker's store as the share partition's snapshot
 //! ([`SharePartition::snapshot`], encoded by `persist`), and a share partition first used
 //! after a restart is rebuilt from it: records that were acquired come back AVAILABLE with
-//! their delivery counts, everything acknowledged or archived stays done. (A cluster does
-//! not replicate it yet: a new leader starts over from the reset strategy.)
+//! their delivery counts, everything acknowledged or archived stays done.
+//!
+//! In a cluster the state lives with the share coordinator instead (`coordinator`, on the
+//! replicated `__share_group_state`): a leader reads it when it first serves a share
+//! partition in its term ([`SharePartitions::prepare`]) and writes it with every
+//! acknowledgement, before the acknowledgement is answered ([`SharePartitions::flush`]).
+//! Acquisitions, releases and expired locks go with the next write, as in Kafka: a new
+//! leader may count one delivery fewer of a record that was in flight, never lose an
+//! acknowledgement. A slot remembers the leader epoch it was made in, and one from an
+//! earlier term is dropped, so a broker that leads a partition again reads the state anew.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use uuid::Uuid;
 
+use kafka_protocol::ResponseError;
+
 use super::partition::{SharePartition, SharePartitionConfig, ShareSnapshot};
+use super::persister::RemotePersister;
 use crate::group::config::GroupConfigs;
 use crate::log::Partition;
 use crate::storage::Store;
@@ -30,7 +41,12 @@ pub type ShareKey = (Arc<str>, Uuid, i32);
 /// One share partition and what of it the store holds.
 pub struct Slot {
     key: String,
+    /// The partition's leader epoch when this slot was made: a slot of an earlier term is
+    /// stale (another leader may have moved the state on since).
+    leader_epoch: i32,
     state: Mutex<Entry>,
+    /// Serializes writes to the share coordinator, so they land in the order made.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 struct Entry {
@@ -60,6 +76,8 @@ pub struct SharePartitions {
     parts: Mutex<HashMap<ShareKey, Arc<Slot>>>,
     group_configs: std::sync::OnceLock<Arc<GroupConfigs>>,
     store: std::sync::OnceLock<Arc<Store>>,
+    /// Cluster mode: the share coordinators keep the state, not the store.
+    remote: std::sync::OnceLock<Arc<RemotePersister>>,
     /// Fired when records become AVAILABLE again, so waiting ShareFetches look again.
     pub released: tokio::sync::Notify,
 }
@@ -70,6 +88,7 @@ impl Default for SharePartitions {
             parts: Mutex::new(HashMap::new()),
             group_configs: std::sync::OnceLock::new(),
             store: std::sync::OnceLock::new(),
+            remote: std::sync::OnceLock::new(),
             released: tokio::sync::Notify::new(),
         }
     }
@@ -91,6 +110,12 @@ impl SharePartitions {
     /// from it.
     pub fn set_store(&self, store: Arc<Store>) {
         let _ = self.store.set(store);
+    }
+
+    /// Cluster mode: from now on the state is read from and written to the share
+    /// coordinators through `remote`.
+    pub fn set_remote(&self, remote: Arc<RemotePersister>) {
+        let _ = self.remote.set(remote);
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<ShareKey, Arc<Slot>>> {
@@ -120,71 +145,271 @@ impl SharePartitions {
             .is_some_and(|c| c.effective(group).share_read_committed)
     }
 
-    /// The share partition of `group` on `log`: as the store has it, else made from the
-    /// reset strategy.
-    pub fn get_or_init(&self, group: &str, topic_id: Uuid, log: &Partition, now: i64) -> Arc<Slot> {
-        let key: ShareKey = (Arc::from(group), topic_id, log.index);
-        if let Some(slot) = self.lock().get(&key) {
+    /// The slot of `key` if it is of the partition's current term (`leader_epoch`); a slot
+    /// of an earlier term is dropped.
+    fn current(&self, key: &ShareKey, leader_epoch: i32) -> Option<Arc<Slot>> {
+        let mut parts = self.lock();
+        match parts.get(key) {
+            Some(slot) if slot.leader_epoch == leader_epoch => Some(slot.clone()),
+            Some(_) => {
+                parts.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A share partition with no state yet, from the group's `share.auto.offset.reset`.
+    fn fresh(&self, group: &str, log: &Partition, now: i64) -> SharePartition {
+        let reset = self
+            .group_configs
+            .get()
+            .map(|c| c.effective(group).share_auto_offset_reset)
+            .unwrap_or(super::partition::AutoOffsetReset::Latest);
+        let high_watermark = if self.read_committed(group) {
+            log.last_stable_offset()
+        } else {
+            log.high_watermark()
+        };
+        SharePartition::initialize(
+            self.config(group),
+            reset,
+            log.log_start_offset(),
+            high_watermark,
+            |ts| log.offset_for_timestamp(ts).ok().flatten().map(|(o, _)| o),
+            now,
+        )
+    }
+
+    /// Makes the slot of `key` unless one of this term was made meanwhile.
+    fn insert(
+        &self,
+        key: ShareKey,
+        leader_epoch: i32,
+        partition: SharePartition,
+        persisted: Option<ShareSnapshot>,
+    ) -> Arc<Slot> {
+        let store_key = store_key(&key.0, key.1, key.2);
+        let mut parts = self.lock();
+        if let Some(slot) = parts.get(&key).filter(|s| s.leader_epoch == leader_epoch) {
             return slot.clone();
         }
-        let config = self.config(group);
-        let store_key = store_key(group, topic_id, log.index);
-        let stored = self.store.get().and_then(|store| {
-            let bytes = match store.share_state(&store_key) {
-                Ok(b) => b?,
-                Err(e) => {
-                    tracing::error!(group, %topic_id, partition = log.index, error = %e, "reading a share partition's state failed; starting it over");
-                    return None;
-                }
-            };
-            let Some(snapshot) = super::persist::decode(&bytes) else {
-                tracing::warn!(group, %topic_id, partition = log.index, "a share partition's stored state is unreadable; starting it over from share.auto.offset.reset");
-                return None;
-            };
-            match SharePartition::from_snapshot(config.clone(), &snapshot) {
-                Ok(p) => Some((p, snapshot)),
-                Err(e) => {
-                    tracing::warn!(group, %topic_id, partition = log.index, error = %e, "a share partition's stored state is refused; starting it over");
-                    None
-                }
-            }
+        let slot = Arc::new(Slot {
+            key: store_key,
+            leader_epoch,
+            state: Mutex::new(Entry {
+                partition,
+                persisted,
+            }),
+            flushing: tokio::sync::Mutex::new(()),
         });
+        parts.insert(key, slot.clone());
+        slot
+    }
+
+    /// The share partition of `group` on `log`: as the store has it, else made from the
+    /// reset strategy. In a cluster only [`SharePartitions::prepare`] makes one: None
+    /// until it has.
+    pub fn get_or_init(
+        &self,
+        group: &str,
+        topic_id: Uuid,
+        log: &Partition,
+        now: i64,
+    ) -> Option<Arc<Slot>> {
+        let key: ShareKey = (Arc::from(group), topic_id, log.index);
+        let epoch = log.leader_epoch();
+        if let Some(slot) = self.current(&key, epoch) {
+            return Some(slot);
+        }
+        if self.remote.get().is_some() {
+            return None;
+        }
+        let config = self.config(group);
+        let stored = self
+            .stored(group, topic_id, log.index)
+            .and_then(
+                |snapshot| match SharePartition::from_snapshot(config.clone(), &snapshot) {
+                    Ok(p) => Some((p, snapshot)),
+                    Err(e) => {
+                        tracing::warn!(group, %topic_id, partition = log.index, error = %e, "a share partition's stored state is refused; starting it over");
+                        None
+                    }
+                },
+            );
         let (partition, persisted) = match stored {
             Some((p, snapshot)) => (p, Some(snapshot)),
-            None => {
-                let reset = self
-                    .group_configs
-                    .get()
-                    .map(|c| c.effective(group).share_auto_offset_reset)
-                    .unwrap_or(super::partition::AutoOffsetReset::Latest);
-                let high_watermark = if self.read_committed(group) {
-                    log.last_stable_offset()
-                } else {
-                    log.high_watermark()
-                };
-                let p = SharePartition::initialize(
-                    config,
-                    reset,
-                    log.log_start_offset(),
-                    high_watermark,
-                    |ts| log.offset_for_timestamp(ts).ok().flatten().map(|(o, _)| o),
-                    now,
-                );
-                (p, None)
+            None => (self.fresh(group, log, now), None),
+        };
+        Some(self.insert(key, epoch, partition, persisted))
+    }
+
+    /// Cluster mode: makes the share partition of `group` on `log` for this term from the
+    /// state its share coordinator has (else from the reset strategy), unless it is made.
+    pub async fn prepare(
+        &self,
+        group: &str,
+        topic_id: Uuid,
+        log: &Partition,
+    ) -> Result<(), ResponseError> {
+        let Some(remote) = self.remote.get() else {
+            return Ok(());
+        };
+        let key: ShareKey = (Arc::from(group), topic_id, log.index);
+        let epoch = log.leader_epoch();
+        if self.current(&key, epoch).is_some() {
+            return Ok(());
+        }
+        let stored = remote
+            .read(&(group.to_string(), topic_id, log.index), epoch)
+            .await?;
+        let config = self.config(group);
+        let loaded = stored.and_then(|snapshot| {
+            SharePartition::from_snapshot(config, &snapshot)
+                .map_err(|e| {
+                    tracing::warn!(group, %topic_id, partition = log.index, error = %e, "a share partition's state at its coordinator is refused; starting it over");
+                })
+                .ok()
+        });
+        let (partition, persisted) = match loaded {
+            Some(p) => {
+                let snapshot = p.snapshot();
+                (p, Some(snapshot))
+            }
+            None => (self.fresh(group, log, now_ms()), None),
+        };
+        self.insert(key, epoch, partition, persisted);
+        Ok(())
+    }
+
+    /// Cluster mode: writes the share partition's state to its share coordinator if it
+    /// changed since the last write; Ok once the coordinator's replicas have it. A fenced
+    /// write (a newer leader, or offsets reset) drops the slot, so the next fetch reads the
+    /// state anew.
+    pub async fn flush(&self, slot: &Arc<Slot>) -> Result<(), ResponseError> {
+        let Some(remote) = self.remote.get() else {
+            return Ok(());
+        };
+        let Some((topic_id, partition, group)) = parse_store_key(&slot.key) else {
+            return Ok(());
+        };
+        let _turn = slot.flushing.lock().await;
+        let snapshot = {
+            let entry = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            let snapshot = entry.partition.snapshot();
+            if entry.persisted.as_ref() == Some(&snapshot) {
+                return Ok(());
+            }
+            snapshot
+        };
+        let key = (group.to_string(), topic_id, partition);
+        match remote.write(&key, slot.leader_epoch, &snapshot).await {
+            Ok(()) => {
+                slot.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .persisted = Some(snapshot);
+                Ok(())
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    ResponseError::FencedLeaderEpoch | ResponseError::FencedStateEpoch
+                ) {
+                    let mut parts = self.lock();
+                    let k: ShareKey = (Arc::from(group), topic_id, partition);
+                    if parts.get(&k).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+                        parts.remove(&k);
+                    }
+                }
+                tracing::warn!(group, %topic_id, partition, error = ?e, "writing a share partition's state to its coordinator failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Cluster mode: `group` has no share session here any more: writes its share
+    /// partitions' last changes (the releases of the closed sessions) to their
+    /// coordinators and forgets them, so the next fetch reads the state anew, with any
+    /// offsets reset since (Kafka's share partitions leave the cache likewise). `idle` is
+    /// asked again before each is dropped, in case a member came back meanwhile.
+    pub async fn retire_group(&self, group: &str, idle: impl Fn() -> bool) {
+        if self.remote.get().is_none() {
+            return;
+        }
+        let slots: Vec<(ShareKey, Arc<Slot>)> = self
+            .lock()
+            .iter()
+            .filter(|((g, _, _), _)| &**g == group)
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        for (key, slot) in slots {
+            if self.flush(&slot).await.is_err() || !idle() {
+                continue;
+            }
+            let mut parts = self.lock();
+            if parts.get(&key).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                parts.remove(&key);
+            }
+        }
+    }
+
+    /// Whether the share coordinators keep the state (cluster mode), and the way to them.
+    pub fn remote(&self) -> Option<&Arc<RemotePersister>> {
+        self.remote.get()
+    }
+
+    /// The state the store holds for a share partition (single node).
+    pub fn stored(&self, group: &str, topic_id: Uuid, partition: i32) -> Option<ShareSnapshot> {
+        let store = self.store.get()?;
+        let bytes = match store.share_state(&store_key(group, topic_id, partition)) {
+            Ok(b) => b?,
+            Err(e) => {
+                tracing::error!(group, %topic_id, partition, error = %e, "reading a share partition's state failed; starting it over");
+                return None;
             }
         };
-        self.lock()
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Slot {
-                    key: store_key,
-                    state: Mutex::new(Entry {
-                        partition,
-                        persisted,
-                    }),
-                })
-            })
-            .clone()
+        let decoded = super::persist::decode(&bytes);
+        if decoded.is_none() {
+            tracing::warn!(group, %topic_id, partition, "a share partition's stored state is unreadable; starting it over from share.auto.offset.reset");
+        }
+        decoded
+    }
+
+    /// Replaces (or with None deletes) the state the store holds for a share partition,
+    /// and drops it from memory so it is made from the new state (single node: the share
+    /// coordinator's APIs).
+    pub fn replace_stored(
+        &self,
+        group: &str,
+        topic_id: Uuid,
+        partition: i32,
+        snapshot: Option<&ShareSnapshot>,
+    ) {
+        self.lock().remove(&(Arc::from(group), topic_id, partition));
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let key = store_key(group, topic_id, partition);
+        let mut batch = store.batch();
+        match snapshot {
+            Some(s) => batch.put_share_state(&key, &super::persist::encode(s)),
+            None => batch.delete_share_state(&key),
+        }
+        if let Err(e) = store.write(batch) {
+            tracing::error!(group, %topic_id, partition, error = %e, "writing a share partition's state failed");
+        }
+    }
+
+    /// The share partition if it is of the partition's current term (`leader_epoch`).
+    pub fn get_current(
+        &self,
+        group: &str,
+        topic_id: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> Option<Arc<Slot>> {
+        self.current(&(Arc::from(group), topic_id, partition), leader_epoch)
     }
 
     /// The share partition if it exists (acknowledgements never make one).
@@ -211,7 +436,7 @@ impl SharePartitions {
         let freed = entry.partition.expire_locks(now);
         let available_before = entry.partition.can_acquire_records();
         let result = f(&mut entry.partition);
-        if let Some(store) = self.store.get() {
+        if let Some(store) = self.store.get().filter(|_| self.remote.get().is_none()) {
             let snapshot = entry.partition.snapshot();
             if entry.persisted.as_ref() != Some(&snapshot) {
                 let mut batch = store.batch();
@@ -272,11 +497,7 @@ impl SharePartitions {
             let p = &entry.partition;
             return Some((p.start_offset(), p.delivery_complete_count()));
         }
-        let store = self.store.get()?;
-        let bytes = store
-            .share_state(&store_key(group, topic_id, partition))
-            .ok()??;
-        let s = super::persist::decode(&bytes)?;
+        let s = self.stored(group, topic_id, partition)?;
         Some((s.start_offset, i64::from(s.delivery_complete_count)))
     }
 
@@ -302,7 +523,6 @@ impl SharePartitions {
     /// AlterShareGroupOffsets: the share partition starts over at `start_offset`, nothing
     /// in flight (the group is empty, so nothing is locked).
     pub fn reset(&self, group: &str, topic_id: Uuid, partition: i32, start_offset: i64) {
-        let config = self.config(group);
         let epoch = self
             .get(group, topic_id, partition)
             .map(|slot| {
@@ -312,6 +532,10 @@ impl SharePartitions {
                     .partition
                     .state_epoch()
             })
+            .or_else(|| {
+                self.stored(group, topic_id, partition)
+                    .map(|s| s.state_epoch)
+            })
             .unwrap_or(0);
         let snapshot = ShareSnapshot {
             state_epoch: epoch.saturating_add(1),
@@ -319,27 +543,8 @@ impl SharePartitions {
             delivery_complete_count: 0,
             batches: Vec::new(),
         };
-        let Ok(fresh) = SharePartition::from_snapshot(config, &snapshot) else {
-            return;
-        };
-        let key = store_key(group, topic_id, partition);
-        if let Some(store) = self.store.get() {
-            let mut batch = store.batch();
-            batch.put_share_state(&key, &super::persist::encode(&snapshot));
-            if let Err(e) = store.write(batch) {
-                tracing::error!(group, %topic_id, partition, error = %e, "writing a share partition's reset state failed");
-            }
-        }
-        self.lock().insert(
-            (Arc::from(group), topic_id, partition),
-            Arc::new(Slot {
-                key,
-                state: Mutex::new(Entry {
-                    partition: fresh,
-                    persisted: Some(snapshot),
-                }),
-            }),
-        );
+        // The next fetch makes the share partition from the new state.
+        self.replace_stored(group, topic_id, partition, Some(&snapshot));
     }
 
     /// DeleteShareGroupOffsets: forgets `group`'s share partitions of one topic.

@@ -5,10 +5,13 @@
 //! fetches is its share session (`session`).
 
 pub mod assignor;
+pub mod coordinator;
 pub mod group;
 pub mod manager;
 pub mod partition;
 mod persist;
+pub mod persister;
+pub mod records;
 pub mod session;
 
 pub use group::{ShareGroupConfig, ShareGroups};

@@ -214,6 +214,11 @@ impl ShareSessionCache {
         self.lock().remove(&key).is_some()
     }
 
+    /// Whether any member of `group` has a share session here.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.lock().keys().any(|(g, _)| &**g == group)
+    }
+
     /// Drops every session opened on `connection` and returns their (group, member), whose
     /// acquired records the caller releases.
     pub fn connection_closed(&self, connection: &ConnectionKey) -> Vec<SessionKey> {

@@ -178,7 +178,7 @@ pub(crate) fn start_broker_with(
 /// Starts brokers 1..=n on `ports` with `flags` (data dirs `broker-<id>` in `dir`) and
 /// waits until every one sees them all; a broker that exits at start fails the test with
 /// its log. Each slot is `take()`n to SIGKILL its broker.
-async fn start_cluster(
+pub(crate) async fn start_cluster(
     dir: &Path,
     zk_port: u16,
     ports: &[u16],
@@ -615,7 +615,10 @@ async fn a_topic_created_through_one_member_is_seen_by_all() {
 }
 
 /// The topic's partitions as one broker's Metadata lists them: (index, leader, replicas).
-async fn partitions_of(port: u16, topic: &str) -> (i16, uuid::Uuid, Vec<(i32, i32, Vec<i32>)>) {
+pub(crate) async fn partitions_of(
+    port: u16,
+    topic: &str,
+) -> (i16, uuid::Uuid, Vec<(i32, i32, Vec<i32>)>) {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut c = Client::connect(addr).await;
     let req = MetadataRequest::default()
@@ -961,7 +964,7 @@ pub(crate) async fn isr_of(port: u16, topic: &str) -> Vec<(i32, Vec<i32>)> {
 }
 
 /// Waits (bounded) until `cond` holds for the topic's (leader, ISR) list on `port`.
-async fn wait_isr(
+pub(crate) async fn wait_isr(
     port: u16,
     topic: &str,
     what: &str,
@@ -1517,7 +1520,7 @@ async fn preferred_leader_election_restores_the_first_replica() {
 /// FindCoordinator for a group (key type 0) or a transactional id (1) through `port`,
 /// retried (bounded) while the coordinators' topic is created or its partition has no
 /// leader: (node id, port).
-async fn find_coordinator(port: u16, key_type: i8, key: &'static str) -> (i32, u16) {
+pub(crate) async fn find_coordinator(port: u16, key_type: i8, key: &'static str) -> (i32, u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;

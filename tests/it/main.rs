@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod cluster_security;
+mod cluster_share;
 mod compaction;
 mod configs;
 mod connections;

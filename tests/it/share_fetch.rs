@@ -64,7 +64,7 @@ async fn topic_with(c: &mut Client, name: &str, n: i64) -> (Uuid, Bytes) {
 }
 
 /// ShareFetch v1 of partition 0 of `topic`, with acknowledgements for it.
-fn fetch_req(
+pub(crate) fn fetch_req(
     group: &str,
     member: &str,
     epoch: i32,
@@ -97,7 +97,7 @@ fn fetch_req(
                 )])])
 }
 
-fn ack_req(
+pub(crate) fn ack_req(
     group: &str,
     member: &str,
     epoch: i32,
@@ -125,7 +125,7 @@ fn ack_req(
 }
 
 /// (first, last, delivery count) of every acquired range of partition 0.
-fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+pub(crate) fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
     r.responses
         .iter()
         .flat_map(|t| t.partitions.iter())
