@@ -5,7 +5,8 @@
 //! (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, or no
 //! connection) is asked again for a bounded time, as Kafka's persister retries.
 
-use std::sync::Weak;
+use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 use kafka_protocol::messages::{
@@ -36,7 +37,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// it reads and writes a state, and this finds the coordinator and rides out its moves.
 pub struct RemotePersister {
     ctx: Weak<Context>,
+    /// Connections to other brokers' share coordinators, kept for the next request: every
+    /// acknowledgement is a write, and a fresh connection (with its TLS and SASL
+    /// handshakes) for each would cost more than the write.
+    idle: Mutex<HashMap<String, Vec<Client>>>,
 }
+
+/// Idle connections kept per broker.
+const IDLE_PER_BROKER: usize = 4;
 
 enum Route {
     Here,
@@ -71,7 +79,14 @@ fn first<T>(partitions: Option<&[T]>) -> Result<&T, ResponseError> {
 
 impl RemotePersister {
     pub fn new(ctx: Weak<Context>) -> RemotePersister {
-        RemotePersister { ctx }
+        RemotePersister {
+            ctx,
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Client>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Where `key`'s coordinator is; makes `__share_group_state` on first use.
@@ -90,7 +105,10 @@ impl RemotePersister {
 
     /// Sends `req` to the coordinator at `addr`; an unreachable one is
     /// COORDINATOR_NOT_AVAILABLE (retried).
+    /// A kept connection that fails (the broker restarted) is dropped and the request sent
+    /// once more on a new one.
     async fn call<R: Request>(
+        &self,
         ctx: &Context,
         addr: &str,
         req: &R,
@@ -100,11 +118,35 @@ impl RemotePersister {
             tracing::debug!(broker = addr, error = %e, "share coordinator unreachable");
             ResponseError::CoordinatorNotAvailable
         };
-        let mut client = Client::connect_with(addr, Duration::from_secs(5), &ctx.inter_broker)
-            .await
-            .map_err(unreachable)?;
+        let kept = self.idle().get_mut(addr).and_then(Vec::pop);
+        let (client, resp) = match kept {
+            Some(mut client) => match client.send(req, version).await {
+                Ok(resp) => (client, resp),
+                Err(_) => {
+                    let mut client = Self::connect(ctx, addr).await.map_err(unreachable)?;
+                    let resp = client.send(req, version).await.map_err(unreachable)?;
+                    (client, resp)
+                }
+            },
+            None => {
+                let mut client = Self::connect(ctx, addr).await.map_err(unreachable)?;
+                let resp = client.send(req, version).await.map_err(unreachable)?;
+                (client, resp)
+            }
+        };
+        let mut idle = self.idle();
+        let kept = idle.entry(addr.to_string()).or_default();
+        if kept.len() < IDLE_PER_BROKER {
+            kept.push(client);
+        }
+        Ok(resp)
+    }
+
+    async fn connect(ctx: &Context, addr: &str) -> anyhow::Result<Client> {
+        let mut client =
+            Client::connect_with(addr, Duration::from_secs(5), &ctx.inter_broker).await?;
         client.set_timeout(REQUEST_TIMEOUT);
-        client.send(req, version).await.map_err(unreachable)
+        Ok(client)
     }
 
     /// The share partition's state (None: it has none), read by its leader in
@@ -129,7 +171,7 @@ impl RemotePersister {
                                         .with_leader_epoch(leader_epoch),
                                 ]),
                         ]);
-                    let resp = Self::call(&ctx, &addr, &req, 0).await?;
+                    let resp = self.call(&ctx, &addr, &req, 0).await?;
                     let p = first(resp.results.first().map(|t| &t.partitions[..]))?;
                     check(p.error_code)?;
                     if p.start_offset < 0 {
@@ -200,7 +242,7 @@ impl RemotePersister {
                                         .with_state_batches(batches),
                                 ]),
                         ]);
-                    let resp = Self::call(&ctx, &addr, &req, 1).await?;
+                    let resp = self.call(&ctx, &addr, &req, 1).await?;
                     check(first(resp.results.first().map(|t| &t.partitions[..]))?.error_code)
                 }
             }
@@ -235,7 +277,7 @@ impl RemotePersister {
                                 .with_partition(key.2)
                                 .with_state_epoch(state_epoch)
                                 .with_start_offset(start_offset)])]);
-                    let resp = Self::call(&ctx, &addr, &req, 0).await?;
+                    let resp = self.call(&ctx, &addr, &req, 0).await?;
                     check(first(resp.results.first().map(|t| &t.partitions[..]))?.error_code)
                 }
             }
@@ -257,7 +299,7 @@ impl RemotePersister {
                             .with_partitions(vec![
                                 PartitionData::default().with_partition(key.2)
                             ])]);
-                    let resp = Self::call(&ctx, &addr, &req, 0).await?;
+                    let resp = self.call(&ctx, &addr, &req, 0).await?;
                     check(first(resp.results.first().map(|t| &t.partitions[..]))?.error_code)
                 }
             }
@@ -288,7 +330,7 @@ impl RemotePersister {
                             .with_partitions(vec![PartitionData::default()
                                 .with_partition(key.2)
                                 .with_leader_epoch(-1)])]);
-                    let resp = Self::call(&ctx, &addr, &req, 1).await?;
+                    let resp = self.call(&ctx, &addr, &req, 1).await?;
                     let p = first(resp.results.first().map(|t| &t.partitions[..]))?;
                     check(p.error_code)?;
                     Ok((p.start_offset >= 0).then_some((
