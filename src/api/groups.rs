@@ -398,6 +398,8 @@ pub async fn delete_groups(
     version: i16,
     req: DeleteGroupsRequest,
 ) -> Option<DeleteGroupsResponse> {
+    // Deleted share groups and their topics, whose states the share coordinators drop.
+    let mut share_deleted: Vec<(String, std::collections::BTreeSet<String>)> = Vec::new();
     let results = req
         .groups_names
         .into_iter()
@@ -405,14 +407,14 @@ pub async fn delete_groups(
             let result = match ctx.coordinator_error(0, id.0.as_str()) {
                 Some(e) => Err(e),
                 // A share group has no committed offsets; deleting it removes it and the
-                // delivery state of its share partitions on this broker.
-                None => match ctx.share_groups.delete(id.0.as_str()) {
-                    Some(result) => {
-                        if result.is_ok() {
-                            ctx.share_partitions.remove_group(id.0.as_str());
-                        }
-                        result
+                // delivery state of its share partitions.
+                None => match ctx.share_groups.delete_returning_topics(id.0.as_str()) {
+                    Some(Ok(topics)) => {
+                        ctx.share_partitions.remove_group(id.0.as_str());
+                        share_deleted.push((id.0.to_string(), topics));
+                        Ok(())
                     }
+                    Some(Err(e)) => Err(e),
                     None => match ctx.consumer_groups.delete(id.0.as_str()) {
                         Some(Err(e)) => Err(e),
                         Some(Ok(())) => {
@@ -437,5 +439,16 @@ pub async fn delete_groups(
             r
         })
         .collect();
+    if let Some(remote) = ctx.share_partitions.remote() {
+        for (group, topics) in share_deleted {
+            for topic in topics.iter().filter_map(|t| ctx.metadata.topic(t)) {
+                for p in 0..topic.placements.len() as i32 {
+                    if let Err(e) = remote.delete(&(group.clone(), topic.id, p)).await {
+                        tracing::warn!(group, topic = %topic.name, partition = p, error = ?e, "a deleted share group's state could not be deleted at its share coordinator");
+                    }
+                }
+            }
+        }
+    }
     Some(DeleteGroupsResponse::default().with_results(results))
 }

@@ -77,7 +77,7 @@ type States = HashMap<(uuid::Uuid, i32), (i64, i64)>;
 
 /// Every partition the group may have state for: those this broker has state for and, in
 /// a cluster (where the state is with the share coordinators), every partition of the
-/// topics its members subscribe to.
+/// topics it was assigned while this broker coordinated it.
 fn every_partition_of(ctx: &Context, group: &str) -> Vec<(String, Vec<i32>)> {
     let mut by_topic: BTreeMap<String, std::collections::BTreeSet<i32>> = BTreeMap::new();
     for (id, p) in ctx.share_partitions.partitions_of(group) {
@@ -86,15 +86,12 @@ fn every_partition_of(ctx: &Context, group: &str) -> Vec<(String, Vec<i32>)> {
         }
     }
     if ctx.share_partitions.remote().is_some() {
-        let members = ctx.share_groups.describe(group).map(|v| v.members);
-        for m in members.into_iter().flatten() {
-            for name in &m.subscribed_topics {
-                if let Some(t) = ctx.metadata.topic(name) {
-                    by_topic
-                        .entry(name.clone())
-                        .or_default()
-                        .extend(0..t.placements.len() as i32);
-                }
+        for name in ctx.share_groups.known_topics(group) {
+            if let Some(t) = ctx.metadata.topic(&name) {
+                by_topic
+                    .entry(name)
+                    .or_default()
+                    .extend(0..t.placements.len() as i32);
             }
         }
     }

@@ -76,6 +76,9 @@ struct ShareGroup {
     target: HashMap<String, BTreeSet<Tp>>,
     /// Hash of what the target depends on (members, subscriptions, partition counts).
     fingerprint: u64,
+    /// Every topic the group was assigned while this broker coordinated it: in a cluster,
+    /// where its share partitions' states are (Kafka keeps them in its group records).
+    topics: BTreeSet<String>,
 }
 
 impl ShareGroup {
@@ -102,6 +105,7 @@ impl ShareGroup {
             .values()
             .map(|m| (m.member_id.clone(), m.subscribed_topics.clone()))
             .collect();
+        self.topics.extend(topics.keys().cloned());
         self.target = assignor::assign(&subs, &topics, &self.target);
         self.assignment_epoch = self.group_epoch;
     }
@@ -213,6 +217,14 @@ impl ShareGroups {
             .map(|m| m.assigned.clone())
     }
 
+    /// The topics `group_id` was assigned while this broker coordinated it.
+    pub fn known_topics(&self, group_id: &str) -> BTreeSet<String> {
+        self.lock()
+            .get(group_id)
+            .map(|g| g.topics.clone())
+            .unwrap_or_default()
+    }
+
     pub fn describe(&self, group_id: &str) -> Option<ShareGroupView> {
         self.lock().get(group_id).map(view)
     }
@@ -226,12 +238,20 @@ impl ShareGroups {
     /// Deletes an empty group (NON_EMPTY_GROUP while it has members); None when no share
     /// group has that id.
     pub fn delete(&self, group_id: &str) -> Option<Result<(), ResponseError>> {
+        Some(self.delete_returning_topics(group_id)?.map(|_| ()))
+    }
+
+    /// [`ShareGroups::delete`], answering the topics the group was assigned (whose share
+    /// states go with it).
+    pub fn delete_returning_topics(
+        &self,
+        group_id: &str,
+    ) -> Option<Result<BTreeSet<String>, ResponseError>> {
         let mut groups = self.lock();
         if !groups.get(group_id)?.members.is_empty() {
             return Some(Err(ResponseError::NonEmptyGroup));
         }
-        groups.remove(group_id);
-        Some(Ok(()))
+        Some(Ok(groups.remove(group_id)?.topics))
     }
 
     /// Drops the groups `pick` selects: in cluster mode this broker stopped coordinating

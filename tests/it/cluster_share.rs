@@ -324,6 +324,48 @@ async fn share_state_survives_the_loss_of_the_leader_and_of_the_share_coordinato
     // With no member and no state left, the group is gone, as on a single node.
     let r = admin.send(&delete, 0).await;
     assert_eq!(r.error_code, 69, "GROUP_ID_NOT_FOUND: {r:?}");
+
+    // A member joins (the group is assigned `sq`), one more record is accepted, the member
+    // leaves, and DeleteGroups drops the group's state at the share coordinator too.
+    let heartbeat = |epoch: i32| {
+        ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(GROUP)))
+            .with_member_id(StrBytes::from_static_str("m5"))
+            .with_member_epoch(epoch)
+            .with_subscribed_topic_names((epoch == 0).then(|| vec![tn("sq")]))
+    };
+    assert_eq!(admin.send(&heartbeat(0), 1).await.error_code, 0);
+    let mut p = client(port_of(leader_now)).await;
+    let r = p
+        .send(&fetch_req(GROUP, "m5", 0, topic_id, &[], 100), 1)
+        .await;
+    assert!(acquired(&r).is_empty(), "{r:?}");
+    let extra = batch(&[record(99, 1_700_000_000_099)], Compression::None);
+    assert_eq!(produce(&mut p, "sq", 0, extra, 9).await.0, 0);
+    let r = p
+        .send(&fetch_req(GROUP, "m5", 1, topic_id, &[], 5000), 1)
+        .await;
+    assert_eq!(acquired(&r), vec![(10, 10, 1)]);
+    let r = p
+        .send(&ack_req(GROUP, "m5", 2, topic_id, &[(10, 10, 1)]), 1)
+        .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+    assert_eq!(summary(port_of(next), topic_id).await.1, 11);
+    close_session(&mut p, "m5").await;
+    assert_eq!(admin.send(&heartbeat(-1), 1).await.error_code, 0);
+    let r = admin
+        .send(
+            &DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(StrBytes::from_static_str(GROUP))]),
+            2,
+        )
+        .await;
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    assert_eq!(
+        summary(port_of(next), topic_id).await.1,
+        -1,
+        "DeleteGroups left no state"
+    );
 }
 
 /// Ends the member's share session (ShareFetch with the final epoch), which also writes
