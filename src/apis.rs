@@ -103,6 +103,11 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     // KIP-554: SCRAM users for admin clients and kafka-configs.
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
+    // KIP-48: delegation tokens, advertised whether or not they are enabled, as Kafka does.
+    api(ApiKey::CreateDelegationToken, 1, 3),
+    api(ApiKey::RenewDelegationToken, 1, 2),
+    api(ApiKey::ExpireDelegationToken, 1, 2),
+    api(ApiKey::DescribeDelegationToken, 1, 3),
     // Client quotas (KIP-546): `kafka-configs --entity-type users|clients|ips`.
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),

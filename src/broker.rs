@@ -256,6 +256,15 @@ impl Broker {
             &loaded,
         ));
         let quotas = Arc::new(crate::quota::Quotas::new(records.clone(), &loaded));
+        let tokens = Arc::new(crate::security::tokens::DelegationTokens::new(
+            records.clone(),
+            config.delegation_token_secret_key.as_deref(),
+            crate::security::tokens::TokenLifetimes {
+                max_lifetime_ms: config.delegation_token_max_lifetime_ms,
+                expiry_time_ms: config.delegation_token_expiry_time_ms,
+            },
+            &loaded,
+        ));
         let group_configs = Arc::new(crate::group::config::GroupConfigs::new(
             records.clone(),
             &loaded,
@@ -270,14 +279,16 @@ impl Broker {
         share_partitions.set_group_configs(group_configs.clone());
         share_partitions.set_store(store.clone());
         {
-            let (users, authorizer, quotas, group_configs) = (
+            let (users, authorizer, quotas, group_configs, tokens) = (
                 users.clone(),
                 authorizer.clone(),
                 quotas.clone(),
                 group_configs.clone(),
+                tokens.clone(),
             );
             records.follow(move |change| {
                 users.apply(&change);
+                tokens.apply(&change);
                 authorizer.apply(&change);
                 quotas.apply(&change);
                 group_configs.apply(&change);
@@ -292,6 +303,7 @@ impl Broker {
         let ctx = Arc::new(Context {
             inter_broker,
             users,
+            tokens,
             quotas,
             authorizer,
             sasl_mechanisms,
@@ -438,6 +450,35 @@ impl Broker {
                     .finish_prepared(&env, "retrying the markers of a prepared transaction");
             },
         );
+        // Expired delegation tokens: removed by one broker (the controller, in a cluster, as
+        // ZooKeeper-mode Kafka did) through the records every broker follows.
+        if self.ctx.tokens.enabled() {
+            let weak = Arc::downgrade(&self.ctx);
+            let interval = ms(c.delegation_token_expiry_check_interval_ms);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(ctx) = weak.upgrade() else { return };
+                    let sweeps = ctx
+                        .cluster
+                        .as_ref()
+                        .is_none_or(|c| c.view().controller_id == Some(c.node_id()));
+                    if !sweeps {
+                        continue;
+                    }
+                    match ctx.tokens.sweep(crate::clock::now_ms()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(tokens = n, "expired delegation tokens removed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "expired delegation tokens could not be removed; retrying at the next check")
+                        }
+                    }
+                }
+            });
+        }
         // KIP-848 and share group session (and revocation) timeouts: in memory only, on the async worker.
         let weak = Arc::downgrade(&self.ctx);
         tokio::spawn(async move {

@@ -194,6 +194,59 @@ pub struct BrokerConfig {
     )]
     pub connection_failed_authentication_delay_ms: u64,
 
+    /// Kafka's `delegation.token.secret.key`: the key every token's HMAC (its password) is
+    /// derived with. Delegation tokens (KIP-48) are off while it is unset or empty. In a
+    /// cluster every broker must have the same one, or tokens made on one broker fail on
+    /// the others.
+    #[arg(
+        long = "delegation-token-secret-key",
+        alias = "delegation.token.secret.key",
+        env = "KLAMM_DELEGATION_TOKEN_SECRET_KEY",
+        help_heading = "Security",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub delegation_token_secret_key: Option<String>,
+
+    /// Kafka's `delegation.token.max.lifetime.ms`: no renewal takes a token past its issue
+    /// time plus this.
+    #[arg(
+        long = "delegation-token-max-lifetime-ms",
+        alias = "delegation.token.max.lifetime.ms",
+        env = "KLAMM_DELEGATION_TOKEN_MAX_LIFETIME_MS",
+        default_value_t = 604_800_000,
+        value_parser = clap::value_parser!(i64).range(1..),
+        help_heading = "Security",
+        value_name = "MS"
+    )]
+    pub delegation_token_max_lifetime_ms: i64,
+
+    /// Kafka's `delegation.token.expiry.time.ms`: how long a token is valid after it is
+    /// created or renewed, and the longest one renewal may give.
+    #[arg(
+        long = "delegation-token-expiry-time-ms",
+        alias = "delegation.token.expiry.time.ms",
+        env = "KLAMM_DELEGATION_TOKEN_EXPIRY_TIME_MS",
+        default_value_t = 86_400_000,
+        value_parser = clap::value_parser!(i64).range(1..),
+        help_heading = "Security",
+        value_name = "MS"
+    )]
+    pub delegation_token_expiry_time_ms: i64,
+
+    /// Kafka's `delegation.token.expiry.check.interval.ms`: how often expired tokens are
+    /// removed (by the controller, in a cluster).
+    #[arg(
+        long = "delegation-token-expiry-check-interval-ms",
+        alias = "delegation.token.expiry.check.interval.ms",
+        env = "KLAMM_DELEGATION_TOKEN_EXPIRY_CHECK_INTERVAL_MS",
+        default_value_t = 3_600_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Security",
+        value_name = "MS"
+    )]
+    pub delegation_token_expiry_check_interval_ms: u64,
+
     /// TLS certificate chain (PEM, the broker's certificate first) for SSL and SASL_SSL
     /// listeners.
     #[arg(

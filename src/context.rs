@@ -47,6 +47,9 @@ pub struct Context {
     pub inter_broker: crate::client::Security,
     /// SASL users and their salted credentials.
     pub users: Arc<crate::security::credentials::Credentials>,
+    /// Delegation tokens (KIP-48): made, renewed and expired by any broker, accepted by
+    /// every broker's SCRAM.
+    pub tokens: Arc<crate::security::tokens::DelegationTokens>,
     /// The ACLs and the rules that apply them (`--authorizer`).
     pub authorizer: Arc<crate::security::acl::Authorizer>,
     /// Client quotas (user, client id, IP), enforced on Produce, Fetch and connections.

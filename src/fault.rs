@@ -527,6 +527,10 @@ top_level_error!(
     ShareAcknowledgeRequest => ShareAcknowledgeResponse,
     AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse,
     DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse,
+    CreateDelegationTokenRequest => CreateDelegationTokenResponse,
+    RenewDelegationTokenRequest => RenewDelegationTokenResponse,
+    ExpireDelegationTokenRequest => ExpireDelegationTokenResponse,
+    DescribeDelegationTokenRequest => DescribeDelegationTokenResponse,
 );
 
 impl Faultable for JoinGroupRequest {

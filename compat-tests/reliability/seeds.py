@@ -213,6 +213,19 @@ def build(batch):
     add(17, 0, False, lambda w: w.string("PLAIN"))
     # SaslAuthenticate v0: auth bytes (likewise)
     add(36, 0, False, lambda w: w.bytes_(b"\x00user\x00password"))
+    # The delegation token APIs: over the fuzzer's PLAINTEXT listener every one is refused
+    # with DELEGATION_TOKEN_REQUEST_NOT_ALLOWED (no secret: the same), which still decodes
+    # the whole request.
+    # CreateDelegationToken v1: [renewer (type, name)], max lifetime
+    add(38, 1, False, lambda w: w.array(
+        [0], lambda w, _: w.string("User").string("fuzz-user")).i64(-1))
+    # RenewDelegationToken v1: hmac, renew period
+    add(39, 1, False, lambda w: w.bytes_(b"\x01" * 64).i64(-1))
+    # ExpireDelegationToken v1: hmac, expiry period
+    add(40, 1, False, lambda w: w.bytes_(b"\x01" * 64).i64(-1))
+    # DescribeDelegationToken v1: [owner (type, name)] or null
+    add(41, 1, False, lambda w: w.array(
+        [0], lambda w, _: w.string("User").string("fuzz-user")))
     # DescribeUserScramCredentials v0 (flexible): [user] or null
     add(50, 0, True, lambda w: w.array(["fuzz-user"], lambda w, u: w.string(u).tags()).tags())
     # DescribeClientQuotas v1 (flexible): [component (type, match type, match)], strict

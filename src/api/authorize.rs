@@ -150,7 +150,13 @@ unchecked!(
     SaslHandshakeRequest,
     SaslAuthenticateRequest,
     GetTelemetrySubscriptionsRequest,
-    PushTelemetryRequest
+    PushTelemetryRequest,
+    // The token requests authorize in their handlers (`super::delegation_tokens`): Kafka
+    // checks the channel before any ACL, and filters described tokens one by one.
+    CreateDelegationTokenRequest,
+    RenewDelegationTokenRequest,
+    ExpireDelegationTokenRequest,
+    DescribeDelegationTokenRequest
 );
 
 /// Requests that need one operation on the cluster, refused whole with a response that

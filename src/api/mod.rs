@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod cluster;
 pub mod configs;
 pub mod consumer_group;
+pub mod delegation_tokens;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -62,6 +63,10 @@ pub struct RequestContext {
     /// Set by a handler that has no response to carry an error (acks=0 produce): Kafka
     /// closes the connection instead, so the client notices and refreshes its metadata.
     close_reason: std::sync::Mutex<Option<String>>,
+    /// The listener's security protocol (None for requests made inside the broker).
+    protocol: Option<crate::listeners::SecurityProtocol>,
+    /// The client logged in with a delegation token (Kafka's `tokenAuthenticated`).
+    token_authenticated: bool,
 }
 
 impl RequestContext {
@@ -81,7 +86,29 @@ impl RequestContext {
             throttle_ms: Default::default(),
             request_quota_exempt: Default::default(),
             close_reason: Default::default(),
+            protocol: None,
+            token_authenticated: false,
         }
+    }
+
+    /// The channel the request came on: its listener's protocol, and whether the client
+    /// logged in with a delegation token. Token requests depend on both.
+    pub fn with_channel(
+        mut self,
+        protocol: crate::listeners::SecurityProtocol,
+        token_authenticated: bool,
+    ) -> RequestContext {
+        self.protocol = Some(protocol);
+        self.token_authenticated = token_authenticated;
+        self
+    }
+
+    pub fn protocol(&self) -> Option<crate::listeners::SecurityProtocol> {
+        self.protocol
+    }
+
+    pub fn token_authenticated(&self) -> bool {
+        self.token_authenticated
     }
 
     /// Asks that the client wait `ms` (the longest asked for wins), as a quota requires.

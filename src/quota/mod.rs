@@ -414,7 +414,7 @@ impl Quotas {
         match record {
             Record::User(name) => Some(Entity::user(Some(name))),
             Record::Config(rel) => Entity::of_config_path(rel),
-            Record::Acls(_) => None,
+            Record::Acls(_) | Record::Token(_) => None,
         }
     }
 

@@ -459,7 +459,7 @@ impl Authorizer {
                 .iter()
                 .filter_map(|(r, v)| match r {
                     Record::Acls(key) => Some(decode_or_warn(key, v)),
-                    Record::User(_) | Record::Config(_) => None,
+                    Record::User(_) | Record::Config(_) | Record::Token(_) => None,
                 })
                 .flatten()
                 .collect(),
@@ -468,7 +468,7 @@ impl Authorizer {
                 replace_pattern(&mut next, key, value.as_deref());
                 next
             }
-            Change::One(Record::User(_) | Record::Config(_), _) => return,
+            Change::One(Record::User(_) | Record::Config(_) | Record::Token(_), _) => return,
         };
         *acls = AclSet::new(next);
     }

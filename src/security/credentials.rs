@@ -125,7 +125,7 @@ impl Credentials {
                     .iter()
                     .filter_map(|(r, v)| match r {
                         Record::User(name) => Some((name.clone(), decode_or_warn(name, Some(v)))),
-                        Record::Acls(_) | Record::Config(_) => None,
+                        Record::Acls(_) | Record::Config(_) | Record::Token(_) => None,
                     })
                     .filter(|(_, c)| !c.is_empty())
                     .collect();
@@ -138,7 +138,7 @@ impl Credentials {
                     users.insert(name.clone(), creds);
                 }
             }
-            Change::One(Record::Acls(_) | Record::Config(_), _) => {}
+            Change::One(Record::Acls(_) | Record::Config(_) | Record::Token(_), _) => {}
         }
     }
 

@@ -9,11 +9,13 @@ pub mod plain;
 pub mod records;
 pub mod scram;
 pub mod tls;
+pub mod tokens;
 
 use std::sync::Arc;
 
 use credentials::Credentials;
 use scram::{ScramMechanism, ScramServer};
+use tokens::DelegationTokens;
 
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame a client may send
 /// before it has authenticated.
@@ -77,8 +79,13 @@ pub enum SaslState {
     /// SaslHandshake chose `mechanism`; v0 means the tokens that follow come as raw
     /// size-prefixed frames, v1 as SaslAuthenticate requests.
     Handshaken { mechanism: Mechanism, raw: bool },
-    /// SCRAM after the server's first message.
-    Scram { server: Box<ScramServer>, raw: bool },
+    /// SCRAM after the server's first message; `token` when the client logs in with a
+    /// delegation token (whose owner the session will be).
+    Scram {
+        server: Box<ScramServer>,
+        raw: bool,
+        token: Option<TokenSession>,
+    },
     /// OAUTHBEARER refused the token and sent its error challenge; the client's next
     /// message (a lone 0x01) ends the exchange as a failure.
     OAuthRefused { raw: bool, why: String },
@@ -96,6 +103,15 @@ impl SaslState {
     }
 }
 
+/// A SCRAM login with a delegation token, between the two messages of the exchange.
+#[derive(Debug)]
+pub struct TokenSession {
+    /// The token's id (the SCRAM user name).
+    pub id: String,
+    /// The name of the token's owner: the session's principal is `User:<owner_name>`.
+    pub owner_name: String,
+}
+
 /// The outcome of one client message in an exchange.
 #[derive(Debug)]
 pub enum Step {
@@ -103,10 +119,12 @@ pub enum Step {
     Challenge(Vec<u8>, SaslState),
     /// Authenticated as `principal`; send `response` (possibly empty). `expires_ms` is
     /// when the credential stops being valid, if it does (an OAUTHBEARER token's `exp`).
+    /// `token` is the delegation token's id when the client logged in with one.
     Done {
         principal: String,
         response: Vec<u8>,
         expires_ms: Option<i64>,
+        token: Option<String>,
     },
     /// Refused: `client_message` goes to the client, `log` to the broker's log only.
     Failed { client_message: String, log: String },
@@ -122,9 +140,18 @@ fn invalid_credentials(m: Mechanism, log: String) -> Step {
     }
 }
 
+/// The credentials an exchange checks against: the SASL users and the delegation tokens.
+#[derive(Clone)]
+pub struct Verifiers {
+    pub users: Arc<Credentials>,
+    pub tokens: Arc<DelegationTokens>,
+}
+
 /// Runs one client message of an exchange in `state`. PLAIN hashes the password
-/// `iterations` times: call this off the async workers.
-pub fn step(state: SaslState, msg: &[u8], users: &Credentials, now_ms: i64) -> Step {
+/// `iterations` times (and a token's first login derives its credentials): call this off
+/// the async workers.
+pub fn step(state: SaslState, msg: &[u8], verifiers: &Verifiers, now_ms: i64) -> Step {
+    let users = &verifiers.users;
     match state {
         SaslState::Initial => Step::Failed {
             client_message: "SASL token received before SaslHandshake".into(),
@@ -138,6 +165,7 @@ pub fn step(state: SaslState, msg: &[u8], users: &Credentials, now_ms: i64) -> S
                 principal: format!("User:{}", p.user),
                 response: Vec::new(),
                 expires_ms: None,
+                token: None,
             },
             Ok(p) => Step::Failed {
                 client_message: "Authentication failed: Invalid username or password".into(),
@@ -153,25 +181,47 @@ pub fn step(state: SaslState, msg: &[u8], users: &Credentials, now_ms: i64) -> S
             raw,
         } => match scram::parse_client_first(msg) {
             Ok(first) => {
-                let credential = users.get(&first.user, m);
+                // An unknown or expired token, like an unknown user, gets a made-up salt
+                // and fails at the proof with the same message.
+                let (credential, token) = if first.token_auth {
+                    match verifiers.tokens.scram_login(&first.user, m, now_ms) {
+                        Some(login) => (
+                            Some(login.credential),
+                            Some(TokenSession {
+                                id: first.user.clone(),
+                                owner_name: login.owner_name,
+                            }),
+                        ),
+                        None => (None, None),
+                    }
+                } else {
+                    (users.get(&first.user, m), None)
+                };
                 let (server, answer) = ScramServer::start(m, first, credential);
                 Step::Challenge(
                     answer,
                     SaslState::Scram {
                         server: Box::new(server),
                         raw,
+                        token,
                     },
                 )
             }
             Err(e) => invalid_credentials(Mechanism::Scram(m), format!("{}: {e:?}", m.name())),
         },
-        SaslState::Scram { server, .. } => {
+        SaslState::Scram { server, token, .. } => {
             let m = Mechanism::Scram(server.mechanism());
             match server.finish(msg) {
                 Ok(answer) => Step::Done {
-                    principal: format!("User:{}", server.user()),
+                    principal: format!(
+                        "User:{}",
+                        token
+                            .as_ref()
+                            .map_or(server.user(), |t| t.owner_name.as_str())
+                    ),
                     response: answer,
                     expires_ms: None,
+                    token: token.map(|t| t.id),
                 },
                 Err(e) => invalid_credentials(m, format!("user {:?}: {e:?}", server.user())),
             }
@@ -184,6 +234,7 @@ pub fn step(state: SaslState, msg: &[u8], users: &Credentials, now_ms: i64) -> S
                 principal: format!("User:{}", t.principal),
                 response: Vec::new(),
                 expires_ms: Some(t.expires_ms),
+                token: None,
             },
             Err(why) => Step::Challenge(
                 oauthbearer::INVALID_TOKEN_CHALLENGE.to_vec(),

@@ -12,10 +12,13 @@
 //!   `/config/users/<user>/clients/<client-id>`, `/config/clients/<client-id>`,
 //!   `/config/ips/<ip>`, in the same format.
 //! - Group configs (`crate::group::config`): `/config/groups/<group, sanitized>`, same format.
+//! - Delegation tokens (`super::tokens`): `/delegation_token/tokens/<token id>`, holding
+//!   Kafka's JSON of the token's information (never its HMAC, which each broker derives).
 //!
 //! Brokers follow those trees with persistent recursive watches and re-read only the znode
 //! an event names; after a lost session they read everything again. Kafka's change
-//! notification znodes (`/kafka-acl-changes`, `/config/changes`) are not written: no broker
+//! notification znodes (`/kafka-acl-changes`, `/config/changes`,
+//! `/delegation_token/token_changes`) are not written: no broker
 //! here reads them, and writing them would need Kafka's purging as well.
 
 use std::sync::Arc;
@@ -37,6 +40,8 @@ pub enum Record {
     /// names sanitized: `users/<default>`, `users/U/clients/C`, `clients/C`, `ips/IP`,
     /// and group configs: `groups/G`.
     Config(String),
+    /// One delegation token's information, by token id.
+    Token(String),
 }
 
 /// A record as read: its bytes, or None if it does not exist.
@@ -101,6 +106,10 @@ const CLIENTS_ROOT: &str = "/config/clients";
 const IPS_ROOT: &str = "/config/ips";
 /// Group configs (`crate::group::config`), which ZooKeeper-mode Kafka never had.
 const GROUPS_ROOT: &str = "/config/groups";
+/// Delegation tokens, and the change notifications ZooKeeper-mode Kafka wrote beside them
+/// (created as Kafka creates them, never written here).
+const TOKENS_ROOT: &str = "/delegation_token/tokens";
+const TOKEN_CHANGES_ROOT: &str = "/delegation_token/token_changes";
 /// How ZooKeeper-mode Kafka names a default quota entity.
 const DEFAULT_ENTITY: &str = "<default>";
 
@@ -142,6 +151,12 @@ impl Records {
                         .into_iter()
                         .map(|(k, v)| (Record::Config(k), v)),
                 );
+                out.extend(
+                    store
+                        .tokens()?
+                        .into_iter()
+                        .map(|(k, v)| (Record::Token(k), v)),
+                );
                 Ok(out)
             }
             Backing::Zk(cluster) => Ok(zk_load_all(&cluster.session()?).await?),
@@ -170,6 +185,7 @@ impl Records {
                         Record::Acls(key) => store.acl_record(key)?,
                         Record::User(name) => store.user_record(name)?,
                         Record::Config(rel) => store.entity_config(rel)?,
+                        Record::Token(id) => store.token_record(id)?,
                     };
                     let new = change(r, old.as_deref());
                     if new != old {
@@ -181,6 +197,8 @@ impl Records {
                             (Record::User(name), None) => wb.delete_user(name),
                             (Record::Config(rel), Some(v)) => wb.put_entity_config(rel, v),
                             (Record::Config(rel), None) => wb.delete_entity_config(rel),
+                            (Record::Token(id), Some(v)) => wb.put_token(id, v),
+                            (Record::Token(id), None) => wb.delete_token(id),
                         }
                     }
                     out.push((r.clone(), old, new));
@@ -209,6 +227,7 @@ fn zk_path(record: &Record) -> Option<String> {
     match record {
         Record::User(name) => Some(format!("{USERS_ROOT}/{}", sanitize_name(name))),
         Record::Config(rel) => (!rel.is_empty()).then(|| format!("{CONFIG_ROOT}/{rel}")),
+        Record::Token(id) => valid_token_id(id).then(|| format!("{TOKENS_ROOT}/{id}")),
         Record::Acls(key) => {
             let mut parts = key.splitn(3, '\0');
             let rt = parts.next()?;
@@ -225,8 +244,24 @@ fn zk_path(record: &Record) -> Option<String> {
     }
 }
 
+/// Whether a token id can name a znode as it is: Kafka's ids are URL-safe base64, and
+/// anything else (a hand-made znode) is not a token of ours.
+fn valid_token_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The record a znode holds, if it is one (not a directory or something else).
 fn record_of_path(path: &str) -> Option<Record> {
+    if let Some(id) = path
+        .strip_prefix(TOKENS_ROOT)
+        .and_then(|p| p.strip_prefix('/'))
+    {
+        return valid_token_id(id).then(|| Record::Token(id.to_string()));
+    }
     if let Some(rest) = path
         .strip_prefix(USERS_ROOT)
         .and_then(|p| p.strip_prefix('/'))
@@ -347,6 +382,8 @@ async fn zk_prepare(client: &zk::Client) -> Result<(), zk::Error> {
         IPS_ROOT.to_string(),
         GROUPS_ROOT.to_string(),
         EXTENDED_ROOT.to_string(),
+        TOKENS_ROOT.to_string(),
+        TOKEN_CHANGES_ROOT.to_string(),
     ];
     for (_, dir) in ZK_TYPES {
         dirs.push(format!("{LITERAL_ROOT}/{dir}"));
@@ -378,6 +415,7 @@ async fn zk_load_all(client: &zk::Client) -> Result<Vec<(Record, Vec<u8>)>, zk::
         CLIENTS_ROOT.to_string(),
         IPS_ROOT.to_string(),
         GROUPS_ROOT.to_string(),
+        TOKENS_ROOT.to_string(),
     ];
     // A user's (user, client id) quotas sit below the user's own znode.
     if let Ok((users, _)) = client.get_children(USERS_ROOT).await {
@@ -600,6 +638,9 @@ async fn follow_events(
     let mut groups = client
         .watch(GROUPS_ROOT, zk::AddWatchMode::PersistentRecursive)
         .await?;
+    let mut tokens = client
+        .watch(TOKENS_ROOT, zk::AddWatchMode::PersistentRecursive)
+        .await?;
     sink(Change::Reset(zk_load_all(client).await?));
     loop {
         let event = tokio::select! {
@@ -609,6 +650,7 @@ async fn follow_events(
             e = clients.changed() => e,
             e = ips.changed() => e,
             e = groups.changed() => e,
+            e = tokens.changed() => e,
             _ = state.changed() => return Err(Stopped::Session),
             _ = stopped.wait_for(|v| *v) => return Ok(Stopped::Broker),
         };
@@ -687,5 +729,17 @@ mod tests {
         assert_eq!(record_of_path("/config/users/a/clients"), None);
         assert_eq!(record_of_path("/config/topics/x"), None);
         assert_eq!(record_of_path("/config/topics/t"), None);
+        let token = Record::Token("Tg4v-Zx_QqOe3lXhS0bS6w".into());
+        assert_eq!(
+            zk_path(&token).as_deref(),
+            Some("/delegation_token/tokens/Tg4v-Zx_QqOe3lXhS0bS6w")
+        );
+        assert_eq!(
+            record_of_path("/delegation_token/tokens/Tg4v-Zx_QqOe3lXhS0bS6w"),
+            Some(token)
+        );
+        assert_eq!(record_of_path("/delegation_token/tokens"), None);
+        assert_eq!(record_of_path("/delegation_token/tokens/a/b"), None);
+        assert_eq!(zk_path(&Record::Token("../x".into())), None);
     }
 }

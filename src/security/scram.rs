@@ -199,6 +199,9 @@ pub struct ScramServer {
 /// looked up.
 pub struct ClientFirst {
     pub user: String,
+    /// Kafka's `tokenauth=true` extension: `user` is a delegation token's id and the
+    /// password its HMAC.
+    pub token_auth: bool,
     gs2_header: String,
     client_first_bare: String,
     client_nonce: String,
@@ -223,6 +226,7 @@ pub fn parse_client_first(msg: &[u8]) -> Result<ClientFirst, ScramError> {
     let gs2_header = format!("{cbind},{authzid},");
     let mut user = None;
     let mut nonce = None;
+    let mut token_auth = false;
     for (i, attr) in bare.split(',').enumerate() {
         let (k, v) = attr
             .split_once('=')
@@ -232,7 +236,9 @@ pub fn parse_client_first(msg: &[u8]) -> Result<ClientFirst, ScramError> {
             (0, "n") => user = Some(decode_saslname(v)?),
             (1, "r") => nonce = Some(v.to_string()),
             (0 | 1, _) => return Err(ScramError::Malformed("expected n= then r=")),
-            // Extensions (Kafka's tokenauth for delegation tokens) are not supported.
+            // Kafka's extensions: `tokenauth` (Java's Boolean.parseBoolean) marks a
+            // delegation token login; others are ignored, as Kafka ignores them.
+            (_, "tokenauth") => token_auth = v.eq_ignore_ascii_case("true"),
             _ => {}
         }
     }
@@ -257,6 +263,7 @@ pub fn parse_client_first(msg: &[u8]) -> Result<ClientFirst, ScramError> {
     }
     Ok(ClientFirst {
         user,
+        token_auth,
         gs2_header,
         client_first_bare: bare.to_string(),
         client_nonce,
@@ -402,14 +409,21 @@ pub struct ScramClient {
 impl ScramClient {
     /// Starts an exchange; returns the client's first message.
     pub fn start(mechanism: ScramMechanism, user: &str, password: &str) -> (ScramClient, Vec<u8>) {
+        Self::start_with_extensions(mechanism, user, password, "")
+    }
+
+    /// Starts an exchange whose first message carries SCRAM extensions after the nonce
+    /// (`tokenauth=true` for a delegation token: `user` is its id, `password` its HMAC).
+    pub fn start_with_extensions(
+        mechanism: ScramMechanism,
+        user: &str,
+        password: &str,
+        extensions: &str,
+    ) -> (ScramClient, Vec<u8>) {
         let mut random = [0u8; 24];
         getrandom::getrandom(&mut random).expect("the OS random source works");
-        Self::with_nonce(
-            mechanism,
-            user,
-            password,
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random),
-        )
+        let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
+        Self::with_nonce(mechanism, user, password, &nonce, extensions)
     }
 
     fn with_nonce(
@@ -417,9 +431,15 @@ impl ScramClient {
         user: &str,
         password: &str,
         nonce: &str,
+        extensions: &str,
     ) -> (ScramClient, Vec<u8>) {
         let name = user.replace('=', "=3D").replace(',', "=2C");
-        let client_first_bare = format!("n={name},r={nonce}");
+        let mut client_first_bare = format!("n={name},r={nonce}");
+        if !extensions.is_empty() {
+            // The extensions follow the nonce in client-first-bare, which both sides sign.
+            client_first_bare.push(',');
+            client_first_bare.push_str(extensions);
+        }
         let first = format!("n,,{client_first_bare}").into_bytes();
         (
             ScramClient {
@@ -504,7 +524,7 @@ mod tests {
     fn exchange(mechanism: ScramMechanism, stored: &str, tried: &str) -> Result<(), ScramError> {
         let cred = ScramCredential::new(mechanism, stored.as_bytes(), 4096);
         let (mut client, first) =
-            ScramClient::with_nonce(mechanism, "alice", tried, "fyko+d2lbbFgONRv9qkxdawL");
+            ScramClient::with_nonce(mechanism, "alice", tried, "fyko+d2lbbFgONRv9qkxdawL", "");
         let first = parse_client_first(&first).unwrap();
         let (server, server_first) = ScramServer::start(mechanism, first, Some(cred));
         assert!(server_first.starts_with(b"r=fyko+d2lbbFgONRv9qkxdawL"));
@@ -555,6 +575,31 @@ mod tests {
     }
 
     #[test]
+    fn the_tokenauth_extension_is_read_and_signed() {
+        for (ext, token) in [
+            ("tokenauth=true", true),
+            ("tokenauth=TRUE", true),
+            ("tokenauth=no", false),
+            ("", false),
+        ] {
+            let m = ScramMechanism::Sha256;
+            let (mut client, first) = ScramClient::start_with_extensions(m, "tid", "hmac", ext);
+            let first = parse_client_first(&first).unwrap();
+            assert_eq!(
+                (first.user.as_str(), first.token_auth),
+                ("tid", token),
+                "{ext}"
+            );
+            let cred = ScramCredential::new(m, b"hmac", 4096);
+            let (server, server_first) = ScramServer::start(m, first, Some(cred));
+            let v = server
+                .finish(&client.answer(&server_first).unwrap())
+                .unwrap();
+            assert_eq!(client.verify(&v), Ok(()));
+        }
+    }
+
+    #[test]
     fn malformed_and_hostile_messages_are_refused() {
         for bad in [
             &b""[..],
@@ -596,7 +641,7 @@ mod tests {
     #[test]
     fn an_unknown_user_fails_like_a_wrong_password() {
         let m = ScramMechanism::Sha256;
-        let (mut client, first) = ScramClient::with_nonce(m, "nobody", "pw", "abc");
+        let (mut client, first) = ScramClient::with_nonce(m, "nobody", "pw", "abc", "");
         let first = parse_client_first(&first).unwrap();
         let (server, server_first) = ScramServer::start(m, first, None);
         let final_msg = client.answer(&server_first).unwrap();

@@ -10,18 +10,20 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterShareGroupOffsetsRequest,
     AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
     ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreateAclsRequest,
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
-    DeleteRecordsRequest, DeleteShareGroupOffsetsRequest, DeleteTopicsRequest, DescribeAclsRequest,
-    DescribeClientQuotasRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    DescribeGroupsRequest, DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
+    CreateDelegationTokenRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteShareGroupOffsetsRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClientQuotasRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, DescribeDelegationTokenRequest, DescribeGroupsRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
     DescribeShareGroupOffsetsRequest, DescribeTopicPartitionsRequest, DescribeTransactionsRequest,
-    DescribeUserScramCredentialsRequest, ElectLeadersRequest, EndTxnRequest, FetchRequest,
-    FindCoordinatorRequest, GetTelemetrySubscriptionsRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
-    ListPartitionReassignmentsRequest, ListTransactionsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, PushTelemetryRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    DescribeUserScramCredentialsRequest, ElectLeadersRequest, EndTxnRequest,
+    ExpireDelegationTokenRequest, FetchRequest, FindCoordinatorRequest,
+    GetTelemetrySubscriptionsRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListConfigResourcesRequest,
+    ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    ListTransactionsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, PushTelemetryRequest,
+    RenewDelegationTokenRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
     ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest,
     ShareGroupHeartbeatRequest, SyncGroupRequest, TxnOffsetCommitRequest, UpdateFeaturesRequest,
     WriteTxnMarkersRequest,
@@ -86,13 +88,24 @@ pub async fn handle(
             }
         }
     }
+    if let Some(token) = &session.token {
+        // Kafka ends a token's session when the token expires (the client would have to
+        // re-authenticate); here it ends when the token expires or is expired, and a
+        // renewal keeps it going.
+        if !ctx.tokens.still_valid(token, crate::clock::now_ms()) {
+            return Outcome::Close(format!(
+                "the delegation token {token} this connection logged in with has expired"
+            ));
+        }
+    }
     let rc = RequestContext::new(
         peer,
         session.listener.clone(),
         session.principal.clone(),
         header,
         request_bytes,
-    );
+    )
+    .with_channel(session.protocol, session.token.is_some());
     let started = std::time::Instant::now();
     let api = crate::metrics::api_name(key);
     // Counted down on drop, so a request cancelled with its connection leaves no trace.
@@ -348,6 +361,10 @@ async fn route(
         SaslHandshake => SaslHandshakeRequest => api::sasl::handshake,
         SaslAuthenticate => SaslAuthenticateRequest => api::sasl::authenticate,
         DescribeUserScramCredentials => DescribeUserScramCredentialsRequest => api::scram_credentials::describe,
+        CreateDelegationToken => CreateDelegationTokenRequest => api::delegation_tokens::create,
+        RenewDelegationToken => RenewDelegationTokenRequest => api::delegation_tokens::renew,
+        ExpireDelegationToken => ExpireDelegationTokenRequest => api::delegation_tokens::expire,
+        DescribeDelegationToken => DescribeDelegationTokenRequest => api::delegation_tokens::describe,
         AlterUserScramCredentials => AlterUserScramCredentialsRequest => api::scram_credentials::alter,
         DescribeClientQuotas => DescribeClientQuotasRequest => api::quotas::describe,
         AlterClientQuotas => AlterClientQuotasRequest => api::quotas::alter,

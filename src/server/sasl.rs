@@ -32,6 +32,9 @@ pub struct Session {
     /// Until when the connection is muted: a client over a quota is not read from until
     /// its throttle time has passed (Kafka's muted channel).
     pub muted_until: Option<tokio::time::Instant>,
+    /// The delegation token the client logged in with: such a session may not manage
+    /// tokens, and ends when its token expires or is expired.
+    pub token: Option<String>,
 }
 
 impl Session {
@@ -42,13 +45,21 @@ impl Session {
             principal: Arc::from(security::ANONYMOUS),
             sasl: protocol.sasl().then_some(SaslState::Initial),
             muted_until: None,
+            token: None,
         }
     }
 
-    fn authenticated_as(&mut self, ctx: &Context, peer: SocketAddr, principal: String) {
-        tracing::debug!(peer = %peer, principal = %principal, "SASL authentication succeeded");
+    fn authenticated_as(
+        &mut self,
+        ctx: &Context,
+        peer: SocketAddr,
+        principal: String,
+        token: Option<String>,
+    ) {
+        tracing::debug!(peer = %peer, principal = %principal, token = ?token, "SASL authentication succeeded");
         ctx.metrics.authentications.inc();
         self.principal = Arc::from(principal);
+        self.token = token;
     }
 
     /// Whether the client may send any request (it has authenticated, or needs not).
@@ -131,9 +142,10 @@ pub async fn authenticate(
         Step::Done {
             principal,
             response,
+            token,
             ..
         } => {
-            session.authenticated_as(ctx, peer, principal);
+            session.authenticated_as(ctx, peer, principal, token);
             let resp = SaslAuthenticateResponse::default().with_auth_bytes(response.into());
             encode_response(correlation_id, version, &resp)
         }
@@ -174,9 +186,10 @@ pub async fn raw_token(
         Step::Done {
             principal,
             response,
+            token,
             ..
         } => {
-            session.authenticated_as(ctx, peer, principal);
+            session.authenticated_as(ctx, peer, principal, token);
             Outcome::Respond(size_prefixed(&response))
         }
         Step::Failed { log, .. } => {
@@ -187,10 +200,13 @@ pub async fn raw_token(
 }
 
 async fn run_step(ctx: &Context, state: SaslState, msg: Bytes) -> Step {
-    let users = ctx.users.clone();
+    let verifiers = security::Verifiers {
+        users: ctx.users.clone(),
+        tokens: ctx.tokens.clone(),
+    };
     let now = crate::clock::now_ms();
     // PLAIN hashes the password thousands of times: off the async workers.
-    match tokio::task::spawn_blocking(move || security::step(state, &msg, &users, now)).await {
+    match tokio::task::spawn_blocking(move || security::step(state, &msg, &verifiers, now)).await {
         Ok(step) => step,
         Err(_) => Step::Failed {
             client_message: "Authentication failed".into(),

@@ -195,6 +195,18 @@ impl<'a> Batch<'a> {
         );
     }
 
+    /// A delegation token's record.
+    pub fn put_token(&mut self, id: &str, record: &[u8]) {
+        self.put_meta(&[META_TOKEN, id.as_bytes()].concat(), record);
+    }
+
+    pub fn delete_token(&mut self, id: &str) {
+        self.wb.delete_cf(
+            self.store.meta(),
+            meta_key(&[META_TOKEN, id.as_bytes()].concat()),
+        );
+    }
+
     /// A share partition's persisted state (see `Store::share_states`).
     pub fn put_share_state(&mut self, key: &str, record: &[u8]) {
         self.put_meta(&[META_SHARE_STATE, key.as_bytes()].concat(), record);

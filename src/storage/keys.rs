@@ -40,6 +40,8 @@ pub(super) const META_USER: &[u8] = b"user\0";
 /// A client-quota entity's config record (other than a named user's): prefix ‖ its path
 /// under ZooKeeper's `/config` (`clients/C`, `users/U/clients/C`, `ips/IP`, ...).
 pub(super) const META_ENTITY_CONFIG: &[u8] = b"entity-config\0";
+/// A delegation token's record (Kafka's ZooKeeper JSON, no HMAC): prefix ‖ token id.
+pub(super) const META_TOKEN: &[u8] = b"token\0";
 /// The ACLs of one resource pattern: prefix ‖ type NUL pattern NUL name.
 pub(super) const META_ACL: &[u8] = b"acl\0";
 /// Meta entries `share-state\0<topic id>\0<partition>\0<group>`: a share partition's

@@ -45,16 +45,31 @@ impl Store {
             .collect())
     }
 
-    /// Every SASL user's credentials record, by name.
-    pub fn users(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    /// Every metadata record under `prefix`, by the name after it.
+    fn named_records(&self, prefix: &[u8]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Ok(self
-            .scan_table(T_META, META_USER)?
+            .scan_table(T_META, prefix)?
             .into_iter()
             .map(|(k, v)| {
-                let name = &k[META_USER.len()..];
+                let name = &k[prefix.len()..];
                 (String::from_utf8_lossy(name).into_owned(), v)
             })
             .collect())
+    }
+
+    /// Every SASL user's credentials record, by name.
+    pub fn users(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.named_records(META_USER)
+    }
+
+    /// Every delegation token's record, by token id.
+    pub fn tokens(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.named_records(META_TOKEN)
+    }
+
+    /// One delegation token's record.
+    pub fn token_record(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_meta(&[META_TOKEN, id.as_bytes()].concat())
     }
 
     /// One SASL user's credentials record.
@@ -64,14 +79,7 @@ impl Store {
 
     /// Every client-quota entity's config record (other than named users'), by its path.
     pub fn entity_configs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .scan_table(T_META, META_ENTITY_CONFIG)?
-            .into_iter()
-            .map(|(k, v)| {
-                let rel = &k[META_ENTITY_CONFIG.len()..];
-                (String::from_utf8_lossy(rel).into_owned(), v)
-            })
-            .collect())
+        self.named_records(META_ENTITY_CONFIG)
     }
 
     /// One client-quota entity's config record.
@@ -86,14 +94,7 @@ impl Store {
 
     /// Every share partition's persisted state record, by its key.
     pub fn share_states(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .scan_table(T_META, META_SHARE_STATE)?
-            .into_iter()
-            .map(|(k, v)| {
-                let key = &k[META_SHARE_STATE.len()..];
-                (String::from_utf8_lossy(key).into_owned(), v)
-            })
-            .collect())
+        self.named_records(META_SHARE_STATE)
     }
 
     /// One resource pattern's ACL record.
@@ -103,14 +104,7 @@ impl Store {
 
     /// Every resource pattern's ACL record, by its key.
     pub fn acls(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .scan_table(T_META, META_ACL)?
-            .into_iter()
-            .map(|(k, v)| {
-                let key = &k[META_ACL.len()..];
-                (String::from_utf8_lossy(key).into_owned(), v)
-            })
-            .collect())
+        self.named_records(META_ACL)
     }
 
     /// The end of the last block of producer ids reserved (0 on a new store): ids below it

@@ -24,7 +24,10 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
  * loopback port with a fresh data dir, or, with {@code COMPAT_BROKER=kafka}, the reference
  * Apache Kafka 4.4 started by {@code compat-tests/kafka/kafka.sh}. Broker settings are given
  * with Kafka's property names; Klamm takes them as {@code --name value} (it accepts Kafka's
- * names as flag aliases), kafka.sh as {@code name=value}. Stopped by PID.
+ * names as flag aliases), kafka.sh as {@code name=value}. Stopped by PID. For Kafka,
+ * {@code listeners} of PLAINTEXT and SASL_PLAINTEXT listeners get a CONTROLLER listener added
+ * (kafka.sh's own is in the listeners they replace); for Klamm, the server-side SCRAM JAAS
+ * entries Kafka needs ({@code listener.name.*.scram-sha-*.sasl.jaas.config}) are left out.
  */
 final class Broker implements AutoCloseable {
     static final String DEFAULT_KLAMM_BIN = "/root/.cache/klamm/target/release/klamm";
@@ -120,6 +123,8 @@ final class Broker implements AutoCloseable {
                 while (m.find()) users.add(m.group(1) + ":" + m.group(2));
                 cmd.add("--bootstrap-users");
                 cmd.add(String.join(",", users));
+            } else if (k.matches("listener\\.name\\.[a-z_]+\\.scram-sha-(256|512)\\.sasl\\.jaas\\.config")) {
+                // Kafka's server-side ScramLoginModule entry (no options): Klamm's SCRAM needs none
             } else {
                 cmd.add("--" + k);
                 cmd.add(v);
@@ -161,7 +166,20 @@ final class Broker implements AutoCloseable {
         Path script = kafkaScript();
         if (!Files.exists(script)) throw new IllegalStateException(script + " not found");
         List<String> cmd = new ArrayList<>(List.of("bash", script.toString(), "start", dir.resolve("kafka").toString()));
-        settings.forEach((k, v) -> cmd.add(k + "=" + v));
+        Map<String, String> all = new LinkedHashMap<>(settings);
+        String listeners = settings.get("listeners");
+        if (listeners != null && !listeners.contains("CONTROLLER://")
+                && listeners.matches("((PLAINTEXT|SASL_PLAINTEXT)://127\\.0\\.0\\.1:\\d+,?)+")) {
+            // kafka.sh's CONTROLLER listener is in the listeners these replace: add one, with its
+            // quorum bootstrap, and the protocol map (kafka.sh reports the PLAINTEXT port)
+            int controller = freePort();
+            all.put("listeners", listeners + ",CONTROLLER://127.0.0.1:" + controller);
+            all.put("advertised.listeners", listeners);
+            all.put("controller.quorum.bootstrap.servers", "127.0.0.1:" + controller);
+            all.put("listener.security.protocol.map",
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT");
+        }
+        all.forEach((k, v) -> cmd.add(k + "=" + v));
         Tool.Result r = Tool.exec(cmd, null, 240);
         String out = r.stdout.strip();
         String last = out.isEmpty() ? "" : out.substring(out.lastIndexOf('\n') + 1).strip();

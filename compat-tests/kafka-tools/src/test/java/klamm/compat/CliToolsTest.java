@@ -956,6 +956,204 @@ class CliToolsTest {
         }
     }
 
+    // ---------------------------------------------------------------- kafka-delegation-tokens
+
+    static final String TOKENS = "org.apache.kafka.tools.DelegationTokenCommand";
+    /** One token row of kafka-delegation-tokens: TOKENID HMAC OWNER REQUESTER RENEWERS ISSUEDATE EXPIRYDATE MAXDATE. */
+    static final Pattern TOKEN_ROW = Pattern.compile(
+            "^([A-Za-z0-9_-]{22})\\s+([A-Za-z0-9+/=]{88})\\s+(\\S+)\\s+(\\S+)\\s+(\\[[^\\]]*\\])\\s+"
+                    + "(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d)\\s+(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d)\\s+"
+                    + "(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d)\\s*$");
+
+    /** The token rows kafka-delegation-tokens printed, by token id: [hmac, owner, requester, renewers, issue, expiry, max]. */
+    static Map<String, List<String>> tokenRows(Tool.Result r) {
+        Map<String, List<String>> rows = new LinkedHashMap<>();
+        for (String line : r.lines()) {
+            Matcher m = TOKEN_ROW.matcher(line);
+            if (m.matches()) {
+                rows.put(m.group(1), List.of(m.group(2), m.group(3), m.group(4), m.group(5), m.group(6), m.group(7), m.group(8)));
+            }
+        }
+        return rows;
+    }
+
+    static String scramConfig(String mechanism, String user, String password, boolean token) {
+        return "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=" + mechanism + "\n"
+                + "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\""
+                + user + "\" password=\"" + password + "\"" + (token ? " tokenauth=\"true\"" : "") + ";\n";
+    }
+
+    static java.util.Properties props(Path config, String bootstrap) throws Exception {
+        java.util.Properties p = new java.util.Properties();
+        try (var in = Files.newBufferedReader(config)) {
+            p.load(in);
+        }
+        p.put("bootstrap.servers", bootstrap);
+        p.put("default.api.timeout.ms", "15000");
+        p.put("request.timeout.ms", "10000");
+        return p;
+    }
+
+    /**
+     * kafka-delegation-tokens (DelegationTokenCommand) with --command-config (SASL_PLAINTEXT,
+     * SCRAM) against a broker of its own with a delegation token secret (users alice and bob
+     * made with AlterUserScramCredentials over PLAINTEXT): alice --create with --renewer-principal
+     * User:bob prints the token id and its row (22-character id, 88-character base64 HMAC,
+     * owner and requester User:alice, renewers [User:bob]), which the admin client describes
+     * the same; --create --owner-principal User:bob (owner bob, requester alice); --describe
+     * without --owner-principal prints no token (the tool sends an empty owner list);
+     * --describe --owner-principal User:alice lists both (owner, requester); bob --renew; the
+     * token's own --command-config (tokenauth=true) lists topics with kafka-topics, and its
+     * --describe is refused (UnsupportedByAuthenticationException); alice --expire
+     * --expiry-time-period -1, after which the token no longer logs in and is not described.
+     */
+    @Test
+    @Order(14)
+    void kafkaDelegationTokens() throws Exception {
+        int plainPort = Broker.freePort();
+        int saslPort = Broker.freePort();
+        Map<String, String> settings = new LinkedHashMap<>();
+        settings.put("listeners", "PLAINTEXT://127.0.0.1:" + plainPort + ",SASL_PLAINTEXT://127.0.0.1:" + saslPort);
+        settings.put("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512");
+        for (String m : List.of("scram-sha-256", "scram-sha-512")) {
+            settings.put("listener.name.sasl_plaintext." + m + ".sasl.jaas.config",
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;");
+        }
+        settings.put("delegation.token.secret.key", "cli-dt-s3cret");
+        Path work = Path.of(System.getProperty("work.dir", "target/work")).toAbsolutePath();
+        Files.createDirectories(work);
+        Path aliceConfig = work.resolve("dt-alice.properties");
+        Path bobConfig = work.resolve("dt-bob.properties");
+        Files.writeString(aliceConfig, scramConfig("SCRAM-SHA-256", "alice", "alice-pw", false));
+        Files.writeString(bobConfig, scramConfig("SCRAM-SHA-512", "bob", "bob-pw", false));
+        String sasl = "127.0.0.1:" + saslPort;
+        String topic = "cli-dt-t";
+        try (Broker secured = Broker.start("tokens", settings); Admin plain = secured.admin()) {
+            for (String mech : List.of("SCRAM_SHA_256", "SCRAM_SHA_512")) {
+                var m = org.apache.kafka.clients.admin.ScramMechanism.valueOf(mech);
+                plain.alterUserScramCredentials(List.of(
+                        new org.apache.kafka.clients.admin.UserScramCredentialUpsertion("alice",
+                                new org.apache.kafka.clients.admin.ScramCredentialInfo(m, 4096), "alice-pw"),
+                        new org.apache.kafka.clients.admin.UserScramCredentialUpsertion("bob",
+                                new org.apache.kafka.clients.admin.ScramCredentialInfo(m, 4096), "bob-pw"))).all().get();
+            }
+            plain.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(topic, 1, (short) 1))).all().get();
+            try (Admin alice = Admin.create(props(aliceConfig, sasl))) {
+                waitFor("alice's SCRAM login", () -> {
+                    try {
+                        alice.describeCluster().clusterId().get(10, TimeUnit.SECONDS);
+                        return true;
+                    } catch (Exception e) {
+                        return false;
+                    }
+                });
+                String[] asAlice = {"--bootstrap-server", sasl, "--command-config", aliceConfig.toString()};
+                String[] asBob = {"--bootstrap-server", sasl, "--command-config", bobConfig.toString()};
+
+                Tool.Result create = ok(Tool.java(TOKENS, null, cat(asAlice, "--create", "--max-life-time-period", "-1",
+                        "--renewer-principal", "User:bob")));
+                Matcher created = Pattern.compile("(?m)^Created delegation token with tokenId : (\\S+)$").matcher(create.stdout);
+                assertTrue(created.find(), create.toString());
+                String id = created.group(1);
+                Map<String, List<String>> rows = tokenRows(create);
+                assertEquals(Set.of(id), rows.keySet(), "token rows of --create" + create);
+                List<String> row = rows.get(id);
+                String hmac = row.get(0);
+                assertEquals(List.of("User:alice", "User:alice", "[User:bob]"), row.subList(1, 4), create.toString());
+
+                // the admin client describes the same token
+                waitFor("token " + id + " described", () -> describedIds(alice, null).contains(id));
+                var described = alice.describeDelegationToken().delegationTokens().get().stream()
+                        .filter(t -> t.tokenInfo().tokenId().equals(id)).findFirst().orElseThrow();
+                assertEquals(hmac, described.hmacAsBase64String(), "HMAC printed by --create");
+                java.text.SimpleDateFormat minutes = new java.text.SimpleDateFormat("yyyy-MM-dd'T'HH:mm");
+                assertEquals(List.of(minutes.format(described.tokenInfo().issueTimestamp()),
+                        minutes.format(described.tokenInfo().expiryTimestamp()),
+                        minutes.format(described.tokenInfo().maxTimestamp())), row.subList(4, 7), create.toString());
+
+                Tool.Result forBob = ok(Tool.java(TOKENS, null, cat(asAlice, "--create", "--max-life-time-period", "-1",
+                        "--owner-principal", "User:bob")));
+                Map<String, List<String>> bobRows = tokenRows(forBob);
+                assertEquals(1, bobRows.size(), forBob.toString());
+                String bobsId = bobRows.keySet().iterator().next();
+                assertEquals(List.of("User:bob", "User:alice", "[]"), bobRows.get(bobsId).subList(1, 4), forBob.toString());
+                waitFor("token " + bobsId + " described", () -> describedIds(alice, null).contains(bobsId));
+
+                Tool.Result describeNone = ok(Tool.java(TOKENS, null, cat(asAlice, "--describe")));
+                assertTrue(describeNone.stdout.contains("Total number of tokens : 0"), describeNone.toString());
+                assertEquals(Map.of(), tokenRows(describeNone), describeNone.toString());
+
+                Tool.Result describeAlice = ok(Tool.java(TOKENS, null, cat(asAlice, "--describe", "--owner-principal", "User:alice")));
+                assertTrue(describeAlice.stdout.contains("Total number of tokens : 2"), describeAlice.toString());
+                Map<String, List<String>> aliceRows = tokenRows(describeAlice);
+                assertEquals(Set.of(id, bobsId), aliceRows.keySet(), describeAlice.toString());
+                assertEquals(row.subList(0, 4), aliceRows.get(id).subList(0, 4), describeAlice.toString());
+
+                Tool.Result renew = ok(Tool.java(TOKENS, null, cat(asBob, "--renew", "--hmac", hmac,
+                        "--renew-time-period", "600000")));
+                long firstExpiry = described.tokenInfo().expiryTimestamp();
+                long[] renewedAt = new long[1];
+                waitFor("the renewed expiry of " + id + " described", () -> {
+                    try {
+                        renewedAt[0] = alice.describeDelegationToken().delegationTokens().get().stream()
+                                .filter(t -> t.tokenInfo().tokenId().equals(id)).findFirst().orElseThrow()
+                                .tokenInfo().expiryTimestamp();
+                    } catch (Exception e) {
+                        throw new AssertionError(e);
+                    }
+                    return renewedAt[0] != firstExpiry;
+                });
+                long renewed = renewedAt[0];
+                assertTrue(renew.stdout.contains("Completed renew operation. New expiry date : " + minutes.format(renewed)),
+                        "renewed expiry " + renewed + renew);
+
+                // the token logs in (kafka-topics with the token's config) and may not manage tokens
+                Path tokenConfig = work.resolve("dt-token.properties");
+                Files.writeString(tokenConfig, scramConfig("SCRAM-SHA-256", id, hmac, true));
+                Tool.Result list = ok(Tool.java(TOPICS, null, "--bootstrap-server", sasl, "--command-config",
+                        tokenConfig.toString(), "--list"));
+                assertTrue(list.lines().contains(topic), list.toString());
+                Tool.Result refused = Tool.java(TOKENS, null, "--bootstrap-server", sasl, "--command-config",
+                        tokenConfig.toString(), "--describe", "--owner-principal", "User:alice");
+                assertEquals(1, refused.exit, refused.toString());
+                assertEquals("org.apache.kafka.common.errors.UnsupportedByAuthenticationException: Delegation Token"
+                        + " requests are not allowed on PLAINTEXT/1-way SSL channels and on delegation token authenticated"
+                        + " channels.", refused.stderr.lines().findFirst().orElse(""), refused.toString());
+
+                Tool.Result expire = ok(Tool.java(TOKENS, null, cat(asAlice, "--expire", "--hmac", hmac,
+                        "--expiry-time-period", "-1")));
+                assertTrue(expire.stdout.contains("Completed expire operation. New expiry date : "), expire.toString());
+                waitFor("token " + id + " no longer described", () -> !describedIds(alice, null).contains(id));
+                Tool.Result after = ok(Tool.java(TOKENS, null, cat(asAlice, "--describe", "--owner-principal", "User:alice")));
+                assertEquals(Set.of(bobsId), tokenRows(after).keySet(), after.toString());
+                Tool.Result gone = Tool.java(TOPICS, null, "--bootstrap-server", sasl, "--command-config",
+                        tokenConfig.toString(), "--list");
+                assertNotEquals(0, gone.exit, gone.toString());
+                assertEquals("Error while executing topic command : Authentication failed during authentication due to"
+                        + " invalid credentials with SASL mechanism SCRAM-SHA-256", gone.stdout.strip(), gone.toString());
+            }
+        }
+    }
+
+    static Set<String> describedIds(Admin admin, List<org.apache.kafka.common.security.auth.KafkaPrincipal> owners) {
+        try {
+            var options = new org.apache.kafka.clients.admin.DescribeDelegationTokenOptions();
+            if (owners != null) options.owners(owners);
+            return admin.describeDelegationToken(options).delegationTokens().get(15, TimeUnit.SECONDS).stream()
+                    .map(t -> t.tokenInfo().tokenId()).collect(Collectors.toSet());
+        } catch (Exception e) {
+            throw new AssertionError("describeDelegationToken", e);
+        }
+    }
+
+    static void waitFor(String what, java.util.function.BooleanSupplier cond) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!cond.getAsBoolean()) {
+            if (System.nanoTime() > deadline) fail("timed out after 30 s waiting for " + what);
+            Thread.sleep(100);
+        }
+    }
+
     static String[] cat(String[] a, String... b) {
         String[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);

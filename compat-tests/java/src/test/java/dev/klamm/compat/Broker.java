@@ -38,29 +38,67 @@ public final class Broker {
     static final Duration STOP_TIMEOUT = Duration.ofSeconds(10);
 
     /** Klamm flag -> the Kafka broker properties it stands for (same value). */
-    static final Map<String, List<String>> KAFKA_PROPERTY = Map.of(
-            "--group-min-session-timeout-ms", List.of("group.min.session.timeout.ms"),
-            "--group-initial-rebalance-delay-ms", List.of("group.initial.rebalance.delay.ms"),
+    static final Map<String, List<String>> KAFKA_PROPERTY = Map.ofEntries(
+            Map.entry("--group-min-session-timeout-ms", List.of("group.min.session.timeout.ms")),
+            Map.entry("--group-initial-rebalance-delay-ms", List.of("group.initial.rebalance.delay.ms")),
             // Kafka refuses a heartbeat interval / session timeout below its group.consumer.min.* bound
-            "--group-consumer-heartbeat-interval-ms",
-            List.of("group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms"),
-            "--group-consumer-session-timeout-ms",
-            List.of("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms"),
-            "--transaction-abort-timed-out-transaction-cleanup-interval-ms",
-            List.of("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
-            "--transaction-max-timeout-ms", List.of("transaction.max.timeout.ms"),
-            "--num-partitions", List.of("num.partitions"),
-            "--message-max-bytes", List.of("message.max.bytes"),
-            "--auto-create-topics-enable", List.of("auto.create.topics.enable"),
-            "--max-incremental-fetch-session-cache-slots", List.of("max.incremental.fetch.session.cache.slots"));
+            Map.entry("--group-consumer-heartbeat-interval-ms",
+                    List.of("group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms")),
+            Map.entry("--group-consumer-session-timeout-ms",
+                    List.of("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms")),
+            Map.entry("--transaction-abort-timed-out-transaction-cleanup-interval-ms",
+                    List.of("transaction.abort.timed.out.transaction.cleanup.interval.ms")),
+            Map.entry("--transaction-max-timeout-ms", List.of("transaction.max.timeout.ms")),
+            Map.entry("--num-partitions", List.of("num.partitions")),
+            Map.entry("--message-max-bytes", List.of("message.max.bytes")),
+            Map.entry("--auto-create-topics-enable", List.of("auto.create.topics.enable")),
+            Map.entry("--max-incremental-fetch-session-cache-slots", List.of("max.incremental.fetch.session.cache.slots")),
+            // delegation tokens (KIP-48, DelegationTokenTest)
+            Map.entry("--delegation-token-secret-key", List.of("delegation.token.secret.key")),
+            Map.entry("--delegation-token-max-lifetime-ms", List.of("delegation.token.max.lifetime.ms")),
+            Map.entry("--delegation-token-expiry-time-ms", List.of("delegation.token.expiry.time.ms")),
+            Map.entry("--delegation-token-expiry-check-interval-ms",
+                    List.of("delegation.token.expiry.check.interval.ms")));
 
     /**
      * Klamm flags with no Kafka counterpart, or not mapped to Kafka properties here: a class
-     * using one is skipped under COMPAT_BROKER=kafka. {@code --listeners} (SecurityTest: TLS and
-     * SASL listeners on ports the test picks) is Kafka's {@code listeners}, but kafka.sh
-     * starts one PLAINTEXT listener on a port of its own.
+     * using one is skipped under COMPAT_BROKER=kafka. {@code --bootstrap-users} has no Kafka
+     * property (Kafka's users come from {@code kafka-storage format --add-scram} or
+     * AlterUserScramCredentials). {@code --listeners} is mapped only when every listener is
+     * PLAINTEXT or SASL_PLAINTEXT on 127.0.0.1 (see {@link #klammOnly}); SecurityTest's TLS
+     * listeners are not.
      */
-    static final java.util.Set<String> KLAMM_ONLY = java.util.Set.of("--http", "--listeners");
+    static final java.util.Set<String> KLAMM_ONLY = java.util.Set.of("--http", "--listeners", "--bootstrap-users");
+
+    /**
+     * True if the flag with this value cannot be given to Kafka by this suite (the class is
+     * then skipped under COMPAT_BROKER=kafka). {@code --listeners} is the exception among
+     * {@link #KLAMM_ONLY}: PLAINTEXT and SASL_PLAINTEXT listeners on 127.0.0.1 (exactly one
+     * PLAINTEXT, first, which kafka.sh reports as the bootstrap address) map to Kafka's listeners, a
+     * CONTROLLER listener of the suite's choosing, and SCRAM-SHA-256/512 on SASL_PLAINTEXT (see
+     * {@link #kafkaProperties()}).
+     */
+    static boolean klammOnly(String flag, String value) {
+        if (flag.equals("--listeners")) {
+            return !kafkaMappableListeners(value);
+        }
+        return KLAMM_ONLY.contains(flag);
+    }
+
+    private static boolean kafkaMappableListeners(String value) {
+        int plaintext = 0;
+        for (String l : value.split(",")) {
+            Matcher m = Pattern.compile("(PLAINTEXT|SASL_PLAINTEXT)://127\\.0\\.0\\.1:\\d+").matcher(l.trim());
+            if (!m.matches()) {
+                return false;
+            }
+            if (m.group(1).equals("PLAINTEXT")) {
+                plaintext++;
+            }
+        }
+        // the PLAINTEXT one first: Klamm's bootstrap() is its first listener, Kafka's the PLAINTEXT one
+        return plaintext == 1 && value.trim().startsWith("PLAINTEXT://");
+    }
 
     /**
      * Klamm flags that take no value (clap switches). The tests still give them in pairs,
@@ -95,6 +133,7 @@ public final class Broker {
     private final Path dataDir;
     private final Path logFile;
     private int port;
+    private int controllerPort; // Kafka's CONTROLLER listener when --listeners is mapped
     private Process process;
     private int starts;
     private boolean running;
@@ -299,6 +338,10 @@ public final class Broker {
         props.put("group.initial.rebalance.delay.ms", "0"); // Klamm's default
         for (int i = 0; i < args.size(); i += 2) {
             String flag = args.get(i);
+            if (flag.equals("--listeners") && kafkaMappableListeners(args.get(i + 1))) {
+                props.putAll(kafkaListenerProperties(args.get(i + 1)));
+                continue;
+            }
             List<String> names = KAFKA_PROPERTY.get(flag);
             if (names == null) {
                 throw new IllegalArgumentException("no Kafka property known for Klamm flag " + flag);
@@ -310,6 +353,34 @@ public final class Broker {
         List<String> out = new ArrayList<>();
         props.forEach((k, v) -> out.add(k + "=" + v));
         return out;
+    }
+
+    /**
+     * Kafka's properties for {@code --listeners} of PLAINTEXT and SASL_PLAINTEXT listeners:
+     * the same listeners plus a CONTROLLER listener on a port picked once per broker (kept
+     * across restarts), the quorum bootstrap there, the protocol map, and SCRAM-SHA-256 and
+     * SCRAM-SHA-512 on SASL_PLAINTEXT (Kafka needs the server's ScramLoginModule JAAS entry per
+     * mechanism; users are made with AlterUserScramCredentials). kafka.sh appends these to its
+     * generated server.properties (later lines win) before it formats the storage.
+     */
+    private Map<String, String> kafkaListenerProperties(String listeners) {
+        if (controllerPort == 0) {
+            controllerPort = freePort();
+        }
+        Map<String, String> p = new LinkedHashMap<>();
+        p.put("listeners", listeners + ",CONTROLLER://127.0.0.1:" + controllerPort);
+        p.put("advertised.listeners", listeners);
+        p.put("controller.quorum.bootstrap.servers", "127.0.0.1:" + controllerPort);
+        p.put("listener.security.protocol.map",
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT");
+        if (listeners.contains("SASL_PLAINTEXT://")) {
+            p.put("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512");
+            for (String m : List.of("scram-sha-256", "scram-sha-512")) {
+                p.put("listener.name.sasl_plaintext." + m + ".sasl.jaas.config",
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required;");
+            }
+        }
+        return p;
     }
 
     private void startKafka() {

@@ -62,7 +62,7 @@ public final class BrokerExtension
     private String klammOnlyUnderKafka() {
         if (Broker.isKafka()) {
             for (int i = 0; i < args.size(); i += 2) {
-                if (Broker.KLAMM_ONLY.contains(args.get(i))) {
+                if (Broker.klammOnly(args.get(i), args.get(i + 1))) {
                     return args.get(i);
                 }
             }
