@@ -27,9 +27,26 @@ async fn mirror_cluster(
         let current = view.borrow_and_update().clone();
         let Some(ctx) = ctx.upgrade() else { return };
         // The sync writes the store: off the async workers.
-        let synced = tokio::task::spawn_blocking(move || ctx.metadata.sync_from_cluster(&current));
-        if synced.await.is_err() {
-            tracing::error!("mirroring the cluster's metadata failed");
+        let synced = {
+            let ctx = ctx.clone();
+            tokio::task::spawn_blocking(move || ctx.metadata.sync_from_cluster(&current))
+        };
+        match synced.await {
+            Ok(removed) if !removed.is_empty() => {
+                // A deleted topic's share partitions go with it: their leaders forget them,
+                // and each share coordinator removes the states it keeps (Kafka's
+                // `onTopicsDeleted`).
+                tokio::spawn(async move {
+                    for id in &removed {
+                        crate::storage::offload::blocking(|| {
+                            ctx.share_partitions.remove_topic(*id)
+                        });
+                    }
+                    ctx.share_coordinator.forget_topics(&ctx, &removed).await;
+                });
+            }
+            Ok(_) => {}
+            Err(_) => tracing::error!("mirroring the cluster's metadata failed"),
         }
         if view.changed().await.is_err() {
             return;
@@ -164,6 +181,7 @@ impl Broker {
         if let Some(c) = &cluster {
             // The cluster's topics before the first client, and this data dir's own
             // topics into the cluster if it had some before joining.
+            // Nothing of a topic dropped here was served yet: no share state to forget.
             metadata.sync_from_cluster(&c.view());
             metadata.adopt_local_topics().await;
         }

@@ -64,6 +64,7 @@ type Broker struct {
 	dir     string // Klamm: the data dir; Kafka: the kafka.sh dir
 	log     string // Klamm's log file
 	flags   []string
+	kafka   []string // more Kafka properties (COMPAT_BROKER=kafka), after the mapped flags
 	port    int
 	addr    string
 	cmd     *exec.Cmd
@@ -90,8 +91,16 @@ func repoRoot() string {
 // (e.g. "--num-partitions", "3"); it is stopped at test cleanup.
 func startBroker(t *testing.T, flags ...string) *Broker {
 	t.Helper()
+	return startBrokerKafkaProps(t, nil, flags...)
+}
+
+// startBrokerKafkaProps is startBroker with more properties for the reference Kafka
+// (`name=value`, appended to the mapped flags' properties; Klamm ignores them), for
+// settings the flags do not map (listeners, SASL, an authorizer).
+func startBrokerKafkaProps(t *testing.T, props []string, flags ...string) *Broker {
+	t.Helper()
 	dir := t.TempDir()
-	b := &Broker{t: t, name: t.Name(), dir: filepath.Join(dir, "data"), log: filepath.Join(dir, "broker.log"), flags: flags}
+	b := &Broker{t: t, name: t.Name(), dir: filepath.Join(dir, "data"), log: filepath.Join(dir, "broker.log"), flags: flags, kafka: props}
 	if !useKafka() {
 		b.port = listenersPort(t, flags)
 		if b.port == 0 {
@@ -310,6 +319,7 @@ func (b *Broker) startKafka() {
 	args := []string{"start", b.dir}
 	if b.starts == 1 { // a restart reuses DIR/server.properties
 		args = append(args, kafkaProps(b.t, b.flags)...)
+		args = append(args, b.kafka...)
 	}
 	cmd := exec.CommandContext(ctx, script, args...)
 	var stderr bytes.Buffer

@@ -54,11 +54,11 @@ fail=$(grep -cE '^\s*--- FAIL' "$log")
 skip=$(grep -cE '^\s*--- SKIP' "$log")
 echo
 echo "===== summary (tests and subtests) ====="
-for lib in Franz Sarama KafkaGo Cross Cluster Security Acl ShareGroup; do
+for lib in Franz Sarama KafkaGo Cross Cluster Security Acl ShareGroup DelegationToken; do
     p=$(grep -cE "^\s*--- PASS: Test${lib}" "$log")
     f=$(grep -cE "^\s*--- FAIL: Test${lib}" "$log")
     s=$(grep -cE "^\s*--- SKIP: Test${lib}" "$log")
-    printf '%-10s %3d passed %3d failed %3d skipped\n' "$lib" "$p" "$f" "$s"
+    printf '%-15s %3d passed %3d failed %3d skipped\n' "$lib" "$p" "$f" "$s"
 done
 grep -E '^\s*--- FAIL' "$log" | sed 's/^/FAILED: /'
 grep -E '^\s*--- SKIP' "$log" | sed 's/^ */SKIPPED: /'

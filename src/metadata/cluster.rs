@@ -221,9 +221,11 @@ impl Metadata {
     /// cluster's topic id), grows partitions, takes configs and placements, and drops topics
     /// the cluster deleted (or re-created under a new id). A topic this broker had before it
     /// joined a cluster is kept until it has been adopted (see [`Metadata::adopt_local_topics`]).
-    pub fn sync_from_cluster(&self, view: &ClusterView) {
+    /// Returns the ids of the topics it dropped, whose other state (share partitions') goes too.
+    pub fn sync_from_cluster(&self, view: &ClusterView) -> Vec<Uuid> {
         let _guard = self.admin_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut changed = false;
+        let mut removed = Vec::new();
         for (name, ct) in &view.topics {
             let Some(id) = decode_uuid(&ct.topic_id) else {
                 tracing::warn!(topic = %name, topic_id = %ct.topic_id, "topic with an unreadable id in ZooKeeper skipped");
@@ -239,7 +241,10 @@ impl Metadata {
         for t in self.topics() {
             if t.from_cluster && !view.topics.contains_key(&*t.name) {
                 match self.remove_topic_locked(&t) {
-                    Ok(_) => changed = true,
+                    Ok(_) => {
+                        changed = true;
+                        removed.push(t.id);
+                    }
                     Err(e) => {
                         tracing::error!(topic = %t.name, error = ?e, "cannot delete a topic the cluster deleted")
                     }
@@ -249,6 +254,7 @@ impl Metadata {
         if changed {
             self.generation.send_modify(|g| *g += 1);
         }
+        removed
     }
 
     /// Mirrors one topic; true if anything changed. The caller holds the admin lock.

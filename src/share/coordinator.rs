@@ -150,6 +150,31 @@ impl ShareCoordinator {
         self.put(ctx, key, None, false).await
     }
 
+    /// Removes the states this coordinator keeps for share partitions of deleted topics.
+    /// Each broker learns of a deletion and removes its own; a state it is not (or no
+    /// longer) the coordinator of is left to the broker that is.
+    pub async fn forget_topics(&self, ctx: &Context, topic_ids: &[uuid::Uuid]) {
+        let keys: Vec<StateKey> = self
+            .lock()
+            .keys()
+            .filter(|(_, t, _)| topic_ids.contains(t))
+            .cloned()
+            .collect();
+        let mut removed = 0;
+        for key in &keys {
+            match self.delete(ctx, key).await {
+                Ok(()) => removed += 1,
+                Err(ResponseError::NotCoordinator | ResponseError::CoordinatorLoadInProgress) => {}
+                Err(e) => {
+                    tracing::warn!(group = %key.0, topic_id = %key.1, partition = key.2, error = ?e, "the share state of a deleted topic could not be removed")
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(states = removed, "share states of deleted topics removed");
+        }
+    }
+
     async fn put(
         &self,
         ctx: &Context,

@@ -366,6 +366,44 @@ async fn share_state_survives_the_loss_of_the_leader_and_of_the_share_coordinato
         -1,
         "DeleteGroups left no state"
     );
+
+    // The group comes back and has state again; deleting the topic removes it at the
+    // share coordinator (each broker removes the states it keeps, Kafka's onTopicsDeleted).
+    assert_eq!(admin.send(&heartbeat(0), 1).await.error_code, 0);
+    let mut p = client(port_of(leader_now)).await;
+    // The new group starts at the end (share.auto.offset.reset=latest): fetch, then produce.
+    let r = p
+        .send(&fetch_req(GROUP, "m5", 0, topic_id, &[], 100), 1)
+        .await;
+    assert!(acquired(&r).is_empty(), "{r:?}");
+    let extra = batch(&[record(100, 1_700_000_000_100)], Compression::None);
+    assert_eq!(produce(&mut p, "sq", 0, extra, 9).await.0, 0);
+    let r = p
+        .send(&fetch_req(GROUP, "m5", 1, topic_id, &[], 5000), 1)
+        .await;
+    let got = acquired(&r);
+    assert!(!got.is_empty(), "{r:?}");
+    let (first, last, _) = got[0];
+    let r = p
+        .send(&ack_req(GROUP, "m5", 2, topic_id, &[(first, last, 1)]), 1)
+        .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+    assert_eq!(summary(port_of(next), topic_id).await.1, last + 1);
+    let r = admin
+        .send(
+            &DeleteTopicsRequest::default().with_topic_names(vec![tn("sq")]),
+            4,
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while summary(port_of(next), topic_id).await.1 != -1 {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted topic's share state is still at its coordinator"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Ends the member's share session (ShareFetch with the final epoch), which also writes
