@@ -9,6 +9,7 @@ pub mod consumer_journal;
 pub mod journal;
 pub mod offsets;
 pub mod state;
+pub mod streams;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};

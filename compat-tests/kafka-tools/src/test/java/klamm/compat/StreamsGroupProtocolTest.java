@@ -1,0 +1,700 @@
+package klamm.compat;
+
+import static klamm.compat.CliToolsTest.ok;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.Config;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.DescribeStreamsGroupsOptions;
+import org.apache.kafka.clients.admin.ListStreamsGroupOffsetsSpec;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.StreamsGroupDescription;
+import org.apache.kafka.clients.admin.StreamsGroupMemberAssignment;
+import org.apache.kafka.clients.admin.StreamsGroupMemberDescription;
+import org.apache.kafka.clients.admin.StreamsGroupSubtopologyDescription;
+import org.apache.kafka.clients.admin.StreamsGroupTopologyDescriptionStatus;
+import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.GroupState;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.serialization.LongDeserializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.streams.CloseOptions;
+import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.TestMethodOrder;
+
+/**
+ * Kafka Streams 4.4 with the streams rebalance protocol (KIP-1071, {@code group.protocol=streams}:
+ * StreamsGroupHeartbeat 88, StreamsGroupDescribe 89), exactly_once_v2, the word count of
+ * {@link StreamsApp}. One broker and one application for the class; the tests are the steps of
+ * one scenario, in order:
+ * <ol>
+ * <li>one instance (in this JVM): the broker creates the internal topics (3 partitions, the
+ * client's topic configs), exact read_committed counts, {@code Admin.describeStreamsGroups}
+ * (Stable, sticky, 6 active tasks, the epochs agree), kafka-streams-groups --list, --describe
+ * --state/--members;</li>
+ * <li>scale out: a second instance in a child JVM ({@link StreamsApp}) joins while records are
+ * produced; the 6 tasks split 3+3 by the sticky rules; counts exact;</li>
+ * <li>kill -9 of the second instance: after the broker's streams session timeout (6 s) the
+ * first owns all 6 tasks again; counts exact; --describe --offsets (lag 0), --delete refused
+ * while the group has a member;</li>
+ * <li>close: the group is Empty, --describe --state, --delete, --list.</li>
+ * </ol>
+ * Skipped as a whole when the broker does not advertise ApiVersions key 88 (Klamm today).
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
+class StreamsGroupProtocolTest {
+    static final String STREAMS_GROUPS = "org.apache.kafka.tools.streams.StreamsGroupCommand";
+    static final int PARTITIONS = StreamsWordCountTest.PARTITIONS;
+    static final short STREAMS_GROUP_HEARTBEAT = 88, STREAMS_GROUP_DESCRIBE = 89;
+    /** The broker's streams group settings (Kafka's names; Klamm accepts them as flag aliases). */
+    static final Map<String, String> SETTINGS = Map.of(
+            "group.streams.session.timeout.ms", "6000",
+            "group.streams.min.session.timeout.ms", "6000",
+            "group.streams.heartbeat.interval.ms", "500",
+            "group.streams.min.heartbeat.interval.ms", "500",
+            "group.streams.initial.rebalance.delay.ms", "0");
+    static final Set<String> ALL_TASKS = Set.of("0_0", "0_1", "0_2", "1_0", "1_1", "1_2");
+
+    Broker broker;
+    Admin admin;
+    String bs, input, output, appId, repartition, changelog;
+    int nodeId;
+    final long t0 = System.nanoTime();
+    final Random random = new Random(1071);
+    final Map<String, Long> expected = new ConcurrentHashMap<>();
+    final AtomicInteger lines = new AtomicInteger();
+    final AtomicReference<Throwable> error = new AtomicReference<>();
+    KafkaStreams first;
+    Child second;
+    Counts counts;
+    final List<Integer> epochs = new ArrayList<>();
+    int done; // the last step that passed: each step needs the one before it
+
+    void step(String what) {
+        System.out.printf("[streams-groups] %6d ms  %s%n", (System.nanoTime() - t0) / 1_000_000, what);
+    }
+
+    // ------------------------------------------------------------------ the gate
+
+    /**
+     * The API keys a broker advertises: a raw ApiVersions v0 request (header v1, client id),
+     * the v0 response parsed (error code, then [api key, min, max]); a v0 response of an
+     * unsupported version carries the list too.
+     */
+    static Set<Short> apiKeys(String bootstrap) throws IOException {
+        String host = bootstrap.substring(0, bootstrap.lastIndexOf(':'));
+        int port = Integer.parseInt(bootstrap.substring(bootstrap.lastIndexOf(':') + 1));
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress(host, port), 10_000);
+            s.setSoTimeout(10_000);
+            byte[] client = "klamm-compat-gate".getBytes(StandardCharsets.UTF_8);
+            DataOutputStream out = new DataOutputStream(s.getOutputStream());
+            out.writeInt(2 + 2 + 4 + 2 + client.length);
+            out.writeShort(18); // ApiVersions
+            out.writeShort(0);
+            out.writeInt(7107); // correlation id
+            out.writeShort(client.length);
+            out.write(client);
+            out.flush();
+            DataInputStream in = new DataInputStream(s.getInputStream());
+            byte[] body = new byte[in.readInt()];
+            in.readFully(body);
+            ByteBuffer b = ByteBuffer.wrap(body);
+            if (b.getInt() != 7107) throw new IOException("ApiVersions: wrong correlation id");
+            short err = b.getShort();
+            int n = b.getInt();
+            Set<Short> keys = new TreeSet<>();
+            for (int i = 0; i < n; i++) {
+                keys.add(b.getShort());
+                b.getShort();
+                b.getShort();
+            }
+            if (err != 0 && keys.isEmpty()) throw new IOException("ApiVersions v0: error " + err);
+            return keys;
+        }
+    }
+
+    @BeforeAll
+    void startBroker() throws Exception {
+        if (!Broker.isKafka()) {
+            // Klamm starts in milliseconds, and a Klamm without streams groups refuses the
+            // group.streams.* flags: ask a plain one first, then start the real one below.
+            try (Broker probe = Broker.start("streams-groups-probe", Map.of())) {
+                gate(probe);
+            }
+        }
+        broker = Broker.start("streams-groups", SETTINGS);
+        gate(broker);
+        bs = broker.bootstrap();
+        admin = broker.admin();
+        nodeId = admin.describeCluster().controller().get().id();
+        String suffix = Long.toHexString(System.nanoTime());
+        input = "sg-input-" + suffix;
+        output = "sg-output-" + suffix;
+        appId = "sg-app-" + suffix;
+        repartition = appId + "-words-repartition";
+        changelog = appId + "-counts-changelog";
+        Clients.createTopic(admin, input, PARTITIONS, Map.of());
+        Clients.createTopic(admin, output, PARTITIONS, Map.of());
+        counts = new Counts();
+    }
+
+    void gate(Broker b) throws Exception {
+        Set<Short> keys = apiKeys(b.bootstrap());
+        Assumptions.assumeTrue(keys.contains(STREAMS_GROUP_HEARTBEAT),
+                "streams groups (KIP-1071) not served by this broker: " + b.label()
+                        + " does not advertise ApiVersions key 88 (StreamsGroupHeartbeat); it advertises " + keys);
+        assertTrue(keys.contains(STREAMS_GROUP_DESCRIBE), "88 without 89 (StreamsGroupDescribe): " + keys);
+    }
+
+    @AfterAll
+    void stopAll() {
+        if (second != null) second.close();
+        if (first != null) first.close(Duration.ofSeconds(20));
+        if (counts != null) counts.close();
+        if (admin != null) admin.close(Duration.ofSeconds(5));
+        if (broker != null) broker.close();
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    Tool.Result tool(String... args) throws Exception {
+        List<String> all = new ArrayList<>(List.of("--bootstrap-server", bs));
+        all.addAll(Arrays.asList(args));
+        Tool.Result r = Tool.java(STREAMS_GROUPS, null, all.toArray(new String[0]));
+        System.out.println(r);
+        return r;
+    }
+
+    /** Produces lines of random words (fixed seed) and adds each word to expected. */
+    void produceLines(KafkaProducer<String, String> producer, int n) {
+        for (int i = 0; i < n; i++) {
+            int words = 1 + random.nextInt(6);
+            StringBuilder line = new StringBuilder();
+            for (int w = 0; w < words; w++) {
+                String word = StreamsWordCountTest.VOCABULARY[random.nextInt(StreamsWordCountTest.VOCABULARY.length)];
+                expected.merge(word, 1L, Long::sum);
+                line.append(w == 0 ? "" : (w % 2 == 0 ? ", " : " ")).append(w % 3 == 0 ? word.toUpperCase() : word);
+            }
+            producer.send(new ProducerRecord<>(input, "line-" + lines.getAndIncrement(), line.toString()));
+        }
+        producer.flush();
+    }
+
+    void produceLines(int n) {
+        try (KafkaProducer<String, String> producer = Clients.producer(bs)) {
+            produceLines(producer, n);
+        }
+    }
+
+    /** Produces a few lines every 50 ms in the background until stopped (then flushed). */
+    final class Background implements AutoCloseable {
+        final AtomicBoolean stop = new AtomicBoolean();
+        final AtomicReference<Throwable> failed = new AtomicReference<>();
+        final Thread thread;
+        final int before = lines.get();
+
+        Background() {
+            thread = new Thread(() -> {
+                try (KafkaProducer<String, String> producer = Clients.producer(bs)) {
+                    while (!stop.get()) {
+                        produceLines(producer, 4);
+                        Thread.sleep(50);
+                    }
+                } catch (Throwable e) {
+                    failed.set(e);
+                }
+            }, "background-producer");
+            thread.start();
+        }
+
+        /** Stops, waits for the last acks; returns the number of lines produced. */
+        @Override
+        public void close() throws InterruptedException {
+            stop.set(true);
+            thread.join(30_000);
+            assertFalse(thread.isAlive(), "background producer did not stop");
+            if (failed.get() != null) throw new AssertionError("background producer failed", failed.get());
+        }
+
+        int produced() {
+            return lines.get() - before;
+        }
+    }
+
+    /**
+     * The output topic read with one read_committed consumer for the whole class: every record
+     * must be a count above the word's previous one and at most its expected final count
+     * (double counting fails at once, in any phase).
+     */
+    final class Counts implements AutoCloseable {
+        final KafkaConsumer<String, Long> consumer;
+        final Map<String, Long> latest = new TreeMap<>();
+        long records;
+
+        Counts() {
+            consumer = new KafkaConsumer<>(Map.of(
+                    ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bs,
+                    ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
+                    ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest"),
+                    new StringDeserializer(), new LongDeserializer());
+            List<TopicPartition> tps = IntStream.range(0, PARTITIONS).mapToObj(i -> new TopicPartition(output, i))
+                    .collect(Collectors.toList());
+            consumer.assign(tps);
+            consumer.seekToBeginning(tps);
+        }
+
+        /** Polls until the latest count of every word equals expected (no producer may run). */
+        void awaitExact(String phase, long timeoutMs) {
+            Map<String, Long> want = new TreeMap<>(expected);
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            while (!latest.equals(want)) {
+                if (error.get() != null) throw new AssertionError("streams failed", error.get());
+                if (second != null) second.check();
+                if (System.currentTimeMillis() > deadline) {
+                    throw new AssertionError(phase + ": counts not reached within " + timeoutMs + " ms\nexpected "
+                            + want + "\nlatest   " + latest);
+                }
+                for (ConsumerRecord<String, Long> r : consumer.poll(Duration.ofMillis(200))) {
+                    records++;
+                    long max = want.getOrDefault(r.key(), 0L);
+                    assertTrue(r.value() <= max, phase + ": double counting: " + r.key() + "=" + r.value()
+                            + " > expected final " + max + " at " + r.topic() + "-" + r.partition() + "@" + r.offset());
+                    Long prev = latest.put(r.key(), r.value());
+                    assertTrue(prev == null || r.value() > prev, phase + ": count of " + r.key() + " went " + prev
+                            + " -> " + r.value() + " at " + r.topic() + "-" + r.partition() + "@" + r.offset());
+                }
+            }
+            step(phase + ": counts exact (" + lines.get() + " lines, " + want.values().stream().mapToLong(Long::longValue).sum()
+                    + " words, " + records + " count records read)");
+        }
+
+        @Override
+        public void close() {
+            consumer.close(Duration.ofSeconds(5));
+        }
+    }
+
+    /** A second instance of the application in a child JVM ({@link StreamsApp}), stopped by PID. */
+    static final class Child implements AutoCloseable {
+        final Process process;
+        final Path out, err;
+        volatile boolean killed;
+
+        Child(List<String> args, Path dir) throws IOException {
+            Files.createDirectories(dir);
+            out = dir.resolve("stdout");
+            err = dir.resolve("stderr");
+            String testClasses;
+            try {
+                testClasses = Paths.get(StreamsApp.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
+            } catch (java.net.URISyntaxException e) {
+                throw new IOException(e);
+            }
+            String cp = Files.readString(Paths.get(System.getProperty("tools.classpath", "target/tools.classpath"))).strip()
+                    + java.io.File.pathSeparator + testClasses;
+            List<String> cmd = new ArrayList<>(List.of(
+                    Paths.get(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
+                    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-Dorg.slf4j.simpleLogger.logFile=System.err",
+                    "-cp", cp, StreamsApp.class.getName()));
+            cmd.addAll(args);
+            process = new ProcessBuilder(cmd)
+                    .redirectOutput(out.toFile())
+                    .redirectError(err.toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .start();
+            Runtime.getRuntime().addShutdownHook(new Thread(process::destroyForcibly));
+        }
+
+        long pid() {
+            return process.pid();
+        }
+
+        String stdout() {
+            try {
+                return Files.readString(out, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                return "";
+            }
+        }
+
+        String describe() {
+            String e;
+            try {
+                List<String> l = Files.readAllLines(err, StandardCharsets.UTF_8);
+                e = String.join("\n", l.subList(Math.max(0, l.size() - 40), l.size()));
+            } catch (IOException x) {
+                e = "";
+            }
+            return "child pid " + pid() + (process.isAlive() ? " (alive)" : " (exit " + process.exitValue() + ")")
+                    + "\n--- stdout ---\n" + stdout() + "--- stderr (tail) ---\n" + e;
+        }
+
+        /** Fails if the child died or reported an error. */
+        void check() {
+            if (killed) return;
+            String o = stdout();
+            if (o.contains("ERROR ") || o.contains("STATE ERROR") || !process.isAlive()) {
+                throw new AssertionError("second instance failed: " + describe());
+            }
+        }
+
+        void awaitState(String state, long timeoutMs) throws InterruptedException {
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            while (!stdout().lines().anyMatch(l -> l.equals("STATE " + state))) {
+                check();
+                if (System.currentTimeMillis() > deadline) {
+                    throw new AssertionError("second instance not " + state + " within " + timeoutMs + " ms: " + describe());
+                }
+                Thread.sleep(100);
+            }
+        }
+
+        /** kill -9 PID, then wait for the exit (137). */
+        int kill9() throws Exception {
+            killed = true;
+            Tool.Result r = Tool.exec(List.of("kill", "-9", Long.toString(pid())), null, 10);
+            assertEquals(0, r.exit, "kill -9: " + r);
+            assertTrue(process.waitFor(10, TimeUnit.SECONDS), "child still alive after kill -9");
+            return process.exitValue();
+        }
+
+        @Override
+        public void close() {
+            if (!process.isAlive()) return;
+            process.destroy(); // SIGTERM: the child closes its KafkaStreams
+            try {
+                if (!process.waitFor(20, TimeUnit.SECONDS)) {
+                    process.destroyForcibly();
+                    process.waitFor(10, TimeUnit.SECONDS);
+                }
+            } catch (InterruptedException e) {
+                process.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    StreamsGroupDescription describe() throws Exception {
+        return admin.describeStreamsGroups(List.of(appId), new DescribeStreamsGroupsOptions())
+                .describedGroups().get(appId).get(15, TimeUnit.SECONDS);
+    }
+
+    /** Describes the group until cond holds (bounded); returns that description. */
+    StreamsGroupDescription awaitGroup(String what, long timeoutMs, Predicate<StreamsGroupDescription> cond)
+            throws Exception {
+        long deadline = System.currentTimeMillis() + timeoutMs;
+        StreamsGroupDescription last = null;
+        Exception lastError = null;
+        while (true) {
+            if (error.get() != null) throw new AssertionError("streams failed", error.get());
+            if (second != null && second.process.isAlive()) second.check();
+            try {
+                last = describe();
+                lastError = null;
+                if (cond.test(last)) return last;
+            } catch (Exception e) {
+                lastError = e;
+            }
+            if (System.currentTimeMillis() > deadline) {
+                throw new AssertionError("timed out after " + timeoutMs + " ms waiting for " + what
+                        + "; last description: " + last, lastError);
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** The active tasks of an assignment as "subtopology_partition". */
+    static Set<String> tasks(StreamsGroupMemberAssignment a) {
+        Set<String> out = new TreeSet<>();
+        for (StreamsGroupMemberAssignment.TaskIds t : a.activeTasks()) {
+            for (int p : t.partitions()) out.add(t.subtopologyId() + "_" + p);
+        }
+        return out;
+    }
+
+    /**
+     * Stable, assignor "sticky", every member reconciled (member epoch == group epoch ==
+     * target assignment epoch, current == target, no standby or warmup tasks), the members'
+     * active tasks disjoint and covering all 6.
+     */
+    static boolean settled(StreamsGroupDescription d, int members) {
+        if (d.groupState() != GroupState.STABLE || d.members().size() != members) return false;
+        if (d.groupEpoch() != d.targetAssignmentEpoch()) return false;
+        Set<String> union = new TreeSet<>();
+        int total = 0;
+        for (StreamsGroupMemberDescription m : d.members()) {
+            if (m.memberEpoch() != d.groupEpoch()) return false;
+            if (!tasks(m.assignment()).equals(tasks(m.targetAssignment()))) return false;
+            total += tasks(m.assignment()).size();
+            union.addAll(tasks(m.assignment()));
+        }
+        return total == ALL_TASKS.size() && union.equals(ALL_TASKS);
+    }
+
+    static StreamsGroupMemberDescription memberAt(StreamsGroupDescription d, int port) {
+        return d.members().stream()
+                .filter(m -> m.userEndpoint().map(e -> e.port() == port).orElse(false))
+                .findFirst().orElseThrow(() -> new AssertionError("no member with endpoint port " + port + ": " + d));
+    }
+
+    static String summary(StreamsGroupDescription d) {
+        return d.groupState() + " groupEpoch=" + d.groupEpoch() + " targetAssignmentEpoch=" + d.targetAssignmentEpoch()
+                + " topologyEpoch=" + d.topologyEpoch() + " assignor=" + d.assignorName().orElse("-") + " members="
+                + d.members().stream().map(m -> m.userEndpoint().map(e -> e.host() + ":" + e.port()).orElse("?")
+                        + " epoch " + m.memberEpoch() + " " + tasks(m.assignment())).collect(Collectors.toList());
+    }
+
+    /** Committed offsets of the group == end offsets of the input and repartition partitions. */
+    boolean drained() {
+        try {
+            List<TopicPartition> tps = new ArrayList<>();
+            for (int p = 0; p < PARTITIONS; p++) {
+                tps.add(new TopicPartition(input, p));
+                tps.add(new TopicPartition(repartition, p));
+            }
+            Map<TopicPartition, OffsetAndMetadata> committed = admin.listStreamsGroupOffsets(
+                    Map.of(appId, new ListStreamsGroupOffsetsSpec().topicPartitions(tps))).partitionsToOffsetAndMetadata(appId).get();
+            Map<TopicPartition, Long> end = Clients.offsets(admin, tps, OffsetSpec.latest());
+            return tps.stream().allMatch(tp -> committed.get(tp) != null && committed.get(tp).offset() == end.get(tp));
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    int port(int i) {
+        return 7000 + i;
+    }
+
+    // ------------------------------------------------------------------ the scenario
+
+    @Test
+    @Order(1)
+    void oneInstance() throws Exception {
+        produceLines(300);
+        first = new KafkaStreams(StreamsApp.topology(input, output),
+                StreamsApp.props(bs, appId, Files.createDirectories(broker.dir.resolve("state-a")), "localhost:" + port(1)));
+        first.setUncaughtExceptionHandler(e -> {
+            error.compareAndSet(null, e);
+            return StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
+        });
+        long start = System.nanoTime();
+        first.start();
+        Clients.waitFor("first instance RUNNING", 60_000, () -> {
+            if (error.get() != null) throw new AssertionError("streams failed", error.get());
+            return first.state() == KafkaStreams.State.RUNNING;
+        });
+        step("first instance RUNNING after " + (System.nanoTime() - start) / 1_000_000 + " ms");
+        counts.awaitExact("one instance", 60_000);
+
+        // the internal topics: created by the broker (the client does not create them under
+        // the streams protocol), partitions derived from the input's 3, the client's configs
+        Map<String, TopicDescription> described = admin.describeTopics(List.of(repartition, changelog)).allTopicNames().get();
+        for (String t : List.of(repartition, changelog)) {
+            assertEquals(PARTITIONS, described.get(t).partitions().size(), t + " partitions");
+            described.get(t).partitions().forEach(p -> assertEquals(1, p.replicas().size(), t + " replicas"));
+        }
+        ConfigResource rr = new ConfigResource(ConfigResource.Type.TOPIC, repartition);
+        ConfigResource cr = new ConfigResource(ConfigResource.Type.TOPIC, changelog);
+        Map<ConfigResource, Config> configs = admin.describeConfigs(List.of(rr, cr)).all().get();
+        Map<String, String> want = new LinkedHashMap<>();
+        want.put(changelog + " cleanup.policy", "compact");
+        want.put(changelog + " message.timestamp.type", "CreateTime");
+        want.put(repartition + " cleanup.policy", "delete");
+        want.put(repartition + " message.timestamp.type", "CreateTime");
+        want.put(repartition + " retention.ms", "-1");
+        want.put(repartition + " segment.bytes", "52428800");
+        Map<String, String> got = new LinkedHashMap<>();
+        for (String k : want.keySet()) {
+            String[] tn = k.split(" ");
+            ConfigEntry e = configs.get(tn[0].equals(changelog) ? cr : rr).get(tn[1]);
+            got.put(k, e == null ? null : e.value());
+            if (e != null) {
+                assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, e.source(), k + " is the topic's own config: " + e);
+            }
+        }
+        assertEquals(want, got, "internal topic configs (the client's, set at creation)");
+        step("internal topics: 3 partitions each, configs " + got);
+
+        // the group as the Admin client describes it
+        StreamsGroupDescription d = awaitGroup("one member with 6 tasks, Stable", 30_000, x -> settled(x, 1));
+        step("described: " + summary(d));
+        assertEquals(appId, d.groupId());
+        assertEquals(java.util.Optional.of("sticky"), d.assignorName(), "assignor");
+        assertEquals(nodeId, d.coordinator().id(), "coordinator");
+        StreamsGroupMemberDescription a = d.members().iterator().next();
+        assertEquals(ALL_TASKS, tasks(a.assignment()), "active tasks");
+        assertEquals(List.of(), a.assignment().standbyTasks(), "standby tasks");
+        assertEquals(List.of(), a.assignment().warmupTasks(), "warmup tasks");
+        assertEquals("localhost", a.userEndpoint().orElseThrow().host(), "endpoint host");
+        assertEquals(port(1), a.userEndpoint().orElseThrow().port(), "endpoint port");
+        assertEquals("/127.0.0.1", a.clientHost(), "client host");
+        assertTrue(a.clientId().startsWith(appId) && a.clientId().endsWith("-StreamThread-1-consumer"), "client id " + a.clientId());
+        assertFalse(a.processId().isEmpty(), "process id");
+        assertFalse(a.isClassic(), "isClassic");
+        assertEquals(d.topologyEpoch(), a.topologyEpoch(), "member topology epoch");
+        // the topology as configured by the broker: subtopology 0 reads the input and writes the
+        // repartition topic, 1 reads it and owns the changelog
+        Map<String, StreamsGroupSubtopologyDescription> subs = d.subtopologies().stream()
+                .collect(Collectors.toMap(StreamsGroupSubtopologyDescription::subtopologyId, s -> s));
+        assertEquals(Set.of("0", "1"), subs.keySet(), "subtopologies");
+        assertEquals(List.of(input), subs.get("0").sourceTopics());
+        assertEquals(List.of(repartition), subs.get("0").repartitionSinkTopics());
+        assertEquals(Set.of(repartition), subs.get("1").repartitionSourceTopics().keySet());
+        assertEquals(Set.of(changelog), subs.get("1").stateChangelogTopics().keySet());
+        assertEquals(PARTITIONS, subs.get("1").repartitionSourceTopics().get(repartition).partitions(), "configured repartition partitions");
+        assertEquals(PARTITIONS, subs.get("1").stateChangelogTopics().get(changelog).partitions(), "configured changelog partitions");
+        StreamsGroupDescription withTopology = admin.describeStreamsGroups(List.of(appId),
+                new DescribeStreamsGroupsOptions().includeTopologyDescription(true)).describedGroups().get(appId).get();
+        assertEquals(StreamsGroupTopologyDescriptionStatus.NOT_STORED, withTopology.topologyDescriptionStatus(),
+                "no topology description plugin");
+        epochs.add(d.groupEpoch());
+
+        // the tool against the running group
+        Tool.Result list = ok(tool("--list"));
+        assertTrue(list.lines().contains(appId), list.toString());
+        Tool.Result listState = ok(tool("--list", "--state"));
+        Tool.Result state = ok(tool("--describe", "--state", "--verbose", "--group", appId));
+        Tool.Result members = ok(tool("--describe", "--members", "--verbose", "--group", appId));
+        done = 1;
+    }
+
+    @Test
+    @Order(2)
+    void scaleOut() throws Exception {
+        assertEquals(1, done, "the previous step failed");
+        StreamsGroupDescription before = describe();
+        String processA = before.members().iterator().next().processId();
+        long start;
+        StreamsGroupDescription d;
+        try (Background producer = new Background()) {
+            start = System.nanoTime();
+            second = new Child(List.of(bs, appId, input, output, broker.dir.resolve("state-b").toString(),
+                    "localhost:" + port(2)), broker.dir.resolve("instance-b"));
+            second.awaitState("RUNNING", 60_000);
+            step("second instance (pid " + second.pid() + ") RUNNING after " + (System.nanoTime() - start) / 1_000_000 + " ms");
+            d = awaitGroup("two members, 3+3 tasks, Stable", 30_000, x -> settled(x, 2));
+            step("split after " + (System.nanoTime() - start) / 1_000_000 + " ms, " + producer.produced()
+                    + " lines produced meanwhile: " + summary(d));
+        }
+        StreamsGroupMemberDescription a = memberAt(d, port(1)), b = memberAt(d, port(2));
+        assertEquals(processA, a.processId(), "the first instance kept its member");
+        assertNotEquals(a.processId(), b.processId(), "two processes");
+        // the sticky assignor: quota 3 each; the previous owner keeps the first 3 tasks in
+        // (partition, subtopology) order: 0_0, 1_0, 0_1; the new member gets 1_1, 0_2, 1_2
+        assertEquals(Set.of("0_0", "1_0", "0_1"), tasks(a.assignment()), "first instance's tasks: " + summary(d));
+        assertEquals(Set.of("1_1", "0_2", "1_2"), tasks(b.assignment()), "second instance's tasks: " + summary(d));
+        assertTrue(d.groupEpoch() > epochs.get(epochs.size() - 1), "group epoch grew: " + epochs + " -> " + d.groupEpoch());
+        epochs.add(d.groupEpoch());
+        counts.awaitExact("scale out", 60_000);
+        // both instances process: more lines for every task
+        produceLines(200);
+        counts.awaitExact("two instances", 60_000);
+        Tool.Result members = ok(tool("--describe", "--members", "--verbose", "--group", appId));
+        done = 2;
+    }
+
+    @Test
+    @Order(3)
+    void killSecondInstance() throws Exception {
+        assertEquals(2, done, "the previous step failed");
+        long killed;
+        StreamsGroupDescription d;
+        try (Background producer = new Background()) {
+            Thread.sleep(300); // the second instance is in the middle of a transaction
+            killed = System.nanoTime();
+            int exit = second.kill9();
+            step("second instance killed (kill -9 " + second.pid() + ", exit " + exit + ")");
+            assertEquals(137, exit, "exit status of kill -9");
+            d = awaitGroup("the first instance owns all 6 tasks again", 30_000, x -> settled(x, 1));
+            long ms = (System.nanoTime() - killed) / 1_000_000;
+            step("first instance owns all tasks " + ms + " ms after the kill, " + producer.produced()
+                    + " lines produced meanwhile: " + summary(d));
+            // the broker's session timeout is 6 s: not before it, and within a few heartbeats after
+            assertTrue(ms >= 5_500, "the killed member was removed before the session timeout: " + ms + " ms");
+            assertTrue(ms <= 20_000, "takeover took " + ms + " ms");
+        }
+        assertEquals(port(1), d.members().iterator().next().userEndpoint().orElseThrow().port(), "the first instance remains");
+        assertTrue(d.groupEpoch() > epochs.get(epochs.size() - 1), "group epoch grew: " + epochs + " -> " + d.groupEpoch());
+        epochs.add(d.groupEpoch());
+        counts.awaitExact("after kill -9", 60_000);
+
+        // drained: committed offsets at the end of the input and repartition partitions
+        Clients.waitFor("committed offsets at the end offsets", 30_000, this::drained);
+        step("drained");
+        Tool.Result offsets = ok(tool("--describe", "--offsets", "--group", appId));
+        Tool.Result offsetsVerbose = ok(tool("--describe", "--offsets", "--verbose", "--group", appId));
+        Tool.Result refused = tool("--delete", "--group", appId);
+        done = 3;
+    }
+
+    @Test
+    @Order(4)
+    void closeAndDelete() throws Exception {
+        assertEquals(3, done, "the previous step failed");
+        assertTrue(first.close(CloseOptions.groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
+                .withTimeout(Duration.ofSeconds(30))), "clean close");
+        step("first instance closed");
+        StreamsGroupDescription d = awaitGroup("Empty", 30_000, x -> x.groupState() == GroupState.EMPTY);
+        step("described: " + summary(d));
+        Tool.Result state = tool("--describe", "--state", "--group", appId);
+        Tool.Result deleted = ok(tool("--delete", "--group", appId));
+        Tool.Result list = ok(tool("--list"));
+        assertFalse(list.lines().contains(appId), list.toString());
+        Tool.Result gone = tool("--describe", "--group", appId);
+        step("epochs " + epochs);
+        done = 4;
+    }
+}
