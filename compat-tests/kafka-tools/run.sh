@@ -52,6 +52,9 @@ passed=$(( tests - failures - errors - skipped ))
 echo   # Maven leaves its colour reset codes without a newline
 echo "kafka-tools ($broker): $tests tests, $passed passed, $failures failed, $errors errors, $skipped skipped in ${secs}s (excluded tags: ${excluded:-none})"
 if [ "$rc" -ne 0 ]; then exit "$rc"; fi
-if [ "$tests" -eq 0 ] || [ "$passed" -eq 0 ]; then echo "no test ran"; exit 1; fi
 if [ $(( failures + errors )) -ne 0 ]; then exit 1; fi
+if [ "$tests" -eq 0 ]; then echo "no test ran"; exit 1; fi
+# Every test skipped by its own assumption (e.g. -Dtest=StreamsGroupProtocolTest on a broker
+# without streams groups): not a failure, but said so.
+if [ "$passed" -eq 0 ]; then echo "no test ran: all $skipped skipped (see the reasons in target/surefire-reports)"; exit 0; fi
 exit 0
