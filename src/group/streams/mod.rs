@@ -7,5 +7,6 @@
 //! (and not advertised).
 
 pub mod assignor;
+pub mod group;
 pub mod reconcile;
 pub mod topology;

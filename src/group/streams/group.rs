@@ -1,0 +1,936 @@
+//! The streams groups of one group coordinator: members, the stored topology, the group
+//! and assignment epochs, the target assignment and each member's reconciliation, in
+//! Kafka 4.4's order of checks (KIP-1071). Memory only for now: a restarted coordinator's
+//! members rejoin, as a single node's consumer groups do.
+//!
+//! The heartbeat is a pure function of the group, the request, the cluster's partition
+//! counts (a closure) and the time, so it is tested without a broker; the API handler
+//! turns wire messages into [`Heartbeat`] and creates the internal topics the reply names.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+
+use super::assignor::{self, MemberSpec};
+use super::reconcile::{reconcile, Current, Held, MemberState, TaskSets};
+use super::topology::{configure, Configured, InternalTopic, StatusCode, Topology};
+
+/// The broker's `group.streams.*` settings a group uses.
+#[derive(Debug, Clone)]
+pub struct StreamsGroupConfig {
+    pub session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+    pub initial_rebalance_delay_ms: i32,
+    pub num_standby_replicas: u32,
+    pub max_size: usize,
+    pub task_offset_interval_ms: i32,
+    pub acceptable_recovery_lag: i64,
+}
+
+impl Default for StreamsGroupConfig {
+    /// Kafka 4.4's defaults.
+    fn default() -> Self {
+        StreamsGroupConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            initial_rebalance_delay_ms: 3_000,
+            num_standby_replicas: 0,
+            max_size: i32::MAX as usize,
+            task_offset_interval_ms: 60_000,
+            acceptable_recovery_lag: 10_000,
+        }
+    }
+}
+
+/// An application server endpoint (`application.server`) for interactive queries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// One member: a stream thread of a KafkaStreams instance (its process).
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub topology_epoch: i32,
+    pub process_id: String,
+    pub user_endpoint: Option<Endpoint>,
+    pub client_tags: BTreeMap<String, String>,
+    pub current: Current,
+    last_heartbeat: Instant,
+    revoke_deadline: Option<Instant>,
+    /// The tasks last sent, so unchanged ones are not sent again.
+    last_sent: Option<TaskSets>,
+}
+
+/// One streams group.
+#[derive(Debug)]
+pub struct StreamsGroup {
+    pub group_id: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub topology: Option<Topology>,
+    pub configured: Option<Configured>,
+    pub members: BTreeMap<String, Member>,
+    pub target: BTreeMap<String, TaskSets>,
+    fingerprint: u64,
+    delay_until: Option<Instant>,
+    endpoint_epoch: i32,
+    shutdown_requested: bool,
+}
+
+impl StreamsGroup {
+    fn new(group_id: &str) -> StreamsGroup {
+        // Kafka starts both epochs at 1: a first member reconciles to 1 while the initial
+        // delay holds the assignment back, never to 0 (which would read as a rejoin).
+        StreamsGroup {
+            group_id: group_id.to_string(),
+            group_epoch: 1,
+            assignment_epoch: 1,
+            topology: None,
+            configured: None,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            fingerprint: 0,
+            delay_until: None,
+            endpoint_epoch: 0,
+            shutdown_requested: false,
+        }
+    }
+
+    /// Kafka's state names: Empty, NotReady, Assigning, Reconciling, Stable.
+    pub fn state(&self) -> &'static str {
+        if self.members.is_empty() {
+            "Empty"
+        } else if !self.configured.as_ref().is_some_and(Configured::ready) {
+            "NotReady"
+        } else if self.assignment_epoch < self.group_epoch {
+            "Assigning"
+        } else if self.members.values().any(|m| {
+            m.current.epoch != self.assignment_epoch || m.current.state != MemberState::Stable
+        }) {
+            "Reconciling"
+        } else {
+            "Stable"
+        }
+    }
+}
+
+/// What a StreamsGroupHeartbeat asked for (`None`: unchanged since the last one).
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    pub group_id: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub endpoint_information_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub topology: Option<Topology>,
+    pub owned: Option<TaskSets>,
+    pub process_id: Option<String>,
+    pub user_endpoint: Option<Endpoint>,
+    pub client_tags: Option<BTreeMap<String, String>>,
+    pub shutdown_application: bool,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// A member's partitions by its endpoint, for interactive queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPartitions {
+    pub endpoint: Endpoint,
+    pub active: BTreeMap<String, Vec<i32>>,
+    pub standby: BTreeMap<String, Vec<i32>>,
+}
+
+/// The heartbeat's answer.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    pub task_offset_interval_ms: i32,
+    pub acceptable_recovery_lag: i64,
+    pub statuses: Vec<(StatusCode, String)>,
+    /// None: unchanged.
+    pub tasks: Option<TaskSets>,
+    pub endpoint_information_epoch: i32,
+    pub partitions_by_endpoint: Option<Vec<EndpointPartitions>>,
+    /// Internal topics the broker should create now (not a wire field).
+    pub to_create: Vec<InternalTopic>,
+}
+
+type Refusal = (ResponseError, Option<String>);
+
+fn fail(e: ResponseError, message: impl Into<String>) -> Refusal {
+    (e, Some(message.into()))
+}
+
+/// The streams groups of this broker.
+///
+/// It exists so that Kafka Streams applications with `group.protocol=streams` get their
+/// tasks from the broker, with one owner of every group's epochs and assignment.
+pub struct StreamsGroups {
+    config: StreamsGroupConfig,
+    groups: Mutex<HashMap<String, StreamsGroup>>,
+}
+
+/// A heartbeat's field checks, in Kafka's order and words (all INVALID_REQUEST).
+fn validate(hb: &Heartbeat) -> Result<(), Refusal> {
+    let invalid = |m: &str| Err(fail(ResponseError::InvalidRequest, m));
+    if hb.member_id.is_empty() {
+        return invalid("MemberId can't be empty.");
+    }
+    if hb.group_id.is_empty() {
+        return invalid("GroupId can't be empty.");
+    }
+    if hb.instance_id.as_deref() == Some("") {
+        return invalid("InstanceId can't be empty.");
+    }
+    if hb.rack_id.as_deref() == Some("") {
+        return invalid("RackId can't be empty.");
+    }
+    for (name, v) in [
+        ("MemberId", Some(&hb.member_id)),
+        ("GroupId", Some(&hb.group_id)),
+        ("InstanceId", hb.instance_id.as_ref()),
+        ("RackId", hb.rack_id.as_ref()),
+    ] {
+        if v.is_some_and(|v| v.len() > crate::group::GROUP_ID_MAX_BYTES) {
+            return Err(fail(
+                ResponseError::InvalidRequest,
+                format!("{name} is longer than 32767 bytes."),
+            ));
+        }
+    }
+    if hb.member_epoch == 0 {
+        if hb.rebalance_timeout_ms == -1 {
+            return invalid("RebalanceTimeoutMs must be provided in first request.");
+        }
+        if let Some(owned) = &hb.owned {
+            if !owned.active.is_empty() {
+                return invalid("ActiveTasks must be empty when (re-)joining.");
+            }
+            if !owned.standby.is_empty() {
+                return invalid("StandbyTasks must be empty when (re-)joining.");
+            }
+            if !owned.warmup.is_empty() {
+                return invalid("WarmupTasks must be empty when (re-)joining.");
+            }
+        }
+        if hb.topology.is_none() {
+            return invalid("Topology must be non-null when (re-)joining.");
+        }
+    } else if hb.member_epoch == -2 && hb.instance_id.is_none() {
+        return invalid("InstanceId can't be null.");
+    } else if hb.member_epoch < -2 {
+        return Err(fail(
+            ResponseError::InvalidRequest,
+            format!(
+                "MemberEpoch is {}, but must be greater than or equal to -2.",
+                hb.member_epoch
+            ),
+        ));
+    }
+    if hb.member_epoch != 0 && hb.topology.is_some() {
+        return invalid("Topology can only be provided when (re-)joining.");
+    }
+    Ok(())
+}
+
+/// The part of a group that decides its assignment: when it changes, the group epoch
+/// goes up and a new target is computed (Kafka's RECOMPUTE and metadata hash).
+fn fingerprint(g: &StreamsGroup, standbys: u32) -> u64 {
+    let mut h = DefaultHasher::new();
+    for m in g.members.values() {
+        (
+            &m.member_id,
+            &m.process_id,
+            m.topology_epoch,
+            &m.rack_id,
+            &m.client_tags,
+        )
+            .hash(&mut h);
+    }
+    if let Some(c) = &g.configured {
+        c.tasks.hash(&mut h);
+        c.stateful.hash(&mut h);
+        c.ready().hash(&mut h);
+    }
+    g.topology.as_ref().map(|t| t.epoch).hash(&mut h);
+    standbys.hash(&mut h);
+    h.finish()
+}
+
+impl StreamsGroups {
+    pub fn new(config: StreamsGroupConfig) -> StreamsGroups {
+        StreamsGroups {
+            config,
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StreamsGroup>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a streams group of this id exists.
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.lock().contains_key(group_id)
+    }
+
+    /// Runs `f` on a group, if it exists (Describe, ListGroups).
+    pub fn with<R>(&self, group_id: &str, f: impl FnOnce(&StreamsGroup) -> R) -> Option<R> {
+        self.lock().get(group_id).map(f)
+    }
+
+    /// Every group's id and state.
+    pub fn list(&self) -> Vec<(String, &'static str)> {
+        let mut out: Vec<_> = self
+            .lock()
+            .values()
+            .map(|g| (g.group_id.clone(), g.state()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// DeleteGroups: NON_EMPTY_GROUP while members remain; None if there is no such group.
+    pub fn delete(&self, group_id: &str) -> Option<Result<(), ResponseError>> {
+        let mut groups = self.lock();
+        let g = groups.get(group_id)?;
+        if !g.members.is_empty() {
+            return Some(Err(ResponseError::NonEmptyGroup));
+        }
+        groups.remove(group_id);
+        Some(Ok(()))
+    }
+
+    /// Removes members whose session expired or who did not revoke in time.
+    pub fn expire(&self, now: Instant) {
+        let session = Duration::from_millis(self.config.session_timeout_ms.max(0) as u64);
+        for g in self.lock().values_mut() {
+            let gone: Vec<String> = g
+                .members
+                .values()
+                .filter(|m| {
+                    now.duration_since(m.last_heartbeat) > session
+                        || m.revoke_deadline.is_some_and(|d| now > d)
+                })
+                .map(|m| m.member_id.clone())
+                .collect();
+            for id in gone {
+                tracing::info!(group = %g.group_id, member = %id, "streams group member expired");
+                remove_member(g, &id, self.config.num_standby_replicas);
+            }
+        }
+    }
+
+    /// StreamsGroupHeartbeat, given the cluster's partition counts.
+    pub fn heartbeat(
+        &self,
+        hb: Heartbeat,
+        partitions_of: &dyn Fn(&str) -> Option<i32>,
+        now: Instant,
+    ) -> Result<Reply, Refusal> {
+        validate(&hb)?;
+        let mut groups = self.lock();
+        if hb.member_epoch < 0 {
+            return self.leave(&mut groups, hb);
+        }
+        let created = !groups.contains_key(&hb.group_id);
+        if created && hb.member_epoch > 0 {
+            return Err(fail(
+                ResponseError::GroupIdNotFound,
+                format!("Streams group {} not found.", hb.group_id),
+            ));
+        }
+        let result = self.join_or_heartbeat(&mut groups, hb.clone(), partitions_of, now);
+        if result.is_err() && created {
+            groups.remove(&hb.group_id);
+        }
+        result
+    }
+
+    fn leave(
+        &self,
+        groups: &mut HashMap<String, StreamsGroup>,
+        hb: Heartbeat,
+    ) -> Result<Reply, Refusal> {
+        let Some(g) = groups.get_mut(&hb.group_id) else {
+            return Err(fail(
+                ResponseError::GroupIdNotFound,
+                format!("Group {} not found.", hb.group_id),
+            ));
+        };
+        if !g.members.contains_key(&hb.member_id) {
+            return Err(fail(
+                ResponseError::UnknownMemberId,
+                format!(
+                    "Member {} is not a member of group {}.",
+                    hb.member_id, hb.group_id
+                ),
+            ));
+        }
+        if hb.shutdown_application {
+            g.shutdown_requested = true;
+        }
+        remove_member(g, &hb.member_id, self.config.num_standby_replicas);
+        Ok(Reply {
+            member_id: hb.member_id,
+            member_epoch: hb.member_epoch,
+            ..Default::default()
+        })
+    }
+
+    fn join_or_heartbeat(
+        &self,
+        groups: &mut HashMap<String, StreamsGroup>,
+        hb: Heartbeat,
+        partitions_of: &dyn Fn(&str) -> Option<i32>,
+        now: Instant,
+    ) -> Result<Reply, Refusal> {
+        let cfg = &self.config;
+        let g = groups
+            .entry(hb.group_id.clone())
+            .or_insert_with(|| StreamsGroup::new(&hb.group_id));
+        let was_empty = g.members.is_empty();
+        if was_empty {
+            g.shutdown_requested = false;
+        }
+
+        if hb.member_epoch == 0 {
+            if !g.members.contains_key(&hb.member_id) && g.members.len() >= cfg.max_size {
+                return Err(fail(
+                    ResponseError::GroupMaxSizeReached,
+                    format!(
+                        "The streams group has reached its maximum capacity of {} members.",
+                        cfg.max_size
+                    ),
+                ));
+            }
+            let topology = hb.topology.clone().expect("validated").canonical();
+            match &g.topology {
+                None => g.topology = Some(topology.clone()),
+                Some(stored) if stored.epoch > topology.epoch => {}
+                Some(stored) if *stored != topology => {
+                    return Err(fail(
+                        ResponseError::InvalidRequest,
+                        "Topology updates are not supported yet.",
+                    ))
+                }
+                Some(_) => {}
+            }
+            // A member rejoining with epoch 0 owns nothing any more.
+            g.members.insert(
+                hb.member_id.clone(),
+                Member {
+                    member_id: hb.member_id.clone(),
+                    instance_id: hb.instance_id.clone(),
+                    rack_id: hb.rack_id.clone(),
+                    client_id: hb.client_id.clone(),
+                    client_host: hb.client_host.clone(),
+                    rebalance_timeout_ms: hb.rebalance_timeout_ms,
+                    topology_epoch: topology.epoch,
+                    process_id: hb.process_id.clone().unwrap_or_default(),
+                    user_endpoint: hb.user_endpoint.clone(),
+                    client_tags: hb.client_tags.clone().unwrap_or_default(),
+                    current: Current::default(),
+                    last_heartbeat: now,
+                    revoke_deadline: None,
+                    last_sent: None,
+                },
+            );
+            if was_empty && cfg.initial_rebalance_delay_ms > 0 {
+                g.delay_until =
+                    Some(now + Duration::from_millis(cfg.initial_rebalance_delay_ms as u64));
+            }
+        } else {
+            let Some(m) = g.members.get(&hb.member_id) else {
+                return Err(fail(
+                    ResponseError::UnknownMemberId,
+                    format!(
+                        "Member {} is not a member of group {}.",
+                        hb.member_id, hb.group_id
+                    ),
+                ));
+            };
+            let c = &m.current;
+            let lost_reply = hb.member_epoch == c.previous_epoch
+                && hb.owned.as_ref().is_some_and(|o| o.within(&c.assigned));
+            if hb.member_epoch > c.epoch || (hb.member_epoch < c.epoch && !lost_reply) {
+                return Err(fail(
+                    ResponseError::FencedMemberEpoch,
+                    format!(
+                        "The streams group member has a smaller member epoch ({}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
+                        hb.member_epoch, c.epoch
+                    ),
+                ));
+            }
+            let m = g.members.get_mut(&hb.member_id).expect("found above");
+            m.last_heartbeat = now;
+            m.client_id = hb.client_id.clone();
+            if hb.rack_id.is_some() {
+                m.rack_id = hb.rack_id.clone();
+            }
+            if let Some(p) = &hb.process_id {
+                m.process_id = p.clone();
+            }
+            if hb.user_endpoint.is_some() {
+                m.user_endpoint = hb.user_endpoint.clone();
+            }
+            if let Some(t) = &hb.client_tags {
+                m.client_tags = t.clone();
+            }
+            if hb.rebalance_timeout_ms > 0 {
+                m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
+            }
+            if hb.member_epoch < m.current.epoch {
+                m.last_sent = None; // the last answer was lost: send it again
+            }
+        }
+        if hb.shutdown_application {
+            g.shutdown_requested = true;
+        }
+
+        // The topology against the cluster's topics; a change of either moves the epoch.
+        let topology = g.topology.clone().expect("stored at the first join");
+        let configured = configure(&topology, partitions_of)
+            .map_err(|e| fail(ResponseError::StreamsInvalidTopology, e.0))?;
+        let to_create = configured.to_create.clone();
+        g.configured = Some(configured);
+        let fp = fingerprint(g, cfg.num_standby_replicas);
+        if fp != g.fingerprint {
+            g.fingerprint = fp;
+            g.group_epoch += 1;
+        }
+        let delayed = g.delay_until.is_some_and(|d| now < d);
+        if !delayed {
+            g.delay_until = None;
+            if g.assignment_epoch < g.group_epoch {
+                compute_target(g, cfg.num_standby_replicas);
+            }
+        }
+
+        // This member towards its target.
+        let (reply_tasks, member_epoch) = {
+            let held = Held::for_member(
+                &hb.member_id,
+                &g.members[&hb.member_id].process_id,
+                g.members.values().map(|m| {
+                    (
+                        m.member_id.as_str(),
+                        m.process_id.as_str(),
+                        &m.current.assigned,
+                        &m.current.pending_revocation,
+                    )
+                }),
+            );
+            let target = g.target.get(&hb.member_id).cloned().unwrap_or_default();
+            let epoch = g.assignment_epoch;
+            let m = g.members.get_mut(&hb.member_id).expect("member exists");
+            let next = reconcile(&m.current, &target, epoch, hb.owned.as_ref(), &held);
+            if next.state == MemberState::UnrevokedTasks
+                && m.current.state != MemberState::UnrevokedTasks
+            {
+                m.revoke_deadline =
+                    Some(now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+            } else if next.state != MemberState::UnrevokedTasks {
+                m.revoke_deadline = None;
+            }
+            m.current = next;
+            let tasks = if m.last_sent.as_ref() != Some(&m.current.assigned) {
+                m.last_sent = Some(m.current.assigned.clone());
+                if m.user_endpoint.is_some() {
+                    g.endpoint_epoch += 1;
+                }
+                Some(m.current.assigned.clone())
+            } else {
+                None
+            };
+            (tasks, m.current.epoch)
+        };
+
+        let mut statuses = Vec::new();
+        let member_topology_epoch = g.members[&hb.member_id].topology_epoch;
+        if let Some(t) = &g.topology {
+            if member_topology_epoch < t.epoch {
+                statuses.push((
+                    StatusCode::StaleTopology,
+                    format!(
+                        "The member's topology epoch {member_topology_epoch} is behind the group's topology epoch {}.",
+                        t.epoch
+                    ),
+                ));
+            }
+        }
+        if delayed {
+            statuses.push((
+                StatusCode::AssignmentDelayed,
+                "Assignment delayed due to the configured initial rebalance delay.".into(),
+            ));
+        }
+        if let Some((code, detail)) = g.configured.as_ref().and_then(|c| c.status.clone()) {
+            statuses.push((code, detail));
+        }
+        if g.shutdown_requested {
+            statuses.push((
+                StatusCode::ShutdownApplication,
+                format!(
+                    "Streams group member {} encountered a fatal error and requested a shutdown for the entire application.",
+                    hb.member_id
+                ),
+            ));
+        }
+        let partitions_by_endpoint = (hb.endpoint_information_epoch != g.endpoint_epoch)
+            .then(|| endpoints(g, partitions_of));
+        Ok(Reply {
+            member_id: hb.member_id,
+            member_epoch,
+            heartbeat_interval_ms: cfg.heartbeat_interval_ms,
+            task_offset_interval_ms: cfg.task_offset_interval_ms,
+            acceptable_recovery_lag: cfg.acceptable_recovery_lag,
+            statuses,
+            tasks: reply_tasks,
+            endpoint_information_epoch: g.endpoint_epoch,
+            partitions_by_endpoint,
+            to_create,
+        })
+    }
+}
+
+/// A member leaves (or is fenced): its tasks go back to the pool at a new group epoch.
+/// The fingerprint is taken here too, so the next heartbeat does not count the same
+/// change twice.
+fn remove_member(g: &mut StreamsGroup, member_id: &str, standbys: u32) {
+    g.members.remove(member_id);
+    g.target.remove(member_id);
+    g.group_epoch += 1;
+    g.fingerprint = fingerprint(g, standbys);
+    if g.members.is_empty() {
+        g.assignment_epoch = g.group_epoch;
+        g.target.clear();
+    }
+}
+
+/// Runs the assignor for the group epoch: a topology that is not ready gives no tasks.
+fn compute_target(g: &mut StreamsGroup, standbys: u32) {
+    let (tasks, stateful) = match &g.configured {
+        Some(c) if c.ready() => (c.tasks.clone(), c.stateful.clone()),
+        _ => (BTreeMap::new(), Default::default()),
+    };
+    let specs: Vec<MemberSpec> = g
+        .members
+        .values()
+        .map(|m| MemberSpec {
+            member_id: m.member_id.clone(),
+            process_id: m.process_id.clone(),
+            active: m.current.assigned.active.clone(),
+            standby: m.current.assigned.standby.clone(),
+        })
+        .collect();
+    g.target = assignor::assign(&specs, &tasks, &stateful, standbys)
+        .into_iter()
+        .map(|(id, a)| {
+            (
+                id,
+                TaskSets {
+                    active: a.active,
+                    standby: a.standby,
+                    warmup: Default::default(),
+                },
+            )
+        })
+        .collect();
+    g.assignment_epoch = g.group_epoch;
+}
+
+/// Each member with an endpoint: the partitions of its active and standby tasks' source
+/// and repartition source topics.
+fn endpoints(
+    g: &StreamsGroup,
+    partitions_of: &dyn Fn(&str) -> Option<i32>,
+) -> Vec<EndpointPartitions> {
+    let Some(topology) = &g.topology else {
+        return Vec::new();
+    };
+    let topics_of = |subtopology: &str| -> Vec<String> {
+        topology
+            .subtopologies
+            .iter()
+            .filter(|s| s.id == subtopology)
+            .flat_map(|s| {
+                s.source_topics
+                    .iter()
+                    .cloned()
+                    .chain(s.repartition_source_topics.iter().map(|t| t.name.clone()))
+            })
+            .collect()
+    };
+    let map = |tasks: &std::collections::BTreeSet<(String, i32)>| {
+        let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (s, p) in tasks {
+            for t in topics_of(s) {
+                if partitions_of(&t).is_some_and(|n| *p < n) {
+                    out.entry(t).or_default().push(*p);
+                }
+            }
+        }
+        out
+    };
+    g.members
+        .values()
+        .filter_map(|m| {
+            let endpoint = m.user_endpoint.clone()?;
+            let standby: std::collections::BTreeSet<_> = m
+                .current
+                .assigned
+                .standby
+                .union(&m.current.assigned.warmup)
+                .cloned()
+                .collect();
+            Some(EndpointPartitions {
+                endpoint,
+                active: map(&m.current.assigned.active),
+                standby: map(&standby),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::topology::{Subtopology, TopicInfo};
+    use super::*;
+
+    fn info(name: &str) -> TopicInfo {
+        TopicInfo {
+            name: name.into(),
+            partitions: 0,
+            replication_factor: -1,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn word_count() -> Topology {
+        Topology {
+            epoch: 0,
+            subtopologies: vec![
+                Subtopology {
+                    id: "0".into(),
+                    source_topics: vec!["in".into()],
+                    repartition_sink_topics: vec!["app-words-repartition".into()],
+                    state_changelog_topics: vec![],
+                    repartition_source_topics: vec![],
+                    copartition_groups: vec![],
+                },
+                Subtopology {
+                    id: "1".into(),
+                    source_topics: vec![],
+                    repartition_sink_topics: vec![],
+                    state_changelog_topics: vec![info("app-counts-changelog")],
+                    repartition_source_topics: vec![info("app-words-repartition")],
+                    copartition_groups: vec![],
+                },
+            ],
+        }
+    }
+
+    fn join(member: &str, process: &str) -> Heartbeat {
+        Heartbeat {
+            group_id: "app".into(),
+            member_id: member.into(),
+            member_epoch: 0,
+            endpoint_information_epoch: -1,
+            rebalance_timeout_ms: 300_000,
+            topology: Some(word_count()),
+            owned: Some(TaskSets::default()),
+            process_id: Some(process.into()),
+            ..Default::default()
+        }
+    }
+
+    fn beat(member: &str, epoch: i32, owned: Option<TaskSets>) -> Heartbeat {
+        Heartbeat {
+            group_id: "app".into(),
+            member_id: member.into(),
+            member_epoch: epoch,
+            endpoint_information_epoch: -1,
+            rebalance_timeout_ms: -1,
+            owned,
+            ..Default::default()
+        }
+    }
+
+    fn cluster(topics: &[(&str, i32)]) -> impl Fn(&str) -> Option<i32> {
+        let m: BTreeMap<String, i32> = topics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        move |t| m.get(t).copied()
+    }
+
+    fn no_delay() -> StreamsGroups {
+        StreamsGroups::new(StreamsGroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_member_goes_from_missing_topics_to_its_tasks() {
+        let groups = no_delay();
+        let now = Instant::now();
+        let r = groups
+            .heartbeat(join("a", "p1"), &cluster(&[]), now)
+            .unwrap();
+        assert_eq!(r.member_epoch, 2, "a first join is group epoch 2");
+        assert_eq!(r.statuses[0].0, StatusCode::MissingSourceTopics);
+        assert!(r.tasks.unwrap().is_empty());
+        assert_eq!(groups.with("app", |g| g.state()), Some("NotReady"));
+        let r = groups
+            .heartbeat(
+                beat("a", 2, Some(TaskSets::default())),
+                &cluster(&[("in", 3)]),
+                now,
+            )
+            .unwrap();
+        assert_eq!(r.statuses[0].0, StatusCode::MissingInternalTopics);
+        assert_eq!(r.to_create.len(), 2);
+        let all = cluster(&[
+            ("in", 3),
+            ("app-words-repartition", 3),
+            ("app-counts-changelog", 3),
+        ]);
+        let r = groups
+            .heartbeat(
+                beat("a", r.member_epoch, Some(TaskSets::default())),
+                &all,
+                now,
+            )
+            .unwrap();
+        assert!(r.statuses.is_empty(), "{:?}", r.statuses);
+        assert_eq!(r.member_epoch, 4);
+        assert_eq!(r.tasks.unwrap().active.len(), 6);
+        assert_eq!(groups.with("app", |g| g.state()), Some("Stable"));
+    }
+
+    #[test]
+    fn the_initial_delay_answers_epoch_one_then_assigns() {
+        let groups = StreamsGroups::new(StreamsGroupConfig {
+            initial_rebalance_delay_ms: 1_000,
+            ..Default::default()
+        });
+        let all = cluster(&[
+            ("in", 3),
+            ("app-words-repartition", 3),
+            ("app-counts-changelog", 3),
+        ]);
+        let t0 = Instant::now();
+        let r = groups.heartbeat(join("a", "p1"), &all, t0).unwrap();
+        assert_eq!(r.member_epoch, 1, "never 0 while delayed");
+        assert_eq!(r.statuses[0].0, StatusCode::AssignmentDelayed);
+        let r = groups
+            .heartbeat(
+                beat("a", 1, Some(TaskSets::default())),
+                &all,
+                t0 + Duration::from_millis(1_100),
+            )
+            .unwrap();
+        assert!(r.statuses.is_empty());
+        assert_eq!((r.member_epoch, r.tasks.unwrap().active.len()), (2, 6));
+    }
+
+    #[test]
+    fn a_second_member_gets_tasks_only_once_the_first_gave_them_up() {
+        let groups = no_delay();
+        let all = cluster(&[
+            ("in", 3),
+            ("app-words-repartition", 3),
+            ("app-counts-changelog", 3),
+        ]);
+        let now = Instant::now();
+        let a = groups.heartbeat(join("a", "p1"), &all, now).unwrap();
+        let a_tasks = a.tasks.unwrap();
+        assert_eq!(a_tasks.active.len(), 6);
+        let b = groups.heartbeat(join("b", "p2"), &all, now).unwrap();
+        assert!(b.tasks.unwrap().is_empty(), "a still runs them all");
+        // a is told to give three up, keeping its epoch.
+        let a2 = groups
+            .heartbeat(beat("a", a.member_epoch, Some(a_tasks.clone())), &all, now)
+            .unwrap();
+        assert_eq!(a2.member_epoch, a.member_epoch);
+        let kept = a2.tasks.unwrap();
+        assert_eq!(kept.active.len(), 3);
+        // Until a reports them gone, b gets nothing; then b gets the three.
+        let b2 = groups
+            .heartbeat(
+                beat("b", b.member_epoch, Some(TaskSets::default())),
+                &all,
+                now,
+            )
+            .unwrap();
+        assert!(b2.tasks.is_none() || b2.tasks.as_ref().unwrap().is_empty());
+        let a3 = groups
+            .heartbeat(beat("a", a2.member_epoch, Some(kept.clone())), &all, now)
+            .unwrap();
+        assert!(a3.member_epoch > a.member_epoch);
+        let b3 = groups
+            .heartbeat(
+                beat("b", b2.member_epoch, Some(TaskSets::default())),
+                &all,
+                now,
+            )
+            .unwrap();
+        let got = b3.tasks.unwrap();
+        assert_eq!(got.active.len(), 3);
+        assert!(got.active.is_disjoint(&kept.active));
+        assert_eq!(groups.with("app", |g| g.state()), Some("Stable"));
+        // b leaves: its tasks return to a at a new epoch.
+        groups.heartbeat(beat("b", -1, None), &all, now).unwrap();
+        let a4 = groups
+            .heartbeat(beat("a", a3.member_epoch, Some(kept)), &all, now)
+            .unwrap();
+        assert_eq!(a4.tasks.unwrap().active.len(), 6);
+    }
+
+    #[test]
+    fn kafkas_refusals() {
+        let groups = no_delay();
+        let all = cluster(&[("in", 3)]);
+        let now = Instant::now();
+        let err = |hb: Heartbeat| groups.heartbeat(hb, &all, now).unwrap_err();
+        let mut no_timeout = join("a", "p");
+        no_timeout.rebalance_timeout_ms = -1;
+        assert_eq!(
+            err(no_timeout).1.unwrap(),
+            "RebalanceTimeoutMs must be provided in first request."
+        );
+        let mut no_topology = join("a", "p");
+        no_topology.topology = None;
+        assert_eq!(err(no_topology).0, ResponseError::InvalidRequest);
+        assert_eq!(err(beat("a", 3, None)).0, ResponseError::GroupIdNotFound);
+        assert!(!groups.exists("app"), "a refused request leaves no group");
+        groups.heartbeat(join("a", "p"), &all, now).unwrap();
+        assert_eq!(err(beat("x", 2, None)).0, ResponseError::UnknownMemberId);
+        assert_eq!(err(beat("a", 9, None)).0, ResponseError::FencedMemberEpoch);
+        let mut other = join("b", "p");
+        other.topology.as_mut().unwrap().subtopologies.pop();
+        assert_eq!(
+            err(other).1.unwrap(),
+            "Topology updates are not supported yet."
+        );
+        assert_eq!(
+            groups.delete("app"),
+            Some(Err(ResponseError::NonEmptyGroup))
+        );
+    }
+}
