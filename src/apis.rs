@@ -81,6 +81,11 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
     // KIP-932 share groups. v0 was Kafka's early access; 4.4 serves v1 (v2 of ShareFetch
     // and ShareAcknowledge: acquire modes and lock renewal, KIP-1206/KIP-1222).
+    // KIP-1071: streams groups. TopologyDescriptionUpdate answers as Kafka with no topology
+    // description plugin.
+    api(ApiKey::StreamsGroupHeartbeat, 0, 1),
+    api(ApiKey::StreamsGroupDescribe, 0, 1),
+    api(ApiKey::StreamsGroupTopologyDescriptionUpdate, 0, 0),
     api(ApiKey::ShareGroupHeartbeat, 1, 1),
     api(ApiKey::ShareGroupDescribe, 1, 1),
     api(ApiKey::ShareFetch, 1, 2),
@@ -199,6 +204,13 @@ pub const FEATURES: &[Feature] = &[
     // KIP-932: share consumers look for it before they use share groups.
     Feature {
         name: "share.version",
+        min: 0,
+        max: 1,
+        finalized: 1,
+    },
+    // KIP-1071: streams groups (Kafka Streams' group.protocol=streams).
+    Feature {
+        name: "streams.version",
         min: 0,
         max: 1,
         finalized: 1,

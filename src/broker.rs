@@ -320,6 +320,16 @@ impl Broker {
         );
         let ctx = Arc::new(Context {
             inter_broker,
+            streams_groups: crate::group::streams::group::StreamsGroups::new(
+                crate::group::streams::group::StreamsGroupConfig {
+                    session_timeout_ms: config.group_streams_session_timeout_ms,
+                    heartbeat_interval_ms: config.group_streams_heartbeat_interval_ms,
+                    initial_rebalance_delay_ms: config.group_streams_initial_rebalance_delay_ms,
+                    num_standby_replicas: config.group_streams_num_standby_replicas as u32,
+                    max_size: config.group_streams_max_size as usize,
+                    ..Default::default()
+                },
+            ),
             users,
             tokens,
             quotas,
@@ -507,6 +517,7 @@ impl Broker {
                 ctx.consumer_groups.expire(std::time::Instant::now());
                 ctx.share_groups
                     .expire(&ctx.metadata, std::time::Instant::now());
+                ctx.streams_groups.expire(std::time::Instant::now());
             }
         });
     }

@@ -788,6 +788,114 @@ pub struct BrokerConfig {
     )]
     pub group_share_max_share_sessions: u32,
 
+    /// Kafka's `group.streams.session.timeout.ms`: a streams group member (a stream thread) that does not heartbeat for this long is fenced and its tasks go to the others.
+    #[arg(
+        long = "group-streams-session-timeout-ms",
+        alias = "group.streams.session.timeout.ms",
+        env = "KLAMM_GROUP_STREAMS_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_session_timeout_ms: i32,
+
+    /// Kafka's `group.streams.min.session.timeout.ms`: the smallest `streams.session.timeout.ms` a group may set.
+    #[arg(
+        long = "group-streams-min-session-timeout-ms",
+        alias = "group.streams.min.session.timeout.ms",
+        env = "KLAMM_GROUP_STREAMS_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_min_session_timeout_ms: i32,
+
+    /// Kafka's `group.streams.max.session.timeout.ms`: the largest `streams.session.timeout.ms` a group may set.
+    #[arg(
+        long = "group-streams-max-session-timeout-ms",
+        alias = "group.streams.max.session.timeout.ms",
+        env = "KLAMM_GROUP_STREAMS_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 60_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_max_session_timeout_ms: i32,
+
+    /// Kafka's `group.streams.heartbeat.interval.ms`: how often stream threads heartbeat.
+    #[arg(
+        long = "group-streams-heartbeat-interval-ms",
+        alias = "group.streams.heartbeat.interval.ms",
+        env = "KLAMM_GROUP_STREAMS_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_heartbeat_interval_ms: i32,
+
+    /// Kafka's `group.streams.min.heartbeat.interval.ms`: the smallest `streams.heartbeat.interval.ms` a group may set.
+    #[arg(
+        long = "group-streams-min-heartbeat-interval-ms",
+        alias = "group.streams.min.heartbeat.interval.ms",
+        env = "KLAMM_GROUP_STREAMS_MIN_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_min_heartbeat_interval_ms: i32,
+
+    /// Kafka's `group.streams.max.heartbeat.interval.ms`: the largest `streams.heartbeat.interval.ms` a group may set.
+    #[arg(
+        long = "group-streams-max-heartbeat-interval-ms",
+        alias = "group.streams.max.heartbeat.interval.ms",
+        env = "KLAMM_GROUP_STREAMS_MAX_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 15_000,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_max_heartbeat_interval_ms: i32,
+
+    /// Kafka's `group.streams.initial.rebalance.delay.ms`: how long a new streams group waits for more members before its first assignment.
+    #[arg(
+        long = "group-streams-initial-rebalance-delay-ms",
+        alias = "group.streams.initial.rebalance.delay.ms",
+        env = "KLAMM_GROUP_STREAMS_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3_000,
+        value_parser = clap::value_parser!(i32).range(0..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_initial_rebalance_delay_ms: i32,
+
+    /// Kafka's `group.streams.num.standby.replicas`: standby replicas of each stateful task, on other instances.
+    #[arg(
+        long = "group-streams-num-standby-replicas",
+        alias = "group.streams.num.standby.replicas",
+        env = "KLAMM_GROUP_STREAMS_NUM_STANDBY_REPLICAS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(i32).range(0..=2),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_num_standby_replicas: i32,
+
+    /// Kafka's `group.streams.max.size`: members (stream threads) one streams group may hold; more get GROUP_MAX_SIZE_REACHED.
+    #[arg(
+        long = "group-streams-max-size",
+        alias = "group.streams.max.size",
+        env = "KLAMM_GROUP_STREAMS_MAX_SIZE",
+        default_value_t = i32::MAX,
+        value_parser = clap::value_parser!(i32).range(1..),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_streams_max_size: i32,
+
     /// Kafka's `log.retention.check.interval.ms`: how often batches past `retention.ms` or
     /// `retention.bytes` are deleted.
     #[arg(

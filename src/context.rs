@@ -46,6 +46,8 @@ pub struct Context {
     /// How this broker dials the others on the inter-broker listener (TLS, SASL).
     pub inter_broker: crate::client::Security,
     /// SASL users and their salted credentials.
+    /// Streams groups (KIP-1071): Kafka Streams' `group.protocol=streams`.
+    pub streams_groups: crate::group::streams::group::StreamsGroups,
     pub users: Arc<crate::security::credentials::Credentials>,
     /// Delegation tokens (KIP-48): made, renewed and expired by any broker, accepted by
     /// every broker's SCRAM.

@@ -356,6 +356,7 @@ no_error_answer!(
     ConsumerGroupDescribeRequest,
     ShareGroupHeartbeatRequest,
     ShareGroupDescribeRequest,
+    StreamsGroupDescribeRequest,
     DescribeShareGroupOffsetsRequest,
     WriteTxnMarkersRequest,
     InitializeShareGroupStateRequest,
@@ -531,6 +532,8 @@ top_level_error!(
     RenewDelegationTokenRequest => RenewDelegationTokenResponse,
     ExpireDelegationTokenRequest => ExpireDelegationTokenResponse,
     DescribeDelegationTokenRequest => DescribeDelegationTokenResponse,
+    StreamsGroupHeartbeatRequest => StreamsGroupHeartbeatResponse,
+    StreamsGroupTopologyDescriptionUpdateRequest => StreamsGroupTopologyDescriptionUpdateResponse,
 );
 
 impl Faultable for JoinGroupRequest {

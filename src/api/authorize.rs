@@ -854,6 +854,70 @@ impl Authorize for ShareGroupHeartbeatRequest {
     }
 }
 
+/// StreamsGroupHeartbeat: READ on the group, then DESCRIBE on every topic of a topology
+/// (bare TOPIC_AUTHORIZATION_FAILED), as Kafka's KafkaApis.
+impl Authorize for StreamsGroupHeartbeatRequest {
+    fn authorize(self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        if !az.group(Operation::Read, &self.group_id) {
+            return Gate::Refuse(
+                StreamsGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED),
+            );
+        }
+        if let Some(t) = &self.topology {
+            let denied = t.subtopologies.iter().any(|s| {
+                s.source_topics
+                    .iter()
+                    .chain(s.repartition_sink_topics.iter())
+                    .chain(s.repartition_source_topics.iter().map(|i| &i.name))
+                    .chain(s.state_changelog_topics.iter().map(|i| &i.name))
+                    .any(|n| !az.topic(Operation::Describe, n))
+            });
+            if denied {
+                return Gate::Refuse(
+                    StreamsGroupHeartbeatResponse::default().with_error_code(TOPIC_DENIED),
+                );
+            }
+        }
+        Gate::Pass(self)
+    }
+}
+
+/// StreamsGroupDescribe: DESCRIBE on each group (the refused answer
+/// GROUP_AUTHORIZATION_FAILED).
+impl Authorize for StreamsGroupDescribeRequest {
+    fn authorize(mut self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        use streams_group_describe_response::DescribedGroup;
+        let (allowed, denied) = split(std::mem::take(&mut self.group_ids), |g| {
+            az.group(Operation::Describe, g)
+        });
+        self.group_ids = allowed;
+        Gate::Partial(
+            self,
+            Box::new(move |r: &mut StreamsGroupDescribeResponse| {
+                r.groups.extend(denied.into_iter().map(|g| {
+                    DescribedGroup::default()
+                        .with_group_id(g)
+                        .with_error_code(GROUP_DENIED)
+                }));
+            }),
+        )
+    }
+}
+
+/// StreamsGroupTopologyDescriptionUpdate: READ on the group.
+impl Authorize for StreamsGroupTopologyDescriptionUpdateRequest {
+    fn authorize(self, az: &Authz, _: i16, _: &Context) -> Gate<Self> {
+        if az.group(Operation::Read, &self.group_id) {
+            Gate::Pass(self)
+        } else {
+            Gate::Refuse(
+                StreamsGroupTopologyDescriptionUpdateResponse::default()
+                    .with_error_code(GROUP_DENIED),
+            )
+        }
+    }
+}
+
 /// ShareFetch: READ on the group (after the handler's own null group check, as Kafka);
 /// READ on each topic is the handler's, per partition.
 impl Authorize for ShareFetchRequest {

@@ -36,7 +36,10 @@ pub async fn heartbeat(
     }
     let group = req.group_id.0.to_string();
     let mut resp = ConsumerGroupHeartbeatResponse::default();
-    if ctx.groups.has_members(&group) || ctx.share_groups.exists(&group) {
+    if ctx.groups.has_members(&group)
+        || ctx.share_groups.exists(&group)
+        || ctx.streams_groups.exists(&group)
+    {
         resp.error_code = ResponseError::GroupIdNotFound.code();
         resp.error_message = Some(sb(format!("Group {group} is not a consumer group.")));
         return Some(resp);

@@ -79,6 +79,7 @@ pub async fn join_group(
     }
     if ctx.consumer_groups.has_members(req.group_id.0.as_str())
         || ctx.share_groups.exists(req.group_id.0.as_str())
+        || ctx.streams_groups.exists(req.group_id.0.as_str())
     {
         // A KIP-848 group with members, or a share group (empty or not): classic members
         // cannot join it (Kafka's classicGroupJoin).
@@ -299,11 +300,35 @@ pub async fn list_groups(
             l
         })
         .collect::<Vec<_>>();
+    let streams: Vec<(String, &'static str)> = ctx
+        .streams_groups
+        .list()
+        .into_iter()
+        .filter(|(id, _)| ctx.coordinator_error(0, id).is_none())
+        .collect();
+    let streams_listed = streams
+        .iter()
+        .filter(|(_, state)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "streams"))
+        .map(|(id, state)| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(sb(id.clone())))
+                .with_protocol_type(sb("streams"));
+            if version >= 4 {
+                l.group_state = sb(*state);
+            }
+            if version >= 5 {
+                l.group_type = sb("streams");
+            }
+            l
+        })
+        .collect::<Vec<_>>();
     let groups = ctx
         .groups
         .list()
         .into_iter()
         .filter(|g| !consumer.iter().any(|c| c.group_id == g.group_id))
+        .filter(|g| !streams.iter().any(|(id, _)| *id == g.group_id))
         .filter(|g| ctx.coordinator_error(0, &g.group_id).is_none())
         .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
@@ -321,6 +346,7 @@ pub async fn list_groups(
         })
         .chain(consumer_listed)
         .chain(share_listed)
+        .chain(streams_listed)
         .collect();
     Some(ListGroupsResponse::default().with_groups(groups))
 }
@@ -415,7 +441,11 @@ pub async fn delete_groups(
                         Ok(())
                     }
                     Some(Err(e)) => Err(e),
-                    None => match ctx.consumer_groups.delete(id.0.as_str()) {
+                    None => match ctx
+                        .streams_groups
+                        .delete(id.0.as_str())
+                        .or_else(|| ctx.consumer_groups.delete(id.0.as_str()))
+                    {
                         Some(Err(e)) => Err(e),
                         Some(Ok(())) => {
                             // Its committed offsets (and any classic entry) go too.

@@ -24,6 +24,7 @@ pub mod share_fetch;
 pub mod share_group;
 pub mod share_offsets;
 pub mod share_state;
+pub mod streams_group;
 pub mod telemetry;
 pub mod topics;
 pub mod transactions;

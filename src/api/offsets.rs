@@ -122,13 +122,19 @@ pub async fn offset_commit(
         // A share group's id is not a consumer group's: Kafka's ShareGroup refuses offset
         // commits, fetches and deletes with GROUP_ID_NOT_FOUND.
         None if ctx.share_groups.exists(&group_id) => Err(ResponseError::GroupIdNotFound),
-        None => crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
-            if to_commit.is_empty() {
-                Ok(None)
-            } else {
-                ctx.groups.offsets.commit(&group_id, &to_commit)
-            }
-        }),
+        None => crate::group::commit_checked(
+            &ctx.groups,
+            &ctx.consumer_groups,
+            &ctx.streams_groups,
+            &check,
+            || {
+                if to_commit.is_empty() {
+                    Ok(None)
+                } else {
+                    ctx.groups.offsets.commit(&group_id, &to_commit)
+                }
+            },
+        ),
     };
     let (group_error, write_error) = match result {
         Err(e) => (Some(e), None),

@@ -385,30 +385,41 @@ pub async fn txn_offset_commit(
                     )
                 })
                 .collect();
-            let write =
-                crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
+            let write = crate::group::commit_checked(
+                &ctx.groups,
+                &ctx.consumer_groups,
+                &ctx.streams_groups,
+                &check,
+                || {
                     ctx.groups
                         .offsets
                         .commit_txn(group, req.producer_id.0, req.producer_epoch, &offsets)
                         .map_err(|e| fenced_for(e, version, 3))
-                })
-                .and_then(|r| r);
+                },
+            )
+            .and_then(|r| r);
             match write {
                 Ok(w) => crate::group::journal::settle(w).await,
                 Err(e) => Err(e),
             }
         }
-        None => crate::group::commit_checked(&ctx.groups, &ctx.consumer_groups, &check, || {
-            ctx.txns
-                .add_pending_offsets(
-                    req.transactional_id.as_str(),
-                    req.producer_id.0,
-                    req.producer_epoch,
-                    group,
-                    pending,
-                )
-                .map_err(|e| fenced_for(e, version, 3))
-        })
+        None => crate::group::commit_checked(
+            &ctx.groups,
+            &ctx.consumer_groups,
+            &ctx.streams_groups,
+            &check,
+            || {
+                ctx.txns
+                    .add_pending_offsets(
+                        req.transactional_id.as_str(),
+                        req.producer_id.0,
+                        req.producer_epoch,
+                        group,
+                        pending,
+                    )
+                    .map_err(|e| fenced_for(e, version, 3))
+            },
+        )
         .and_then(|r| r),
     };
     if let Err(e) = shared {

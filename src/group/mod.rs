@@ -130,10 +130,22 @@ pub struct CommitCheck<'a> {
 pub fn commit_checked<T>(
     classic: &GroupCoordinator,
     consumer: &consumer::ConsumerGroups,
+    streams: &streams::group::StreamsGroups,
     c: &CommitCheck,
     write: impl FnOnce() -> Result<T, ResponseError>,
 ) -> Result<Result<T, ResponseError>, ResponseError> {
     validate_group_id(c.group_id)?;
+    // A streams group's member (Kafka Streams commits with its member epoch).
+    if let Some(result) = streams.check_commit(
+        c.group_id,
+        c.member_id,
+        c.generation_or_epoch,
+        c.instance_id.as_deref(),
+        c.transactional,
+    ) {
+        result?;
+        return Ok(write());
+    }
     let mut classic_groups = classic.lock();
     let consumer_groups = consumer.lock();
     match consumer::check_commit_in(&consumer_groups, c) {

@@ -25,8 +25,9 @@ use kafka_protocol::messages::{
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, PushTelemetryRequest,
     RenewDelegationTokenRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
     ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest,
-    ShareGroupHeartbeatRequest, SyncGroupRequest, TxnOffsetCommitRequest, UpdateFeaturesRequest,
-    WriteTxnMarkersRequest,
+    ShareGroupHeartbeatRequest, StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest,
+    StreamsGroupTopologyDescriptionUpdateRequest, SyncGroupRequest, TxnOffsetCommitRequest,
+    UpdateFeaturesRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::{
     DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
@@ -346,6 +347,9 @@ async fn route(
         DeleteGroups => DeleteGroupsRequest => api::groups::delete_groups,
         ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest => api::consumer_group::heartbeat,
         ConsumerGroupDescribe => ConsumerGroupDescribeRequest => api::consumer_group::describe,
+        StreamsGroupHeartbeat => StreamsGroupHeartbeatRequest => api::streams_group::heartbeat,
+        StreamsGroupDescribe => StreamsGroupDescribeRequest => api::streams_group::describe,
+        StreamsGroupTopologyDescriptionUpdate => StreamsGroupTopologyDescriptionUpdateRequest => api::streams_group::topology_description_update,
         ShareGroupHeartbeat => ShareGroupHeartbeatRequest => api::share_group::heartbeat,
         ShareGroupDescribe => ShareGroupDescribeRequest => api::share_group::describe,
         ShareFetch => ShareFetchRequest => api::share_fetch::share_fetch,

@@ -610,6 +610,42 @@ impl StreamsGroups {
     }
 }
 
+impl StreamsGroups {
+    /// A streams group's checks of a commit's member fields (Kafka's
+    /// `StreamsGroup.validateOffsetCommit`); None when no such group exists. The member must
+    /// commit with its epoch, or (a commit sent while a rebalance moved it on) its previous
+    /// one; STALE_MEMBER_EPOCH otherwise.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        epoch: i32,
+        instance_id: Option<&str>,
+        transactional: bool,
+    ) -> Option<Result<(), ResponseError>> {
+        let groups = self.lock();
+        let g = groups.get(group_id)?;
+        if epoch < 0 && g.members.is_empty() {
+            return Some(Ok(()));
+        }
+        if transactional && epoch == -1 && member_id.is_empty() && instance_id.is_none() {
+            return Some(Ok(()));
+        }
+        let Some(m) = g.members.get(member_id) else {
+            return Some(Err(ResponseError::UnknownMemberId));
+        };
+        Some(
+            if epoch == m.current.epoch
+                || (epoch >= 0 && epoch < m.current.epoch && epoch >= m.current.previous_epoch)
+            {
+                Ok(())
+            } else {
+                Err(ResponseError::StaleMemberEpoch)
+            },
+        )
+    }
+}
+
 /// A member leaves (or is fenced): its tasks go back to the pool at a new group epoch.
 /// The fingerprint is taken here too, so the next heartbeat does not count the same
 /// change twice.
