@@ -206,6 +206,25 @@ def build(batch):
     add(87, 0, True, lambda w: w.string(GROUP + "-share").array(
         [0], lambda w, _: w.uuid(b"\x02" * 16).array(
             [0], lambda w, _: w.i32(0).i32(0).tags()).tags()).tags())
+    # StreamsGroupHeartbeat v0 (flexible): a join of the fuzzer's streams group with a
+    # one-subtopology topology reading `fz`: group, member, epoch 0, endpoint epoch -1,
+    # instance (null), rack (null), rebalance timeout, topology (present: epoch,
+    # [subtopology: id, [source], [regex], [changelog], [sink], [repartition source],
+    # [copartition]]), active/standby/warmup ([]), process id, endpoint (null), client tags
+    # (null), task offsets, task end offsets (null), shutdown
+    add(88, 0, True, lambda w: w.string(GROUP + "-streams").string("fz-streams-member-00")
+        .i32(0).i32(-1).string(None).string(None).i32(30000)
+        .i8(1).i32(0).array([0], lambda w, _: w.string("0").strings([TOPIC]).strings([])
+            .array([], None).strings([]).array([], None).array([], None).tags()).tags()
+        .array([], None).array([], None).array([], None).string("fz-process")
+        .i8(-1).array(None, None).array(None, None).array(None, None).boolean(False).tags())
+    # StreamsGroupDescribe v0 (flexible): [group], include_authorized_operations
+    add(89, 0, True, lambda w: w.strings([GROUP + "-streams"]).boolean(False).tags())
+    # StreamsGroupTopologyDescriptionUpdate v0 (flexible): group, member, topology epoch,
+    # description ([subtopology], [global store]): UNSUPPORTED_VERSION, as Kafka without
+    # a description plugin
+    add(93, 0, True, lambda w: w.string(GROUP + "-streams").string("fz-streams-member-00")
+        .i32(0).array([], None).array([], None).tags().tags())
     # DescribeTopicPartitions v0 (flexible): [topic], partition limit, cursor (null)
     add(75, 0, True, lambda w: w.array(
         [0], lambda w, _: w.string(TOPIC).tags()).i32(100).i8(-1).tags())

@@ -80,8 +80,24 @@ fn task_ids(tasks: &BTreeSet<(String, i32)>) -> Vec<hb_resp::TaskIds> {
         .collect()
 }
 
-/// Kafka's KafkaApis checks of a topology before the coordinator sees it.
-fn check_topology(t: &Topology) -> Result<(), String> {
+/// Kafka's KafkaApis checks of a topology before the coordinator sees it, and a bound of
+/// Klamm's: no topic may ask for more partitions than the broker may hold
+/// (`--max-partitions`), since every partition of a repartition topic becomes a task.
+fn check_topology(t: &Topology, max_partitions: u32) -> Result<(), String> {
+    for s in &t.subtopologies {
+        for i in s
+            .repartition_source_topics
+            .iter()
+            .chain(&s.state_changelog_topics)
+        {
+            if i.partitions < 0 || i.partitions as u32 > max_partitions {
+                return Err(format!(
+                    "Topic {} asks for {} partitions; this broker allows at most {max_partitions}.",
+                    i.name, i.partitions
+                ));
+            }
+        }
+    }
     let topics = t.topics();
     let internal: Vec<&String> = topics
         .iter()
@@ -147,7 +163,7 @@ pub async fn heartbeat(
         }
     }
     if let Some(t) = &topology {
-        if let Err(why) = check_topology(t) {
+        if let Err(why) = check_topology(t, ctx.config.max_partitions) {
             return error(ResponseError::StreamsInvalidTopology, Some(why));
         }
     }

@@ -173,6 +173,10 @@ pub struct Reply {
 
 type Refusal = (ResponseError, Option<String>);
 
+/// The most tasks one group may have: a topology is the client's, and every task costs
+/// the assignor and the group memory, so its size is bounded (Kafka's is by its topics).
+const MAX_TASKS: i64 = 100_000;
+
 fn fail(e: ResponseError, message: impl Into<String>) -> Refusal {
     (e, Some(message.into()))
 }
@@ -508,6 +512,15 @@ impl StreamsGroups {
         let topology = g.topology.clone().expect("stored at the first join");
         let configured = configure(&topology, partitions_of)
             .map_err(|e| fail(ResponseError::StreamsInvalidTopology, e.0))?;
+        let tasks: i64 = configured.tasks.values().map(|n| i64::from(*n)).sum();
+        if tasks > MAX_TASKS {
+            return Err(fail(
+                ResponseError::StreamsInvalidTopology,
+                format!(
+                    "The topology has {tasks} tasks; a streams group may have at most {MAX_TASKS}."
+                ),
+            ));
+        }
         let to_create = configured.to_create.clone();
         g.configured = Some(configured);
         let fp = fingerprint(g, cfg.num_standby_replicas);
