@@ -370,7 +370,8 @@ impl Broker {
                 Arc::downgrade(&ctx),
             ));
             ctx.groups.offsets.set_journal(offsets_journal.clone());
-            ctx.consumer_groups.set_journal(offsets_journal);
+            ctx.consumer_groups.set_journal(offsets_journal.clone());
+            ctx.streams_groups.set_journal(offsets_journal);
             let txn_journal = Arc::new(crate::coordinator_log::TxnLogJournal::new(Arc::downgrade(
                 &ctx,
             )));
@@ -442,6 +443,7 @@ impl Broker {
                     i64::try_from(ctx.config.offsets_retention_ms()).unwrap_or(i64::MAX);
                 match ctx.groups.expire_offsets(
                     &ctx.consumer_groups,
+                    &ctx.streams_groups,
                     &pending,
                     crate::clock::now_ms(),
                     retention,

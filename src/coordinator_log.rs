@@ -30,6 +30,7 @@ use crate::context::{coordinator_partition, Context};
 use crate::group::consumer_journal::ConsumerRecord;
 use crate::group::journal::{self, JournalRecord, JournalWrite, OffsetJournal};
 use crate::group::offsets::TxnPending;
+use crate::group::streams::journal::StreamsRecord;
 use crate::group::CommittedOffset;
 use crate::log::batch::BatchHeader;
 
@@ -307,6 +308,7 @@ fn unload(ctx: &Context, key_type: i8, pick: &dyn Fn(&str) -> bool) -> usize {
             ctx.groups.unload(pick)
                 + ctx.consumer_groups.unload(pick)
                 + ctx.share_groups.unload(pick)
+                + ctx.streams_groups.unload(pick)
         }
         crate::share::coordinator::KEY_TYPE => ctx.share_coordinator.unload(pick),
         _ => ctx.txns.unload(pick),
@@ -446,6 +448,8 @@ fn load(
     let mut group_records: BTreeMap<String, Option<journal::GroupRecord>> = BTreeMap::new();
     // KIP-848 groups' records, in log order.
     let mut consumer_records: BTreeMap<String, Vec<ConsumerRecord>> = BTreeMap::new();
+    // Streams groups' records, in log order.
+    let mut streams_records: BTreeMap<String, Vec<StreamsRecord>> = BTreeMap::new();
     let mut read = 0usize;
     let mut skipped = 0usize;
     scan_log(&partition, |h, mut one, before| {
@@ -529,6 +533,9 @@ fn load(
                 Some(JournalRecord::Consumer { group, record }) => {
                     consumer_records.entry(group).or_default().push(record);
                 }
+                Some(JournalRecord::Streams { group, record }) => {
+                    streams_records.entry(group).or_default().push(record);
+                }
                 Some(JournalRecord::Other) => {}
                 None => skipped += 1,
             }
@@ -557,6 +564,12 @@ fn load(
     let consumers = ctx
         .consumer_groups
         .load(&ctx.metadata, mine, consumer_records);
+    streams_records.retain(|g, _| mine(g));
+    let metadata = &ctx.metadata;
+    let partitions_of = |t: &str| metadata.topic(t).map(|t| t.partitions.len() as i32);
+    let streams = ctx
+        .streams_groups
+        .load(&partitions_of, mine, streams_records);
     let classic = ctx.groups.load_groups(
         group_records
             .into_iter()
@@ -565,9 +578,9 @@ fn load(
             .collect(),
     );
     for g in &live {
-        if !ctx.consumer_groups.exists(g) {
+        if !ctx.consumer_groups.exists(g) && !ctx.streams_groups.exists(g) {
             ctx.groups.touch(g);
         }
     }
-    Ok((read, live.len().max(classic + consumers)))
+    Ok((read, live.len().max(classic + consumers + streams)))
 }

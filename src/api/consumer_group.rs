@@ -151,6 +151,7 @@ pub async fn describe(
                     d.error_message = Some(sb(
                         if ctx.groups.exists(id.0.as_str())
                             || ctx.share_groups.exists(id.0.as_str())
+                            || ctx.streams_groups.exists(id.0.as_str())
                         {
                             format!("Group {} is not a consumer group.", id.0.as_str())
                         } else {

@@ -369,9 +369,12 @@ pub async fn describe_groups(
                 d.error_code = e.code();
                 return d;
             }
-            if ctx.consumer_groups.exists(id.0.as_str()) || ctx.share_groups.exists(id.0.as_str()) {
+            if ctx.consumer_groups.exists(id.0.as_str())
+                || ctx.share_groups.exists(id.0.as_str())
+                || ctx.streams_groups.exists(id.0.as_str())
+            {
                 // As Kafka: a KIP-848 group is described by ConsumerGroupDescribe, a share
-                // group by ShareGroupDescribe.
+                // group by ShareGroupDescribe, a streams group by StreamsGroupDescribe.
                 d.group_state = sb(GroupState::Dead.name());
                 d.error_code = ResponseError::GroupIdNotFound.code();
                 if version >= 6 {

@@ -356,11 +356,17 @@ pub async fn offset_delete(
         resp.error_code = e.code();
         return Some(resp);
     }
-    if !ctx.groups.exists(&group) {
+    // Whichever kind of group the id names, the topics it consumes keep their offsets.
+    let modern = ctx
+        .consumer_groups
+        .subscribed_topics(&group)
+        .or_else(|| ctx.streams_groups.subscribed_topics(&group));
+    if !ctx.groups.exists(&group) && modern.is_none() {
         resp.error_code = ResponseError::GroupIdNotFound.code();
         return Some(resp);
     }
-    let subscribed = ctx.groups.subscribed_topics(&group);
+    let mut subscribed = ctx.groups.subscribed_topics(&group);
+    subscribed.extend(modern.unwrap_or_default());
     let mut delete = Vec::new();
     resp.topics = req
         .topics

@@ -26,10 +26,12 @@ fn by_topic(parts: &BTreeSet<Tp>) -> BTreeMap<Uuid, Vec<i32>> {
     out
 }
 
-/// True when `group_id` names a classic or KIP-848 consumer group: such an id is not a
-/// share group's, whatever the request (Kafka keeps one group per id, of one type).
+/// True when `group_id` names a classic, KIP-848 consumer or streams group: such an id is
+/// not a share group's, whatever the request (Kafka keeps one group per id, of one type).
 pub(crate) fn other_group_type(ctx: &Context, group_id: &str) -> bool {
-    ctx.groups.exists(group_id) || ctx.consumer_groups.exists(group_id)
+    ctx.groups.exists(group_id)
+        || ctx.consumer_groups.exists(group_id)
+        || ctx.streams_groups.exists(group_id)
 }
 
 pub async fn heartbeat(

@@ -210,7 +210,13 @@ pub async fn heartbeat(
         .streams_groups
         .heartbeat(hb, &partitions_of, std::time::Instant::now())
     {
-        Ok(r) => r,
+        // Cluster mode: answered once the change is on the in-sync replicas, so a member
+        // never holds an epoch or tasks that the next coordinator would not know.
+        Ok((r, Some(write))) => match crate::group::journal::settle(write).await {
+            Ok(()) => r,
+            Err(e) => return error(e, None),
+        },
+        Ok((r, None)) => r,
         Err((e, m)) => return error(e, m),
     };
     // The group's internal topics (Kafka creates them after answering; on a single node

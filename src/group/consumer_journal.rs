@@ -154,7 +154,7 @@ pub(super) fn parse(
 }
 
 /// Some(None) for a tombstone, Some(Some(_)) for a value read whole, None for bad bytes.
-fn value_of<T>(
+pub(super) fn value_of<T>(
     v: Option<&mut Reader<'_>>,
     read: impl FnOnce(&mut Reader<'_>) -> Option<T>,
 ) -> Option<Option<T>> {
@@ -203,7 +203,7 @@ fn current_assignment(v: &mut Reader<'_>) -> Option<CurrentAssignment> {
     })
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn put_uvarint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -211,7 +211,7 @@ fn put_uvarint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-fn put_compact(out: &mut Vec<u8>, s: Option<&str>) {
+pub(super) fn put_compact(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
         None => put_uvarint(out, 0),
         Some(s) => {
@@ -238,7 +238,7 @@ fn put_partitions(out: &mut Vec<u8>, parts: &BTreeSet<Tp>) {
     }
 }
 
-fn uvarint(v: &mut Reader<'_>) -> Option<u64> {
+pub(super) fn uvarint(v: &mut Reader<'_>) -> Option<u64> {
     let mut n = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *v.take(1)?.first()?;
@@ -252,7 +252,7 @@ fn uvarint(v: &mut Reader<'_>) -> Option<u64> {
 
 /// A compact length: Some(None) for null. Refused when it exceeds the bytes left, so a
 /// corrupt length never drives an allocation or a long loop.
-fn compact_len(v: &mut Reader<'_>) -> Option<Option<usize>> {
+pub(super) fn compact_len(v: &mut Reader<'_>) -> Option<Option<usize>> {
     let n = uvarint(v)?;
     if n == 0 {
         return Some(None);
@@ -261,14 +261,14 @@ fn compact_len(v: &mut Reader<'_>) -> Option<Option<usize>> {
     (len <= v.0.len()).then_some(Some(len))
 }
 
-fn compact_string(v: &mut Reader<'_>) -> Option<Option<String>> {
+pub(super) fn compact_string(v: &mut Reader<'_>) -> Option<Option<String>> {
     match compact_len(v)? {
         None => Some(None),
         Some(len) => Some(Some(String::from_utf8_lossy(v.take(len)?).into_owned())),
     }
 }
 
-fn skip_tags(v: &mut Reader<'_>) -> Option<()> {
+pub(super) fn skip_tags(v: &mut Reader<'_>) -> Option<()> {
     for _ in 0..uvarint(v)? {
         uvarint(v)?;
         let size = usize::try_from(uvarint(v)?).ok()?;

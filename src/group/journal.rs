@@ -68,8 +68,13 @@ pub enum JournalRecord {
         group: String,
         record: super::consumer_journal::ConsumerRecord,
     },
-    /// Any other record (a share or streams group's, or a type this broker does not
-    /// write): skipped.
+    /// A streams group's record.
+    Streams {
+        group: String,
+        record: super::streams::journal::StreamsRecord,
+    },
+    /// Any other record (a share group's, or a type this broker does not write):
+    /// skipped.
     Other,
 }
 
@@ -241,7 +246,7 @@ impl Reader<'_> {
     pub(super) fn i32(&mut self) -> Option<i32> {
         Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(super) fn i64(&mut self) -> Option<i64> {
         Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
     }
     pub(super) fn string(&mut self) -> Option<String> {
@@ -280,6 +285,10 @@ pub fn parse(key: &[u8], value: Option<&[u8]>) -> Option<JournalRecord> {
         v if super::consumer_journal::is_consumer_key(v) => {
             let (group, record) = super::consumer_journal::parse(v, &mut k, value)?;
             return Some(JournalRecord::Consumer { group, record });
+        }
+        v if super::streams::journal::is_streams_key(v) => {
+            let (group, record) = super::streams::journal::parse(v, &mut k, value)?;
+            return Some(JournalRecord::Streams { group, record });
         }
         _ => return Some(JournalRecord::Other),
     }

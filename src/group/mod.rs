@@ -879,10 +879,16 @@ impl GroupCoordinator {
     fn expiry_rule(
         &self,
         consumer: &consumer::ConsumerGroups,
+        streams: &streams::group::StreamsGroups,
         group_id: &str,
     ) -> Option<(Option<i64>, HashSet<String>)> {
         if let Some(topics) = consumer.subscribed_topics(group_id) {
             return Some((None, topics));
+        }
+        // A streams group's offsets expire by their commit time, and only while it has no
+        // members (Kafka's StreamsGroup): a running application keeps every offset.
+        if let Some(members) = streams.with(group_id, |g| g.members.len()) {
+            return (members == 0).then(|| (None, HashSet::new()));
         }
         let groups = self.lock();
         let Some(g) = groups.get(group_id) else {
@@ -904,6 +910,7 @@ impl GroupCoordinator {
     pub fn expire_offsets(
         &self,
         consumer: &consumer::ConsumerGroups,
+        streams: &streams::group::StreamsGroups,
         pending: &HashMap<String, HashSet<(String, i32)>>,
         now_ms: i64,
         retention_ms: i64,
@@ -914,7 +921,7 @@ impl GroupCoordinator {
             by_group.entry(e.group.clone()).or_default().push(e);
         }
         for (group, entries) in &by_group {
-            let Some((base, subscribed)) = self.expiry_rule(consumer, group) else {
+            let Some((base, subscribed)) = self.expiry_rule(consumer, streams, group) else {
                 continue;
             };
             let held = pending.get(group);
@@ -988,6 +995,27 @@ impl GroupCoordinator {
             }
             if removed {
                 tracing::info!(group = %id, "deleted empty consumer group with no offsets");
+                stats.groups += 1;
+            }
+        }
+        for id in streams.empty_group_ids() {
+            if pending.contains_key(&id) {
+                continue;
+            }
+            let mut failed = None;
+            let removed =
+                streams.remove_if_empty_and(&id, || match self.offsets.if_no_offsets(&id, || ()) {
+                    Ok(none) => none.is_some(),
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if removed {
+                tracing::info!(group = %id, "deleted empty streams group with no offsets");
                 stats.groups += 1;
             }
         }

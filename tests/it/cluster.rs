@@ -1933,15 +1933,15 @@ async fn read_committed_at(
 
 /// Three brokers on their own ZooKeeper, started with `flags`, and a topic of 3 partitions
 /// and 3 replicas with every ISR full. Dropping it stops the brokers, then ZooKeeper.
-struct TxnCluster {
-    ports: [u16; 3],
+pub(crate) struct TxnCluster {
+    pub(crate) ports: [u16; 3],
     brokers: Vec<Option<Proc>>,
     _zk: Proc,
     _dir: tempfile::TempDir,
 }
 
 impl TxnCluster {
-    async fn start(flags: &[&str], topic: &'static str) -> TxnCluster {
+    pub(crate) async fn start(flags: &[&str], topic: &'static str) -> TxnCluster {
         let dir = test_dir();
         let (zk, zk_port) = start_zookeeper(dir.path());
         let ports = [free_port(), free_port(), free_port()];
@@ -1957,14 +1957,14 @@ impl TxnCluster {
     }
 
     /// SIGKILLs broker `id`.
-    fn kill(&mut self, id: i32) {
+    pub(crate) fn kill(&mut self, id: i32) {
         self.brokers[id as usize - 1].take();
     }
 }
 
 /// The port of `key`'s coordinator once it is no longer the dead broker `dead`, as `ask`
 /// sees it (bounded).
-async fn coordinator_after(ask: u16, key_type: i8, key: &'static str, dead: i32) -> u16 {
+pub(crate) async fn coordinator_after(ask: u16, key_type: i8, key: &'static str, dead: i32) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (node, port) = find_coordinator(ask, key_type, key).await;

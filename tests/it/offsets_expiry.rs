@@ -123,7 +123,13 @@ async fn groups(c: &mut Client) -> Vec<String> {
 fn expire(broker: &klamm::BrokerHandle, now: i64) -> klamm::group::ExpiryStats {
     let ctx = broker.context().expect("broker running");
     ctx.groups
-        .expire_offsets(&ctx.consumer_groups, &HashMap::new(), now, RETENTION_MS)
+        .expire_offsets(
+            &ctx.consumer_groups,
+            &ctx.streams_groups,
+            &HashMap::new(),
+            now,
+            RETENTION_MS,
+        )
         .unwrap()
 }
 
@@ -288,4 +294,50 @@ async fn the_broker_expires_offsets_on_its_own_timer() {
     let ctx = broker.context().unwrap();
     assert_eq!(ctx.metrics.offsets_expired.get(), 1);
     assert_eq!(ctx.metrics.groups_expired.get(), 1);
+}
+
+/// A streams group (KIP-1071) keeps every offset while it has members, however old the
+/// commits; once its last member left they expire by commit time, and the group with no
+/// members and no offsets is deleted (Kafka's StreamsGroup).
+#[tokio::test]
+async fn a_running_streams_group_keeps_its_offsets() {
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.offsets_retention_ms = Some(RETENTION_MS as u64);
+    config.group_streams_initial_rebalance_delay_ms = 0;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(
+        wire::create_topic(&mut c, "words", 1).await.topics[0].error_code,
+        0
+    );
+    let none = wire::Tasks::new();
+    let member = "thread-1-uuid-0123456789";
+    let joined = c
+        .send(
+            &wire::streams_heartbeat_req("app", member, 0, "words", &none),
+            1,
+        )
+        .await;
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    commit(&mut c, "app", joined.member_epoch, member, "words", 11).await;
+    let far = now_ms() + 10 * RETENTION_MS;
+    expire(&broker, far);
+    assert_eq!(
+        committed(&mut c, "app", "words").await,
+        11,
+        "a running group keeps it"
+    );
+    assert_eq!(groups(&mut c).await, ["app"]);
+
+    let left = c
+        .send(
+            &wire::streams_heartbeat_req("app", member, -1, "words", &none),
+            1,
+        )
+        .await;
+    assert_eq!(left.error_code, 0, "{left:?}");
+    let stats = expire(&broker, far);
+    assert_eq!((stats.offsets, stats.groups), (1, 1));
+    assert_eq!(committed(&mut c, "app", "words").await, -1);
+    assert!(groups(&mut c).await.is_empty());
 }

@@ -829,7 +829,7 @@ async fn offsets_held_by_an_open_transaction_do_not_expire() {
     let far = klamm::clock::now_ms() + 30 * 24 * 3_600_000;
     let expire = |pending| {
         ctx.groups
-            .expire_offsets(&ctx.consumer_groups, &pending, far, 1)
+            .expire_offsets(&ctx.consumer_groups, &ctx.streams_groups, &pending, far, 1)
             .unwrap()
     };
     let stats = expire(ctx.txns.groups_in_open_transactions());

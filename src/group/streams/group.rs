@@ -1,7 +1,9 @@
 //! The streams groups of one group coordinator: members, the stored topology, the group
 //! and assignment epochs, the target assignment and each member's reconciliation, in
-//! Kafka 4.4's order of checks (KIP-1071). Memory only for now: a restarted coordinator's
-//! members rejoin, as a single node's consumer groups do.
+//! Kafka 4.4's order of checks (KIP-1071). In cluster mode every change is written to the
+//! group's partition of `__consumer_offsets` as Kafka's records ([`super::journal`]) before
+//! the member hears of it, so the next coordinator takes the group over; a single node
+//! keeps them in memory, and a restarted one's members rejoin, as its consumer groups do.
 //!
 //! The heartbeat is a pure function of the group, the request, the cluster's partition
 //! counts (a closure) and the time, so it is tested without a broker; the API handler
@@ -10,12 +12,14 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 
+use super::super::journal::{JournalWrite, OffsetJournal};
 use super::assignor::{self, MemberSpec};
+use super::journal::{self as records, GroupMeta, MemberMeta, StreamsRecord};
 use super::reconcile::{reconcile, Current, Held, MemberState, TaskSets};
 use super::topology::{configure, Configured, InternalTopic, StatusCode, Topology};
 
@@ -87,6 +91,108 @@ pub struct StreamsGroup {
     delay_until: Option<Instant>,
     endpoint_epoch: i32,
     shutdown_requested: bool,
+    /// What the journal was last told about the group (cluster mode).
+    journaled: Image,
+}
+
+/// A group as its records describe it: compared with the group after a change, it gives
+/// the records to write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Image {
+    meta: Option<GroupMeta>,
+    topology: Option<Topology>,
+    target_epoch: Option<i32>,
+    members: BTreeMap<String, MemberImage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct MemberImage {
+    meta: MemberMeta,
+    target: TaskSets,
+    current: Current,
+}
+
+impl Image {
+    fn of(g: &StreamsGroup) -> Image {
+        let members = g
+            .members
+            .values()
+            .map(|m| {
+                let image = MemberImage {
+                    meta: MemberMeta {
+                        instance_id: m.instance_id.clone(),
+                        rack_id: m.rack_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        topology_epoch: m.topology_epoch,
+                        process_id: m.process_id.clone(),
+                        user_endpoint: m.user_endpoint.clone(),
+                        client_tags: m.client_tags.clone(),
+                    },
+                    target: g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                    current: m.current.clone(),
+                };
+                (m.member_id.clone(), image)
+            })
+            .collect();
+        Image {
+            meta: Some(GroupMeta {
+                epoch: g.group_epoch,
+                metadata_hash: g.fingerprint as i64,
+            }),
+            topology: g.topology.clone(),
+            target_epoch: Some(g.assignment_epoch),
+            members,
+        }
+    }
+
+    /// The records that turn `self` (what the journal holds) into `new`, in Kafka's order:
+    /// members and the group epoch, the topology, the target, then current assignments.
+    /// Towards an empty image: each member's tombstones, then the group's.
+    fn changes(&self, new: &Image) -> Vec<StreamsRecord> {
+        let mut out = Vec::new();
+        for (id, m) in &self.members {
+            if !new.members.contains_key(id) {
+                out.push(StreamsRecord::Current(id.clone(), None));
+                out.push(StreamsRecord::Target(id.clone(), None));
+                out.push(StreamsRecord::Member(id.clone(), None));
+            } else if !m.target.is_empty() && new.members[id].target.is_empty() {
+                out.push(StreamsRecord::Target(id.clone(), None));
+            }
+        }
+        for (id, m) in &new.members {
+            if self.members.get(id).map(|o| &o.meta) != Some(&m.meta) {
+                out.push(StreamsRecord::Member(id.clone(), Some(m.meta.clone())));
+            }
+        }
+        if self.meta != new.meta && new.meta.is_some() {
+            out.push(StreamsRecord::Metadata(new.meta));
+        }
+        if self.topology != new.topology && new.topology.is_some() {
+            out.push(StreamsRecord::Topology(new.topology.clone()));
+        }
+        for (id, m) in &new.members {
+            let old = self.members.get(id).map(|o| &o.target);
+            if !m.target.is_empty() && old != Some(&m.target) {
+                out.push(StreamsRecord::Target(id.clone(), Some(m.target.clone())));
+            }
+        }
+        if self.target_epoch != new.target_epoch && new.target_epoch.is_some() {
+            out.push(StreamsRecord::TargetEpoch(new.target_epoch));
+        }
+        for (id, m) in &new.members {
+            if self.members.get(id).map(|o| &o.current) != Some(&m.current) {
+                out.push(StreamsRecord::Current(id.clone(), Some(m.current.clone())));
+            }
+        }
+        if new.meta.is_none() && self.meta.is_some() {
+            out.push(StreamsRecord::TargetEpoch(None));
+            out.push(StreamsRecord::Metadata(None));
+            out.push(StreamsRecord::Topology(None));
+        }
+        out
+    }
 }
 
 impl StreamsGroup {
@@ -105,6 +211,7 @@ impl StreamsGroup {
             delay_until: None,
             endpoint_epoch: 0,
             shutdown_requested: false,
+            journaled: Image::default(),
         }
     }
 
@@ -188,6 +295,7 @@ fn fail(e: ResponseError, message: impl Into<String>) -> Refusal {
 pub struct StreamsGroups {
     config: StreamsGroupConfig,
     groups: Mutex<HashMap<String, StreamsGroup>>,
+    journal: OnceLock<Arc<dyn OffsetJournal>>,
 }
 
 /// A heartbeat's field checks, in Kafka's order and words (all INVALID_REQUEST).
@@ -282,7 +390,81 @@ impl StreamsGroups {
         StreamsGroups {
             config,
             groups: Mutex::new(HashMap::new()),
+            journal: OnceLock::new(),
         }
+    }
+
+    /// Cluster mode: changes are appended to the groups' partitions from now on.
+    pub fn set_journal(&self, j: Arc<dyn OffsetJournal>) {
+        let _ = self.journal.set(j);
+    }
+
+    /// Appends what changed in `g` since its last write; None when nothing did or there
+    /// is no journal. Called with the groups locked, so appends follow the changes' order.
+    fn journal(&self, g: &mut StreamsGroup) -> Option<JournalWrite> {
+        let j = self.journal.get()?;
+        let now = Image::of(g);
+        let changes = g.journaled.changes(&now);
+        if changes.is_empty() {
+            return None;
+        }
+        g.journaled = now;
+        let encoded = changes
+            .iter()
+            .map(|r| records::encode(&g.group_id, r))
+            .collect();
+        match j.append(&g.group_id, None, encoded) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::debug!(group = %g.group_id, error = ?e, "streams group change not journaled");
+                None
+            }
+        }
+    }
+
+    /// A removed group's tombstones.
+    fn journal_removal(&self, g: &mut StreamsGroup) {
+        let Some(j) = self.journal.get() else { return };
+        let changes = g.journaled.changes(&Image::default());
+        g.journaled = Image::default();
+        let encoded = changes
+            .iter()
+            .map(|r| records::encode(&g.group_id, r))
+            .collect();
+        if let Err(e) = j.append(&g.group_id, None, encoded) {
+            tracing::debug!(group = %g.group_id, error = ?e, "streams group removal not journaled");
+        }
+    }
+
+    /// Cluster mode, a new term's load: the streams groups `pick` selects become what
+    /// their records say, members with fresh sessions keeping their epochs and tasks.
+    pub fn load(
+        &self,
+        partitions_of: &dyn Fn(&str) -> Option<i32>,
+        pick: impl Fn(&str) -> bool,
+        by_group: BTreeMap<String, Vec<StreamsRecord>>,
+    ) -> usize {
+        let now = Instant::now();
+        let mut groups = self.lock();
+        groups.retain(|id, _| !pick(id));
+        let mut n = 0;
+        for (id, recs) in by_group {
+            let Some(mut g) = restore(&id, recs, partitions_of, now) else {
+                continue;
+            };
+            g.journaled = Image::of(&g);
+            groups.insert(id, g);
+            n += 1;
+        }
+        n
+    }
+
+    /// Forgets the groups `pick` selects (this broker no longer coordinates them).
+    pub fn unload(&self, pick: impl Fn(&str) -> bool) -> usize {
+        let mut groups = self.lock();
+        let before = groups.len();
+        groups.retain(|id, _| !pick(id));
+        before - groups.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StreamsGroup>> {
@@ -317,8 +499,48 @@ impl StreamsGroups {
         if !g.members.is_empty() {
             return Some(Err(ResponseError::NonEmptyGroup));
         }
-        groups.remove(group_id);
+        if let Some(mut g) = groups.remove(group_id) {
+            self.journal_removal(&mut g);
+        }
         Some(Ok(()))
+    }
+
+    /// The topics whose offsets a running group holds (its topology's source and
+    /// repartition source topics; none while it has no members), None when no such group
+    /// exists: OffsetDelete refuses them with GROUP_SUBSCRIBED_TO_TOPIC.
+    pub fn subscribed_topics(&self, group_id: &str) -> Option<std::collections::HashSet<String>> {
+        self.with(group_id, |g| {
+            let mut out = std::collections::HashSet::new();
+            if let (false, Some(t)) = (g.members.is_empty(), &g.topology) {
+                for s in &t.subtopologies {
+                    out.extend(s.source_topics.iter().cloned());
+                    out.extend(s.repartition_source_topics.iter().map(|t| t.name.clone()));
+                }
+            }
+            out
+        })
+    }
+
+    /// The groups with no members (candidates for deletion once their offsets are gone).
+    pub fn empty_group_ids(&self) -> Vec<String> {
+        self.lock()
+            .values()
+            .filter(|g| g.members.is_empty())
+            .map(|g| g.group_id.clone())
+            .collect()
+    }
+
+    /// Removes a group with no members if `also` holds, both decided with the groups held
+    /// (the expiry of an empty group whose offsets are gone).
+    pub fn remove_if_empty_and(&self, group_id: &str, also: impl FnOnce() -> bool) -> bool {
+        let mut groups = self.lock();
+        if !groups.get(group_id).is_some_and(|g| g.members.is_empty()) || !also() {
+            return false;
+        }
+        if let Some(mut g) = groups.remove(group_id) {
+            self.journal_removal(&mut g);
+        }
+        true
     }
 
     /// Removes members whose session expired or who did not revoke in time.
@@ -334,37 +556,48 @@ impl StreamsGroups {
                 })
                 .map(|m| m.member_id.clone())
                 .collect();
+            if gone.is_empty() {
+                continue;
+            }
             for id in gone {
                 tracing::info!(group = %g.group_id, member = %id, "streams group member expired");
                 remove_member(g, &id, self.config.num_standby_replicas);
             }
+            drop(self.journal(g));
         }
     }
 
-    /// StreamsGroupHeartbeat, given the cluster's partition counts.
+    /// StreamsGroupHeartbeat, given the cluster's partition counts. In cluster mode the
+    /// reply comes with the journal write of what it changed, to be awaited before the
+    /// member is told.
     pub fn heartbeat(
         &self,
         hb: Heartbeat,
         partitions_of: &dyn Fn(&str) -> Option<i32>,
         now: Instant,
-    ) -> Result<Reply, Refusal> {
+    ) -> Result<(Reply, Option<JournalWrite>), Refusal> {
         validate(&hb)?;
         let mut groups = self.lock();
-        if hb.member_epoch < 0 {
-            return self.leave(&mut groups, hb);
-        }
-        let created = !groups.contains_key(&hb.group_id);
-        if created && hb.member_epoch > 0 {
-            return Err(fail(
-                ResponseError::GroupIdNotFound,
-                format!("Streams group {} not found.", hb.group_id),
-            ));
-        }
-        let result = self.join_or_heartbeat(&mut groups, hb.clone(), partitions_of, now);
-        if result.is_err() && created {
-            groups.remove(&hb.group_id);
-        }
-        result
+        let group_id = hb.group_id.clone();
+        let result = if hb.member_epoch < 0 {
+            self.leave(&mut groups, hb)
+        } else {
+            let created = !groups.contains_key(&hb.group_id);
+            if created && hb.member_epoch > 0 {
+                return Err(fail(
+                    ResponseError::GroupIdNotFound,
+                    format!("Streams group {} not found.", hb.group_id),
+                ));
+            }
+            let result = self.join_or_heartbeat(&mut groups, hb, partitions_of, now);
+            if result.is_err() && created {
+                groups.remove(&group_id);
+            }
+            result
+        };
+        let reply = result?;
+        let write = groups.get_mut(&group_id).and_then(|g| self.journal(g));
+        Ok((reply, write))
     }
 
     fn leave(
@@ -673,6 +906,90 @@ fn remove_member(g: &mut StreamsGroup, member_id: &str, standbys: u32) {
     }
 }
 
+/// A group rebuilt from its records in log order; None when the last word was its
+/// deletion (or it never had an epoch). Its topology is configured against the topics as
+/// they are now, so it reads as it did before the failover.
+fn restore(
+    id: &str,
+    recs: Vec<StreamsRecord>,
+    partitions_of: &dyn Fn(&str) -> Option<i32>,
+    now: Instant,
+) -> Option<StreamsGroup> {
+    let mut meta = None;
+    let mut topology = None;
+    let mut target_epoch = None;
+    let mut metas: BTreeMap<String, MemberMeta> = BTreeMap::new();
+    let mut targets: BTreeMap<String, TaskSets> = BTreeMap::new();
+    let mut currents: BTreeMap<String, Current> = BTreeMap::new();
+    for r in recs {
+        match r {
+            StreamsRecord::Metadata(None) => {
+                meta = None;
+                topology = None;
+                target_epoch = None;
+                metas.clear();
+                targets.clear();
+                currents.clear();
+            }
+            StreamsRecord::Metadata(m) => meta = m,
+            StreamsRecord::Topology(t) => topology = t,
+            StreamsRecord::TargetEpoch(e) => target_epoch = e,
+            StreamsRecord::Member(m, Some(v)) => {
+                metas.insert(m, v);
+            }
+            StreamsRecord::Member(m, None) => {
+                metas.remove(&m);
+            }
+            StreamsRecord::Target(m, Some(t)) => {
+                targets.insert(m, t);
+            }
+            StreamsRecord::Target(m, None) => {
+                targets.remove(&m);
+            }
+            StreamsRecord::Current(m, Some(c)) => {
+                currents.insert(m, c);
+            }
+            StreamsRecord::Current(m, None) => {
+                currents.remove(&m);
+            }
+        }
+    }
+    let meta = meta?;
+    let mut g = StreamsGroup::new(id);
+    g.group_epoch = meta.epoch;
+    g.fingerprint = meta.metadata_hash as u64;
+    g.assignment_epoch = target_epoch.unwrap_or(meta.epoch);
+    g.configured = topology
+        .as_ref()
+        .and_then(|t| configure(t, partitions_of).ok());
+    g.topology = topology;
+    targets.retain(|m, _| metas.contains_key(m));
+    g.target = targets;
+    for (member_id, m) in metas {
+        let current = currents.remove(&member_id).unwrap_or_default();
+        let revoke_deadline = (current.state == MemberState::UnrevokedTasks)
+            .then(|| now + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64));
+        let member = Member {
+            member_id: member_id.clone(),
+            instance_id: m.instance_id,
+            rack_id: m.rack_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            rebalance_timeout_ms: m.rebalance_timeout_ms,
+            topology_epoch: m.topology_epoch,
+            process_id: m.process_id,
+            user_endpoint: m.user_endpoint,
+            client_tags: m.client_tags,
+            current,
+            last_heartbeat: now,
+            revoke_deadline,
+            last_sent: None,
+        };
+        g.members.insert(member_id, member);
+    }
+    Some(g)
+}
+
 /// Runs the assignor for the group epoch: a topology that is not ready gives no tasks.
 fn compute_target(g: &mut StreamsGroup, standbys: u32) {
     let (tasks, stateful) = match &g.configured {
@@ -810,6 +1127,18 @@ mod tests {
         }
     }
 
+    impl StreamsGroups {
+        /// The heartbeat's reply alone (no journal in these tests).
+        fn reply(
+            &self,
+            hb: Heartbeat,
+            partitions_of: &dyn Fn(&str) -> Option<i32>,
+            now: Instant,
+        ) -> Result<Reply, Refusal> {
+            self.heartbeat(hb, partitions_of, now).map(|(r, _)| r)
+        }
+    }
+
     fn beat(member: &str, epoch: i32, owned: Option<TaskSets>) -> Heartbeat {
         Heartbeat {
             group_id: "app".into(),
@@ -838,15 +1167,13 @@ mod tests {
     fn a_member_goes_from_missing_topics_to_its_tasks() {
         let groups = no_delay();
         let now = Instant::now();
-        let r = groups
-            .heartbeat(join("a", "p1"), &cluster(&[]), now)
-            .unwrap();
+        let r = groups.reply(join("a", "p1"), &cluster(&[]), now).unwrap();
         assert_eq!(r.member_epoch, 2, "a first join is group epoch 2");
         assert_eq!(r.statuses[0].0, StatusCode::MissingSourceTopics);
         assert!(r.tasks.unwrap().is_empty());
         assert_eq!(groups.with("app", |g| g.state()), Some("NotReady"));
         let r = groups
-            .heartbeat(
+            .reply(
                 beat("a", 2, Some(TaskSets::default())),
                 &cluster(&[("in", 3)]),
                 now,
@@ -860,7 +1187,7 @@ mod tests {
             ("app-counts-changelog", 3),
         ]);
         let r = groups
-            .heartbeat(
+            .reply(
                 beat("a", r.member_epoch, Some(TaskSets::default())),
                 &all,
                 now,
@@ -884,11 +1211,11 @@ mod tests {
             ("app-counts-changelog", 3),
         ]);
         let t0 = Instant::now();
-        let r = groups.heartbeat(join("a", "p1"), &all, t0).unwrap();
+        let r = groups.reply(join("a", "p1"), &all, t0).unwrap();
         assert_eq!(r.member_epoch, 1, "never 0 while delayed");
         assert_eq!(r.statuses[0].0, StatusCode::AssignmentDelayed);
         let r = groups
-            .heartbeat(
+            .reply(
                 beat("a", 1, Some(TaskSets::default())),
                 &all,
                 t0 + Duration::from_millis(1_100),
@@ -907,21 +1234,21 @@ mod tests {
             ("app-counts-changelog", 3),
         ]);
         let now = Instant::now();
-        let a = groups.heartbeat(join("a", "p1"), &all, now).unwrap();
+        let a = groups.reply(join("a", "p1"), &all, now).unwrap();
         let a_tasks = a.tasks.unwrap();
         assert_eq!(a_tasks.active.len(), 6);
-        let b = groups.heartbeat(join("b", "p2"), &all, now).unwrap();
+        let b = groups.reply(join("b", "p2"), &all, now).unwrap();
         assert!(b.tasks.unwrap().is_empty(), "a still runs them all");
         // a is told to give three up, keeping its epoch.
         let a2 = groups
-            .heartbeat(beat("a", a.member_epoch, Some(a_tasks.clone())), &all, now)
+            .reply(beat("a", a.member_epoch, Some(a_tasks.clone())), &all, now)
             .unwrap();
         assert_eq!(a2.member_epoch, a.member_epoch);
         let kept = a2.tasks.unwrap();
         assert_eq!(kept.active.len(), 3);
         // Until a reports them gone, b gets nothing; then b gets the three.
         let b2 = groups
-            .heartbeat(
+            .reply(
                 beat("b", b.member_epoch, Some(TaskSets::default())),
                 &all,
                 now,
@@ -929,11 +1256,11 @@ mod tests {
             .unwrap();
         assert!(b2.tasks.is_none() || b2.tasks.as_ref().unwrap().is_empty());
         let a3 = groups
-            .heartbeat(beat("a", a2.member_epoch, Some(kept.clone())), &all, now)
+            .reply(beat("a", a2.member_epoch, Some(kept.clone())), &all, now)
             .unwrap();
         assert!(a3.member_epoch > a.member_epoch);
         let b3 = groups
-            .heartbeat(
+            .reply(
                 beat("b", b2.member_epoch, Some(TaskSets::default())),
                 &all,
                 now,
@@ -944,9 +1271,9 @@ mod tests {
         assert!(got.active.is_disjoint(&kept.active));
         assert_eq!(groups.with("app", |g| g.state()), Some("Stable"));
         // b leaves: its tasks return to a at a new epoch.
-        groups.heartbeat(beat("b", -1, None), &all, now).unwrap();
+        groups.reply(beat("b", -1, None), &all, now).unwrap();
         let a4 = groups
-            .heartbeat(beat("a", a3.member_epoch, Some(kept)), &all, now)
+            .reply(beat("a", a3.member_epoch, Some(kept)), &all, now)
             .unwrap();
         assert_eq!(a4.tasks.unwrap().active.len(), 6);
     }
@@ -956,7 +1283,7 @@ mod tests {
         let groups = no_delay();
         let all = cluster(&[("in", 3)]);
         let now = Instant::now();
-        let err = |hb: Heartbeat| groups.heartbeat(hb, &all, now).unwrap_err();
+        let err = |hb: Heartbeat| groups.reply(hb, &all, now).unwrap_err();
         let mut no_timeout = join("a", "p");
         no_timeout.rebalance_timeout_ms = -1;
         assert_eq!(
@@ -968,7 +1295,7 @@ mod tests {
         assert_eq!(err(no_topology).0, ResponseError::InvalidRequest);
         assert_eq!(err(beat("a", 3, None)).0, ResponseError::GroupIdNotFound);
         assert!(!groups.exists("app"), "a refused request leaves no group");
-        groups.heartbeat(join("a", "p"), &all, now).unwrap();
+        groups.reply(join("a", "p"), &all, now).unwrap();
         assert_eq!(err(beat("x", 2, None)).0, ResponseError::UnknownMemberId);
         assert_eq!(err(beat("a", 9, None)).0, ResponseError::FencedMemberEpoch);
         let mut other = join("b", "p");
@@ -981,5 +1308,159 @@ mod tests {
             groups.delete("app"),
             Some(Err(ResponseError::NonEmptyGroup))
         );
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+
+    use super::super::super::journal::{parse, JournalRecord, JournalWrite, OffsetJournal};
+    use super::super::topology::{Subtopology, TopicInfo};
+    use super::*;
+
+    /// Keeps what the coordinator appends, as `__consumer_offsets` would.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<(Bytes, Option<Bytes>)>>);
+
+    impl OffsetJournal for Log {
+        fn append(
+            &self,
+            _group: &str,
+            _producer: Option<(i64, i16)>,
+            records: Vec<(Bytes, Option<Bytes>)>,
+        ) -> Result<JournalWrite, ResponseError> {
+            self.0.lock().unwrap().extend(records);
+            Ok(tokio::spawn(async { Ok(()) }))
+        }
+    }
+
+    impl Log {
+        /// The streams records read back through the coordinator's own parser.
+        fn read(&self) -> BTreeMap<String, Vec<StreamsRecord>> {
+            let mut out: BTreeMap<String, Vec<StreamsRecord>> = BTreeMap::new();
+            for (k, v) in self.0.lock().unwrap().iter() {
+                match parse(k, v.as_deref()) {
+                    Some(JournalRecord::Streams { group, record }) => {
+                        out.entry(group).or_default().push(record)
+                    }
+                    other => panic!("not a streams record: {other:?}"),
+                }
+            }
+            out
+        }
+    }
+
+    fn topology() -> Topology {
+        Topology {
+            epoch: 0,
+            subtopologies: vec![Subtopology {
+                id: "0".into(),
+                source_topics: vec!["in".into()],
+                state_changelog_topics: vec![TopicInfo {
+                    name: "app-store-changelog".into(),
+                    partitions: 0,
+                    replication_factor: -1,
+                    configs: BTreeMap::new(),
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn hb(member: &str, process: &str, epoch: i32, owned: TaskSets) -> Heartbeat {
+        Heartbeat {
+            group_id: "app".into(),
+            member_id: member.into(),
+            member_epoch: epoch,
+            endpoint_information_epoch: -1,
+            rebalance_timeout_ms: if epoch == 0 { 300_000 } else { -1 },
+            topology: (epoch == 0).then(topology),
+            owned: Some(owned),
+            process_id: Some(process.into()),
+            ..Default::default()
+        }
+    }
+
+    /// What a member would see as its state in Describe.
+    fn snapshot(groups: &StreamsGroups) -> (i32, i32, &'static str, Vec<(String, Current)>) {
+        groups
+            .with("app", |g| {
+                (
+                    g.group_epoch,
+                    g.assignment_epoch,
+                    g.state(),
+                    g.members
+                        .values()
+                        .map(|m| (m.member_id.clone(), m.current.clone()))
+                        .collect(),
+                )
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_coordinator_takes_the_group_over_from_its_records() {
+        let log = Arc::new(Log::default());
+        let groups = StreamsGroups::new(StreamsGroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..Default::default()
+        });
+        groups.set_journal(log.clone());
+        let all = |t: &str| ["in", "app-store-changelog"].contains(&t).then_some(4);
+        let now = Instant::now();
+        // Two members of two processes join and reconcile until the group is stable.
+        let mut owned: BTreeMap<&str, (i32, TaskSets)> = BTreeMap::new();
+        for m in ["a", "b"] {
+            let (r, w) = groups
+                .heartbeat(hb(m, m, 0, TaskSets::default()), &all, now)
+                .unwrap();
+            assert!(w.is_some(), "a join is journaled");
+            owned.insert(m, (r.member_epoch, r.tasks.unwrap_or_default()));
+        }
+        for _ in 0..4 {
+            for m in ["a", "b"] {
+                let (epoch, tasks) = owned[m].clone();
+                let (r, _) = groups
+                    .heartbeat(hb(m, m, epoch, tasks.clone()), &all, now)
+                    .unwrap();
+                owned.insert(m, (r.member_epoch, r.tasks.unwrap_or(tasks)));
+            }
+        }
+        let before = snapshot(&groups);
+        assert_eq!(before.2, "Stable", "{before:?}");
+        assert_eq!(owned["a"].1.active.len() + owned["b"].1.active.len(), 4);
+
+        // Another coordinator reads the records and knows the same group.
+        let next = StreamsGroups::new(StreamsGroupConfig::default());
+        next.set_journal(log.clone());
+        assert_eq!(next.load(&all, |_| true, log.read()), 1);
+        assert_eq!(snapshot(&next), before);
+        assert_eq!(
+            next.with("app", |g| g.topology.clone()).unwrap(),
+            Some(topology().canonical())
+        );
+        // Each member carries on with the epoch and tasks it has: no rejoin, no new epoch.
+        for m in ["a", "b"] {
+            let (epoch, tasks) = owned[m].clone();
+            let (r, _) = next
+                .heartbeat(hb(m, m, epoch, tasks.clone()), &all, now)
+                .unwrap();
+            assert_eq!(r.member_epoch, epoch);
+            assert_eq!(r.tasks, Some(tasks), "the full assignment is sent again");
+        }
+        assert_eq!(snapshot(&next).0, before.0, "the group epoch did not move");
+
+        // Both leave and the group is deleted: its tombstones leave nothing to load.
+        for m in ["a", "b"] {
+            next.heartbeat(hb(m, m, -1, TaskSets::default()), &all, now)
+                .unwrap();
+        }
+        assert_eq!(next.delete("app"), Some(Ok(())));
+        let third = StreamsGroups::new(StreamsGroupConfig::default());
+        assert_eq!(third.load(&all, |_| true, log.read()), 0);
+        assert!(!third.exists("app"));
     }
 }

@@ -9,5 +9,6 @@
 
 pub mod assignor;
 pub mod group;
+pub mod journal;
 pub mod reconcile;
 pub mod topology;

@@ -30,7 +30,7 @@ pub struct CopartitionGroup {
 }
 
 /// One subtopology: its tasks read partition p of every source and repartition source.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Subtopology {
     pub id: String,
     pub source_topics: Vec<String>,

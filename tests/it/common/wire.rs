@@ -196,3 +196,60 @@ pub fn owned_partitions(
         })
         .collect()
 }
+
+/// A streams group member's tasks: (subtopology id, partition).
+pub type Tasks = std::collections::BTreeSet<(String, i32)>;
+
+/// StreamsGroupHeartbeat v1 of `member` (its own process) owning the active tasks `owned`;
+/// a join (epoch 0) carries the topology: one stateless subtopology "0" reading `topic`.
+pub fn streams_heartbeat_req(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: &str,
+    owned: &Tasks,
+) -> StreamsGroupHeartbeatRequest {
+    use kafka_protocol::messages::streams_group_heartbeat_request as hb;
+    let sb = |s: &str| StrBytes::from_string(s.to_string());
+    let mut by: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
+    for (s, p) in owned {
+        by.entry(s).or_default().push(*p);
+    }
+    let active = by
+        .into_iter()
+        .map(|(s, ps)| {
+            hb::TaskIds::default()
+                .with_subtopology_id(sb(s))
+                .with_partitions(ps)
+        })
+        .collect();
+    let topology = (epoch == 0).then(|| {
+        hb::Topology::default().with_subtopologies(vec![hb::Subtopology::default()
+            .with_subtopology_id(sb("0"))
+            .with_source_topics(vec![tn(topic)])])
+    });
+    StreamsGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_member_id(sb(member))
+        .with_member_epoch(epoch)
+        .with_endpoint_information_epoch(-1)
+        .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+        .with_topology(topology)
+        .with_process_id((epoch == 0).then(|| sb(&format!("process-{member}"))))
+        .with_active_tasks(Some(active))
+        .with_standby_tasks(Some(vec![]))
+        .with_warmup_tasks(Some(vec![]))
+}
+
+/// The active tasks a StreamsGroupHeartbeat response gives (None: unchanged).
+pub fn streams_active(r: &StreamsGroupHeartbeatResponse) -> Option<Tasks> {
+    r.active_tasks.as_ref().map(|ts| {
+        ts.iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| (t.subtopology_id.to_string(), *p))
+            })
+            .collect()
+    })
+}

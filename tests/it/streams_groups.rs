@@ -1,0 +1,194 @@
+//! Streams groups (KIP-1071) on the wire, single node: a member joins and gets its tasks,
+//! commits with its epoch, and the other group APIs treat the id as Kafka 4.4 does
+//! (DescribeGroups, ConsumerGroupDescribe and ShareGroupDescribe refuse it by type,
+//! OffsetDelete keeps the topics the running application reads, ListGroups filters by
+//! type, DeleteGroups refuses a group with members).
+
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::common::wire::*;
+use crate::common::*;
+
+const GROUP: &str = "wordcount";
+const MEMBER: &str = "thread-1-0123456789abcdef";
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn gid(v: &str) -> GroupId {
+    GroupId(s(v))
+}
+
+async fn commit(c: &mut Client, epoch: i32, topic: &str, offset: i64) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(gid(GROUP))
+        .with_generation_id_or_member_epoch(epoch)
+        .with_member_id(s(MEMBER))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    c.send(&req, 9).await.topics[0].partitions[0].error_code
+}
+
+async fn offset_delete(c: &mut Client, topic: &str) -> (i16, i16) {
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(gid(GROUP))
+        .with_topics(vec![OffsetDeleteRequestTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![
+                OffsetDeleteRequestPartition::default().with_partition_index(0)
+            ])]);
+    let r = c.send(&req, 0).await;
+    (
+        r.error_code,
+        r.topics.first().map_or(-1, |t| t.partitions[0].error_code),
+    )
+}
+
+#[tokio::test]
+async fn a_streams_group_on_the_wire() {
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.group_streams_initial_rebalance_delay_ms = 0;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    for t in ["words", "other"] {
+        assert_eq!(create_topic(&mut c, t, 2).await.topics[0].error_code, 0);
+    }
+
+    // The member joins with its topology and gets both tasks of subtopology 0.
+    let none = Tasks::new();
+    let joined = c
+        .send(&streams_heartbeat_req(GROUP, MEMBER, 0, "words", &none), 1)
+        .await;
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let epoch = joined.member_epoch;
+    let tasks = streams_active(&joined).expect("tasks at the join");
+    assert_eq!(
+        tasks,
+        [("0".to_string(), 0), ("0".to_string(), 1)].into(),
+        "{joined:?}"
+    );
+    let again = c
+        .send(
+            &streams_heartbeat_req(GROUP, MEMBER, epoch, "words", &tasks),
+            1,
+        )
+        .await;
+    assert_eq!((again.error_code, again.member_epoch), (0, epoch));
+    assert_eq!(
+        again.active_tasks, None,
+        "unchanged tasks are not sent again"
+    );
+
+    // Commits: with its epoch, yes; from a future epoch, STALE_MEMBER_EPOCH; from a
+    // stranger, UNKNOWN_MEMBER_ID.
+    assert_eq!(commit(&mut c, epoch, "words", 5).await, 0);
+    assert_eq!(commit(&mut c, epoch, "other", 6).await, 0);
+    assert_eq!(commit(&mut c, epoch + 1, "words", 7).await, 113);
+    let stranger = OffsetCommitRequest::default()
+        .with_group_id(gid(GROUP))
+        .with_generation_id_or_member_epoch(epoch)
+        .with_member_id(s("nobody"))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(tn("words"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)])]);
+    assert_eq!(
+        c.send(&stranger, 9).await.topics[0].partitions[0].error_code,
+        25
+    );
+
+    // The id is a streams group's: the other describes refuse it by type, as Kafka 4.4.
+    let classic = c
+        .send(
+            &DescribeGroupsRequest::default().with_groups(vec![gid(GROUP)]),
+            6,
+        )
+        .await;
+    let g = &classic.groups[0];
+    assert_eq!((g.error_code, g.group_state.as_str()), (69, "Dead"));
+    assert_eq!(
+        g.error_message.as_ref().map(|m| m.as_str()),
+        Some("Group wordcount is not a classic group.")
+    );
+    let consumer = c
+        .send(
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid(GROUP)]),
+            0,
+        )
+        .await;
+    let g = &consumer.groups[0];
+    assert_eq!(g.error_code, 69);
+    assert_eq!(
+        g.error_message.as_ref().map(|m| m.as_str()),
+        Some("Group wordcount is not a consumer group.")
+    );
+    let share = c
+        .send(
+            &ShareGroupDescribeRequest::default().with_group_ids(vec![gid(GROUP)]),
+            1,
+        )
+        .await;
+    let g = &share.groups[0];
+    assert_eq!(g.error_code, 69);
+    assert_eq!(
+        g.error_message.as_ref().map(|m| m.as_str()),
+        Some("Group wordcount is not a share group.")
+    );
+    let described = c
+        .send(
+            &StreamsGroupDescribeRequest::default().with_group_ids(vec![gid(GROUP)]),
+            1,
+        )
+        .await;
+    let g = &described.groups[0];
+    assert_eq!(g.error_code, 0);
+    assert_eq!(g.group_state.as_str(), "Stable");
+    assert_eq!(g.members.len(), 1);
+
+    // ListGroups by type.
+    let listed = |types: &[&str]| {
+        ListGroupsRequest::default().with_types_filter(types.iter().map(|t| s(t)).collect())
+    };
+    let streams = c.send(&listed(&["streams"]), 5).await;
+    assert_eq!(streams.groups.len(), 1);
+    assert_eq!(streams.groups[0].group_type.as_str(), "streams");
+    assert_eq!(streams.groups[0].group_state.as_str(), "Stable");
+    assert!(c.send(&listed(&["classic"]), 5).await.groups.is_empty());
+
+    // OffsetDelete: the source topic of the running application is kept, another goes.
+    assert_eq!(offset_delete(&mut c, "words").await, (0, 86));
+    assert_eq!(offset_delete(&mut c, "other").await, (0, 0));
+
+    // DeleteGroups refuses a group with members; after the member left it goes.
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![gid(GROUP)]);
+    assert_eq!(c.send(&delete, 2).await.results[0].error_code, 68);
+    let left = c
+        .send(&streams_heartbeat_req(GROUP, MEMBER, -1, "words", &none), 1)
+        .await;
+    assert_eq!((left.error_code, left.member_epoch), (0, -1));
+    assert_eq!(
+        offset_delete(&mut c, "words").await,
+        (0, 0),
+        "no longer read"
+    );
+    assert_eq!(c.send(&delete, 2).await.results[0].error_code, 0);
+    let gone = c
+        .send(
+            &StreamsGroupDescribeRequest::default().with_group_ids(vec![gid(GROUP)]),
+            1,
+        )
+        .await;
+    assert_eq!(gone.groups[0].error_code, 69);
+}
