@@ -359,6 +359,8 @@ impl Broker {
             coordinator_loads: Default::default(),
             txn_journal: std::sync::OnceLock::new(),
         });
+        ctx.streams_groups
+            .set_group_configs(ctx.group_configs.clone());
         if let Some(h) = &http_listener {
             let _ = ctx.http_addr.set(h.local_addr()?);
         }

@@ -212,6 +212,10 @@ pub struct Effective {
     pub share_auto_offset_reset: AutoOffsetReset,
     pub share_read_committed: bool,
     pub share_renew_acknowledge_enable: bool,
+    pub streams_session_timeout_ms: i32,
+    pub streams_heartbeat_interval_ms: i32,
+    pub streams_initial_rebalance_delay_ms: i32,
+    pub streams_num_standby_replicas: i32,
 }
 
 /// The group configs of the cluster, one owner for all of them.
@@ -281,6 +285,22 @@ impl GroupConfigs {
             (
                 "group.share.heartbeat.interval.ms",
                 config.group_share_heartbeat_interval_ms.to_string(),
+            ),
+            (
+                "group.streams.session.timeout.ms",
+                config.group_streams_session_timeout_ms.to_string(),
+            ),
+            (
+                "group.streams.heartbeat.interval.ms",
+                config.group_streams_heartbeat_interval_ms.to_string(),
+            ),
+            (
+                "group.streams.initial.rebalance.delay.ms",
+                config.group_streams_initial_rebalance_delay_ms.to_string(),
+            ),
+            (
+                "group.streams.num.standby.replicas",
+                config.group_streams_num_standby_replicas.to_string(),
             ),
         ]);
         let g = GroupConfigs {
@@ -625,6 +645,10 @@ impl GroupConfigs {
                 .unwrap_or(AutoOffsetReset::Latest),
             share_read_committed: text("share.isolation.level") == "read_committed",
             share_renew_acknowledge_enable: text("share.renew.acknowledge.enable") != "false",
+            streams_session_timeout_ms: int("streams.session.timeout.ms"),
+            streams_heartbeat_interval_ms: int("streams.heartbeat.interval.ms"),
+            streams_initial_rebalance_delay_ms: int("streams.initial.rebalance.delay.ms"),
+            streams_num_standby_replicas: int("streams.num.standby.replicas"),
         }
     }
 }

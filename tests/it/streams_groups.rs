@@ -192,3 +192,68 @@ async fn a_streams_group_on_the_wire() {
         .await;
     assert_eq!(gone.groups[0].error_code, 69);
 }
+
+async fn streams_members(c: &mut Client, group: &str) -> usize {
+    let req = StreamsGroupDescribeRequest::default().with_group_ids(vec![gid(group)]);
+    c.send(&req, 1).await.groups[0].members.len()
+}
+
+/// `streams.session.timeout.ms` and `streams.heartbeat.interval.ms` set on one group
+/// (IncrementalAlterConfigs on GROUP) apply to it alone; the broker's apply to the others.
+#[tokio::test]
+async fn a_streams_groups_own_configs_apply_to_it_alone() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let mut config = klamm::BrokerConfig::ephemeral();
+    config.group_streams_session_timeout_ms = 300;
+    config.group_streams_initial_rebalance_delay_ms = 0;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    assert_eq!(create_topic(&mut c, "in", 1).await.topics[0].error_code, 0);
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(32)
+            .with_resource_name(s("long"))
+            .with_configs(vec![
+                AlterableConfig::default()
+                    .with_name(s("streams.session.timeout.ms"))
+                    .with_value(Some(s("45000"))),
+                AlterableConfig::default()
+                    .with_name(s("streams.heartbeat.interval.ms"))
+                    .with_value(Some(s("6000"))),
+            ]),
+    ]);
+    let r = c.send(&alter, 1).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0]);
+
+    let none = Tasks::new();
+    let long = c
+        .send(&streams_heartbeat_req("long", "l1", 0, "in", &none), 1)
+        .await;
+    assert_eq!((long.error_code, long.heartbeat_interval_ms), (0, 6000));
+    let short = c
+        .send(&streams_heartbeat_req("short", "s1", 0, "in", &none), 1)
+        .await;
+    assert_eq!((short.error_code, short.heartbeat_interval_ms), (0, 5000));
+
+    // The short group's member expires at the broker's 300 ms; the long group's member,
+    // which joined first, is still there afterwards.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while streams_members(&mut c, "short").await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the short group's member never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(streams_members(&mut c, "long").await, 1);
+    let tasks = streams_active(&long).unwrap_or_default();
+    let again = c
+        .send(
+            &streams_heartbeat_req("long", "l1", long.member_epoch, "in", &tasks),
+            1,
+        )
+        .await;
+    assert_eq!(again.error_code, 0, "{:?}", again.error_message);
+}

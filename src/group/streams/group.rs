@@ -296,6 +296,7 @@ pub struct StreamsGroups {
     config: StreamsGroupConfig,
     groups: Mutex<HashMap<String, StreamsGroup>>,
     journal: OnceLock<Arc<dyn OffsetJournal>>,
+    group_configs: OnceLock<Arc<crate::group::config::GroupConfigs>>,
 }
 
 /// A heartbeat's field checks, in Kafka's order and words (all INVALID_REQUEST).
@@ -365,9 +366,15 @@ fn validate(hb: &Heartbeat) -> Result<(), Refusal> {
 /// goes up and a new target is computed (Kafka's RECOMPUTE and metadata hash).
 fn fingerprint(g: &StreamsGroup, standbys: u32) -> u64 {
     let mut h = DefaultHasher::new();
-    for m in g.members.values() {
+    let mut members: Vec<_> = g
+        .members
+        .values()
+        .map(|m| (m.instance_id.as_ref().unwrap_or(&m.member_id), m))
+        .collect();
+    members.sort_by_key(|(id, _)| *id);
+    for (id, m) in members {
         (
-            &m.member_id,
+            id,
             &m.process_id,
             m.topology_epoch,
             &m.rack_id,
@@ -391,7 +398,28 @@ impl StreamsGroups {
             config,
             groups: Mutex::new(HashMap::new()),
             journal: OnceLock::new(),
+            group_configs: OnceLock::new(),
         }
+    }
+
+    /// From now on a group's own `streams.*` configs (IncrementalAlterConfigs on the
+    /// GROUP resource), where set, win over the broker's.
+    pub fn set_group_configs(&self, c: Arc<crate::group::config::GroupConfigs>) {
+        let _ = self.group_configs.set(c);
+    }
+
+    /// The settings in force for one group: the broker's, with the group's configs over
+    /// them (already held within the broker's bounds).
+    fn settings(&self, group_id: &str) -> StreamsGroupConfig {
+        let mut c = self.config.clone();
+        if let Some(configs) = self.group_configs.get() {
+            let e = configs.effective(group_id);
+            c.session_timeout_ms = e.streams_session_timeout_ms;
+            c.heartbeat_interval_ms = e.streams_heartbeat_interval_ms;
+            c.initial_rebalance_delay_ms = e.streams_initial_rebalance_delay_ms;
+            c.num_standby_replicas = u32::try_from(e.streams_num_standby_replicas).unwrap_or(0);
+        }
+        c
     }
 
     /// Cluster mode: changes are appended to the groups' partitions from now on.
@@ -545,8 +573,9 @@ impl StreamsGroups {
 
     /// Removes members whose session expired or who did not revoke in time.
     pub fn expire(&self, now: Instant) {
-        let session = Duration::from_millis(self.config.session_timeout_ms.max(0) as u64);
         for g in self.lock().values_mut() {
+            let cfg = self.settings(&g.group_id);
+            let session = Duration::from_millis(cfg.session_timeout_ms.max(0) as u64);
             let gone: Vec<String> = g
                 .members
                 .values()
@@ -561,7 +590,7 @@ impl StreamsGroups {
             }
             for id in gone {
                 tracing::info!(group = %g.group_id, member = %id, "streams group member expired");
-                remove_member(g, &id, self.config.num_standby_replicas);
+                remove_member(g, &id, cfg.num_standby_replicas);
             }
             drop(self.journal(g));
         }
@@ -611,7 +640,9 @@ impl StreamsGroups {
                 format!("Group {} not found.", hb.group_id),
             ));
         };
-        if !g.members.contains_key(&hb.member_id) {
+        if let Some(inst) = &hb.instance_id {
+            check_static(g, &hb.member_id, inst)?;
+        } else if !g.members.contains_key(&hb.member_id) {
             return Err(fail(
                 ResponseError::UnknownMemberId,
                 format!(
@@ -623,7 +654,25 @@ impl StreamsGroups {
         if hb.shutdown_application {
             g.shutdown_requested = true;
         }
-        remove_member(g, &hb.member_id, self.config.num_standby_replicas);
+        if hb.member_epoch == LEFT_STATIC {
+            // A static member leaving for now (a rolling restart): it stays with its tasks,
+            // which no one else gets, until its instance comes back or its session ends.
+            let m = g.members.get_mut(&hb.member_id).expect("checked above");
+            tracing::info!(group = %hb.group_id, member = %hb.member_id, "static member temporarily left the streams group");
+            m.current.epoch = LEFT_STATIC;
+            m.current.pending_revocation = TaskSets::default();
+            m.current.state = MemberState::Stable;
+            for e in m.current.active_epochs.values_mut() {
+                *e = 0;
+            }
+            m.last_sent = None;
+        } else {
+            remove_member(
+                g,
+                &hb.member_id,
+                self.settings(&hb.group_id).num_standby_replicas,
+            );
+        }
         Ok(Reply {
             member_id: hb.member_id,
             member_epoch: hb.member_epoch,
@@ -638,7 +687,7 @@ impl StreamsGroups {
         partitions_of: &dyn Fn(&str) -> Option<i32>,
         now: Instant,
     ) -> Result<Reply, Refusal> {
-        let cfg = &self.config;
+        let cfg = &self.settings(&hb.group_id);
         let g = groups
             .entry(hb.group_id.clone())
             .or_insert_with(|| StreamsGroup::new(&hb.group_id));
@@ -648,7 +697,38 @@ impl StreamsGroups {
         }
 
         if hb.member_epoch == 0 {
-            if !g.members.contains_key(&hb.member_id) && g.members.len() >= cfg.max_size {
+            // A static member coming back takes over its previous incarnation (its target and
+            // tasks) once that one left with -2; while it is active the instance id is not
+            // released.
+            let mut inherited = None;
+            if let Some(inst) = &hb.instance_id {
+                let old = g
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(inst) && m.member_id != hb.member_id);
+                if let Some(old) = old {
+                    if old.current.epoch != LEFT_STATIC {
+                        return Err(fail(
+                            ResponseError::UnreleasedInstanceId,
+                            format!(
+                                "Static member {} with instance id {inst} cannot join the group because the instance id is owned by {} member.",
+                                hb.member_id, old.member_id
+                            ),
+                        ));
+                    }
+                    let old_id = old.member_id.clone();
+                    tracing::info!(group = %hb.group_id, member = %hb.member_id, replaced = %old_id, "static member re-joins the streams group");
+                    let old = g.members.remove(&old_id).expect("found above");
+                    if let Some(t) = g.target.remove(&old_id) {
+                        g.target.insert(hb.member_id.clone(), t);
+                    }
+                    inherited = Some(old.current);
+                }
+            }
+            if inherited.is_none()
+                && !g.members.contains_key(&hb.member_id)
+                && g.members.len() >= cfg.max_size
+            {
                 return Err(fail(
                     ResponseError::GroupMaxSizeReached,
                     format!(
@@ -669,7 +749,16 @@ impl StreamsGroups {
                 }
                 Some(_) => {}
             }
-            // A member rejoining with epoch 0 owns nothing any more.
+            // A member rejoining with epoch 0 owns nothing any more, unless it is a static
+            // member taking its tasks back (at epoch 0, reconciled below).
+            let current = inherited.map_or_else(Current::default, |c| Current {
+                epoch: 0,
+                previous_epoch: 0,
+                state: MemberState::Stable,
+                assigned: c.assigned,
+                pending_revocation: TaskSets::default(),
+                active_epochs: c.active_epochs,
+            });
             g.members.insert(
                 hb.member_id.clone(),
                 Member {
@@ -683,7 +772,7 @@ impl StreamsGroups {
                     process_id: hb.process_id.clone().unwrap_or_default(),
                     user_endpoint: hb.user_endpoint.clone(),
                     client_tags: hb.client_tags.clone().unwrap_or_default(),
-                    current: Current::default(),
+                    current,
                     last_heartbeat: now,
                     revoke_deadline: None,
                     last_sent: None,
@@ -694,6 +783,9 @@ impl StreamsGroups {
                     Some(now + Duration::from_millis(cfg.initial_rebalance_delay_ms as u64));
             }
         } else {
+            if let Some(inst) = &hb.instance_id {
+                check_static(g, &hb.member_id, inst)?;
+            }
             let Some(m) = g.members.get(&hb.member_id) else {
                 return Err(fail(
                     ResponseError::UnknownMemberId,
@@ -890,6 +982,35 @@ impl StreamsGroups {
             },
         )
     }
+}
+
+/// The member epoch of a static member that left for now (Kafka's
+/// LEAVE_GROUP_STATIC_MEMBER_EPOCH).
+const LEFT_STATIC: i32 = -2;
+
+/// A static member's heartbeat must come from the member that holds its instance id
+/// (Kafka's throwIfStaticMemberIsUnknown and throwIfInstanceIdIsFenced).
+fn check_static(g: &StreamsGroup, member_id: &str, inst: &str) -> Result<(), Refusal> {
+    let Some(holder) = g
+        .members
+        .values()
+        .find(|m| m.instance_id.as_deref() == Some(inst))
+    else {
+        return Err(fail(
+            ResponseError::UnknownMemberId,
+            format!("Instance id {inst} is unknown."),
+        ));
+    };
+    if holder.member_id != member_id {
+        return Err(fail(
+            ResponseError::FencedInstanceId,
+            format!(
+                "Static member {member_id} with instance id {inst} was fenced by member {}.",
+                holder.member_id
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A member leaves (or is fenced): its tasks go back to the pool at a new group epoch.
@@ -1276,6 +1397,86 @@ mod tests {
             .reply(beat("a", a3.member_epoch, Some(kept)), &all, now)
             .unwrap();
         assert_eq!(a4.tasks.unwrap().active.len(), 6);
+    }
+
+    #[test]
+    fn a_static_member_leaves_for_now_and_its_next_incarnation_takes_its_tasks_back() {
+        let groups = no_delay();
+        let all = cluster(&[("in", 2)]);
+        let now = Instant::now();
+        let stat = |member: &str, epoch: i32| {
+            let mut hb = if epoch == 0 {
+                join(member, "p1")
+            } else {
+                beat(member, epoch, Some(TaskSets::default()))
+            };
+            hb.instance_id = Some("instance-1".into());
+            hb
+        };
+        let topology = Topology {
+            epoch: 0,
+            subtopologies: vec![Subtopology {
+                id: "0".into(),
+                source_topics: vec!["in".into()],
+                ..Default::default()
+            }],
+        };
+        let mut first = stat("a", 0);
+        first.topology = Some(topology.clone());
+        let a = groups.reply(first, &all, now).unwrap();
+        let tasks = a.tasks.clone().unwrap();
+        assert_eq!(tasks.active.len(), 2);
+        let epoch = groups.with("app", |g| g.group_epoch).unwrap();
+
+        // Leaving with -2 keeps the member and its tasks.
+        let left = groups.reply(stat("a", -2), &all, now).unwrap();
+        assert_eq!(left.member_epoch, -2);
+        assert_eq!(
+            groups.with("app", |g| g.members["a"].current.assigned.clone()),
+            Some(tasks.clone())
+        );
+        // The old incarnation can no longer heartbeat; an unknown instance is refused.
+        let err = groups
+            .reply(stat("a", a.member_epoch), &all, now)
+            .unwrap_err();
+        assert_eq!(err.0, ResponseError::FencedMemberEpoch);
+        let mut stranger = beat("z", 1, None);
+        stranger.instance_id = Some("instance-9".into());
+        let err = groups.reply(stranger, &all, now).unwrap_err();
+        assert_eq!(
+            err,
+            (
+                ResponseError::UnknownMemberId,
+                Some("Instance id instance-9 is unknown.".into())
+            )
+        );
+
+        // The next incarnation joins with a new member id: same tasks, no new group epoch.
+        let mut again = stat("a2", 0);
+        again.topology = Some(topology.clone());
+        let a2 = groups.reply(again, &all, now).unwrap();
+        assert_eq!(a2.tasks, Some(tasks));
+        assert_eq!(groups.with("app", |g| g.group_epoch), Some(epoch));
+        assert_eq!(groups.with("app", |g| g.members.len()), Some(1));
+        // While it runs, the instance id is not released, and the replaced member id is
+        // fenced.
+        let mut third = stat("a3", 0);
+        third.topology = Some(topology);
+        let err = groups.reply(third, &all, now).unwrap_err();
+        assert_eq!(err.0, ResponseError::UnreleasedInstanceId);
+        let err = groups
+            .reply(stat("a", a.member_epoch), &all, now)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            (
+                ResponseError::FencedInstanceId,
+                Some("Static member a with instance id instance-1 was fenced by member a2.".into())
+            )
+        );
+        // Leaving with -1 removes it for good.
+        groups.reply(stat("a2", -1), &all, now).unwrap();
+        assert_eq!(groups.with("app", |g| g.members.len()), Some(0));
     }
 
     #[test]
