@@ -49,6 +49,7 @@ pub async fn offset_commit(
         member_id: req.member_id.as_str(),
         instance_id: &instance,
         partitions: &committed,
+        topic_name: &|id| ctx.metadata.topic_by_id(id).map(|t| t.name.to_string()),
         transactional: false,
         version,
     };

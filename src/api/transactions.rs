@@ -313,6 +313,7 @@ pub async fn txn_offset_commit(
         member_id: req.member_id.as_str(),
         instance_id: &instance,
         partitions: &committed,
+        topic_name: &|id| ctx.metadata.topic_by_id(id).map(|t| t.name.to_string()),
         transactional: true,
         version,
     };

@@ -118,6 +118,8 @@ pub struct CommitCheck<'a> {
     pub instance_id: &'a Option<String>,
     /// The (topic id, partition) pairs committed, for KIP-848's older-epoch rule.
     pub partitions: &'a [consumer::Tp],
+    /// A topic id's name, for a streams group's older-epoch rule (its tasks are by name).
+    pub topic_name: &'a (dyn Fn(&uuid::Uuid) -> Option<String> + Sync),
     pub transactional: bool,
     pub version: i16,
 }
@@ -136,13 +138,7 @@ pub fn commit_checked<T>(
 ) -> Result<Result<T, ResponseError>, ResponseError> {
     validate_group_id(c.group_id)?;
     // A streams group's member (Kafka Streams commits with its member epoch).
-    if let Some(result) = streams.check_commit(
-        c.group_id,
-        c.member_id,
-        c.generation_or_epoch,
-        c.instance_id.as_deref(),
-        c.transactional,
-    ) {
+    if let Some(result) = streams.check_commit(c) {
         result?;
         return Ok(write());
     }

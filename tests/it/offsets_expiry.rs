@@ -81,6 +81,19 @@ async fn commit(
     topic: &str,
     offset: i64,
 ) {
+    commit_v(c, group, generation, member, topic, offset, 8).await
+}
+
+/// OffsetCommit at `version` (v9+ for members of the modern protocols).
+async fn commit_v(
+    c: &mut Client,
+    group: &str,
+    generation: i32,
+    member: &str,
+    topic: &str,
+    offset: i64,
+    version: i16,
+) {
     let req = OffsetCommitRequest::default()
         .with_group_id(gid(group))
         .with_generation_id_or_member_epoch(generation)
@@ -90,7 +103,7 @@ async fn commit(
             .with_partitions(vec![OffsetCommitRequestPartition::default()
                 .with_partition_index(0)
                 .with_committed_offset(offset)])]);
-    let r = c.send(&req, 8).await;
+    let r = c.send(&req, version).await;
     assert_eq!(
         r.topics[0].partitions[0].error_code, 0,
         "commit {group} {topic}"
@@ -319,7 +332,7 @@ async fn a_running_streams_group_keeps_its_offsets() {
         )
         .await;
     assert_eq!(joined.error_code, 0, "{joined:?}");
-    commit(&mut c, "app", joined.member_epoch, member, "words", 11).await;
+    commit_v(&mut c, "app", joined.member_epoch, member, "words", 11, 9).await;
     let far = now_ms() + 10 * RETENTION_MS;
     expire(&broker, far);
     assert_eq!(

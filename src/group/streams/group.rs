@@ -950,37 +950,58 @@ impl StreamsGroups {
 
 impl StreamsGroups {
     /// A streams group's checks of a commit's member fields (Kafka's
-    /// `StreamsGroup.validateOffsetCommit`); None when no such group exists. The member must
-    /// commit with its epoch, or (a commit sent while a rebalance moved it on) its previous
-    /// one; STALE_MEMBER_EPOCH otherwise.
-    pub fn check_commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        epoch: i32,
-        instance_id: Option<&str>,
-        transactional: bool,
-    ) -> Option<Result<(), ResponseError>> {
+    /// `StreamsGroup.validateOffsetCommit`); None when no such group exists. The member
+    /// commits with its epoch; an older epoch (a commit sent while a rebalance moved it on)
+    /// only for partitions of tasks it still holds, given to it at or before that epoch, so
+    /// a zombie cannot commit for a task that moved. STALE_MEMBER_EPOCH otherwise.
+    pub fn check_commit(&self, c: &crate::group::CommitCheck) -> Option<Result<(), ResponseError>> {
+        let (epoch, member_id) = (c.generation_or_epoch, c.member_id);
         let groups = self.lock();
-        let g = groups.get(group_id)?;
+        let g = groups.get(c.group_id)?;
         if epoch < 0 && g.members.is_empty() {
             return Some(Ok(()));
         }
-        if transactional && epoch == -1 && member_id.is_empty() && instance_id.is_none() {
+        if c.transactional && epoch == -1 && member_id.is_empty() && c.instance_id.is_none() {
             return Some(Ok(()));
         }
         let Some(m) = g.members.get(member_id) else {
             return Some(Err(ResponseError::UnknownMemberId));
         };
-        Some(
-            if epoch == m.current.epoch
-                || (epoch >= 0 && epoch < m.current.epoch && epoch >= m.current.previous_epoch)
-            {
-                Ok(())
-            } else {
-                Err(ResponseError::StaleMemberEpoch)
-            },
-        )
+        if !c.transactional && c.version < 9 {
+            // Kafka: OffsetCommit v9+ for members of the modern protocols.
+            return Some(Err(ResponseError::UnsupportedVersion));
+        }
+        let stale = if c.transactional && c.version < 6 {
+            ResponseError::IllegalGeneration
+        } else {
+            ResponseError::StaleMemberEpoch
+        };
+        if epoch == m.current.epoch {
+            return Some(Ok(()));
+        }
+        if epoch < 0 || epoch > m.current.epoch {
+            return Some(Err(stale));
+        }
+        let cur = &m.current;
+        let held_since = |task: (String, i32)| -> bool {
+            let held = cur.assigned.active.contains(&task)
+                || cur.pending_revocation.active.contains(&task);
+            held && cur.active_epochs.get(&task).is_some_and(|e| *e <= epoch)
+        };
+        let topology = g.topology.as_ref();
+        let ok = c.partitions.iter().all(|(id, p)| {
+            let Some(name) = (c.topic_name)(id) else {
+                return false;
+            };
+            topology.is_some_and(|t| {
+                t.subtopologies.iter().any(|s| {
+                    let reads = s.source_topics.contains(&name)
+                        || s.repartition_source_topics.iter().any(|r| r.name == name);
+                    reads && held_since((s.id.clone(), *p))
+                })
+            })
+        });
+        Some(if ok { Ok(()) } else { Err(stale) })
     }
 }
 
@@ -1477,6 +1498,82 @@ mod tests {
         // Leaving with -1 removes it for good.
         groups.reply(stat("a2", -1), &all, now).unwrap();
         assert_eq!(groups.with("app", |g| g.members.len()), Some(0));
+    }
+
+    #[test]
+    fn an_older_epoch_commits_only_for_tasks_the_member_had_then() {
+        let groups = no_delay();
+        let all = cluster(&[("in", 2)]);
+        let now = Instant::now();
+        let topology = Topology {
+            epoch: 0,
+            subtopologies: vec![Subtopology {
+                id: "0".into(),
+                source_topics: vec!["in".into()],
+                ..Default::default()
+            }],
+        };
+        let joining = |m: &str, p: &str| Heartbeat {
+            topology: Some(topology.clone()),
+            ..join(m, p)
+        };
+        let a = groups.reply(joining("a", "p1"), &all, now).unwrap();
+        let a_tasks = a.tasks.unwrap();
+        assert_eq!(a_tasks.active.len(), 2);
+        let b = groups.reply(joining("b", "p2"), &all, now).unwrap();
+        // a gives one task up, then moves to the new epoch with the other.
+        let a2 = groups
+            .reply(beat("a", a.member_epoch, Some(a_tasks)), &all, now)
+            .unwrap();
+        let kept = a2.tasks.unwrap();
+        let a3 = groups
+            .reply(beat("a", a2.member_epoch, Some(kept.clone())), &all, now)
+            .unwrap();
+        assert!(a3.member_epoch > a.member_epoch);
+        groups
+            .reply(
+                beat("b", b.member_epoch, Some(TaskSets::default())),
+                &all,
+                now,
+            )
+            .unwrap();
+        let topic = uuid::Uuid::from_u128(1);
+        let commit = |member: &str, epoch: i32, partition: i32, version: i16| {
+            let parts = [(topic, partition)];
+            let check = crate::group::CommitCheck {
+                group_id: "app",
+                generation_or_epoch: epoch,
+                member_id: member,
+                instance_id: &None,
+                partitions: &parts,
+                topic_name: &|_| Some("in".to_string()),
+                transactional: false,
+                version,
+            };
+            groups.check_commit(&check).unwrap()
+        };
+        let kept_p = kept.active.iter().next().unwrap().1;
+        let moved_p = 1 - kept_p;
+        // The current epoch is the member's, whatever the partition (as Kafka).
+        assert_eq!(commit("a", a3.member_epoch, kept_p, 9), Ok(()));
+        // The epoch a had the kept task at: accepted for it, not for the moved one.
+        assert_eq!(commit("a", a.member_epoch, kept_p, 9), Ok(()));
+        assert_eq!(
+            commit("a", a.member_epoch, moved_p, 9),
+            Err(ResponseError::StaleMemberEpoch)
+        );
+        assert_eq!(
+            commit("a", a3.member_epoch + 1, kept_p, 9),
+            Err(ResponseError::StaleMemberEpoch)
+        );
+        assert_eq!(
+            commit("a", a3.member_epoch, kept_p, 8),
+            Err(ResponseError::UnsupportedVersion)
+        );
+        assert_eq!(
+            commit("z", a3.member_epoch, kept_p, 9),
+            Err(ResponseError::UnknownMemberId)
+        );
     }
 
     #[test]

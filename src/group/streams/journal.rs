@@ -112,7 +112,7 @@ pub fn encode(group: &str, r: &StreamsRecord) -> (Bytes, Option<Bytes>) {
             put_tasks(&mut v, &c.assigned.active, Some(&c.active_epochs));
             put_tasks(&mut v, &c.assigned.standby, None);
             put_tasks(&mut v, &c.assigned.warmup, None);
-            put_tasks(&mut v, &c.pending_revocation.active, None);
+            put_tasks(&mut v, &c.pending_revocation.active, Some(&c.active_epochs));
             put_tasks(&mut v, &c.pending_revocation.standby, None);
             put_tasks(&mut v, &c.pending_revocation.warmup, None);
         }),
@@ -342,7 +342,9 @@ fn tasks(v: &mut Reader<'_>) -> Option<(BTreeSet<Task>, BTreeMap<Task, i32>)> {
             if tag == 0 {
                 let es = array(&mut field, |f| f.i32())?;
                 for (p, e) in ps.iter().zip(es) {
-                    epochs.insert((s.clone(), *p), e);
+                    if e >= 0 {
+                        epochs.insert((s.clone(), *p), e);
+                    }
                 }
             }
         }
@@ -365,8 +367,11 @@ fn current(v: &mut Reader<'_>) -> Option<Current> {
         standby: tasks(v)?.0,
         warmup: tasks(v)?.0,
     };
+    let (pending_active, pending_epochs) = tasks(v)?;
+    let mut active_epochs = active_epochs;
+    active_epochs.extend(pending_epochs);
     let pending_revocation = TaskSets {
-        active: tasks(v)?.0,
+        active: pending_active,
         standby: tasks(v)?.0,
         warmup: tasks(v)?.0,
     };

@@ -160,7 +160,10 @@ pub fn reconcile(
     };
     if !revoke.is_empty() {
         next.state = MemberState::UnrevokedTasks;
-        next.active_epochs.retain(|t, _| keep.active.contains(t));
+        // Revoked tasks keep their epochs while pending: a commit for them from the epoch
+        // that had them is still the member's.
+        next.active_epochs
+            .retain(|t, _| keep.active.contains(t) || revoke.active.contains(t));
         next.assigned = keep;
         next.pending_revocation = revoke;
         return next;
@@ -200,6 +203,8 @@ pub fn reconcile(
     for t in &add_active {
         next.active_epochs.insert(t.clone(), target_epoch);
     }
+    next.active_epochs
+        .retain(|t, _| keep.active.contains(t) || add_active.contains(t));
     next.assigned = TaskSets {
         active: keep.active.union(&add_active).cloned().collect(),
         standby: keep.standby.union(&add_standby).cloned().collect(),

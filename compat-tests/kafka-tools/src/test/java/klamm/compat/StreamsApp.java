@@ -42,8 +42,17 @@ public final class StreamsApp {
      * topic, the stateful one).
      */
     static Topology topology(String input, String output) {
+        return topology(List.of(input), output);
+    }
+
+    /**
+     * The same word count reading several input topics (one source node, subtopology "0";
+     * the topics need the same partition count). StreamsBuilder.stream(topic) is
+     * stream(singleton(topic)), so one input gives the same topology as above.
+     */
+    static Topology topology(List<String> inputs, String output) {
         StreamsBuilder builder = new StreamsBuilder();
-        builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+        builder.stream(inputs, Consumed.with(Serdes.String(), Serdes.String()))
                 .flatMapValues(line -> List.of(line.toLowerCase().split("\\W+")))
                 .filter((k, w) -> !w.isEmpty())
                 .groupBy((k, w) -> w, Grouped.with("words", Serdes.String(), Serdes.String()))
