@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 
 use super::{sb, topic_name, RequestContext};
 use crate::context::Context;
-use crate::group::streams::group::{Endpoint, Heartbeat};
+use crate::group::streams::group::{Endpoint, Heartbeat, Member, StreamsGroup};
 use crate::group::streams::reconcile::TaskSets;
 use crate::group::streams::topology::{CopartitionGroup, Subtopology, TopicInfo, Topology};
 
@@ -66,18 +66,25 @@ fn tasks_of(ids: &[streams_group_heartbeat_request::TaskIds]) -> BTreeSet<(Strin
         .collect()
 }
 
-fn task_ids(tasks: &BTreeSet<(String, i32)>) -> Vec<hb_resp::TaskIds> {
+/// Tasks as the wire lists them: per subtopology, its partitions; `make` builds the
+/// message's own TaskIds type (the heartbeat's and the describe's differ).
+fn by_subtopology<T>(
+    tasks: &BTreeSet<(String, i32)>,
+    make: impl Fn(&str, Vec<i32>) -> T,
+) -> Vec<T> {
     let mut by: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (s, p) in tasks {
         by.entry(s.as_str()).or_default().push(*p);
     }
-    by.into_iter()
-        .map(|(s, ps)| {
-            hb_resp::TaskIds::default()
-                .with_subtopology_id(sb(s))
-                .with_partitions(ps)
-        })
-        .collect()
+    by.into_iter().map(|(s, ps)| make(s, ps)).collect()
+}
+
+fn task_ids(tasks: &BTreeSet<(String, i32)>) -> Vec<hb_resp::TaskIds> {
+    by_subtopology(tasks, |s, ps| {
+        hb_resp::TaskIds::default()
+            .with_subtopology_id(sb(s))
+            .with_partitions(ps)
+    })
 }
 
 /// Kafka's KafkaApis checks of a topology before the coordinator sees it, and a bound of
@@ -334,120 +341,111 @@ pub async fn describe(
                         0
                     };
                 }
-                let ready = g.configured.as_ref().filter(|c| c.ready());
-                d.topology = g.topology.as_ref().map(|t| {
-                    let info = |i: &TopicInfo| {
-                        describe_resp::TopicInfo::default()
-                            .with_name(topic_name(&i.name))
-                            .with_partitions(
-                                ready
-                                    .and_then(|c| c.internal_partitions.get(&i.name).copied())
-                                    .unwrap_or(i.partitions),
-                            )
-                            .with_replication_factor(i.replication_factor)
-                            .with_topic_configs(
-                                i.configs
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        describe_resp::KeyValue::default()
-                                            .with_key(sb(k.clone()))
-                                            .with_value(sb(v.clone()))
-                                    })
-                                    .collect(),
-                            )
-                    };
-                    describe_resp::Topology::default()
-                        .with_epoch(t.epoch)
-                        .with_subtopologies(
-                            t.subtopologies
-                                .iter()
-                                .map(|s| {
-                                    describe_resp::Subtopology::default()
-                                        .with_subtopology_id(sb(s.id.clone()))
-                                        .with_source_topics(
-                                            s.source_topics.iter().map(|n| topic_name(n)).collect(),
-                                        )
-                                        .with_repartition_sink_topics(
-                                            s.repartition_sink_topics
-                                                .iter()
-                                                .map(|n| topic_name(n))
-                                                .collect(),
-                                        )
-                                        .with_state_changelog_topics(
-                                            s.state_changelog_topics.iter().map(info).collect(),
-                                        )
-                                        .with_repartition_source_topics(
-                                            s.repartition_source_topics.iter().map(info).collect(),
-                                        )
-                                })
-                                .collect::<Vec<_>>()
-                                .into(),
-                        )
-                });
-                let tasks = |t: &BTreeSet<(String, i32)>| {
-                    let mut by: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-                    for (s, p) in t {
-                        by.entry(s.as_str()).or_default().push(*p);
-                    }
-                    by.into_iter()
-                        .map(|(s, ps)| {
-                            describe_resp::TaskIds::default()
-                                .with_subtopology_id(sb(s))
-                                .with_partitions(ps)
-                        })
-                        .collect()
-                };
-                let assignment = |t: &TaskSets| {
-                    describe_resp::Assignment::default()
-                        .with_active_tasks(tasks(&t.active))
-                        .with_standby_tasks(tasks(&t.standby))
-                        .with_warmup_tasks(tasks(&t.warmup))
-                };
-                d.members = g
-                    .members
-                    .values()
-                    .map(|m| {
-                        describe_resp::Member::default()
-                            .with_member_id(sb(m.member_id.clone()))
-                            .with_member_epoch(m.current.epoch)
-                            .with_instance_id(m.instance_id.clone().map(sb))
-                            .with_rack_id(m.rack_id.clone().map(sb))
-                            .with_client_id(sb(m.client_id.clone()))
-                            .with_client_host(sb(m.client_host.clone()))
-                            .with_topology_epoch(m.topology_epoch)
-                            .with_process_id(sb(m.process_id.clone()))
-                            .with_user_endpoint(m.user_endpoint.as_ref().map(|e| {
-                                describe_resp::Endpoint::default()
-                                    .with_host(sb(e.host.clone()))
-                                    .with_port(e.port)
-                            }))
-                            .with_client_tags(
-                                m.client_tags
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        describe_resp::KeyValue::default()
-                                            .with_key(sb(k.clone()))
-                                            .with_value(sb(v.clone()))
-                                    })
-                                    .collect(),
-                            )
-                            .with_assignment(assignment(&m.current.assigned))
-                            .with_target_assignment(assignment(
-                                &g.target.get(&m.member_id).cloned().unwrap_or_default(),
-                            ))
-                    })
-                    .collect();
+                d.topology = described_topology(g);
+                d.members = g.members.values().map(|m| described_member(g, m)).collect();
                 d
             });
             found.unwrap_or_else(|| {
                 let mut d = d;
                 d.error_code = ResponseError::GroupIdNotFound.code();
-                d.error_message = Some(sb(format!("Group {id} not found.")));
+                let other_type = ctx.groups.exists(&id)
+                    || ctx.consumer_groups.exists(&id)
+                    || ctx.share_groups.exists(&id);
+                d.error_message = Some(sb(if other_type {
+                    format!("Group {id} is not a streams group.")
+                } else {
+                    format!("Group {id} not found.")
+                }));
                 d
             })
         })
         .collect();
     Some(StreamsGroupDescribeResponse::default().with_groups(groups))
+}
+
+fn key_values(pairs: &BTreeMap<String, String>) -> Vec<describe_resp::KeyValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            describe_resp::KeyValue::default()
+                .with_key(sb(k.clone()))
+                .with_value(sb(v.clone()))
+        })
+        .collect()
+}
+
+/// The stored topology, with the repartition and changelog partition counts the broker
+/// derived once it is ready.
+fn described_topology(g: &StreamsGroup) -> Option<describe_resp::Topology> {
+    let t = g.topology.as_ref()?;
+    let ready = g.configured.as_ref().filter(|c| c.ready());
+    let info = |i: &TopicInfo| {
+        describe_resp::TopicInfo::default()
+            .with_name(topic_name(&i.name))
+            .with_partitions(
+                ready
+                    .and_then(|c| c.internal_partitions.get(&i.name).copied())
+                    .unwrap_or(i.partitions),
+            )
+            .with_replication_factor(i.replication_factor)
+            .with_topic_configs(key_values(&i.configs))
+    };
+    let names = |ns: &[String]| ns.iter().map(|n| topic_name(n)).collect();
+    let subtopologies: Vec<_> = t
+        .subtopologies
+        .iter()
+        .map(|s| {
+            describe_resp::Subtopology::default()
+                .with_subtopology_id(sb(s.id.clone()))
+                .with_source_topics(names(&s.source_topics))
+                .with_repartition_sink_topics(names(&s.repartition_sink_topics))
+                .with_state_changelog_topics(s.state_changelog_topics.iter().map(info).collect())
+                .with_repartition_source_topics(
+                    s.repartition_source_topics.iter().map(info).collect(),
+                )
+        })
+        .collect();
+    Some(
+        describe_resp::Topology::default()
+            .with_epoch(t.epoch)
+            .with_subtopologies(subtopologies.into()),
+    )
+}
+
+fn described_assignment(t: &TaskSets) -> describe_resp::Assignment {
+    let tasks = |t| {
+        by_subtopology(t, |s, ps| {
+            describe_resp::TaskIds::default()
+                .with_subtopology_id(sb(s))
+                .with_partitions(ps)
+        })
+    };
+    describe_resp::Assignment::default()
+        .with_active_tasks(tasks(&t.active))
+        .with_standby_tasks(tasks(&t.standby))
+        .with_warmup_tasks(tasks(&t.warmup))
+}
+
+fn described_member(g: &StreamsGroup, m: &Member) -> describe_resp::Member {
+    describe_resp::Member::default()
+        .with_member_id(sb(m.member_id.clone()))
+        .with_member_epoch(m.current.epoch)
+        .with_instance_id(m.instance_id.clone().map(sb))
+        .with_rack_id(m.rack_id.clone().map(sb))
+        .with_client_id(sb(m.client_id.clone()))
+        .with_client_host(sb(m.client_host.clone()))
+        .with_topology_epoch(m.topology_epoch)
+        .with_process_id(sb(m.process_id.clone()))
+        .with_user_endpoint(m.user_endpoint.as_ref().map(|e| {
+            describe_resp::Endpoint::default()
+                .with_host(sb(e.host.clone()))
+                .with_port(e.port)
+        }))
+        .with_client_tags(key_values(&m.client_tags))
+        .with_assignment(described_assignment(&m.current.assigned))
+        .with_target_assignment(described_assignment(
+            &g.target.get(&m.member_id).cloned().unwrap_or_default(),
+        ))
 }
 
 /// With no topology description plugin (Kafka's default), Kafka refuses these.

@@ -37,6 +37,11 @@ pub(crate) fn test_dir() -> tempfile::TempDir {
     dir
 }
 
+/// A broker's address on loopback.
+pub(crate) fn addr(port: u16) -> std::net::SocketAddr {
+    format!("127.0.0.1:{port}").parse().unwrap()
+}
+
 pub(crate) fn free_port() -> u16 {
     // The kernel may hand a just-released port out again, so two calls could return the
     // same one (one broker's two listeners then clash): never return a port twice.

@@ -4,11 +4,10 @@
 //! into ZooKeeper by other tooling in Kafka's format is followed too.
 
 use crate::cluster::{
-    converge, free_port, run_kcat, start_broker_with, start_zookeeper, test_dir, Proc,
+    addr, converge, free_port, run_kcat, start_broker_with, start_zookeeper, test_dir, Proc,
 };
 use crate::common::*;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -34,10 +33,6 @@ const TOPIC_DENIED: i16 = 29;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.into())
-}
-
-fn addr(port: u16) -> SocketAddr {
-    format!("127.0.0.1:{port}").parse().unwrap()
 }
 
 /// One broker of the secured cluster: PLAINTEXT for brokers (and, as User:ANONYMOUS, a

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cluster::{coordinator_after, find_coordinator, TxnCluster};
+use crate::cluster::{addr, coordinator_after, find_coordinator, TxnCluster};
 use crate::common::wire::*;
 use crate::common::*;
 
@@ -27,7 +27,7 @@ async fn heartbeat(
     epoch: i32,
     owned: &Tasks,
 ) -> StreamsGroupHeartbeatResponse {
-    let mut c = Client::connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let mut c = Client::connect(addr(port)).await;
     c.send(
         &streams_heartbeat_req(GROUP, member, epoch, TOPIC, owned),
         1,
@@ -113,7 +113,7 @@ async fn a_streams_group_keeps_its_members_across_a_coordinator_failover() {
             "the member keeps its tasks"
         );
     }
-    let mut c = Client::connect(format!("127.0.0.1:{next_port}").parse().unwrap()).await;
+    let mut c = Client::connect(addr(next_port)).await;
     let described = c
         .send(
             &StreamsGroupDescribeRequest::default().with_group_ids(vec![GroupId(sb(GROUP))]),

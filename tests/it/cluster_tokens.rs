@@ -3,11 +3,12 @@
 //! the token sits in ZooKeeper in ZooKeeper-mode Kafka's format (a token written there by
 //! other tooling is followed too), and expired tokens are swept away.
 
-use crate::cluster::{converge, free_port, start_broker_with, start_zookeeper, test_dir, Proc};
+use crate::cluster::{
+    addr, converge, free_port, start_broker_with, start_zookeeper, test_dir, Proc,
+};
 use crate::common::*;
 use crate::delegation_tokens::{create_req, expire, hmac_of, owners, renew, scram_at, SECRET};
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use kafka_protocol::messages::*;
 use klamm::security::scram::ScramMechanism;
-
-fn addr(port: u16) -> SocketAddr {
-    format!("127.0.0.1:{port}").parse().unwrap()
-}
 
 fn start(id: i32, plain: u16, sasl: u16, zk: u16, dir: &Path) -> Proc {
     let listeners = format!("PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}");

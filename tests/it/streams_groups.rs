@@ -191,6 +191,35 @@ async fn a_streams_group_on_the_wire() {
         )
         .await;
     assert_eq!(gone.groups[0].error_code, 69);
+    assert_eq!(
+        gone.groups[0].error_message.as_ref().map(|m| m.as_str()),
+        Some("Group wordcount not found.")
+    );
+
+    // A classic group's id is not a streams group's.
+    let standalone = OffsetCommitRequest::default()
+        .with_group_id(gid("plain"))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(tn("words"))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(1)])]);
+    assert_eq!(
+        c.send(&standalone, 8).await.topics[0].partitions[0].error_code,
+        0
+    );
+    let other = c
+        .send(
+            &StreamsGroupDescribeRequest::default().with_group_ids(vec![gid("plain")]),
+            1,
+        )
+        .await;
+    assert_eq!(other.groups[0].error_code, 69);
+    assert_eq!(
+        other.groups[0].error_message.as_ref().map(|m| m.as_str()),
+        Some("Group plain is not a streams group.")
+    );
 }
 
 async fn streams_members(c: &mut Client, group: &str) -> usize {
