@@ -127,21 +127,8 @@ pub(super) fn parse(
     k: &mut Reader<'_>,
     value: Option<&[u8]>,
 ) -> Option<(String, ConsumerRecord)> {
-    let group = k.string()?;
-    let member = match version {
-        MEMBER | TARGET | CURRENT => Some(k.string()?),
-        _ => None,
-    };
-    let mut v = match value {
-        Some(v) => {
-            let mut r = Reader(v);
-            if r.i16()? != 0 {
-                return None;
-            }
-            Some(r)
-        }
-        None => None,
-    };
+    let (group, member, mut v) =
+        open_record(k, value, matches!(version, MEMBER | TARGET | CURRENT))?;
     let record = match (version, member, v.as_mut()) {
         (GROUP_EPOCH, _, v) => ConsumerRecord::GroupEpoch(value_of(v, |v| v.i32())?),
         (TARGET_EPOCH, _, v) => ConsumerRecord::TargetEpoch(value_of(v, |v| v.i32())?),
@@ -151,6 +138,29 @@ pub(super) fn parse(
         _ => return None,
     };
     Some((group, record))
+}
+
+/// A coordinator record's key fields (the group, and the member when the type has one) and
+/// its value positioned after its version, which must be 0 (None for a tombstone's value).
+/// None for bytes it cannot parse.
+pub(super) fn open_record<'a>(
+    k: &mut Reader<'_>,
+    value: Option<&'a [u8]>,
+    has_member: bool,
+) -> Option<(String, Option<String>, Option<Reader<'a>>)> {
+    let group = k.string()?;
+    let member = if has_member { Some(k.string()?) } else { None };
+    let v = match value {
+        Some(v) => {
+            let mut r = Reader(v);
+            if r.i16()? != 0 {
+                return None;
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    Some((group, member, v))
 }
 
 /// Some(None) for a tombstone, Some(Some(_)) for a value read whole, None for bad bytes.

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::super::consumer_journal::{
-    compact_len, compact_string, put_compact, put_uvarint, skip_tags, uvarint, value_of,
+    compact_len, compact_string, open_record, put_compact, put_uvarint, skip_tags, uvarint,
+    value_of,
 };
 use super::super::journal::{put_str, Reader};
 use super::assignor::Task;
@@ -132,21 +133,8 @@ pub(in crate::group) fn parse(
     k: &mut Reader<'_>,
     value: Option<&[u8]>,
 ) -> Option<(String, StreamsRecord)> {
-    let group = k.string()?;
-    let member = match version {
-        MEMBER | TARGET | CURRENT => Some(k.string()?),
-        _ => None,
-    };
-    let mut v = match value {
-        Some(v) => {
-            let mut r = Reader(v);
-            if r.i16()? != 0 {
-                return None;
-            }
-            Some(r)
-        }
-        None => None,
-    };
+    let (group, member, mut v) =
+        open_record(k, value, matches!(version, MEMBER | TARGET | CURRENT))?;
     let record = match (version, member, v.as_mut()) {
         (METADATA, _, v) => StreamsRecord::Metadata(value_of(v, |v| {
             Some(GroupMeta {

@@ -118,7 +118,7 @@ class StreamsGroupProtocolTest {
     final AtomicReference<Throwable> error = new AtomicReference<>();
     KafkaStreams first;
     Child second;
-    Counts counts;
+    ExactCounts counts;
     final List<Integer> epochs = new ArrayList<>();
     int done; // the last step that passed: each step needs the one before it
 
@@ -199,7 +199,10 @@ class StreamsGroupProtocolTest {
         changelog = appId + "-counts-changelog";
         Clients.createTopic(admin, input, PARTITIONS, Map.of());
         Clients.createTopic(admin, output, PARTITIONS, Map.of());
-        counts = new Counts();
+        counts = new ExactCounts(bs, output, PARTITIONS, expected, lines, () -> {
+            if (error.get() != null) throw new AssertionError("streams failed", error.get());
+            if (second != null) second.check();
+        }, this::step);
     }
 
     /** Null when the broker advertises StreamsGroupHeartbeat (88), else the reason to skip. */
@@ -295,59 +298,6 @@ class StreamsGroupProtocolTest {
 
         int produced() {
             return lines.get() - before;
-        }
-    }
-
-    /**
-     * The output topic read with one read_committed consumer for the whole class: every record
-     * must be a count above the word's previous one and at most its expected final count
-     * (double counting fails at once, in any phase).
-     */
-    final class Counts implements AutoCloseable {
-        final KafkaConsumer<String, Long> consumer;
-        final Map<String, Long> latest = new TreeMap<>();
-        long records;
-
-        Counts() {
-            consumer = new KafkaConsumer<>(Map.of(
-                    ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bs,
-                    ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
-                    ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest"),
-                    new StringDeserializer(), new LongDeserializer());
-            List<TopicPartition> tps = IntStream.range(0, PARTITIONS).mapToObj(i -> new TopicPartition(output, i))
-                    .collect(Collectors.toList());
-            consumer.assign(tps);
-            consumer.seekToBeginning(tps);
-        }
-
-        /** Polls until the latest count of every word equals expected (no producer may run). */
-        void awaitExact(String phase, long timeoutMs) {
-            Map<String, Long> want = new TreeMap<>(expected);
-            long deadline = System.currentTimeMillis() + timeoutMs;
-            while (!latest.equals(want)) {
-                if (error.get() != null) throw new AssertionError("streams failed", error.get());
-                if (second != null) second.check();
-                if (System.currentTimeMillis() > deadline) {
-                    throw new AssertionError(phase + ": counts not reached within " + timeoutMs + " ms\nexpected "
-                            + want + "\nlatest   " + latest);
-                }
-                for (ConsumerRecord<String, Long> r : consumer.poll(Duration.ofMillis(200))) {
-                    records++;
-                    long max = want.getOrDefault(r.key(), 0L);
-                    assertTrue(r.value() <= max, phase + ": double counting: " + r.key() + "=" + r.value()
-                            + " > expected final " + max + " at " + r.topic() + "-" + r.partition() + "@" + r.offset());
-                    Long prev = latest.put(r.key(), r.value());
-                    assertTrue(prev == null || r.value() > prev, phase + ": count of " + r.key() + " went " + prev
-                            + " -> " + r.value() + " at " + r.topic() + "-" + r.partition() + "@" + r.offset());
-                }
-            }
-            step(phase + ": counts exact (" + lines.get() + " lines, " + want.values().stream().mapToLong(Long::longValue).sum()
-                    + " words, " + records + " count records read)");
-        }
-
-        @Override
-        public void close() {
-            consumer.close(Duration.ofSeconds(5));
         }
     }
 

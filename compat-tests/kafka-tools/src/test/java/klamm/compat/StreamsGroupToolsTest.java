@@ -99,7 +99,7 @@ class StreamsGroupToolsTest {
     final AtomicInteger lines = new AtomicInteger();
     final AtomicReference<Throwable> error = new AtomicReference<>();
     KafkaStreams app;
-    Counts counts;
+    ExactCounts counts;
     /** End offsets of the input and repartition partitions once the first run drained them. */
     Map<TopicPartition, Long> end;
     int done; // the last step that passed: each step needs the one before it
@@ -137,7 +137,9 @@ class StreamsGroupToolsTest {
         repartition = appId + "-words-repartition";
         changelog = appId + "-counts-changelog";
         for (String t : List.of(inputA, inputB, output)) Clients.createTopic(admin, t, PARTITIONS, Map.of());
-        counts = new Counts();
+        counts = new ExactCounts(bs, output, PARTITIONS, expected, lines, () -> {
+            if (error.get() != null) throw new AssertionError("streams failed", error.get());
+        }, this::step);
     }
 
     @BeforeEach
@@ -166,69 +168,7 @@ class StreamsGroupToolsTest {
 
     /** Produces n lines of random words (fixed seed) to topic; each word counts once in expected. */
     void produceLines(String topic, int n) {
-        try (KafkaProducer<String, String> producer = Clients.producer(bs)) {
-            for (int i = 0; i < n; i++) {
-                int words = 1 + random.nextInt(6);
-                StringBuilder line = new StringBuilder();
-                for (int w = 0; w < words; w++) {
-                    String word = StreamsWordCountTest.VOCABULARY[random.nextInt(StreamsWordCountTest.VOCABULARY.length)];
-                    expected.merge(word, 1L, Long::sum);
-                    line.append(w == 0 ? "" : " ").append(word);
-                }
-                producer.send(new ProducerRecord<>(topic, "line-" + lines.getAndIncrement(), line.toString()));
-            }
-            producer.flush();
-        }
-    }
-
-    /**
-     * The output read with one read_committed consumer for the whole class: a count above the
-     * word's expected final count (double counting) or one that does not grow fails at once.
-     */
-    final class Counts implements AutoCloseable {
-        final KafkaConsumer<String, Long> consumer;
-        final Map<String, Long> latest = new TreeMap<>();
-        long records;
-
-        Counts() {
-            consumer = new KafkaConsumer<>(Map.of(
-                    ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bs,
-                    ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed",
-                    ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest"),
-                    new StringDeserializer(), new LongDeserializer());
-            List<TopicPartition> tps = IntStream.range(0, PARTITIONS).mapToObj(i -> new TopicPartition(output, i))
-                    .collect(Collectors.toList());
-            consumer.assign(tps);
-            consumer.seekToBeginning(tps);
-        }
-
-        void awaitExact(String phase, long timeoutMs) {
-            Map<String, Long> want = new TreeMap<>(expected);
-            long deadline = System.currentTimeMillis() + timeoutMs;
-            while (!latest.equals(want)) {
-                if (error.get() != null) throw new AssertionError("streams failed", error.get());
-                if (System.currentTimeMillis() > deadline) {
-                    throw new AssertionError(phase + ": counts not reached within " + timeoutMs + " ms\nexpected "
-                            + want + "\nlatest   " + latest);
-                }
-                for (ConsumerRecord<String, Long> r : consumer.poll(Duration.ofMillis(200))) {
-                    records++;
-                    long max = want.getOrDefault(r.key(), 0L);
-                    assertTrue(r.value() <= max, phase + ": double counting: " + r.key() + "=" + r.value()
-                            + " > expected final " + max + " at " + r.topic() + "-" + r.partition() + "@" + r.offset());
-                    Long prev = latest.put(r.key(), r.value());
-                    assertTrue(prev == null || r.value() > prev, phase + ": count of " + r.key() + " went " + prev
-                            + " -> " + r.value() + " at " + r.topic() + "-" + r.partition() + "@" + r.offset());
-                }
-            }
-            step(phase + ": counts exact (" + lines.get() + " lines, " + want.values().stream().mapToLong(Long::longValue).sum()
-                    + " words, " + records + " count records read)");
-        }
-
-        @Override
-        public void close() {
-            consumer.close(Duration.ofSeconds(5));
-        }
+        ExactCounts.produceLines(bs, topic, n, random, expected, lines);
     }
 
     void startApp(String what) throws Exception {
