@@ -182,6 +182,14 @@ pub struct Feature {
     pub finalized: i16,
 }
 
+/// The level `name` is finalized at, 0 for a feature Klamm does not have.
+pub fn finalized_level(name: &str) -> i16 {
+    FEATURES
+        .iter()
+        .find(|f| f.name == name)
+        .map_or(0, |f| f.finalized)
+}
+
 /// The features ApiVersions advertises (supported and finalized) and UpdateFeatures
 /// answers for. Fixed by the binary: a Klamm version runs at one level of each.
 /// group.version 1 turns on the KIP-848 consumer protocol in clients that check it (Java

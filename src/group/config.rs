@@ -212,6 +212,9 @@ pub struct Effective {
     pub share_auto_offset_reset: AutoOffsetReset,
     pub share_read_committed: bool,
     pub share_renew_acknowledge_enable: bool,
+    /// `errors.deadletterqueue.topic.name` is set (not blank): the group has a DLQ.
+    pub share_dlq_named: bool,
+    pub share_dlq_copy_record: bool,
     pub streams_session_timeout_ms: i32,
     pub streams_heartbeat_interval_ms: i32,
     pub streams_initial_rebalance_delay_ms: i32,
@@ -645,6 +648,8 @@ impl GroupConfigs {
                 .unwrap_or(AutoOffsetReset::Latest),
             share_read_committed: text("share.isolation.level") == "read_committed",
             share_renew_acknowledge_enable: text("share.renew.acknowledge.enable") != "false",
+            share_dlq_named: !text("errors.deadletterqueue.topic.name").trim().is_empty(),
+            share_dlq_copy_record: text("errors.deadletterqueue.copy.record.enable") == "true",
             streams_session_timeout_ms: int("streams.session.timeout.ms"),
             streams_heartbeat_interval_ms: int("streams.heartbeat.interval.ms"),
             streams_initial_rebalance_delay_ms: int("streams.initial.rebalance.delay.ms"),

@@ -132,6 +132,8 @@ impl SharePartitions {
                     delivery_count_limit: e.share_delivery_count_limit.clamp(1, 1000) as i16,
                     max_record_locks: i64::from(e.share_partition_max_record_locks.max(1)),
                     renew_acknowledge_enable: e.share_renew_acknowledge_enable,
+                    dlq_enabled: crate::apis::finalized_level("share.version") >= 2
+                        && e.share_dlq_named,
                 }
             }
             None => SharePartitionConfig::default(),

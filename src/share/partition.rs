@@ -21,6 +21,8 @@
 
 mod ack;
 mod acquire;
+#[cfg(test)]
+mod dlq_tests;
 mod init;
 #[cfg(test)]
 mod init_tests;
@@ -31,7 +33,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use init::{AutoOffsetReset, PersistedBatch, ShareSnapshot, SnapshotError, MAX_SNAPSHOT_SPAN};
-pub use state::RecordState;
+pub use state::{DlqCause, RecordState};
 use state::{InFlightBatch, InFlightState};
 
 /// Longest run of offsets one cache entry covers. New records and persisted batches are cut
@@ -51,6 +53,10 @@ pub struct SharePartitionConfig {
     pub max_record_locks: i64,
     /// `share.renew.acknowledge.enable`: whether acknowledge type 4 (Renew) is allowed.
     pub renew_acknowledge_enable: bool,
+    /// Kafka's `isDLQEnabledForGroup`: share.version 2 is finalized and the group names an
+    /// `errors.deadletterqueue.topic.name`. Rejected records, and records released after
+    /// their last delivery, then go ARCHIVING on their way to that topic.
+    pub dlq_enabled: bool,
 }
 
 impl Default for SharePartitionConfig {
@@ -60,6 +66,7 @@ impl Default for SharePartitionConfig {
             delivery_count_limit: 5,
             max_record_locks: 2000,
             renew_acknowledge_enable: true,
+            dlq_enabled: false,
         }
     }
 }
@@ -114,6 +121,8 @@ pub struct Released {
     pub available: u64,
     /// Records archived because they reached the delivery limit.
     pub archived: u64,
+    /// Records that reached the delivery limit and wait for the dead-letter queue.
+    pub archiving: u64,
 }
 
 impl Released {
@@ -121,14 +130,25 @@ impl Released {
         match state {
             Some(RecordState::Available) => self.available += records,
             Some(RecordState::Archived) => self.archived += records,
+            Some(RecordState::Archiving) => self.archiving += records,
             _ => {}
         }
     }
 
     /// Whether anything changed.
     pub fn any(&self) -> bool {
-        self.available + self.archived > 0
+        self.available + self.archived + self.archiving > 0
     }
+}
+
+/// A run of ARCHIVING records to write to the dead-letter queue, all with the same delivery
+/// count and cause (Kafka's `ShareGroupDLQRecordParameter`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DlqWork {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub delivery_count: i16,
+    pub cause: DlqCause,
 }
 
 /// One share-partition: the share-partition start offset (SPSO), the records in flight after
@@ -146,6 +166,9 @@ pub struct SharePartition {
     /// offset (partly passed), or lie wholly below it while it still holds a lock, after the
     /// log start moved past it.
     cache: BTreeMap<i64, InFlightBatch>,
+    /// ARCHIVING runs handed to the dead-letter-queue writer and not finished yet, first
+    /// offset to last; only ever ARCHIVING offsets, so the in-flight window bounds it.
+    dlq_dispatched: BTreeMap<i64, i64>,
 }
 
 impl SharePartition {
@@ -221,7 +244,7 @@ impl SharePartition {
     /// `releaseAcquisitionLockOnTimeout`): those records become AVAILABLE, or ARCHIVED at the
     /// delivery limit. Then the start offset moves over terminal records.
     pub fn expire_locks(&mut self, now_ms: i64) -> Released {
-        let limit = self.config.delivery_count_limit;
+        let (limit, dlq) = (self.config.delivery_count_limit, self.config.dlq_enabled);
         let mut released = Released::default();
         for batch in self.cache.values_mut() {
             if !batch.any(|s| s.lock_expired(now_ms)) {
@@ -230,7 +253,7 @@ impl SharePartition {
             let records_per_state = batch.records_per_state();
             for (_, state) in batch.states_mut() {
                 if state.lock_expired(now_ms) {
-                    released.count(state.release(limit), records_per_state);
+                    released.count(state.release(limit, dlq), records_per_state);
                 }
             }
         }
@@ -243,13 +266,13 @@ impl SharePartition {
     /// Releases every record `member_id` holds (Kafka's `releaseAcquiredRecords`), when its
     /// share session closes or it leaves the group.
     pub fn release_member(&mut self, member_id: &str) -> Released {
-        let limit = self.config.delivery_count_limit;
+        let (limit, dlq) = (self.config.delivery_count_limit, self.config.dlq_enabled);
         let mut released = Released::default();
         for batch in self.cache.values_mut() {
             let records_per_state = batch.records_per_state();
             for (_, state) in batch.states_mut() {
                 if state.state == RecordState::Acquired && state.is_owned_by(member_id) {
-                    released.count(state.release(limit), records_per_state);
+                    released.count(state.release(limit, dlq), records_per_state);
                 }
             }
         }
@@ -314,12 +337,116 @@ impl SharePartition {
         if new_start > self.start_offset {
             self.start_offset = new_start;
         }
-        // A passed batch goes once it holds no lock; a lock below the start still gets its
-        // acknowledgement or expiry (and is then dropped here).
+        // A passed batch goes once it holds no lock and no record on its way to the
+        // dead-letter queue; a lock below the start still gets its acknowledgement or
+        // expiry (and is then dropped here).
         let start = self.start_offset;
-        self.cache
-            .retain(|_, b| b.last >= start || b.any(|s| s.state == RecordState::Acquired));
+        self.cache.retain(|_, b| {
+            b.last >= start
+                || b.any(|s| matches!(s.state, RecordState::Acquired | RecordState::Archiving))
+        });
         debug_assert!(self.next_offset >= self.start_offset);
+    }
+
+    /// The ARCHIVING runs not yet handed to the dead-letter-queue writer, now marked as
+    /// handed over. Each run has one delivery count and cause; a run already partly handed
+    /// over yields only the rest.
+    pub fn take_dlq_work(&mut self) -> Vec<DlqWork> {
+        let work = self.undispatched_dlq_work();
+        for w in &work {
+            self.dlq_dispatched.insert(w.first_offset, w.last_offset);
+        }
+        work
+    }
+
+    /// Whether some ARCHIVING record waits to be handed to the dead-letter-queue writer.
+    pub fn has_dlq_work(&self) -> bool {
+        !self.undispatched_dlq_work().is_empty()
+    }
+
+    fn undispatched_dlq_work(&self) -> Vec<DlqWork> {
+        let mut work = Vec::new();
+        for batch in self.cache.values() {
+            if !batch.any(|s| s.state == RecordState::Archiving) {
+                continue;
+            }
+            for (first, last, state) in batch.runs() {
+                let (RecordState::Archiving, Some(cause)) = (state.state, state.dlq_cause) else {
+                    continue;
+                };
+                let mut piece = |f: i64, l: i64| {
+                    work.push(DlqWork {
+                        first_offset: f,
+                        last_offset: l,
+                        delivery_count: state.delivery_count,
+                        cause,
+                    })
+                };
+                let mut cursor = first;
+                let handed = self.dlq_dispatched.range(..=last);
+                for (&f, &l) in handed.filter(|(_, l)| **l >= first) {
+                    if f > cursor {
+                        piece(cursor, f - 1);
+                    }
+                    cursor = cursor.max(l.saturating_add(1));
+                }
+                if cursor <= last {
+                    piece(cursor, last);
+                }
+            }
+        }
+        work
+    }
+
+    /// The dead-letter-queue write of `first..=last` is done or given up: those ARCHIVING
+    /// records become ARCHIVED and the start offset may pass them. Returns how many changed;
+    /// 0 if they were finished already (a duplicate completion is harmless).
+    pub fn finish_dlq(&mut self, first: i64, last: i64) -> u64 {
+        let mut finished = 0u64;
+        let keys: Vec<i64> = self
+            .cache
+            .range(..=last)
+            .filter(|(_, b)| b.last >= first)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let Some(batch) = self.cache.get_mut(&key) else {
+                continue;
+            };
+            if batch.offsets.is_none() && batch.first >= first && batch.last <= last {
+                if batch.batch.finish_archiving() {
+                    finished += batch.records_per_state();
+                }
+                continue;
+            }
+            if !batch.any(|s| s.state == RecordState::Archiving) {
+                continue;
+            }
+            let start = batch.first;
+            for (offset, state) in (start..).zip(batch.split().iter_mut()) {
+                if (first..=last).contains(&offset) && state.finish_archiving() {
+                    finished += 1;
+                }
+            }
+        }
+        let stale: Vec<i64> = self
+            .dlq_dispatched
+            .range(first..=last)
+            .map(|(f, _)| *f)
+            .collect();
+        for f in stale {
+            self.dlq_dispatched.remove(&f);
+        }
+        if finished > 0 {
+            self.advance_start_offset();
+        }
+        finished
+    }
+
+    /// Forgets what was handed to the dead-letter-queue writer, so every ARCHIVING record is
+    /// work again (its write failed before it was finished, or the writer restarted).
+    pub fn redispatch_dlq(&mut self) {
+        self.dlq_dispatched.clear();
     }
 
     fn count_from_start(&self, pred: impl Fn(&InFlightState) -> bool) -> i64 {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kafka_protocol::ResponseError;
 
 use super::{
-    AcknowledgeError, AcknowledgementBatch, InFlightBatch, InFlightState, RecordState,
+    AcknowledgeError, AcknowledgementBatch, DlqCause, InFlightBatch, InFlightState, RecordState,
     SharePartition,
 };
 
@@ -43,6 +43,7 @@ impl SharePartition {
     /// fails, no record changes and the first failure is returned. Types: 0 Gap and 3 Reject
     /// archive, 1 Accept acknowledges, 2 Release makes the record AVAILABLE again (ARCHIVED at
     /// the delivery limit), 4 Renew keeps it ACQUIRED with the lock restarted at `now_ms`.
+    /// With a dead-letter queue, Reject and a Release at the limit give ARCHIVING instead.
     /// Batches wholly before the start offset are skipped, as Kafka skips them.
     pub fn acknowledge(
         &mut self,
@@ -101,6 +102,7 @@ impl SharePartition {
                     delivery_count_limit: self.config.delivery_count_limit,
                     renew_enabled: self.config.renew_acknowledge_enable,
                     deadline_ms: now_ms.saturating_add(self.config.record_lock_duration_ms),
+                    dlq: self.config.dlq_enabled,
                 };
                 acknowledge_batch(batch, ack, &rules)?;
             }
@@ -147,6 +149,7 @@ struct AckRules<'a> {
     delivery_count_limit: i16,
     renew_enabled: bool,
     deadline_ms: i64,
+    dlq: bool,
 }
 
 /// Shape checks Kafka makes before any state is touched (types 0..=4; one type, or one per
@@ -238,6 +241,9 @@ fn apply_type(
     rules: &AckRules<'_>,
 ) -> Result<(), AcknowledgeError> {
     match ack_type {
+        3 if rules.dlq => {
+            state.begin_archiving(DlqCause::ClientReject);
+        }
         0 | 3 => {
             state.complete(RecordState::Archived);
         }
@@ -245,7 +251,7 @@ fn apply_type(
             state.complete(RecordState::Acknowledged);
         }
         2 => {
-            state.release(rules.delivery_count_limit);
+            state.release(rules.delivery_count_limit, rules.dlq);
         }
         4 => {
             if !rules.renew_enabled {

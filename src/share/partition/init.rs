@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{InFlightState, RecordState, SharePartition, SharePartitionConfig};
+use super::{DlqCause, InFlightState, RecordState, SharePartition, SharePartitionConfig};
 
 /// `share.auto.offset.reset`: where a share group starts reading a partition it has no state
 /// for. Kafka's default is `latest`.
@@ -45,7 +45,7 @@ pub struct ShareSnapshot {
 pub struct PersistedBatch {
     pub first_offset: i64,
     pub last_offset: i64,
-    /// A [`RecordState::id`]: 0 AVAILABLE, 2 ACKNOWLEDGED, 4 ARCHIVED.
+    /// A [`RecordState::id`]: 0 AVAILABLE, 2 ACKNOWLEDGED, 3 ARCHIVING, 4 ARCHIVED.
     pub delivery_state: i8,
     pub delivery_count: i16,
 }
@@ -76,6 +76,7 @@ impl SharePartition {
             next_offset: start_offset,
             state_epoch,
             cache: BTreeMap::new(),
+            dlq_dispatched: BTreeMap::new(),
         }
     }
 
@@ -103,7 +104,10 @@ impl SharePartition {
 
     /// Rebuilds a share partition from its persisted state. Offsets between persisted batches
     /// were never delivered and come back as fresh AVAILABLE records (Kafka's gap window); an
-    /// AVAILABLE record already at the delivery limit is archived.
+    /// AVAILABLE record already at the delivery limit is archived, or goes to the
+    /// dead-letter queue when the group has one. ARCHIVING records are dead-letter-queue work
+    /// again (at least once, as in Kafka), with Kafka's guess at the cause: past the delivery
+    /// limit, else rejected.
     pub fn from_snapshot(
         config: SharePartitionConfig,
         snapshot: &ShareSnapshot,
@@ -113,7 +117,10 @@ impl SharePartition {
             return Err(SnapshotError::Uninitialized(start));
         }
         let mut partition = SharePartition::empty(config, start, snapshot.state_epoch);
-        let limit = partition.config.delivery_count_limit;
+        let (limit, dlq) = (
+            partition.config.delivery_count_limit,
+            partition.config.dlq_enabled,
+        );
         let mut next = start;
         for persisted in &snapshot.batches {
             let (first, last) = (persisted.first_offset.max(start), persisted.last_offset);
@@ -142,9 +149,19 @@ impl SharePartition {
                 Some(other) => other,
                 None => return Err(SnapshotError::BadState(persisted.delivery_state)),
             };
-            if state == RecordState::Available && persisted.delivery_count >= limit {
-                state = RecordState::Archived;
+            let at_limit = persisted.delivery_count >= limit;
+            if state == RecordState::Available && at_limit {
+                state = if dlq {
+                    RecordState::Archiving
+                } else {
+                    RecordState::Archived
+                };
             }
+            let dlq_cause = (state == RecordState::Archiving).then_some(if at_limit {
+                DlqCause::DeliveryCountExceeded
+            } else {
+                DlqCause::ClientReject
+            });
             if first > next {
                 partition.insert_run(next, first - 1, &InFlightState::fresh());
             }
@@ -153,6 +170,7 @@ impl SharePartition {
                 delivery_count: persisted.delivery_count,
                 member_id: None,
                 lock_deadline_ms: None,
+                dlq_cause,
             };
             partition.insert_run(first, last, &in_flight);
             next = last + 1;

@@ -100,12 +100,12 @@ fn snapshot_gaps_are_fresh_and_limits_and_garbage_are_handled() {
         Err(SnapshotError::BadBatch { .. })
     ));
     let bad_state = ShareSnapshot {
-        batches: vec![persisted(0, 5, 3, 1)],
+        batches: vec![persisted(0, 5, 5, 1)],
         ..Default::default()
     };
     assert_eq!(
         SharePartition::from_snapshot(config.clone(), &bad_state).unwrap_err(),
-        SnapshotError::BadState(3)
+        SnapshotError::BadState(5)
     );
     let huge = ShareSnapshot {
         batches: vec![persisted(0, 1 << 40, 0, 1)],

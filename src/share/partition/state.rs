@@ -3,9 +3,29 @@
 
 use std::sync::Arc;
 
+/// Why a record goes to the dead-letter queue; the `__dlq.errors.message` header carries
+/// Kafka's text for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DlqCause {
+    /// The member acknowledged it with REJECT.
+    ClientReject,
+    /// It was released (by the member, its session's end or its lock's expiry) after its
+    /// last allowed delivery.
+    DeliveryCountExceeded,
+}
+
+impl DlqCause {
+    /// Kafka's `ShareGroupDLQManager` message, word for word.
+    pub fn message(self) -> &'static str {
+        match self {
+            DlqCause::ClientReject => "Offset rejected by client.",
+            DlqCause::DeliveryCountExceeded => "Offset delivery count exceeded the threshold.",
+        }
+    }
+}
+
 /// The delivery state of one record of a share partition, with Kafka's wire ids (the
-/// `DeliveryState` of persisted state batches). Kafka's ARCHIVING (3) exists only for the
-/// dead-letter queue of share.version 2, which Klamm does not implement.
+/// `DeliveryState` of persisted state batches).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RecordState {
     /// Can be acquired by the next fetch.
@@ -14,6 +34,11 @@ pub enum RecordState {
     Acquired,
     /// Terminal: the member accepted it.
     Acknowledged,
+    /// On its way to the group's dead-letter queue (KIP-1191, share.version 2): rejected, or
+    /// out of deliveries. Not terminal, so it holds the start offset until the DLQ write is
+    /// done (or given up) and the record becomes ARCHIVED; nobody can acquire or acknowledge
+    /// it meanwhile.
+    Archiving,
     /// Terminal: rejected, a gap, past the delivery limit or below the log start.
     Archived,
 }
@@ -25,16 +50,18 @@ impl RecordState {
             RecordState::Available => 0,
             RecordState::Acquired => 1,
             RecordState::Acknowledged => 2,
+            RecordState::Archiving => 3,
             RecordState::Archived => 4,
         }
     }
 
-    /// The state for a Kafka id; `None` for ARCHIVING (3) and unknown ids.
+    /// The state for a Kafka id; `None` for unknown ids.
     pub fn from_id(id: i8) -> Option<RecordState> {
         match id {
             0 => Some(RecordState::Available),
             1 => Some(RecordState::Acquired),
             2 => Some(RecordState::Acknowledged),
+            3 => Some(RecordState::Archiving),
             4 => Some(RecordState::Archived),
             _ => None,
         }
@@ -46,12 +73,14 @@ impl RecordState {
     }
 
     /// Kafka's `validateTransition`: moving to the same state is illegal, terminal states
-    /// are final, AVAILABLE only goes to ACQUIRED, ACQUIRED goes anywhere else.
+    /// are final, AVAILABLE only goes to ACQUIRED, ARCHIVING only to ARCHIVED, ACQUIRED goes
+    /// anywhere else.
     pub fn can_move_to(self, next: RecordState) -> bool {
         match self {
             _ if self == next => false,
             RecordState::Acknowledged | RecordState::Archived => false,
             RecordState::Available => next == RecordState::Acquired,
+            RecordState::Archiving => next == RecordState::Archived,
             RecordState::Acquired => true,
         }
     }
@@ -68,6 +97,8 @@ pub(crate) struct InFlightState {
     pub member_id: Option<Arc<str>>,
     /// Set exactly while the state is ACQUIRED.
     pub lock_deadline_ms: Option<i64>,
+    /// Set exactly while the state is ARCHIVING.
+    pub dlq_cause: Option<DlqCause>,
 }
 
 impl InFlightState {
@@ -77,6 +108,7 @@ impl InFlightState {
             delivery_count: 1,
             member_id: Some(member.clone()),
             lock_deadline_ms: Some(deadline_ms),
+            dlq_cause: None,
         }
     }
 
@@ -88,6 +120,7 @@ impl InFlightState {
             delivery_count: 0,
             member_id: None,
             lock_deadline_ms: None,
+            dlq_cause: None,
         }
     }
 
@@ -107,20 +140,41 @@ impl InFlightState {
         true
     }
 
-    /// ACQUIRED -> AVAILABLE, or ARCHIVED once the record has been delivered `limit` times,
-    /// so that it is never delivered again. Returns the state reached.
-    pub fn release(&mut self, delivery_count_limit: i16) -> Option<RecordState> {
+    /// ACQUIRED -> AVAILABLE, or, once the record has been delivered `limit` times so that
+    /// it is never delivered again, ARCHIVED (ARCHIVING on its way to the dead-letter queue
+    /// when `dlq` is on). Returns the state reached.
+    pub fn release(&mut self, delivery_count_limit: i16, dlq: bool) -> Option<RecordState> {
         if self.state != RecordState::Acquired {
             return None;
         }
-        self.state = if self.delivery_count >= delivery_count_limit {
-            RecordState::Archived
-        } else {
-            RecordState::Available
-        };
         self.member_id = None;
         self.lock_deadline_ms = None;
+        if self.delivery_count < delivery_count_limit {
+            self.state = RecordState::Available;
+        } else if dlq {
+            self.begin_archiving(DlqCause::DeliveryCountExceeded);
+        } else {
+            self.state = RecordState::Archived;
+        }
         Some(self.state)
+    }
+
+    /// ACQUIRED (or AVAILABLE, on a reload) -> ARCHIVING: the record waits for its
+    /// dead-letter-queue write.
+    pub fn begin_archiving(&mut self, cause: DlqCause) {
+        self.state = RecordState::Archiving;
+        self.lock_deadline_ms = None;
+        self.dlq_cause = Some(cause);
+    }
+
+    /// ARCHIVING -> ARCHIVED once its dead-letter-queue write is done or given up.
+    pub fn finish_archiving(&mut self) -> bool {
+        if self.state != RecordState::Archiving {
+            return false;
+        }
+        self.state = RecordState::Archived;
+        self.dlq_cause = None;
+        true
     }
 
     /// ACQUIRED -> ACKNOWLEDGED or ARCHIVED; the owner stays recorded.

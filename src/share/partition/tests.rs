@@ -71,12 +71,24 @@ fn transitions_follow_kafka_validate_transition() {
     }
     assert!(!Acquired.can_move_to(Acquired));
     for from in [Acknowledged, Archived] {
-        for to in [Available, Acquired, Acknowledged, Archived] {
+        for to in [Available, Acquired, Acknowledged, Archiving, Archived] {
             assert!(!from.can_move_to(to), "{from:?} is terminal");
         }
     }
-    assert_eq!(RecordState::from_id(3), None, "ARCHIVING is the DLQ's");
-    assert_eq!(RecordState::from_id(Archived.id()), Some(Archived));
+    assert!(Acquired.can_move_to(Archiving));
+    assert!(Archiving.can_move_to(Archived));
+    for to in [Available, Acquired, Acknowledged, Archiving] {
+        assert!(
+            !Archiving.can_move_to(to),
+            "ARCHIVING only goes to ARCHIVED"
+        );
+    }
+    assert!(!Archiving.is_terminal(), "ARCHIVING holds the start offset");
+    for state in [Available, Acquired, Acknowledged, Archiving, Archived] {
+        assert_eq!(RecordState::from_id(state.id()), Some(state));
+    }
+    assert_eq!(Archiving.id(), 3);
+    assert_eq!(RecordState::from_id(5), None);
 }
 
 #[test]
@@ -154,7 +166,8 @@ fn expired_lock_makes_records_available_again() {
         released,
         Released {
             available: 4,
-            archived: 0
+            archived: 0,
+            archiving: 0
         }
     );
     assert_eq!(sp.next_lock_deadline(), None);
@@ -184,7 +197,8 @@ fn expired_lock_at_the_delivery_limit_archives() {
         released,
         Released {
             available: 0,
-            archived: 2
+            archived: 2,
+            archiving: 0
         }
     );
     assert_eq!((sp.start_offset(), sp.in_flight_count()), (2, 0));
@@ -204,7 +218,8 @@ fn renew_pushes_the_deadline_and_can_be_disabled() {
         sp.expire_locks(30_000),
         Released {
             available: 1,
-            archived: 0
+            archived: 0,
+            archiving: 0
         }
     );
     assert_eq!(sp.next_lock_deadline(), Some(50_000));
@@ -384,7 +399,8 @@ fn release_member_frees_only_its_records() {
         sp.release_member(A),
         Released {
             available: 3,
-            archived: 0
+            archived: 0,
+            archiving: 0
         }
     );
     assert_eq!(sp.acquired_count(), 3);
