@@ -788,6 +788,45 @@ pub struct BrokerConfig {
     )]
     pub group_share_max_share_sessions: u32,
 
+    /// Kafka's `group.share.min.record.lock.duration.ms`: the smallest
+    /// `share.record.lock.duration.ms` a share group may set (1000 to 30000, as Kafka bounds it).
+    #[arg(
+        long = "group-share-min-record-lock-duration-ms",
+        alias = "group.share.min.record.lock.duration.ms",
+        env = "KLAMM_GROUP_SHARE_MIN_RECORD_LOCK_DURATION_MS",
+        default_value_t = 15_000,
+        value_parser = clap::value_parser!(i32).range(1000..=30_000),
+        help_heading = "Groups",
+        value_name = "MS"
+    )]
+    pub group_share_min_record_lock_duration_ms: i32,
+
+    /// Kafka's `errors.deadletterqueue.auto.create.topics.enable`: a share group's dead-letter
+    /// topic (`errors.deadletterqueue.topic.name`) that does not exist is created on its
+    /// first record, with the broker's default partitions and replication and the topic
+    /// configs `errors.deadletterqueue.group.enable=true` and `message.timestamp.type=CreateTime`.
+    #[arg(
+        long = "errors-deadletterqueue-auto-create-topics-enable",
+        alias = "errors.deadletterqueue.auto.create.topics.enable",
+        env = "KLAMM_ERRORS_DEADLETTERQUEUE_AUTO_CREATE_TOPICS_ENABLE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        help_heading = "Groups", value_name = "BOOL"
+    )]
+    pub errors_deadletterqueue_auto_create_topics_enable: bool,
+
+    /// Kafka's `errors.deadletterqueue.topic.name.prefix`: a share group's dead-letter topic
+    /// must start with it, else nothing is written there ("" turns the check off).
+    #[arg(
+        long = "errors-deadletterqueue-topic-name-prefix",
+        alias = "errors.deadletterqueue.topic.name.prefix",
+        env = "KLAMM_ERRORS_DEADLETTERQUEUE_TOPIC_NAME_PREFIX",
+        default_value = "dlq.",
+        help_heading = "Groups",
+        value_name = "PREFIX"
+    )]
+    pub errors_deadletterqueue_topic_name_prefix: String,
+
     /// Kafka's `group.streams.session.timeout.ms`: a streams group member (a stream thread) that does not heartbeat for this long is fenced and its tasks go to the others.
     #[arg(
         long = "group-streams-session-timeout-ms",

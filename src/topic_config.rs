@@ -90,6 +90,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "The zstd level used when compression.type is zstd."),
     def("delete.retention.ms", ConfigType::Long, "86400000", Check::AtLeast(0), Some("log.cleaner.delete.retention.ms"),
         "How long tombstones are kept on compacted topics."),
+    def("errors.deadletterqueue.group.enable", ConfigType::Boolean, "false", Check::Any, None,
+        "Enable this topic to be used as a dead-letter queue for share groups. A share group's errors.deadletterqueue.topic.name only receives records if this is true."),
     def("file.delete.delay.ms", ConfigType::Long, "60000", Check::AtLeast(0), Some("log.segment.delete.delay.ms"),
         "Delay before a deleted file is removed from the filesystem."),
     def("flush.messages", ConfigType::Long, MAX_LONG, Check::AtLeast(1), Some("log.flush.interval.messages"),

@@ -290,6 +290,10 @@ impl GroupConfigs {
                 config.group_share_heartbeat_interval_ms.to_string(),
             ),
             (
+                "group.share.min.record.lock.duration.ms",
+                config.group_share_min_record_lock_duration_ms.to_string(),
+            ),
+            (
                 "group.streams.session.timeout.ms",
                 config.group_streams_session_timeout_ms.to_string(),
             ),
@@ -382,6 +386,15 @@ impl GroupConfigs {
             return None;
         };
         let own: i64 = self.broker_value(d).parse().unwrap_or(lo);
+        // Kafka's lower bound of the lock duration is a broker config of its own.
+        let lo = match d.name {
+            "share.record.lock.duration.ms" => self
+                .broker
+                .get("group.share.min.record.lock.duration.ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(lo),
+            _ => lo,
+        };
         Some((lo.min(own), hi.max(own)))
     }
 

@@ -780,3 +780,80 @@ async fn group_configs_are_validated_listed_and_kept_across_a_restart() {
         "deleted stays deleted"
     );
 }
+
+/// The dead-letter-queue configs of KIP-1191: the topic's opt-in, the broker's auto-create
+/// and prefix, and the broker's lower bound of the lock duration that share groups may set.
+#[tokio::test]
+async fn dead_letter_queue_configs_are_listed_and_bounded() {
+    let mut config = klamm::config::BrokerConfig::ephemeral();
+    config.group_share_min_record_lock_duration_ms = 1000;
+    config.errors_deadletterqueue_auto_create_topics_enable = true;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+
+    let r = c
+        .send(
+            &create("dlq.t", &[("errors.deadletterqueue.group.enable", "true")]),
+            5,
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let d = describe(&mut c, TOPIC, "dlq.t", false).await;
+    assert_eq!(
+        get(&d, "errors.deadletterqueue.group.enable"),
+        ("true".into(), SRC_TOPIC, false)
+    );
+    c.send(&create("plain", &[]), 5).await;
+    let d = describe(&mut c, TOPIC, "plain", false).await;
+    assert_eq!(
+        get(&d, "errors.deadletterqueue.group.enable"),
+        ("false".into(), SRC_DEFAULT, false)
+    );
+    let r = c
+        .send(
+            &incremental(
+                TOPIC,
+                "plain",
+                &[("errors.deadletterqueue.group.enable", SET, Some("maybe"))],
+            ),
+            1,
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code,
+        ResponseError::InvalidConfig.code()
+    );
+
+    let d = describe(&mut c, BROKER, "1", false).await;
+    assert_eq!(
+        get(&d, "errors.deadletterqueue.auto.create.topics.enable").0,
+        "true"
+    );
+    assert_eq!(
+        get(&d, "errors.deadletterqueue.topic.name.prefix"),
+        ("dlq.".into(), SRC_DEFAULT, true)
+    );
+    assert_eq!(get(&d, "group.share.min.record.lock.duration.ms").0, "1000");
+
+    // The broker's bound moves the group config's range, with Kafka's message.
+    let (code, msg) = alter_group(
+        &mut c,
+        "g",
+        &[("share.record.lock.duration.ms", SET, Some("1000"))],
+    )
+    .await;
+    assert_eq!(code, 0, "{msg}");
+    let (code, msg) = alter_group(
+        &mut c,
+        "g",
+        &[("share.record.lock.duration.ms", SET, Some("60001"))],
+    )
+    .await;
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            ResponseError::InvalidConfig.code(),
+            "share.record.lock.duration.ms must be in the range 1000 to 60000 inclusive."
+        )
+    );
+}

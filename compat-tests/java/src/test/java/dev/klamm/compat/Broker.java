@@ -58,7 +58,14 @@ public final class Broker {
             Map.entry("--delegation-token-max-lifetime-ms", List.of("delegation.token.max.lifetime.ms")),
             Map.entry("--delegation-token-expiry-time-ms", List.of("delegation.token.expiry.time.ms")),
             Map.entry("--delegation-token-expiry-check-interval-ms",
-                    List.of("delegation.token.expiry.check.interval.ms")));
+                    List.of("delegation.token.expiry.check.interval.ms")),
+            // share groups (ShareDlqTest): Kafka refuses a heartbeat interval below group.share.min.heartbeat.interval.ms
+            Map.entry("--group-share-heartbeat-interval-ms",
+                    List.of("group.share.heartbeat.interval.ms", "group.share.min.heartbeat.interval.ms")),
+            Map.entry("--group-share-min-record-lock-duration-ms", List.of("group.share.min.record.lock.duration.ms")),
+            // the share-group dead-letter queue (KIP-1191, ShareDlqTest)
+            Map.entry("--errors-deadletterqueue-auto-create-topics-enable",
+                    List.of("errors.deadletterqueue.auto.create.topics.enable")));
 
     /**
      * Klamm flags with no Kafka counterpart, or not mapped to Kafka properties here: a class
