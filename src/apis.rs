@@ -209,12 +209,13 @@ pub const FEATURES: &[Feature] = &[
         max: 2,
         finalized: 2,
     },
-    // KIP-932: share consumers look for it before they use share groups.
+    // KIP-932: share consumers look for it before they use share groups. Level 2 is
+    // KIP-1191's dead-letter queue (no wire change: the ARCHIVING state and the writer).
     Feature {
         name: "share.version",
         min: 0,
-        max: 1,
-        finalized: 1,
+        max: 2,
+        finalized: 2,
     },
     // KIP-1071: streams groups (Kafka Streams' group.protocol=streams).
     Feature {

@@ -385,6 +385,7 @@ impl Broker {
             tokio::spawn(crate::coordinator_log::run(Arc::downgrade(&ctx)));
             tokio::spawn(crate::txn_markers::run(Arc::downgrade(&ctx)));
         }
+        tokio::spawn(crate::share::dlq::run(Arc::downgrade(&ctx)));
         // A single node finishes what a stop left half-written; in a cluster the marker
         // sender does, for the transactions this broker coordinates once loaded.
         ctx.txns.recover(&ctx.txn_env());

@@ -124,6 +124,10 @@ pub struct Metrics {
     fetch_contexts: Family<FetchContextLabels, Counter>,
     /// Fetch sessions evicted to make room (Kafka's `IncrementalFetchSessionEvictionsPerSec`).
     pub fetch_session_evictions: Counter,
+    /// Runs of share-group records written to a dead-letter topic, and those given up
+    /// (Kafka's `DeadLetterQueueTotalProduceRequestsPerSec` / `...FailedProduceRequestsPerSec`).
+    pub share_dlq_writes: Counter,
+    pub share_dlq_failed_writes: Counter,
 }
 
 impl Default for Metrics {
@@ -184,6 +188,18 @@ impl Metrics {
         let response_bytes = Family::<ApiLabels, Counter>::default();
         let fetch_contexts = Family::<FetchContextLabels, Counter>::default();
         let fetch_session_evictions = Counter::default();
+        let share_dlq_writes = Counter::default();
+        let share_dlq_failed_writes = Counter::default();
+        registry.register(
+            "share_dlq_writes",
+            "Runs of share-group records written to their group's dead-letter topic (KIP-1191)",
+            share_dlq_writes.clone(),
+        );
+        registry.register(
+            "share_dlq_failed_writes",
+            "Runs of share-group records archived without their dead-letter write (the topic was not usable or the write failed)",
+            share_dlq_failed_writes.clone(),
+        );
         registry.register(
             "request_bytes",
             "Request frame bytes received (size prefix excluded), by API",
@@ -301,6 +317,8 @@ impl Metrics {
             response_bytes,
             fetch_contexts,
             fetch_session_evictions,
+            share_dlq_writes,
+            share_dlq_failed_writes,
         }
     }
 

@@ -127,6 +127,15 @@ async fn auto_create(
 /// In a cluster, a topic not yet arrived in this broker's metadata is LEADER_NOT_AVAILABLE,
 /// as Kafka answers while an auto-created topic's leaders are being elected.
 pub async fn auto_create_topic(ctx: &Context, name: &str) -> Result<Arc<Topic>, ResponseError> {
+    auto_create_topic_with(ctx, name, Default::default()).await
+}
+
+/// Like [`auto_create_topic`], with topic configs (a share group's dead-letter topic).
+pub async fn auto_create_topic_with(
+    ctx: &Context,
+    name: &str,
+    configs: std::collections::BTreeMap<String, String>,
+) -> Result<Arc<Topic>, ResponseError> {
     let created = ctx
         .metadata
         .create(crate::metadata::NewTopic {
@@ -134,7 +143,7 @@ pub async fn auto_create_topic(ctx: &Context, name: &str) -> Result<Arc<Topic>, 
             partitions: ctx.config.num_partitions,
             replication_factor: ctx.config.default_replication_factor,
             assignment: None,
-            configs: Default::default(),
+            configs,
             validate_only: false,
             wait: std::time::Duration::from_secs(5),
         })

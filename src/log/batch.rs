@@ -337,6 +337,23 @@ pub fn records_batch(
     timestamp: i64,
     producer: Option<(i64, i16)>,
 ) -> Result<Bytes, ResponseError> {
+    headed_batch(
+        records.into_iter().map(|(k, v)| (k, v, Headers::new())),
+        timestamp,
+        producer,
+    )
+}
+
+/// A record's headers, in order.
+pub type Headers = indexmap::IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>;
+
+/// Like [`records_batch`], with headers on each record: what the share-group dead-letter
+/// queue writes.
+pub fn headed_batch(
+    records: impl IntoIterator<Item = (Option<Bytes>, Option<Bytes>, Headers)>,
+    timestamp: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Bytes, ResponseError> {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -347,7 +364,7 @@ pub fn records_batch(
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
-        .map(|(i, (key, value))| Record {
+        .map(|(i, (key, value, headers))| Record {
             transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
@@ -362,7 +379,7 @@ pub fn records_batch(
             timestamp,
             key,
             value,
-            headers: Default::default(),
+            headers,
         })
         .collect();
     let mut buf = BytesMut::new();

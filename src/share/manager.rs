@@ -40,6 +40,8 @@ pub type ShareKey = (Arc<str>, Uuid, i32);
 
 /// One share partition and what of it the store holds.
 pub struct Slot {
+    /// Which share partition this is.
+    pub(super) id: ShareKey,
     key: String,
     /// The partition's leader epoch when this slot was made: a slot of an earlier term is
     /// stale (another leader may have moved the state on since).
@@ -80,6 +82,8 @@ pub struct SharePartitions {
     remote: std::sync::OnceLock<Arc<RemotePersister>>,
     /// Fired when records become AVAILABLE again, so waiting ShareFetches look again.
     pub released: tokio::sync::Notify,
+    /// Share partitions with records on their way to the dead-letter queue.
+    pub(super) dlq: super::dlq::DlqQueue,
 }
 
 impl Default for SharePartitions {
@@ -90,6 +94,7 @@ impl Default for SharePartitions {
             store: std::sync::OnceLock::new(),
             remote: std::sync::OnceLock::new(),
             released: tokio::sync::Notify::new(),
+            dlq: Default::default(),
         }
     }
 }
@@ -197,6 +202,7 @@ impl SharePartitions {
             return slot.clone();
         }
         let slot = Arc::new(Slot {
+            id: key.clone(),
             key: store_key,
             leader_epoch,
             state: Mutex::new(Entry {
@@ -454,7 +460,32 @@ impl SharePartitions {
         if freed.available > 0 || (!available_before && entry.partition.can_acquire_records()) {
             self.released.notify_waiters();
         }
+        if entry.partition.has_dlq_work() {
+            self.dlq.enqueue(&slot.id);
+        }
         result
+    }
+
+    /// Reads a share partition without changing it.
+    pub(super) fn peek<R>(&self, slot: &Slot, f: impl FnOnce(&SharePartition) -> R) -> R {
+        f(&slot
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .partition)
+    }
+
+    /// Every share partition held here, with its key.
+    pub(super) fn slots(&self) -> Vec<Arc<Slot>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Whether `slot` is still the one held for its share partition (not dropped for a new
+    /// term or an offsets reset).
+    pub(super) fn is_current(&self, slot: &Arc<Slot>) -> bool {
+        self.lock()
+            .get(&slot.id)
+            .is_some_and(|s| Arc::ptr_eq(s, slot))
     }
 
     /// The earliest lock deadline of `group`'s share partitions among `keys`, when a

@@ -34,6 +34,7 @@ mod records;
 mod retention;
 mod rskafka_client;
 mod security;
+mod share_dlq;
 mod share_fetch;
 mod share_groups;
 mod streams_groups;

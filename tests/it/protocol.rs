@@ -879,7 +879,7 @@ async fn kafka_4_4_version_steps() {
             vec![
                 ("group.version".to_string(), 1),
                 ("transaction.version".to_string(), 2),
-                ("share.version".to_string(), 1),
+                ("share.version".to_string(), 2),
                 ("streams.version".to_string(), 1),
             ]
         );

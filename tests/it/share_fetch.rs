@@ -30,7 +30,7 @@ fn sb(s: &str) -> StrBytes {
 }
 
 /// Sets group configs (the GROUP resource, type 32).
-async fn group_configs(c: &mut Client, group: &str, configs: &[(&str, &str)]) {
+pub(crate) async fn group_configs(c: &mut Client, group: &str, configs: &[(&str, &str)]) {
     let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
             .with_resource_type(32)
@@ -55,7 +55,7 @@ async fn group_configs(c: &mut Client, group: &str, configs: &[(&str, &str)]) {
 }
 
 /// A topic of one partition holding `n` test records in one batch; its id and the batch.
-async fn topic_with(c: &mut Client, name: &str, n: i64) -> (Uuid, Bytes) {
+pub(crate) async fn topic_with(c: &mut Client, name: &str, n: i64) -> (Uuid, Bytes) {
     let id = create_topic(c, name, 1).await.topics[0].topic_id;
     let records: Vec<_> = (0..n).map(|i| record(i, 1_700_000_000_000 + i)).collect();
     let b = batch(&records, Compression::None);

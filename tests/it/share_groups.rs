@@ -449,7 +449,7 @@ async fn share_groups_are_listed_described_and_deleted() {
 }
 
 #[tokio::test]
-async fn api_versions_advertise_share_groups_and_share_version_1() {
+async fn api_versions_advertise_share_groups_and_share_version_2() {
     let broker = start().await;
     let mut c = Client::connect(broker.addr()).await;
     let r = c
@@ -473,19 +473,19 @@ async fn api_versions_advertise_share_groups_and_share_version_1() {
             .expect("advertised");
         assert_eq!((k.min_version, k.max_version), (1, max), "{key:?}");
     }
-    // Level 1 (share groups); level 2 is the dead-letter queue, not served.
+    // Level 1 is share groups, level 2 their dead-letter queue (KIP-1191), as Kafka 4.4.
     let f = r
         .finalized_features
         .iter()
         .find(|f| f.name.as_str() == "share.version")
         .expect("share.version finalized");
-    assert_eq!((f.min_version_level, f.max_version_level), (1, 1));
+    assert_eq!((f.min_version_level, f.max_version_level), (2, 2));
     let s = r
         .supported_features
         .iter()
         .find(|f| f.name.as_str() == "share.version")
         .expect("share.version supported");
-    assert_eq!((s.min_version, s.max_version), (0, 1));
+    assert_eq!((s.min_version, s.max_version), (0, 2));
     broker.shutdown().await;
 }
 
