@@ -102,7 +102,10 @@ impl DlqQueue {
 /// The writer task: runs until the broker is gone.
 pub async fn run(ctx: Weak<Context>) {
     let wake = match ctx.upgrade() {
-        Some(c) => c.share_partitions.dlq.wake.clone(),
+        Some(c) => {
+            resume_stored(&c);
+            c.share_partitions.dlq.wake.clone()
+        }
         None => return,
     };
     loop {
@@ -132,6 +135,27 @@ pub async fn run(ctx: Weak<Context>) {
                     }
                 }
             });
+        }
+    }
+}
+
+/// Single node: loads the share partitions a stop left with ARCHIVING records, so their
+/// writes are done again now rather than at their group's next fetch.
+fn resume_stored(ctx: &Context) {
+    let now = now_ms();
+    for (group, topic_id, index) in ctx.share_partitions.stored_with_dlq_work() {
+        let Some(log) = ctx
+            .metadata
+            .topic_by_id(&topic_id)
+            .and_then(|t| t.partition(index).cloned())
+        else {
+            continue;
+        };
+        if let Some(slot) = ctx
+            .share_partitions
+            .get_or_init(&group, topic_id, &log, now)
+        {
+            ctx.share_partitions.dlq.enqueue(&slot.id);
         }
     }
 }

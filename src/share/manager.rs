@@ -475,6 +475,33 @@ impl SharePartitions {
             .partition)
     }
 
+    /// Single node: the share partitions whose stored state has records on their way to
+    /// the dead-letter queue (a stop came before their write was done), so the writer can
+    /// take them up at start without waiting for a fetch.
+    pub(super) fn stored_with_dlq_work(&self) -> Vec<(String, Uuid, i32)> {
+        let Some(store) = self.store.get().filter(|_| self.remote.get().is_none()) else {
+            return Vec::new();
+        };
+        let all = match store.share_states() {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the share partitions' states failed");
+                return Vec::new();
+            }
+        };
+        all.iter()
+            .filter(|(_, bytes)| {
+                super::persist::decode(bytes).is_some_and(|s| {
+                    s.batches
+                        .iter()
+                        .any(|b| b.delivery_state == super::partition::RecordState::Archiving.id())
+                })
+            })
+            .filter_map(|(k, _)| parse_store_key(k))
+            .map(|(t, p, g)| (g.to_string(), t, p))
+            .collect()
+    }
+
     /// Every share partition held here, with its key.
     pub(super) fn slots(&self) -> Vec<Arc<Slot>> {
         self.lock().values().cloned().collect()

@@ -321,3 +321,76 @@ async fn an_unusable_dlq_topic_gets_nothing_and_the_record_is_archived() {
 fn sb(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_string())
 }
+
+/// ARCHIVING records a stop left behind (their write not done) are written when the broker
+/// starts again, with no fetch: the cause is Kafka's guess from the delivery count.
+#[tokio::test]
+async fn a_restart_redoes_the_writes_a_stop_left_undone() {
+    use klamm::share::partition::{PersistedBatch, ShareSnapshot};
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut c = common::config_in(dir.path());
+        c.errors_deadletterqueue_auto_create_topics_enable = true;
+        c
+    };
+    let topic = {
+        let broker = start_with(config()).await;
+        let mut c = Client::connect(broker.addr()).await;
+        let (topic, _) = topic_with(&mut c, "dlq-restart", 2).await;
+        group_configs(
+            &mut c,
+            "gs",
+            &[
+                ("errors.deadletterqueue.topic.name", "dlq.restart"),
+                ("errors.deadletterqueue.copy.record.enable", "true"),
+            ],
+        )
+        .await;
+        // What a stop between the acknowledgement and the write leaves in the store.
+        let batch = |offset, delivery_count| PersistedBatch {
+            first_offset: offset,
+            last_offset: offset,
+            delivery_state: 3,
+            delivery_count,
+        };
+        broker.context().unwrap().share_partitions.replace_stored(
+            "gs",
+            topic,
+            0,
+            Some(&ShareSnapshot {
+                state_epoch: 0,
+                start_offset: 0,
+                delivery_complete_count: 0,
+                batches: vec![batch(0, 1), batch(1, 5)],
+            }),
+        );
+        broker.shutdown().await;
+        topic
+    };
+    let broker = start_with(config()).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let got = dlq_records(&mut c, "dlq.restart", 0, 2).await;
+    assert_eq!(
+        headers(&got[0]),
+        expected("dlq-restart", 0, 0, "gs", 1, REJECTED)
+    );
+    assert_eq!(
+        headers(&got[1]),
+        expected("dlq-restart", 0, 1, "gs", 5, EXCEEDED)
+    );
+    let want = decode_records(
+        fetch(&mut c, "dlq-restart", 0, 0, 12)
+            .await
+            .records
+            .unwrap(),
+    );
+    assert_eq!((&got[1].key, &got[1].value), (&want[1].key, &want[1].value));
+    // Both archived: the group has nothing left to take.
+    let ctx = broker.context().unwrap();
+    wait_until("both archived", || {
+        ctx.share_partitions
+            .summary("gs", topic, 0)
+            .is_some_and(|(start, _)| start == 2)
+    })
+    .await;
+}
