@@ -443,3 +443,121 @@ async fn describe(c: &mut Client) -> (i64, i64) {
     assert_eq!(p.error_code, 0, "{p:?}");
     (p.start_offset, p.lag)
 }
+
+/// A dead-letter write to a DLQ partition another broker leads goes there over the
+/// inter-broker listener: the record the source partition's leader archives lands, with
+/// its headers and copied value, on the other broker's partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dlq_record_is_produced_to_the_dlq_partitions_leader_on_another_broker() {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+    };
+    let dir = test_dir();
+    let (_zk, zk_port) = start_zookeeper(dir.path());
+    let ports = [free_port(), free_port(), free_port()];
+    let flags = [
+        "--share-coordinator-state-topic-num-partitions",
+        "1",
+        "--offsets-topic-num-partitions",
+        "1",
+    ];
+    let _brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
+    let create = |name: &str, on: i32, configs: &[(&str, &str)]| {
+        CreatableTopic::default()
+            .with_name(tn(name))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(vec![BrokerId(on)])])
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )
+    };
+    let mut c = client(ports[0]).await;
+    let created = c
+        .send(
+            &CreateTopicsRequest::default()
+                .with_topics(vec![
+                    create("src", 1, &[]),
+                    create(
+                        "dlq.c",
+                        2,
+                        &[("errors.deadletterqueue.group.enable", "true")],
+                    ),
+                ])
+                .with_timeout_ms(10_000),
+            7,
+        )
+        .await;
+    for t in &created.topics {
+        assert_eq!(t.error_code, 0, "{:?}", t.error_message);
+    }
+    wait_isr(ports[0], "dlq.c", "dlq.c led by 2", |s| s[0].0 == 2).await;
+    wait_isr(ports[0], "src", "src led by 1", |s| s[0].0 == 1).await;
+    let (_, topic_id, _) = partitions_of(ports[0], "src").await;
+    find_coordinator(ports[0], 0, GROUP).await;
+    crate::share_fetch::group_configs(
+        &mut c,
+        GROUP,
+        &[
+            ("share.auto.offset.reset", "earliest"),
+            ("errors.deadletterqueue.topic.name", "dlq.c"),
+            ("errors.deadletterqueue.copy.record.enable", "true"),
+        ],
+    )
+    .await;
+    let b = batch(&[record(1, 1_700_000_000_000)], Compression::None);
+    assert_eq!(produce(&mut c, "src", 0, b.clone(), 9).await.0, 0);
+    let (mut m, r) = fetch_records(ports[0], "m1", topic_id).await;
+    assert_eq!(acquired(&r), vec![(0, 0, 1)]);
+    let r = m
+        .send(&ack_req(GROUP, "m1", 1, topic_id, &[(0, 0, 3)]), 1)
+        .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+
+    let mut on_2 = client(ports[1]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let p = fetch(&mut on_2, "dlq.c", 0, 0, 12).await;
+        let code = p.error_code;
+        let got = p.records.map(decode_records).unwrap_or_default();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no DLQ record on broker 2 ({code})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let want = &decode_records(b)[0];
+    assert_eq!(got.len(), 1);
+    assert_eq!((&got[0].key, &got[0].value), (&want.key, &want.value));
+    let headers: Vec<(String, Vec<u8>)> = got[0]
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone().unwrap().to_vec()))
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            ("__dlq.errors.topic".to_string(), b"src".to_vec()),
+            ("__dlq.errors.partition".to_string(), b"0".to_vec()),
+            ("__dlq.errors.offset".to_string(), b"0".to_vec()),
+            ("__dlq.errors.group".to_string(), GROUP.as_bytes().to_vec()),
+            ("__dlq.errors.delivery.count".to_string(), b"1".to_vec()),
+            (
+                "__dlq.errors.message".to_string(),
+                b"Offset rejected by client.".to_vec()
+            ),
+        ]
+    );
+}
