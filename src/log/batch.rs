@@ -345,7 +345,8 @@ pub fn records_batch(
 }
 
 /// A record's headers, in order.
-pub type Headers = indexmap::IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>;
+pub type Headers =
+    kafka_protocol::indexmap::IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>;
 
 /// Like [`records_batch`], with headers on each record: what the share-group dead-letter
 /// queue writes.
