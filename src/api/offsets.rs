@@ -300,6 +300,22 @@ pub async fn offset_fetch(
             });
             let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
             let unstable = unstable_of(&group);
+            // v9+: a KIP-848 or streams group checks the member's id and epoch (Kafka's
+            // validateOffsetFetch); a classic group does not.
+            if version >= 9 {
+                let member = g.member_id.as_ref().map(|m| m.as_str());
+                let checked = ctx
+                    .consumer_groups
+                    .check_fetch(&group, member, g.member_epoch)
+                    .or_else(|| {
+                        ctx.streams_groups
+                            .check_fetch(&group, member, g.member_epoch)
+                    });
+                if let Some(Err(e)) = checked {
+                    out.error_code = e.code();
+                    return out;
+                }
+            }
             match wanted(ctx, &group, requested) {
                 Ok(topics) => {
                     out.topics = topics

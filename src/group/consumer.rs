@@ -362,6 +362,28 @@ impl ConsumerGroups {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Kafka's `ConsumerGroup.validateOffsetFetch`: an OffsetFetch naming no member with a
+    /// negative epoch (an admin, or a consumer outside group management) passes; otherwise
+    /// the member must exist (UNKNOWN_MEMBER_ID) and fetch with its current epoch
+    /// (STALE_MEMBER_EPOCH). None when no such group exists.
+    pub fn check_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Option<Result<(), ResponseError>> {
+        let groups = self.lock();
+        let g = groups.get(group_id)?;
+        if member_id.is_none() && epoch < 0 {
+            return Some(Ok(()));
+        }
+        Some(match g.members.get(member_id.unwrap_or_default()) {
+            None => Err(ResponseError::UnknownMemberId),
+            Some(m) if m.member_epoch != epoch => Err(ResponseError::StaleMemberEpoch),
+            Some(_) => Ok(()),
+        })
+    }
+
     /// True when `group_id` is a consumer group with members (classic joins are refused).
     pub fn has_members(&self, group_id: &str) -> bool {
         self.lock()

@@ -725,3 +725,65 @@ async fn group_members(c: &mut Client, group: &str) -> usize {
     let req = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(sb(group))]);
     c.send(&req, 0).await.groups[0].members.len()
 }
+
+/// OffsetFetch v9+ from a KIP-848 member checks its id and epoch, as Kafka's
+/// `ConsumerGroup.validateOffsetFetch`: the current epoch passes, another is
+/// STALE_MEMBER_EPOCH, an unknown member UNKNOWN_MEMBER_ID; no member with epoch -1 (an
+/// admin) passes. The error is the group's, with no topics.
+#[tokio::test]
+async fn offset_fetch_checks_a_consumer_protocol_members_epoch() {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+    };
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    topic_id(&mut c, "of", 1).await;
+    let r = heartbeat(
+        &mut c,
+        "ofg",
+        Hb {
+            topics: Some(&["of"]),
+            ..hb("", 0)
+        },
+    )
+    .await;
+    assert_eq!(r.error_code, 0);
+    let (member, epoch) = (r.member_id.clone().unwrap().to_string(), r.member_epoch);
+    let fetch = |member: Option<&str>, epoch: i32| {
+        OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(sb("ofg")))
+            .with_member_id(member.map(sb))
+            .with_member_epoch(epoch)
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(tn("of"))
+                .with_partition_indexes(vec![0])]))])
+    };
+    for (who, e, code) in [
+        (Some(member.as_str()), epoch, 0),
+        (None, -1, 0),
+        (
+            Some(member.as_str()),
+            epoch + 1,
+            ResponseError::StaleMemberEpoch.code(),
+        ),
+        (
+            Some(member.as_str()),
+            -1,
+            ResponseError::StaleMemberEpoch.code(),
+        ),
+        (Some("nobody"), epoch, ResponseError::UnknownMemberId.code()),
+        (None, epoch, ResponseError::UnknownMemberId.code()),
+    ] {
+        let r = c.send(&fetch(who, e), 9).await;
+        let g = &r.groups[0];
+        assert_eq!(g.error_code, code, "{who:?} at {e}");
+        assert_eq!(
+            g.topics.len(),
+            if code == 0 { 1 } else { 0 },
+            "{who:?} at {e}"
+        );
+    }
+    // Below v9 there are no member fields: nothing to check.
+    let r = c.send(&fetch(None, -1), 8).await;
+    assert_eq!(r.groups[0].error_code, 0);
+}

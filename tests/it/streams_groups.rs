@@ -114,6 +114,30 @@ async fn a_streams_group_on_the_wire() {
         25
     );
 
+    // OffsetFetch v9 checks the member as Kafka's StreamsGroup.validateOffsetFetch: its
+    // epoch passes, another is STALE_MEMBER_EPOCH (113), a stranger UNKNOWN_MEMBER_ID (25),
+    // an admin (no member, epoch -1) passes.
+    for (member, e, code) in [
+        (Some(MEMBER), epoch, 0),
+        (None, -1, 0),
+        (Some(MEMBER), epoch + 1, 113),
+        (Some("nobody"), epoch, 25),
+    ] {
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+        let r = c
+            .send(
+                &OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default(
+                )
+                .with_group_id(gid(GROUP))
+                .with_member_id(member.map(s))
+                .with_member_epoch(e)
+                .with_topics(None)]),
+                9,
+            )
+            .await;
+        assert_eq!(r.groups[0].error_code, code, "{member:?} at {e}");
+    }
+
     // The id is a streams group's: the other describes refuse it by type, as Kafka 4.4.
     let classic = c
         .send(

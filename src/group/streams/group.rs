@@ -949,6 +949,27 @@ impl StreamsGroups {
 }
 
 impl StreamsGroups {
+    /// Kafka's `StreamsGroup.validateOffsetFetch`, as the consumer groups' check: no member
+    /// and a negative epoch pass; else UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH. None when
+    /// no such group exists.
+    pub fn check_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Option<Result<(), ResponseError>> {
+        let groups = self.lock();
+        let g = groups.get(group_id)?;
+        if member_id.is_none() && epoch < 0 {
+            return Some(Ok(()));
+        }
+        Some(match g.members.get(member_id.unwrap_or_default()) {
+            None => Err(ResponseError::UnknownMemberId),
+            Some(m) if m.current.epoch != epoch => Err(ResponseError::StaleMemberEpoch),
+            Some(_) => Ok(()),
+        })
+    }
+
     /// A streams group's checks of a commit's member fields (Kafka's
     /// `StreamsGroup.validateOffsetCommit`); None when no such group exists. The member
     /// commits with its epoch; an older epoch (a commit sent while a rebalance moved it on)
