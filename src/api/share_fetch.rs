@@ -229,6 +229,9 @@ struct Limits {
     batch_size: i32,
     max_records: i32,
     max_bytes: usize,
+    /// Bytes the log must hold past the share partitions' fetch offsets before records are
+    /// acquired, unless the wait runs out first (Kafka's DelayedShareFetch).
+    min_bytes: usize,
     read_committed: bool,
 }
 
@@ -353,6 +356,51 @@ fn acquire_all(
     out
 }
 
+/// The bytes the logs hold from each share partition's next fetch offset to its end (the
+/// high watermark, or the last stable offset for read_committed), counted up to
+/// `min_bytes`, as Kafka's DelayedShareFetch measures them before it acquires. A partition
+/// in error counts as enough: errors are answered at once.
+fn available_bytes(ctx: &Context, group: &str, targets: &[Target], limits: &Limits) -> usize {
+    let now = now_ms();
+    let mut total = 0usize;
+    for t in targets {
+        let Ok(log) = &t.log else {
+            return usize::MAX;
+        };
+        let Some(sp) = ctx.share_partitions.get_or_init(group, t.tp.0, log, now) else {
+            return usize::MAX;
+        };
+        let from = ctx.share_partitions.with(group, &sp, now, |s| {
+            s.update_log_start(log.log_start_offset());
+            s.can_acquire_records().then(|| s.next_fetch_offset())
+        });
+        let Some(mut from) = from else {
+            continue;
+        };
+        // Whole batches, one read at a time: a read stops before a batch that does not fit
+        // its budget, and that batch counts too.
+        while total < limits.min_bytes {
+            let read = match log.read(from, limits.min_bytes - total, true, limits.read_committed) {
+                Ok(read) => read.records,
+                Err(_) => return usize::MAX,
+            };
+            let mut pos = 0;
+            while let Some(h) = read.get(pos..).and_then(BatchHeader::parse) {
+                from = from.max(h.last_offset() + 1);
+                pos += h.size_bytes();
+            }
+            if read.is_empty() || pos == 0 {
+                break;
+            }
+            total += read.len();
+        }
+        if total >= limits.min_bytes {
+            break;
+        }
+    }
+    total
+}
+
 /// Acquires for `member` until something is taken, a partition fails, or `deadline`
 /// passes; waits on appends to the partitions, on records released in any share partition,
 /// and on the earliest lock deadline among them.
@@ -378,13 +426,23 @@ async fn long_poll(
         for n in woken.iter_mut() {
             n.as_mut().enable();
         }
-        let taken =
-            crate::storage::offload::blocking(|| acquire_all(ctx, group, member, targets, limits));
-        let done = taken
-            .iter()
-            .any(|t| !t.acquired.is_empty() || t.error.is_some())
-            || logs.is_empty()
-            || Instant::now() >= deadline;
+        let enough = limits.min_bytes <= 1
+            || Instant::now() >= deadline
+            || crate::storage::offload::blocking(|| available_bytes(ctx, group, targets, limits))
+                >= limits.min_bytes;
+        let taken = if enough {
+            crate::storage::offload::blocking(|| acquire_all(ctx, group, member, targets, limits))
+        } else {
+            Vec::new()
+        };
+        // Not enough bytes yet: nothing was acquired, and the wait goes on (at the deadline
+        // `enough` holds, so the last pass always acquires).
+        let done = enough
+            && (taken
+                .iter()
+                .any(|t| !t.acquired.is_empty() || t.error.is_some())
+                || logs.is_empty()
+                || Instant::now() >= deadline);
         if done {
             return taken;
         }
@@ -547,6 +605,8 @@ pub async fn share_fetch(
             500
         },
         max_bytes: (req.max_bytes.max(0) as usize).min(broker_max),
+        min_bytes: (req.min_bytes.max(0) as usize)
+            .min((req.max_bytes.max(0) as usize).min(broker_max)),
         read_committed: ctx.share_partitions.read_committed(&group),
     };
     let taken = if targets.is_empty() {

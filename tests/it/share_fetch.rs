@@ -400,6 +400,67 @@ async fn a_waiting_share_fetch_is_woken_by_new_records() {
     );
 }
 
+/// Kafka's DelayedShareFetch: records are acquired once the log holds minBytes past the
+/// share partition's fetch offset, or when maxWaitMs runs out, whichever comes first.
+#[tokio::test]
+async fn a_share_fetch_waits_for_min_bytes_or_its_max_wait() {
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let topic = create_topic(&mut c, "sf-min", 1).await.topics[0].topic_id;
+    let r = c.send(&fetch_req("sfm", "m0", 0, topic, &[], 0), 1).await;
+    assert_eq!((r.error_code, acquired(&r)), (0, vec![]));
+    let small = batch(&[record(0, 1)], Compression::None);
+    assert!(small.len() < 1_000);
+    assert_eq!(produce(&mut c, "sf-min", 0, small, 9).await.0, 0);
+
+    // 1 record of under 1 KB is there, 100 KB are asked for: the fetch answers it at the
+    // end of its wait, not before.
+    let started = Instant::now();
+    let r = c
+        .send(
+            &fetch_req("sfm", "m0", 1, topic, &[], 600).with_min_bytes(100_000),
+            1,
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!((r.error_code, acquired(&r)), (0, vec![(0, 0, 1)]));
+    assert!(
+        took >= Duration::from_millis(550),
+        "answered after {took:?}"
+    );
+
+    // A waiting fetch of 4 KB is not answered by a small append, and is by a large one:
+    // it gets both together.
+    let addr = broker.addr();
+    let waiter = tokio::spawn(async move {
+        let mut c = Client::connect(addr).await;
+        let r = c
+            .send(
+                &fetch_req("sfm", "m1", 0, topic, &[], 20_000).with_min_bytes(4_000),
+                1,
+            )
+            .await;
+        acquired(&r)
+    });
+    wait_for_in_flight(&broker, "ShareFetch", 1).await;
+    let small = batch(&[record(2, 2)], Compression::None);
+    assert_eq!(produce(&mut c, "sf-min", 0, small, 9).await.0, 0);
+    let mut big = record(3, 3);
+    big.value = Some(Bytes::from(vec![7u8; 5_000]));
+    assert_eq!(
+        produce(&mut c, "sf-min", 0, batch(&[big], Compression::None), 9)
+            .await
+            .0,
+        0
+    );
+    let got = tokio::time::timeout(Duration::from_secs(15), waiter)
+        .await
+        .expect("answered once 4 KB were there")
+        .unwrap();
+    let offsets: Vec<i64> = got.iter().flat_map(|&(f, l, _)| f..=l).collect();
+    assert_eq!(offsets, vec![1, 2], "{got:?}");
+}
+
 #[tokio::test]
 async fn an_expired_lock_makes_the_record_available_again() {
     let broker = start().await;
