@@ -110,6 +110,9 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Local retention with tiered storage (-2: retention.ms)."),
     def("max.compaction.lag.ms", ConfigType::Long, MAX_LONG, Check::AtLeast(1), Some("log.cleaner.max.compaction.lag.ms"),
         "Longest time a message stays ineligible for compaction."),
+    def("max.decompressed.message.bytes", ConfigType::Int, "2147483639", Check::Between(1.0, 2147483639.0),
+        Some("max.decompressed.message.bytes"),
+        "Largest decompressed size of one record in a compressed batch; a larger one is refused with INVALID_RECORD."),
     def("max.message.bytes", ConfigType::Int, "1048588", Check::AtLeast(0), Some("message.max.bytes"),
         "Largest record batch size allowed."),
     def("message.timestamp.after.max.ms", ConfigType::Long, "3600000", Check::AtLeast(0),
@@ -126,6 +129,14 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Replicas that must acknowledge an acks=all write."),
     def("preallocate", ConfigType::Boolean, "false", Check::Any, Some("log.preallocate"),
         "Preallocate segment files."),
+    def("remote.copy.lag.bytes", ConfigType::Long, "-1", Check::AtLeast(-1), Some("log.remote.copy.lag.bytes"),
+        "Tiered storage upload eligibility by size; no effect here (no tiered storage)."),
+    def("remote.copy.lag.ms", ConfigType::Long, "0", Check::AtLeast(-1), Some("log.remote.copy.lag.ms"),
+        "Tiered storage upload eligibility by time; no effect here (no tiered storage)."),
+    def("remote.log.copy.disable", ConfigType::Boolean, "false", Check::Any, None,
+        "Makes tiered data read-only; no effect here (no tiered storage)."),
+    def("remote.log.delete.on.disable", ConfigType::Boolean, "false", Check::Any, None,
+        "Deletes tiered data when tiered storage is turned off; no effect here (no tiered storage)."),
     def("remote.storage.enable", ConfigType::Boolean, "false", Check::RemoteStorage, None,
         "Tiered storage for the topic."),
     def("retention.bytes", ConfigType::Long, "-1", Check::Any, Some("log.retention.bytes"),
@@ -267,8 +278,12 @@ fn check_number(def: &TopicConfigDef, n: f64, raw: &str) -> Result<(), InvalidCo
         Check::AtLeast(min) if n < min as f64 => Err(InvalidConfig(format!(
             "Invalid value {raw} for configuration {name}: Value must be at least {min}"
         ))),
-        Check::Between(lo, hi) if !(lo..=hi).contains(&n) => Err(InvalidConfig(format!(
-            "Invalid value {raw} for configuration {name}: Value must be between {lo} and {hi}"
+        // Kafka's Range names the bound that was crossed.
+        Check::Between(lo, _) if n < lo => Err(InvalidConfig(format!(
+            "Invalid value {raw} for configuration {name}: Value must be at least {lo}"
+        ))),
+        Check::Between(_, hi) if n > hi => Err(InvalidConfig(format!(
+            "Invalid value {raw} for configuration {name}: Value must be no more than {hi}"
         ))),
         Check::Ranges(ranges)
             if !ranges

@@ -157,52 +157,55 @@ fn static_broker_entries(c: &BrokerConfig) -> Vec<Entry> {
         Some(a) => format!("PLAINTEXT://{a}"),
         None => format!("PLAINTEXT://{}", c.listen),
     };
-    let rows: Vec<(&str, String, bool, ConfigType, &'static str)> = vec![
-        ("advertised.listeners", advertised, false, ConfigType::String, "Addresses clients are told to connect to (--advertise)."),
-        ("auto.create.topics.enable", c.auto_create_topics_enable.to_string(), c.auto_create_topics_enable, ConfigType::Boolean, "Create topics on first Metadata or Produce (--auto-create-topics-enable)."),
-        ("broker.id", c.node_id.to_string(), c.node_id == 1, ConfigType::Int, "This broker's id (--node-id)."),
-        ("socket.listen.backlog.size", c.socket_listen_backlog_size.to_string(), c.socket_listen_backlog_size == 1024, ConfigType::Int, "Completed connections the kernel queues before the broker accepts them (--socket-listen-backlog-size)."),
-        ("connections.max.idle.ms", c.connections_max_idle_ms.to_string(), c.connections_max_idle_ms == 600_000, ConfigType::Long, "Idle connections are closed after this long (--connections-max-idle-ms)."),
-        ("fetch.max.bytes", c.fetch_max_bytes.to_string(), c.fetch_max_bytes == crate::config::DEFAULT_FETCH_MAX_BYTES, ConfigType::Int, "Most record bytes in one Fetch response, whatever the client asks (--fetch-max-bytes)."),
-        ("transactional.id.expiration.ms", c.transactional_id_expiration_ms.to_string(), c.transactional_id_expiration_ms == 604_800_000, ConfigType::Int, "A transactional id unused this long, with no transaction open, is forgotten (--transactional-id-expiration-ms)."),
-        ("offsets.retention.minutes", c.offsets_retention_minutes.to_string(), c.offsets_retention_minutes == 10080 && c.offsets_retention_ms.is_none(), ConfigType::Int, "Committed offsets of an empty group expire this long after it became empty (--offsets-retention-minutes)."),
-        ("offsets.retention.check.interval.ms", c.offsets_retention_check_interval_ms.to_string(), c.offsets_retention_check_interval_ms == 600_000, ConfigType::Long, "How often expired offsets and empty groups are looked for (--offsets-retention-check-interval-ms)."),
-        ("errors.deadletterqueue.auto.create.topics.enable", c.errors_deadletterqueue_auto_create_topics_enable.to_string(), !c.errors_deadletterqueue_auto_create_topics_enable, ConfigType::Boolean, "Create a share group's missing dead-letter topic on its first record (--errors-deadletterqueue-auto-create-topics-enable)."),
-        ("errors.deadletterqueue.topic.name.prefix", c.errors_deadletterqueue_topic_name_prefix.clone(), c.errors_deadletterqueue_topic_name_prefix == "dlq.", ConfigType::String, "The prefix a share group's dead-letter topic must have (--errors-deadletterqueue-topic-name-prefix)."),
-        ("group.share.min.record.lock.duration.ms", c.group_share_min_record_lock_duration_ms.to_string(), c.group_share_min_record_lock_duration_ms == 15_000, ConfigType::Int, "The smallest share.record.lock.duration.ms a share group may set (--group-share-min-record-lock-duration-ms)."),
-        ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string(), c.group_initial_rebalance_delay_ms == 0, ConfigType::Int, "Wait for more members before an empty group's first rebalance (Klamm default 0; Kafka's 3000)."),
-        ("group.max.session.timeout.ms", c.group_max_session_timeout_ms.to_string(), c.group_max_session_timeout_ms == 1_800_000, ConfigType::Int, "Largest session timeout a member may ask for."),
-        ("group.min.session.timeout.ms", c.group_min_session_timeout_ms.to_string(), c.group_min_session_timeout_ms == 6000, ConfigType::Int, "Smallest session timeout a member may ask for."),
-        ("listeners", format!("PLAINTEXT://{}", c.listen), false, ConfigType::String, "Address the broker listens on (--listen)."),
-        ("log.dirs", c.data_dir.display().to_string(), false, ConfigType::String, "The RocksDB data directory (--data-dir)."),
-        ("max.connections", c.max_connections.to_string(), c.max_connections == 10_000, ConfigType::Int, "Most client connections at once (--max-connections)."),
-        ("message.max.bytes", c.message_max_bytes.to_string(), c.message_max_bytes == 1_048_588, ConfigType::Int, "Largest record batch, unless the topic's max.message.bytes says otherwise."),
-        ("node.id", c.node_id.to_string(), c.node_id == 1, ConfigType::Int, "This broker's id (--node-id)."),
-        ("num.partitions", c.num_partitions.to_string(), c.num_partitions == 1, ConfigType::Int, "Partitions of an auto-created topic (--num-partitions)."),
-        ("queued.max.request.bytes", c.queued_max_request_bytes.to_string(), c.queued_max_request_bytes == 512 << 20, ConfigType::Long, "Request bytes all connections may hold at once (Klamm default 512 MiB; Kafka's -1)."),
-        ("socket.request.max.bytes", c.socket_request_max_bytes.to_string(), c.socket_request_max_bytes == 104_857_600, ConfigType::Int, "Largest request frame (--socket-request-max-bytes)."),
+    // Each row: name, value, Kafka 4.4's default (None where Kafka has none), type, doc. A
+    // value other than Kafka's default is a static setting, as Klamm's own defaults are
+    // where they differ from Kafka's (group.initial.rebalance.delay.ms 0, ...).
+    let rows: Vec<(&str, String, Option<&str>, ConfigType, &'static str)> = vec![
+        ("advertised.listeners", advertised, None, ConfigType::String, "Addresses clients are told to connect to (--advertise)."),
+        ("auto.create.topics.enable", c.auto_create_topics_enable.to_string(), Some("true"), ConfigType::Boolean, "Create topics on first Metadata or Produce (--auto-create-topics-enable)."),
+        ("broker.id", c.node_id.to_string(), Some("-1"), ConfigType::Int, "This broker's id (--node-id)."),
+        ("socket.listen.backlog.size", c.socket_listen_backlog_size.to_string(), Some("50"), ConfigType::Int, "Completed connections the kernel queues before the broker accepts them (--socket-listen-backlog-size)."),
+        ("connections.max.idle.ms", c.connections_max_idle_ms.to_string(), Some("600000"), ConfigType::Long, "Idle connections are closed after this long (--connections-max-idle-ms)."),
+        ("fetch.max.bytes", c.fetch_max_bytes.to_string(), Some("57671680"), ConfigType::Int, "Most record bytes in one Fetch response, whatever the client asks (--fetch-max-bytes)."),
+        ("transactional.id.expiration.ms", c.transactional_id_expiration_ms.to_string(), Some("604800000"), ConfigType::Int, "A transactional id unused this long, with no transaction open, is forgotten (--transactional-id-expiration-ms)."),
+        ("offsets.retention.minutes", c.offsets_retention_minutes.to_string(), Some("10080"), ConfigType::Int, "Committed offsets of an empty group expire this long after it became empty (--offsets-retention-minutes)."),
+        ("offsets.retention.check.interval.ms", c.offsets_retention_check_interval_ms.to_string(), Some("600000"), ConfigType::Long, "How often expired offsets and empty groups are looked for (--offsets-retention-check-interval-ms)."),
+        ("errors.deadletterqueue.auto.create.topics.enable", c.errors_deadletterqueue_auto_create_topics_enable.to_string(), Some("false"), ConfigType::Boolean, "Create a share group's missing dead-letter topic on its first record (--errors-deadletterqueue-auto-create-topics-enable)."),
+        ("errors.deadletterqueue.topic.name.prefix", c.errors_deadletterqueue_topic_name_prefix.clone(), Some("dlq."), ConfigType::String, "The prefix a share group's dead-letter topic must have (--errors-deadletterqueue-topic-name-prefix)."),
+        ("group.share.min.record.lock.duration.ms", c.group_share_min_record_lock_duration_ms.to_string(), Some("15000"), ConfigType::Int, "The smallest share.record.lock.duration.ms a share group may set (--group-share-min-record-lock-duration-ms)."),
+        ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string(), Some("3000"), ConfigType::Int, "Wait for more members before an empty group's first rebalance (Klamm default 0; Kafka's 3000)."),
+        ("group.max.session.timeout.ms", c.group_max_session_timeout_ms.to_string(), Some("1800000"), ConfigType::Int, "Largest session timeout a member may ask for."),
+        ("group.min.session.timeout.ms", c.group_min_session_timeout_ms.to_string(), Some("6000"), ConfigType::Int, "Smallest session timeout a member may ask for."),
+        ("listeners", format!("PLAINTEXT://{}", c.listen), Some("PLAINTEXT://:9092"), ConfigType::String, "Address the broker listens on (--listen)."),
+        ("log.dirs", c.data_dir.display().to_string(), None, ConfigType::String, "The RocksDB data directory (--data-dir)."),
+        ("max.connections", c.max_connections.to_string(), Some("2147483647"), ConfigType::Int, "Most client connections at once (--max-connections)."),
+        ("message.max.bytes", c.message_max_bytes.to_string(), Some("1048588"), ConfigType::Int, "Largest record batch, unless the topic's max.message.bytes says otherwise."),
+        ("node.id", c.node_id.to_string(), Some("-1"), ConfigType::Int, "This broker's id (--node-id)."),
+        ("num.partitions", c.num_partitions.to_string(), Some("1"), ConfigType::Int, "Partitions of an auto-created topic (--num-partitions)."),
+        ("queued.max.request.bytes", c.queued_max_request_bytes.to_string(), Some("-1"), ConfigType::Long, "Request bytes all connections may hold at once (Klamm default 512 MiB; Kafka's -1)."),
+        ("socket.request.max.bytes", c.socket_request_max_bytes.to_string(), Some("104857600"), ConfigType::Int, "Largest request frame (--socket-request-max-bytes)."),
     ];
     rows.into_iter()
-        .map(|(name, value, is_default, ty, doc)| Entry {
-            name: name.to_string(),
-            value: value.clone(),
-            read_only: true,
-            source: if is_default {
+        .map(|(name, value, kafka_default, ty, doc)| {
+            let source = if kafka_default == Some(value.as_str()) {
                 ConfigSource::DefaultConfig
             } else {
                 ConfigSource::StaticBrokerConfig
-            },
-            ty,
-            doc,
-            synonyms: vec![(
-                name.to_string(),
+            };
+            // As Kafka: the static setting, then the default it overrides.
+            let mut synonyms = vec![(name.to_string(), value.clone(), source)];
+            if let Some(d) = kafka_default.filter(|_| source == ConfigSource::StaticBrokerConfig) {
+                synonyms.push((name.to_string(), d.to_string(), ConfigSource::DefaultConfig));
+            }
+            Entry {
+                name: name.to_string(),
                 value,
-                if is_default {
-                    ConfigSource::DefaultConfig
-                } else {
-                    ConfigSource::StaticBrokerConfig
-                },
-            )],
+                read_only: true,
+                source,
+                ty,
+                doc,
+                synonyms,
+            }
         })
         .collect()
 }

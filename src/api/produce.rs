@@ -352,6 +352,9 @@ struct TopicRules {
     /// What one batch may inflate to (`--max-uncompressed-batch-bytes`, or more when the
     /// topic's `max.message.bytes` is larger).
     max_uncompressed: usize,
+    /// `max.decompressed.message.bytes`: the largest record a compressed batch may hold,
+    /// decompressed.
+    max_decompressed_record: usize,
 }
 
 impl TopicRules {
@@ -376,6 +379,9 @@ impl TopicRules {
                 .any(|p| p == "compact"),
             recompress: recode::topic_codec(&value("compression.type")),
             min_insync_replicas: value("min.insync.replicas").parse().unwrap_or(1),
+            max_decompressed_record: value("max.decompressed.message.bytes")
+                .parse()
+                .unwrap_or(usize::MAX),
         }
     }
 
@@ -396,7 +402,19 @@ impl TopicRules {
             ));
         }
         let mut problem = None;
+        // As Kafka, only where records are decompressed.
+        let compressed = records::codec(h) != Compression::None;
         records::walk(&b.bytes, self.max_uncompressed, Check::Produced, Hold::Fields, |r| {
+            if compressed && r.size > self.max_decompressed_record {
+                problem = Some((
+                    ResponseError::InvalidRecord,
+                    format!(
+                        "Invalid record size: {} exceeds the configured maximum record size of {}.",
+                        r.size, self.max_decompressed_record
+                    ),
+                ));
+                return false;
+            }
             if self.compacted && r.key.is_none() {
                 problem = Some((
                     ResponseError::InvalidRecord,

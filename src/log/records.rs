@@ -65,6 +65,9 @@ pub struct RecordView<'a> {
     pub value: Option<&'a [u8]>,
     /// The whole record as stored, length prefix included, so it can be copied verbatim.
     pub raw: &'a [u8],
+    /// The record's length as its prefix gives it (the body, without the prefix): what
+    /// Kafka's `max.decompressed.message.bytes` bounds.
+    pub size: usize,
 }
 
 /// How strictly a walk checks the records against the header.
@@ -316,6 +319,7 @@ fn stream_record(
         key: has_key.then_some(PRESENT),
         value: has_value.then_some(PRESENT),
         raw: PRESENT,
+        size: len,
     })
 }
 
@@ -418,6 +422,7 @@ fn parse_record(buf: &[u8], prefix: usize) -> Result<RecordView<'_>, RecordsErro
         key,
         value,
         raw: buf,
+        size: buf.len() - prefix,
     })
 }
 

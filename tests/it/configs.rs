@@ -857,3 +857,160 @@ async fn dead_letter_queue_configs_are_listed_and_bounded() {
         )
     );
 }
+
+/// Kafka 4.4's `max.decompressed.message.bytes`: a record of a compressed batch whose
+/// decompressed size passes it is refused with INVALID_RECORD and Kafka's message; the same
+/// record uncompressed is not decompressed, so not checked; the config is listed with
+/// Kafka's default and bounds, beside the tiered-storage configs Klamm lists but has no use for.
+#[tokio::test]
+async fn max_decompressed_message_bytes_bounds_records_of_compressed_batches() {
+    use common::wire::{fetch, produce_req};
+    use kafka_protocol::records::Compression;
+    let broker = start().await;
+    let mut c = Client::connect(broker.addr()).await;
+    let r = c
+        .send(
+            &create("dm", &[("max.decompressed.message.bytes", "1000")]),
+            7,
+        )
+        .await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let mut big = record(0, 1000);
+    big.value = Some(bytes::Bytes::from(vec![b'a'; 5_000]));
+    let small = record(1, 1001);
+
+    let send = |records: bytes::Bytes| produce_req("dm", uuid::Uuid::nil(), 0, records, -1);
+    let r = c
+        .send(
+            &send(batch(std::slice::from_ref(&big), Compression::Gzip)),
+            9,
+        )
+        .await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+    let msg = p.error_message.as_deref().unwrap_or_default().to_string();
+    assert!(
+        msg.starts_with("Invalid record size: ")
+            && msg.ends_with(" exceeds the configured maximum record size of 1000."),
+        "{msg}"
+    );
+    for (records, offset) in [
+        (batch(std::slice::from_ref(&small), Compression::Lz4), 0),
+        (batch(std::slice::from_ref(&big), Compression::None), 1),
+    ] {
+        let r = c.send(&send(records), 9).await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(
+            (p.error_code, p.base_offset),
+            (0, offset),
+            "{:?}",
+            p.error_message
+        );
+    }
+    let got = decode_records(fetch(&mut c, "dm", 0, 0, 12).await.records.unwrap());
+    assert_eq!(
+        got.iter().map(|r| r.value.clone()).collect::<Vec<_>>(),
+        vec![small.value, big.value]
+    );
+
+    let d = describe(&mut c, TOPIC, "dm", false).await;
+    assert_eq!(
+        get(&d, "max.decompressed.message.bytes"),
+        ("1000".into(), SRC_TOPIC, false)
+    );
+    c.send(&create("plain", &[]), 7).await;
+    let d = describe(&mut c, TOPIC, "plain", false).await;
+    for (name, default) in [
+        ("max.decompressed.message.bytes", "2147483639"),
+        ("remote.copy.lag.bytes", "-1"),
+        ("remote.copy.lag.ms", "0"),
+        ("remote.log.copy.disable", "false"),
+        ("remote.log.delete.on.disable", "false"),
+    ] {
+        assert_eq!(
+            get(&d, name),
+            (default.into(), SRC_DEFAULT, false),
+            "{name}"
+        );
+    }
+    for (value, why) in [
+        ("0", "Value must be at least 1"),
+        ("2147483640", "Value must be no more than 2147483639"),
+    ] {
+        let r = c
+            .send(
+                &incremental(
+                    TOPIC,
+                    "plain",
+                    &[("max.decompressed.message.bytes", SET, Some(value))],
+                ),
+                1,
+            )
+            .await;
+        assert_eq!(
+            r.responses[0]
+                .error_message
+                .as_deref()
+                .map(|m| m.to_string()),
+            Some(format!(
+                "Invalid value {value} for configuration max.decompressed.message.bytes: {why}"
+            ))
+        );
+    }
+}
+
+/// A broker setting that differs from Kafka's default is STATIC_BROKER_CONFIG, and its
+/// synonyms name Kafka's default after it, as Kafka lists a setting from server.properties.
+/// Klamm's own defaults that differ from Kafka's (group.initial.rebalance.delay.ms 0) are
+/// static settings too; one equal to Kafka's is DEFAULT_CONFIG alone.
+#[tokio::test]
+async fn static_broker_settings_list_kafkas_default_as_their_synonym() {
+    const SRC_STATIC: i8 = 4;
+    let mut config = klamm::config::BrokerConfig::ephemeral();
+    config.message_max_bytes = 2_000_000;
+    let broker = start_with(config).await;
+    let mut c = Client::connect(broker.addr()).await;
+    let d = describe(&mut c, BROKER, "1", true).await;
+    let synonyms = |name: &str| -> Vec<(String, String, i8)> {
+        d.configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .unwrap_or_else(|| panic!("{name} not described"))
+            .synonyms
+            .iter()
+            .map(|s| {
+                (
+                    s.name.to_string(),
+                    s.value.as_deref().unwrap_or_default().to_string(),
+                    s.source,
+                )
+            })
+            .collect()
+    };
+    let pair = |name: &str, set: &str, default: &str| {
+        vec![
+            (name.to_string(), set.to_string(), SRC_STATIC),
+            (name.to_string(), default.to_string(), SRC_DEFAULT),
+        ]
+    };
+    assert_eq!(
+        get(&d, "message.max.bytes"),
+        ("2000000".into(), SRC_STATIC, true)
+    );
+    assert_eq!(
+        synonyms("message.max.bytes"),
+        pair("message.max.bytes", "2000000", "1048588")
+    );
+    assert_eq!(
+        synonyms("group.initial.rebalance.delay.ms"),
+        pair("group.initial.rebalance.delay.ms", "0", "3000")
+    );
+    assert_eq!(
+        synonyms("connections.max.idle.ms"),
+        vec![(
+            "connections.max.idle.ms".into(),
+            "600000".into(),
+            SRC_DEFAULT
+        )]
+    );
+}
