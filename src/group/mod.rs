@@ -209,6 +209,25 @@ fn check_classic_commit(
 pub const GROUP_ID_MAX_BYTES: usize = i16::MAX as usize;
 
 /// INVALID_GROUP_ID for an empty group id or one past `GROUP_ID_MAX_BYTES`.
+/// Kafka's `validateOffsetFetch` for a KIP-848 or streams group: no member id with a
+/// negative epoch (an admin, or a consumer outside group management) passes; otherwise the
+/// member must exist (`current_epoch` is its epoch, None when it does not) and fetch with
+/// its current epoch.
+pub fn check_member_fetch(
+    member_id: Option<&str>,
+    epoch: i32,
+    current_epoch: impl FnOnce(&str) -> Option<i32>,
+) -> Result<(), ResponseError> {
+    if member_id.is_none() && epoch < 0 {
+        return Ok(());
+    }
+    match current_epoch(member_id.unwrap_or_default()) {
+        None => Err(ResponseError::UnknownMemberId),
+        Some(current) if current != epoch => Err(ResponseError::StaleMemberEpoch),
+        Some(_) => Ok(()),
+    }
+}
+
 pub fn validate_group_id(group_id: &str) -> Result<(), ResponseError> {
     if group_id.is_empty() || group_id.len() > GROUP_ID_MAX_BYTES {
         return Err(ResponseError::InvalidGroupId);

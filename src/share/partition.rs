@@ -169,6 +169,10 @@ pub struct SharePartition {
     /// ARCHIVING runs handed to the dead-letter-queue writer and not finished yet, first
     /// offset to last; only ever ARCHIVING offsets, so the in-flight window bounds it.
     dlq_dispatched: BTreeMap<i64, i64>,
+    /// Set once the group had a dead-letter queue or ARCHIVING records were loaded, and
+    /// never cleared (records may still be ARCHIVING after the DLQ is unset): until then
+    /// `has_dlq_work`, asked after every operation, skips its scan.
+    dlq_ever: bool,
 }
 
 impl SharePartition {
@@ -199,6 +203,7 @@ impl SharePartition {
     /// Group configs may change at any time; the new values apply from the next operation
     /// (locks already granted keep their deadline, as in Kafka).
     pub fn set_config(&mut self, config: SharePartitionConfig) {
+        self.dlq_ever |= config.dlq_enabled;
         self.config = config;
     }
 
@@ -361,7 +366,7 @@ impl SharePartition {
 
     /// Whether some ARCHIVING record waits to be handed to the dead-letter-queue writer.
     pub fn has_dlq_work(&self) -> bool {
-        !self.undispatched_dlq_work().is_empty()
+        self.dlq_ever && !self.undispatched_dlq_work().is_empty()
     }
 
     fn undispatched_dlq_work(&self) -> Vec<DlqWork> {

@@ -960,14 +960,9 @@ impl StreamsGroups {
     ) -> Option<Result<(), ResponseError>> {
         let groups = self.lock();
         let g = groups.get(group_id)?;
-        if member_id.is_none() && epoch < 0 {
-            return Some(Ok(()));
-        }
-        Some(match g.members.get(member_id.unwrap_or_default()) {
-            None => Err(ResponseError::UnknownMemberId),
-            Some(m) if m.current.epoch != epoch => Err(ResponseError::StaleMemberEpoch),
-            Some(_) => Ok(()),
-        })
+        Some(crate::group::check_member_fetch(member_id, epoch, |id| {
+            g.members.get(id).map(|m| m.current.epoch)
+        }))
     }
 
     /// A streams group's checks of a commit's member fields (Kafka's

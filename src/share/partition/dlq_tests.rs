@@ -241,3 +241,20 @@ fn causes_carry_kafkas_messages() {
         "Offset delivery count exceeded the threshold."
     );
 }
+
+#[test]
+fn records_archiving_when_the_dlq_is_unset_are_still_handed_over() {
+    // The writer then gives up on them and archives them, so the start offset moves on.
+    let mut sp = partition(dlq(5));
+    fetch(&mut sp, A, 10, 2, 0);
+    sp.acknowledge(A, &[ack(0, 0, 3)], 1).unwrap();
+    sp.set_config(SharePartitionConfig {
+        delivery_count_limit: 5,
+        ..Default::default()
+    });
+    assert!(sp.has_dlq_work());
+    assert_eq!(
+        sp.take_dlq_work(),
+        vec![work(0, 0, 1, DlqCause::ClientReject)]
+    );
+}

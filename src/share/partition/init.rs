@@ -71,6 +71,7 @@ pub const MAX_SNAPSHOT_SPAN: i64 = 1 << 24;
 impl SharePartition {
     fn empty(config: SharePartitionConfig, start_offset: i64, state_epoch: i32) -> Self {
         SharePartition {
+            dlq_ever: config.dlq_enabled,
             config,
             start_offset,
             next_offset: start_offset,
@@ -157,6 +158,7 @@ impl SharePartition {
                     RecordState::Archived
                 };
             }
+            partition.dlq_ever |= state == RecordState::Archiving;
             let dlq_cause = (state == RecordState::Archiving).then_some(if at_limit {
                 DlqCause::DeliveryCountExceeded
             } else {
