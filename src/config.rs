@@ -194,6 +194,22 @@ pub struct BrokerConfig {
     )]
     pub connection_failed_authentication_delay_ms: u64,
 
+    /// Kafka's `connections.max.reauth.ms` (KIP-368): a SASL session's longest life. The
+    /// client is told it in SaslAuthenticate and re-authenticates before it ends; a
+    /// connection whose session ended is closed at its next request. 0: sessions last as
+    /// long as their credential (a delegation token's or OAUTHBEARER token's expiry), or
+    /// for ever.
+    #[arg(
+        long = "connections-max-reauth-ms",
+        alias = "connections.max.reauth.ms",
+        env = "KLAMM_CONNECTIONS_MAX_REAUTH_MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64),
+        help_heading = "Security",
+        value_name = "MS"
+    )]
+    pub connections_max_reauth_ms: u64,
+
     /// Kafka's `delegation.token.secret.key`: the key every token's HMAC (its password) is
     /// derived with. Delegation tokens (KIP-48) are off while it is unset or empty. In a
     /// cluster every broker must have the same one, or tokens made on one broker fail on

@@ -104,6 +104,10 @@ pub struct Metrics {
     /// tokens, malformed messages).
     pub authentications: Counter,
     pub authentication_failures: Counter,
+    /// KIP-368 re-authentications that succeeded, and connections closed because their
+    /// SASL session ended without one.
+    pub reauthentications: Counter,
+    pub expired_sessions_closed: Counter,
     /// TLS handshakes that failed (plaintext on a TLS port, untrusted client certificates).
     pub tls_handshake_failures: Counter,
     /// Completed passes of group metadata expiration (`offsets.retention.minutes`), and
@@ -157,6 +161,18 @@ impl Metrics {
         let retention_passes = Counter::default();
         let authentications = Counter::default();
         let authentication_failures = Counter::default();
+        let reauthentications = Counter::default();
+        let expired_sessions_closed = Counter::default();
+        registry.register(
+            "sasl_reauthentications",
+            "SASL re-authentications (KIP-368) that succeeded",
+            reauthentications.clone(),
+        );
+        registry.register(
+            "sasl_expired_sessions_closed",
+            "Connections closed because their SASL session ended without a re-authentication",
+            expired_sessions_closed.clone(),
+        );
         let tls_handshake_failures = Counter::default();
         registry.register(
             "tls_handshake_failures",
@@ -306,6 +322,8 @@ impl Metrics {
             retention_passes,
             authentications,
             authentication_failures,
+            reauthentications,
+            expired_sessions_closed,
             tls_handshake_failures,
             offsets_expiration_passes,
             offsets_expired,

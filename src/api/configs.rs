@@ -165,6 +165,7 @@ fn static_broker_entries(c: &BrokerConfig) -> Vec<Entry> {
         ("auto.create.topics.enable", c.auto_create_topics_enable.to_string(), Some("true"), ConfigType::Boolean, "Create topics on first Metadata or Produce (--auto-create-topics-enable)."),
         ("broker.id", c.node_id.to_string(), Some("-1"), ConfigType::Int, "This broker's id (--node-id)."),
         ("socket.listen.backlog.size", c.socket_listen_backlog_size.to_string(), Some("50"), ConfigType::Int, "Completed connections the kernel queues before the broker accepts them (--socket-listen-backlog-size)."),
+        ("connections.max.reauth.ms", c.connections_max_reauth_ms.to_string(), Some("0"), ConfigType::Long, "Longest life of a SASL session before the client must re-authenticate, KIP-368 (--connections-max-reauth-ms)."),
         ("connections.max.idle.ms", c.connections_max_idle_ms.to_string(), Some("600000"), ConfigType::Long, "Idle connections are closed after this long (--connections-max-idle-ms)."),
         ("fetch.max.bytes", c.fetch_max_bytes.to_string(), Some("57671680"), ConfigType::Int, "Most record bytes in one Fetch response, whatever the client asks (--fetch-max-bytes)."),
         ("transactional.id.expiration.ms", c.transactional_id_expiration_ms.to_string(), Some("604800000"), ConfigType::Int, "A transactional id unused this long, with no transaction open, is forgotten (--transactional-id-expiration-ms)."),

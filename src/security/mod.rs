@@ -92,6 +92,16 @@ pub enum SaslState {
 }
 
 impl SaslState {
+    /// The mechanism the exchange runs, once the handshake chose it.
+    pub fn mechanism(&self) -> Option<Mechanism> {
+        match self {
+            SaslState::Initial => None,
+            SaslState::Handshaken { mechanism, .. } => Some(*mechanism),
+            SaslState::Scram { server, .. } => Some(Mechanism::Scram(server.mechanism())),
+            SaslState::OAuthRefused { .. } => Some(Mechanism::OAuthBearer),
+        }
+    }
+
     /// Whether the next frame is a raw token (after SaslHandshake v0).
     pub fn raw_tokens(&self) -> bool {
         match self {
@@ -110,6 +120,9 @@ pub struct TokenSession {
     pub id: String,
     /// The name of the token's owner: the session's principal is `User:<owner_name>`.
     pub owner_name: String,
+    /// When the token expires: the session's credential lifetime (Kafka's
+    /// CREDENTIAL.LIFETIME.MS negotiated property).
+    pub expiry_ms: i64,
 }
 
 /// The outcome of one client message in an exchange.
@@ -190,6 +203,7 @@ pub fn step(state: SaslState, msg: &[u8], verifiers: &Verifiers, now_ms: i64) ->
                             Some(TokenSession {
                                 id: first.user.clone(),
                                 owner_name: login.owner_name,
+                                expiry_ms: login.expiry_ms,
                             }),
                         ),
                         None => (None, None),
@@ -220,7 +234,7 @@ pub fn step(state: SaslState, msg: &[u8], verifiers: &Verifiers, now_ms: i64) ->
                             .map_or(server.user(), |t| t.owner_name.as_str())
                     ),
                     response: answer,
-                    expires_ms: None,
+                    expires_ms: token.as_ref().map(|t| t.expiry_ms),
                     token: token.map(|t| t.id),
                 },
                 Err(e) => invalid_credentials(m, format!("user {:?}: {e:?}", server.user())),

@@ -61,6 +61,21 @@ pub async fn handle(
         }
         Parsed::Reject(reason) => return Outcome::Close(reason),
     };
+    if session.sasl.is_none() {
+        let now = crate::clock::now_ms();
+        // Kafka's SocketServer: a request on a session past its end closes the connection,
+        // a re-authentication's SaslHandshake included.
+        if session.expired(now) {
+            ctx.metrics.expired_sessions_closed.inc();
+            return Outcome::Close(format!(
+                "Disconnecting expired channel: the SASL session of {} ended without a re-authentication",
+                session.principal
+            ));
+        }
+        if key == ApiKey::SaslHandshake && session.begin_reauthentication(now) {
+            return super::sasl::handshake(ctx, session, peer, version, correlation_id, frame);
+        }
+    }
     if let Some(state) = &session.sasl {
         // Before authentication only the exchange is served, as Kafka's
         // SaslServerAuthenticator allows: ApiVersions and SaslHandshake first, then

@@ -35,6 +35,18 @@ pub struct Session {
     /// The delegation token the client logged in with: such a session may not manage
     /// tokens, and ends when its token expires or is expired.
     pub token: Option<String>,
+    /// The mechanism the client authenticated with: a re-authentication must use it too.
+    pub mechanism: Option<Mechanism>,
+    /// When the SASL session ends (KIP-368), in ms since the epoch; None: never. Past it,
+    /// the connection is closed at its next request unless it re-authenticated.
+    pub expires_at_ms: Option<i64>,
+    /// A re-authentication is under way: SaslHandshake came on an authenticated session.
+    reauthenticating: bool,
+    /// When the last re-authentication began: Kafka allows one a second.
+    last_reauth_ms: Option<i64>,
+    /// The client asked to re-authenticate with another mechanism: its SaslAuthenticate
+    /// gets this message, as Kafka's REAUTH_BAD_MECHANISM state answers.
+    bad_reauth_mechanism: Option<String>,
 }
 
 impl Session {
@@ -46,26 +58,93 @@ impl Session {
             sasl: protocol.sasl().then_some(SaslState::Initial),
             muted_until: None,
             token: None,
+            mechanism: None,
+            expires_at_ms: None,
+            reauthenticating: false,
+            last_reauth_ms: None,
+            bad_reauth_mechanism: None,
         }
     }
 
+    /// Records a completed (re-)authentication and returns the session lifetime to tell
+    /// the client, as Kafka's `calcCompletionTimesAndReturnSessionLifetimeMs`: the smaller
+    /// of the credential's remaining life and `connections.max.reauth.ms` (where either is
+    /// set), 0 when neither is (the session never ends).
     fn authenticated_as(
         &mut self,
         ctx: &Context,
         peer: SocketAddr,
-        principal: String,
-        token: Option<String>,
-    ) {
-        tracing::debug!(peer = %peer, principal = %principal, token = ?token, "SASL authentication succeeded");
-        ctx.metrics.authentications.inc();
-        self.principal = Arc::from(principal);
-        self.token = token;
+        done: Authenticated,
+    ) -> Result<i64, String> {
+        if self.reauthenticating && *self.principal != *done.principal {
+            // Kafka's ensurePrincipalUnchanged, with its message.
+            let split = |p: &str| -> (String, String) {
+                let (t, n) = p.split_once(':').unwrap_or(("User", p));
+                (t.to_string(), n.to_string())
+            };
+            let (ot, on) = split(&self.principal);
+            let (nt, nn) = split(&done.principal);
+            return Err(format!(
+                "Cannot change principals during re-authentication from {ot}.{on}: {nt}.{nn}"
+            ));
+        }
+        let now = crate::clock::now_ms();
+        let max = i64::try_from(ctx.config.connections_max_reauth_ms).unwrap_or(i64::MAX);
+        let lifetime = match (done.expires_ms, max > 0) {
+            (None, false) => None,
+            (None, true) => Some(max),
+            (Some(exp), false) => Some((exp - now).max(0)),
+            (Some(exp), true) => Some((exp - now).min(max).max(0)),
+        };
+        tracing::debug!(peer = %peer, principal = %done.principal, token = ?done.token, session_lifetime_ms = ?lifetime, reauthentication = self.reauthenticating, "SASL authentication succeeded");
+        if self.reauthenticating {
+            ctx.metrics.reauthentications.inc();
+        } else {
+            ctx.metrics.authentications.inc();
+        }
+        self.reauthenticating = false;
+        self.principal = Arc::from(done.principal);
+        self.token = done.token;
+        self.mechanism = Some(done.mechanism);
+        self.expires_at_ms = lifetime.map(|l| now.saturating_add(l));
+        Ok(lifetime.unwrap_or(0))
+    }
+
+    /// Whether the session has ended (KIP-368): its connection is closed at the next
+    /// request, as Kafka's "Disconnecting expired channel".
+    pub fn expired(&self, now_ms: i64) -> bool {
+        self.sasl.is_none() && self.expires_at_ms.is_some_and(|e| now_ms >= e)
+    }
+
+    /// Kafka's `maybeBeginServerReauthentication`: a SaslHandshake on an authenticated
+    /// session starts a re-authentication only when the session has an end and the last
+    /// one began at least a second ago; otherwise it is an ordinary request (answered
+    /// ILLEGAL_SASL_STATE).
+    pub fn begin_reauthentication(&mut self, now_ms: i64) -> bool {
+        if self.sasl.is_some() || self.expires_at_ms.is_none() {
+            return false;
+        }
+        if self.last_reauth_ms.is_some_and(|t| now_ms - t < 1000) {
+            return false;
+        }
+        self.last_reauth_ms = Some(now_ms);
+        self.reauthenticating = true;
+        self.sasl = Some(SaslState::Initial);
+        true
     }
 
     /// Whether the client may send any request (it has authenticated, or needs not).
     pub fn authenticated(&self) -> bool {
         self.sasl.is_none()
     }
+}
+
+/// What a completed SASL exchange established.
+struct Authenticated {
+    principal: String,
+    mechanism: Mechanism,
+    expires_ms: Option<i64>,
+    token: Option<String>,
 }
 
 /// Decodes an exchange request; one that does not decode closes the connection.
@@ -108,7 +187,17 @@ pub fn handshake(
         );
         return respond_then_close(correlation_id, version, &resp, why);
     };
-    tracing::debug!(peer = %peer, mechanism = mechanism.name(), "SASL handshake");
+    tracing::debug!(peer = %peer, mechanism = mechanism.name(), reauthentication = session.reauthenticating, "SASL handshake");
+    if session.reauthenticating {
+        if let Some(previous) = session.mechanism.filter(|m| *m != mechanism) {
+            // Kafka answers the handshake and fails the SaslAuthenticate that follows.
+            session.bad_reauth_mechanism = Some(format!(
+                "SASL mechanism '{}' requested by client is not supported for re-authentication of mechanism '{}'",
+                mechanism.name(),
+                previous.name()
+            ));
+        }
+    }
     session.sasl = Some(SaslState::Handshaken {
         mechanism,
         raw: version == 0,
@@ -133,38 +222,69 @@ pub async fn authenticate(
     let Some(state) = session.sasl.take() else {
         return Outcome::Close("SaslAuthenticate outside an exchange".into());
     };
-    match run_step(ctx, state, req.auth_bytes).await {
+    let mechanism = state.mechanism();
+    let step = match session.bad_reauth_mechanism.take() {
+        Some(why) => Step::Failed {
+            client_message: why.clone(),
+            log: why,
+        },
+        None => run_step(ctx, state, req.auth_bytes).await,
+    };
+    let done = match step {
         Step::Challenge(bytes, next) => {
             session.sasl = Some(next);
             let resp = SaslAuthenticateResponse::default().with_auth_bytes(bytes.into());
-            encode_response(correlation_id, version, &resp)
+            return encode_response(correlation_id, version, &resp);
         }
         Step::Done {
             principal,
             response,
             token,
-            ..
-        } => {
-            session.authenticated_as(ctx, peer, principal, token);
-            let resp = SaslAuthenticateResponse::default().with_auth_bytes(response.into());
-            encode_response(correlation_id, version, &resp)
-        }
+            expires_ms,
+        } => mechanism
+            .map(|mechanism| {
+                (
+                    Authenticated {
+                        principal,
+                        mechanism,
+                        expires_ms,
+                        token,
+                    },
+                    response,
+                )
+            })
+            .ok_or_else(|| {
+                let why = "an exchange finished without a mechanism".to_string();
+                (why.clone(), why)
+            }),
         Step::Failed {
             client_message,
             log,
-        } => {
-            fail_delay(ctx).await;
-            let resp = SaslAuthenticateResponse::default()
-                .with_error_code(ResponseError::SaslAuthenticationFailed.code())
-                .with_error_message(Some(StrBytes::from_string(client_message)));
-            respond_then_close(
-                correlation_id,
-                version,
-                &resp,
-                format!("SASL authentication failed: {log}"),
-            )
-        }
-    }
+        } => Err((client_message, log)),
+    };
+    let failure = match done {
+        Ok((done, response)) => match session.authenticated_as(ctx, peer, done) {
+            Ok(lifetime) => {
+                let resp = SaslAuthenticateResponse::default()
+                    .with_auth_bytes(response.into())
+                    .with_session_lifetime_ms(lifetime);
+                return encode_response(correlation_id, version, &resp);
+            }
+            Err(why) => (why.clone(), why),
+        },
+        Err(failure) => failure,
+    };
+    let (client_message, log) = failure;
+    fail_delay(ctx).await;
+    let resp = SaslAuthenticateResponse::default()
+        .with_error_code(ResponseError::SaslAuthenticationFailed.code())
+        .with_error_message(Some(StrBytes::from_string(client_message)));
+    respond_then_close(
+        correlation_id,
+        version,
+        &resp,
+        format!("SASL authentication failed: {log}"),
+    )
 }
 
 /// A raw token after a v0 handshake: the answer goes back size-prefixed with no Kafka
@@ -178,25 +298,44 @@ pub async fn raw_token(
     let Some(state) = session.sasl.take() else {
         return Outcome::Close("raw SASL token outside an exchange".into());
     };
-    match run_step(ctx, state, frame).await {
+    let mechanism = state.mechanism();
+    let step = match session.bad_reauth_mechanism.take() {
+        Some(why) => Step::Failed {
+            client_message: why.clone(),
+            log: why,
+        },
+        None => run_step(ctx, state, frame).await,
+    };
+    let why = match step {
         Step::Challenge(bytes, next) => {
             session.sasl = Some(next);
-            Outcome::Respond(size_prefixed(&bytes))
+            return Outcome::Respond(size_prefixed(&bytes));
         }
         Step::Done {
             principal,
             response,
             token,
-            ..
+            expires_ms,
         } => {
-            session.authenticated_as(ctx, peer, principal, token);
-            Outcome::Respond(size_prefixed(&response))
+            let Some(mechanism) = mechanism else {
+                return Outcome::Close("an exchange finished without a mechanism".into());
+            };
+            let done = Authenticated {
+                principal,
+                mechanism,
+                expires_ms,
+                token,
+            };
+            // A v0 client cannot be told the session's lifetime; the session still ends.
+            match session.authenticated_as(ctx, peer, done) {
+                Ok(_) => return Outcome::Respond(size_prefixed(&response)),
+                Err(why) => why,
+            }
         }
-        Step::Failed { log, .. } => {
-            fail_delay(ctx).await;
-            Outcome::Close(format!("SASL authentication failed: {log}"))
-        }
-    }
+        Step::Failed { log, .. } => log,
+    };
+    fail_delay(ctx).await;
+    Outcome::Close(format!("SASL authentication failed: {why}"))
 }
 
 async fn run_step(ctx: &Context, state: SaslState, msg: Bytes) -> Step {

@@ -233,6 +233,10 @@ async fn sasl_plain_authenticates_known_users_and_refuses_the_rest() {
     assert_eq!(names, ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
     let ok = authenticate(&mut c, b"\0alice\0alice-secret").await;
     assert_eq!(ok.error_code, 0, "{:?}", ok.error_message);
+    assert_eq!(
+        ok.session_lifetime_ms, 0,
+        "no connections.max.reauth.ms: no end"
+    );
     metadata_works(&mut c).await;
     // A second handshake on an authenticated connection is out of place.
     assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 34);
@@ -516,6 +520,12 @@ async fn sasl_oauthbearer_takes_unsecured_tokens_when_enabled() {
     assert_eq!(handshake(&mut c, "OAUTHBEARER", 1).await.error_code, 0);
     let ok = authenticate(&mut c, token(now + 600).as_bytes()).await;
     assert_eq!(ok.error_code, 0, "{:?}", ok.error_message);
+    // The session lasts as long as the token (KIP-368's credential lifetime).
+    assert!(
+        (590_000..=600_000).contains(&ok.session_lifetime_ms),
+        "{}",
+        ok.session_lifetime_ms
+    );
     metadata_works(&mut c).await;
     // An expired token: the error challenge, the client's 0x01, then the failure.
     let mut c = Client::connect(sasl).await;
@@ -530,6 +540,76 @@ async fn sasl_oauthbearer_takes_unsecured_tokens_when_enabled() {
     // PLAIN is not enabled on this broker.
     let mut c = Client::connect(sasl).await;
     assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 33);
+}
+
+/// KIP-368 with `connections.max.reauth.ms`: the client is told its session's lifetime,
+/// re-authenticates on the same connection (SaslHandshake then SaslAuthenticate) as the same
+/// principal with the same mechanism, at most once a second; a session that ends without
+/// one is closed at its next request.
+#[tokio::test]
+async fn sasl_sessions_end_unless_the_client_reauthenticates() {
+    let broker = start_with(BrokerConfig {
+        listeners: Some("SASL_PLAINTEXT://127.0.0.1:0".into()),
+        bootstrap_users: Some("alice:alice-secret,bob:bob-secret".into()),
+        sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256".into(),
+        connection_failed_authentication_delay_ms: 10,
+        connections_max_reauth_ms: 1500,
+        ..BrokerConfig::ephemeral()
+    })
+    .await;
+    let sasl = broker.listener_addr("SASL_PLAINTEXT").unwrap();
+    let login = |user: &'static str| async move {
+        let mut c = Client::connect(sasl).await;
+        assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+        let token = format!("\0{user}\0{user}-secret");
+        let ok = authenticate(&mut c, token.as_bytes()).await;
+        assert_eq!(ok.error_code, 0, "{:?}", ok.error_message);
+        assert_eq!(ok.session_lifetime_ms, 1500);
+        c
+    };
+
+    // Re-authentication as the same user renews the session.
+    let mut c = login("alice").await;
+    metadata_works(&mut c).await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+    let again = authenticate(&mut c, b"\0alice\0alice-secret").await;
+    assert_eq!(again.error_code, 0, "{:?}", again.error_message);
+    assert_eq!(again.session_lifetime_ms, 1500);
+    metadata_works(&mut c).await;
+    // Within a second of the last one, a handshake is an ordinary request again.
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 34);
+    metadata_works(&mut c).await;
+
+    // Another principal, or another mechanism, fails the re-authentication and closes.
+    let mut c = login("alice").await;
+    assert_eq!(handshake(&mut c, "PLAIN", 1).await.error_code, 0);
+    let refused = authenticate(&mut c, b"\0bob\0bob-secret").await;
+    assert_eq!(refused.error_code, 58);
+    assert_eq!(
+        refused.error_message.as_deref().map(|m| m.to_string()),
+        Some("Cannot change principals during re-authentication from User.alice: User.bob".into())
+    );
+    assert!(c.is_closed().await);
+    let mut c = login("alice").await;
+    assert_eq!(handshake(&mut c, "SCRAM-SHA-256", 1).await.error_code, 0);
+    let mut scram = scram_client::Client::new(false, "alice", "alice-secret");
+    let refused = authenticate(&mut c, &scram.first()).await;
+    assert_eq!(refused.error_code, 58);
+    assert_eq!(
+        refused.error_message.as_deref().map(|m| m.to_string()),
+        Some("SASL mechanism 'SCRAM-SHA-256' requested by client is not supported for re-authentication of mechanism 'PLAIN'".into())
+    );
+    assert!(c.is_closed().await);
+
+    // A session past its end: the next request closes the connection.
+    let mut c = login("bob").await;
+    metadata_works(&mut c).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    c.send_only(&MetadataRequest::default(), 12).await;
+    assert!(c.recv_frame().await.is_none(), "closed, not answered");
+    let ctx = broker.context().unwrap();
+    assert_eq!(ctx.metrics.expired_sessions_closed.get(), 1);
+    assert_eq!(ctx.metrics.reauthentications.get(), 1);
 }
 
 #[tokio::test]
