@@ -63,17 +63,18 @@ pub async fn handle(
     };
     if session.sasl.is_none() {
         let now = crate::clock::now_ms();
-        // Kafka's SocketServer: a request on a session past its end closes the connection,
-        // a re-authentication's SaslHandshake included.
+        // Kafka's SocketServer: a SaslHandshake re-authenticates, even past the session's end
+        // (a client re-authenticates only when it has something to send, so an idle one is
+        // late); any other request on an ended session closes the connection.
+        if key == ApiKey::SaslHandshake && session.begin_reauthentication(now) {
+            return super::sasl::handshake(ctx, session, peer, version, correlation_id, frame);
+        }
         if session.expired(now) {
             ctx.metrics.expired_sessions_closed.inc();
             return Outcome::Close(format!(
                 "Disconnecting expired channel: the SASL session of {} ended without a re-authentication",
                 session.principal
             ));
-        }
-        if key == ApiKey::SaslHandshake && session.begin_reauthentication(now) {
-            return super::sasl::handshake(ctx, session, peer, version, correlation_id, frame);
         }
     }
     if let Some(state) = &session.sasl {
