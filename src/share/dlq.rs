@@ -519,15 +519,25 @@ async fn produce_once(
         let addr = ctx
             .broker_address(leader)
             .ok_or_else(|| format!("no address for the leader {leader}"))?;
-        let mut client = ctx
-            .dial(&addr, Duration::from_secs(5))
-            .await
-            .map_err(|e| e.to_string())?;
-        client.set_timeout(Duration::from_secs(35));
-        client
-            .send(req, PRODUCE_VERSION)
-            .await
-            .map_err(|e| e.to_string())?
+        // The produce waits up to its 30 s timeout for acks=all.
+        let timeout = Duration::from_secs(35);
+        match ctx.share_partitions.remote() {
+            Some(pool) => pool
+                .send_pooled(ctx, &addr, req, PRODUCE_VERSION, timeout)
+                .await
+                .map_err(|e| e.to_string())?,
+            None => {
+                let mut client = ctx
+                    .dial(&addr, Duration::from_secs(5))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                client.set_timeout(timeout);
+                client
+                    .send(req, PRODUCE_VERSION)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        }
     };
     let p = response
         .responses

@@ -105,8 +105,6 @@ impl RemotePersister {
 
     /// Sends `req` to the coordinator at `addr`; an unreachable one is
     /// COORDINATOR_NOT_AVAILABLE (retried).
-    /// A kept connection that fails (the broker restarted) is dropped and the request sent
-    /// once more on a new one.
     async fn call<R: Request>(
         &self,
         ctx: &Context,
@@ -114,25 +112,42 @@ impl RemotePersister {
         req: &R,
         version: i16,
     ) -> Result<R::Response, ResponseError> {
-        let unreachable = |e: anyhow::Error| {
-            tracing::debug!(broker = addr, error = %e, "share coordinator unreachable");
-            ResponseError::CoordinatorNotAvailable
-        };
+        self.send_pooled(ctx, addr, req, version, REQUEST_TIMEOUT)
+            .await
+            .map_err(|e| {
+                tracing::debug!(broker = addr, error = %e, "share coordinator unreachable");
+                ResponseError::CoordinatorNotAvailable
+            })
+    }
+
+    /// Sends `req` to the broker at `addr` over one of the inter-broker connections kept
+    /// for it (the share-state calls and the dead-letter-queue writer share them), waiting
+    /// `timeout` for the answer. A kept connection that fails (the broker restarted) is
+    /// dropped and the request sent once more on a new one.
+    pub(crate) async fn send_pooled<R: Request>(
+        &self,
+        ctx: &Context,
+        addr: &str,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> anyhow::Result<R::Response> {
         let kept = self.idle().get_mut(addr).and_then(Vec::pop);
+        let fresh = || async {
+            let mut client = Self::connect(ctx, addr).await?;
+            client.set_timeout(timeout);
+            let resp = client.send(req, version).await?;
+            anyhow::Ok((client, resp))
+        };
         let (client, resp) = match kept {
-            Some(mut client) => match client.send(req, version).await {
-                Ok(resp) => (client, resp),
-                Err(_) => {
-                    let mut client = Self::connect(ctx, addr).await.map_err(unreachable)?;
-                    let resp = client.send(req, version).await.map_err(unreachable)?;
-                    (client, resp)
+            Some(mut client) => {
+                client.set_timeout(timeout);
+                match client.send(req, version).await {
+                    Ok(resp) => (client, resp),
+                    Err(_) => fresh().await?,
                 }
-            },
-            None => {
-                let mut client = Self::connect(ctx, addr).await.map_err(unreachable)?;
-                let resp = client.send(req, version).await.map_err(unreachable)?;
-                (client, resp)
             }
+            None => fresh().await?,
         };
         let mut idle = self.idle();
         let kept = idle.entry(addr.to_string()).or_default();
