@@ -59,6 +59,8 @@ public final class Broker {
             Map.entry("--delegation-token-expiry-time-ms", List.of("delegation.token.expiry.time.ms")),
             Map.entry("--delegation-token-expiry-check-interval-ms",
                     List.of("delegation.token.expiry.check.interval.ms")),
+            // SASL re-authentication (KIP-368, ReauthTest)
+            Map.entry("--connections-max-reauth-ms", List.of("connections.max.reauth.ms")),
             // share groups (ShareDlqTest): Kafka refuses a heartbeat interval below group.share.min.heartbeat.interval.ms
             Map.entry("--group-share-heartbeat-interval-ms",
                     List.of("group.share.heartbeat.interval.ms", "group.share.min.heartbeat.interval.ms")),
