@@ -205,6 +205,60 @@ pub fn handshake(
     encode_response(correlation_id, version, &resp)
 }
 
+/// Where one client message leaves an exchange.
+enum Exchange {
+    Challenge(Vec<u8>),
+    Done(Authenticated, Vec<u8>),
+    /// (message for the client, line for the broker's log)
+    Failed(String, String),
+}
+
+/// Runs one step of the exchange in `session` on `msg`: a re-authentication that asked for
+/// another mechanism fails here, as Kafka's REAUTH_BAD_MECHANISM state does.
+async fn exchange_step(
+    ctx: &Context,
+    session: &mut Session,
+    msg: Bytes,
+) -> Result<Exchange, Outcome> {
+    let Some(state) = session.sasl.take() else {
+        return Err(Outcome::Close("a SASL token outside an exchange".into()));
+    };
+    if let Some(why) = session.bad_reauth_mechanism.take() {
+        return Ok(Exchange::Failed(why.clone(), why));
+    }
+    let mechanism = state.mechanism();
+    Ok(match run_step(ctx, state, msg).await {
+        Step::Challenge(bytes, next) => {
+            session.sasl = Some(next);
+            Exchange::Challenge(bytes)
+        }
+        Step::Done {
+            principal,
+            response,
+            token,
+            expires_ms,
+        } => match mechanism {
+            Some(mechanism) => Exchange::Done(
+                Authenticated {
+                    principal,
+                    mechanism,
+                    expires_ms,
+                    token,
+                },
+                response,
+            ),
+            None => {
+                let why = "an exchange finished without a mechanism".to_string();
+                Exchange::Failed(why.clone(), why)
+            }
+        },
+        Step::Failed {
+            client_message,
+            log,
+        } => Exchange::Failed(client_message, log),
+    })
+}
+
 /// SaslAuthenticate after a v1 handshake: runs one step of the exchange.
 pub async fn authenticate(
     ctx: &Context,
@@ -219,51 +273,13 @@ pub async fn authenticate(
         Ok(r) => r,
         Err(close) => return close,
     };
-    let Some(state) = session.sasl.take() else {
-        return Outcome::Close("SaslAuthenticate outside an exchange".into());
-    };
-    let mechanism = state.mechanism();
-    let step = match session.bad_reauth_mechanism.take() {
-        Some(why) => Step::Failed {
-            client_message: why.clone(),
-            log: why,
-        },
-        None => run_step(ctx, state, req.auth_bytes).await,
-    };
-    let done = match step {
-        Step::Challenge(bytes, next) => {
-            session.sasl = Some(next);
+    let (client_message, log) = match exchange_step(ctx, session, req.auth_bytes).await {
+        Err(close) => return close,
+        Ok(Exchange::Challenge(bytes)) => {
             let resp = SaslAuthenticateResponse::default().with_auth_bytes(bytes.into());
             return encode_response(correlation_id, version, &resp);
         }
-        Step::Done {
-            principal,
-            response,
-            token,
-            expires_ms,
-        } => mechanism
-            .map(|mechanism| {
-                (
-                    Authenticated {
-                        principal,
-                        mechanism,
-                        expires_ms,
-                        token,
-                    },
-                    response,
-                )
-            })
-            .ok_or_else(|| {
-                let why = "an exchange finished without a mechanism".to_string();
-                (why.clone(), why)
-            }),
-        Step::Failed {
-            client_message,
-            log,
-        } => Err((client_message, log)),
-    };
-    let failure = match done {
-        Ok((done, response)) => match session.authenticated_as(ctx, peer, done) {
+        Ok(Exchange::Done(done, response)) => match session.authenticated_as(ctx, peer, done) {
             Ok(lifetime) => {
                 let resp = SaslAuthenticateResponse::default()
                     .with_auth_bytes(response.into())
@@ -272,9 +288,8 @@ pub async fn authenticate(
             }
             Err(why) => (why.clone(), why),
         },
-        Err(failure) => failure,
+        Ok(Exchange::Failed(client_message, log)) => (client_message, log),
     };
-    let (client_message, log) = failure;
     fail_delay(ctx).await;
     let resp = SaslAuthenticateResponse::default()
         .with_error_code(ResponseError::SaslAuthenticationFailed.code())
@@ -288,51 +303,22 @@ pub async fn authenticate(
 }
 
 /// A raw token after a v0 handshake: the answer goes back size-prefixed with no Kafka
-/// header; a failure can only close the connection.
+/// header; a failure can only close the connection. A v0 client cannot be told the
+/// session's lifetime; the session still ends.
 pub async fn raw_token(
     ctx: &Context,
     session: &mut Session,
     peer: SocketAddr,
     frame: Bytes,
 ) -> Outcome {
-    let Some(state) = session.sasl.take() else {
-        return Outcome::Close("raw SASL token outside an exchange".into());
-    };
-    let mechanism = state.mechanism();
-    let step = match session.bad_reauth_mechanism.take() {
-        Some(why) => Step::Failed {
-            client_message: why.clone(),
-            log: why,
+    let why = match exchange_step(ctx, session, frame).await {
+        Err(close) => return close,
+        Ok(Exchange::Challenge(bytes)) => return Outcome::Respond(size_prefixed(&bytes)),
+        Ok(Exchange::Done(done, response)) => match session.authenticated_as(ctx, peer, done) {
+            Ok(_) => return Outcome::Respond(size_prefixed(&response)),
+            Err(why) => why,
         },
-        None => run_step(ctx, state, frame).await,
-    };
-    let why = match step {
-        Step::Challenge(bytes, next) => {
-            session.sasl = Some(next);
-            return Outcome::Respond(size_prefixed(&bytes));
-        }
-        Step::Done {
-            principal,
-            response,
-            token,
-            expires_ms,
-        } => {
-            let Some(mechanism) = mechanism else {
-                return Outcome::Close("an exchange finished without a mechanism".into());
-            };
-            let done = Authenticated {
-                principal,
-                mechanism,
-                expires_ms,
-                token,
-            };
-            // A v0 client cannot be told the session's lifetime; the session still ends.
-            match session.authenticated_as(ctx, peer, done) {
-                Ok(_) => return Outcome::Respond(size_prefixed(&response)),
-                Err(why) => why,
-            }
-        }
-        Step::Failed { log, .. } => log,
+        Ok(Exchange::Failed(_, log)) => log,
     };
     fail_delay(ctx).await;
     Outcome::Close(format!("SASL authentication failed: {why}"))

@@ -449,9 +449,7 @@ async fn describe(c: &mut Client) -> (i64, i64) {
 /// its headers and copied value, on the other broker's partition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dlq_record_is_produced_to_the_dlq_partitions_leader_on_another_broker() {
-    use kafka_protocol::messages::create_topics_request::{
-        CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
-    };
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
     let dir = test_dir();
     let (_zk, zk_port) = start_zookeeper(dir.path());
     let ports = [free_port(), free_port(), free_port()];
@@ -462,24 +460,16 @@ async fn a_dlq_record_is_produced_to_the_dlq_partitions_leader_on_another_broker
         "1",
     ];
     let _brokers = start_cluster(dir.path(), zk_port, &ports, &flags).await;
+    // One partition, placed on broker `on`.
     let create = |name: &str, on: i32, configs: &[(&str, &str)]| {
-        CreatableTopic::default()
-            .with_name(tn(name))
+        create_with_configs(name, configs)
+            .topics
+            .remove(0)
             .with_num_partitions(-1)
             .with_replication_factor(-1)
             .with_assignments(vec![CreatableReplicaAssignment::default()
                 .with_partition_index(0)
                 .with_broker_ids(vec![BrokerId(on)])])
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            )
     };
     let mut c = client(ports[0]).await;
     let created = c
